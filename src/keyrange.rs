@@ -117,7 +117,10 @@ pub fn equal_partitioning(parts: u32) -> Vec<KeyRange> {
     for i in 0..parts {
         let end = if i + 1 < parts {
             let cut = (i + 1).wrapping_mul(interval).to_be_bytes();
-            cut[..num_bytes].iter().map(|b| format!("{b:02x}")).collect()
+            cut[..num_bytes]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect()
         } else {
             String::new()
         };
@@ -125,6 +128,21 @@ pub fn equal_partitioning(parts: u32) -> Vec<KeyRange> {
             start: std::mem::replace(&mut start, end.clone()),
             end,
         });
+    }
+    ranges
+}
+
+/// The key ranges of an `equal` partitioning as the spec gives it: `parts` (clamped to 1..)
+/// and an optional `hexWidth` that pads each bound with zeros to that many hex digits.
+pub fn equal_ranges(parts: i32, hex_width: Option<i32>) -> Vec<KeyRange> {
+    let mut ranges = equal_partitioning(parts.max(1).unsigned_abs());
+    let width = hex_width.unwrap_or(0).max(0) as usize;
+    for range in &mut ranges {
+        for bound in [&mut range.start, &mut range.end] {
+            if !bound.is_empty() && bound.len() < width {
+                *bound = format!("{bound:0<width$}");
+            }
+        }
     }
     ranges
 }
@@ -201,7 +219,10 @@ mod tests {
         assert_eq!(names(5), ["-33", "33-66", "66-99", "99-cc", "cc-"]);
         assert_eq!(
             names(10),
-            ["-19", "19-33", "33-4c", "4c-66", "66-7f", "7f-99", "99-b3", "b3-cc", "cc-e6", "e6-"]
+            [
+                "-19", "19-33", "33-4c", "4c-66", "66-7f", "7f-99", "99-b3", "b3-cc", "cc-e6",
+                "e6-"
+            ]
         );
     }
 
@@ -236,6 +257,21 @@ mod tests {
     }
 
     #[test]
+    fn hex_width_pads_bounds() {
+        let padded: Vec<String> = equal_ranges(2, Some(4))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(padded, ["-8000", "8000-"]);
+        let auto: Vec<String> = equal_ranges(2, Some(0))
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(auto, ["-80", "80-"]);
+        assert_eq!(equal_ranges(0, None), [KeyRange::full()]);
+    }
+
+    #[test]
     fn safe_names() {
         assert_eq!(KeyRange::full().safe_name(), "x-x");
         assert_eq!(KeyRange::parse("-80").unwrap().safe_name(), "x-80");
@@ -249,7 +285,10 @@ mod tests {
         assert!(matches!(KeyRange::parse("8-"), Err(Error::BadBound(_))));
         assert!(matches!(KeyRange::parse("8A-"), Err(Error::BadBound(_))));
         assert!(matches!(KeyRange::parse("80-40"), Err(Error::Empty { .. })));
-        assert!(matches!(KeyRange::parse("80-8000"), Err(Error::Empty { .. })));
+        assert!(matches!(
+            KeyRange::parse("80-8000"),
+            Err(Error::Empty { .. })
+        ));
         assert!(KeyRange::parse("-").is_ok());
     }
 

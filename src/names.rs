@@ -192,8 +192,14 @@ mod tests {
 
     #[test]
     fn tablet_vectors() {
-        assert_eq!(tablet_uid("zone1", "commerce", "-", "replica", 1), 2548885007);
-        assert_eq!(tablet_uid("zone1", "commerce", "-", "replica", 2), 2469782763);
+        assert_eq!(
+            tablet_uid("zone1", "commerce", "-", "replica", 1),
+            2548885007
+        );
+        assert_eq!(
+            tablet_uid("zone1", "commerce", "-", "replica", 2),
+            2469782763
+        );
         let alias = tablet_alias("zone1", 2469782763);
         assert_eq!(alias, "zone1-2469782763");
         assert_eq!(

@@ -1,0 +1,455 @@
+//! VitessCluster (`vt`): the one kind people write. Everything else is made from it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvVar, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
+};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::backupstorage::{VitessBackupLocation, VitessBackupSubcontrollerSpec};
+use super::cell::VitessCellTemplate;
+use super::keyspace::VitessKeyspaceTemplate;
+use super::shared::{
+    ConditionStatus, Conditions, Flags, ImagePullSecrets, LockserverSpec, LockserverStatus,
+    OrphanStatus, Resources, SecretSource, ServiceOverrides, StringMap, TopoReconcileConfig,
+    VitessClusterUpdateStrategy, VitessImagePullPolicies, VitessImages, preserve_list,
+    preserve_object,
+};
+
+/// A whole Vitess cluster: cells, keyspaces, lockserver, vtctld, backups.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[kube(
+    group = "planetscale.com",
+    version = "v2",
+    kind = "VitessCluster",
+    plural = "vitessclusters",
+    shortname = "vt",
+    namespaced,
+    status = "VitessClusterStatus",
+    doc = "A Vitess cluster. The operator creates and keeps its etcd, vtctld, vtgate and vttablet pods, registers its topology with Vitess and reports progress in status.",
+    printcolumn(
+        name = "Ready",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].status"
+    ),
+    printcolumn(name = "Keyspaces", type_ = "string", json_path = ".status.summary"),
+    printcolumn(
+        name = "Reason",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Ready\")].reason"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
+)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessClusterSpec {
+    /// Container images per component (default: the operator's pinned Vitess release).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub images: Option<VitessImages>,
+    /// Image pull policies per component.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policies: Option<VitessImagePullPolicies>,
+    /// Image pull secrets for every pod of the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_secrets: Option<ImagePullSecrets>,
+    /// Backup storage, engine and schedules. Strongly recommended: without backups a tablet
+    /// that loses its volume cannot be rebuilt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<ClusterBackupSpec>,
+    /// The global topology store: deploy etcd (default) or use an existing lockserver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_lockserver: Option<LockserverSpec>,
+    /// vtctld (Vitess' control daemon and web dashboard).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vitess_dashboard: Option<VitessDashboardSpec>,
+    /// vtadmin (API and web UI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtadmin: Option<VtAdminSpec>,
+    /// Cells (failure domains, usually zones). Tablet pools and vtctld refer to them by name.
+    #[serde(default)]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub cells: Vec<VitessCellTemplate>,
+    /// Keyspaces (logical databases) and how each is sharded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub keyspaces: Vec<VitessKeyspaceTemplate>,
+    /// Flags for every vtgate, vtctld, vtorc and vttablet, `flag: value`; component flags win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_vitess_flags: Option<Flags>,
+    /// Which parts of the Vitess topology the operator registers and prunes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology_reconciliation: Option<TopoReconcileConfig>,
+    /// vtgate's `--tablet_refresh_interval` (e.g. `60s`); tablets count as available after
+    /// 1.5 times this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+([.][0-9]+)?(s|m|h))+$"))]
+    pub tablet_refresh_interval: Option<String>,
+    /// How changes reach running pods: `External` (default) or `Immediate`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub update_strategy: Option<VitessClusterUpdateStrategy>,
+    /// Changes to the cluster-wide vtgate Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_service: Option<ServiceOverrides>,
+    /// Changes to the cluster-wide headless vttablet Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tablet_service: Option<ServiceOverrides>,
+}
+
+/// Backup engine.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupEngine {
+    /// Vitess' file copy of a stopped replica (the default).
+    #[default]
+    Builtin,
+    /// Percona XtraBackup: online, from a serving replica.
+    Xtrabackup,
+    /// MySQL Shell dump.
+    Mysqlshell,
+}
+
+impl BackupEngine {
+    /// The name Vitess uses (`--backup_engine_implementation`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Builtin => "builtin",
+            Self::Xtrabackup => "xtrabackup",
+            Self::Mysqlshell => "mysqlshell",
+        }
+    }
+}
+
+/// Backups of the cluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterBackupSpec {
+    /// Where backups are stored; tablet pools pick one by `backupLocationName`.
+    #[schemars(length(min = 1))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub locations: Vec<VitessBackupLocation>,
+    /// Backup engine: builtin (default), xtrabackup or mysqlshell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<BackupEngine>,
+    /// Accepted for compatibility with the Go operator; nothing runs from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subcontroller: Option<VitessBackupSubcontrollerSpec>,
+    /// Scheduled backups; names are unique.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    pub schedules: Vec<VitessBackupScheduleTemplate>,
+}
+
+/// Whether a scheduled backup may start while the previous one still runs.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ConcurrencyPolicy {
+    /// Runs may overlap.
+    Allow,
+    /// Skip a run while the previous one is still going (the default).
+    #[default]
+    Forbid,
+}
+
+/// A backup schedule.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessBackupScheduleTemplate {
+    /// Schedule name, unique in the cluster.
+    #[schemars(
+        length(min = 1),
+        regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
+    )]
+    pub name: String,
+    /// Cron expression, e.g. `0 2 * * *`.
+    pub schedule: String,
+    /// What to back up: one or more shards.
+    #[schemars(length(min = 1))]
+    pub strategies: Vec<VitessBackupScheduleStrategy>,
+    /// Compute resources of each backup job's pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Successful jobs to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub successful_jobs_history_limit: Option<i32>,
+    /// Failed jobs to keep.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub failed_jobs_history_limit: Option<i32>,
+    /// Pause the schedule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
+    /// Seconds after the scheduled time within which a late run may still start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub starting_deadline_seconds: Option<i64>,
+    /// `Allow` or `Forbid` (default) overlapping runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_policy: Option<ConcurrencyPolicy>,
+    /// Missed runs tolerated before the schedule reports an error (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub allowed_missed_run: Option<i32>,
+    /// Minutes a backup job may run (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub job_timeout_minute: Option<i32>,
+    /// Annotations of the backup job pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<StringMap>,
+    /// Affinity of the backup job pods (core/v1 Affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_object")]
+    pub affinity: Option<Affinity>,
+}
+
+/// One shard a schedule backs up.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessBackupScheduleStrategy {
+    /// Strategy, e.g. `BackupShard`.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Keyspace to back up.
+    pub keyspace: String,
+    /// Shard to back up, in Vitess form (`-`, `-80`).
+    pub shard: String,
+    /// Extra flags of the backup command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_flags: Option<Flags>,
+}
+
+/// vtctld settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessDashboardSpec {
+    /// Cells to run vtctld in (default: every cell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells: Option<Vec<String>>,
+    /// vtctld pods per cell (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Compute resources of each vtctld (default 100m CPU, 128Mi memory).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    /// Extra vtctld flags, `flag: value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_flags: Option<Flags>,
+    /// Extra environment of the vtctld container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_env: Option<Vec<EnvVar>>,
+    /// Extra pod volumes (core/v1 Volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub extra_volumes: Option<Vec<Volume>>,
+    /// Extra mounts of the vtctld container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
+    /// Init containers of vtctld pods (core/v1 Container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub init_containers: Option<Vec<Container>>,
+    /// Sidecar containers of vtctld pods (core/v1 Container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub sidecar_containers: Option<Vec<Container>>,
+    /// Affinity of vtctld pods (core/v1 Affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_object")]
+    pub affinity: Option<Affinity>,
+    /// Annotations of vtctld pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<StringMap>,
+    /// Extra labels of vtctld pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_labels: Option<StringMap>,
+    /// Changes to the vtctld Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceOverrides>,
+    /// Tolerations of vtctld pods (core/v1 Toleration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Topology spread constraints of vtctld pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+}
+
+/// vtadmin settings.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VtAdminSpec {
+    /// RBAC configuration file; without it, RBAC is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rbac: Option<SecretSource>,
+    /// Cells to run vtadmin in (default: every cell).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cells: Option<Vec<String>>,
+    /// URLs of vtadmin-api as browsers reach them: one, or one per cell.
+    #[schemars(length(min = 1))]
+    pub api_addresses: Vec<String>,
+    /// vtadmin pods per cell (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub replicas: Option<i32>,
+    /// Compute resources of vtadmin-web.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub web_resources: Option<Resources>,
+    /// Compute resources of vtadmin-api.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_resources: Option<Resources>,
+    /// The browser's fetch `credentials` mode (default `omit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetch_credentials: Option<String>,
+    /// Read-only web UI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only: Option<bool>,
+    /// Extra vtadmin-api flags, `flag: value`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_flags: Option<Flags>,
+    /// Extra environment of the vtadmin containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_env: Option<Vec<EnvVar>>,
+    /// Extra pod volumes (core/v1 Volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub extra_volumes: Option<Vec<Volume>>,
+    /// Extra mounts of the vtadmin containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
+    /// Init containers of vtadmin pods (core/v1 Container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub init_containers: Option<Vec<Container>>,
+    /// Sidecar containers of vtadmin pods (core/v1 Container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub sidecar_containers: Option<Vec<Container>>,
+    /// Affinity of vtadmin pods (core/v1 Affinity).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_object")]
+    pub affinity: Option<Affinity>,
+    /// Annotations of vtadmin pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<StringMap>,
+    /// Extra labels of vtadmin pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_labels: Option<StringMap>,
+    /// Changes to the vtadmin Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<ServiceOverrides>,
+    /// Tolerations of vtadmin pods (core/v1 Toleration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Topology spread constraints of vtadmin pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+}
+
+/// Availability of a Service-fronted component.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceStatus {
+    /// Whether the Service has ready endpoints.
+    #[serde(default)]
+    pub available: ConditionStatus,
+    /// Name of the Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+}
+
+/// A cell, as the cluster sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessClusterCellStatus {
+    /// Changes waiting to be rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_changes: Option<String>,
+    /// Whether every vtgate of the cell is available.
+    #[serde(default)]
+    pub gateway_available: ConditionStatus,
+}
+
+/// A keyspace, as the cluster sees it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessClusterKeyspaceStatus {
+    /// Changes waiting to be rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_changes: Option<String>,
+    /// Shards the spec asks for.
+    #[serde(default)]
+    pub desired_shards: i32,
+    /// Shards that exist.
+    #[serde(default)]
+    pub shards: i32,
+    /// Shards that are ready.
+    #[serde(default)]
+    pub ready_shards: i32,
+    /// Shards without pending changes.
+    #[serde(default)]
+    pub updated_shards: i32,
+    /// Tablets the spec asks for.
+    #[serde(default)]
+    pub desired_tablets: i32,
+    /// Tablets that exist.
+    #[serde(default)]
+    pub tablets: i32,
+    /// Tablets that are ready.
+    #[serde(default)]
+    pub ready_tablets: i32,
+    /// Tablets without pending changes.
+    #[serde(default)]
+    pub updated_tablets: i32,
+    /// Cells with tablets of the keyspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cells: Vec<String>,
+}
+
+/// Observed state of a VitessCluster.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessClusterStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// The global lockserver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub global_lockserver: Option<LockserverStatus>,
+    /// Name of the cluster-wide vtgate Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_service_name: Option<String>,
+    /// vtctld.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vitess_dashboard: Option<ServiceStatus>,
+    /// vtadmin.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtadmin: Option<ServiceStatus>,
+    /// Cells by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cells: BTreeMap<String, VitessClusterCellStatus>,
+    /// Keyspaces by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub keyspaces: BTreeMap<String, VitessClusterKeyspaceStatus>,
+    /// Cells no longer in the spec that could not be turned down yet, and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub orphaned_cells: BTreeMap<String, OrphanStatus>,
+    /// Keyspaces no longer in the spec that could not be turned down yet, and why.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub orphaned_keyspaces: BTreeMap<String, OrphanStatus>,
+    /// `ready/desired` keyspaces, for `kubectl get vt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
+    /// Standard conditions (`Ready`, `Valid`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Conditions,
+}

@@ -1,0 +1,325 @@
+//! Types shared by several kinds: secret references, lockserver parameters, images, service
+//! overrides, topology reconciliation switches, the update strategy and status conditions.
+//!
+//! JSON names follow the Go operator's `planetscale.com/v2` API exactly, so its YAML applies.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::KubeSchema;
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+/// Free-form `flag: value` pairs passed to a Vitess binary as `--flag=value`.
+pub type Flags = BTreeMap<String, String>;
+/// Labels or annotations.
+pub type StringMap = BTreeMap<String, String>;
+
+/// Schema for an embedded Kubernetes object (Affinity, Lifecycle, a VolumeSource) that the API
+/// server keeps as given. Like the Go operator's CRDs, we do not repeat core schemas here: they
+/// would make the CRDs megabytes large; the objects are checked when the pods are created.
+pub fn preserve_object(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
+}
+
+/// Schema for a list of embedded Kubernetes objects (Containers, Volumes, Tolerations, ...).
+pub fn preserve_list(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "array",
+        "items": {
+            "type": "object",
+            "x-kubernetes-preserve-unknown-fields": true
+        }
+    })
+}
+
+/// A file taken from a Secret key, or from a volume the pod already has.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.name) || has(self.volumeName)").message("set name (a Secret) or volumeName (an existing pod volume)"))]
+pub struct SecretSource {
+    /// Name of a Secret in the same namespace as the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Name of a volume already on the pod (from extraVolumes); wins over `name`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_name: Option<String>,
+    /// Key within the Secret, or file name within the volume.
+    #[schemars(length(min = 1))]
+    pub key: String,
+}
+
+/// Where to reach a lockserver (topology store) that Vitess should use.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessLockserverParams {
+    /// Vitess topology plugin, e.g. `etcd2`.
+    #[schemars(length(min = 1))]
+    pub implementation: String,
+    /// Client address of the lockserver, `host:port`.
+    #[schemars(length(min = 1))]
+    pub address: String,
+    /// Path prefix for this cluster inside the lockserver, e.g. `/vitess/example/global`.
+    #[schemars(length(min = 1))]
+    pub root_path: String,
+}
+
+/// A lockserver: an existing one (`external`) or an etcd cluster the operator deploys (`etcd`).
+/// With neither set, the operator deploys etcd with defaults.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.external) && has(self.etcd))").message("set at most one of external and etcd"))]
+pub struct LockserverSpec {
+    /// Use an existing lockserver; the operator deploys none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<VitessLockserverParams>,
+    /// Deploy an etcd cluster (3 members) with these settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<crate::api::etcd::EtcdLockserverTemplate>,
+    /// `host:port` written into the Vitess cell info, when clients must reach the lockserver
+    /// through another address than its client Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cell_info_address: Option<String>,
+}
+
+/// Status of a deployed lockserver.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockserverStatus {
+    /// Status of the etcd cluster the operator deployed, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etcd: Option<crate::api::etcd::EtcdLockserverStatus>,
+}
+
+/// Images for each flavour of MySQL; set exactly one.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("[has(self.mysql56Compatible), has(self.mysql80Compatible), has(self.mariadbCompatible), has(self.mariadb103Compatible)].filter(x, x).size() <= 1").message("set only one mysqld flavour"))]
+pub struct MysqldImage {
+    /// Image compatible with Vitess' MySQL 5.6 flavour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql56_compatible: Option<String>,
+    /// Image compatible with Vitess' MySQL 8.0 flavour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysql80_compatible: Option<String>,
+    /// Image compatible with Vitess' MariaDB flavour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mariadb_compatible: Option<String>,
+    /// Image compatible with Vitess' MariaDB 10.3 flavour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mariadb103_compatible: Option<String>,
+}
+
+/// Container images of the cluster's components; unset ones take the operator's defaults.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessImages {
+    /// vtctld image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtctld: Option<String>,
+    /// vtadmin image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtadmin: Option<String>,
+    /// vtorc image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtorc: Option<String>,
+    /// vtgate image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtgate: Option<String>,
+    /// vttablet image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vttablet: Option<String>,
+    /// Image whose vtbackup binary runs in backup pods (beside the mysqld image).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtbackup: Option<String>,
+    /// mysqld image, by MySQL flavour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysqld: Option<MysqldImage>,
+    /// mysqld-exporter (Prometheus) image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysqld_exporter: Option<String>,
+}
+
+/// Images a keyspace's tablets use, as handed down to keyspaces and shards.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessKeyspaceImages {
+    /// vttablet image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vttablet: Option<String>,
+    /// vtorc image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtorc: Option<String>,
+    /// vtbackup image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtbackup: Option<String>,
+    /// mysqld image, by MySQL flavour.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysqld: Option<MysqldImage>,
+    /// mysqld-exporter image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysqld_exporter: Option<String>,
+}
+
+/// Image pull policy for one image.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum PullPolicy {
+    Always,
+    IfNotPresent,
+    Never,
+}
+
+/// Image pull policies per component.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessImagePullPolicies {
+    /// Pull policy of the vtctld image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtctld: Option<PullPolicy>,
+    /// Pull policy of the vtadmin image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtadmin: Option<PullPolicy>,
+    /// Pull policy of the vtorc image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtorc: Option<PullPolicy>,
+    /// Pull policy of the vtgate image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtgate: Option<PullPolicy>,
+    /// Pull policy of the vttablet image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vttablet: Option<PullPolicy>,
+    /// Pull policy of the vtbackup image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtbackup: Option<PullPolicy>,
+    /// Pull policy of the mysqld image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysqld: Option<PullPolicy>,
+    /// Pull policy of the mysqld-exporter image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysqld_exporter: Option<PullPolicy>,
+}
+
+/// Image pull secrets for every pod of the cluster.
+pub type ImagePullSecrets = Vec<LocalObjectReference>;
+
+/// Changes to a Service the operator creates.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceOverrides {
+    /// Annotations added to the Service (for load balancers, service meshes, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<StringMap>,
+    /// Cluster IP to request; only honoured when the Service is first created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "clusterIP")]
+    pub cluster_ip: Option<String>,
+}
+
+/// Which parts of the Vitess topology the operator registers and prunes. Every switch is on
+/// unless set to false.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TopoReconcileConfig {
+    /// Register the cluster's cells as a cells alias in the topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_cells_aliases: Option<bool>,
+    /// Register each cell's info (lockserver address and root) in the topology.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub register_cells: Option<bool>,
+    /// Remove cells from the topology that the spec no longer has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_cells: Option<bool>,
+    /// Remove keyspaces from the topology that the spec no longer has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_keyspaces: Option<bool>,
+    /// Remove serving keyspace records of cells the spec no longer has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_srv_keyspaces: Option<bool>,
+    /// Remove shards from the topology that the spec no longer has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_shards: Option<bool>,
+    /// Remove cells from shard records when the shard no longer has tablets there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_shard_cells: Option<bool>,
+    /// Remove tablet records whose pods the spec no longer has.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prune_tablets: Option<bool>,
+}
+
+/// How changes reach running pods.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum UpdateStrategyType {
+    /// Pods that need changes are only marked (`rollout.planetscale.com/scheduled`) until
+    /// something external releases them.
+    #[default]
+    External,
+    /// Changes roll out now: tablets one at a time per shard through a drain, primary last.
+    Immediate,
+}
+
+/// How spec changes are rolled out to running pods.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VitessClusterUpdateStrategy {
+    /// `External` (default) or `Immediate`.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "type")]
+    pub type_: Option<UpdateStrategyType>,
+    /// Options for the External strategy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalUpdateStrategyOptions>,
+}
+
+/// Options for the External update strategy.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalUpdateStrategyOptions {
+    /// Resource changes applied without waiting for release; only `storage` is supported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_resource_changes: Option<Vec<String>>,
+}
+
+/// A Kubernetes-style tri-state, as the Go operator reports availability.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum ConditionStatus {
+    True,
+    False,
+    #[default]
+    Unknown,
+}
+
+impl From<bool> for ConditionStatus {
+    fn from(value: bool) -> Self {
+        if value { Self::True } else { Self::False }
+    }
+}
+
+/// Why an object the operator no longer wants could not be turned down yet.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct OrphanStatus {
+    /// CamelCase reason.
+    pub reason: String,
+    /// What is blocking, for people.
+    pub message: String,
+}
+
+/// Compute resources, as on a container.
+pub type Resources = ResourceRequirements;
+
+/// Standard conditions, listed by type (`Ready`, ...), as every kind reports them.
+pub type Conditions = Vec<Condition>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn condition_status_from_bool() {
+        assert_eq!(ConditionStatus::from(true), ConditionStatus::True);
+        assert_eq!(ConditionStatus::from(false), ConditionStatus::False);
+    }
+}

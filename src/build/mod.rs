@@ -1,0 +1,37 @@
+//! Pure builders: from a validated spec to the objects the operator wants to exist. They never
+//! touch the API, so `render` prints exactly what the controllers apply.
+
+pub mod cluster;
+pub mod defaults;
+pub mod keyspace;
+
+use std::collections::BTreeMap;
+
+use kube::api::ObjectMeta;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("{0} has no metadata.name")]
+    MissingName(&'static str),
+    #[error("{kind} has no {label} label; it was not made by a VitessCluster")]
+    MissingLabel {
+        kind: &'static str,
+        label: &'static str,
+    },
+}
+
+/// Metadata of a child object, before the controller adds its owner reference.
+fn meta(
+    name: String,
+    namespace: &Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: Option<BTreeMap<String, String>>,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: namespace.clone(),
+        labels: Some(labels),
+        annotations,
+        ..ObjectMeta::default()
+    }
+}

@@ -1,0 +1,43 @@
+//! Label and annotation keys, exactly the Go operator's, so its objects are recognised as ours.
+
+use std::collections::BTreeMap;
+
+pub const COMPONENT: &str = "planetscale.com/component";
+pub const CLUSTER: &str = "planetscale.com/cluster";
+pub const CELL: &str = "planetscale.com/cell";
+pub const KEYSPACE: &str = "planetscale.com/keyspace";
+/// Shard key range in its safe form (`x-80`).
+pub const SHARD: &str = "planetscale.com/shard";
+pub const TABLET_UID: &str = "planetscale.com/tablet-uid";
+pub const TABLET_TYPE: &str = "planetscale.com/tablet-type";
+pub const TABLET_INDEX: &str = "planetscale.com/tablet-index";
+pub const POOL_NAME: &str = "planetscale.com/pool-name";
+pub const ETCD_LOCKSERVER: &str = "etcd.planetscale.com/lockserver";
+pub const ETCD_INDEX: &str = "etcd.planetscale.com/index";
+
+/// Values of [`COMPONENT`].
+pub mod component {
+    pub const VTCTLD: &str = "vtctld";
+    pub const VTGATE: &str = "vtgate";
+    pub const VTTABLET: &str = "vttablet";
+    pub const VTBACKUP: &str = "vtbackup";
+    pub const ETCD: &str = "etcd";
+    pub const VTORC: &str = "vtorc";
+    pub const VTADMIN: &str = "vtadmin";
+}
+
+/// Drain annotations on tablet pods.
+pub mod drain {
+    pub const SUPPORTED: &str = "drain.planetscale.com/supported";
+    pub const STARTED: &str = "drain.planetscale.com/started";
+    pub const ACKNOWLEDGED: &str = "drain.planetscale.com/acknowledged";
+    pub const FINISHED: &str = "drain.planetscale.com/finished";
+}
+
+/// A label set built up key by key.
+pub fn set(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -1,0 +1,100 @@
+//! `vitess-operator render`: every object the operator would create for the VitessClusters in a
+//! file, offline, as multi-document YAML, in the order the operator creates them.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::api::VitessCluster;
+use crate::build;
+use crate::validate::{self, Checker};
+use crate::yaml;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {file}: {source}")]
+    Read {
+        file: String,
+        source: std::io::Error,
+    },
+    #[error("{file}: {source}")]
+    Yaml { file: String, source: yaml::Error },
+    #[error("{file} is not valid, nothing rendered:\n{problems}")]
+    Invalid { file: String, problems: String },
+    #[error("{file} has no VitessCluster to render")]
+    NoCluster { file: String },
+    #[error(transparent)]
+    Build(#[from] build::Error),
+    #[error("cannot write the rendered objects: {0}")]
+    Output(yaml::Error),
+    #[error("cannot encode a rendered object: {0}")]
+    Encode(#[from] serde_json::Error),
+    #[error("cannot read a VitessCluster from {file}: {source}")]
+    Decode {
+        file: String,
+        source: serde_json::Error,
+    },
+}
+
+/// Renders the children of every VitessCluster in `path`; refuses invalid input, so what it
+/// prints is what the operator would really do.
+pub fn run(path: &Path) -> Result<String, Error> {
+    let file = path.display().to_string();
+    let text = validate::read_input(path).map_err(|source| Error::Read {
+        file: file.clone(),
+        source,
+    })?;
+    let problems = validate::check_text(&Checker::new(), &file, &text);
+    if !problems.is_empty() {
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        return Err(Error::Invalid {
+            file,
+            problems: lines.join("\n"),
+        });
+    }
+    let docs = yaml::parse_documents(&text).map_err(|source| Error::Yaml {
+        file: file.clone(),
+        source,
+    })?;
+    let mut out = String::new();
+    let mut clusters = 0;
+    for doc in docs.iter().filter(|d| is_cluster(d)) {
+        let cluster: VitessCluster =
+            serde_json::from_value(doc.clone()).map_err(|source| Error::Decode {
+                file: file.clone(),
+                source,
+            })?;
+        out.push_str(&render_cluster(&cluster)?);
+        clusters += 1;
+    }
+    if clusters == 0 {
+        return Err(Error::NoCluster { file });
+    }
+    Ok(out)
+}
+
+fn is_cluster(doc: &Value) -> bool {
+    doc.get("kind").and_then(Value::as_str) == Some("VitessCluster")
+}
+
+/// Every child of one cluster, as YAML documents.
+pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
+    let children = build::cluster::children(cluster)?;
+    let mut objects: Vec<Value> = Vec::new();
+    if let Some(etcd) = &children.etcd {
+        objects.push(serde_json::to_value(etcd)?);
+    }
+    for cell in &children.cells {
+        objects.push(serde_json::to_value(cell)?);
+    }
+    for keyspace in &children.keyspaces {
+        objects.push(serde_json::to_value(keyspace)?);
+        for shard in build::keyspace::shards(keyspace)? {
+            objects.push(serde_json::to_value(&shard)?);
+        }
+    }
+    for storage in &children.backup_storages {
+        objects.push(serde_json::to_value(storage)?);
+    }
+    yaml::to_documents(&objects).map_err(Error::Output)
+}

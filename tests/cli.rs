@@ -1,0 +1,185 @@
+//! The command line as a user runs it: exit codes, one line per problem, and `render` output
+//! that is itself valid against our CRDs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_vitess-operator"))
+}
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn run(args: &[&str]) -> Output {
+    bin().args(args).current_dir(root()).output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn examples() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 3, "examples/ lost its examples");
+    files
+}
+
+#[test]
+fn validate_accepts_every_example() {
+    let mut args = vec!["validate".to_string()];
+    for file in examples() {
+        args.push("-f".into());
+        args.push(file.display().to_string());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(stdout(&out), "");
+}
+
+#[test]
+fn validate_rejects_with_one_line_per_problem() {
+    let file = "tests/fixtures/invalid/overlapping-shards.yaml";
+    let out = run(&["validate", "-f", file]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let prefix =
+        format!("{file}: VitessCluster/shop: spec.keyspaces[0].partitionings[0].custom.shards");
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "{prefix}[1].keyRange: key range 40- overlaps spec.keyspaces[0].partitionings[0].custom.shards[0] (-80)"
+            ),
+            format!(
+                "{prefix}[1].tabletPools[0].cell: cell \"west\" is not one of the cluster's cells (east)"
+            ),
+        ]
+    );
+}
+
+#[test]
+fn validate_reads_stdin_and_reports_unreadable_files() {
+    let mut child = bin()
+        .args(["validate", "-f", "-", "-f", "no-such-file.yaml"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(
+            b"apiVersion: planetscale.com/v2\nkind: VitessShard\nmetadata: {name: s}\nspec: {}\n",
+        )
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("-: VitessShard/s: spec.name: required field is missing"),
+        "{text}"
+    );
+    assert!(
+        text.contains("no-such-file.yaml: file: cannot read"),
+        "{text}"
+    );
+}
+
+#[test]
+fn render_single_shard_example_uses_go_operator_names() {
+    let out = run(&["render", "-f", "examples/initial-cluster.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for name in [
+        "name: example-zone1-5abb61ae",
+        "name: example-commerce-fb9b866a",
+        "name: example-commerce-x-x-0f5afee6",
+        "name: example-etcd-faf13de3",
+    ] {
+        assert!(text.contains(name), "missing {name} in:\n{text}");
+    }
+    assert!(text.contains("planetscale.com/shard: x-x"));
+}
+
+#[test]
+fn render_output_is_valid_against_the_crds() {
+    for file in examples() {
+        let rendered = run(&["render", "-f", &file.display().to_string()]);
+        assert_eq!(rendered.status.code(), Some(0), "{}", file.display());
+        let dir = std::env::temp_dir().join(format!("render-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out_file = dir.join(file.file_name().unwrap());
+        std::fs::write(&out_file, &rendered.stdout).unwrap();
+        let check = run(&["validate", "-f", &out_file.display().to_string()]);
+        assert_eq!(check.status.code(), Some(0), "{}", stdout(&check));
+    }
+}
+
+#[test]
+fn render_sharded_keyspace_makes_one_shard_per_range() {
+    let out = run(&["render", "-f", "examples/two-keyspaces.yaml"]);
+    let text = stdout(&out);
+    let shards: Vec<&str> = text
+        .split("---\n")
+        .filter(|doc| doc.contains("kind: VitessShard"))
+        .collect();
+    assert_eq!(shards.len(), 3, "commerce - and customer -80, 80-");
+    let names: Vec<String> = shards
+        .iter()
+        .filter_map(|d| d.lines().find(|l| l.starts_with("  name: example-")))
+        .map(|l| l.trim().trim_start_matches("name: ").to_string())
+        .collect();
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("example-customer-x-80-")),
+        "{names:?}"
+    );
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with("example-customer-80-x-")),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn render_refuses_invalid_input() {
+    let out = run(&[
+        "render",
+        "-f",
+        "tests/fixtures/invalid/overlapping-shards.yaml",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not valid, nothing rendered"));
+}
+
+#[test]
+fn crd_prints_every_committed_crd() {
+    let out = run(&["crd"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    for kind in [
+        "VitessCluster",
+        "VitessCell",
+        "VitessKeyspace",
+        "VitessShard",
+        "EtcdLockserver",
+        "VitessBackupStorage",
+        "VitessBackup",
+    ] {
+        assert!(text.contains(&format!("kind: {kind}\n")), "{kind} missing");
+    }
+    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 7);
+}
