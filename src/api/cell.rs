@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, LockserverSpec, LockserverStatus,
     Resources, SecretSource, ServiceOverrides, StringMap, TopoReconcileConfig,
-    VitessImagePullPolicies, VitessLockserverParams, preserve_list, preserve_object,
+    VitessImagePullPolicies, VitessLockserverParams, core, preserve_list, preserve_object,
 };
 
 /// A cell as written in the cluster spec.
@@ -53,6 +53,7 @@ pub struct VitessCellGatewaySpec {
     pub autoscaler: Option<AutoscalerSpec>,
     /// Compute resources of each vtgate (default 500m CPU, 1Gi memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
     /// How MySQL clients authenticate to vtgate.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,6 +66,7 @@ pub struct VitessCellGatewaySpec {
     pub extra_flags: Option<Flags>,
     /// Extra environment of the vtgate container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
     pub extra_env: Option<Vec<EnvVar>>,
     /// Extra pod volumes (core/v1 Volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +74,7 @@ pub struct VitessCellGatewaySpec {
     pub extra_volumes: Option<Vec<Volume>>,
     /// Extra mounts of the vtgate container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
     pub extra_volume_mounts: Option<Vec<VolumeMount>>,
     /// Init containers of vtgate pods (core/v1 Container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,6 +248,7 @@ pub struct VitessCellSpec {
     pub image_pull_policies: Option<VitessImagePullPolicies>,
     /// Pull secrets of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<ImagePullSecrets>>")]
     pub image_pull_secrets: Option<ImagePullSecrets>,
     /// Flags for every Vitess component.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -15,7 +15,7 @@ use super::keyspace::VitessKeyspaceTemplate;
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, LockserverSpec, LockserverStatus,
     OrphanStatus, Resources, SecretSource, ServiceOverrides, StringMap, TopoReconcileConfig,
-    VitessClusterUpdateStrategy, VitessImagePullPolicies, VitessImages, preserve_list,
+    VitessClusterUpdateStrategy, VitessImagePullPolicies, VitessImages, core, preserve_list,
     preserve_object,
 };
 
@@ -57,6 +57,7 @@ pub struct VitessClusterSpec {
     pub image_pull_policies: Option<VitessImagePullPolicies>,
     /// Image pull secrets for every pod of the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<ImagePullSecrets>>")]
     pub image_pull_secrets: Option<ImagePullSecrets>,
     /// Backup storage, engine and schedules. Strongly recommended: without backups a tablet
     /// that loses its volume cannot be rebuilt.
@@ -172,6 +173,7 @@ pub struct VitessBackupScheduleTemplate {
     pub strategies: Vec<VitessBackupScheduleStrategy>,
     /// Compute resources of each backup job's pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
     /// Successful jobs to keep.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -237,12 +239,14 @@ pub struct VitessDashboardSpec {
     pub replicas: Option<i32>,
     /// Compute resources of each vtctld (default 100m CPU, 128Mi memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
     /// Extra vtctld flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
     /// Extra environment of the vtctld container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
     pub extra_env: Option<Vec<EnvVar>>,
     /// Extra pod volumes (core/v1 Volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -250,6 +254,7 @@ pub struct VitessDashboardSpec {
     pub extra_volumes: Option<Vec<Volume>>,
     /// Extra mounts of the vtctld container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
     pub extra_volume_mounts: Option<Vec<VolumeMount>>,
     /// Init containers of vtctld pods (core/v1 Container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -301,9 +306,11 @@ pub struct VtAdminSpec {
     pub replicas: Option<i32>,
     /// Compute resources of vtadmin-web.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub web_resources: Option<Resources>,
     /// Compute resources of vtadmin-api.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub api_resources: Option<Resources>,
     /// The browser's fetch `credentials` mode (default `omit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -316,6 +323,7 @@ pub struct VtAdminSpec {
     pub extra_flags: Option<Flags>,
     /// Extra environment of the vtadmin containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
     pub extra_env: Option<Vec<EnvVar>>,
     /// Extra pod volumes (core/v1 Volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -323,6 +331,7 @@ pub struct VtAdminSpec {
     pub extra_volumes: Option<Vec<Volume>>,
     /// Extra mounts of the vtadmin containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
     pub extra_volume_mounts: Option<Vec<VolumeMount>>,
     /// Init containers of vtadmin pods (core/v1 Container).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, PullPolicy, Resources, ServiceOverrides,
-    StringMap, preserve_list, preserve_object,
+    StringMap, core, preserve_list, preserve_object,
 };
 
 /// Settings of an etcd cluster the operator deploys.
@@ -25,18 +25,22 @@ pub struct EtcdLockserverTemplate {
     pub image_pull_policy: Option<PullPolicy>,
     /// Pull secrets for the etcd pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<ImagePullSecrets>>")]
     pub image_pull_secrets: Option<ImagePullSecrets>,
     /// Compute resources of each member (default 100m CPU, 256Mi memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
     /// Volume claim of each member's data (default 1Gi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<PersistentVolumeClaimSpec>>")]
     pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
     /// Extra etcd flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
     /// Extra environment variables of the etcd container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
     pub extra_env: Option<Vec<EnvVar>>,
     /// Extra pod volumes (core/v1 Volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -44,6 +48,7 @@ pub struct EtcdLockserverTemplate {
     pub extra_volumes: Option<Vec<Volume>>,
     /// Extra mounts in the etcd container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
     pub extra_volume_mounts: Option<Vec<VolumeMount>>,
     /// Init containers added to each member pod (core/v1 Container).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,7 +13,7 @@ use super::shard::{VitessKeyRange, VitessShardTemplate};
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, OrphanStatus, Resources,
     ServiceOverrides, StringMap, TopoReconcileConfig, VitessClusterUpdateStrategy,
-    VitessImagePullPolicies, VitessKeyspaceImages, VitessLockserverParams, preserve_list,
+    VitessImagePullPolicies, VitessKeyspaceImages, VitessLockserverParams, core, preserve_list,
     preserve_object,
 };
 
@@ -116,12 +116,14 @@ pub struct VitessKeyspaceKeyRangeShard {
 pub struct VitessOrchestratorSpec {
     /// Compute resources of vtorc (default 100m CPU, 128Mi memory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
     /// Extra vtorc flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
     /// Extra environment of the vtorc container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
     pub extra_env: Option<Vec<EnvVar>>,
     /// Extra pod volumes (core/v1 Volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -129,6 +131,7 @@ pub struct VitessOrchestratorSpec {
     pub extra_volumes: Option<Vec<Volume>>,
     /// Extra mounts of the vtorc container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
     pub extra_volume_mounts: Option<Vec<VolumeMount>>,
     /// Init containers of the vtorc pod (core/v1 Container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +204,7 @@ pub struct VitessKeyspaceSpec {
     pub image_pull_policies: Option<VitessImagePullPolicies>,
     /// Pull secrets of the pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<ImagePullSecrets>>")]
     pub image_pull_secrets: Option<ImagePullSecrets>,
     /// Zone of each cell of the cluster.
     #[serde(default)]

@@ -17,7 +17,7 @@ use super::keyspace::VitessOrchestratorSpec;
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, OrphanStatus, Resources, SecretSource,
     StringMap, TopoReconcileConfig, VitessClusterUpdateStrategy, VitessImagePullPolicies,
-    VitessKeyspaceImages, VitessLockserverParams, preserve_list, preserve_object,
+    VitessKeyspaceImages, VitessLockserverParams, core, preserve_list, preserve_object,
 };
 
 /// A key range in hex; empty bounds are unbounded. `-80` is `{end: "80"}`.
@@ -116,6 +116,7 @@ pub struct VitessShardVtbackup {
     pub use_empty_dir_for_initial_backup: Option<bool>,
     /// Volume claim of the vtbackup pod (default: the first tablet pool's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<PersistentVolumeClaimSpec>>")]
     pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
 }
 
@@ -147,6 +148,7 @@ pub struct VitessShardTabletPool {
     pub replicas: i32,
     /// Volume claim of each tablet's MySQL data; required with `mysqld`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<PersistentVolumeClaimSpec>>")]
     pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
     /// Backup location (by name) this pool backs up to and restores from (default: unnamed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -174,6 +176,7 @@ pub struct VitessShardTabletPool {
     pub extra_labels: Option<StringMap>,
     /// Extra environment of the vttablet and mysqld containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
     pub extra_env: Option<Vec<EnvVar>>,
     /// Extra pod volumes (core/v1 Volume).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +184,7 @@ pub struct VitessShardTabletPool {
     pub extra_volumes: Option<Vec<Volume>>,
     /// Extra mounts of the vttablet and mysqld containers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
     pub extra_volume_mounts: Option<Vec<VolumeMount>>,
     /// Init containers added to tablet pods (core/v1 Container).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -206,6 +210,7 @@ pub struct VitessShardTabletPool {
 pub struct VttabletSpec {
     /// Compute resources of the vttablet container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
     /// Extra vttablet flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +235,7 @@ pub struct VttabletSpec {
 pub struct MysqldSpec {
     /// Compute resources of the mysqld container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
     /// A my.cnf fragment appended to Vitess' defaults.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -245,6 +251,7 @@ pub struct MysqldExporterSpec {
     pub extra_flags: Option<Flags>,
     /// Compute resources of the exporter container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
 }
 
@@ -323,6 +330,7 @@ pub struct VitessShardSpec {
     pub image_pull_policies: Option<VitessImagePullPolicies>,
     /// Pull secrets of the tablet pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<ImagePullSecrets>>")]
     pub image_pull_secrets: Option<ImagePullSecrets>,
     /// The key range the shard serves.
     #[serde(default)]

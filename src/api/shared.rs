@@ -37,6 +37,38 @@ pub fn preserve_list(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// Schema of an embedded core Kubernetes type (resources, env, mounts, volume claims) with
+/// each description cut to its first sentence: the full texts repeat in every place the type
+/// is used and would triple the size of the CRDs; `kubectl explain` still says what each is.
+pub fn core<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = T::json_schema(generator);
+    if let Some(map) = schema.as_object_mut() {
+        map.values_mut().for_each(shorten_descriptions);
+    }
+    schema
+}
+
+fn shorten_descriptions(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::String(text)) = map.get_mut("description") {
+                *text = first_sentence(text);
+            }
+            map.values_mut().for_each(shorten_descriptions);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(shorten_descriptions),
+        _ => {}
+    }
+}
+
+fn first_sentence(text: &str) -> String {
+    let line = text.lines().next().unwrap_or_default();
+    match line.find(". ") {
+        Some(end) => line[..=end].to_string(),
+        None => line.to_string(),
+    }
+}
+
 /// A file taken from a Secret key, or from a volume the pod already has.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
@@ -316,6 +348,16 @@ pub type Conditions = Vec<Condition>;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_sentence_only() {
+        assert_eq!(
+            first_sentence("Limits are max. More info: x"),
+            "Limits are max."
+        );
+        assert_eq!(first_sentence("One line\nsecond"), "One line");
+        assert_eq!(first_sentence("No stop"), "No stop");
+    }
 
     #[test]
     fn condition_status_from_bool() {

@@ -2,7 +2,7 @@
 //! controllers and the README agree.
 
 /// The Vitess release whose images we default to (and whose vtctld the e2e suite runs).
-pub const VITESS_IMAGE: &str = "vitess/lite:v23.0.0";
+pub const VITESS_IMAGE: &str = "vitess/lite:v24.0.3";
 /// MySQL image for the mysql80Compatible flavour.
 pub const MYSQLD_IMAGE: &str = "mysql:8.0.40";
 /// Prometheus mysqld exporter.
