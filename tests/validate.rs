@@ -356,6 +356,20 @@ fn custom_key_ranges_must_cover_without_overlap() {
         problems(&checker, &bad_hex)
     );
 
+    let mut same_point = example("two-keyspaces.yaml");
+    set(
+        &mut same_point,
+        &format!("{shards}/0/keyRange"),
+        json!({"start": "80", "end": "8000"}),
+    );
+    assert!(
+        problems(&checker, &same_point)
+            .iter()
+            .any(|p| p.starts_with(&format!("{path}[0].keyRange: key range 80-8000 is empty"))),
+        "{:?}",
+        problems(&checker, &same_point)
+    );
+
     let mut reversed = example("two-keyspaces.yaml");
     set(
         &mut reversed,

@@ -10,16 +10,16 @@ use super::shared::{Conditions, SecretSource, StringMap, preserve_object};
 /// Where backups are stored. Exactly one backend (gcs, s3, azblob, ceph, volume) is set.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.gcs), has(self.s3), has(self.azblob), has(self.ceph), has(self.volume)].filter(x, x).size() == 1").message("set exactly one backup backend: gcs, s3, azblob, ceph or volume"))]
+#[x_kube(validation = Rule::new("(has(self.gcs) ? 1 : 0) + (has(self.s3) ? 1 : 0) + (has(self.azblob) ? 1 : 0) + (has(self.ceph) ? 1 : 0) + (has(self.volume) ? 1 : 0) == 1").message("set exactly one backup backend: gcs, s3, azblob, ceph or volume"))]
 pub struct VitessBackupLocation {
     /// Name that tablet pools use in `backupLocationName`; empty for the default location.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(
         length(max = 63),
         regex(pattern = r"^([A-Za-z0-9]([A-Za-z0-9-_.]*[A-Za-z0-9])?)?$")
     )]
     #[schemars(extend("default" = ""))]
-    pub name: Option<String>,
+    pub name: String,
     /// Google Cloud Storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gcs: Option<GcsBackupLocation>,

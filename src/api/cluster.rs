@@ -75,10 +75,12 @@ pub struct VitessClusterSpec {
     /// Cells (failure domains, usually zones). Tablet pools and vtctld refer to them by name.
     #[serde(default)]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(length(max = 50))]
     pub cells: Vec<VitessCellTemplate>,
     /// Keyspaces (logical databases) and how each is sharded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(length(max = 200))]
     pub keyspaces: Vec<VitessKeyspaceTemplate>,
     /// Flags for every vtgate, vtctld, vtorc and vttablet, `flag: value`; component flags win.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,7 +133,7 @@ impl BackupEngine {
 #[serde(rename_all = "camelCase")]
 pub struct ClusterBackupSpec {
     /// Where backups are stored; tablet pools pick one by `backupLocationName`.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 10))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub locations: Vec<VitessBackupLocation>,
     /// Backup engine: builtin (default), xtrabackup or mysqlshell.

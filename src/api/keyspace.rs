@@ -96,7 +96,7 @@ pub struct VitessKeyspaceEqualPartitioning {
 #[serde(rename_all = "camelCase")]
 pub struct VitessKeyspaceCustomPartitioning {
     /// The shards; their key ranges must cover the keyspace without overlap.
-    #[schemars(length(min = 1))]
+    #[schemars(length(min = 1, max = 256))]
     pub shards: Vec<VitessKeyspaceKeyRangeShard>,
 }
 
@@ -211,6 +211,7 @@ pub struct VitessKeyspaceSpec {
     pub zone_map: StringMap,
     /// Backup locations of the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
     pub backup_locations: Option<Vec<VitessBackupLocation>>,
     /// Backup engine of the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -27,11 +27,11 @@ use super::shared::{
 pub struct VitessKeyRange {
     /// Inclusive lower bound, lower-case hex with an even number of digits; empty: the start.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(regex(pattern = r"^([0-9a-f][0-9a-f])*$"))]
+    #[schemars(length(max = 64), regex(pattern = r"^([0-9a-f][0-9a-f])*$"))]
     pub start: String,
     /// Exclusive upper bound, lower-case hex with an even number of digits; empty: the end.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(regex(pattern = r"^([0-9a-f][0-9a-f])*$"))]
+    #[schemars(length(max = 64), regex(pattern = r"^([0-9a-f][0-9a-f])*$"))]
     pub end: String,
 }
 
@@ -72,6 +72,7 @@ pub struct VitessShardTemplate {
     /// Groups of tablets of the shard; at most one per (cell, type, name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type", "cell", "name"]))]
+    #[schemars(length(max = 16))]
     pub tablet_pools: Vec<VitessShardTabletPool>,
     /// Scratch space of vtbackup pods (the first backup of a new shard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,13 +137,13 @@ pub struct VitessShardTabletPool {
     #[serde(rename = "type")]
     pub type_: TabletPoolType,
     /// Name distinguishing pools of the same cell and type (part of the tablet UID when set).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     #[schemars(
         length(max = 63),
         regex(pattern = r"^([A-Za-z0-9]([A-Za-z0-9-_.]*[A-Za-z0-9])?)?$")
     )]
     #[schemars(extend("default" = ""))]
-    pub name: Option<String>,
+    pub name: String,
     /// Number of tablets (0 or more).
     #[schemars(range(min = 0))]
     pub replicas: i32,
@@ -342,6 +343,7 @@ pub struct VitessShardSpec {
     pub vitess_orchestrator: Option<VitessOrchestratorSpec>,
     /// Backup locations of the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 10))]
     pub backup_locations: Option<Vec<VitessBackupLocation>>,
     /// Backup engine of the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -130,7 +130,7 @@ pub struct LockserverStatus {
 /// Images for each flavour of MySQL; set exactly one.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("[has(self.mysql56Compatible), has(self.mysql80Compatible), has(self.mariadbCompatible), has(self.mariadb103Compatible)].filter(x, x).size() <= 1").message("set only one mysqld flavour"))]
+#[x_kube(validation = Rule::new("(has(self.mysql56Compatible) ? 1 : 0) + (has(self.mysql80Compatible) ? 1 : 0) + (has(self.mariadbCompatible) ? 1 : 0) + (has(self.mariadb103Compatible) ? 1 : 0) <= 1").message("set only one mysqld flavour"))]
 pub struct MysqldImage {
     /// Image compatible with Vitess' MySQL 5.6 flavour.
     #[serde(default, skip_serializing_if = "Option::is_none")]

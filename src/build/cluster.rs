@@ -135,21 +135,18 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
         .backup
         .iter()
         .flat_map(|b| &b.locations)
-        .map(|location| {
-            let location_name = location.name.clone().unwrap_or_default();
-            VitessBackupStorage {
-                metadata: meta(
-                    names::cluster::backup_storage(name, &location_name),
-                    &namespace,
-                    labels::set(&[(labels::CLUSTER, name)]),
-                    None,
-                ),
-                spec: VitessBackupStorageSpec {
-                    location: location.clone(),
-                    subcontroller: spec.backup.as_ref().and_then(|b| b.subcontroller.clone()),
-                },
-                status: None,
-            }
+        .map(|location| VitessBackupStorage {
+            metadata: meta(
+                names::cluster::backup_storage(name, &location.name),
+                &namespace,
+                labels::set(&[(labels::CLUSTER, name)]),
+                None,
+            ),
+            spec: VitessBackupStorageSpec {
+                location: location.clone(),
+                subcontroller: spec.backup.as_ref().and_then(|b| b.subcontroller.clone()),
+            },
+            status: None,
         })
         .collect();
 
