@@ -103,9 +103,10 @@ pub fn tablet_uid(cell: &str, keyspace: &str, key_range: &str, pool_type: &str, 
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
 }
 
-/// A tablet alias as Vitess writes it: `{cell}-{uid}`.
+/// A tablet alias as Vitess writes it: `{cell}-{uid}`, the UID zero-padded to 10 digits
+/// (Vitess' `%010d`), which is what pod names and `--tablet-path` are made of.
 pub fn tablet_alias(cell: &str, uid: u32) -> String {
-    format!("{cell}-{uid}")
+    format!("{cell}-{uid:010}")
 }
 
 /// Names of the children of a VitessCluster; one function per kind of child so callers never
@@ -202,6 +203,8 @@ mod tests {
         );
         let alias = tablet_alias("zone1", 2469782763);
         assert_eq!(alias, "zone1-2469782763");
+        // Small UIDs keep ten digits, as Vitess prints them.
+        assert_eq!(tablet_alias("zone1", 42), "zone1-0000000042");
         assert_eq!(
             cluster::vttablet_pod("example", &alias),
             "example-vttablet-zone1-2469782763-bfadd780"

@@ -96,5 +96,60 @@ pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
     for storage in &children.backup_storages {
         objects.push(serde_json::to_value(storage)?);
     }
+    objects.extend(workloads(cluster, &children)?);
     yaml::to_documents(&objects).map_err(Error::Output)
+}
+
+/// What the child controllers would make of the children: etcd, vtctld, the cluster-wide
+/// Services, each cell's vtgates, each shard's tablets. Services come before what they front
+/// and PVCs before their pods, as the controllers apply them.
+fn workloads(
+    cluster: &VitessCluster,
+    children: &build::cluster::ClusterChildren,
+) -> Result<Vec<Value>, Error> {
+    let mut objects: Vec<Value> = Vec::new();
+    if let Some(etcd) = &children.etcd {
+        let members = build::etcd::build(etcd)?;
+        push_all(&mut objects, members.peer_service.iter())?;
+        push_all(&mut objects, members.client_service.iter())?;
+        push_all(&mut objects, members.pdb.iter())?;
+        for (pvc, pod) in members.pvcs.iter().zip(&members.pods) {
+            objects.push(serde_json::to_value(pvc)?);
+            objects.push(serde_json::to_value(pod)?);
+        }
+    }
+    let vtctld = build::vtctld::build(cluster, &build::lockserver::global(cluster)?)?;
+    objects.push(serde_json::to_value(&vtctld.service)?);
+    push_all(&mut objects, vtctld.deployments.iter())?;
+    objects.push(serde_json::to_value(build::vtgate::cluster_service(
+        cluster,
+    )?)?);
+    objects.push(serde_json::to_value(build::vttablet::cluster_service(
+        cluster,
+    )?)?);
+    for cell in &children.cells {
+        let vtgate = build::vtgate::build(cell)?;
+        objects.push(serde_json::to_value(&vtgate.service)?);
+        objects.push(serde_json::to_value(&vtgate.deployment)?);
+        push_all(&mut objects, vtgate.autoscaler.iter())?;
+    }
+    for keyspace in &children.keyspaces {
+        for shard in build::keyspace::shards(keyspace)? {
+            for tablet in build::vttablet::build(&shard)? {
+                push_all(&mut objects, tablet.pvc.iter())?;
+                objects.push(serde_json::to_value(&tablet.pod)?);
+            }
+        }
+    }
+    Ok(objects)
+}
+
+fn push_all<'a, T: serde::Serialize + 'a>(
+    objects: &mut Vec<Value>,
+    items: impl Iterator<Item = &'a T>,
+) -> Result<(), Error> {
+    for item in items {
+        objects.push(serde_json::to_value(item)?);
+    }
+    Ok(())
 }

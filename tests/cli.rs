@@ -183,3 +183,37 @@ fn crd_prints_every_committed_crd() {
     }
     assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 7);
 }
+
+#[test]
+fn render_prints_the_workloads_with_go_operator_names() {
+    let out = run(&["render", "-f", "examples/initial-cluster.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let docs: Vec<&str> = text.split("---\n").collect();
+    let named = |kind: &str, name: &str| {
+        docs.iter().any(|d| {
+            d.contains(&format!("kind: {kind}\n")) && d.contains(&format!("  name: {name}\n"))
+        })
+    };
+    assert!(
+        named("Deployment", "example-zone1-vtctld-1d4dcad0"),
+        "{text}"
+    );
+    assert!(named("Deployment", "example-zone1-vtgate-bc6cde92"));
+    assert!(named("Pod", "example-vttablet-zone1-2469782763-bfadd780"));
+    assert!(named(
+        "PersistentVolumeClaim",
+        "example-vttablet-zone1-2469782763-bfadd780"
+    ));
+    let first_tablet = docs.iter().any(|d| {
+        d.contains("kind: Pod\n") && d.contains("  name: example-vttablet-zone1-2548885007-")
+    });
+    assert!(first_tablet, "the index-1 tablet is missing");
+    for member in 1..=3 {
+        assert!(named("Pod", &format!("example-etcd-faf13de3-{member}")));
+    }
+    // Two tablets of one pool, three etcd members; and the same output every time.
+    assert_eq!(docs.iter().filter(|d| d.contains("kind: Pod\n")).count(), 5);
+    let again = run(&["render", "-f", "examples/initial-cluster.yaml"]);
+    assert_eq!(stdout(&again), text, "render is not deterministic");
+}

@@ -11,7 +11,7 @@ use crate::api::cell::{VitessCell, VitessCellImages, VitessCellSpec};
 use crate::api::cluster::VitessCluster;
 use crate::api::etcd::{EtcdLockserver, EtcdLockserverSpec};
 use crate::api::keyspace::{VitessKeyspace, VitessKeyspaceSpec};
-use crate::api::shared::{MysqldImage, VitessImages, VitessKeyspaceImages, VitessLockserverParams};
+use crate::api::shared::{MysqldImage, VitessImages, VitessKeyspaceImages};
 use crate::labels;
 use crate::names;
 
@@ -52,21 +52,7 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
             status: None,
         }),
     };
-    let global = match &lockserver.external {
-        Some(external) => external.clone(),
-        None => {
-            let etcd_name = names::cluster::global_etcd(name);
-            let ns = namespace.as_deref().unwrap_or("default");
-            let address = lockserver.cell_info_address.clone().unwrap_or_else(|| {
-                format!("{etcd_name}-client.{ns}.svc:{}", defaults::ETCD_CLIENT_PORT)
-            });
-            VitessLockserverParams {
-                implementation: defaults::TOPO_IMPLEMENTATION.into(),
-                address,
-                root_path: format!("/vitess/{name}/global"),
-            }
-        }
-    };
+    let global = super::lockserver::global(cluster)?;
 
     let all_cells: Vec<String> = spec.cells.iter().map(|c| c.name.clone()).collect();
     let cells = spec

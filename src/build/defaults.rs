@@ -13,3 +13,54 @@ pub const ETCD_IMAGE: &str = "quay.io/coreos/etcd:v3.5.17";
 pub const ETCD_CLIENT_PORT: u16 = 2379;
 /// Topology plugin Vitess uses for etcd.
 pub const TOPO_IMPLEMENTATION: &str = "etcd2";
+
+/// Peer port of etcd.
+pub const ETCD_PEER_PORT: u16 = 2380;
+/// Members of an operator-deployed etcd cluster: fewer cannot keep quorum through one loss,
+/// more only add latency for Vitess. Changing it would break every existing EtcdLockserver.
+pub const ETCD_MEMBERS: u32 = 3;
+/// Members that must stay up for etcd to answer (a majority of [`ETCD_MEMBERS`]).
+pub const ETCD_QUORUM: i32 = 2;
+/// Size of each etcd member's data volume when the spec gives no claim template.
+pub const ETCD_STORAGE: &str = "1Gi";
+/// etcd member CPU request.
+pub const ETCD_CPU: &str = "100m";
+/// etcd member memory request and limit.
+pub const ETCD_MEMORY: &str = "256Mi";
+
+/// HTTP port of every Vitess server (status pages, health checks, metrics).
+pub const WEB_PORT: u16 = 15000;
+/// gRPC port of every Vitess server.
+pub const GRPC_PORT: u16 = 15999;
+/// MySQL protocol port of vtgate and mysqld.
+pub const MYSQL_PORT: u16 = 3306;
+/// Metrics port of mysqld-exporter.
+pub const MYSQLD_EXPORTER_PORT: u16 = 9104;
+
+/// vtctld pods per cell.
+pub const VTCTLD_REPLICAS: i32 = 1;
+/// vtctld CPU request.
+pub const VTCTLD_CPU: &str = "100m";
+/// vtctld memory request and limit.
+pub const VTCTLD_MEMORY: &str = "128Mi";
+
+/// vtgate pods per cell: two, so one can restart without the cell losing its query path.
+pub const VTGATE_REPLICAS: i32 = 2;
+/// vtgate CPU request.
+pub const VTGATE_CPU: &str = "500m";
+/// vtgate memory request and limit.
+pub const VTGATE_MEMORY: &str = "1Gi";
+
+/// Grace period of tablet pods: long, so mysqld can shut down cleanly (a killed mysqld means
+/// crash recovery on the next start).
+pub const VTTABLET_TERMINATION_GRACE_SECONDS: i64 = 1800;
+/// mysqld-exporter CPU request and limit: it has been seen to run away, so it is capped.
+pub const MYSQLD_EXPORTER_CPU_REQUEST: &str = "10m";
+pub const MYSQLD_EXPORTER_CPU_LIMIT: &str = "100m";
+/// mysqld-exporter memory request and limit.
+pub const MYSQLD_EXPORTER_MEMORY_REQUEST: &str = "32Mi";
+pub const MYSQLD_EXPORTER_MEMORY_LIMIT: &str = "128Mi";
+
+/// User and group the Vitess images run as (the `vitess` user of vitess/lite).
+pub const VITESS_RUN_AS_USER: i64 = 999;
+pub const VITESS_FS_GROUP: i64 = 999;

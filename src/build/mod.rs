@@ -3,7 +3,14 @@
 
 pub mod cluster;
 pub mod defaults;
+pub mod etcd;
+pub mod flags;
 pub mod keyspace;
+pub mod lockserver;
+pub mod podspec;
+pub mod vtctld;
+pub mod vtgate;
+pub mod vttablet;
 
 use std::collections::BTreeMap;
 
@@ -18,6 +25,12 @@ pub enum Error {
         kind: &'static str,
         label: &'static str,
     },
+    #[error("{object}: {field} names neither a Secret (name) nor a pod volume (volumeName)")]
+    SecretSource { object: String, field: String },
+    #[error(
+        "VitessCluster/{cluster}: spec.vitessDashboard.cells lists {cell:?}, which is not one of spec.cells"
+    )]
+    UnknownCell { cluster: String, cell: String },
 }
 
 /// Metadata of a child object, before the controller adds its owner reference.

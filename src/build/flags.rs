@@ -1,0 +1,119 @@
+//! Command-line flags of the binaries the operator runs: the operator's own first, then the
+//! cluster-wide `extraVitessFlags`, then the component's `extraFlags` (the later wins), written
+//! as `--name=value` arguments sorted by name so the pod spec never changes by accident.
+
+use std::collections::BTreeMap;
+
+use super::defaults;
+use crate::api::shared::{Flags, VitessLockserverParams};
+
+/// One binary's flags, keyed by their normalised name.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlagSet {
+    flags: BTreeMap<String, String>,
+    /// Vitess binaries: names are normalised to dashes.
+    vitess: bool,
+}
+
+impl FlagSet {
+    /// Flags of a Vitess binary. Vitess (v23 on) takes `a_b` as the deprecated spelling of
+    /// `a-b`; normalising the same way here makes `extraFlags: {tablet_hostname: x}` replace our
+    /// `--tablet-hostname` instead of passing both spellings.
+    pub fn vitess() -> Self {
+        Self {
+            flags: BTreeMap::new(),
+            vitess: true,
+        }
+    }
+
+    /// Flags of another binary (etcd, mysqld_exporter): names are kept as written.
+    pub fn plain() -> Self {
+        Self {
+            flags: BTreeMap::new(),
+            vitess: false,
+        }
+    }
+
+    /// Sets one flag, replacing an earlier value.
+    pub fn set(&mut self, name: &str, value: impl ToString) -> &mut Self {
+        self.flags
+            .insert(normalize(name, self.vitess), value.to_string());
+        self
+    }
+
+    /// Where the global topology is, and the settings every Vitess server shares: logs go to
+    /// stderr (the container log), the web and gRPC ports are the Go operator's.
+    pub fn vitess_common(&mut self, topo: &VitessLockserverParams) -> &mut Self {
+        self.set("topo-implementation", &topo.implementation)
+            .set("topo-global-server-address", &topo.address)
+            .set("topo-global-root", &topo.root_path)
+            .set("logtostderr", true)
+            .set("port", defaults::WEB_PORT)
+            .set("grpc-port", defaults::GRPC_PORT)
+    }
+
+    /// Applies user-given flags over what is already set.
+    pub fn extend(&mut self, extra: Option<&Flags>) -> &mut Self {
+        for (name, value) in extra.into_iter().flatten() {
+            self.set(name, value);
+        }
+        self
+    }
+
+    /// The value of a flag, by any spelling of its name.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.flags
+            .get(&normalize(name, self.vitess))
+            .map(String::as_str)
+    }
+
+    /// The container arguments, sorted by flag name.
+    pub fn args(&self) -> Vec<String> {
+        self.flags
+            .iter()
+            .map(|(name, value)| format!("--{name}={value}"))
+            .collect()
+    }
+}
+
+/// Strips the leading dashes people write despite the API docs, and for Vitess turns names that
+/// use only underscores into dashes, exactly as Vitess' own flag normaliser does (it leaves the
+/// glog flags `log_dir`, `log_link` and `log_backtrace_at` and mixed names alone).
+fn normalize(name: &str, vitess: bool) -> String {
+    let name = name.trim_start_matches('-');
+    let glog = matches!(name, "log_dir" | "log_link" | "log_backtrace_at");
+    if vitess && !glog && name.contains('_') && !name.contains('-') {
+        name.replace('_', "-")
+    } else {
+        name.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn later_values_win_under_any_spelling() {
+        let mut flags = FlagSet::vitess();
+        flags.set("grpc_port", 15999).set("cell", "zone1");
+        let extra: Flags = [("--grpc_port".to_string(), "1".to_string())].into();
+        flags.extend(Some(&extra));
+        assert_eq!(flags.args(), ["--cell=zone1", "--grpc-port=1"]);
+        assert_eq!(flags.get("grpc-port"), Some("1"));
+    }
+
+    #[test]
+    fn vitess_normalisation_matches_vitess() {
+        assert_eq!(normalize("db_charset", true), "db-charset");
+        assert_eq!(normalize("log_dir", true), "log_dir");
+        assert_eq!(
+            normalize("queryserver-config_pool", true),
+            "queryserver-config_pool"
+        );
+        assert_eq!(
+            normalize("--collect.info_schema", false),
+            "collect.info_schema"
+        );
+    }
+}
