@@ -1,0 +1,68 @@
+//! Helpers for the vitess-operator end-to-end tests.
+//!
+//! The tests run against the local control plane started by `e2e/cluster up`
+//! (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK nodes
+//! and a Vitess vtctld, all on 127.0.0.1). Every helper returns a `Result`; a
+//! cluster that is not up makes [`client`] fail with a message saying how to
+//! start it.
+//!
+//! Tests may run in parallel (cargo nextest runs each one in its own process):
+//! give each test its own [`TestNamespace`] and unique cluster-scoped names.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+
+mod apply;
+mod namespace;
+mod operator;
+mod paths;
+mod tools;
+mod wait;
+
+pub use apply::{FIELD_MANAGER, apply_yaml};
+pub use namespace::{TestNamespace, unique_suffix};
+pub use operator::Operator;
+pub use paths::{
+    DEFAULT_VTCTLD_ADDR, e2e_dir, kubeconfig_path, logs_dir, state_dir, tool_path, vtctld_addr,
+    workspace_dir,
+};
+pub use tools::{kubectl, kubectl_with_stdin, vtctldclient};
+pub use wait::wait_for;
+
+use anyhow::{Context, Result};
+use kube::{
+    Client, Config,
+    config::{KubeConfigOptions, Kubeconfig},
+};
+
+/// A client for the e2e cluster, built from `e2e/.state/kubeconfig` (or the
+/// file named by `KUBECONFIG_E2E`). Fails with a clear message if the
+/// kubeconfig is missing or the API server does not answer.
+pub async fn client() -> Result<Client> {
+    let path = kubeconfig_path();
+    if !path.is_file() {
+        anyhow::bail!(
+            "the e2e cluster is not up: kubeconfig {} does not exist; start the cluster with `e2e/cluster up`",
+            path.display()
+        );
+    }
+    let kubeconfig = Kubeconfig::read_from(&path)
+        .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .with_context(|| format!("loading kubeconfig {}", path.display()))?;
+    let server = config.cluster_url.to_string();
+    let client = Client::try_from(config).context("building the Kubernetes client")?;
+    let version = tokio::time::timeout(std::time::Duration::from_secs(10), client.apiserver_version())
+        .await
+        .map_err(anyhow::Error::from)
+        .and_then(|r| r.map_err(anyhow::Error::from))
+        .with_context(|| {
+            format!(
+                "the e2e cluster is not up: the API server at {server} does not answer; start it with `e2e/cluster up` (see `e2e/cluster status`)"
+            )
+        })?;
+    if version.major != "1" {
+        anyhow::bail!("unexpected API server version {version:?} at {server}");
+    }
+    Ok(client)
+}
