@@ -21,10 +21,24 @@ fn crds_dir() -> PathBuf {
 }
 
 /// Installs the CRDs as a user would (client-side apply, which also proves they fit its
-/// annotation) and waits until every one is established.
+/// annotation) and waits until every one is established. Once per test process; the tests
+/// of a process share it, and a retry covers another process installing at the same time
+/// (two client-side creates of one CRD race to AlreadyExists).
 async fn install_crds() -> Result<()> {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED.get_or_try_init(install_crds_once).await?;
+    Ok(())
+}
+
+async fn install_crds_once() -> Result<()> {
     let dir = crds_dir();
-    kubectl(&["apply", "-f", &dir.to_string_lossy()]).await?;
+    let mut attempt = 0;
+    while let Err(err) = kubectl(&["apply", "-f", &dir.to_string_lossy()]).await {
+        attempt += 1;
+        if attempt == 3 || !format!("{err:#}").contains("AlreadyExists") {
+            return Err(err);
+        }
+    }
     let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
     for name in [
         "vitessclusters.planetscale.com",
