@@ -4,17 +4,14 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::DeploymentStrategy;
 use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscalerBehavior, MetricSpec};
-use k8s_openapi::api::core::v1::{
-    Affinity, Container, EnvVar, Lifecycle, Toleration, TopologySpreadConstraint, Volume,
-    VolumeMount,
-};
+use k8s_openapi::api::core::v1::Lifecycle;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, LockserverSpec, LockserverStatus,
-    Resources, SecretSource, ServiceOverrides, StringMap, TopoReconcileConfig,
+    PodOverrides, Resources, SecretSource, ServiceOverrides, TopoReconcileConfig,
     VitessImagePullPolicies, VitessLockserverParams, core, preserve_list, preserve_object,
 };
 
@@ -64,47 +61,14 @@ pub struct VitessCellGatewaySpec {
     /// Extra vtgate flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
-    /// Extra environment of the vtgate container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
-    pub extra_env: Option<Vec<EnvVar>>,
-    /// Extra pod volumes (core/v1 Volume).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub extra_volumes: Option<Vec<Volume>>,
-    /// Extra mounts of the vtgate container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
-    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
-    /// Init containers of vtgate pods (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub init_containers: Option<Vec<Container>>,
-    /// Sidecar containers of vtgate pods (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub sidecar_containers: Option<Vec<Container>>,
-    /// Affinity of vtgate pods (core/v1 Affinity).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_object")]
-    pub affinity: Option<Affinity>,
-    /// Annotations of vtgate pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<StringMap>,
-    /// Extra labels of vtgate pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra_labels: Option<StringMap>,
+    /// Pod settings: extraEnv, extraVolumes, extraVolumeMounts, initContainers,
+    /// sidecarContainers, affinity, annotations, extraLabels, tolerations,
+    /// topologySpreadConstraints.
+    #[serde(flatten)]
+    pub pod: PodOverrides,
     /// Changes to this cell's vtgate Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceOverrides>,
-    /// Tolerations of vtgate pods (core/v1 Toleration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub tolerations: Option<Vec<Toleration>>,
-    /// Topology spread constraints of vtgate pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
     /// Lifecycle hooks of the vtgate container (core/v1 Lifecycle).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_object")]

@@ -2,9 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Affinity, Container, EnvVar, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::Affinity;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -14,8 +12,8 @@ use super::cell::VitessCellTemplate;
 use super::keyspace::VitessKeyspaceTemplate;
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, LockserverSpec, LockserverStatus,
-    OrphanStatus, Resources, SecretSource, ServiceOverrides, StringMap, TopoReconcileConfig,
-    VitessClusterUpdateStrategy, VitessImagePullPolicies, VitessImages, core, preserve_list,
+    OrphanStatus, PodOverrides, Resources, SecretSource, ServiceOverrides, StringMap,
+    TopoReconcileConfig, VitessClusterUpdateStrategy, VitessImagePullPolicies, VitessImages, core,
     preserve_object,
 };
 
@@ -246,47 +244,14 @@ pub struct VitessDashboardSpec {
     /// Extra vtctld flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
-    /// Extra environment of the vtctld container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
-    pub extra_env: Option<Vec<EnvVar>>,
-    /// Extra pod volumes (core/v1 Volume).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub extra_volumes: Option<Vec<Volume>>,
-    /// Extra mounts of the vtctld container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
-    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
-    /// Init containers of vtctld pods (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub init_containers: Option<Vec<Container>>,
-    /// Sidecar containers of vtctld pods (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub sidecar_containers: Option<Vec<Container>>,
-    /// Affinity of vtctld pods (core/v1 Affinity).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_object")]
-    pub affinity: Option<Affinity>,
-    /// Annotations of vtctld pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<StringMap>,
-    /// Extra labels of vtctld pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra_labels: Option<StringMap>,
+    /// Pod settings: extraEnv, extraVolumes, extraVolumeMounts, initContainers,
+    /// sidecarContainers, affinity, annotations, extraLabels, tolerations,
+    /// topologySpreadConstraints.
+    #[serde(flatten)]
+    pub pod: PodOverrides,
     /// Changes to the vtctld Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceOverrides>,
-    /// Tolerations of vtctld pods (core/v1 Toleration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub tolerations: Option<Vec<Toleration>>,
-    /// Topology spread constraints of vtctld pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 }
 
 /// vtadmin settings.
@@ -323,47 +288,14 @@ pub struct VtAdminSpec {
     /// Extra vtadmin-api flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
-    /// Extra environment of the vtadmin containers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
-    pub extra_env: Option<Vec<EnvVar>>,
-    /// Extra pod volumes (core/v1 Volume).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub extra_volumes: Option<Vec<Volume>>,
-    /// Extra mounts of the vtadmin containers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
-    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
-    /// Init containers of vtadmin pods (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub init_containers: Option<Vec<Container>>,
-    /// Sidecar containers of vtadmin pods (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub sidecar_containers: Option<Vec<Container>>,
-    /// Affinity of vtadmin pods (core/v1 Affinity).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_object")]
-    pub affinity: Option<Affinity>,
-    /// Annotations of vtadmin pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<StringMap>,
-    /// Extra labels of vtadmin pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra_labels: Option<StringMap>,
+    /// Pod settings: extraEnv, extraVolumes, extraVolumeMounts, initContainers,
+    /// sidecarContainers, affinity, annotations, extraLabels, tolerations,
+    /// topologySpreadConstraints.
+    #[serde(flatten)]
+    pub pod: PodOverrides,
     /// Changes to the vtadmin Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceOverrides>,
-    /// Tolerations of vtadmin pods (core/v1 Toleration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub tolerations: Option<Vec<Toleration>>,
-    /// Topology spread constraints of vtadmin pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 }
 
 /// Availability of a Service-fronted component.

@@ -1,16 +1,13 @@
 //! EtcdLockserver (`etcdls`): a 3-member etcd cluster used as a Vitess topology store.
 
-use k8s_openapi::api::core::v1::{
-    Affinity, Container, EnvVar, PersistentVolumeClaimSpec, Toleration, TopologySpreadConstraint,
-    Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::shared::{
-    ConditionStatus, Conditions, Flags, ImagePullSecrets, PullPolicy, Resources, ServiceOverrides,
-    StringMap, core, preserve_list, preserve_object,
+    ConditionStatus, Conditions, Flags, ImagePullSecrets, PodOverrides, PullPolicy, Resources,
+    ServiceOverrides, core,
 };
 
 /// Settings of an etcd cluster the operator deploys.
@@ -38,36 +35,11 @@ pub struct EtcdLockserverTemplate {
     /// Extra etcd flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
-    /// Extra environment variables of the etcd container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
-    pub extra_env: Option<Vec<EnvVar>>,
-    /// Extra pod volumes (core/v1 Volume).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub extra_volumes: Option<Vec<Volume>>,
-    /// Extra mounts in the etcd container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
-    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
-    /// Init containers added to each member pod (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub init_containers: Option<Vec<Container>>,
-    /// Sidecar containers added to each member pod (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub sidecar_containers: Option<Vec<Container>>,
-    /// Affinity of the member pods (core/v1 Affinity); replaces the default spreading.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_object")]
-    pub affinity: Option<Affinity>,
-    /// Annotations of the member pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<StringMap>,
-    /// Extra labels of the member pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra_labels: Option<StringMap>,
+    /// Pod settings: extraEnv, extraVolumes, extraVolumeMounts, initContainers,
+    /// sidecarContainers, affinity, annotations, extraLabels, tolerations,
+    /// topologySpreadConstraints.
+    #[serde(flatten)]
+    pub pod: PodOverrides,
     /// Create a PodDisruptionBudget (minAvailable 2); default true.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "createPDB")]
     pub create_pdb: Option<bool>,
@@ -96,14 +68,6 @@ pub struct EtcdLockserverTemplate {
     /// Changes to the peer Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_service: Option<ServiceOverrides>,
-    /// Tolerations of the member pods (core/v1 Toleration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub tolerations: Option<Vec<Toleration>>,
-    /// Topology spread constraints of the member pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 }
 
 /// An etcd cluster of three members, made by a VitessCluster (global) or VitessCell (local).

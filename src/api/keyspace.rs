@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{Affinity, Container, EnvVar, Toleration, Volume, VolumeMount};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -11,10 +10,9 @@ use super::backupstorage::VitessBackupLocation;
 use super::cluster::BackupEngine;
 use super::shard::{VitessKeyRange, VitessShardTemplate};
 use super::shared::{
-    ConditionStatus, Conditions, Flags, ImagePullSecrets, OrphanStatus, Resources,
+    ConditionStatus, Conditions, Flags, ImagePullSecrets, OrphanStatus, PodOverrides, Resources,
     ServiceOverrides, StringMap, TopoReconcileConfig, VitessClusterUpdateStrategy,
-    VitessImagePullPolicies, VitessKeyspaceImages, VitessLockserverParams, core, preserve_list,
-    preserve_object,
+    VitessImagePullPolicies, VitessKeyspaceImages, VitessLockserverParams, core,
 };
 
 /// What happens when a keyspace is removed from the cluster spec.
@@ -121,43 +119,14 @@ pub struct VitessOrchestratorSpec {
     /// Extra vtorc flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
-    /// Extra environment of the vtorc container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
-    pub extra_env: Option<Vec<EnvVar>>,
-    /// Extra pod volumes (core/v1 Volume).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub extra_volumes: Option<Vec<Volume>>,
-    /// Extra mounts of the vtorc container.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
-    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
-    /// Init containers of the vtorc pod (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub init_containers: Option<Vec<Container>>,
-    /// Sidecar containers of the vtorc pod (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub sidecar_containers: Option<Vec<Container>>,
-    /// Affinity of the vtorc pod (core/v1 Affinity).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_object")]
-    pub affinity: Option<Affinity>,
-    /// Annotations of the vtorc pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<StringMap>,
-    /// Extra labels of the vtorc pod.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra_labels: Option<StringMap>,
+    /// Pod settings: extraEnv, extraVolumes, extraVolumeMounts, initContainers,
+    /// sidecarContainers, affinity, annotations, extraLabels, tolerations,
+    /// topologySpreadConstraints.
+    #[serde(flatten)]
+    pub pod: PodOverrides,
     /// Changes to the vtorc Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceOverrides>,
-    /// Tolerations of the vtorc pod (core/v1 Toleration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub tolerations: Option<Vec<Toleration>>,
 }
 
 /// A keyspace and what the cluster hands down to it. Made by the operator from a

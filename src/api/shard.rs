@@ -2,10 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{
-    Affinity, Container, EnvVar, Lifecycle, PersistentVolumeClaimSpec, Toleration,
-    TopologySpreadConstraint, Volume, VolumeMount,
-};
+use k8s_openapi::api::core::v1::{Lifecycle, PersistentVolumeClaimSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
@@ -15,9 +12,9 @@ use super::backupstorage::VitessBackupLocation;
 use super::cluster::BackupEngine;
 use super::keyspace::VitessOrchestratorSpec;
 use super::shared::{
-    ConditionStatus, Conditions, Flags, ImagePullSecrets, OrphanStatus, Resources, SecretSource,
-    StringMap, TopoReconcileConfig, VitessClusterUpdateStrategy, VitessImagePullPolicies,
-    VitessKeyspaceImages, VitessLockserverParams, core, preserve_list, preserve_object,
+    ConditionStatus, Conditions, Flags, ImagePullSecrets, OrphanStatus, PodOverrides, Resources,
+    SecretSource, StringMap, TopoReconcileConfig, VitessClusterUpdateStrategy,
+    VitessImagePullPolicies, VitessKeyspaceImages, VitessLockserverParams, core, preserve_object,
 };
 
 /// A key range in hex; empty bounds are unbounded. `-80` is `{end: "80"}`.
@@ -165,44 +162,11 @@ pub struct VitessShardTabletPool {
     /// An externally managed MySQL instead of a local one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub external_datastore: Option<ExternalDatastore>,
-    /// Affinity of the tablet pods (core/v1 Affinity).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_object")]
-    pub affinity: Option<Affinity>,
-    /// Annotations of the tablet pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub annotations: Option<StringMap>,
-    /// Extra labels of the tablet pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub extra_labels: Option<StringMap>,
-    /// Extra environment of the vttablet and mysqld containers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
-    pub extra_env: Option<Vec<EnvVar>>,
-    /// Extra pod volumes (core/v1 Volume).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub extra_volumes: Option<Vec<Volume>>,
-    /// Extra mounts of the vttablet and mysqld containers.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
-    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
-    /// Init containers added to tablet pods (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub init_containers: Option<Vec<Container>>,
-    /// Sidecar containers added to tablet pods (core/v1 Container).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub sidecar_containers: Option<Vec<Container>>,
-    /// Tolerations of the tablet pods (core/v1 Toleration).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub tolerations: Option<Vec<Toleration>>,
-    /// Topology spread constraints of the tablet pods.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
-    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
+    /// Pod settings: extraEnv, extraVolumes, extraVolumeMounts, initContainers,
+    /// sidecarContainers, affinity, annotations, extraLabels, tolerations,
+    /// topologySpreadConstraints.
+    #[serde(flatten)]
+    pub pod: PodOverrides,
 }
 
 /// The vttablet container.

@@ -5,7 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{LocalObjectReference, ResourceRequirements};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
+    TopologySpreadConstraint, Volume, VolumeMount,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
@@ -67,6 +70,52 @@ fn first_sentence(text: &str) -> String {
         Some(end) => line[..=end].to_string(),
         None => line.to_string(),
     }
+}
+
+/// What every component's pods may add or change (the Go operator repeats these fields on
+/// each component; here they are one struct, flattened, so the YAML is the same).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodOverrides {
+    /// Extra environment variables of the component's main containers (for tablets: vttablet
+    /// and mysqld); a variable of the same name replaces the operator's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<EnvVar>>>")]
+    pub extra_env: Option<Vec<EnvVar>>,
+    /// Extra pod volumes (core/v1 Volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub extra_volumes: Option<Vec<Volume>>,
+    /// Extra mounts in the component's main containers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<VolumeMount>>>")]
+    pub extra_volume_mounts: Option<Vec<VolumeMount>>,
+    /// Init containers added to the pods (core/v1 Container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub init_containers: Option<Vec<Container>>,
+    /// Sidecar containers added to the pods (core/v1 Container).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub sidecar_containers: Option<Vec<Container>>,
+    /// Affinity of the pods (core/v1 Affinity); replaces the operator's default spreading.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_object")]
+    pub affinity: Option<Affinity>,
+    /// Annotations of the pods.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<StringMap>,
+    /// Extra labels of the pods; the operator's own labels win.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extra_labels: Option<StringMap>,
+    /// Tolerations of the pods (core/v1 Toleration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub tolerations: Option<Vec<Toleration>>,
+    /// Topology spread constraints of the pods (core/v1 TopologySpreadConstraint).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "preserve_list")]
+    pub topology_spread_constraints: Option<Vec<TopologySpreadConstraint>>,
 }
 
 /// A file taken from a Secret key, or from a volume the pod already has.

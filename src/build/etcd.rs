@@ -137,7 +137,7 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             sub_path: Some("etcd".into()),
             ..VolumeMount::default()
         }];
-        mounts.extend(spec.extra_volume_mounts.iter().flatten().cloned());
+        mounts.extend(spec.pod.extra_volume_mounts.iter().flatten().cloned());
         let mut volumes = vec![Volume {
             name: DATA_VOLUME.into(),
             persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
@@ -146,7 +146,7 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             }),
             ..Volume::default()
         }];
-        volumes.extend(spec.extra_volumes.iter().flatten().cloned());
+        volumes.extend(spec.pod.extra_volumes.iter().flatten().cloned());
 
         let etcd = Container {
             name: "etcd".into(),
@@ -162,7 +162,7 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
                 podspec::container_port(CLIENT_PORT_NAME, defaults::ETCD_CLIENT_PORT),
                 podspec::container_port(PEER_PORT_NAME, defaults::ETCD_PEER_PORT),
             ]),
-            env: Some(podspec::merge_env(base_env(), spec.extra_env.as_ref())),
+            env: Some(podspec::merge_env(base_env(), spec.pod.extra_env.as_ref())),
             resources: Some(podspec::resources_or(
                 spec.resources.as_ref(),
                 defaults::ETCD_CPU,
@@ -174,7 +174,7 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             ..Container::default()
         };
         let mut containers = vec![etcd];
-        containers.extend(spec.sidecar_containers.iter().flatten().cloned());
+        containers.extend(spec.pod.sidecar_containers.iter().flatten().cloned());
 
         // Spread members over nodes, and over zones when not pinned to one.
         let zone = lockserver.spec.zone.as_deref().filter(|z| !z.is_empty());
@@ -183,7 +183,7 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             spread.push(podspec::spread_term(1, &selector, ZONE_LABEL));
         }
         let affinity = podspec::affinity(
-            spec.affinity.as_ref(),
+            spec.pod.affinity.as_ref(),
             zone,
             Some(PodAntiAffinity {
                 preferred_during_scheduling_ignored_during_execution: Some(spread),
@@ -204,19 +204,19 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             metadata: meta(
                 member.clone(),
                 namespace,
-                podspec::merge_labels(&own, spec.extra_labels.as_ref()),
-                spec.annotations.clone(),
+                podspec::merge_labels(&own, spec.pod.extra_labels.as_ref()),
+                spec.pod.annotations.clone(),
             ),
             spec: Some(PodSpec {
                 // hostname + subdomain give each member the DNS name the URLs above use.
                 hostname: Some(member.clone()),
                 subdomain: Some(peer_service_name(name)),
                 containers,
-                init_containers: spec.init_containers.clone(),
+                init_containers: spec.pod.init_containers.clone(),
                 volumes: Some(volumes),
                 affinity,
-                tolerations: spec.tolerations.clone(),
-                topology_spread_constraints: spec.topology_spread_constraints.clone(),
+                tolerations: spec.pod.tolerations.clone(),
+                topology_spread_constraints: spec.pod.topology_spread_constraints.clone(),
                 image_pull_secrets: spec.image_pull_secrets.clone(),
                 ..PodSpec::default()
             }),

@@ -84,12 +84,12 @@ pub fn build(
             )),
             readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
             liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
-            env: dashboard.extra_env.clone(),
-            volume_mounts: dashboard.extra_volume_mounts.clone(),
+            env: dashboard.pod.extra_env.clone(),
+            volume_mounts: dashboard.pod.extra_volume_mounts.clone(),
             ..Container::default()
         };
         let mut containers = vec![vtctld];
-        containers.extend(dashboard.sidecar_containers.iter().flatten().cloned());
+        containers.extend(dashboard.pod.sidecar_containers.iter().flatten().cloned());
 
         deployments.push(Deployment {
             metadata: meta(
@@ -105,21 +105,27 @@ pub fn build(
                 selector: podspec::selector(&own),
                 template: PodTemplateSpec {
                     metadata: Some(ObjectMeta {
-                        labels: Some(podspec::merge_labels(&own, dashboard.extra_labels.as_ref())),
-                        annotations: dashboard.annotations.clone(),
+                        labels: Some(podspec::merge_labels(
+                            &own,
+                            dashboard.pod.extra_labels.as_ref(),
+                        )),
+                        annotations: dashboard.pod.annotations.clone(),
                         ..ObjectMeta::default()
                     }),
                     spec: Some(PodSpec {
                         containers,
-                        init_containers: dashboard.init_containers.clone(),
-                        volumes: dashboard.extra_volumes.clone(),
+                        init_containers: dashboard.pod.init_containers.clone(),
+                        volumes: dashboard.pod.extra_volumes.clone(),
                         affinity: podspec::affinity(
-                            dashboard.affinity.as_ref(),
+                            dashboard.pod.affinity.as_ref(),
                             template.zone.as_deref(),
                             None,
                         ),
-                        tolerations: dashboard.tolerations.clone(),
-                        topology_spread_constraints: dashboard.topology_spread_constraints.clone(),
+                        tolerations: dashboard.pod.tolerations.clone(),
+                        topology_spread_constraints: dashboard
+                            .pod
+                            .topology_spread_constraints
+                            .clone(),
                         image_pull_secrets: spec.image_pull_secrets.clone(),
                         security_context: Some(podspec::vitess_pod_security()),
                         ..PodSpec::default()

@@ -122,9 +122,9 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
         .extend(gateway.extra_flags.as_ref());
 
     let mut volumes: Vec<_> = files.iter().filter_map(|f| f.volume.clone()).collect();
-    volumes.extend(gateway.extra_volumes.iter().flatten().cloned());
+    volumes.extend(gateway.pod.extra_volumes.iter().flatten().cloned());
     let mut mounts: Vec<_> = files.iter().map(|f| f.mount.clone()).collect();
-    mounts.extend(gateway.extra_volume_mounts.iter().flatten().cloned());
+    mounts.extend(gateway.pod.extra_volume_mounts.iter().flatten().cloned());
 
     let vtgate = Container {
         name: "vtgate".into(),
@@ -151,13 +151,13 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
         )),
         readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
         liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
-        env: gateway.extra_env.clone(),
+        env: gateway.pod.extra_env.clone(),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         lifecycle: gateway.lifecycle.clone(),
         ..Container::default()
     };
     let mut containers = vec![vtgate];
-    containers.extend(gateway.sidecar_containers.iter().flatten().cloned());
+    containers.extend(gateway.pod.sidecar_containers.iter().flatten().cloned());
 
     let deployment_name = names::cluster::vtgate_deployment(cluster, cell_name);
     let deployment = Deployment {
@@ -173,21 +173,24 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
             strategy: gateway.strategy.clone(),
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta {
-                    labels: Some(podspec::merge_labels(&own, gateway.extra_labels.as_ref())),
-                    annotations: gateway.annotations.clone(),
+                    labels: Some(podspec::merge_labels(
+                        &own,
+                        gateway.pod.extra_labels.as_ref(),
+                    )),
+                    annotations: gateway.pod.annotations.clone(),
                     ..ObjectMeta::default()
                 }),
                 spec: Some(PodSpec {
                     containers,
-                    init_containers: gateway.init_containers.clone(),
+                    init_containers: gateway.pod.init_containers.clone(),
                     volumes: (!volumes.is_empty()).then_some(volumes),
                     affinity: podspec::affinity(
-                        gateway.affinity.as_ref(),
+                        gateway.pod.affinity.as_ref(),
                         spec.template.zone.as_deref(),
                         None,
                     ),
-                    tolerations: gateway.tolerations.clone(),
-                    topology_spread_constraints: gateway.topology_spread_constraints.clone(),
+                    tolerations: gateway.pod.tolerations.clone(),
+                    topology_spread_constraints: gateway.pod.topology_spread_constraints.clone(),
                     termination_grace_period_seconds: gateway.termination_grace_period_seconds,
                     image_pull_secrets: spec.image_pull_secrets.clone(),
                     security_context: Some(podspec::vitess_pod_security()),

@@ -184,10 +184,10 @@ impl TabletContext<'_> {
         if local_mysqld {
             volumes.extend(self.init_script.volume.clone());
         }
-        volumes.extend(pool.extra_volumes.iter().flatten().cloned());
+        volumes.extend(pool.pod.extra_volumes.iter().flatten().cloned());
 
         let mut init_containers = vec![self.init_vt_root()];
-        init_containers.extend(pool.init_containers.iter().flatten().cloned());
+        init_containers.extend(pool.pod.init_containers.iter().flatten().cloned());
         let mut containers = vec![self.vttablet(has_pvc, local_mysqld)];
         if local_mysqld {
             containers.push(self.mysqld(has_pvc));
@@ -195,7 +195,7 @@ impl TabletContext<'_> {
                 containers.push(exporter);
             }
         }
-        containers.extend(pool.sidecar_containers.iter().flatten().cloned());
+        containers.extend(pool.pod.sidecar_containers.iter().flatten().cloned());
 
         let shard_labels: BTreeMap<String, String> = [
             labels::COMPONENT,
@@ -220,14 +220,14 @@ impl TabletContext<'_> {
             ..PodAntiAffinity::default()
         };
 
-        let mut annotations = pool.annotations.clone().unwrap_or_default();
+        let mut annotations = pool.pod.annotations.clone().unwrap_or_default();
         annotations.insert(labels::drain::SUPPORTED.into(), DRAIN_SUPPORTED.into());
 
         let pod = Pod {
             metadata: meta(
                 name.clone(),
                 namespace,
-                podspec::merge_labels(&own, pool.extra_labels.as_ref()),
+                podspec::merge_labels(&own, pool.pod.extra_labels.as_ref()),
                 Some(annotations),
             ),
             spec: Some(PodSpec {
@@ -235,12 +235,12 @@ impl TabletContext<'_> {
                 containers,
                 volumes: Some(volumes),
                 affinity: podspec::affinity(
-                    pool.affinity.as_ref(),
+                    pool.pod.affinity.as_ref(),
                     spec.zone_map.get(&pool.cell).map(String::as_str),
                     Some(spread),
                 ),
-                tolerations: pool.tolerations.clone(),
-                topology_spread_constraints: pool.topology_spread_constraints.clone(),
+                tolerations: pool.pod.tolerations.clone(),
+                topology_spread_constraints: pool.pod.topology_spread_constraints.clone(),
                 termination_grace_period_seconds: Some(
                     pool.vttablet
                         .termination_grace_period_seconds
@@ -405,7 +405,7 @@ impl TabletContext<'_> {
         flags
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(pool.vttablet.extra_flags.as_ref());
-        mounts.extend(pool.extra_volume_mounts.iter().flatten().cloned());
+        mounts.extend(pool.pod.extra_volume_mounts.iter().flatten().cloned());
 
         let mut env = vec![EnvVar {
             name: "POD_IP".into(),
@@ -429,7 +429,7 @@ impl TabletContext<'_> {
                 podspec::container_port(WEB_PORT_NAME, defaults::WEB_PORT),
                 podspec::container_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
             ]),
-            env: Some(podspec::merge_env(env, pool.extra_env.as_ref())),
+            env: Some(podspec::merge_env(env, pool.pod.extra_env.as_ref())),
             resources: pool.vttablet.resources.clone(),
             // vttablet's /debug/health mixes readiness and liveness; /healthz is readiness.
             readiness_probe: Some(podspec::http_probe("/healthz", WEB_PORT_NAME)),
@@ -462,7 +462,7 @@ impl TabletContext<'_> {
         }];
         mounts.extend(self.shared_mounts(has_pvc));
         mounts.push(self.init_script.mount.clone());
-        mounts.extend(pool.extra_volume_mounts.iter().flatten().cloned());
+        mounts.extend(pool.pod.extra_volume_mounts.iter().flatten().cloned());
         Container {
             name: "mysqld".into(),
             image: Some(mysqld_image(self.spec.images.mysqld.as_ref())),
@@ -473,7 +473,10 @@ impl TabletContext<'_> {
                 MYSQL_PORT_NAME,
                 defaults::MYSQL_PORT,
             )]),
-            env: Some(podspec::merge_env(self.base_env(), pool.extra_env.as_ref())),
+            env: Some(podspec::merge_env(
+                self.base_env(),
+                pool.pod.extra_env.as_ref(),
+            )),
             resources: pool.mysqld.as_ref().and_then(|m| m.resources.clone()),
             readiness_probe: Some(Probe {
                 tcp_socket: Some(TCPSocketAction {
@@ -866,7 +869,7 @@ mod tests {
             termination_grace_period_seconds: Some(60),
             ..VttabletSpec::default()
         };
-        p.extra_labels = Some(
+        p.pod.extra_labels = Some(
             [
                 ("team".to_string(), "db".to_string()),
                 (labels::COMPONENT.to_string(), "x".to_string()),
