@@ -131,23 +131,6 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             .set("initial-cluster-token", name)
             .extend(spec.extra_flags.as_ref());
 
-        let mut mounts = vec![VolumeMount {
-            name: DATA_VOLUME.into(),
-            mount_path: DATA_DIR.into(),
-            sub_path: Some("etcd".into()),
-            ..VolumeMount::default()
-        }];
-        mounts.extend(spec.pod.extra_volume_mounts.iter().flatten().cloned());
-        let mut volumes = vec![Volume {
-            name: DATA_VOLUME.into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: member.clone(),
-                ..PersistentVolumeClaimVolumeSource::default()
-            }),
-            ..Volume::default()
-        }];
-        volumes.extend(spec.pod.extra_volumes.iter().flatten().cloned());
-
         let etcd = Container {
             name: "etcd".into(),
             image: Some(
@@ -162,7 +145,7 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
                 podspec::container_port(CLIENT_PORT_NAME, defaults::ETCD_CLIENT_PORT),
                 podspec::container_port(PEER_PORT_NAME, defaults::ETCD_PEER_PORT),
             ]),
-            env: Some(podspec::merge_env(base_env(), spec.pod.extra_env.as_ref())),
+            env: Some(base_env()),
             resources: Some(podspec::resources_or(
                 spec.resources.as_ref(),
                 defaults::ETCD_CPU,
@@ -170,11 +153,14 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             )),
             readiness_probe: Some(etcdctl_probe("health", 1, 3)),
             liveness_probe: Some(etcdctl_probe("status", 300, 30)),
-            volume_mounts: Some(mounts),
+            volume_mounts: Some(vec![VolumeMount {
+                name: DATA_VOLUME.into(),
+                mount_path: DATA_DIR.into(),
+                sub_path: Some("etcd".into()),
+                ..VolumeMount::default()
+            }]),
             ..Container::default()
         };
-        let mut containers = vec![etcd];
-        containers.extend(spec.pod.sidecar_containers.iter().flatten().cloned());
 
         // Spread members over nodes, and over zones when not pinned to one.
         let zone = lockserver.spec.zone.as_deref().filter(|z| !z.is_empty());
@@ -200,26 +186,28 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             ),
             status: None,
         });
+        let mut pod_meta = meta(member.clone(), namespace, own, None);
+        let mut pod_spec = PodSpec {
+            // hostname + subdomain give each member the DNS name the URLs above use.
+            hostname: Some(member.clone()),
+            subdomain: Some(peer_service_name(name)),
+            containers: vec![etcd],
+            volumes: Some(vec![Volume {
+                name: DATA_VOLUME.into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: member.clone(),
+                    ..PersistentVolumeClaimVolumeSource::default()
+                }),
+                ..Volume::default()
+            }]),
+            affinity,
+            image_pull_secrets: spec.image_pull_secrets.clone(),
+            ..PodSpec::default()
+        };
+        podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["etcd"], &spec.pod);
         objects.pods.push(Pod {
-            metadata: meta(
-                member.clone(),
-                namespace,
-                podspec::merge_labels(&own, spec.pod.extra_labels.as_ref()),
-                spec.pod.annotations.clone(),
-            ),
-            spec: Some(PodSpec {
-                // hostname + subdomain give each member the DNS name the URLs above use.
-                hostname: Some(member.clone()),
-                subdomain: Some(peer_service_name(name)),
-                containers,
-                init_containers: spec.pod.init_containers.clone(),
-                volumes: Some(volumes),
-                affinity,
-                tolerations: spec.pod.tolerations.clone(),
-                topology_spread_constraints: spec.pod.topology_spread_constraints.clone(),
-                image_pull_secrets: spec.image_pull_secrets.clone(),
-                ..PodSpec::default()
-            }),
+            metadata: pod_meta,
+            spec: Some(pod_spec),
             status: None,
         });
     }

@@ -1,8 +1,10 @@
 //! Pieces every component's pods and Services share: pull policies, probes, ports, default
-//! resources, zone affinity, mounted secret files, env and label merging.
+//! resources, zone affinity, mounted secret files, env and label merging, and the user's
+//! [`PodOverrides`] applied to a pod the operator built.
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::core::v1::PodSpec;
 use k8s_openapi::api::core::v1::{
     Affinity, ContainerPort, EnvVar, HTTPGetAction, KeyToPath, NodeAffinity, NodeSelector,
     NodeSelectorRequirement, NodeSelectorTerm, PodAffinityTerm, PodAntiAffinity,
@@ -12,9 +14,12 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::ObjectMeta;
 
 use super::{Error, defaults, meta};
-use crate::api::shared::{PullPolicy, Resources, SecretSource, ServiceOverrides, StringMap};
+use crate::api::shared::{
+    PodOverrides, PullPolicy, Resources, SecretSource, ServiceOverrides, StringMap,
+};
 
 /// Node label of the zone a node is in.
 pub const ZONE_LABEL: &str = "topology.kubernetes.io/zone";
@@ -183,6 +188,73 @@ pub fn merge_labels(
     labels
 }
 
+/// Applies the user's `overrides` to a pod (or pod template) that holds only the operator's own
+/// settings, the same way for every component:
+///
+/// - `extraEnv` is merged by name into each container named in `main_containers` (a user
+///   variable replaces ours, see [`merge_env`]) and `extraVolumeMounts` is appended to them;
+///   other containers (exporters, the user's sidecars) get neither;
+/// - `extraVolumes`, `initContainers` (after ours), `sidecarContainers` (after ours),
+///   `tolerations` and `topologySpreadConstraints` are appended to the pod's lists;
+/// - `extraLabels` and `annotations` are merged with the pod's own; ours win on both (the
+///   labels say who owns the pod, annotations like `drain.planetscale.com/supported` are the
+///   operator's promises).
+///
+/// Only what the user set is touched: a field that is `None` on the pod and not given stays
+/// `None`, so rendered objects stay minimal. `affinity` is not applied here: callers combine it
+/// with the zone and their default spreading through [`affinity`], because the user's affinity
+/// replaces the spreading rather than adding to it.
+pub fn apply_overrides(
+    meta: &mut ObjectMeta,
+    spec: &mut PodSpec,
+    main_containers: &[&str],
+    overrides: &PodOverrides,
+) {
+    fn extend<T: Clone>(list: &mut Option<Vec<T>>, extra: Option<&Vec<T>>) {
+        if let Some(extra) = extra {
+            list.get_or_insert_with(Vec::new)
+                .extend(extra.iter().cloned());
+        }
+    }
+
+    for container in spec
+        .containers
+        .iter_mut()
+        .filter(|c| main_containers.contains(&c.name.as_str()))
+    {
+        if let Some(extra) = &overrides.extra_env {
+            let ours = container.env.take().unwrap_or_default();
+            container.env = Some(merge_env(ours, Some(extra)));
+        }
+        extend(
+            &mut container.volume_mounts,
+            overrides.extra_volume_mounts.as_ref(),
+        );
+    }
+    extend(&mut spec.volumes, overrides.extra_volumes.as_ref());
+    extend(
+        &mut spec.init_containers,
+        overrides.init_containers.as_ref(),
+    );
+    if let Some(sidecars) = &overrides.sidecar_containers {
+        spec.containers.extend(sidecars.iter().cloned());
+    }
+    extend(&mut spec.tolerations, overrides.tolerations.as_ref());
+    extend(
+        &mut spec.topology_spread_constraints,
+        overrides.topology_spread_constraints.as_ref(),
+    );
+
+    if let Some(extra) = &overrides.extra_labels {
+        let ours = meta.labels.take().unwrap_or_default();
+        meta.labels = Some(merge_labels(&ours, Some(extra)));
+    }
+    if let Some(extra) = &overrides.annotations {
+        let ours = meta.annotations.take().unwrap_or_default();
+        meta.annotations = Some(merge_labels(&ours, Some(extra)));
+    }
+}
+
 /// A label selector matching exactly `labels`.
 pub fn selector(labels: &BTreeMap<String, String>) -> LabelSelector {
     LabelSelector {
@@ -279,6 +351,7 @@ pub fn service(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use k8s_openapi::api::core::v1::{Container, Toleration, TopologySpreadConstraint};
 
     fn zone_of(affinity: &Affinity) -> Option<String> {
         let term = &affinity
@@ -353,6 +426,183 @@ mod tests {
         let got = merge_labels(&ours, Some(&extra));
         assert_eq!(got["planetscale.com/component"], "vtgate");
         assert_eq!(got["team"], "db");
+    }
+
+    fn var(name: &str, value: &str) -> EnvVar {
+        EnvVar {
+            name: name.into(),
+            value: Some(value.into()),
+            ..EnvVar::default()
+        }
+    }
+
+    fn named<T>(items: &Option<Vec<T>>, name: fn(&T) -> &str) -> Vec<String> {
+        items
+            .iter()
+            .flatten()
+            .map(|i| name(i).to_string())
+            .collect()
+    }
+
+    /// A pod as a builder makes it: our init container, a main container with env and a
+    /// mount, a helper container, one volume, our labels and annotation.
+    fn operator_pod() -> (ObjectMeta, PodSpec) {
+        let container = |name: &str| Container {
+            name: name.into(),
+            env: Some(vec![var("A", "1"), var("B", "2")]),
+            volume_mounts: Some(vec![VolumeMount {
+                name: "ours".into(),
+                mount_path: "/ours".into(),
+                ..VolumeMount::default()
+            }]),
+            ..Container::default()
+        };
+        let meta = ObjectMeta {
+            labels: Some(crate::labels::set(&[(
+                "planetscale.com/component",
+                "vtgate",
+            )])),
+            annotations: Some(crate::labels::set(&[(
+                "drain.planetscale.com/supported",
+                "ours",
+            )])),
+            ..ObjectMeta::default()
+        };
+        let spec = PodSpec {
+            init_containers: Some(vec![Container {
+                name: "init-ours".into(),
+                ..Container::default()
+            }]),
+            containers: vec![container("main"), container("helper")],
+            volumes: Some(vec![Volume {
+                name: "ours".into(),
+                ..Volume::default()
+            }]),
+            ..PodSpec::default()
+        };
+        (meta, spec)
+    }
+
+    fn user_overrides() -> PodOverrides {
+        let container = |name: &str| Container {
+            name: name.into(),
+            ..Container::default()
+        };
+        PodOverrides {
+            extra_env: Some(vec![var("B", "x"), var("C", "3")]),
+            extra_volumes: Some(vec![Volume {
+                name: "theirs".into(),
+                ..Volume::default()
+            }]),
+            extra_volume_mounts: Some(vec![VolumeMount {
+                name: "theirs".into(),
+                mount_path: "/theirs".into(),
+                ..VolumeMount::default()
+            }]),
+            init_containers: Some(vec![container("init-theirs")]),
+            sidecar_containers: Some(vec![container("sidecar")]),
+            affinity: Some(Affinity {
+                node_affinity: Some(NodeAffinity::default()),
+                ..Affinity::default()
+            }),
+            annotations: Some(crate::labels::set(&[
+                ("drain.planetscale.com/supported", "theirs"),
+                ("a", "b"),
+            ])),
+            extra_labels: Some(crate::labels::set(&[
+                ("planetscale.com/component", "theirs"),
+                ("team", "db"),
+            ])),
+            tolerations: Some(vec![Toleration {
+                key: Some("k".into()),
+                ..Toleration::default()
+            }]),
+            topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: "zone".into(),
+                ..TopologySpreadConstraint::default()
+            }]),
+        }
+    }
+
+    #[test]
+    fn overrides_apply_to_main_containers_and_after_ours() {
+        let (mut meta, mut spec) = operator_pod();
+        apply_overrides(&mut meta, &mut spec, &["main"], &user_overrides());
+
+        let main = &spec.containers[0];
+        let env: Vec<(&str, &str)> = main
+            .env
+            .iter()
+            .flatten()
+            .map(|e| (e.name.as_str(), e.value.as_deref().unwrap()))
+            .collect();
+        assert_eq!(env, [("A", "1"), ("B", "x"), ("C", "3")]);
+        assert_eq!(named(&main.volume_mounts, |m| &m.name), ["ours", "theirs"]);
+        let helper = &spec.containers[1];
+        assert_eq!(
+            helper.env.as_ref().unwrap().len(),
+            2,
+            "not a main container"
+        );
+        assert_eq!(named(&helper.volume_mounts, |m| &m.name), ["ours"]);
+
+        let containers: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(containers, ["main", "helper", "sidecar"]);
+        assert_eq!(
+            named(&spec.init_containers, |c| &c.name),
+            ["init-ours", "init-theirs"]
+        );
+        assert_eq!(named(&spec.volumes, |v| &v.name), ["ours", "theirs"]);
+        assert_eq!(spec.tolerations.as_ref().unwrap().len(), 1);
+        assert_eq!(
+            spec.topology_spread_constraints.as_ref().unwrap()[0].topology_key,
+            "zone"
+        );
+        assert!(spec.affinity.is_none(), "affinity is left to the callers");
+
+        let labels = meta.labels.unwrap();
+        assert_eq!(labels["planetscale.com/component"], "vtgate");
+        assert_eq!(labels["team"], "db");
+        let annotations = meta.annotations.unwrap();
+        assert_eq!(annotations["drain.planetscale.com/supported"], "ours");
+        assert_eq!(annotations["a"], "b");
+    }
+
+    #[test]
+    fn no_overrides_change_nothing_and_none_stays_none() {
+        let (meta, spec) = operator_pod();
+        let (mut got_meta, mut got_spec) = (meta.clone(), spec.clone());
+        apply_overrides(
+            &mut got_meta,
+            &mut got_spec,
+            &["main"],
+            &PodOverrides::default(),
+        );
+        assert_eq!((got_meta, got_spec), (meta, spec));
+
+        let mut meta = ObjectMeta::default();
+        let mut spec = PodSpec {
+            containers: vec![Container {
+                name: "main".into(),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        };
+        apply_overrides(&mut meta, &mut spec, &["main"], &PodOverrides::default());
+        assert_eq!(meta, ObjectMeta::default());
+        assert!(spec.volumes.is_none());
+        assert!(spec.init_containers.is_none());
+        assert!(spec.tolerations.is_none());
+        assert!(spec.topology_spread_constraints.is_none());
+        assert!(spec.containers[0].env.is_none());
+        assert!(spec.containers[0].volume_mounts.is_none());
+
+        // A pod with nothing of its own takes the user's lists as they are.
+        apply_overrides(&mut meta, &mut spec, &["main"], &user_overrides());
+        assert_eq!(named(&spec.volumes, |v| &v.name), ["theirs"]);
+        assert_eq!(named(&spec.containers[0].env, |e| &e.name), ["B", "C"]);
+        assert_eq!(meta.labels.unwrap()["planetscale.com/component"], "theirs");
     }
 
     #[test]

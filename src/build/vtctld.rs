@@ -84,12 +84,24 @@ pub fn build(
             )),
             readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
             liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
-            env: dashboard.pod.extra_env.clone(),
-            volume_mounts: dashboard.pod.extra_volume_mounts.clone(),
             ..Container::default()
         };
-        let mut containers = vec![vtctld];
-        containers.extend(dashboard.pod.sidecar_containers.iter().flatten().cloned());
+        let mut pod_meta = ObjectMeta {
+            labels: Some(own.clone()),
+            ..ObjectMeta::default()
+        };
+        let mut pod_spec = PodSpec {
+            containers: vec![vtctld],
+            affinity: podspec::affinity(
+                dashboard.pod.affinity.as_ref(),
+                template.zone.as_deref(),
+                None,
+            ),
+            image_pull_secrets: spec.image_pull_secrets.clone(),
+            security_context: Some(podspec::vitess_pod_security()),
+            ..PodSpec::default()
+        };
+        podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtctld"], &dashboard.pod);
 
         deployments.push(Deployment {
             metadata: meta(
@@ -104,32 +116,8 @@ pub fn build(
                 revision_history_limit: Some(0),
                 selector: podspec::selector(&own),
                 template: PodTemplateSpec {
-                    metadata: Some(ObjectMeta {
-                        labels: Some(podspec::merge_labels(
-                            &own,
-                            dashboard.pod.extra_labels.as_ref(),
-                        )),
-                        annotations: dashboard.pod.annotations.clone(),
-                        ..ObjectMeta::default()
-                    }),
-                    spec: Some(PodSpec {
-                        containers,
-                        init_containers: dashboard.pod.init_containers.clone(),
-                        volumes: dashboard.pod.extra_volumes.clone(),
-                        affinity: podspec::affinity(
-                            dashboard.pod.affinity.as_ref(),
-                            template.zone.as_deref(),
-                            None,
-                        ),
-                        tolerations: dashboard.pod.tolerations.clone(),
-                        topology_spread_constraints: dashboard
-                            .pod
-                            .topology_spread_constraints
-                            .clone(),
-                        image_pull_secrets: spec.image_pull_secrets.clone(),
-                        security_context: Some(podspec::vitess_pod_security()),
-                        ..PodSpec::default()
-                    }),
+                    metadata: Some(pod_meta),
+                    spec: Some(pod_spec),
                 },
                 ..DeploymentSpec::default()
             }),
@@ -162,8 +150,9 @@ mod tests {
     use super::*;
     use crate::api::cell::VitessCellTemplate;
     use crate::api::cluster::VitessDashboardSpec;
-    use crate::api::shared::{PullPolicy, VitessImagePullPolicies};
+    use crate::api::shared::{PodOverrides, PullPolicy, VitessImagePullPolicies};
     use crate::build::lockserver;
+    use k8s_openapi::api::core::v1::{EnvVar, TopologySpreadConstraint};
 
     fn cluster(dashboard: Option<VitessDashboardSpec>) -> VitessCluster {
         let mut cluster = VitessCluster::new("example", Default::default());
@@ -303,6 +292,35 @@ mod tests {
         assert!(args.contains(&"--cell=mine".to_string()));
         assert!(args.contains(&"--security-policy=read-only".to_string()));
         assert_eq!(args.iter().filter(|a| a.starts_with("--cell=")).count(), 1);
+    }
+
+    #[test]
+    fn pod_overrides_reach_the_deployment() {
+        let objects = built(&cluster(Some(VitessDashboardSpec {
+            pod: PodOverrides {
+                topology_spread_constraints: Some(vec![TopologySpreadConstraint {
+                    max_skew: 1,
+                    topology_key: "topology.kubernetes.io/zone".into(),
+                    when_unsatisfiable: "ScheduleAnyway".into(),
+                    ..TopologySpreadConstraint::default()
+                }]),
+                extra_env: Some(vec![EnvVar {
+                    name: "FOO".into(),
+                    value: Some("bar".into()),
+                    ..EnvVar::default()
+                }]),
+                ..PodOverrides::default()
+            },
+            ..VitessDashboardSpec::default()
+        })));
+        let d = &objects.deployments[0];
+        let pod = d.spec.as_ref().unwrap().template.spec.as_ref().unwrap();
+        let constraints = pod.topology_spread_constraints.as_ref().unwrap();
+        assert_eq!(constraints.len(), 1);
+        assert_eq!(constraints[0].topology_key, "topology.kubernetes.io/zone");
+        assert_eq!(constraints[0].when_unsatisfiable, "ScheduleAnyway");
+        let env = container(d).env.as_ref().unwrap();
+        assert_eq!(env[0].name, "FOO");
     }
 
     #[test]

@@ -121,10 +121,8 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
         .extend(spec.extra_vitess_flags.as_ref())
         .extend(gateway.extra_flags.as_ref());
 
-    let mut volumes: Vec<_> = files.iter().filter_map(|f| f.volume.clone()).collect();
-    volumes.extend(gateway.pod.extra_volumes.iter().flatten().cloned());
-    let mut mounts: Vec<_> = files.iter().map(|f| f.mount.clone()).collect();
-    mounts.extend(gateway.pod.extra_volume_mounts.iter().flatten().cloned());
+    let volumes: Vec<_> = files.iter().filter_map(|f| f.volume.clone()).collect();
+    let mounts: Vec<_> = files.iter().map(|f| f.mount.clone()).collect();
 
     let vtgate = Container {
         name: "vtgate".into(),
@@ -151,13 +149,28 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
         )),
         readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
         liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
-        env: gateway.pod.extra_env.clone(),
         volume_mounts: (!mounts.is_empty()).then_some(mounts),
         lifecycle: gateway.lifecycle.clone(),
         ..Container::default()
     };
-    let mut containers = vec![vtgate];
-    containers.extend(gateway.pod.sidecar_containers.iter().flatten().cloned());
+    let mut pod_meta = ObjectMeta {
+        labels: Some(own.clone()),
+        ..ObjectMeta::default()
+    };
+    let mut pod_spec = PodSpec {
+        containers: vec![vtgate],
+        volumes: (!volumes.is_empty()).then_some(volumes),
+        affinity: podspec::affinity(
+            gateway.pod.affinity.as_ref(),
+            spec.template.zone.as_deref(),
+            None,
+        ),
+        termination_grace_period_seconds: gateway.termination_grace_period_seconds,
+        image_pull_secrets: spec.image_pull_secrets.clone(),
+        security_context: Some(podspec::vitess_pod_security()),
+        ..PodSpec::default()
+    };
+    podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtgate"], &gateway.pod);
 
     let deployment_name = names::cluster::vtgate_deployment(cluster, cell_name);
     let deployment = Deployment {
@@ -172,30 +185,8 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
             selector: podspec::selector(&own),
             strategy: gateway.strategy.clone(),
             template: PodTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(podspec::merge_labels(
-                        &own,
-                        gateway.pod.extra_labels.as_ref(),
-                    )),
-                    annotations: gateway.pod.annotations.clone(),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(PodSpec {
-                    containers,
-                    init_containers: gateway.pod.init_containers.clone(),
-                    volumes: (!volumes.is_empty()).then_some(volumes),
-                    affinity: podspec::affinity(
-                        gateway.pod.affinity.as_ref(),
-                        spec.template.zone.as_deref(),
-                        None,
-                    ),
-                    tolerations: gateway.pod.tolerations.clone(),
-                    topology_spread_constraints: gateway.pod.topology_spread_constraints.clone(),
-                    termination_grace_period_seconds: gateway.termination_grace_period_seconds,
-                    image_pull_secrets: spec.image_pull_secrets.clone(),
-                    security_context: Some(podspec::vitess_pod_security()),
-                    ..PodSpec::default()
-                }),
+                metadata: Some(pod_meta),
+                spec: Some(pod_spec),
             },
             ..DeploymentSpec::default()
         }),

@@ -184,10 +184,7 @@ impl TabletContext<'_> {
         if local_mysqld {
             volumes.extend(self.init_script.volume.clone());
         }
-        volumes.extend(pool.pod.extra_volumes.iter().flatten().cloned());
 
-        let mut init_containers = vec![self.init_vt_root()];
-        init_containers.extend(pool.pod.init_containers.iter().flatten().cloned());
         let mut containers = vec![self.vttablet(has_pvc, local_mysqld)];
         if local_mysqld {
             containers.push(self.mysqld(has_pvc));
@@ -195,7 +192,6 @@ impl TabletContext<'_> {
                 containers.push(exporter);
             }
         }
-        containers.extend(pool.pod.sidecar_containers.iter().flatten().cloned());
 
         let shard_labels: BTreeMap<String, String> = [
             labels::COMPONENT,
@@ -220,36 +216,38 @@ impl TabletContext<'_> {
             ..PodAntiAffinity::default()
         };
 
-        let mut annotations = pool.pod.annotations.clone().unwrap_or_default();
-        annotations.insert(labels::drain::SUPPORTED.into(), DRAIN_SUPPORTED.into());
-
-        let pod = Pod {
-            metadata: meta(
-                name.clone(),
-                namespace,
-                podspec::merge_labels(&own, pool.pod.extra_labels.as_ref()),
-                Some(annotations),
+        let annotations = BTreeMap::from([(
+            labels::drain::SUPPORTED.to_string(),
+            DRAIN_SUPPORTED.to_string(),
+        )]);
+        let mut pod_meta = meta(name.clone(), namespace, own.clone(), Some(annotations));
+        let mut pod_spec = PodSpec {
+            init_containers: Some(vec![self.init_vt_root()]),
+            containers,
+            volumes: Some(volumes),
+            affinity: podspec::affinity(
+                pool.pod.affinity.as_ref(),
+                spec.zone_map.get(&pool.cell).map(String::as_str),
+                Some(spread),
             ),
-            spec: Some(PodSpec {
-                init_containers: Some(init_containers),
-                containers,
-                volumes: Some(volumes),
-                affinity: podspec::affinity(
-                    pool.pod.affinity.as_ref(),
-                    spec.zone_map.get(&pool.cell).map(String::as_str),
-                    Some(spread),
-                ),
-                tolerations: pool.pod.tolerations.clone(),
-                topology_spread_constraints: pool.pod.topology_spread_constraints.clone(),
-                termination_grace_period_seconds: Some(
-                    pool.vttablet
-                        .termination_grace_period_seconds
-                        .unwrap_or(defaults::VTTABLET_TERMINATION_GRACE_SECONDS),
-                ),
-                image_pull_secrets: spec.image_pull_secrets.clone(),
-                security_context: Some(podspec::vitess_pod_security()),
-                ..PodSpec::default()
-            }),
+            termination_grace_period_seconds: Some(
+                pool.vttablet
+                    .termination_grace_period_seconds
+                    .unwrap_or(defaults::VTTABLET_TERMINATION_GRACE_SECONDS),
+            ),
+            image_pull_secrets: spec.image_pull_secrets.clone(),
+            security_context: Some(podspec::vitess_pod_security()),
+            ..PodSpec::default()
+        };
+        podspec::apply_overrides(
+            &mut pod_meta,
+            &mut pod_spec,
+            &["vttablet", "mysqld"],
+            &pool.pod,
+        );
+        let pod = Pod {
+            metadata: pod_meta,
+            spec: Some(pod_spec),
             status: None,
         };
         let pvc = has_pvc.then(|| PersistentVolumeClaim {
@@ -378,7 +376,7 @@ impl TabletContext<'_> {
                 .set("mysqlctl-socket", MYSQLCTL_SOCKET)
                 .set("db-socket", MYSQL_SOCKET);
         }
-        let mut mounts = self.shared_mounts(has_pvc);
+        let mounts = self.shared_mounts(has_pvc);
         if let Some(external) = &pool.external_datastore {
             flags
                 .set("db-host", &external.host)
@@ -405,7 +403,6 @@ impl TabletContext<'_> {
         flags
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(pool.vttablet.extra_flags.as_ref());
-        mounts.extend(pool.pod.extra_volume_mounts.iter().flatten().cloned());
 
         let mut env = vec![EnvVar {
             name: "POD_IP".into(),
@@ -429,7 +426,7 @@ impl TabletContext<'_> {
                 podspec::container_port(WEB_PORT_NAME, defaults::WEB_PORT),
                 podspec::container_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
             ]),
-            env: Some(podspec::merge_env(env, pool.pod.extra_env.as_ref())),
+            env: Some(env),
             resources: pool.vttablet.resources.clone(),
             // vttablet's /debug/health mixes readiness and liveness; /healthz is readiness.
             readiness_probe: Some(podspec::http_probe("/healthz", WEB_PORT_NAME)),
@@ -462,7 +459,6 @@ impl TabletContext<'_> {
         }];
         mounts.extend(self.shared_mounts(has_pvc));
         mounts.push(self.init_script.mount.clone());
-        mounts.extend(pool.pod.extra_volume_mounts.iter().flatten().cloned());
         Container {
             name: "mysqld".into(),
             image: Some(mysqld_image(self.spec.images.mysqld.as_ref())),
@@ -473,10 +469,7 @@ impl TabletContext<'_> {
                 MYSQL_PORT_NAME,
                 defaults::MYSQL_PORT,
             )]),
-            env: Some(podspec::merge_env(
-                self.base_env(),
-                pool.pod.extra_env.as_ref(),
-            )),
+            env: Some(self.base_env()),
             resources: pool.mysqld.as_ref().and_then(|m| m.resources.clone()),
             readiness_probe: Some(Probe {
                 tcp_socket: Some(TCPSocketAction {
