@@ -19,7 +19,7 @@ demo: build cluster-up
 	echo "== applying it"; \
 	kubectl apply --server-side -f examples/initial-cluster.yaml; \
 	echo "== what the operator will create for it (vitess-operator render)"; \
-	$(BIN) render -f examples/initial-cluster.yaml | grep -E '^kind:|^  name:' | paste - - ; \
+	$(BIN) render -f examples/initial-cluster.yaml | kubectl apply --dry-run=client -o name -f - ; \
 	echo "== kubectl get vt,vtc,vtk,vts,etcdls,pods"; \
 	kubectl get vt,vtc,vtk,vts,etcdls,pods; \
 	echo; echo "The controllers (vitess-operator run) are not built yet: see README.md, 'What works today'."
