@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::defaults;
-use super::{Error, meta};
+use super::{Error, cluster_name, meta};
 use crate::api::backupstorage::{VitessBackupStorage, VitessBackupStorageSpec};
 use crate::api::cell::{VitessCell, VitessCellImages, VitessCellSpec};
 use crate::api::cluster::VitessCluster;
@@ -26,11 +26,7 @@ pub struct ClusterChildren {
 
 /// Builds every child custom resource of `cluster`.
 pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
-    let name = cluster
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("VitessCluster"))?;
+    let name = cluster_name(cluster)?;
     let namespace = cluster.metadata.namespace.clone();
     let spec = &cluster.spec;
     let images = resolved_images(spec.images.as_ref());

@@ -2,20 +2,16 @@
 //! client Service of the etcd the operator deploys. One function, so the children that are
 //! told the address (cells, keyspaces) and the pods that use it (vtctld) always agree.
 
-use super::Error;
 use super::defaults;
 use super::etcd;
+use super::{Error, cluster_name};
 use crate::api::cluster::VitessCluster;
 use crate::api::shared::VitessLockserverParams;
 use crate::names;
 
 /// The global lockserver parameters of `cluster`.
 pub fn global(cluster: &VitessCluster) -> Result<VitessLockserverParams, Error> {
-    let name = cluster
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("VitessCluster"))?;
+    let name = cluster_name(cluster)?;
     let lockserver = cluster.spec.global_lockserver.clone().unwrap_or_default();
     if let Some(external) = lockserver.external {
         return Ok(external);

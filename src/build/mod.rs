@@ -33,6 +33,15 @@ pub enum Error {
     UnknownCell { cluster: String, cell: String },
 }
 
+/// The name of a cluster, which every child's name starts with.
+pub fn cluster_name(cluster: &crate::api::VitessCluster) -> Result<&str, Error> {
+    cluster
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingName("VitessCluster"))
+}
+
 /// Metadata of a child object, before the controller adds its owner reference.
 fn meta(
     name: String,

@@ -8,7 +8,7 @@ use kube::api::ObjectMeta;
 use super::cluster::resolved_images;
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, WEB_PORT_NAME};
-use super::{Error, defaults, meta};
+use super::{Error, cluster_name, defaults, meta};
 use crate::api::cluster::VitessCluster;
 use crate::api::shared::VitessLockserverParams;
 use crate::labels;
@@ -28,11 +28,7 @@ pub fn build(
     cluster: &VitessCluster,
     topo: &VitessLockserverParams,
 ) -> Result<VtctldObjects, Error> {
-    let name = cluster
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("VitessCluster"))?;
+    let name = cluster_name(cluster)?;
     let namespace = &cluster.metadata.namespace;
     let spec = &cluster.spec;
     let dashboard = spec.vitess_dashboard.clone().unwrap_or_default();

@@ -11,7 +11,7 @@ use kube::api::ObjectMeta;
 
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, MYSQL_PORT_NAME, SecretFile, WEB_PORT_NAME};
-use super::{Error, defaults, meta};
+use super::{Error, cluster_name, defaults, meta};
 use crate::api::cell::VitessCell;
 use crate::api::cluster::VitessCluster;
 use crate::labels;
@@ -230,11 +230,7 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
 
 /// The cluster-wide vtgate Service: every vtgate of every cell behind one address.
 pub fn cluster_service(cluster: &VitessCluster) -> Result<Service, Error> {
-    let name = cluster
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("VitessCluster"))?;
+    let name = cluster_name(cluster)?;
     Ok(podspec::service(
         names::join_service(&[name, labels::component::VTGATE]),
         &cluster.metadata.namespace,

@@ -15,7 +15,7 @@ use md5::{Digest, Md5};
 
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, HOSTNAME_LABEL, MYSQL_PORT_NAME, WEB_PORT_NAME};
-use super::{Error, defaults, meta};
+use super::{Error, cluster_name, defaults, meta};
 use crate::api::cluster::VitessCluster;
 use crate::api::shard::{TabletPoolType, VitessShard, VitessShardSpec, VitessShardTabletPool};
 use crate::api::shared::{MysqldImage, PullPolicy, VitessImagePullPolicies};
@@ -556,11 +556,7 @@ fn mysqld_image(image: Option<&MysqldImage>) -> String {
 
 /// The cluster-wide headless vttablet Service: one DNS record per tablet pod, for monitoring.
 pub fn cluster_service(cluster: &VitessCluster) -> Result<Service, Error> {
-    let name = cluster
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("VitessCluster"))?;
+    let name = cluster_name(cluster)?;
     Ok(podspec::service(
         names::join_service(&[name, labels::component::VTTABLET]),
         &cluster.metadata.namespace,
