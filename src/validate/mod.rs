@@ -291,3 +291,27 @@ pub fn run(files: &[PathBuf]) -> Vec<Problem> {
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A kind without a schema, or with a CEL rule kube-cel cannot compile, would make
+    /// `validate` wave everything through (or refuse everything) without saying why.
+    #[test]
+    fn every_kind_has_a_schema_and_compiled_rules() {
+        let checker = Checker::new();
+        assert_eq!(checker.kinds.len(), 7);
+        for (kind, rules) in &checker.kinds {
+            assert!(
+                rules.schema.get("properties").is_some(),
+                "{kind} has no schema"
+            );
+            assert!(
+                !rules.cel.has_errors(),
+                "{kind}: {:?}",
+                rules.cel.compilation_errors()
+            );
+        }
+    }
+}
