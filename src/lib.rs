@@ -1,10 +1,13 @@
-//! The vitess-operator library: API types, naming, builders, offline validation and rendering.
+//! The vitess-operator library: API types, naming, builders, offline validation and rendering,
+//! and the controllers that apply what the builders make.
 //! The binary in `main.rs` is a thin command line over it.
 
 // kube's `printcolumn(...)` arguments repeat `type_ =` by design; clippy reads them as duplicates.
 #[allow(clippy::duplicated_attributes)]
 pub mod api;
+pub mod apply;
 pub mod build;
+pub mod controller;
 pub mod crd;
 pub mod keyrange;
 pub mod labels;

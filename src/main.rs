@@ -1,11 +1,12 @@
 //! `vitess-operator`: the command line. Each subcommand is a thin shell over a library module.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use vitess_operator::{crd, render, validate};
+use vitess_operator::{controller, crd, render, validate};
 
 /// A Kubernetes operator for Vitess, compatible with the planetscale.com/v2 API.
 #[derive(Parser)]
@@ -17,6 +18,13 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the controllers against the cluster kubectl would talk to (KUBECONFIG, in-cluster
+    /// service account, ...) until SIGTERM or SIGINT.
+    Run {
+        /// Watch and manage only this namespace (default: all namespaces).
+        #[arg(long)]
+        namespace: Option<String>,
+    },
     /// Print every CustomResourceDefinition as YAML (or write one file per CRD with --out-dir).
     Crd {
         /// Write `<plural>.planetscale.com.yaml` files into this directory instead of printing.
@@ -41,6 +49,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Run { namespace } => report(run(namespace)),
         Command::Crd { out_dir } => {
             let result = match out_dir {
                 Some(dir) => crd::write_dir(&dir),
@@ -64,6 +73,43 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         })),
     }
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+    #[error("cannot connect to Kubernetes: {0}")]
+    Client(kube::Error),
+}
+
+/// `vitess-operator run`: human-readable logs (RUST_LOG, default info), then every controller.
+fn run(namespace: Option<String>) -> Result<ExitCode, RunError> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        // Colours only for a person at a terminal; log files and collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(RunError::Runtime)?;
+    runtime.block_on(async {
+        let client = kube::Client::try_default()
+            .await
+            .map_err(RunError::Client)?;
+        tracing::info!(
+            namespace = namespace.as_deref().unwrap_or("(all)"),
+            "starting controllers"
+        );
+        controller::run(client, namespace).await;
+        tracing::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    })
 }
 
 /// Turns an error into a message on stderr and exit code 2 (1 is reserved for "invalid input").

@@ -1,0 +1,336 @@
+//! The operator on a real API server: `examples/initial-cluster.yaml` becomes the Go
+//! operator's children, pods and volumes, every status reports Ready, a steady cluster costs
+//! no writes, and data volumes have no owner that garbage collection could follow.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams};
+use kube::discovery::ApiResource;
+use kube::{Client, ResourceExt};
+use vitess_operator_e2e::{
+    Operator, TestNamespace, client, kubectl, kubectl_with_stdin, wait_for, workspace_dir,
+};
+
+/// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a converged cluster is watched for writes.
+const STEADY: Duration = Duration::from_secs(15);
+
+const TABLET_PODS: [&str; 2] = [
+    "example-vttablet-zone1-2548885007-46a852d0",
+    "example-vttablet-zone1-2469782763-bfadd780",
+];
+const ETCD_PODS: [&str; 3] = [
+    "example-etcd-faf13de3-1",
+    "example-etcd-faf13de3-2",
+    "example-etcd-faf13de3-3",
+];
+/// The child custom resources, by kind, with the Go operator's names and their owner's kind.
+const CHILDREN: [(&str, &str, &str); 4] = [
+    ("EtcdLockserver", "example-etcd-faf13de3", "VitessCluster"),
+    ("VitessCell", "example-zone1-5abb61ae", "VitessCluster"),
+    (
+        "VitessKeyspace",
+        "example-commerce-fb9b866a",
+        "VitessCluster",
+    ),
+    (
+        "VitessShard",
+        "example-commerce-x-x-0f5afee6",
+        "VitessKeyspace",
+    ),
+];
+const DEPLOYMENTS: [&str; 2] = [
+    "example-zone1-vtgate-bc6cde92",
+    "example-zone1-vtctld-1d4dcad0",
+];
+
+/// Installs the CRDs once per test process, server-side (another test process may be doing
+/// the same; server-side apply of identical objects does not race to AlreadyExists).
+async fn install_crds() -> Result<()> {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_try_init(|| async {
+            let dir = workspace_dir().join("crds");
+            kubectl(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                &dir.to_string_lossy(),
+            ])
+            .await?;
+            let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
+            for crd in [
+                "vitessclusters",
+                "vitesscells",
+                "vitesskeyspaces",
+                "vitessshards",
+                "etcdlockservers",
+                "vitessbackupstorages",
+            ] {
+                let name = format!("{crd}.planetscale.com");
+                wait_for(
+                    &format!("CRD {name} to be established"),
+                    TIMEOUT,
+                    async |seen: &mut String| {
+                        let conditions = crds
+                            .get(&name)
+                            .await?
+                            .status
+                            .and_then(|s| s.conditions)
+                            .unwrap_or_default();
+                        *seen = format!("{conditions:?}");
+                        Ok(conditions
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                            .then_some(()))
+                    },
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+fn dynamic(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("planetscale.com", "v2", kind));
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// `Kind/name` -> resourceVersion of everything the steady-state check watches.
+async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for kind in [
+        "VitessCluster",
+        "VitessCell",
+        "VitessKeyspace",
+        "VitessShard",
+        "EtcdLockserver",
+    ] {
+        for object in dynamic(client, ns, kind)
+            .list(&ListParams::default())
+            .await?
+        {
+            out.insert(
+                format!("{kind}/{}", object.name_any()),
+                object.resource_version().unwrap_or_default(),
+            );
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for pod in pods.list(&ListParams::default()).await? {
+        out.insert(
+            format!("Pod/{}", pod.name_any()),
+            pod.resource_version().unwrap_or_default(),
+        );
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    for deployment in deployments.list(&ListParams::default()).await? {
+        out.insert(
+            format!("Deployment/{}", deployment.name_any()),
+            deployment.resource_version().unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}
+
+#[tokio::test]
+async fn initial_cluster_converges_and_stays_write_free() -> Result<()> {
+    install_crds().await?;
+    let client = client().await?;
+    let ns = TestNamespace::create(&client, "operator-initial").await?;
+    let mut operator = Operator::start(
+        "operator-initial-cluster",
+        &["run", "--namespace", ns.name()],
+    )?;
+    let started = Instant::now();
+    let result = converge_and_check(&client, ns.name(), &mut operator).await;
+    let stopped = operator.stop().await;
+    if let Err(err) = result {
+        let log = operator.log_contents().unwrap_or_default();
+        bail!(
+            "{err:#}\n--- operator log ({}) ---\n{log}",
+            operator.log_path().display()
+        );
+    }
+    stopped?;
+    eprintln!(
+        "initial cluster converged and checked in {:?}",
+        started.elapsed()
+    );
+    ns.delete(TIMEOUT).await?;
+    Ok(())
+}
+
+async fn converge_and_check(client: &Client, ns: &str, operator: &mut Operator) -> Result<()> {
+    let path = workspace_dir().join("examples/initial-cluster.yaml");
+    let yaml =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    kubectl_with_stdin(
+        &["apply", "--server-side", "-n", ns, "-f", "-"],
+        Some(&yaml),
+    )
+    .await?;
+    let start = Instant::now();
+
+    for (kind, name, owner_kind) in CHILDREN {
+        let api = dynamic(client, ns, kind);
+        wait_for(
+            &format!("{kind}/{name} with a controller owner {owner_kind}"),
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let Some(object) = api.get_opt(name).await? else {
+                    *seen = "does not exist".into();
+                    return Ok(None);
+                };
+                let owners = object.owner_references();
+                *seen = format!("owner references {owners:?}");
+                Ok(owners
+                    .iter()
+                    .any(|o| o.kind == owner_kind && o.controller == Some(true))
+                    .then_some(()))
+            },
+        )
+        .await?;
+    }
+
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    wait_for(
+        "tablet and etcd pods to be Running and Ready",
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let mut missing = Vec::new();
+            for name in TABLET_PODS.iter().chain(&ETCD_PODS) {
+                match pods.get_opt(name).await? {
+                    Some(pod) if is_ready(&pod) => {}
+                    Some(_) => missing.push(format!("{name} not ready")),
+                    None => missing.push(format!("{name} missing")),
+                }
+            }
+            *seen = missing.join(", ");
+            Ok(missing.is_empty().then_some(()))
+        },
+    )
+    .await?;
+
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    for name in DEPLOYMENTS {
+        wait_for(
+            &format!("Deployment {name} to have available replicas"),
+            TIMEOUT,
+            async |seen: &mut String| {
+                let available = deployments
+                    .get_opt(name)
+                    .await?
+                    .and_then(|d| d.status)
+                    .and_then(|s| s.available_replicas)
+                    .unwrap_or(0);
+                *seen = format!("{available} available");
+                Ok((available > 0).then_some(()))
+            },
+        )
+        .await?;
+    }
+
+    let shards = dynamic(client, ns, "VitessShard");
+    wait_for(
+        "VitessShard summary 2/2 and Ready True",
+        TIMEOUT,
+        async |seen: &mut String| {
+            let shard = shards.get("example-commerce-x-x-0f5afee6").await?;
+            let status = &shard.data["status"];
+            let ready = status["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "Ready")
+                .map(|c| c["status"].clone());
+            *seen = format!("summary {}, Ready {ready:?}", status["summary"]);
+            Ok((status["summary"] == "2/2" && ready == Some("True".into())).then_some(()))
+        },
+    )
+    .await?;
+
+    wait_for(
+        "`kubectl get vt` to show Ready True",
+        TIMEOUT,
+        async |seen: &mut String| {
+            let table = kubectl(&["get", "vt", "-n", ns]).await?;
+            *seen = table.clone();
+            let row = table.lines().find(|l| l.starts_with("example "));
+            Ok(row
+                .is_some_and(|r| r.split_whitespace().nth(1) == Some("True"))
+                .then_some(()))
+        },
+    )
+    .await?;
+    eprintln!("converged {:?} after applying", start.elapsed());
+
+    // Steady state: nothing the operator owns or reports on is written any more. The status
+    // roll-up may still be settling right after Ready (the cluster's last status write follows
+    // its children's), so wait until one snapshot equals the next before timing the quiet.
+    let mut before = versions(client, ns).await?;
+    wait_for(
+        "two equal snapshots of resourceVersions",
+        TIMEOUT,
+        async |seen: &mut String| {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = versions(client, ns).await?;
+            let same = now == before;
+            *seen = format!("{now:?}");
+            before = now;
+            Ok(same.then_some(()))
+        },
+    )
+    .await?;
+    tokio::time::sleep(STEADY).await;
+    operator.check_running()?;
+    let after = versions(client, ns).await?;
+    let changed: Vec<String> = before
+        .iter()
+        .filter(|(k, v)| after.get(*k) != Some(*v))
+        .map(|(k, v)| format!("{k}: {v} -> {:?}", after.get(k)))
+        .collect();
+    ensure!(
+        changed.is_empty(),
+        "written in steady state: {}",
+        changed.join("; ")
+    );
+    ensure!(before.len() >= 5 + 5, "too few objects watched: {before:?}");
+
+    // Data is never garbage collected: no PVC has an owner.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let claims = claims.list(&ListParams::default()).await?;
+    ensure!(
+        claims.items.len() == 5,
+        "expected 2 tablet + 3 etcd PVCs, got {}",
+        claims.items.len()
+    );
+    for claim in &claims {
+        ensure!(
+            claim.owner_references().is_empty(),
+            "PVC {} has owner references {:?}",
+            claim.name_any(),
+            claim.owner_references()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,150 @@
+//! Server-side apply of the objects the builders make, under one field manager, and of status.
+
+use std::fmt::Debug;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::{Api, Patch, PatchParams};
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The one field manager of every write the operator makes, so that it owns exactly what it
+/// applies and a later apply without a field removes that field.
+pub const FIELD_MANAGER: &str = "vitess-operator";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} has no metadata.name")]
+    MissingName { kind: String },
+    #[error("{kind}/{name} has no uid yet, so it cannot own children")]
+    NoOwnerUid { kind: String, name: String },
+    #[error("{kind}/{name} has no namespace")]
+    MissingNamespace { kind: String, name: String },
+    /// `object` is `Kind namespace/name`; the source is boxed to keep `Result`s small.
+    #[error("cannot apply {object}: {source}")]
+    Apply {
+        object: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot write the status of {object}: {source}")]
+    Status {
+        object: String,
+        source: Box<kube::Error>,
+    },
+}
+
+/// Applies `child` with a controller owner reference to `owner`, and returns the object as the
+/// API server now has it (status included, which the controllers read instead of a second GET).
+pub async fn owned<K, P>(client: &Client, owner: &P, mut child: K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let owner_ref = owner
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::NoOwnerUid {
+            kind: P::kind(&()).into_owned(),
+            name: owner.name_any(),
+        })?;
+    child.meta_mut().owner_references = Some(vec![owner_ref]);
+    server_side_apply(client, &child).await
+}
+
+/// Applies a data volume claim without any owner reference: garbage collection must never
+/// delete data because its tablet or etcd member went away (DESIGN §7).
+pub async fn claim(
+    client: &Client,
+    mut claim: PersistentVolumeClaim,
+) -> Result<PersistentVolumeClaim, Error> {
+    claim.metadata.owner_references = None;
+    server_side_apply(client, &claim).await
+}
+
+/// Forced server-side apply. An apply that changes nothing is not a write on the server (the
+/// resourceVersion stays), so applying on every reconcile keeps a steady cluster write-free.
+async fn server_side_apply<K>(client: &Client, object: &K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate(object)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(object))
+        .await
+        .map_err(|source| Error::Apply {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        })
+}
+
+/// The body of a status apply: only what identifies the object, and the status. Sending the
+/// spec too would make the operator co-own fields people write.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody<'a, S> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: &'a S,
+}
+
+/// Writes `status` on `object` through the status subresource, unless it is what the object
+/// already reports: a steady cluster costs no status writes.
+pub async fn status<K, S>(
+    client: &Client,
+    object: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    S: Serialize + PartialEq + Debug,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    let (namespace, name) = locate(object)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let body = StatusBody {
+        api_version: &K::api_version(&()),
+        kind: &K::kind(&()),
+        status,
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&name, &params, &Patch::Apply(&body))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Status {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        })
+}
+
+fn locate<K: Resource<DynamicType = ()>>(object: &K) -> Result<(String, String), Error> {
+    let kind = K::kind(&()).into_owned();
+    let name = object
+        .meta()
+        .name
+        .clone()
+        .ok_or_else(|| Error::MissingName { kind: kind.clone() })?;
+    let namespace = object
+        .meta()
+        .namespace
+        .clone()
+        .ok_or(Error::MissingNamespace {
+            kind,
+            name: name.clone(),
+        })?;
+    Ok((namespace, name))
+}

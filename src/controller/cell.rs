@@ -1,0 +1,144 @@
+//! Reconciles a VitessCell: its vtgate Deployment, Service and (when autoscaled) HPA, and
+//! reports whether the gateway is available.
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+
+use super::condition::{self, Readiness};
+use super::{Context, Error, REQUEUE};
+use crate::api::VitessCell;
+use crate::api::cell::{VitessCellGatewayStatus, VitessCellStatus};
+use crate::{apply, build};
+
+pub async fn run(ctx: Arc<Context>) {
+    Controller::new(ctx.api::<VitessCell>(), watcher::Config::default())
+        .owns(ctx.api::<Deployment>(), super::children())
+        .owns(ctx.api::<Service>(), super::children())
+        .owns(ctx.api::<HorizontalPodAutoscaler>(), super::children())
+        .with_config(super::config())
+        .shutdown_on_signal()
+        .run(reconcile, super::error_policy, ctx.clone())
+        .for_each(|result| super::report(&ctx, result))
+        .await;
+}
+
+#[tracing::instrument(skip_all, fields(cell = %cell.name_any()))]
+async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let vtgate = build::vtgate::build(&cell)?;
+    let service = apply::owned(client, cell.as_ref(), vtgate.service).await?;
+    let deployment = apply::owned(client, cell.as_ref(), vtgate.deployment).await?;
+    if let Some(hpa) = vtgate.autoscaler {
+        apply::owned(client, cell.as_ref(), hpa).await?;
+    }
+    let status = status(&cell, &deployment, &service.name_any());
+    apply::status(client, cell.as_ref(), cell.status.as_ref(), &status).await?;
+    Ok(Action::requeue(REQUEUE))
+}
+
+/// The cell's status from its applied vtgate Deployment.
+fn status(cell: &VitessCell, deployment: &Deployment, service_name: &str) -> VitessCellStatus {
+    let desired = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1);
+    let observed = deployment.status.clone().unwrap_or_default();
+    let available = observed.available_replicas.unwrap_or(0);
+    // A Deployment that has not yet seen its latest spec reports the old rollout.
+    let current = observed.observed_generation >= deployment.metadata.generation;
+    let ready =
+        current && available >= desired && observed.updated_replicas.unwrap_or(0) >= desired;
+    let selector = deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.selector.match_labels.as_ref())
+        .map(|labels| {
+            labels
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        });
+
+    let mut status = cell.status.clone().unwrap_or_default();
+    status.observed_generation = cell.metadata.generation;
+    status.gateway = VitessCellGatewayStatus {
+        available: condition::status_of(ready),
+        service_name: Some(service_name.to_string()),
+        label_selector: selector,
+        replicas: observed.replicas.unwrap_or(0),
+    };
+    let readiness = if ready {
+        Readiness::new(
+            true,
+            "GatewayAvailable",
+            format!("{available}/{desired} vtgates available"),
+        )
+    } else {
+        Readiness::new(
+            false,
+            "GatewayUnavailable",
+            format!(
+                "{available}/{desired} vtgates of Deployment {} available",
+                deployment.name_any()
+            ),
+        )
+    };
+    status.conditions =
+        condition::with_ready(&status.conditions, &readiness, cell.metadata.generation);
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::apps::v1::{DeploymentSpec, DeploymentStatus};
+
+    use super::*;
+
+    fn deployment(available: i32) -> Deployment {
+        Deployment {
+            metadata: kube::api::ObjectMeta {
+                name: Some("example-zone1-vtgate-bc6cde92".into()),
+                generation: Some(1),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(2),
+                selector: build::podspec::selector(&crate::labels::set(&[("a", "b")])),
+                ..Default::default()
+            }),
+            status: Some(DeploymentStatus {
+                observed_generation: Some(1),
+                replicas: Some(2),
+                available_replicas: Some(available),
+                updated_replicas: Some(2),
+                ..Default::default()
+            }),
+        }
+    }
+
+    #[test]
+    fn ready_when_every_vtgate_is_available() {
+        let cell = VitessCell::new("example-zone1-5abb61ae", Default::default());
+        let status = status(&cell, &deployment(1), "svc");
+        assert!(!condition::is_ready(&status.conditions));
+        assert_eq!(status.gateway.label_selector.as_deref(), Some("a=b"));
+        let status = status_ready(&cell);
+        assert!(condition::is_ready(&status.conditions));
+        assert_eq!(status.gateway.replicas, 2);
+        assert_eq!(status.gateway.service_name.as_deref(), Some("svc"));
+    }
+
+    fn status_ready(cell: &VitessCell) -> VitessCellStatus {
+        status(cell, &deployment(2), "svc")
+    }
+}

@@ -1,0 +1,112 @@
+//! The standard `Ready` condition every kind reports, with the transition time kept stable.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use crate::api::shared::{ConditionStatus, Conditions};
+
+pub const READY: &str = "Ready";
+
+/// What a reconcile concluded about readiness.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Readiness {
+    pub ready: bool,
+    /// CamelCase, for machines (`AllTabletsReady`, `TabletsNotReady`, ...).
+    pub reason: String,
+    /// For people: what is missing.
+    pub message: String,
+}
+
+impl Readiness {
+    pub fn new(ready: bool, reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            ready,
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// `previous` with its `Ready` condition replaced. The transition time only moves when the
+/// status flips: a condition rewritten with a new time on every reconcile would be a write
+/// on every reconcile.
+pub fn with_ready(
+    previous: &Conditions,
+    readiness: &Readiness,
+    generation: Option<i64>,
+) -> Conditions {
+    let status = if readiness.ready { "True" } else { "False" };
+    let old = previous.iter().find(|c| c.type_ == READY);
+    let last_transition_time = match old {
+        Some(old) if old.status == status => old.last_transition_time.clone(),
+        // The API server keeps whole seconds; so do we, so that what we compare is what it stores.
+        _ => Time(
+            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
+        ),
+    };
+    let ready = Condition {
+        type_: READY.into(),
+        status: status.into(),
+        reason: readiness.reason.clone(),
+        message: readiness.message.clone(),
+        last_transition_time,
+        observed_generation: generation,
+    };
+    let mut conditions: Conditions = previous
+        .iter()
+        .filter(|c| c.type_ != READY)
+        .cloned()
+        .collect();
+    conditions.insert(0, ready);
+    conditions
+}
+
+/// Whether `conditions` say Ready.
+pub fn is_ready(conditions: &Conditions) -> bool {
+    conditions
+        .iter()
+        .any(|c| c.type_ == READY && c.status == "True")
+}
+
+/// A boolean in the Go operator's tri-state form.
+pub fn status_of(value: bool) -> ConditionStatus {
+    ConditionStatus::from(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_transition_time_while_status_holds() {
+        let first = with_ready(
+            &Vec::new(),
+            &Readiness::new(false, "Waiting", "0/2"),
+            Some(1),
+        );
+        let mut old = first.clone();
+        old[0].last_transition_time = Time(Timestamp::UNIX_EPOCH);
+        let second = with_ready(&old, &Readiness::new(false, "Waiting", "1/2"), Some(2));
+        assert_eq!(second[0].last_transition_time, Time(Timestamp::UNIX_EPOCH));
+        assert_eq!(second[0].message, "1/2");
+        assert_eq!(second[0].observed_generation, Some(2));
+        let third = with_ready(&second, &Readiness::new(true, "Ready", "2/2"), Some(2));
+        assert_ne!(third[0].last_transition_time, Time(Timestamp::UNIX_EPOCH));
+        assert!(is_ready(&third));
+        assert_eq!(third.len(), 1);
+    }
+
+    #[test]
+    fn other_conditions_are_kept() {
+        let mut previous = with_ready(&Vec::new(), &Readiness::new(true, "Ready", ""), None);
+        previous.push(Condition {
+            type_: "Draining".into(),
+            status: "False".into(),
+            ..previous[0].clone()
+        });
+        let next = with_ready(&previous, &Readiness::new(false, "Waiting", ""), None);
+        assert_eq!(next.len(), 2);
+        assert!(!is_ready(&next));
+        assert_eq!(next[1].type_, "Draining");
+    }
+}

@@ -1,0 +1,156 @@
+//! Reconciles a VitessKeyspace: one VitessShard per shard of its partitionings, and rolls up
+//! their tablet counts.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::ResourceExt;
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+
+use super::condition::{self, Readiness};
+use super::{Context, Error, REQUEUE};
+use crate::api::keyspace::{
+    VitessKeyspacePartitioningStatus, VitessKeyspaceShardStatus, VitessKeyspaceStatus,
+};
+use crate::api::{VitessKeyspace, VitessShard};
+use crate::{apply, build, validate};
+
+pub async fn run(ctx: Arc<Context>) {
+    Controller::new(ctx.api::<VitessKeyspace>(), watcher::Config::default())
+        .owns(ctx.api::<VitessShard>(), watcher::Config::default())
+        .with_config(super::config())
+        .shutdown_on_signal()
+        .run(reconcile, super::error_policy, ctx.clone())
+        .for_each(|result| super::report(&ctx, result))
+        .await;
+}
+
+/// One shard as applied, with the number of tablets its spec asks for.
+struct Observed {
+    shard: VitessShard,
+    desired_tablets: usize,
+}
+
+#[tracing::instrument(skip_all, fields(keyspace = %keyspace.name_any()))]
+async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let mut observed = Vec::new();
+    for shard in build::keyspace::shards(&keyspace)? {
+        // Counted from the same builder the shard controller uses, so "desired" agrees.
+        let desired_tablets = build::vttablet::build(&shard)?.len();
+        let shard = apply::owned(client, keyspace.as_ref(), shard).await?;
+        observed.push(Observed {
+            shard,
+            desired_tablets,
+        });
+    }
+    let status = status(&keyspace, &observed);
+    apply::status(client, keyspace.as_ref(), keyspace.status.as_ref(), &status).await?;
+    Ok(Action::requeue(REQUEUE))
+}
+
+fn shard_status(observed: &Observed) -> VitessKeyspaceShardStatus {
+    let current = observed.shard.status.clone().unwrap_or_default();
+    let ready_tablets = current
+        .tablets
+        .values()
+        .filter(|t| t.ready == crate::api::shared::ConditionStatus::True)
+        .count();
+    VitessKeyspaceShardStatus {
+        has_master: current.has_master,
+        serving_writes: current.serving_writes,
+        desired_tablets: count(observed.desired_tablets),
+        tablets: count(current.tablets.len()),
+        ready_tablets: count(ready_tablets),
+        updated_tablets: 0,
+        pending_changes: None,
+        cells: current.cells,
+    }
+}
+
+/// A shard is ready when its own controller says so for the spec it last saw.
+fn shard_ready(observed: &Observed) -> bool {
+    let status = observed.shard.status.as_ref();
+    status.is_some_and(|s| {
+        condition::is_ready(&s.conditions)
+            && s.observed_generation == observed.shard.metadata.generation
+    })
+}
+
+fn count(n: usize) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The keyspace's status from its applied shards.
+fn status(keyspace: &VitessKeyspace, shards: &[Observed]) -> VitessKeyspaceStatus {
+    let mut status = keyspace.status.clone().unwrap_or_default();
+    status.observed_generation = keyspace.metadata.generation;
+    status.shards = shards
+        .iter()
+        .map(|s| (s.shard.spec.name.clone(), shard_status(s)))
+        .collect();
+    let ready_names: BTreeSet<&str> = shards
+        .iter()
+        .filter(|s| shard_ready(s))
+        .map(|s| s.shard.spec.name.as_str())
+        .collect();
+    status.partitionings = keyspace
+        .spec
+        .template
+        .partitionings
+        .iter()
+        .map(|partitioning| {
+            let mut names = validate::shard_names(partitioning);
+            names.sort();
+            let mut p = VitessKeyspacePartitioningStatus {
+                desired_shards: count(names.len()),
+                ready_shards: count(
+                    names
+                        .iter()
+                        .filter(|n| ready_names.contains(n.as_str()))
+                        .count(),
+                ),
+                ..Default::default()
+            };
+            for name in &names {
+                if let Some(shard) = status.shards.get(name) {
+                    p.desired_tablets += shard.desired_tablets;
+                    p.tablets += shard.tablets;
+                    p.ready_tablets += shard.ready_tablets;
+                }
+            }
+            p.shard_names = names;
+            p
+        })
+        .collect();
+    let desired = shards.len();
+    let ready = ready_names.len();
+    status.summary = Some(format!("{ready}/{desired}"));
+    let readiness = if ready == desired && desired > 0 {
+        Readiness::new(
+            true,
+            "AllShardsReady",
+            format!("{ready}/{desired} shards ready"),
+        )
+    } else {
+        let waiting: Vec<&str> = shards
+            .iter()
+            .filter(|s| !shard_ready(s))
+            .map(|s| s.shard.spec.name.as_str())
+            .collect();
+        Readiness::new(
+            false,
+            "ShardsNotReady",
+            format!(
+                "{ready}/{desired} shards ready; waiting for {}",
+                waiting.join(", ")
+            ),
+        )
+    };
+    status.conditions =
+        condition::with_ready(&status.conditions, &readiness, keyspace.metadata.generation);
+    status
+}

@@ -1,0 +1,179 @@
+//! The controllers: one kube-runtime `Controller` per kind, each reconcile the pipeline of
+//! DESIGN §4 (read -> validate -> build -> apply -> report status). Nothing is pruned yet.
+
+pub mod cell;
+pub mod cluster;
+pub mod condition;
+pub mod etcd;
+pub mod keyspace;
+pub mod shard;
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use k8s_openapi::NamespaceResourceScope;
+use kube::runtime::controller::{self, Action};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource};
+
+use crate::{apply, build};
+
+/// Reconciles of one kind that may run at once (never two of one object).
+const CONCURRENCY: u16 = 8;
+/// A converged object is looked at again this often, to repair what someone changed by hand
+/// that no watch event reports (children are watched, so this is a safety net).
+const REQUEUE: Duration = Duration::from_secs(300);
+/// First retry after a failed reconcile; doubled per consecutive failure up to [`REQUEUE`].
+const RETRY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Build(#[from] build::Error),
+    #[error(transparent)]
+    Apply(#[from] apply::Error),
+    #[error("{object}: cannot encode it for validation: {source}")]
+    Encode {
+        object: String,
+        source: serde_json::Error,
+    },
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    pub client: Client,
+    /// Watch only this namespace; `None`: all.
+    pub namespace: Option<String>,
+    /// The offline validator (schema, CEL and semantic rules), built once.
+    checker: Mutex<crate::validate::Checker>,
+    /// Consecutive failures per object, for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+}
+
+impl Context {
+    pub fn new(client: Client, namespace: Option<String>) -> Self {
+        Self {
+            client,
+            namespace,
+            checker: Mutex::new(crate::validate::Checker::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// An API for `K` in the watched scope.
+    fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        match &self.namespace {
+            Some(ns) => Api::namespaced(self.client.clone(), ns),
+            None => Api::all(self.client.clone()),
+        }
+    }
+}
+
+/// Runs every controller until SIGTERM or SIGINT.
+pub async fn run(client: Client, namespace: Option<String>) {
+    let ctx = Arc::new(Context::new(client, namespace));
+    tokio::join!(
+        cluster::run(ctx.clone()),
+        cell::run(ctx.clone()),
+        keyspace::run(ctx.clone()),
+        shard::run(ctx.clone()),
+        etcd::run(ctx),
+    );
+}
+
+/// The controller settings every kind uses.
+fn config() -> controller::Config {
+    controller::Config::default().concurrency(CONCURRENCY)
+}
+
+/// Watches only the children our builders label: the cache then holds our objects, not every
+/// Pod or Service of the cluster. (Owner references still decide which parent is woken.)
+fn children() -> watcher::Config {
+    watcher::Config::default().labels(crate::labels::COMPONENT)
+}
+
+/// Retries a failed object with a per-object exponential backoff.
+fn error_policy<K>(object: Arc<K>, error: &Error, ctx: Arc<Context>) -> Action
+where
+    K: Resource<DynamicType = ()>,
+{
+    let key = ObjectRef::from_obj(object.as_ref()).to_string();
+    let failures = {
+        let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let n = map.entry(key.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+        *n
+    };
+    let delay = RETRY
+        .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
+        .min(REQUEUE);
+    tracing::warn!(object = %key, failures, retry_in = ?delay, "reconcile failed: {error}");
+    Action::requeue(delay)
+}
+
+/// Logs the outcome of one reconcile and resets the backoff of objects that succeeded.
+async fn report<K>(
+    ctx: &Context,
+    result: Result<(ObjectRef<K>, Action), controller::Error<Error, watcher::Error>>,
+) where
+    K: Resource<DynamicType = ()> + Debug,
+{
+    match result {
+        Ok((object, _)) => {
+            let key = object.to_string();
+            ctx.failures
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .remove(&key);
+            tracing::debug!(object = %key, "reconciled");
+        }
+        // Reconcile errors were logged by `error_policy`; these are watch and queue errors.
+        Err(controller::Error::ReconcilerFailed(..)) => {}
+        Err(err) => tracing::warn!("controller: {err}"),
+    }
+}
+
+/// Runs the offline validator on `object`'s spec (the API server checked schema and CEL
+/// already; the semantic rules, such as overlapping key ranges, only we can check). Returns
+/// one line per problem.
+fn validate<K>(ctx: &Context, object: &K) -> Result<Vec<String>, Error>
+where
+    K: Resource<DynamicType = ()> + serde::Serialize,
+{
+    let mut doc = serde_json::to_value(object).map_err(|source| Error::Encode {
+        object: describe(object),
+        source,
+    })?;
+    // Only what a user wrote is checked: server-set metadata and status are not theirs.
+    if let Some(map) = doc.as_object_mut() {
+        map.remove("status");
+        let meta = object.meta();
+        map.insert(
+            "metadata".into(),
+            serde_json::json!({"name": meta.name, "namespace": meta.namespace}),
+        );
+    }
+    let checker = ctx.checker.lock().unwrap_or_else(|e| e.into_inner());
+    Ok(checker
+        .check(&doc)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|issue| format!("{}: {}", issue.path, issue.message))
+        .collect())
+}
+
+/// `Kind/namespace/name`, for messages.
+fn describe<K: Resource<DynamicType = ()>>(object: &K) -> String {
+    format!(
+        "{}/{}/{}",
+        K::kind(&()),
+        object.meta().namespace.as_deref().unwrap_or_default(),
+        object.meta().name.as_deref().unwrap_or_default()
+    )
+}
