@@ -17,12 +17,19 @@ use super::{Context, Error, REQUEUE};
 use crate::api::VitessCell;
 use crate::api::cell::{VitessCellGatewayStatus, VitessCellStatus};
 use crate::{apply, build};
+use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessCell>(), watcher::Config::default())
-        .owns(ctx.api::<Deployment>(), super::children())
-        .owns(ctx.api::<Service>(), super::children())
-        .owns(ctx.api::<HorizontalPodAutoscaler>(), super::children())
+        .owns(
+            ctx.api::<PartialObjectMeta<Deployment>>(),
+            super::children(),
+        )
+        .owns(ctx.api::<PartialObjectMeta<Service>>(), super::children())
+        .owns(
+            ctx.api::<PartialObjectMeta<HorizontalPodAutoscaler>>(),
+            super::children(),
+        )
         .with_config(super::config())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())

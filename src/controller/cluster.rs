@@ -19,6 +19,7 @@ use crate::api::cluster::{
 use crate::api::shared::LockserverStatus;
 use crate::api::{EtcdLockserver, VitessBackupStorage, VitessCell, VitessCluster, VitessKeyspace};
 use crate::{apply, build};
+use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessCluster>(), watcher::Config::default())
@@ -26,8 +27,11 @@ pub async fn run(ctx: Arc<Context>) {
         .owns(ctx.api::<VitessKeyspace>(), watcher::Config::default())
         .owns(ctx.api::<EtcdLockserver>(), watcher::Config::default())
         .owns(ctx.api::<VitessBackupStorage>(), watcher::Config::default())
-        .owns(ctx.api::<Deployment>(), super::children())
-        .owns(ctx.api::<Service>(), super::children())
+        .owns(
+            ctx.api::<PartialObjectMeta<Deployment>>(),
+            super::children(),
+        )
+        .owns(ctx.api::<PartialObjectMeta<Service>>(), super::children())
         .with_config(super::config())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())

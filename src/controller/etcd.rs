@@ -17,12 +17,16 @@ use super::{Context, Error, REQUEUE};
 use crate::api::EtcdLockserver;
 use crate::api::etcd::EtcdLockserverStatus;
 use crate::{apply, build};
+use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<EtcdLockserver>(), watcher::Config::default())
-        .owns(ctx.api::<Pod>(), super::children())
-        .owns(ctx.api::<Service>(), super::children())
-        .owns(ctx.api::<PodDisruptionBudget>(), super::children())
+        .owns(ctx.api::<PartialObjectMeta<Pod>>(), super::children())
+        .owns(ctx.api::<PartialObjectMeta<Service>>(), super::children())
+        .owns(
+            ctx.api::<PartialObjectMeta<PodDisruptionBudget>>(),
+            super::children(),
+        )
         .with_config(super::config())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())

@@ -92,8 +92,10 @@ fn config() -> controller::Config {
     controller::Config::default().concurrency(CONCURRENCY)
 }
 
-/// Watches only the children our builders label: the cache then holds our objects, not every
-/// Pod or Service of the cluster. (Owner references still decide which parent is woken.)
+/// The watch settings of children: only the objects our builders label. Controllers watch
+/// children as `PartialObjectMeta` (kube then asks the server for metadata only): a child
+/// event only has to say which parent to wake, and reconciles read the children's state from
+/// their apply responses, so no cache holds whole Pods or Deployments.
 fn children() -> watcher::Config {
     watcher::Config::default().labels(crate::labels::COMPONENT)
 }

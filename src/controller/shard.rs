@@ -17,10 +17,11 @@ use crate::api::VitessShard;
 use crate::api::shard::{VitessShardStatus, VitessTabletStatus};
 use crate::api::shared::ConditionStatus;
 use crate::{apply, build, labels};
+use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessShard>(), watcher::Config::default())
-        .owns(ctx.api::<Pod>(), super::children())
+        .owns(ctx.api::<PartialObjectMeta<Pod>>(), super::children())
         .with_config(super::config())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())
