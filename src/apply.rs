@@ -1,10 +1,14 @@
 //! Server-side apply of the objects the builders make, under one field manager, and of status.
 
+use std::collections::BTreeSet;
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy,
+};
+use kube::core::PartialObjectMeta;
 use kube::{Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -24,6 +28,23 @@ pub enum Error {
     /// `object` is `Kind namespace/name`; the source is boxed to keep `Result`s small.
     #[error("cannot apply {object}: {source}")]
     Apply {
+        object: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot list the {kind} children of {owner} (selector {selector}): {source}")]
+    List {
+        kind: String,
+        owner: String,
+        selector: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot read {object}: {source}")]
+    Get {
+        object: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot delete {object}, which is no longer desired: {source}")]
+    Delete {
         object: String,
         source: Box<kube::Error>,
     },
@@ -84,6 +105,125 @@ where
             object: format!("{} {namespace}/{name}", K::kind(&())),
             source: Box::new(source),
         })
+}
+
+/// The objects of kind `K` in `owner`'s namespace that match `selector` (labels that say they
+/// are the operator's) AND whose controller owner reference is `owner` by uid. Both checks:
+/// labels alone could match an object someone else made or another parent owns, and an owner
+/// reference alone could match objects of another component (DESIGN §3: never adopt or delete
+/// what belongs to something else). Metadata only: deciding what to prune needs no specs.
+/// Objects already being deleted are left out, so they are neither deleted twice nor reported.
+pub async fn children<K, P>(
+    client: &Client,
+    owner: &P,
+    selector: &str,
+) -> Result<Vec<PartialObjectMeta<K>>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let (namespace, name) = locate(owner)?;
+    let uid = owner.meta().uid.clone().ok_or_else(|| Error::NoOwnerUid {
+        kind: P::kind(&()).into_owned(),
+        name: name.clone(),
+    })?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let list = api
+        .list_metadata(&ListParams::default().labels(selector))
+        .await
+        .map_err(|source| Error::List {
+            kind: K::kind(&()).into_owned(),
+            owner: format!("{} {namespace}/{name}", P::kind(&())),
+            selector: selector.to_string(),
+            source: Box::new(source),
+        })?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|child| child.metadata.deletion_timestamp.is_none())
+        .filter(|child| {
+            child
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.controller == Some(true) && r.uid == uid)
+        })
+        .collect())
+}
+
+/// Deletes `child`, but only the very object that was listed (uid precondition): a child
+/// deleted and re-created under the same name between list and delete is not ours to judge.
+/// Dependents go in the background through the garbage collector; PVCs have no owner, so
+/// they stay (DESIGN §7). An object already gone is not an error.
+pub async fn delete<K>(client: &Client, child: &PartialObjectMeta<K>) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate(child)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions {
+            uid: child.metadata.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    tracing::info!(object = %format!("{} {namespace}/{name}", K::kind(&())), "pruning");
+    match api.delete(&name, &params).await {
+        Ok(_) => Ok(()),
+        // Gone already, or re-created (precondition failed): nothing of ours to delete.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(source) => Err(Error::Delete {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// Deletes the children of kind `K` that `owner` controls and `selector` matches (see
+/// [`children`]) whose names are not in `desired`; returns the names deleted. For objects
+/// without data only: callers never prune PVCs, and guard tablets, shards, keyspaces and
+/// cells themselves before calling [`delete`].
+pub async fn prune<K, P>(
+    client: &Client,
+    owner: &P,
+    selector: &str,
+    desired: &BTreeSet<String>,
+) -> Result<Vec<String>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let mut deleted = Vec::new();
+    for child in children::<K, P>(client, owner, selector).await? {
+        let name = child.name_any();
+        if !desired.contains(&name) {
+            delete(client, &child).await?;
+            deleted.push(name);
+        }
+    }
+    Ok(deleted)
+}
+
+/// A label selector from `key=value` pairs and bare `key`s (the label must exist).
+pub fn selector(equal: &[(&str, &str)], exists: &[&str]) -> String {
+    equal
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(exists.iter().map(|k| k.to_string()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The body of a status apply: only what identifies the object, and the status. Sending the

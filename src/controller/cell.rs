@@ -1,6 +1,7 @@
 //! Reconciles a VitessCell: its vtgate Deployment, Service and (when autoscaled) HPA, and
 //! reports whether the gateway is available.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -16,7 +17,7 @@ use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE};
 use crate::api::VitessCell;
 use crate::api::cell::{VitessCellGatewayStatus, VitessCellStatus};
-use crate::{apply, build};
+use crate::{apply, build, labels};
 use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
@@ -41,11 +42,25 @@ pub async fn run(ctx: Arc<Context>) {
 async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
     let vtgate = build::vtgate::build(&cell)?;
+    // The vtgate Deployment and Service only go with the cell (garbage collection), or when
+    // their names change; the autoscaler goes when `gateway.autoscaler` is removed.
+    let desired_deployments = BTreeSet::from([vtgate.deployment.name_any()]);
+    let desired_services = BTreeSet::from([vtgate.service.name_any()]);
+    let desired_hpas: BTreeSet<String> = vtgate.autoscaler.iter().map(|h| h.name_any()).collect();
     let service = apply::owned(client, cell.as_ref(), vtgate.service).await?;
     let deployment = apply::owned(client, cell.as_ref(), vtgate.deployment).await?;
     if let Some(hpa) = vtgate.autoscaler {
         apply::owned(client, cell.as_ref(), hpa).await?;
     }
+    let selector = super::selector(
+        cell.as_ref(),
+        labels::component::VTGATE,
+        &[labels::CLUSTER, labels::CELL],
+    );
+    apply::prune::<HorizontalPodAutoscaler, _>(client, cell.as_ref(), &selector, &desired_hpas)
+        .await?;
+    apply::prune::<Deployment, _>(client, cell.as_ref(), &selector, &desired_deployments).await?;
+    apply::prune::<Service, _>(client, cell.as_ref(), &selector, &desired_services).await?;
     let status = status(&cell, &deployment, &service.name_any());
     apply::status(client, cell.as_ref(), cell.status.as_ref(), &status).await?;
     Ok(Action::requeue(REQUEUE))

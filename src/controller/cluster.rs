@@ -1,6 +1,7 @@
 //! Reconciles a VitessCluster: its child custom resources (lockserver, cells, keyspaces,
 //! backup storages), vtctld and the cluster-wide Services; rolls up the children's readiness.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -16,9 +17,10 @@ use super::{Context, Error, REQUEUE};
 use crate::api::cluster::{
     ServiceStatus, VitessClusterCellStatus, VitessClusterKeyspaceStatus, VitessClusterStatus,
 };
-use crate::api::shared::LockserverStatus;
+use crate::api::keyspace::{TurndownPolicy, VitessKeyspaceTemplate};
+use crate::api::shared::{ConditionStatus, LockserverStatus, OrphanStatus};
 use crate::api::{EtcdLockserver, VitessBackupStorage, VitessCell, VitessCluster, VitessKeyspace};
-use crate::{apply, build};
+use crate::{apply, build, labels};
 use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
@@ -72,6 +74,24 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     let gateway_service = build::vtgate::cluster_service(owner)?;
     let tablet_service = build::vttablet::cluster_service(owner)?;
 
+    let desired_cells: BTreeSet<String> = children.cells.iter().map(|c| c.name_any()).collect();
+    let desired_keyspaces: BTreeSet<String> =
+        children.keyspaces.iter().map(|k| k.name_any()).collect();
+    let desired_storages: BTreeSet<String> = children
+        .backup_storages
+        .iter()
+        .map(|b| b.name_any())
+        .collect();
+    let desired_vtctlds: BTreeSet<String> =
+        vtctld.deployments.iter().map(|d| d.name_any()).collect();
+    let desired_services: BTreeSet<String> = [
+        vtctld.service.name_any(),
+        gateway_service.name_any(),
+        tablet_service.name_any(),
+    ]
+    .into();
+    // An EtcdLockserver is never pruned, even when the spec switched to an external
+    // lockserver: it holds the topology, which only a person may decide to drop (DESIGN §7).
     let etcd = match children.etcd {
         Some(etcd) => Some(apply::owned(client, owner, etcd).await?),
         None => None,
@@ -99,6 +119,41 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
         .name_any();
     apply::owned(client, owner, tablet_service).await?;
 
+    let name = owner.name_any();
+    let ours = [(labels::CLUSTER, name.as_str())];
+    apply::prune::<Deployment, _>(
+        client,
+        owner,
+        &super::selector(owner, labels::component::VTCTLD, &[labels::CLUSTER]),
+        &desired_vtctlds,
+    )
+    .await?;
+    apply::prune::<Service, _>(
+        client,
+        owner,
+        &apply::selector(&ours, &[labels::COMPONENT]),
+        &desired_services,
+    )
+    .await?;
+    apply::prune::<VitessBackupStorage, _>(
+        client,
+        owner,
+        &apply::selector(&ours, &[]),
+        &desired_storages,
+    )
+    .await?;
+    let orphaned_keyspaces = prune_keyspaces(&ctx, owner, &desired_keyspaces).await?;
+    let mut in_use: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for keyspace in owner.spec.keyspaces.iter().chain(&orphaned_keyspaces.kept) {
+        for cell in pool_cells(keyspace) {
+            in_use
+                .entry(cell)
+                .or_default()
+                .insert(keyspace.name.clone());
+        }
+    }
+    let orphaned_cells = prune_cells(&ctx, owner, &desired_cells, &in_use).await?;
+
     let observed = Observed {
         etcd,
         cells,
@@ -107,9 +162,135 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
         vtctld_service,
         gateway_service,
     };
-    let status = status(owner, &observed);
+    let mut status = status(owner, &observed);
+    status.orphaned_keyspaces = orphaned_keyspaces.orphans;
+    status.orphaned_cells = orphaned_cells;
     apply::status(client, owner, cluster.status.as_ref(), &status).await?;
     Ok(Action::requeue(REQUEUE))
+}
+
+/// The keyspaces no longer in the spec that are kept, with why.
+struct KeptKeyspaces {
+    /// By keyspace name, for the status.
+    orphans: BTreeMap<String, OrphanStatus>,
+    /// Their last templates: their tablets still run, so their cells are still in use.
+    kept: Vec<VitessKeyspaceTemplate>,
+}
+
+/// Deletes the VitessKeyspaces no longer in the spec that may go: those whose turndown policy
+/// is `Immediate` or that report themselves idle. The others may still serve and are kept
+/// (DESIGN §7). Their shards and tablets go with them through garbage collection; the PVCs,
+/// which have no owner, stay.
+async fn prune_keyspaces(
+    ctx: &Context,
+    cluster: &VitessCluster,
+    desired: &BTreeSet<String>,
+) -> Result<KeptKeyspaces, Error> {
+    let name = cluster.name_any();
+    let selector = apply::selector(&[(labels::CLUSTER, &name)], &[labels::KEYSPACE]);
+    let api = ctx.api_in::<VitessKeyspace>(cluster);
+    let mut kept = KeptKeyspaces {
+        orphans: BTreeMap::new(),
+        kept: Vec::new(),
+    };
+    for meta in apply::children::<VitessKeyspace, _>(&ctx.client, cluster, &selector).await? {
+        if desired.contains(&meta.name_any()) {
+            continue;
+        }
+        // The metadata list does not carry the policy and idleness; orphans are rare, so one
+        // GET each is cheap. Gone meanwhile: nothing to decide.
+        let Some(keyspace) =
+            api.get_opt(&meta.name_any())
+                .await
+                .map_err(|source| apply::Error::Get {
+                    object: format!("VitessKeyspace {}", meta.name_any()),
+                    source: Box::new(source),
+                })?
+        else {
+            continue;
+        };
+        let template = &keyspace.spec.template;
+        let immediate = template.turndown_policy == Some(TurndownPolicy::Immediate);
+        let idle = keyspace.status.as_ref().map(|s| s.idle) == Some(ConditionStatus::True);
+        if immediate || idle {
+            apply::delete(&ctx.client, &meta).await?;
+        } else {
+            kept.orphans.insert(
+                template.name.clone(),
+                OrphanStatus {
+                    reason: "TurndownRequiresIdle".into(),
+                    message: format!(
+                        "keyspace {} was removed from the spec but is kept because it may still \
+                         serve (turndownPolicy RequireIdle); set turndownPolicy: Immediate on \
+                         VitessKeyspace {} (or re-add the keyspace with it and remove it again) \
+                         to delete it now, or wait until it is idle; its PVCs are kept either way",
+                        template.name,
+                        keyspace.name_any()
+                    ),
+                },
+            );
+            kept.kept.push(template.clone());
+        }
+    }
+    Ok(kept)
+}
+
+/// Deletes the VitessCells no longer in the spec in which no keyspace (desired or kept) has a
+/// tablet pool: their vtgates may be what those tablets are reached through. Returns the cells
+/// kept, by cell name.
+async fn prune_cells(
+    ctx: &Context,
+    cluster: &VitessCluster,
+    desired: &BTreeSet<String>,
+    in_use: &BTreeMap<String, BTreeSet<String>>,
+) -> Result<BTreeMap<String, OrphanStatus>, Error> {
+    let name = cluster.name_any();
+    let selector = apply::selector(&[(labels::CLUSTER, &name)], &[labels::CELL]);
+    let mut orphans = BTreeMap::new();
+    for cell in apply::children::<VitessCell, _>(&ctx.client, cluster, &selector).await? {
+        if desired.contains(&cell.name_any()) {
+            continue;
+        }
+        let cell_name = cell
+            .labels()
+            .get(labels::CELL)
+            .cloned()
+            .unwrap_or_else(|| cell.name_any());
+        match in_use.get(&cell_name) {
+            Some(keyspaces) => {
+                orphans.insert(
+                    cell_name.clone(),
+                    OrphanStatus {
+                        reason: "CellInUse".into(),
+                        message: format!(
+                            "cell {cell_name} was removed from the spec but keyspaces {} still \
+                             have tablet pools in it; remove those pools first",
+                            keyspaces.iter().cloned().collect::<Vec<_>>().join(", ")
+                        ),
+                    },
+                );
+            }
+            None => apply::delete(&ctx.client, &cell).await?,
+        }
+    }
+    Ok(orphans)
+}
+
+/// The cells in which `keyspace` has tablet pools.
+fn pool_cells(keyspace: &VitessKeyspaceTemplate) -> BTreeSet<String> {
+    keyspace
+        .partitionings
+        .iter()
+        .flat_map(|p| {
+            let equal = p.equal.iter().map(|e| &e.shard_template);
+            let custom = p
+                .custom
+                .iter()
+                .flat_map(|c| c.shards.iter().map(|s| &s.template));
+            equal.chain(custom)
+        })
+        .flat_map(|t| t.tablet_pools.iter().map(|pool| pool.cell.clone()))
+        .collect()
 }
 
 fn deployment_available(deployment: &Deployment) -> bool {

@@ -61,6 +61,46 @@ pub fn with_ready(
     conditions
 }
 
+/// `previous` with the condition `type_` set (kept in place, appended if new), with the same
+/// stable transition time as [`with_ready`]. `None` removes nothing but, for a condition that
+/// was never set, adds nothing either: a condition that only reports trouble (such as
+/// `ScaleDownBlocked`) appears when there is trouble and then stays, False, as its history.
+pub fn with_condition(
+    previous: &Conditions,
+    type_: &str,
+    state: Option<&Readiness>,
+    generation: Option<i64>,
+) -> Conditions {
+    let old = previous.iter().find(|c| c.type_ == type_);
+    let state = match (state, old) {
+        (Some(state), _) => state.clone(),
+        (None, None) => return previous.clone(),
+        (None, Some(old)) if old.status == "False" => return previous.clone(),
+        (None, Some(_)) => Readiness::new(false, "Resolved", "nothing blocked"),
+    };
+    let status = if state.ready { "True" } else { "False" };
+    let last_transition_time = match old {
+        Some(old) if old.status == status => old.last_transition_time.clone(),
+        _ => Time(
+            Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH),
+        ),
+    };
+    let condition = Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: state.reason,
+        message: state.message,
+        last_transition_time,
+        observed_generation: generation,
+    };
+    let mut conditions = previous.clone();
+    match conditions.iter_mut().find(|c| c.type_ == type_) {
+        Some(slot) => *slot = condition,
+        None => conditions.push(condition),
+    }
+    conditions
+}
+
 /// Whether `conditions` say Ready.
 pub fn is_ready(conditions: &Conditions) -> bool {
     conditions
@@ -94,6 +134,24 @@ mod tests {
         assert_ne!(third[0].last_transition_time, Time(Timestamp::UNIX_EPOCH));
         assert!(is_ready(&third));
         assert_eq!(third.len(), 1);
+    }
+
+    #[test]
+    fn trouble_condition_appears_only_with_trouble() {
+        let none = with_condition(&Vec::new(), "ScaleDownBlocked", None, Some(1));
+        assert!(none.is_empty());
+        let blocked = Readiness::new(true, "NotDrained", "zone1-1 not drained");
+        let set = with_condition(&none, "ScaleDownBlocked", Some(&blocked), Some(1));
+        assert_eq!(set.len(), 1);
+        assert_eq!(set[0].status, "True");
+        assert_eq!(set[0].reason, "NotDrained");
+        let cleared = with_condition(&set, "ScaleDownBlocked", None, Some(2));
+        assert_eq!(cleared[0].status, "False");
+        // Once False it is not rewritten: no write per reconcile.
+        assert_eq!(
+            with_condition(&cleared, "ScaleDownBlocked", None, Some(3)),
+            cleared
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Reconciles an EtcdLockserver: three member Pods with their PVCs, the client and peer
 //! Services and the disruption budget; available when every member is ready.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -16,7 +17,7 @@ use super::shard::pod_ready;
 use super::{Context, Error, REQUEUE};
 use crate::api::EtcdLockserver;
 use crate::api::etcd::EtcdLockserverStatus;
-use crate::{apply, build};
+use crate::{apply, build, labels};
 use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
@@ -39,6 +40,15 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
     let client = &ctx.client;
     let owner = lockserver.as_ref();
     let objects = build::etcd::build(owner)?;
+    // Only the Services and the disruption budget are ever pruned (when their create* switch
+    // went off); member pods and their PVCs hold the topology and are never deleted here.
+    let desired_services: BTreeSet<String> = objects
+        .peer_service
+        .iter()
+        .chain(&objects.client_service)
+        .map(|s| s.name_any())
+        .collect();
+    let desired_pdbs: BTreeSet<String> = objects.pdb.iter().map(|p| p.name_any()).collect();
     if let Some(peer) = objects.peer_service {
         apply::owned(client, owner, peer).await?;
     }
@@ -56,6 +66,16 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
     for pod in objects.pods {
         pods.push(apply::owned(client, owner, pod).await?);
     }
+    let name = owner.name_any();
+    let selector = apply::selector(
+        &[
+            (labels::COMPONENT, labels::component::ETCD),
+            (labels::ETCD_LOCKSERVER, &name),
+        ],
+        &[],
+    );
+    apply::prune::<Service, _>(client, owner, &selector, &desired_services).await?;
+    apply::prune::<PodDisruptionBudget, _>(client, owner, &selector, &desired_pdbs).await?;
     let status = status(owner, &pods, client_service);
     apply::status(client, owner, owner.status.as_ref(), &status).await?;
     Ok(Action::requeue(REQUEUE))

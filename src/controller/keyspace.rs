@@ -1,7 +1,7 @@
 //! Reconciles a VitessKeyspace: one VitessShard per shard of its partitionings, and rolls up
 //! their tablet counts.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -13,10 +13,12 @@ use kube::runtime::watcher;
 use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE};
 use crate::api::keyspace::{
-    VitessKeyspacePartitioningStatus, VitessKeyspaceShardStatus, VitessKeyspaceStatus,
+    TurndownPolicy, VitessKeyspacePartitioningStatus, VitessKeyspaceShardStatus,
+    VitessKeyspaceStatus,
 };
+use crate::api::shared::OrphanStatus;
 use crate::api::{VitessKeyspace, VitessShard};
-use crate::{apply, build, validate};
+use crate::{apply, build, labels, validate};
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessKeyspace>(), watcher::Config::default())
@@ -47,9 +49,67 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
             desired_tablets,
         });
     }
-    let status = status(&keyspace, &observed);
+    let orphans = prune_shards(&ctx, &keyspace, &observed).await?;
+    let mut status = status(&keyspace, &observed);
+    status.orphaned_shards = orphans;
     apply::status(client, keyspace.as_ref(), keyspace.status.as_ref(), &status).await?;
     Ok(Action::requeue(REQUEUE))
+}
+
+/// Deletes the VitessShards this keyspace no longer wants when its turndown policy is
+/// `Immediate`, and returns the others by Vitess shard name: a shard may still serve, and
+/// knowing that needs Vitess (which comes with the gRPC support), so until then only the
+/// user's explicit `Immediate` turns a shard down (DESIGN §7). Tablet PVCs are kept either way.
+async fn prune_shards(
+    ctx: &Context,
+    keyspace: &VitessKeyspace,
+    observed: &[Observed],
+) -> Result<BTreeMap<String, OrphanStatus>, Error> {
+    let desired: BTreeSet<String> = observed.iter().map(|o| o.shard.name_any()).collect();
+    let own = keyspace.labels();
+    let mut equal = Vec::new();
+    for key in [labels::CLUSTER, labels::KEYSPACE] {
+        if let Some(value) = own.get(key) {
+            equal.push((key, value.as_str()));
+        }
+    }
+    let selector = apply::selector(&equal, &[labels::SHARD]);
+    let immediate = keyspace.spec.template.turndown_policy == Some(TurndownPolicy::Immediate);
+    let mut orphans = BTreeMap::new();
+    for shard in apply::children::<VitessShard, _>(&ctx.client, keyspace, &selector).await? {
+        let name = shard.name_any();
+        if desired.contains(&name) {
+            continue;
+        }
+        if immediate {
+            apply::delete(&ctx.client, &shard).await?;
+        } else {
+            let shard_name = shard
+                .labels()
+                .get(labels::SHARD)
+                .map(|safe| vitess_shard_name(safe))
+                .unwrap_or(name);
+            orphans.insert(
+                shard_name,
+                OrphanStatus {
+                    reason: "TurndownRequiresIdle".into(),
+                    message: "the shard is no longer in the spec but is kept because it may \
+                              still serve; set turndownPolicy: Immediate on the keyspace to \
+                              delete it now (its PVCs are kept)"
+                        .into(),
+                },
+            );
+        }
+    }
+    Ok(orphans)
+}
+
+/// The Vitess shard name (`-80`) from its label-safe form (`x-80`).
+fn vitess_shard_name(safe: &str) -> String {
+    safe.split('-')
+        .map(|end| if end == "x" { "" } else { end })
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn shard_status(observed: &Observed) -> VitessKeyspaceShardStatus {
@@ -153,4 +213,17 @@ fn status(keyspace: &VitessKeyspace, shards: &[Observed]) -> VitessKeyspaceStatu
     status.conditions =
         condition::with_ready(&status.conditions, &readiness, keyspace.metadata.generation);
     status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names_from_safe_labels() {
+        assert_eq!(vitess_shard_name("x-x"), "-");
+        assert_eq!(vitess_shard_name("x-80"), "-80");
+        assert_eq!(vitess_shard_name("80-x"), "80-");
+        assert_eq!(vitess_shard_name("40-80"), "40-80");
+    }
 }

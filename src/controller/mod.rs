@@ -1,5 +1,6 @@
 //! The controllers: one kube-runtime `Controller` per kind, each reconcile the pipeline of
-//! DESIGN §4 (read -> validate -> build -> apply -> report status). Nothing is pruned yet.
+//! DESIGN §4 (read -> validate -> build -> apply -> report status). Children that are no
+//! longer desired are pruned, except data and what may still serve (DESIGN §7).
 
 pub mod cell;
 pub mod cluster;
@@ -75,6 +76,17 @@ impl Context {
     }
 }
 
+impl Context {
+    /// An API for `K` in `parent`'s namespace (children live with their parent).
+    fn api_in<K>(&self, parent: &impl Resource) -> Api<K>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>,
+    {
+        let namespace = parent.meta().namespace.clone().unwrap_or_default();
+        Api::namespaced(self.client.clone(), &namespace)
+    }
+}
+
 /// Runs every controller until SIGTERM or SIGINT.
 pub async fn run(client: Client, namespace: Option<String>) {
     let ctx = Arc::new(Context::new(client, namespace));
@@ -98,6 +110,19 @@ fn config() -> controller::Config {
 /// their apply responses, so no cache holds whole Pods or Deployments.
 fn children() -> watcher::Config {
     watcher::Config::default().labels(crate::labels::COMPONENT)
+}
+
+/// The label selector of `parent`'s children of `component`: the component plus those of
+/// `parent`'s own labels named in `keys` that it has (a parent missing one is still
+/// protected by the owner uid check of [`apply::children`]).
+fn selector<P: Resource<DynamicType = ()>>(parent: &P, component: &str, keys: &[&str]) -> String {
+    let own = parent.meta().labels.clone().unwrap_or_default();
+    let mut pairs = vec![(crate::labels::COMPONENT, component)];
+    pairs.extend(
+        keys.iter()
+            .filter_map(|k| own.get(*k).map(|v| (*k, v.as_str()))),
+    );
+    apply::selector(&pairs, &[])
 }
 
 /// Retries a failed object with a per-object exponential backoff.
@@ -137,6 +162,10 @@ async fn report<K>(
         }
         // Reconcile errors were logged by `error_policy`; these are watch and queue errors.
         Err(controller::Error::ReconcilerFailed(..)) => {}
+        // A child event for a parent that was just deleted (pruning does that): nothing to do.
+        Err(controller::Error::ObjectNotFound(object)) => {
+            tracing::debug!(object = %object, "gone before its reconcile")
+        }
         Err(err) => tracing::warn!("controller: {err}"),
     }
 }

@@ -1,7 +1,7 @@
 //! Reconciles a VitessShard: one Pod and data PVC per tablet, and counts the tablets that are
 //! running and ready.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -15,7 +15,7 @@ use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE};
 use crate::api::VitessShard;
 use crate::api::shard::{VitessShardStatus, VitessTabletStatus};
-use crate::api::shared::ConditionStatus;
+use crate::api::shared::{ConditionStatus, OrphanStatus};
 use crate::{apply, build, labels};
 use kube::core::PartialObjectMeta;
 
@@ -54,9 +54,63 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
             claim,
         });
     }
-    let status = status(&shard, &observed);
+    let orphans = prune_tablets(&ctx, &shard, &observed).await?;
+    let status = status(&shard, &observed, orphans);
     apply::status(client, shard.as_ref(), shard.status.as_ref(), &status).await?;
     Ok(Action::requeue(REQUEUE))
+}
+
+/// The condition that says a scale-down waits for drains, for `kubectl describe`.
+pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
+
+/// Deletes the tablet pods this shard no longer wants (scale-down, removed pool) that have
+/// finished draining, and returns the others by alias: deleting a tablet that still serves
+/// could take away the primary or the last replica (DESIGN §7). Their PVCs are never touched.
+async fn prune_tablets(
+    ctx: &Context,
+    shard: &VitessShard,
+    observed: &[Observed],
+) -> Result<BTreeMap<String, OrphanStatus>, Error> {
+    let desired: BTreeSet<String> = observed.iter().map(|t| t.pod.name_any()).collect();
+    let selector = super::selector(
+        shard,
+        labels::component::VTTABLET,
+        &[labels::CLUSTER, labels::KEYSPACE, labels::SHARD],
+    );
+    let mut orphans = BTreeMap::new();
+    for pod in apply::children::<Pod, _>(&ctx.client, shard, &selector).await? {
+        let name = pod.name_any();
+        if desired.contains(&name) {
+            continue;
+        }
+        if pod.annotations().contains_key(labels::drain::FINISHED) {
+            apply::delete(&ctx.client, &pod).await?;
+        } else {
+            orphans.insert(orphan_alias(pod.labels()).unwrap_or(name), not_drained());
+        }
+    }
+    Ok(orphans)
+}
+
+/// The Vitess alias `<cell>-<uid>` from a tablet pod's labels (the UID label is zero-padded
+/// exactly as in aliases).
+fn orphan_alias(pod_labels: &BTreeMap<String, String>) -> Option<String> {
+    let cell = pod_labels.get(labels::CELL)?;
+    let uid = pod_labels.get(labels::TABLET_UID)?;
+    Some(format!("{cell}-{uid}"))
+}
+
+fn not_drained() -> OrphanStatus {
+    OrphanStatus {
+        reason: "NotDrained".into(),
+        message: format!(
+            "the tablet is no longer in the spec but its pod is kept until it is drained; \
+             annotate the pod {} to drain it, or wait for the drain support (next issue); \
+             pods annotated {} are deleted (their PVCs are kept)",
+            labels::drain::STARTED,
+            labels::drain::FINISHED
+        ),
+    }
 }
 
 /// Whether a pod's `Ready` condition is true.
@@ -73,9 +127,24 @@ fn pod_running(pod: &Pod) -> bool {
 
 /// The shard's status from its applied tablets. Fields other controllers will own (primary,
 /// backups, drains) are kept as they are.
-fn status(shard: &VitessShard, tablets: &[Observed]) -> VitessShardStatus {
+fn status(
+    shard: &VitessShard,
+    tablets: &[Observed],
+    orphans: BTreeMap<String, OrphanStatus>,
+) -> VitessShardStatus {
     let mut status = shard.status.clone().unwrap_or_default();
     status.observed_generation = shard.metadata.generation;
+    let blocked = (!orphans.is_empty()).then(|| {
+        Readiness::new(
+            true,
+            "NotDrained",
+            format!(
+                "tablets {} are no longer desired but not drained; see status.orphanedTablets",
+                orphans.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )
+    });
+    status.orphaned_tablets = orphans;
     status.tablets = tablets
         .iter()
         .map(|t| {
@@ -131,6 +200,12 @@ fn status(shard: &VitessShard, tablets: &[Observed]) -> VitessShardStatus {
     };
     status.conditions =
         condition::with_ready(&status.conditions, &readiness, shard.metadata.generation);
+    status.conditions = condition::with_condition(
+        &status.conditions,
+        SCALE_DOWN_BLOCKED,
+        blocked.as_ref(),
+        shard.metadata.generation,
+    );
     status
 }
 
@@ -171,7 +246,11 @@ mod tests {
     #[test]
     fn counts_ready_tablets() {
         let shard = VitessShard::new("example-commerce-x-x-0f5afee6", Default::default());
-        let status = status(&shard, &[tablet("zone1-1", true), tablet("zone1-2", false)]);
+        let status = status(
+            &shard,
+            &[tablet("zone1-1", true), tablet("zone1-2", false)],
+            BTreeMap::new(),
+        );
         assert_eq!(status.summary.as_deref(), Some("1/2"));
         assert!(!condition::is_ready(&status.conditions));
         assert!(status.conditions[0].message.contains("zone1-2"));
@@ -182,8 +261,42 @@ mod tests {
         assert_eq!(one.running, ConditionStatus::True);
         assert_eq!(one.index, Some(1));
 
-        let status = super::status(&shard, &[tablet("zone1-1", true), tablet("zone1-2", true)]);
+        let status = super::status(
+            &shard,
+            &[tablet("zone1-1", true), tablet("zone1-2", true)],
+            BTreeMap::new(),
+        );
         assert_eq!(status.summary.as_deref(), Some("2/2"));
+        assert!(condition::is_ready(&status.conditions));
+        assert!(
+            status
+                .conditions
+                .iter()
+                .all(|c| c.type_ != SCALE_DOWN_BLOCKED)
+        );
+    }
+
+    #[test]
+    fn undrained_orphans_block_scale_down() {
+        let shard = VitessShard::new("example-commerce-x-x-0f5afee6", Default::default());
+        let alias = orphan_alias(&labels::set(&[
+            (labels::CELL, "zone1"),
+            (labels::TABLET_UID, "0123456789"),
+        ]));
+        assert_eq!(alias.as_deref(), Some("zone1-0123456789"));
+        let orphans = BTreeMap::from([("zone1-0123456789".to_string(), not_drained())]);
+        let status = status(&shard, &[tablet("zone1-1", true)], orphans);
+        assert_eq!(
+            status.orphaned_tablets["zone1-0123456789"].reason,
+            "NotDrained"
+        );
+        let blocked = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == SCALE_DOWN_BLOCKED)
+            .map(|c| (c.status.as_str(), c.reason.as_str()));
+        assert_eq!(blocked, Some(("True", "NotDrained")));
+        // Still Ready: the desired tablets are; the orphan is reported on its own.
         assert!(condition::is_ready(&status.conditions));
     }
 }

@@ -1,0 +1,357 @@
+//! Pruning on a real API server, with its data-safety guards: a scale-down keeps the extra
+//! tablet until it is drained (reported in orphanedTablets and a ScaleDownBlocked condition),
+//! a keyspace with `turndownPolicy: Immediate` goes with its shards and pods, one with
+//! `RequireIdle` stays (orphanedKeyspaces), a cell still used by a kept keyspace stays
+//! (orphanedCells), and no PVC is ever deleted.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
+use kube::discovery::ApiResource;
+use kube::{Client, ResourceExt};
+use serde_json::{Value, json};
+use vitess_operator_e2e::{
+    Operator, TestNamespace, apply_yaml, client, kubectl, wait_for, workspace_dir,
+};
+
+/// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+const CLUSTER: &str = "prune";
+const KEYSPACE_LABEL: &str = "planetscale.com/keyspace";
+const FINISHED: &str = "drain.planetscale.com/finished";
+
+/// A small cluster: `commerce` stays (its zone1 pool scales 2 -> 1), `fast` (Immediate) and
+/// `slow` (RequireIdle) live in zone2 and are removed, and so is zone2.
+fn cluster_yaml(commerce_replicas: u32, full: bool) -> String {
+    let pool = |cell: &str, replicas: u32| {
+        format!(
+            r#"
+          tabletPools:
+          - cell: {cell}
+            type: replica
+            replicas: {replicas}
+            vttablet: {{}}
+            mysqld: {{}}
+            dataVolumeClaimTemplate:
+              accessModes: ["ReadWriteOnce"]
+              resources:
+                requests: {{storage: 1Gi}}"#
+        )
+    };
+    let keyspace = |name: &str, policy: &str, cell: &str, replicas: u32| {
+        format!(
+            r#"
+  - name: {name}
+    durabilityPolicy: none
+    turndownPolicy: {policy}
+    partitionings:
+    - equal:
+        parts: 1
+        shardTemplate:
+          databaseInitScriptSecret: {{name: prune-config, key: init_db.sql}}{}"#,
+            pool(cell, replicas)
+        )
+    };
+    let mut cells = String::from("\n  - name: zone1\n    gateway: {replicas: 1}");
+    let mut keyspaces = keyspace("commerce", "RequireIdle", "zone1", commerce_replicas);
+    if full {
+        cells.push_str("\n  - name: zone2\n    gateway: {replicas: 1}");
+        keyspaces.push_str(&keyspace("fast", "Immediate", "zone2", 1));
+        keyspaces.push_str(&keyspace("slow", "RequireIdle", "zone2", 1));
+    }
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: prune-config
+stringData:
+  init_db.sql: "SELECT 1;"
+---
+apiVersion: planetscale.com/v2
+kind: VitessCluster
+metadata:
+  name: {CLUSTER}
+spec:
+  images:
+    vtctld: vitess/lite:v24.0.3
+    vtgate: vitess/lite:v24.0.3
+    vttablet: vitess/lite:v24.0.3
+    mysqld:
+      mysql80Compatible: vitess/lite:v24.0.3
+  vitessDashboard:
+    cells: [zone1]
+    replicas: 1
+  cells:{cells}
+  keyspaces:{keyspaces}
+"#
+    )
+}
+
+/// Installs the CRDs once per test process, server-side (as e2e/tests/operator.rs does).
+async fn install_crds() -> Result<()> {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_try_init(|| async {
+            let dir = workspace_dir().join("crds");
+            kubectl(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                &dir.to_string_lossy(),
+            ])
+            .await?;
+            let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
+            for crd in [
+                "vitessclusters",
+                "vitesscells",
+                "vitesskeyspaces",
+                "vitessshards",
+                "etcdlockservers",
+                "vitessbackupstorages",
+            ] {
+                let name = format!("{crd}.planetscale.com");
+                wait_for(
+                    &format!("CRD {name} to be established"),
+                    TIMEOUT,
+                    async |seen: &mut String| {
+                        let conditions = crds
+                            .get(&name)
+                            .await?
+                            .status
+                            .and_then(|s| s.conditions)
+                            .unwrap_or_default();
+                        *seen = format!("{conditions:?}");
+                        Ok(conditions
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                            .then_some(()))
+                    },
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+fn dynamic(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("planetscale.com", "v2", kind));
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+fn condition(object: &DynamicObject, type_: &str) -> Option<String> {
+    object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str().map(str::to_string))
+}
+
+async fn names<K>(api: &Api<K>, selector: &str) -> Result<BTreeSet<String>>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    Ok(api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .into_iter()
+        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .map(|o| o.name_any())
+        .collect())
+}
+
+#[tokio::test]
+async fn pruning_keeps_data_and_undrained_tablets() -> Result<()> {
+    install_crds().await?;
+    let client = client().await?;
+    let ns = TestNamespace::create(&client, "prune").await?;
+    let mut operator = Operator::start("prune", &["run", "--namespace", ns.name()])?;
+    let started = Instant::now();
+    let result = prune_and_check(&client, ns.name(), &mut operator).await;
+    let stopped = operator.stop().await;
+    if let Err(err) = result {
+        let log = operator.log_contents().unwrap_or_default();
+        bail!(
+            "{err:#}\n--- operator log ({}) ---\n{log}",
+            operator.log_path().display()
+        );
+    }
+    stopped?;
+    eprintln!("pruning checked in {:?}", started.elapsed());
+    ns.delete(TIMEOUT).await?;
+    Ok(())
+}
+
+async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> Result<()> {
+    let clusters = dynamic(client, ns, "VitessCluster");
+    let keyspaces = dynamic(client, ns, "VitessKeyspace");
+    let shards = dynamic(client, ns, "VitessShard");
+    let cells = dynamic(client, ns, "VitessCell");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+
+    apply_yaml(client, ns, &cluster_yaml(2, true)).await?;
+    let start = Instant::now();
+    wait_for(
+        "VitessCluster Ready True with 4 tablet pods",
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let cluster = clusters.get(CLUSTER).await?;
+            let tablets = names(&pods, "planetscale.com/component=vttablet").await?;
+            let ready = condition(&cluster, "Ready");
+            *seen = format!(
+                "Ready {ready:?}, tablet pods {tablets:?}, conditions {}",
+                cluster.data["status"]["conditions"]
+            );
+            Ok((ready.as_deref() == Some("True") && tablets.len() == 4).then_some(()))
+        },
+    )
+    .await?;
+    let commerce_pods = names(&pods, &format!("{KEYSPACE_LABEL}=commerce")).await?;
+    let fast_pods = names(&pods, &format!("{KEYSPACE_LABEL}=fast")).await?;
+    let all_claims = names(&claims, "planetscale.com/component=vttablet").await?;
+    ensure!(
+        commerce_pods.len() == 2 && fast_pods.len() == 1 && all_claims.len() == 4,
+        "before the scale-down: commerce pods {commerce_pods:?}, fast pods {fast_pods:?}, \
+         claims {all_claims:?}"
+    );
+    eprintln!("converged {:?} after applying", start.elapsed());
+
+    // Same field manager as the first apply: the removed keyspaces, cell and replica leave
+    // the object rather than staying owned by another manager.
+    apply_yaml(client, ns, &cluster_yaml(1, false)).await?;
+
+    // Immediate: the keyspace, its shards and its pods go; its PVC stays.
+    wait_for(
+        "keyspace fast (Immediate) with its shards and pods to be deleted",
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let selector = format!("{KEYSPACE_LABEL}=fast");
+            let left_keyspaces = names(&keyspaces, &selector).await?;
+            let left_shards = names(&shards, &selector).await?;
+            let left_pods = names(&pods, &selector).await?;
+            *seen =
+                format!("keyspaces {left_keyspaces:?}, shards {left_shards:?}, pods {left_pods:?}");
+            Ok(
+                (left_keyspaces.is_empty() && left_shards.is_empty() && left_pods.is_empty())
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+
+    // RequireIdle: kept and reported; so is zone2, which the kept keyspace still uses.
+    wait_for(
+        "orphanedKeyspaces.slow TurndownRequiresIdle and orphanedCells.zone2 CellInUse",
+        TIMEOUT,
+        async |seen: &mut String| {
+            let status = clusters.get(CLUSTER).await?.data["status"].clone();
+            *seen = format!(
+                "orphanedKeyspaces {}, orphanedCells {}",
+                status["orphanedKeyspaces"], status["orphanedCells"]
+            );
+            Ok(
+                (status["orphanedKeyspaces"]["slow"]["reason"] == "TurndownRequiresIdle"
+                    && status["orphanedCells"]["zone2"]["reason"] == "CellInUse")
+                    .then_some(()),
+            )
+        },
+    )
+    .await?;
+    let slow = names(&keyspaces, &format!("{KEYSPACE_LABEL}=slow")).await?;
+    ensure!(slow.len() == 1, "keyspace slow was not kept: {slow:?}");
+    let slow_pods = names(&pods, &format!("{KEYSPACE_LABEL}=slow")).await?;
+    ensure!(
+        slow_pods.len() == 1,
+        "keyspace slow lost its pod: {slow_pods:?}"
+    );
+    let zone2 = names(&cells, "planetscale.com/cell=zone2").await?;
+    ensure!(zone2.len() == 1, "cell zone2 was not kept: {zone2:?}");
+
+    // Scale-down: the extra pod stays until drained, named in the shard's status.
+    let commerce_shard = names(&shards, &format!("{KEYSPACE_LABEL}=commerce")).await?;
+    let shard_name = commerce_shard
+        .first()
+        .context("the commerce VitessShard is missing")?
+        .clone();
+    let orphan_pod: String = wait_for(
+        "commerce shard to report one NotDrained orphan and ScaleDownBlocked True",
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let shard = shards.get(&shard_name).await?;
+            let status = &shard.data["status"];
+            let orphans = status["orphanedTablets"]
+                .as_object()
+                .cloned()
+                .unwrap_or_default();
+            let blocked = condition(&shard, "ScaleDownBlocked");
+            let desired: BTreeSet<String> = status["tablets"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, t)| t["podName"].as_str().map(str::to_string))
+                .collect();
+            let present = names(&pods, &format!("{KEYSPACE_LABEL}=commerce")).await?;
+            *seen = format!(
+                "orphanedTablets {orphans:?}, ScaleDownBlocked {blocked:?}, desired pods \
+                 {desired:?}, present {present:?}"
+            );
+            let extra: Vec<&String> = present.difference(&desired).collect();
+            let ok = orphans.len() == 1
+                && orphans.values().all(|o| o["reason"] == "NotDrained")
+                && blocked.as_deref() == Some("True")
+                && desired.len() == 1
+                && extra.len() == 1;
+            Ok(ok.then(|| extra[0].clone()))
+        },
+    )
+    .await?;
+    ensure!(
+        commerce_pods.contains(&orphan_pod),
+        "orphan {orphan_pod} is not one of the original pods {commerce_pods:?}"
+    );
+
+    // Drained: the pod goes, its PVC stays.
+    let patch = json!({"metadata": {"annotations": {FINISHED: "e2e"}}});
+    pods.patch(&orphan_pod, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .with_context(|| format!("annotating {orphan_pod} {FINISHED}"))?;
+    wait_for(
+        &format!("drained pod {orphan_pod} to be deleted and ScaleDownBlocked False"),
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let pod = pods.get_opt(&orphan_pod).await?;
+            let shard = shards.get(&shard_name).await?;
+            let orphans = shard.data["status"]["orphanedTablets"].clone();
+            let blocked = condition(&shard, "ScaleDownBlocked");
+            *seen = format!(
+                "pod exists {}, orphanedTablets {orphans}, ScaleDownBlocked {blocked:?}",
+                pod.is_some()
+            );
+            let no_orphans = orphans.is_null() || orphans == Value::Object(Default::default());
+            Ok((pod.is_none() && no_orphans && blocked.as_deref() == Some("False")).then_some(()))
+        },
+    )
+    .await?;
+
+    // No data was deleted: every tablet PVC of the first apply is still there.
+    let left_claims = names(&claims, "planetscale.com/component=vttablet").await?;
+    let lost: Vec<&String> = all_claims.difference(&left_claims).collect();
+    ensure!(
+        lost.is_empty(),
+        "PVCs deleted: {lost:?} (left {left_claims:?})"
+    );
+    Ok(())
+}
