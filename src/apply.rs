@@ -158,8 +158,9 @@ where
 /// Deletes `child`, but only the very object that was listed (uid precondition): a child
 /// deleted and re-created under the same name between list and delete is not ours to judge.
 /// Dependents go in the background through the garbage collector; PVCs have no owner, so
-/// they stay (DESIGN §7). An object already gone is not an error.
-pub async fn delete<K>(client: &Client, child: &PartialObjectMeta<K>) -> Result<(), Error>
+/// they stay (DESIGN §7). An object already gone is not an error. Returns whether this call
+/// deleted it (false: gone already or re-created), for the `Pruned` Events.
+pub async fn delete<K>(client: &Client, child: &PartialObjectMeta<K>) -> Result<bool, Error>
 where
     K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
         + Clone
@@ -178,9 +179,9 @@ where
     };
     tracing::info!(object = %format!("{} {namespace}/{name}", K::kind(&())), "pruning");
     match api.delete(&name, &params).await {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(true),
         // Gone already, or re-created (precondition failed): nothing of ours to delete.
-        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
         Err(source) => Err(Error::Delete {
             object: format!("{} {namespace}/{name}", K::kind(&())),
             source: Box::new(source),
@@ -208,8 +209,7 @@ where
     let mut deleted = Vec::new();
     for child in children::<K, P>(client, owner, selector).await? {
         let name = child.name_any();
-        if !desired.contains(&name) {
-            delete(client, &child).await?;
+        if !desired.contains(&name) && delete(client, &child).await? {
             deleted.push(name);
         }
     }

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod build;
 pub mod controller;
 pub mod crd;
+pub mod events;
 pub mod keyrange;
 pub mod labels;
 pub mod names;

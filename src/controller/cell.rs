@@ -57,10 +57,17 @@ async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, E
         labels::component::VTGATE,
         &[labels::CLUSTER, labels::CELL],
     );
-    apply::prune::<HorizontalPodAutoscaler, _>(client, cell.as_ref(), &selector, &desired_hpas)
-        .await?;
-    apply::prune::<Deployment, _>(client, cell.as_ref(), &selector, &desired_deployments).await?;
-    apply::prune::<Service, _>(client, cell.as_ref(), &selector, &desired_services).await?;
+    let owner = cell.as_ref();
+    let pruned =
+        apply::prune::<HorizontalPodAutoscaler, _>(client, owner, &selector, &desired_hpas).await?;
+    ctx.events
+        .pruned::<HorizontalPodAutoscaler, _>(owner, &pruned)
+        .await;
+    let pruned =
+        apply::prune::<Deployment, _>(client, owner, &selector, &desired_deployments).await?;
+    ctx.events.pruned::<Deployment, _>(owner, &pruned).await;
+    let pruned = apply::prune::<Service, _>(client, owner, &selector, &desired_services).await?;
+    ctx.events.pruned::<Service, _>(owner, &pruned).await;
     let status = status(&cell, &deployment, &service.name_any());
     apply::status(client, cell.as_ref(), cell.status.as_ref(), &status).await?;
     Ok(Action::requeue(REQUEUE))

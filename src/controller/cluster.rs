@@ -20,8 +20,9 @@ use crate::api::cluster::{
 use crate::api::keyspace::{TurndownPolicy, VitessKeyspaceTemplate};
 use crate::api::shared::{ConditionStatus, LockserverStatus, OrphanStatus};
 use crate::api::{EtcdLockserver, VitessBackupStorage, VitessCell, VitessCluster, VitessKeyspace};
-use crate::{apply, build, labels};
+use crate::{apply, build, events, labels};
 use kube::core::PartialObjectMeta;
+use kube::runtime::events::EventType;
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessCluster>(), watcher::Config::default())
@@ -59,12 +60,24 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     let problems = super::validate(&ctx, owner)?;
     if !problems.is_empty() {
         // Bad input changes nothing that runs (DESIGN §7); it is reported and waits for an edit.
-        let readiness = Readiness::new(false, "InvalidSpec", problems.join("; "));
+        let message = problems.join("; ");
+        let previous = cluster
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::READY))
+            .map(|c| (c.reason.as_str(), c.message.as_str()));
+        let new = events::invalid_spec_is_new(previous, &message);
+        let readiness = Readiness::new(false, events::INVALID_SPEC, message.clone());
         let mut status = cluster.status.clone().unwrap_or_default();
         status.observed_generation = cluster.metadata.generation;
         status.conditions =
             condition::with_ready(&status.conditions, &readiness, cluster.metadata.generation);
         apply::status(client, owner, cluster.status.as_ref(), &status).await?;
+        if new {
+            ctx.events
+                .publish(owner, EventType::Warning, events::INVALID_SPEC, &message)
+                .await;
+        }
         return Ok(Action::await_change());
     }
 
@@ -121,27 +134,32 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
 
     let name = owner.name_any();
     let ours = [(labels::CLUSTER, name.as_str())];
-    apply::prune::<Deployment, _>(
+    let pruned = apply::prune::<Deployment, _>(
         client,
         owner,
         &super::selector(owner, labels::component::VTCTLD, &[labels::CLUSTER]),
         &desired_vtctlds,
     )
     .await?;
-    apply::prune::<Service, _>(
+    ctx.events.pruned::<Deployment, _>(owner, &pruned).await;
+    let pruned = apply::prune::<Service, _>(
         client,
         owner,
         &apply::selector(&ours, &[labels::COMPONENT]),
         &desired_services,
     )
     .await?;
-    apply::prune::<VitessBackupStorage, _>(
+    ctx.events.pruned::<Service, _>(owner, &pruned).await;
+    let pruned = apply::prune::<VitessBackupStorage, _>(
         client,
         owner,
         &apply::selector(&ours, &[]),
         &desired_storages,
     )
     .await?;
+    ctx.events
+        .pruned::<VitessBackupStorage, _>(owner, &pruned)
+        .await;
     let orphaned_keyspaces = prune_keyspaces(&ctx, owner, &desired_keyspaces).await?;
     let mut in_use: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for keyspace in owner.spec.keyspaces.iter().chain(&orphaned_keyspaces.kept) {
@@ -166,6 +184,25 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     status.orphaned_keyspaces = orphaned_keyspaces.orphans;
     status.orphaned_cells = orphaned_cells;
     apply::status(client, owner, cluster.status.as_ref(), &status).await?;
+    let before = cluster.status.as_ref();
+    ctx.events
+        .blocked(
+            owner,
+            events::TURNDOWN_BLOCKED,
+            &[
+                (
+                    "keyspace",
+                    before.map(|s| &s.orphaned_keyspaces),
+                    &status.orphaned_keyspaces,
+                ),
+                (
+                    "cell",
+                    before.map(|s| &s.orphaned_cells),
+                    &status.orphaned_cells,
+                ),
+            ],
+        )
+        .await;
     Ok(Action::requeue(REQUEUE))
 }
 
@@ -213,7 +250,11 @@ async fn prune_keyspaces(
         let immediate = template.turndown_policy == Some(TurndownPolicy::Immediate);
         let idle = keyspace.status.as_ref().map(|s| s.idle) == Some(ConditionStatus::True);
         if immediate || idle {
-            apply::delete(&ctx.client, &meta).await?;
+            if apply::delete(&ctx.client, &meta).await? {
+                ctx.events
+                    .pruned::<VitessKeyspace, _>(cluster, &[meta.name_any()])
+                    .await;
+            }
         } else {
             kept.orphans.insert(
                 template.name.clone(),
@@ -270,7 +311,13 @@ async fn prune_cells(
                     },
                 );
             }
-            None => apply::delete(&ctx.client, &cell).await?,
+            None => {
+                if apply::delete(&ctx.client, &cell).await? {
+                    ctx.events
+                        .pruned::<VitessCell, _>(cluster, &[cell.name_any()])
+                        .await;
+                }
+            }
         }
     }
     Ok(orphans)

@@ -74,8 +74,13 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
         ],
         &[],
     );
-    apply::prune::<Service, _>(client, owner, &selector, &desired_services).await?;
-    apply::prune::<PodDisruptionBudget, _>(client, owner, &selector, &desired_pdbs).await?;
+    let pruned = apply::prune::<Service, _>(client, owner, &selector, &desired_services).await?;
+    ctx.events.pruned::<Service, _>(owner, &pruned).await;
+    let pruned =
+        apply::prune::<PodDisruptionBudget, _>(client, owner, &selector, &desired_pdbs).await?;
+    ctx.events
+        .pruned::<PodDisruptionBudget, _>(owner, &pruned)
+        .await;
     let status = status(owner, &pods, client_service);
     apply::status(client, owner, owner.status.as_ref(), &status).await?;
     Ok(Action::requeue(REQUEUE))

@@ -53,6 +53,17 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
     let mut status = status(&keyspace, &observed);
     status.orphaned_shards = orphans;
     apply::status(client, keyspace.as_ref(), keyspace.status.as_ref(), &status).await?;
+    ctx.events
+        .blocked(
+            keyspace.as_ref(),
+            crate::events::TURNDOWN_BLOCKED,
+            &[(
+                "shard",
+                keyspace.status.as_ref().map(|s| &s.orphaned_shards),
+                &status.orphaned_shards,
+            )],
+        )
+        .await;
     Ok(Action::requeue(REQUEUE))
 }
 
@@ -82,7 +93,9 @@ async fn prune_shards(
             continue;
         }
         if immediate {
-            apply::delete(&ctx.client, &shard).await?;
+            if apply::delete(&ctx.client, &shard).await? {
+                ctx.events.pruned::<VitessShard, _>(keyspace, &[name]).await;
+            }
         } else {
             let shard_name = shard
                 .labels()

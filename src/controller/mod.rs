@@ -50,17 +50,21 @@ pub struct Context {
     pub namespace: Option<String>,
     /// The offline validator (schema, CEL and semantic rules), built once.
     checker: Mutex<crate::validate::Checker>,
-    /// Consecutive failures per object, for the retry backoff.
-    failures: Mutex<HashMap<String, u32>>,
+    /// Consecutive failures per object, for the retry backoff, with the last error message
+    /// (a `ReconcileFailed` Event is published only when it changes).
+    failures: Mutex<HashMap<String, (u32, String)>>,
+    /// Kubernetes Events on the objects reconciled.
+    pub events: crate::events::Events,
 }
 
 impl Context {
     pub fn new(client: Client, namespace: Option<String>) -> Self {
         Self {
-            client,
             namespace,
             checker: Mutex::new(crate::validate::Checker::new()),
             failures: Mutex::new(HashMap::new()),
+            events: crate::events::Events::new(client.clone()),
+            client,
         }
     }
 
@@ -131,12 +135,21 @@ where
     K: Resource<DynamicType = ()>,
 {
     let key = ObjectRef::from_obj(object.as_ref()).to_string();
-    let failures = {
+    let message = error.to_string();
+    let (failures, new) = {
         let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let n = map.entry(key.clone()).or_insert(0);
+        let (n, last) = map.entry(key.clone()).or_insert((0, String::new()));
+        let new = *n == 0 || crate::events::failure_is_new(Some(last), &message);
         *n = n.saturating_add(1);
-        *n
+        if new {
+            last.clone_from(&message);
+        }
+        (*n, new)
     };
+    if new {
+        ctx.events
+            .reconcile_failed(object.object_ref(&()), &message);
+    }
     let delay = RETRY
         .saturating_mul(2u32.saturating_pow(failures.saturating_sub(1).min(16)))
         .min(REQUEUE);

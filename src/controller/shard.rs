@@ -16,8 +16,9 @@ use super::{Context, Error, REQUEUE};
 use crate::api::VitessShard;
 use crate::api::shard::{VitessShardStatus, VitessTabletStatus};
 use crate::api::shared::{ConditionStatus, OrphanStatus};
-use crate::{apply, build, labels};
+use crate::{apply, build, events, labels};
 use kube::core::PartialObjectMeta;
+use kube::runtime::events::EventType;
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessShard>(), watcher::Config::default())
@@ -57,6 +58,17 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     let orphans = prune_tablets(&ctx, &shard, &observed).await?;
     let status = status(&shard, &observed, orphans);
     apply::status(client, shard.as_ref(), shard.status.as_ref(), &status).await?;
+    ctx.events
+        .blocked(
+            shard.as_ref(),
+            events::SCALE_DOWN_BLOCKED,
+            &[(
+                "tablet",
+                shard.status.as_ref().map(|s| &s.orphaned_tablets),
+                &status.orphaned_tablets,
+            )],
+        )
+        .await;
     Ok(Action::requeue(REQUEUE))
 }
 
@@ -84,7 +96,20 @@ async fn prune_tablets(
             continue;
         }
         if pod.annotations().contains_key(labels::drain::FINISHED) {
-            apply::delete(&ctx.client, &pod).await?;
+            if apply::delete(&ctx.client, &pod).await? {
+                let alias = orphan_alias(pod.labels()).unwrap_or_else(|| name.clone());
+                ctx.events
+                    .publish(
+                        shard,
+                        EventType::Normal,
+                        events::TABLET_REMOVED,
+                        &format!(
+                            "deleted Pod {name} of tablet {alias}: drained and no longer in \
+                             the spec (its PVC is kept)"
+                        ),
+                    )
+                    .await;
+            }
         } else {
             orphans.insert(orphan_alias(pod.labels()).unwrap_or(name), not_drained());
         }
