@@ -1,0 +1,1101 @@
+//! Reconciliation on a real API server, beyond the first convergence: a sharded keyspace
+//! scales out in place and gains a second partitioning next to the first (the old shards are
+//! kept under `turndownPolicy: RequireIdle`), a cell's `zone` pins its pods to the zone's node,
+//! deleting a cluster collects every child but keeps the data volumes, `vitess-operator render`
+//! is what the API server ends up holding, and a steady cluster costs no write requests.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
+use kube::discovery::{self, ApiResource, Scope};
+use kube::{Client, ResourceExt};
+use serde_json::Value;
+use vitess_operator_e2e::{
+    Operator, TestNamespace, apply_yaml, client, kubectl, state_dir, wait_for, workspace_dir,
+};
+
+/// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
+const TIMEOUT: Duration = Duration::from_secs(120);
+/// How long a converged cluster is watched for write requests.
+const STEADY: Duration = Duration::from_secs(60);
+
+const COMPONENT: &str = "planetscale.com/component";
+const CLUSTER_LABEL: &str = "planetscale.com/cluster";
+const KEYSPACE_LABEL: &str = "planetscale.com/keyspace";
+const CELL_LABEL: &str = "planetscale.com/cell";
+
+// ---------------------------------------------------------------------------------------------
+// Helpers (duplicated from the other test files on purpose: each test file stands alone).
+// ---------------------------------------------------------------------------------------------
+
+/// Installs the CRDs once per test process, server-side (as e2e/tests/operator.rs does).
+async fn install_crds() -> Result<()> {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_try_init(|| async {
+            let dir = workspace_dir().join("crds");
+            kubectl(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                &dir.to_string_lossy(),
+            ])
+            .await?;
+            let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
+            for crd in [
+                "vitessclusters",
+                "vitesscells",
+                "vitesskeyspaces",
+                "vitessshards",
+                "etcdlockservers",
+                "vitessbackupstorages",
+            ] {
+                let name = format!("{crd}.planetscale.com");
+                wait_for(
+                    &format!("CRD {name} to be established"),
+                    TIMEOUT,
+                    async |seen: &mut String| {
+                        let conditions = crds
+                            .get(&name)
+                            .await?
+                            .status
+                            .and_then(|s| s.conditions)
+                            .unwrap_or_default();
+                        *seen = format!("{conditions:?}");
+                        Ok(conditions
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                            .then_some(()))
+                    },
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+/// Creates a namespace, starts an operator on it, runs `body`, stops the operator; on failure
+/// the error carries the operator's log. The namespace is deleted on success (and, without
+/// waiting, on failure when dropped).
+async fn with_operator<F>(test: &str, operator_args: Option<&[&str]>, body: F) -> Result<()>
+where
+    F: AsyncFnOnce(&Client, &str, &mut Operator) -> Result<()>,
+{
+    install_crds().await?;
+    let client = client().await?;
+    let ns = TestNamespace::create(&client, test).await?;
+    let mut operator = match operator_args {
+        None => Operator::start(test, &["run", "--namespace", ns.name()])?,
+        Some(prefix) => {
+            // `env VAR=... <operator> run --namespace NS`: env execs, so the pid is the operator.
+            let binary = Operator::binary();
+            let binary = binary.to_string_lossy();
+            let mut args: Vec<&str> = prefix.to_vec();
+            args.extend([&*binary, "run", "--namespace", ns.name()]);
+            Operator::start_binary(std::path::Path::new("/usr/bin/env"), test, &args)?
+        }
+    };
+    let started = Instant::now();
+    let result = body(&client, ns.name(), &mut operator).await;
+    let stopped = operator.stop().await;
+    if let Err(err) = result {
+        let log = operator.log_contents().unwrap_or_default();
+        bail!(
+            "{err:#}\n--- operator log ({}) ---\n{log}",
+            operator.log_path().display()
+        );
+    }
+    stopped?;
+    eprintln!("{test}: checked in {:?}", started.elapsed());
+    ns.delete(TIMEOUT).await?;
+    Ok(())
+}
+
+fn dynamic(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("planetscale.com", "v2", kind));
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+fn condition(object: &DynamicObject, type_: &str) -> Option<String> {
+    object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str().map(str::to_string))
+}
+
+fn is_ready(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// name -> uid of the objects matching `selector` that are not being deleted.
+async fn uids<K>(api: &Api<K>, selector: &str) -> Result<BTreeMap<String, String>>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    Ok(api
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .into_iter()
+        .filter(|o| o.meta().deletion_timestamp.is_none())
+        .map(|o| (o.name_any(), o.uid().unwrap_or_default()))
+        .collect())
+}
+
+/// Names of the Running and Ready pods matching `selector`.
+async fn ready_pods(pods: &Api<Pod>, selector: &str) -> Result<BTreeSet<String>> {
+    Ok(pods
+        .list(&ListParams::default().labels(selector))
+        .await?
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
+        .map(|p| p.name_any())
+        .collect())
+}
+
+/// Parses multi-document YAML into JSON values, skipping empty documents.
+fn parse_docs(yaml: &str) -> Result<Vec<Value>> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).context("parsing YAML")?;
+    Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
+}
+
+/// Sets `metadata.namespace` on every document and returns them as YAML (JSON documents).
+fn with_namespace(yaml: &str, ns: &str) -> Result<String> {
+    let mut docs = parse_docs(yaml)?;
+    for doc in &mut docs {
+        doc["metadata"]["namespace"] = Value::String(ns.to_string());
+    }
+    let texts: Vec<String> = docs
+        .iter()
+        .map(serde_json::to_string_pretty)
+        .collect::<Result<_, _>>()?;
+    Ok(texts.join("\n---\n"))
+}
+
+/// `vitess-operator render -f <yaml>`: every object the operator would create.
+async fn render(yaml: &str, tag: &str) -> Result<Vec<Value>> {
+    let dir = state_dir().join("tmp");
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let file = dir.join(format!(
+        "render-{tag}-{}.yaml",
+        vitess_operator_e2e::unique_suffix()
+    ));
+    std::fs::write(&file, yaml).with_context(|| format!("writing {}", file.display()))?;
+    let out = tokio::process::Command::new(Operator::binary())
+        .arg("render")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .await
+        .context("running vitess-operator render")?;
+    let _ = std::fs::remove_file(&file);
+    ensure!(
+        out.status.success(),
+        "vitess-operator render failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    parse_docs(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn rendered_names(
+    objects: &[Value],
+    kind: &str,
+    filter: impl Fn(&Value) -> bool,
+) -> BTreeSet<String> {
+    objects
+        .iter()
+        .filter(|o| o["kind"] == kind && filter(o))
+        .filter_map(|o| o["metadata"]["name"].as_str().map(str::to_string))
+        .collect()
+}
+
+async fn wait_cluster_ready(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    operator: &mut Operator,
+) -> Result<()> {
+    let clusters = dynamic(client, ns, "VitessCluster");
+    wait_for(
+        &format!("VitessCluster {name} Ready True"),
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let cluster = clusters.get(name).await?;
+            let ready = condition(&cluster, "Ready");
+            *seen = format!(
+                "Ready {ready:?}, conditions {}",
+                cluster.data["status"]["conditions"]
+            );
+            Ok((ready.as_deref() == Some("True")).then_some(()))
+        },
+    )
+    .await
+}
+
+/// `Kind/name` -> resourceVersion of the operator's objects in `ns`.
+async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for kind in [
+        "VitessCluster",
+        "VitessCell",
+        "VitessKeyspace",
+        "VitessShard",
+        "EtcdLockserver",
+    ] {
+        for object in dynamic(client, ns, kind)
+            .list(&ListParams::default())
+            .await?
+        {
+            out.insert(
+                format!("{kind}/{}", object.name_any()),
+                object.resource_version().unwrap_or_default(),
+            );
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for pod in pods.list(&ListParams::default()).await? {
+        out.insert(
+            format!("Pod/{}", pod.name_any()),
+            pod.resource_version().unwrap_or_default(),
+        );
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    for deployment in deployments.list(&ListParams::default()).await? {
+        out.insert(
+            format!("Deployment/{}", deployment.name_any()),
+            deployment.resource_version().unwrap_or_default(),
+        );
+    }
+    Ok(out)
+}
+
+/// Waits until two snapshots of resourceVersions taken 2 s apart are equal.
+async fn wait_quiet(client: &Client, ns: &str) -> Result<()> {
+    let mut before = versions(client, ns).await?;
+    wait_for(
+        "two equal snapshots of resourceVersions 2 s apart",
+        TIMEOUT,
+        async |seen: &mut String| {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            let now = versions(client, ns).await?;
+            let same = now == before;
+            *seen = format!("{now:?}");
+            before = now;
+            Ok(same.then_some(()))
+        },
+    )
+    .await
+}
+
+fn example(file: &str) -> Result<String> {
+    let path = workspace_dir().join("examples").join(file);
+    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. A sharded keyspace scales out and gains shards.
+// ---------------------------------------------------------------------------------------------
+
+const SHARDED: &str = "sharded";
+
+/// A cluster with one keyspace `users` (RequireIdle) whose partitionings are `equal` with each
+/// of `parts`, every shard with one zone1 pool of `replicas` replicas.
+fn sharded_yaml(ns: &str, parts: &[u32], replicas: u32) -> String {
+    let partitionings: String = parts
+        .iter()
+        .map(|parts| {
+            format!(
+                r#"
+    - equal:
+        parts: {parts}
+        shardTemplate:
+          databaseInitScriptSecret: {{name: sharded-config, key: init_db.sql}}
+          tabletPools:
+          - cell: zone1
+            type: replica
+            replicas: {replicas}
+            vttablet: {{}}
+            mysqld: {{}}
+            dataVolumeClaimTemplate:
+              accessModes: ["ReadWriteOnce"]
+              resources:
+                requests: {{storage: 1Gi}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: sharded-config
+  namespace: {ns}
+stringData:
+  init_db.sql: "SELECT 1;"
+---
+apiVersion: planetscale.com/v2
+kind: VitessCluster
+metadata:
+  name: {SHARDED}
+  namespace: {ns}
+spec:
+  images:
+    vtctld: vitess/lite:v24.0.3
+    vtgate: vitess/lite:v24.0.3
+    vttablet: vitess/lite:v24.0.3
+    mysqld:
+      mysql80Compatible: vitess/lite:v24.0.3
+  vitessDashboard:
+    cells: [zone1]
+    replicas: 1
+  cells:
+  - name: zone1
+    gateway: {{replicas: 1}}
+  keyspaces:
+  - name: users
+    durabilityPolicy: none
+    turndownPolicy: RequireIdle
+    partitionings:{partitionings}
+"#
+    )
+}
+
+/// What render says the keyspace `users` gets: shard object names and tablet pod names.
+struct Expected {
+    shards: BTreeSet<String>,
+    /// Vitess shard names (`-80`), from the rendered shards' spec.name.
+    shard_names: BTreeSet<String>,
+    pods: BTreeSet<String>,
+}
+
+async fn expected_sharded(ns: &str, parts: &[u32], replicas: u32) -> Result<Expected> {
+    let rendered = render(&sharded_yaml(ns, parts, replicas), "sharded").await?;
+    let shards = rendered_names(&rendered, "VitessShard", |_| true);
+    let shard_names = rendered
+        .iter()
+        .filter(|o| o["kind"] == "VitessShard")
+        .filter_map(|o| o["spec"]["name"].as_str().map(str::to_string))
+        .collect();
+    let pods = rendered_names(&rendered, "Pod", |o| {
+        o["metadata"]["labels"][COMPONENT] == "vttablet"
+    });
+    Ok(Expected {
+        shards,
+        shard_names,
+        pods,
+    })
+}
+
+/// Waits until the keyspace's non-deleted VitessShards are exactly `shards` and its Ready
+/// tablet pods exactly `pods`.
+async fn wait_shards_and_pods(
+    client: &Client,
+    ns: &str,
+    operator: &mut Operator,
+    shards: &BTreeSet<String>,
+    pods: &BTreeSet<String>,
+) -> Result<()> {
+    let shard_api = dynamic(client, ns, "VitessShard");
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let selector = format!("{KEYSPACE_LABEL}=users");
+    let tablets = format!("{selector},{COMPONENT}=vttablet");
+    wait_for(
+        &format!("shards {shards:?} with Ready tablet pods {pods:?}"),
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let live_shards: BTreeSet<String> =
+                uids(&shard_api, &selector).await?.into_keys().collect();
+            let all_pods: BTreeSet<String> = uids(&pod_api, &tablets).await?.into_keys().collect();
+            let ready = ready_pods(&pod_api, &tablets).await?;
+            *seen = format!("shards {live_shards:?}, tablet pods {all_pods:?}, ready {ready:?}");
+            Ok((&live_shards == shards && &all_pods == pods && &ready == pods).then_some(()))
+        },
+    )
+    .await
+}
+
+fn unchanged(before: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
+    before
+        .iter()
+        .filter(|(name, uid)| now.get(*name) != Some(*uid))
+        .map(|(name, uid)| format!("{name}: uid {uid} -> {:?}", now.get(name)))
+        .collect()
+}
+
+#[tokio::test]
+async fn sharded_keyspace_scales_out_and_adds_shards() -> Result<()> {
+    with_operator("reconcile-sharded", None, async |client, ns, operator| {
+        let shard_api = dynamic(client, ns, "VitessShard");
+        let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let keyspaces = dynamic(client, ns, "VitessKeyspace");
+        let selector = format!("{KEYSPACE_LABEL}=users");
+        let tablets = format!("{selector},{COMPONENT}=vttablet");
+
+        // parts 2, replicas 2: -80 and 80-, two tablets each.
+        let two = expected_sharded(ns, &[2], 2).await?;
+        ensure!(
+            two.shard_names == BTreeSet::from(["-80".to_string(), "80-".to_string()])
+                && two.pods.len() == 4,
+            "render of parts 2 x 2 replicas: shards {:?} ({:?}), pods {:?}",
+            two.shards,
+            two.shard_names,
+            two.pods
+        );
+        apply_yaml(client, ns, &sharded_yaml(ns, &[2], 2)).await?;
+        wait_shards_and_pods(client, ns, operator, &two.shards, &two.pods).await?;
+        let first_pods = uids(&pod_api, &tablets).await?;
+        let first_shards = uids(&shard_api, &selector).await?;
+
+        // replicas 3: one more pod per shard, the first four untouched.
+        let three = expected_sharded(ns, &[2], 3).await?;
+        ensure!(
+            three.shards == two.shards
+                && three.pods.len() == 6
+                && three.pods.is_superset(&two.pods),
+            "render of parts 2 x 3 replicas: shards {:?}, pods {:?} (before {:?})",
+            three.shards,
+            three.pods,
+            two.pods
+        );
+        apply_yaml(client, ns, &sharded_yaml(ns, &[2], 3)).await?;
+        wait_shards_and_pods(client, ns, operator, &three.shards, &three.pods).await?;
+        let recreated = unchanged(&first_pods, &uids(&pod_api, &tablets).await?);
+        ensure!(
+            recreated.is_empty(),
+            "scaling out recreated pods: {recreated:?}"
+        );
+        let second_pods = uids(&pod_api, &tablets).await?;
+
+        // parts 4 instead of 2: four new shards; -80 and 80- are no longer desired but stay
+        // (RequireIdle), reported in orphanedShards, with their pods untouched.
+        let four = expected_sharded(ns, &[4], 3).await?;
+        ensure!(
+            four.shard_names
+                == ["-40", "40-80", "80-c0", "c0-"]
+                    .map(str::to_string)
+                    .into_iter()
+                    .collect::<BTreeSet<_>>()
+                && four.pods.len() == 12
+                && four.shards.is_disjoint(&three.shards)
+                && four.pods.is_disjoint(&three.pods),
+            "render of parts 4: shards {:?} ({:?}), pods {:?}",
+            four.shards,
+            four.shard_names,
+            four.pods
+        );
+        apply_yaml(client, ns, &sharded_yaml(ns, &[4], 3)).await?;
+        let all_shards: BTreeSet<String> = four.shards.union(&three.shards).cloned().collect();
+        let all_pods: BTreeSet<String> = four.pods.union(&three.pods).cloned().collect();
+        wait_shards_and_pods(client, ns, operator, &all_shards, &all_pods).await?;
+        let keyspace_name = rendered_names(
+            &render(&sharded_yaml(ns, &[4], 3), "sharded").await?,
+            "VitessKeyspace",
+            |_| true,
+        )
+        .into_iter()
+        .next()
+        .context("render has no VitessKeyspace")?;
+        wait_for(
+            "orphanedShards -80 and 80- with reason TurndownRequiresIdle",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let keyspace = keyspaces.get(&keyspace_name).await?;
+                let orphans = keyspace.data["status"]["orphanedShards"].clone();
+                *seen = format!("orphanedShards {orphans}");
+                let keys: BTreeSet<String> = orphans
+                    .as_object()
+                    .map(|o| o.keys().cloned().collect())
+                    .unwrap_or_default();
+                Ok((keys == two.shard_names
+                    && orphans
+                        .as_object()
+                        .into_iter()
+                        .flatten()
+                        .all(|(_, o)| o["reason"] == "TurndownRequiresIdle"))
+                .then_some(()))
+            },
+        )
+        .await?;
+        // The keyspace has seen the orphans; give a (wrong) deletion a moment to show.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let now_shards = uids(&shard_api, &selector).await?;
+        let now_pods = uids(&pod_api, &tablets).await?;
+        let touched_shards = unchanged(&first_shards, &now_shards);
+        let touched_pods = unchanged(&second_pods, &now_pods);
+        ensure!(
+            touched_shards.is_empty() && touched_pods.is_empty(),
+            "the old partitioning was touched: shards {touched_shards:?}, pods {touched_pods:?}"
+        );
+        ensure!(
+            now_shards.len() == 6 && now_pods.len() == 18,
+            "expected 6 shards and 18 tablet pods, got {:?} and {:?}",
+            now_shards.keys(),
+            now_pods.keys()
+        );
+
+        // The documented way: both partitionings at once. All six shards are desired again,
+        // nothing orphaned, nothing recreated.
+        let both = expected_sharded(ns, &[2, 4], 3).await?;
+        ensure!(
+            both.shards == all_shards && both.pods == all_pods,
+            "render of [parts 2, parts 4]: shards {:?}, pods {:?}; expected {all_shards:?}, \
+             {all_pods:?}",
+            both.shards,
+            both.pods
+        );
+        apply_yaml(client, ns, &sharded_yaml(ns, &[2, 4], 3)).await?;
+        wait_shards_and_pods(client, ns, operator, &both.shards, &both.pods).await?;
+        wait_for(
+            "orphanedShards to be empty with both partitionings",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let keyspace = keyspaces.get(&keyspace_name).await?;
+                let orphans = keyspace.data["status"]["orphanedShards"].clone();
+                *seen = format!("orphanedShards {orphans}");
+                Ok(
+                    (orphans.is_null() || orphans.as_object().is_some_and(|o| o.is_empty()))
+                        .then_some(()),
+                )
+            },
+        )
+        .await?;
+        let touched = unchanged(&now_pods, &uids(&pod_api, &tablets).await?);
+        ensure!(
+            touched.is_empty(),
+            "adding the partitioning back recreated pods: {touched:?}"
+        );
+        let touched = unchanged(&now_shards, &uids(&shard_api, &selector).await?);
+        ensure!(touched.is_empty(), "shards recreated: {touched:?}");
+        Ok(())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A cell's zone pins its pods to that zone's node.
+// ---------------------------------------------------------------------------------------------
+
+fn zones_yaml(ns: &str) -> String {
+    let pool = |cell: &str| {
+        format!(
+            r#"
+          - cell: {cell}
+            type: replica
+            replicas: 1
+            vttablet: {{}}
+            mysqld: {{}}
+            dataVolumeClaimTemplate:
+              accessModes: ["ReadWriteOnce"]
+              resources:
+                requests: {{storage: 1Gi}}"#
+        )
+    };
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata:
+  name: zones-config
+  namespace: {ns}
+stringData:
+  init_db.sql: "SELECT 1;"
+---
+apiVersion: planetscale.com/v2
+kind: VitessCluster
+metadata:
+  name: zones
+  namespace: {ns}
+spec:
+  images:
+    vtctld: vitess/lite:v24.0.3
+    vtgate: vitess/lite:v24.0.3
+    vttablet: vitess/lite:v24.0.3
+    mysqld:
+      mysql80Compatible: vitess/lite:v24.0.3
+  vitessDashboard:
+    cells: [zone1]
+    replicas: 1
+  cells:
+  - name: zone1
+    zone: zone1
+    gateway: {{replicas: 1}}
+  - name: zone2
+    zone: zone2
+    gateway: {{replicas: 1}}
+  keyspaces:
+  - name: commerce
+    durabilityPolicy: none
+    turndownPolicy: Immediate
+    partitionings:
+    - equal:
+        parts: 1
+        shardTemplate:
+          databaseInitScriptSecret: {{name: zones-config, key: init_db.sql}}
+          tabletPools:{}{}
+"#,
+        pool("zone1"),
+        pool("zone2")
+    )
+}
+
+#[tokio::test]
+async fn a_cell_in_zone2_runs_on_the_zone2_node() -> Result<()> {
+    with_operator("reconcile-zones", None, async |client, ns, operator| {
+        apply_yaml(client, ns, &zones_yaml(ns)).await?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let placed = wait_for(
+            "one Ready vtgate and one Ready vttablet pod in each of cells zone1 and zone2",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let mut placed = BTreeMap::new();
+                for pod in pods.list(&ListParams::default()).await? {
+                    let labels = pod.labels();
+                    let (Some(component), Some(cell)) =
+                        (labels.get(COMPONENT), labels.get(CELL_LABEL))
+                    else {
+                        continue;
+                    };
+                    if !["vtgate", "vttablet"].contains(&component.as_str())
+                        || pod.metadata.deletion_timestamp.is_some()
+                        || !is_ready(&pod)
+                    {
+                        continue;
+                    }
+                    let node = pod
+                        .spec
+                        .as_ref()
+                        .and_then(|s| s.node_name.clone())
+                        .unwrap_or_default();
+                    placed
+                        .entry(format!("{component}@{cell}"))
+                        .or_insert_with(Vec::new)
+                        .push((pod.name_any(), node));
+                }
+                *seen = format!("{placed:?}");
+                let complete = [
+                    "vtgate@zone1",
+                    "vtgate@zone2",
+                    "vttablet@zone1",
+                    "vttablet@zone2",
+                ]
+                .iter()
+                .all(|k| placed.get(*k).is_some_and(|v| v.len() == 1));
+                Ok(complete.then_some(placed))
+            },
+        )
+        .await?;
+        let wrong: Vec<String> = placed
+            .iter()
+            .flat_map(|(key, pods)| {
+                let cell = key.split('@').nth(1).unwrap_or_default().to_string();
+                pods.iter()
+                    .filter(move |(_, node)| *node != format!("kwok-{cell}"))
+                    .map(move |(pod, node)| format!("{key} pod {pod} on node {node:?}"))
+            })
+            .collect();
+        ensure!(
+            wrong.is_empty(),
+            "pods not on their zone's node: {wrong:?} (all: {placed:?})"
+        );
+        Ok(())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Deleting the cluster collects its children and keeps the volumes.
+// ---------------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn deleting_the_cluster_collects_children_and_keeps_tablet_volumes() -> Result<()> {
+    with_operator("reconcile-delete", None, async |client, ns, operator| {
+        let yaml = with_namespace(&example("initial-cluster.yaml")?, ns)?;
+        apply_yaml(client, ns, &yaml).await?;
+        wait_cluster_ready(client, ns, "example", operator).await?;
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let (tablet_pods, etcd_pods) = wait_for(
+            "2 Ready tablet pods and 3 Ready etcd pods",
+            TIMEOUT,
+            async |seen: &mut String| {
+                let tablets = ready_pods(&pods, &format!("{COMPONENT}=vttablet")).await?;
+                let etcd = ready_pods(&pods, &format!("{COMPONENT}=etcd")).await?;
+                *seen = format!("tablets {tablets:?}, etcd {etcd:?}");
+                Ok((tablets.len() == 2 && etcd.len() == 3).then_some((tablets, etcd)))
+            },
+        )
+        .await?;
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        for name in tablet_pods.iter().chain(&etcd_pods) {
+            ensure!(
+                claims.get_opt(name).await?.is_some(),
+                "PVC {name} missing before the delete"
+            );
+        }
+
+        dynamic(client, ns, "VitessCluster")
+            .delete("example", &DeleteParams::foreground())
+            .await
+            .context("deleting VitessCluster example")?;
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        wait_for(
+            "the cluster, its child resources, pods and Deployments to be gone",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let mut left = Vec::new();
+                for kind in [
+                    "VitessCluster",
+                    "VitessCell",
+                    "VitessKeyspace",
+                    "VitessShard",
+                    "EtcdLockserver",
+                ] {
+                    for object in dynamic(client, ns, kind)
+                        .list(&ListParams::default())
+                        .await?
+                    {
+                        left.push(format!(
+                            "{kind}/{} (finalizers {:?})",
+                            object.name_any(),
+                            object.finalizers()
+                        ));
+                    }
+                }
+                for pod in pods.list(&ListParams::default()).await? {
+                    left.push(format!("Pod/{}", pod.name_any()));
+                }
+                for d in deployments
+                    .list(&ListParams::default().labels(&format!("{CLUSTER_LABEL}=example")))
+                    .await?
+                {
+                    left.push(format!("Deployment/{}", d.name_any()));
+                }
+                *seen = format!("left: {left:?}");
+                Ok(left.is_empty().then_some(()))
+            },
+        )
+        .await?;
+
+        // The data volumes have no owner, so garbage collection leaves them: both the
+        // tablets' and etcd's.
+        let left: BTreeSet<String> = claims
+            .list(&ListParams::default())
+            .await?
+            .into_iter()
+            .map(|c| c.name_any())
+            .collect();
+        let lost: Vec<&String> = tablet_pods
+            .iter()
+            .chain(&etcd_pods)
+            .filter(|n| !left.contains(*n))
+            .collect();
+        ensure!(
+            lost.is_empty(),
+            "PVCs deleted with the cluster: {lost:?} (left {left:?})"
+        );
+        Ok(())
+    })
+    .await
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. What render prints is what the cluster gets.
+// ---------------------------------------------------------------------------------------------
+
+/// Whether every field of `rendered` is in `live` with an equal value. Lists of objects that
+/// all have distinct `name`s are matched by name, other lists by index; null and empty values
+/// in `rendered` count as absent (the API server drops them). Mismatches go to `out`.
+fn subset(rendered: &Value, live: &Value, path: &str, out: &mut Vec<String>) {
+    match (rendered, live) {
+        (Value::Object(r), Value::Object(l)) => {
+            for (key, value) in r {
+                let here = format!("{path}.{key}");
+                match l.get(key) {
+                    Some(found) => subset(value, found, &here, out),
+                    None if is_empty(value) => {}
+                    None => out.push(format!("{here}: missing in live (rendered {value})")),
+                }
+            }
+        }
+        (Value::Array(r), Value::Array(l)) => {
+            let names: Vec<Option<&str>> = r.iter().map(|e| e["name"].as_str()).collect();
+            let distinct: BTreeSet<&str> = names.iter().flatten().copied().collect();
+            if !r.is_empty() && names.iter().all(Option::is_some) && distinct.len() == r.len() {
+                for element in r {
+                    let name = element["name"].as_str().unwrap_or_default();
+                    let here = format!("{path}[name={name}]");
+                    match l.iter().find(|e| e["name"] == name) {
+                        Some(found) => subset(element, found, &here, out),
+                        None => out.push(format!("{here}: missing in live")),
+                    }
+                }
+            } else {
+                for (i, element) in r.iter().enumerate() {
+                    let here = format!("{path}[{i}]");
+                    match l.get(i) {
+                        Some(found) => subset(element, found, &here, out),
+                        None => out.push(format!("{here}: missing in live (rendered {element})")),
+                    }
+                }
+            }
+        }
+        (Value::Number(r), Value::Number(l)) if r.as_f64() == l.as_f64() => {}
+        (r, l) if r == l => {}
+        (r, _) if is_empty(r) => {}
+        (r, l) => out.push(format!("{path}: rendered {r}, live {l}")),
+    }
+}
+
+fn is_empty(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::Object(o) => o.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        _ => false,
+    }
+}
+
+/// Compares every rendered object with the live one; returns the mismatches.
+async fn compare_rendered(
+    client: &Client,
+    ns: &str,
+    rendered: &[Value],
+    resources: &mut BTreeMap<String, (ApiResource, Scope)>,
+) -> Result<Vec<String>> {
+    let mut problems = Vec::new();
+    for object in rendered {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default();
+        let id = format!("{kind}/{name}");
+        let key = format!("{api_version}/{kind}");
+        if !resources.contains_key(&key) {
+            let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+            let gvk = GroupVersionKind::gvk(group, version, kind);
+            let (resource, caps) = discovery::pinned_kind(client, &gvk)
+                .await
+                .with_context(|| format!("discovering {key}"))?;
+            resources.insert(key.clone(), (resource, caps.scope));
+        }
+        let (resource, scope) = &resources[&key];
+        ensure!(
+            matches!(scope, Scope::Namespaced),
+            "{id} is cluster-scoped; render should only make namespaced objects"
+        );
+        if object["metadata"]["namespace"] != ns {
+            problems.push(format!(
+                "{id}: rendered namespace {} instead of {ns}",
+                object["metadata"]["namespace"]
+            ));
+            continue;
+        }
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, resource);
+        let Some(live) = api.get_opt(name).await? else {
+            problems.push(format!("{id}: does not exist"));
+            continue;
+        };
+        let live = serde_json::to_value(&live)?;
+        let mut mismatches = Vec::new();
+        for field in ["labels", "annotations"] {
+            subset(
+                &object["metadata"][field],
+                &live["metadata"][field],
+                &format!("metadata.{field}"),
+                &mut mismatches,
+            );
+        }
+        subset(&object["spec"], &live["spec"], "spec", &mut mismatches);
+        problems.extend(mismatches.into_iter().map(|m| format!("{id}: {m}")));
+    }
+    Ok(problems)
+}
+
+#[tokio::test]
+async fn render_equals_what_the_cluster_gets() -> Result<()> {
+    for file in ["initial-cluster.yaml", "two-keyspaces.yaml"] {
+        let test = format!("reconcile-render-{}", file.trim_end_matches(".yaml"));
+        with_operator(&test, None, async |client, ns, operator| {
+            let yaml = with_namespace(&example(file)?, ns)?;
+            let rendered = render(&yaml, "render").await?;
+            let kinds: BTreeSet<&str> =
+                rendered.iter().filter_map(|o| o["kind"].as_str()).collect();
+            ensure!(
+                [
+                    "VitessShard",
+                    "Pod",
+                    "Deployment",
+                    "Service",
+                    "PersistentVolumeClaim"
+                ]
+                .iter()
+                .all(|k| kinds.contains(k)),
+                "{file}: render made too few kinds: {kinds:?}"
+            );
+            apply_yaml(client, ns, &yaml).await?;
+            wait_cluster_ready(client, ns, "example", operator).await?;
+            let mut resources = BTreeMap::new();
+            wait_for(
+                &format!(
+                    "every one of the {} objects rendered from {file} to exist and match",
+                    rendered.len()
+                ),
+                TIMEOUT,
+                async |seen: &mut String| {
+                    operator.check_running()?;
+                    let problems = compare_rendered(client, ns, &rendered, &mut resources).await?;
+                    *seen = format!(
+                        "{} mismatches, the first: \n  {}",
+                        problems.len(),
+                        problems
+                            .iter()
+                            .take(20)
+                            .cloned()
+                            .collect::<Vec<_>>()
+                            .join("\n  ")
+                    );
+                    Ok(problems.is_empty().then_some(()))
+                },
+            )
+            .await?;
+            eprintln!(
+                "{file}: {} rendered objects match the cluster",
+                rendered.len()
+            );
+            Ok(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. A steady cluster makes no write requests.
+// ---------------------------------------------------------------------------------------------
+
+/// The write requests in a kube-client debug log (`HTTP{http.method=PATCH ...}: ... requesting`).
+fn write_requests(log: &str) -> Vec<String> {
+    log.lines()
+        .filter(|l| l.contains("requesting"))
+        .filter(|l| {
+            ["POST", "PUT", "PATCH", "DELETE"]
+                .iter()
+                .any(|m| l.contains(&format!("http.method={m} ")))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+fn requests(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("http.method=") && l.contains("requesting"))
+        .count()
+}
+
+#[tokio::test]
+async fn steady_cluster_makes_no_write_requests() -> Result<()> {
+    let env: &[&str] = &["RUST_LOG=info,kube_client=debug"];
+    with_operator(
+        "reconcile-steady",
+        Some(env),
+        async |client, ns, operator| {
+            let yaml = with_namespace(&example("initial-cluster.yaml")?, ns)?;
+            apply_yaml(client, ns, &yaml).await?;
+            wait_cluster_ready(client, ns, "example", operator).await?;
+            wait_quiet(client, ns).await?;
+            let before = operator.log_contents()?;
+            let converge_writes = write_requests(&before).len();
+            ensure!(
+                converge_writes > 0 && requests(&before) > 0,
+                "the operator log has no kube-client request lines; is RUST_LOG=kube_client=debug \
+             honoured? ({} bytes of log)",
+                before.len()
+            );
+            tokio::time::sleep(STEADY).await;
+            operator.check_running()?;
+            let after = operator.log_contents()?;
+            let window = after.get(before.len()..).unwrap_or_default();
+            let writes = write_requests(window);
+            let record = format!(
+                "steady-state write requests by the operator over {}s (initial-cluster.yaml, \
+             namespace {ns}): {}\nall requests in the window: {}\nwrite requests while \
+             converging: {converge_writes}\n{}\n",
+                STEADY.as_secs(),
+                writes.len(),
+                requests(window),
+                writes.join("\n")
+            );
+            let path = state_dir().join("steady-writes.txt");
+            std::fs::write(&path, &record)
+                .with_context(|| format!("writing {}", path.display()))?;
+            eprintln!("{record}");
+            ensure!(
+                writes.is_empty(),
+                "{} write requests in {}s of steady state:\n{}",
+                writes.len(),
+                STEADY.as_secs(),
+                writes.join("\n")
+            );
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// The comparison itself: a test that only ever passes would prove nothing.
+#[test]
+fn subset_finds_missing_and_different_fields() {
+    let rendered = serde_json::json!({
+        "replicas": 2,
+        "empty": {},
+        "containers": [{"name": "a", "image": "x:1", "args": ["--p=1"]}, {"name": "b"}],
+        "ports": [80, 443],
+    });
+    let live = serde_json::json!({
+        "replicas": 2.0,
+        "extra": true,
+        "containers": [{"name": "b", "image": "y"}, {"name": "a", "image": "x:1", "args": ["--p=1"]}],
+        "ports": [80, 443, 8080],
+    });
+    let mut out = Vec::new();
+    subset(&rendered, &live, "spec", &mut out);
+    assert!(out.is_empty(), "{out:?}");
+    let changed = serde_json::json!({
+        "replicas": 3,
+        "containers": [{"name": "a", "image": "x:2", "args": ["--p=1"]}],
+        "ports": [443],
+    });
+    let mut out = Vec::new();
+    subset(&live, &changed, "spec", &mut out);
+    let text = out.join("\n");
+    assert!(
+        text.contains("spec.replicas: rendered 2.0, live 3"),
+        "{text}"
+    );
+    assert!(text.contains("spec.extra: missing in live"), "{text}");
+    assert!(
+        text.contains("spec.containers[name=b]: missing in live"),
+        "{text}"
+    );
+    assert!(text.contains("spec.containers[name=a].image"), "{text}");
+    assert!(
+        text.contains("spec.ports[0]: rendered 80, live 443"),
+        "{text}"
+    );
+}
