@@ -12,6 +12,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 mod apply;
+mod kinds;
 mod namespace;
 mod operator;
 mod paths;
@@ -19,6 +20,7 @@ mod tools;
 mod wait;
 
 pub use apply::{FIELD_MANAGER, apply_yaml};
+pub use kinds::{condition, dynamic, install_crds, is_ready};
 pub use namespace::{TestNamespace, unique_suffix};
 pub use operator::Operator;
 pub use paths::{

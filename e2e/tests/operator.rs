@@ -8,12 +8,11 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams};
-use kube::discovery::ApiResource;
+use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, client, kubectl, kubectl_with_stdin, wait_for, workspace_dir,
+    Operator, TestNamespace, client, dynamic, install_crds, is_ready, kubectl, kubectl_with_stdin,
+    wait_for, workspace_dir,
 };
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
@@ -49,69 +48,6 @@ const DEPLOYMENTS: [&str; 2] = [
     "example-zone1-vtgate-bc6cde92",
     "example-zone1-vtctld-1d4dcad0",
 ];
-
-/// Installs the CRDs once per test process, server-side (another test process may be doing
-/// the same; server-side apply of identical objects does not race to AlreadyExists).
-async fn install_crds() -> Result<()> {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_try_init(|| async {
-            let dir = workspace_dir().join("crds");
-            kubectl(&[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "-f",
-                &dir.to_string_lossy(),
-            ])
-            .await?;
-            let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
-            for crd in [
-                "vitessclusters",
-                "vitesscells",
-                "vitesskeyspaces",
-                "vitessshards",
-                "etcdlockservers",
-                "vitessbackupstorages",
-            ] {
-                let name = format!("{crd}.planetscale.com");
-                wait_for(
-                    &format!("CRD {name} to be established"),
-                    TIMEOUT,
-                    async |seen: &mut String| {
-                        let conditions = crds
-                            .get(&name)
-                            .await?
-                            .status
-                            .and_then(|s| s.conditions)
-                            .unwrap_or_default();
-                        *seen = format!("{conditions:?}");
-                        Ok(conditions
-                            .iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                            .then_some(()))
-                    },
-                )
-                .await?;
-            }
-            anyhow::Ok(())
-        })
-        .await?;
-    Ok(())
-}
-
-fn dynamic(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("planetscale.com", "v2", kind));
-    Api::namespaced_with(client.clone(), namespace, &resource)
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    let status = pod.status.as_ref();
-    status.and_then(|s| s.phase.as_deref()) == Some("Running")
-        && status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
 
 /// `Kind/name` -> resourceVersion of everything the steady-state check watches.
 async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, String>> {

@@ -9,13 +9,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams};
-use kube::discovery::ApiResource;
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, apply_yaml, client, kubectl, wait_for, workspace_dir,
+    Operator, TestNamespace, apply_yaml, client, condition, dynamic, install_crds, wait_for,
 };
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
@@ -90,69 +88,6 @@ spec:
   keyspaces:{keyspaces}
 "#
     )
-}
-
-/// Installs the CRDs once per test process, server-side (as e2e/tests/operator.rs does).
-async fn install_crds() -> Result<()> {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_try_init(|| async {
-            let dir = workspace_dir().join("crds");
-            kubectl(&[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "-f",
-                &dir.to_string_lossy(),
-            ])
-            .await?;
-            let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
-            for crd in [
-                "vitessclusters",
-                "vitesscells",
-                "vitesskeyspaces",
-                "vitessshards",
-                "etcdlockservers",
-                "vitessbackupstorages",
-            ] {
-                let name = format!("{crd}.planetscale.com");
-                wait_for(
-                    &format!("CRD {name} to be established"),
-                    TIMEOUT,
-                    async |seen: &mut String| {
-                        let conditions = crds
-                            .get(&name)
-                            .await?
-                            .status
-                            .and_then(|s| s.conditions)
-                            .unwrap_or_default();
-                        *seen = format!("{conditions:?}");
-                        Ok(conditions
-                            .iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                            .then_some(()))
-                    },
-                )
-                .await?;
-            }
-            anyhow::Ok(())
-        })
-        .await?;
-    Ok(())
-}
-
-fn dynamic(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("planetscale.com", "v2", kind));
-    Api::namespaced_with(client.clone(), namespace, &resource)
-}
-
-fn condition(object: &DynamicObject, type_: &str) -> Option<String> {
-    object.data["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == type_)
-        .and_then(|c| c["status"].as_str().map(str::to_string))
 }
 
 async fn names<K>(api: &Api<K>, selector: &str) -> Result<BTreeSet<String>>

@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
 use kube::discovery::{self, ApiResource, Scope};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 use vitess_operator_e2e::{
-    Operator, TestNamespace, apply_yaml, client, kubectl, state_dir, wait_for, workspace_dir,
+    Operator, TestNamespace, apply_yaml, client, condition, dynamic, install_crds, is_ready,
+    state_dir, wait_for, workspace_dir,
 };
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
@@ -32,55 +32,6 @@ const CELL_LABEL: &str = "planetscale.com/cell";
 // ---------------------------------------------------------------------------------------------
 // Helpers (duplicated from the other test files on purpose: each test file stands alone).
 // ---------------------------------------------------------------------------------------------
-
-/// Installs the CRDs once per test process, server-side (as e2e/tests/operator.rs does).
-async fn install_crds() -> Result<()> {
-    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_try_init(|| async {
-            let dir = workspace_dir().join("crds");
-            kubectl(&[
-                "apply",
-                "--server-side",
-                "--force-conflicts",
-                "-f",
-                &dir.to_string_lossy(),
-            ])
-            .await?;
-            let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
-            for crd in [
-                "vitessclusters",
-                "vitesscells",
-                "vitesskeyspaces",
-                "vitessshards",
-                "etcdlockservers",
-                "vitessbackupstorages",
-            ] {
-                let name = format!("{crd}.planetscale.com");
-                wait_for(
-                    &format!("CRD {name} to be established"),
-                    TIMEOUT,
-                    async |seen: &mut String| {
-                        let conditions = crds
-                            .get(&name)
-                            .await?
-                            .status
-                            .and_then(|s| s.conditions)
-                            .unwrap_or_default();
-                        *seen = format!("{conditions:?}");
-                        Ok(conditions
-                            .iter()
-                            .any(|c| c.type_ == "Established" && c.status == "True")
-                            .then_some(()))
-                    },
-                )
-                .await?;
-            }
-            anyhow::Ok(())
-        })
-        .await?;
-    Ok(())
-}
 
 /// Creates a namespace, starts an operator on it, runs `body`, stops the operator; on failure
 /// the error carries the operator's log. The namespace is deleted on success (and, without
@@ -117,28 +68,6 @@ where
     eprintln!("{test}: checked in {:?}", started.elapsed());
     ns.delete(TIMEOUT).await?;
     Ok(())
-}
-
-fn dynamic(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
-    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("planetscale.com", "v2", kind));
-    Api::namespaced_with(client.clone(), namespace, &resource)
-}
-
-fn condition(object: &DynamicObject, type_: &str) -> Option<String> {
-    object.data["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["type"] == type_)
-        .and_then(|c| c["status"].as_str().map(str::to_string))
-}
-
-fn is_ready(pod: &Pod) -> bool {
-    let status = pod.status.as_ref();
-    status.and_then(|s| s.phase.as_deref()) == Some("Running")
-        && status
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
 }
 
 /// name -> uid of the objects matching `selector` that are not being deleted.

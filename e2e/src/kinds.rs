@@ -1,0 +1,87 @@
+//! Our own kinds on the e2e cluster: installing the CRDs once per test process and reading
+//! custom resources and pods the way the operator's tests need.
+
+use std::time::Duration;
+
+use anyhow::Result;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::Client;
+use kube::api::{Api, DynamicObject, GroupVersionKind};
+use kube::discovery::ApiResource;
+
+use crate::{client, kubectl, wait_for, workspace_dir};
+
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Installs the CRDs once per test process, server-side (another test process may be doing
+/// the same; server-side apply of identical objects does not race to AlreadyExists).
+pub async fn install_crds() -> Result<()> {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_try_init(|| async {
+            let dir = workspace_dir().join("crds");
+            kubectl(&[
+                "apply",
+                "--server-side",
+                "--force-conflicts",
+                "-f",
+                &dir.to_string_lossy(),
+            ])
+            .await?;
+            let crds: Api<CustomResourceDefinition> = Api::all(client().await?);
+            for crd in [
+                "vitessclusters",
+                "vitesscells",
+                "vitesskeyspaces",
+                "vitessshards",
+                "etcdlockservers",
+                "vitessbackupstorages",
+            ] {
+                let name = format!("{crd}.planetscale.com");
+                wait_for(
+                    &format!("CRD {name} to be established"),
+                    TIMEOUT,
+                    async |seen: &mut String| {
+                        let conditions = crds
+                            .get(&name)
+                            .await?
+                            .status
+                            .and_then(|s| s.conditions)
+                            .unwrap_or_default();
+                        *seen = format!("{conditions:?}");
+                        Ok(conditions
+                            .iter()
+                            .any(|c| c.type_ == "Established" && c.status == "True")
+                            .then_some(()))
+                    },
+                )
+                .await?;
+            }
+            anyhow::Ok(())
+        })
+        .await?;
+    Ok(())
+}
+
+pub fn dynamic(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk(&GroupVersionKind::gvk("planetscale.com", "v2", kind));
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}
+
+pub fn condition(object: &DynamicObject, type_: &str) -> Option<String> {
+    object.data["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["type"] == type_)
+        .and_then(|c| c["status"].as_str().map(str::to_string))
+}
+
+pub fn is_ready(pod: &Pod) -> bool {
+    let status = pod.status.as_ref();
+    status.and_then(|s| s.phase.as_deref()) == Some("Running")
+        && status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
