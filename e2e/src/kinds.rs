@@ -1,14 +1,16 @@
 //! Our own kinds on the e2e cluster: installing the CRDs once per test process and reading
 //! custom resources and pods the way the operator's tests need.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::Client;
-use kube::api::{Api, DynamicObject, GroupVersionKind};
+use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams};
 use kube::discovery::ApiResource;
+use kube::{Client, ResourceExt};
 
 use crate::{client, kubectl, wait_for, workspace_dir};
 
@@ -84,4 +86,42 @@ pub fn is_ready(pod: &Pod) -> bool {
         && status
             .and_then(|s| s.conditions.as_ref())
             .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// `Kind/name` -> resourceVersion of the operator's objects in `ns` (our kinds, pods and
+/// Deployments): two equal snapshots mean nothing was written in between.
+pub async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, String>> {
+    let mut out = BTreeMap::new();
+    for kind in [
+        "VitessCluster",
+        "VitessCell",
+        "VitessKeyspace",
+        "VitessShard",
+        "EtcdLockserver",
+    ] {
+        for object in dynamic(client, ns, kind)
+            .list(&ListParams::default())
+            .await?
+        {
+            out.insert(
+                format!("{kind}/{}", object.name_any()),
+                object.resource_version().unwrap_or_default(),
+            );
+        }
+    }
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for pod in pods.list(&ListParams::default()).await? {
+        out.insert(
+            format!("Pod/{}", pod.name_any()),
+            pod.resource_version().unwrap_or_default(),
+        );
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    for deployment in deployments.list(&ListParams::default()).await? {
+        out.insert(
+            format!("Deployment/{}", deployment.name_any()),
+            deployment.resource_version().unwrap_or_default(),
+        );
+    }
+    Ok(out)
 }

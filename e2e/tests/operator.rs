@@ -2,7 +2,6 @@
 //! operator's children, pods and volumes, every status reports Ready, a steady cluster costs
 //! no writes, and data volumes have no owner that garbage collection could follow.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -12,7 +11,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, dynamic, install_crds, is_ready, kubectl, kubectl_with_stdin,
-    wait_for, workspace_dir,
+    versions, wait_for, workspace_dir,
 };
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
@@ -48,43 +47,6 @@ const DEPLOYMENTS: [&str; 2] = [
     "example-zone1-vtgate-bc6cde92",
     "example-zone1-vtctld-1d4dcad0",
 ];
-
-/// `Kind/name` -> resourceVersion of everything the steady-state check watches.
-async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for kind in [
-        "VitessCluster",
-        "VitessCell",
-        "VitessKeyspace",
-        "VitessShard",
-        "EtcdLockserver",
-    ] {
-        for object in dynamic(client, ns, kind)
-            .list(&ListParams::default())
-            .await?
-        {
-            out.insert(
-                format!("{kind}/{}", object.name_any()),
-                object.resource_version().unwrap_or_default(),
-            );
-        }
-    }
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    for pod in pods.list(&ListParams::default()).await? {
-        out.insert(
-            format!("Pod/{}", pod.name_any()),
-            pod.resource_version().unwrap_or_default(),
-        );
-    }
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    for deployment in deployments.list(&ListParams::default()).await? {
-        out.insert(
-            format!("Deployment/{}", deployment.name_any()),
-            deployment.resource_version().unwrap_or_default(),
-        );
-    }
-    Ok(out)
-}
 
 #[tokio::test]
 async fn initial_cluster_converges_and_stays_write_free() -> Result<()> {

@@ -16,7 +16,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 use vitess_operator_e2e::{
     Operator, TestNamespace, apply_yaml, client, condition, dynamic, install_crds, is_ready,
-    state_dir, wait_for, workspace_dir,
+    state_dir, versions, wait_for, workspace_dir,
 };
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
@@ -174,43 +174,6 @@ async fn wait_cluster_ready(
         },
     )
     .await
-}
-
-/// `Kind/name` -> resourceVersion of the operator's objects in `ns`.
-async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, String>> {
-    let mut out = BTreeMap::new();
-    for kind in [
-        "VitessCluster",
-        "VitessCell",
-        "VitessKeyspace",
-        "VitessShard",
-        "EtcdLockserver",
-    ] {
-        for object in dynamic(client, ns, kind)
-            .list(&ListParams::default())
-            .await?
-        {
-            out.insert(
-                format!("{kind}/{}", object.name_any()),
-                object.resource_version().unwrap_or_default(),
-            );
-        }
-    }
-    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
-    for pod in pods.list(&ListParams::default()).await? {
-        out.insert(
-            format!("Pod/{}", pod.name_any()),
-            pod.resource_version().unwrap_or_default(),
-        );
-    }
-    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    for deployment in deployments.list(&ListParams::default()).await? {
-        out.insert(
-            format!("Deployment/{}", deployment.name_any()),
-            deployment.resource_version().unwrap_or_default(),
-        );
-    }
-    Ok(out)
 }
 
 /// Waits until two snapshots of resourceVersions taken 2 s apart are equal.
