@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use anyhow::Result;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -12,7 +14,7 @@ use kube::api::{Api, DynamicObject, GroupVersionKind, ListParams};
 use kube::discovery::ApiResource;
 use kube::{Client, ResourceExt};
 
-use crate::{client, kubectl, wait_for, workspace_dir};
+use crate::{Operator, TestNamespace, client, kubectl, wait_for, workspace_dir};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -124,4 +126,41 @@ pub async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, Stri
         );
     }
     Ok(out)
+}
+
+/// Creates a namespace, starts an operator on it, runs `body`, stops the operator; on failure
+/// the error carries the operator's log. The namespace is deleted on success (and, without
+/// waiting, on failure when dropped).
+pub async fn with_operator<F>(test: &str, operator_args: Option<&[&str]>, body: F) -> Result<()>
+where
+    F: AsyncFnOnce(&Client, &str, &mut Operator) -> Result<()>,
+{
+    install_crds().await?;
+    let client = client().await?;
+    let ns = TestNamespace::create(&client, test).await?;
+    let mut operator = match operator_args {
+        None => Operator::start(test, &["run", "--namespace", ns.name()])?,
+        Some(prefix) => {
+            // `env VAR=... <operator> run --namespace NS`: env execs, so the pid is the operator.
+            let binary = Operator::binary();
+            let binary = binary.to_string_lossy();
+            let mut args: Vec<&str> = prefix.to_vec();
+            args.extend([&*binary, "run", "--namespace", ns.name()]);
+            Operator::start_binary(std::path::Path::new("/usr/bin/env"), test, &args)?
+        }
+    };
+    let started = Instant::now();
+    let result = body(&client, ns.name(), &mut operator).await;
+    let stopped = operator.stop().await;
+    if let Err(err) = result {
+        let log = operator.log_contents().unwrap_or_default();
+        bail!(
+            "{err:#}\n--- operator log ({}) ---\n{log}",
+            operator.log_path().display()
+        );
+    }
+    stopped?;
+    eprintln!("{test}: checked in {:?}", started.elapsed());
+    ns.delete(TIMEOUT).await?;
+    Ok(())
 }

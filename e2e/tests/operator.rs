@@ -4,14 +4,14 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, client, dynamic, install_crds, is_ready, kubectl, kubectl_with_stdin,
-    versions, wait_for, workspace_dir,
+    Operator, dynamic, is_ready, kubectl, kubectl_with_stdin, versions, wait_for, with_operator,
+    workspace_dir,
 };
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
@@ -50,30 +50,12 @@ const DEPLOYMENTS: [&str; 2] = [
 
 #[tokio::test]
 async fn initial_cluster_converges_and_stays_write_free() -> Result<()> {
-    install_crds().await?;
-    let client = client().await?;
-    let ns = TestNamespace::create(&client, "operator-initial").await?;
-    let mut operator = Operator::start(
+    with_operator(
         "operator-initial-cluster",
-        &["run", "--namespace", ns.name()],
-    )?;
-    let started = Instant::now();
-    let result = converge_and_check(&client, ns.name(), &mut operator).await;
-    let stopped = operator.stop().await;
-    if let Err(err) = result {
-        let log = operator.log_contents().unwrap_or_default();
-        bail!(
-            "{err:#}\n--- operator log ({}) ---\n{log}",
-            operator.log_path().display()
-        );
-    }
-    stopped?;
-    eprintln!(
-        "initial cluster converged and checked in {:?}",
-        started.elapsed()
-    );
-    ns.delete(TIMEOUT).await?;
-    Ok(())
+        None,
+        async |client, ns, operator| converge_and_check(client, ns, operator).await,
+    )
+    .await
 }
 
 async fn converge_and_check(client: &Client, ns: &str, operator: &mut Operator) -> Result<()> {

@@ -7,14 +7,12 @@
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use vitess_operator_e2e::{
-    Operator, TestNamespace, apply_yaml, client, condition, dynamic, install_crds, wait_for,
-};
+use vitess_operator_e2e::{Operator, apply_yaml, condition, dynamic, wait_for, with_operator};
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -105,24 +103,10 @@ where
 
 #[tokio::test]
 async fn pruning_keeps_data_and_undrained_tablets() -> Result<()> {
-    install_crds().await?;
-    let client = client().await?;
-    let ns = TestNamespace::create(&client, "prune").await?;
-    let mut operator = Operator::start("prune", &["run", "--namespace", ns.name()])?;
-    let started = Instant::now();
-    let result = prune_and_check(&client, ns.name(), &mut operator).await;
-    let stopped = operator.stop().await;
-    if let Err(err) = result {
-        let log = operator.log_contents().unwrap_or_default();
-        bail!(
-            "{err:#}\n--- operator log ({}) ---\n{log}",
-            operator.log_path().display()
-        );
-    }
-    stopped?;
-    eprintln!("pruning checked in {:?}", started.elapsed());
-    ns.delete(TIMEOUT).await?;
-    Ok(())
+    with_operator("prune", None, async |client, ns, operator| {
+        prune_and_check(client, ns, operator).await
+    })
+    .await
 }
 
 async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> Result<()> {

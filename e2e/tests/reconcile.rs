@@ -5,9 +5,9 @@
 //! is what the API server ends up holding, and a steady cluster costs no write requests.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, GroupVersionKind, ListParams};
@@ -15,8 +15,8 @@ use kube::discovery::{self, ApiResource, Scope};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 use vitess_operator_e2e::{
-    Operator, TestNamespace, apply_yaml, client, condition, dynamic, install_crds, is_ready,
-    state_dir, versions, wait_for, workspace_dir,
+    Operator, apply_yaml, condition, dynamic, is_ready, state_dir, versions, wait_for,
+    with_operator, workspace_dir,
 };
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
@@ -30,45 +30,8 @@ const KEYSPACE_LABEL: &str = "planetscale.com/keyspace";
 const CELL_LABEL: &str = "planetscale.com/cell";
 
 // ---------------------------------------------------------------------------------------------
-// Helpers (duplicated from the other test files on purpose: each test file stands alone).
+// Helpers of this file; the ones the test files share are in e2e/src/kinds.rs.
 // ---------------------------------------------------------------------------------------------
-
-/// Creates a namespace, starts an operator on it, runs `body`, stops the operator; on failure
-/// the error carries the operator's log. The namespace is deleted on success (and, without
-/// waiting, on failure when dropped).
-async fn with_operator<F>(test: &str, operator_args: Option<&[&str]>, body: F) -> Result<()>
-where
-    F: AsyncFnOnce(&Client, &str, &mut Operator) -> Result<()>,
-{
-    install_crds().await?;
-    let client = client().await?;
-    let ns = TestNamespace::create(&client, test).await?;
-    let mut operator = match operator_args {
-        None => Operator::start(test, &["run", "--namespace", ns.name()])?,
-        Some(prefix) => {
-            // `env VAR=... <operator> run --namespace NS`: env execs, so the pid is the operator.
-            let binary = Operator::binary();
-            let binary = binary.to_string_lossy();
-            let mut args: Vec<&str> = prefix.to_vec();
-            args.extend([&*binary, "run", "--namespace", ns.name()]);
-            Operator::start_binary(std::path::Path::new("/usr/bin/env"), test, &args)?
-        }
-    };
-    let started = Instant::now();
-    let result = body(&client, ns.name(), &mut operator).await;
-    let stopped = operator.stop().await;
-    if let Err(err) = result {
-        let log = operator.log_contents().unwrap_or_default();
-        bail!(
-            "{err:#}\n--- operator log ({}) ---\n{log}",
-            operator.log_path().display()
-        );
-    }
-    stopped?;
-    eprintln!("{test}: checked in {:?}", started.elapsed());
-    ns.delete(TIMEOUT).await?;
-    Ok(())
-}
 
 /// name -> uid of the objects matching `selector` that are not being deleted.
 async fn uids<K>(api: &Api<K>, selector: &str) -> Result<BTreeMap<String, String>>
