@@ -15,4 +15,5 @@ pub mod labels;
 pub mod names;
 pub mod render;
 pub mod validate;
+pub mod vitess;
 pub mod yaml;

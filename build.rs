@@ -1,0 +1,24 @@
+//! Generates the vtctld gRPC client and server from `proto/` with protox, a
+//! proto compiler written in Rust, so building needs no `protoc` binary.
+
+use std::error::Error;
+
+const PROTOS: &[&str] = &[
+    "proto/vttime.proto",
+    "proto/topodata.proto",
+    "proto/vtctldata.proto",
+    "proto/vtctlservice.proto",
+];
+
+fn main() -> Result<(), Box<dyn Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    for proto in PROTOS {
+        println!("cargo:rerun-if-changed={proto}");
+    }
+    let descriptors = protox::compile(PROTOS, ["proto"])?;
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
