@@ -953,12 +953,19 @@ impl Vtctld {
                     target,
                     message: status_message(&status),
                 },
-                Code::DeadlineExceeded => Error::DeadlineExceeded {
-                    address,
-                    method,
-                    target,
-                    timeout,
-                },
+                // tonic's server answers CANCELLED "Timeout expired" when the grpc-timeout
+                // header runs out before our own timer does.
+                Code::DeadlineExceeded | Code::Cancelled
+                    if status.code() == Code::DeadlineExceeded
+                        || status.message().contains("Timeout expired") =>
+                {
+                    Error::DeadlineExceeded {
+                        address,
+                        method,
+                        target,
+                        timeout,
+                    }
+                }
                 code => Error::Rejected {
                     address,
                     method,
