@@ -12,3 +12,5 @@ pub mod proto;
 
 pub use client::{Alias, CellInfo, Error, Keyspace, Shard, Tablet, TabletType, Tls, Vtctld};
 pub use endpoints::{Clients, Endpoints};
+/// gRPC status codes, as in [`Error::code`].
+pub use tonic::Code;
