@@ -430,3 +430,62 @@ async fn mutual_tls_round_trip_and_a_client_without_a_certificate_is_refused() {
     let err = Vtctld::connect_lazy(&address, Some(&half)).unwrap_err();
     assert!(matches!(err, Error::Tls { .. }), "{err}");
 }
+
+#[tokio::test]
+async fn the_fake_moves_a_primary_away_from_an_avoided_tablet_and_filters_tablets_by_cell() {
+    use vitess_operator::vitess::proto::vtctldata::{
+        GetTabletsRequest, PlannedReparentShardRequest,
+    };
+    use vitess_operator::vitess::proto::vtctlservice::vtctld_client::VtctldClient;
+
+    let (fake, vtctld) = start().await;
+    three_tablets(&fake);
+    fake.register_tablet(
+        Alias::new("zone2", 201),
+        "commerce",
+        "-",
+        TabletType::Replica,
+    );
+    vtctld
+        .planned_reparent("commerce", "-", &alias(102), None)
+        .await
+        .unwrap();
+    let mut raw = VtctldClient::connect(format!("http://{}", fake.local_addr()))
+        .await
+        .unwrap();
+    let avoid = |uid| PlannedReparentShardRequest {
+        keyspace: "commerce".into(),
+        shard: "-".into(),
+        avoid_primary: Some(alias(uid).to_proto()),
+        ..Default::default()
+    };
+    // Avoiding a tablet that is not the primary changes nothing.
+    let resp = raw
+        .planned_reparent_shard(avoid(101))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.promoted_primary.unwrap().uid, 102);
+    // Avoiding the primary elects the lowest other REPLICA.
+    let resp = raw
+        .planned_reparent_shard(avoid(102))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.promoted_primary.unwrap().uid, 101);
+    assert_eq!(fake.tablet_type(&alias(102)), Some(TabletType::Replica));
+
+    let zone2 = raw
+        .get_tablets(GetTabletsRequest {
+            keyspace: "commerce".into(),
+            shard: "-".into(),
+            cells: vec!["zone2".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .tablets;
+    assert_eq!(zone2.len(), 1);
+    assert_eq!(zone2[0].alias.as_ref().unwrap().uid, 201);
+}

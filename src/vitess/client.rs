@@ -30,6 +30,8 @@ pub const WAIT_REPLICAS_TIMEOUT: Duration = Duration::from_secs(30);
 const MAX_ATTEMPTS: u32 = 4;
 /// Pause before the second attempt; doubled before each further one, then jittered.
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// An error this close to the deadline is the deadline's doing.
+const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 /// A TCP/TLS connect that takes longer than this fails (and may be retried).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -169,7 +171,8 @@ impl Alias {
         }
     }
 
-    pub(crate) fn to_proto(&self) -> topodata::TabletAlias {
+    /// The wire form.
+    pub fn to_proto(&self) -> topodata::TabletAlias {
         topodata::TabletAlias {
             cell: self.cell.clone(),
             uid: self.uid,
@@ -177,7 +180,7 @@ impl Alias {
     }
 
     /// `None` for a missing or empty alias (how vtctld says "no primary").
-    pub(crate) fn from_proto(alias: Option<&topodata::TabletAlias>) -> Option<Self> {
+    pub fn from_proto(alias: Option<&topodata::TabletAlias>) -> Option<Self> {
         alias
             .filter(|a| !a.cell.is_empty() || a.uid != 0)
             .map(|a| Alias::new(a.cell.clone(), a.uid))
@@ -953,11 +956,12 @@ impl Vtctld {
                     target,
                     message: status_message(&status),
                 },
-                // tonic's server answers CANCELLED "Timeout expired" when the grpc-timeout
-                // header runs out before our own timer does.
+                // Our deadline ran out on the server's side first (tonic's server answers
+                // CANCELLED "Timeout expired"). A DEADLINE_EXCEEDED well before our deadline is
+                // vtctld's own verdict (e.g. "PlannedReparent timed out") and stays Rejected,
+                // message and all.
                 Code::DeadlineExceeded | Code::Cancelled
-                    if status.code() == Code::DeadlineExceeded
-                        || status.message().contains("Timeout expired") =>
+                    if Instant::now() + DEADLINE_SLACK >= deadline =>
                 {
                     Error::DeadlineExceeded {
                         address,
