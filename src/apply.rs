@@ -1,10 +1,11 @@
 //! Server-side apply of the objects the builders make, under one field manager, and of status.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Debug;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::ObjectMeta;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy,
 };
@@ -45,6 +46,11 @@ pub enum Error {
     },
     #[error("cannot delete {object}, which is no longer desired: {source}")]
     Delete {
+        object: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot annotate {object}: {source}")]
+    Annotate {
         object: String,
         source: Box<kube::Error>,
     },
@@ -144,15 +150,70 @@ where
         .items
         .into_iter()
         .filter(|child| child.metadata.deletion_timestamp.is_none())
-        .filter(|child| {
-            child
-                .metadata
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|r| r.controller == Some(true) && r.uid == uid)
-        })
+        .filter(|child| controlled_by(&child.metadata, &uid))
         .collect())
+}
+
+/// Like [`children`], but whole objects (the shard reads its pods' status and annotations
+/// from one list instead of one request per pod), and including those being deleted: a pod
+/// that is going away must not be created again until it is gone.
+pub async fn children_full<K, P>(
+    client: &Client,
+    owner: &P,
+    selector: &str,
+) -> Result<Vec<K>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let (namespace, name) = locate(owner)?;
+    let uid = owner.meta().uid.clone().ok_or_else(|| Error::NoOwnerUid {
+        kind: P::kind(&()).into_owned(),
+        name: name.clone(),
+    })?;
+    let owner = format!("{} {namespace}/{name}", P::kind(&()));
+    Ok(labelled::<K>(client, &namespace, selector, &owner)
+        .await?
+        .into_iter()
+        .filter(|child| controlled_by(child.meta(), &uid))
+        .collect())
+}
+
+/// Whole objects of kind `K` in `namespace` that match `selector`, whoever owns them (for
+/// reading only: PVCs have no owner). `owner` names the object asking, for errors.
+pub async fn labelled<K>(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    owner: &str,
+) -> Result<Vec<K>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|source| Error::List {
+            kind: K::kind(&()).into_owned(),
+            owner: owner.to_string(),
+            selector: selector.to_string(),
+            source: Box::new(source),
+        })?;
+    Ok(list.items)
+}
+
+fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
 }
 
 /// Deletes `child`, but only the very object that was listed (uid precondition): a child
@@ -167,12 +228,24 @@ where
         + Debug
         + DeserializeOwned,
 {
-    let (namespace, name) = locate(child)?;
+    delete_meta::<K>(client, &child.metadata).await
+}
+
+/// [`delete`] of the object of kind `K` that `meta` describes (for callers holding whole
+/// objects rather than metadata).
+pub async fn delete_meta<K>(client: &Client, meta: &ObjectMeta) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate_meta::<K>(meta)?;
     let api: Api<K> = Api::namespaced(client.clone(), &namespace);
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
         preconditions: Some(Preconditions {
-            uid: child.metadata.uid.clone(),
+            uid: meta.uid.clone(),
             resource_version: None,
         }),
         ..DeleteParams::default()
@@ -187,6 +260,43 @@ where
             source: Box::new(source),
         }),
     }
+}
+
+/// Sets and removes annotations of the object of kind `K` that `meta` describes, with a JSON
+/// merge patch guarded by its uid: annotations that other parties also write (the drain
+/// protocol) must not be owned by our server-side apply field manager, or a later apply
+/// without them would take them away.
+pub async fn annotate<K>(
+    client: &Client,
+    meta: &ObjectMeta,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate_meta::<K>(meta)?;
+    let mut annotations = serde_json::Map::new();
+    for (key, value) in set {
+        annotations.insert(key.clone(), serde_json::Value::String(value.clone()));
+    }
+    for key in remove {
+        annotations.insert(key.clone(), serde_json::Value::Null);
+    }
+    let patch = serde_json::json!({
+        "metadata": {"uid": meta.uid, "annotations": annotations}
+    });
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Annotate {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        })
 }
 
 /// Deletes the children of kind `K` that `owner` controls and `selector` matches (see
@@ -272,19 +382,20 @@ where
 }
 
 fn locate<K: Resource<DynamicType = ()>>(object: &K) -> Result<(String, String), Error> {
+    locate_meta::<K>(object.meta())
+}
+
+fn locate_meta<K: Resource<DynamicType = ()>>(
+    meta: &ObjectMeta,
+) -> Result<(String, String), Error> {
     let kind = K::kind(&()).into_owned();
-    let name = object
-        .meta()
+    let name = meta
         .name
         .clone()
         .ok_or_else(|| Error::MissingName { kind: kind.clone() })?;
-    let namespace = object
-        .meta()
-        .namespace
-        .clone()
-        .ok_or(Error::MissingNamespace {
-            kind,
-            name: name.clone(),
-        })?;
+    let namespace = meta.namespace.clone().ok_or(Error::MissingNamespace {
+        kind,
+        name: name.clone(),
+    })?;
     Ok((namespace, name))
 }

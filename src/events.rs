@@ -26,6 +26,15 @@ pub const INVALID_SPEC: &str = "InvalidSpec";
 pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
 pub const TURNDOWN_BLOCKED: &str = "TurndownBlocked";
 pub const RECONCILE_FAILED: &str = "ReconcileFailed";
+pub const DRAIN_BLOCKED: &str = "DrainBlocked";
+pub const DRAIN_FINISHED: &str = "DrainFinished";
+pub const REPARENTED: &str = "PlannedReparent";
+pub const REPARENT_FAILED: &str = "PlannedReparentFailed";
+pub const PRIMARY_ELECTED: &str = "PrimaryElected";
+pub const TABLET_REPLACED: &str = "TabletReplaced";
+pub const TOPOLOGY_REGISTERED: &str = "TopologyRegistered";
+pub const TOPOLOGY_PRUNED: &str = "TopologyPruned";
+pub const VTCTLD_UNREACHABLE: &str = "VtctldUnreachable";
 
 /// Publishes Events for every controller; one per process, so kube's Recorder aggregates
 /// repeats of one reason on one object into a series.
@@ -190,7 +199,10 @@ pub fn reporter() -> Reporter {
 /// The Event's action (what the operator was doing) for a reason.
 fn action(reason: &str) -> &'static str {
     match reason {
-        PRUNED | TABLET_REMOVED => "Delete",
+        PRUNED | TABLET_REMOVED | TABLET_REPLACED | TOPOLOGY_PRUNED => "Delete",
+        REPARENTED | REPARENT_FAILED | PRIMARY_ELECTED => "Reparent",
+        DRAIN_BLOCKED | DRAIN_FINISHED => "Drain",
+        TOPOLOGY_REGISTERED => "Register",
         SCALE_DOWN_BLOCKED | TURNDOWN_BLOCKED => "Prune",
         INVALID_SPEC => "Validate",
         _ => "Reconcile",

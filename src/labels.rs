@@ -34,6 +34,17 @@ pub mod drain {
     pub const FINISHED: &str = "drain.planetscale.com/finished";
 }
 
+/// Rolling-update annotations on pods (the Go operator's keys).
+pub mod rollout {
+    /// Hash of everything the operator sets on a pod; a pod whose hash differs from the
+    /// builder's is out of date and is replaced through a drain, never patched in place.
+    pub const DESIRED_STATE_HASH: &str = "planetscale.com/desired-state-hash";
+    /// Set by the operator (update strategy `External`) on a pod that waits for a release.
+    pub const SCHEDULED: &str = "rollout.planetscale.com/scheduled";
+    /// Set by someone else to let a scheduled pod roll now.
+    pub const RELEASED: &str = "rollout.planetscale.com/released";
+}
+
 /// A label set built up key by key.
 pub fn set(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs

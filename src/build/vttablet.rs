@@ -53,6 +53,16 @@ echo "socket = /vt/socket/mysql.sock" > /mnt/vt/config/mycnf/socket.cnf
 const EXTRA_MY_CNF: &str =
     "/vt/config/mycnf/rbr.cnf:/vt/config/mycnf/log-error.cnf:/vt/config/mycnf/socket.cnf";
 
+/// The hex MD5 of a pod's JSON as the builder makes it (labels, annotations, spec). JSON of
+/// these types is deterministic (maps are ordered), so equal pods have equal hashes.
+pub fn desired_state_hash(pod: &Pod) -> String {
+    let json = serde_json::to_vec(pod).unwrap_or_default();
+    Md5::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// One tablet: its pod and, with a local mysqld, its data volume claim.
 #[derive(Clone, Debug)]
 pub struct Tablet {
@@ -245,11 +255,16 @@ impl TabletContext<'_> {
             &["vttablet", "mysqld"],
             &pool.pod,
         );
-        let pod = Pod {
+        let mut pod = Pod {
             metadata: pod_meta,
             spec: Some(pod_spec),
             status: None,
         };
+        let hash = desired_state_hash(&pod);
+        pod.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::rollout::DESIRED_STATE_HASH.into(), hash);
         let pvc = has_pvc.then(|| PersistentVolumeClaim {
             metadata: meta(name.clone(), namespace, own.clone(), None),
             spec: pool.data_volume_claim_template.clone(),
