@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Affinity;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -252,6 +252,42 @@ pub struct VitessDashboardSpec {
     /// Changes to the vtctld Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceOverrides>,
+    /// TLS the operator uses to call vtctld's gRPC port; unset: plaintext. vtctld's own
+    /// server side is set with its flags (`grpc-cert`, `grpc-key`, `grpc-ca`) and volumes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "clientTLS")]
+    pub client_tls: Option<VtctldClientTls>,
+}
+
+/// How the operator reaches vtctld over TLS: vtctld's gRPC is usually mutually
+/// authenticated (a server certificate, and one CA that checks both sides).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.certSecret) == has(self.keySecret)").message("set both certSecret and keySecret, or neither"))]
+pub struct VtctldClientTls {
+    /// CA certificate (PEM) that signed vtctld's server certificate.
+    pub ca_secret: SecretKeyRef,
+    /// Client certificate (PEM) the operator presents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_secret: Option<SecretKeyRef>,
+    /// Private key (PEM) of the client certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_secret: Option<SecretKeyRef>,
+    /// Name to check in vtctld's certificate (default: the host of vtctld's address).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+/// A key of a Secret in the cluster's namespace, read by the operator itself.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyRef {
+    /// Secret name.
+    #[schemars(length(min = 1))]
+    pub name: String,
+    /// Key within the Secret.
+    #[schemars(length(min = 1))]
+    pub key: String,
 }
 
 /// vtadmin settings.
