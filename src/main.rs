@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use vitess_operator::{controller, crd, render, validate};
+use vitess_operator::{controller, crd, render, validate, vitess};
 
 /// A Kubernetes operator for Vitess, compatible with the planetscale.com/v2 API.
 #[derive(Parser)]
@@ -24,6 +24,12 @@ enum Command {
         /// Watch and manage only this namespace (default: all namespaces).
         #[arg(long)]
         namespace: Option<String>,
+        /// Where a cluster's vtctld gRPC port is, when the operator cannot use the in-cluster
+        /// Service address (`<vtctld service>.<namespace>.svc:15999`), e.g. when it runs
+        /// outside Kubernetes: `NAMESPACE/CLUSTER=HOST:PORT`, or `*=HOST:PORT` for every
+        /// cluster. Repeatable.
+        #[arg(long = "vtctld-address", value_name = "NAMESPACE/CLUSTER=HOST:PORT")]
+        vtctld_addresses: Vec<String>,
     },
     /// Print every CustomResourceDefinition as YAML (or write one file per CRD with --out-dir).
     Crd {
@@ -49,7 +55,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { namespace } => report(run(namespace)),
+        Command::Run {
+            namespace,
+            vtctld_addresses,
+        } => report(run(namespace, &vtctld_addresses)),
         Command::Crd { out_dir } => {
             let result = match out_dir {
                 Some(dir) => crd::write_dir(&dir),
@@ -81,10 +90,13 @@ enum RunError {
     Runtime(std::io::Error),
     #[error("cannot connect to Kubernetes: {0}")]
     Client(kube::Error),
+    #[error("--vtctld-address: {0}")]
+    Vtctld(vitess::Error),
 }
 
 /// `vitess-operator run`: human-readable logs (RUST_LOG, default info), then every controller.
-fn run(namespace: Option<String>) -> Result<ExitCode, RunError> {
+fn run(namespace: Option<String>, vtctld_addresses: &[String]) -> Result<ExitCode, RunError> {
+    let endpoints = vitess::Endpoints::parse(vtctld_addresses).map_err(RunError::Vtctld)?;
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -106,7 +118,7 @@ fn run(namespace: Option<String>) -> Result<ExitCode, RunError> {
             namespace = namespace.as_deref().unwrap_or("(all)"),
             "starting controllers"
         );
-        controller::run(client, namespace).await;
+        controller::run(client, namespace, vitess::Clients::new(endpoints)).await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -13,13 +13,14 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::condition::{self, Readiness};
-use super::{Context, Error, REQUEUE};
+use super::{Context, Error, REQUEUE, topology};
 use crate::api::cluster::{
     ServiceStatus, VitessClusterCellStatus, VitessClusterKeyspaceStatus, VitessClusterStatus,
 };
 use crate::api::keyspace::{TurndownPolicy, VitessKeyspaceTemplate};
 use crate::api::shared::{ConditionStatus, LockserverStatus, OrphanStatus};
 use crate::api::{EtcdLockserver, VitessBackupStorage, VitessCell, VitessCluster, VitessKeyspace};
+use crate::vitess::Vtctld;
 use crate::{apply, build, events, labels};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::EventType;
@@ -132,7 +133,31 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
         .name_any();
     apply::owned(client, owner, tablet_service).await?;
 
+    // Vitess' side: how vtctld is reached (the children need it too), then what it should know.
     let name = owner.name_any();
+    let namespace = owner.namespace().unwrap_or_default();
+    let tls = topology::tls(&ctx, owner).await;
+    ctx.set_vtctld_tls(&namespace, &name, tls.clone());
+    let vtctld = tls.and_then(|_| ctx.vtctld_of(&namespace, &name));
+    let registered = match &vtctld {
+        Ok(vtctld) => topology::register(vtctld, owner).await,
+        Err(why) => Err(why.clone()),
+    };
+    if let Ok(changes) = &registered
+        && !changes.is_empty()
+    {
+        ctx.events
+            .publish(
+                owner,
+                EventType::Normal,
+                events::TOPOLOGY_REGISTERED,
+                &format!("registered in Vitess: {}", changes.join("; ")),
+            )
+            .await;
+    }
+    // Pruning the topology needs vtctld to have answered; without it, nothing is pruned.
+    let vtctld = vtctld.ok().filter(|_| registered.is_ok());
+
     let ours = [(labels::CLUSTER, name.as_str())];
     let pruned = apply::prune::<Deployment, _>(
         client,
@@ -160,7 +185,8 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     ctx.events
         .pruned::<VitessBackupStorage, _>(owner, &pruned)
         .await;
-    let orphaned_keyspaces = prune_keyspaces(&ctx, owner, &desired_keyspaces).await?;
+    let orphaned_keyspaces =
+        prune_keyspaces(&ctx, owner, &desired_keyspaces, vtctld.as_ref()).await?;
     let mut in_use: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for keyspace in owner.spec.keyspaces.iter().chain(&orphaned_keyspaces.kept) {
         for cell in pool_cells(keyspace) {
@@ -170,7 +196,7 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
                 .insert(keyspace.name.clone());
         }
     }
-    let orphaned_cells = prune_cells(&ctx, owner, &desired_cells, &in_use).await?;
+    let orphaned_cells = prune_cells(&ctx, owner, &desired_cells, &in_use, vtctld.as_ref()).await?;
 
     let observed = Observed {
         etcd,
@@ -183,7 +209,33 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     let mut status = status(owner, &observed);
     status.orphaned_keyspaces = orphaned_keyspaces.orphans;
     status.orphaned_cells = orphaned_cells;
+    let topology = match &registered {
+        Ok(_) => Readiness::new(
+            true,
+            "Registered",
+            "vtctld knows the cells, cells alias and keyspaces of the spec",
+        ),
+        Err(why) => Readiness::new(false, "VtctldUnavailable", why.clone()),
+    };
+    status.conditions = condition::with_condition(
+        &status.conditions,
+        TOPOLOGY_REGISTERED,
+        Some(&topology),
+        cluster.metadata.generation,
+    );
     apply::status(client, owner, cluster.status.as_ref(), &status).await?;
+    let was_registered = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == TOPOLOGY_REGISTERED))
+        .map(|c| (c.status.clone(), c.message.clone()));
+    if let Err(why) = &registered
+        && was_registered != Some(("False".into(), why.clone()))
+    {
+        ctx.events
+            .publish(owner, EventType::Warning, events::VTCTLD_UNREACHABLE, why)
+            .await;
+    }
     let before = cluster.status.as_ref();
     ctx.events
         .blocked(
@@ -203,7 +255,44 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
             ],
         )
         .await;
-    Ok(Action::requeue(REQUEUE))
+    Ok(Action::requeue(if registered.is_ok() {
+        REQUEUE
+    } else {
+        super::POLL
+    }))
+}
+
+/// Whether vtctld knows what the spec says (cells, cells alias, keyspaces).
+pub const TOPOLOGY_REGISTERED: &str = "TopologyRegistered";
+
+/// Removes a keyspace or cell from Vitess before its child object goes, when the switch is on.
+/// `Err` is the orphan status that keeps the child until it can be done.
+async fn forget<F, Fut>(
+    enabled: bool,
+    vtctld: Option<&Vtctld>,
+    what: &str,
+    call: F,
+) -> Result<(), OrphanStatus>
+where
+    F: FnOnce(Vtctld) -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::vitess::Error>>,
+{
+    if !enabled {
+        return Ok(());
+    }
+    let Some(vtctld) = vtctld else {
+        return Err(OrphanStatus {
+            reason: "VtctldUnavailable".into(),
+            message: format!(
+                "{what} is removed from Vitess before its object is deleted, and vtctld cannot \
+                 be reached now; see the TopologyRegistered condition"
+            ),
+        });
+    };
+    call(vtctld.clone()).await.map_err(|e| OrphanStatus {
+        reason: "TopologyPruneFailed".into(),
+        message: format!("cannot remove {what} from Vitess: {e}"),
+    })
 }
 
 /// The keyspaces no longer in the spec that are kept, with why.
@@ -222,7 +311,11 @@ async fn prune_keyspaces(
     ctx: &Context,
     cluster: &VitessCluster,
     desired: &BTreeSet<String>,
+    vtctld: Option<&Vtctld>,
 ) -> Result<KeptKeyspaces, Error> {
+    let prune_topology = topology::enabled(cluster.spec.topology_reconciliation.as_ref(), |c| {
+        c.prune_keyspaces
+    });
     let name = cluster.name_any();
     let selector = apply::selector(&[(labels::CLUSTER, &name)], &[labels::KEYSPACE]);
     let api = ctx.api_in::<VitessKeyspace>(cluster);
@@ -249,7 +342,22 @@ async fn prune_keyspaces(
         let template = &keyspace.spec.template;
         let immediate = template.turndown_policy == Some(TurndownPolicy::Immediate);
         let idle = keyspace.status.as_ref().map(|s| s.idle) == Some(ConditionStatus::True);
-        if immediate || idle {
+        let forgotten = if immediate || idle {
+            let ks = template.name.clone();
+            forget(
+                prune_topology,
+                vtctld,
+                &format!("keyspace {ks}"),
+                |v| async move { v.delete_keyspace(&ks, true).await },
+            )
+            .await
+        } else {
+            Ok(())
+        };
+        if let Err(orphan) = forgotten {
+            kept.orphans.insert(template.name.clone(), orphan);
+            kept.kept.push(template.clone());
+        } else if immediate || idle {
             if apply::delete(&ctx.client, &meta).await? {
                 ctx.events
                     .pruned::<VitessKeyspace, _>(cluster, &[meta.name_any()])
@@ -284,7 +392,11 @@ async fn prune_cells(
     cluster: &VitessCluster,
     desired: &BTreeSet<String>,
     in_use: &BTreeMap<String, BTreeSet<String>>,
+    vtctld: Option<&Vtctld>,
 ) -> Result<BTreeMap<String, OrphanStatus>, Error> {
+    let prune_topology = topology::enabled(cluster.spec.topology_reconciliation.as_ref(), |c| {
+        c.prune_cells
+    });
     let name = cluster.name_any();
     let selector = apply::selector(&[(labels::CLUSTER, &name)], &[labels::CELL]);
     let mut orphans = BTreeMap::new();
@@ -312,10 +424,25 @@ async fn prune_cells(
                 );
             }
             None => {
-                if apply::delete(&ctx.client, &cell).await? {
-                    ctx.events
-                        .pruned::<VitessCell, _>(cluster, &[cell.name_any()])
-                        .await;
+                let name = cell_name.clone();
+                let forgotten = forget(
+                    prune_topology,
+                    vtctld,
+                    &format!("cell {name}"),
+                    |v| async move { v.delete_cell_info(&name).await },
+                )
+                .await;
+                match forgotten {
+                    Err(orphan) => {
+                        orphans.insert(cell_name.clone(), orphan);
+                    }
+                    Ok(()) => {
+                        if apply::delete(&ctx.client, &cell).await? {
+                            ctx.events
+                                .pruned::<VitessCell, _>(cluster, &[cell.name_any()])
+                                .await;
+                        }
+                    }
                 }
             }
         }

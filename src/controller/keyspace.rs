@@ -92,16 +92,18 @@ async fn prune_shards(
         if desired.contains(&name) {
             continue;
         }
+        let shard_name = shard
+            .labels()
+            .get(labels::SHARD)
+            .map(|safe| vitess_shard_name(safe))
+            .unwrap_or_else(|| name.clone());
         if immediate {
-            if apply::delete(&ctx.client, &shard).await? {
+            if let Err(orphan) = forget_shard(ctx, keyspace, &shard_name).await {
+                orphans.insert(shard_name, orphan);
+            } else if apply::delete(&ctx.client, &shard).await? {
                 ctx.events.pruned::<VitessShard, _>(keyspace, &[name]).await;
             }
         } else {
-            let shard_name = shard
-                .labels()
-                .get(labels::SHARD)
-                .map(|safe| vitess_shard_name(safe))
-                .unwrap_or(name);
             orphans.insert(
                 shard_name,
                 OrphanStatus {
@@ -115,6 +117,33 @@ async fn prune_shards(
         }
     }
     Ok(orphans)
+}
+
+/// Removes shard `shard` (and its tablet records) from Vitess before its VitessShard goes, if
+/// `pruneShards` is on. `Err` keeps the VitessShard, with why.
+async fn forget_shard(
+    ctx: &Context,
+    keyspace: &VitessKeyspace,
+    shard: &str,
+) -> Result<(), OrphanStatus> {
+    let config = keyspace.spec.topology_reconciliation.as_ref();
+    if !super::topology::enabled(config, |c| c.prune_shards) {
+        return Ok(());
+    }
+    let name = &keyspace.spec.template.name;
+    let vtctld = ctx.vtctld(keyspace).map_err(|why| OrphanStatus {
+        reason: "VtctldUnavailable".into(),
+        message: format!(
+            "shard {name}/{shard} is removed from Vitess before its object is deleted: {why}"
+        ),
+    })?;
+    vtctld
+        .delete_shards(name, &[shard.to_string()], true)
+        .await
+        .map_err(|e| OrphanStatus {
+            reason: "TopologyPruneFailed".into(),
+            message: format!("cannot remove shard {name}/{shard} from Vitess: {e}"),
+        })
 }
 
 /// The Vitess shard name (`-80`) from its label-safe form (`x-80`).

@@ -5,9 +5,11 @@
 pub mod cell;
 pub mod cluster;
 pub mod condition;
+pub mod drain;
 pub mod etcd;
 pub mod keyspace;
 pub mod shard;
+pub mod topology;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -20,13 +22,16 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
-use crate::{apply, build};
+use crate::{apply, build, vitess};
 
 /// Reconciles of one kind that may run at once (never two of one object).
 const CONCURRENCY: u16 = 8;
 /// A converged object is looked at again this often, to repair what someone changed by hand
 /// that no watch event reports (children are watched, so this is a safety net).
 const REQUEUE: Duration = Duration::from_secs(300);
+/// How soon an object waiting for something outside Kubernetes (vtctld answering, a tablet
+/// registering, a reparent, a drain) is looked at again; watched changes wake it sooner.
+const POLL: Duration = Duration::from_secs(5);
 /// First retry after a failed reconcile; doubled per consecutive failure up to [`REQUEUE`].
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -43,6 +48,9 @@ pub enum Error {
     },
 }
 
+/// How one cluster's vtctld is called: its TLS settings, or why they cannot be read.
+type VtctldTls = Result<Option<vitess::Tls>, String>;
+
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -55,17 +63,60 @@ pub struct Context {
     failures: Mutex<HashMap<String, (u32, String)>>,
     /// Kubernetes Events on the objects reconciled.
     pub events: crate::events::Events,
+    /// vtctld clients, one channel per address.
+    vitess: vitess::Clients,
+    /// How each cluster's vtctld is called (its TLS settings, read from the VitessCluster and
+    /// its Secrets by the cluster controller), by (namespace, cluster). Children of a cluster
+    /// not reconciled yet wait for it.
+    vtctld_tls: Mutex<HashMap<(String, String), VtctldTls>>,
 }
 
 impl Context {
-    pub fn new(client: Client, namespace: Option<String>) -> Self {
+    pub fn new(client: Client, namespace: Option<String>, vitess: vitess::Clients) -> Self {
         Self {
             namespace,
             checker: Mutex::new(crate::validate::Checker::new()),
             failures: Mutex::new(HashMap::new()),
             events: crate::events::Events::new(client.clone()),
+            vitess,
+            vtctld_tls: Mutex::new(HashMap::new()),
             client,
         }
+    }
+
+    /// Records how `cluster`'s vtctld is called (`Err`: why it cannot be, e.g. a TLS Secret
+    /// is missing).
+    fn set_vtctld_tls(&self, namespace: &str, cluster: &str, tls: VtctldTls) {
+        self.vtctld_tls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert((namespace.into(), cluster.into()), tls);
+    }
+
+    /// The vtctld client of the cluster `object` belongs to (its `planetscale.com/cluster`
+    /// label), or why there is none yet. No I/O: the channel connects on first use.
+    fn vtctld(&self, object: &impl Resource) -> Result<vitess::Vtctld, String> {
+        let meta = object.meta();
+        let cluster = meta
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(crate::labels::CLUSTER))
+            .ok_or_else(|| format!("the object has no {} label", crate::labels::CLUSTER))?;
+        self.vtctld_of(meta.namespace.as_deref().unwrap_or_default(), cluster)
+    }
+
+    /// The vtctld client of cluster `cluster` in `namespace`, or why there is none yet.
+    fn vtctld_of(&self, namespace: &str, cluster: &str) -> Result<vitess::Vtctld, String> {
+        let tls = self
+            .vtctld_tls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(namespace.to_string(), cluster.to_string()))
+            .cloned()
+            .ok_or_else(|| format!("waiting for VitessCluster {cluster} to be reconciled"))??;
+        self.vitess
+            .get(namespace, cluster, tls.as_ref())
+            .map_err(|e| e.to_string())
     }
 
     /// An API for `K` in the watched scope.
@@ -92,8 +143,8 @@ impl Context {
 }
 
 /// Runs every controller until SIGTERM or SIGINT.
-pub async fn run(client: Client, namespace: Option<String>) {
-    let ctx = Arc::new(Context::new(client, namespace));
+pub async fn run(client: Client, namespace: Option<String>, vitess: vitess::Clients) {
+    let ctx = Arc::new(Context::new(client, namespace, vitess));
     tokio::join!(
         cluster::run(ctx.clone()),
         cell::run(ctx.clone()),

@@ -12,10 +12,13 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::condition::{self, Readiness};
-use super::{Context, Error, REQUEUE};
+use super::drain::{self, Rollout, Step, Wanted};
+use super::{Context, Error, POLL, REQUEUE};
 use crate::api::VitessShard;
+use crate::api::shard::TabletPoolType;
 use crate::api::shard::{VitessShardStatus, VitessTabletStatus};
-use crate::api::shared::{ConditionStatus, OrphanStatus};
+use crate::api::shared::{ConditionStatus, OrphanStatus, UpdateStrategyType};
+use crate::vitess::{Alias, TabletType};
 use crate::{apply, build, events, labels};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::EventType;
@@ -30,92 +33,462 @@ pub async fn run(ctx: Arc<Context>) {
         .await;
 }
 
-/// One tablet as it now is on the server.
+/// One tablet the spec wants, as it now is on the server.
 struct Observed {
     alias: String,
     pod: Pod,
     claim: Option<PersistentVolumeClaim>,
+    wanted: Wanted,
+}
+
+/// What vtctld says about the shard.
+#[derive(Default)]
+struct VitessView {
+    primary: Option<String>,
+    serving: bool,
+    /// Vitess tablet type by alias, of the tablets Vitess records for the shard.
+    types: BTreeMap<String, TabletType>,
 }
 
 #[tracing::instrument(skip_all, fields(shard = %shard.name_any()))]
 async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
-    let tablets = build::vttablet::build(&shard)?;
-    let mut observed = Vec::with_capacity(tablets.len());
-    for tablet in tablets {
-        // The claim first: a pod whose volume claim is missing cannot be scheduled.
-        let claim = match tablet.pvc {
-            Some(pvc) => Some(apply::claim(client, pvc).await?),
-            None => None,
+    let namespace = shard.namespace().unwrap_or_default();
+    let selector = super::selector(
+        shard.as_ref(),
+        labels::component::VTTABLET,
+        &[labels::CLUSTER, labels::KEYSPACE, labels::SHARD],
+    );
+    // One list each for pods and claims instead of one request per tablet; a pod that exists
+    // is never patched (pods are mostly immutable): an out-of-date one is replaced by a drain.
+    let mut pods: BTreeMap<String, Pod> =
+        apply::children_full::<Pod, _>(client, shard.as_ref(), &selector)
+            .await?
+            .into_iter()
+            .map(|p| (p.name_any(), p))
+            .collect();
+    let owner = super::describe(shard.as_ref());
+    let claims: BTreeMap<String, PersistentVolumeClaim> =
+        apply::labelled::<PersistentVolumeClaim>(client, &namespace, &selector, &owner)
+            .await?
+            .into_iter()
+            .map(|c| (c.name_any(), c))
+            .collect();
+    let mut observed = Vec::new();
+    for tablet in build::vttablet::build(&shard)? {
+        let name = tablet.pod.name_any();
+        let (pod, claim) = match pods.remove(&name) {
+            Some(pod) => (pod, claims.get(&name).cloned()),
+            None => {
+                // The claim first: a pod whose volume claim is missing cannot be scheduled.
+                let claim = match tablet.pvc {
+                    Some(pvc) => Some(apply::claim(client, pvc).await?),
+                    None => None,
+                };
+                let mut pod = apply::owned(client, shard.as_ref(), tablet.pod.clone()).await?;
+                // Just applied from the builder: current by definition.
+                pod.metadata.annotations = tablet.pod.metadata.annotations.clone();
+                (pod, claim)
+            }
         };
-        let pod = apply::owned(client, shard.as_ref(), tablet.pod).await?;
+        let wanted = if hash_of(&pod) == hash_of(&tablet.pod) {
+            Wanted::Current
+        } else {
+            Wanted::Outdated
+        };
         observed.push(Observed {
             alias: tablet.alias,
             pod,
             claim,
+            wanted,
         });
     }
-    let orphans = prune_tablets(&ctx, &shard, &observed).await?;
-    let status = status(&shard, &observed, orphans);
+    // What is left is no longer wanted (pods already being deleted are on their way out).
+    let unwanted: Vec<Pod> = pods
+        .into_values()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .collect();
+
+    let vitess = vitess_view(&ctx, &shard).await;
+    let view = drain_view(&shard, &observed, &unwanted, vitess.as_ref().ok());
+    let mut plan = drain::plan(&view);
+    if vitess.is_err() {
+        // Without vtctld nothing moves forward: only aborts are cleaned up and pods someone
+        // already drained are deleted.
+        plan.steps.retain(|step| match step {
+            Step::Annotate { set, .. } => set.is_empty(),
+            Step::Delete { .. } => true,
+            Step::Reparent { .. } | Step::ElectPrimary { .. } => false,
+        });
+        plan.blocked = None;
+        plan.election = None;
+    }
+    let all_pods: Vec<&Pod> = observed.iter().map(|o| &o.pod).chain(&unwanted).collect();
+    let outcome = execute(&ctx, &shard, &all_pods, &plan, vitess.as_ref().ok()).await?;
+
+    let orphans = orphans(&unwanted, &plan, vitess.as_ref().err());
+    let status = status(&shard, &observed, orphans, &vitess, &plan, &outcome);
     apply::status(client, shard.as_ref(), shard.status.as_ref(), &status).await?;
-    ctx.events
-        .blocked(
-            shard.as_ref(),
-            events::SCALE_DOWN_BLOCKED,
-            &[(
-                "tablet",
-                shard.status.as_ref().map(|s| &s.orphaned_tablets),
-                &status.orphaned_tablets,
-            )],
-        )
-        .await;
-    Ok(Action::requeue(REQUEUE))
+    publish_blocked(&ctx, &shard, &status).await;
+    let waiting = !plan.steps.is_empty()
+        || plan.blocked.is_some()
+        || !plan.draining.is_empty()
+        || (vitess.is_ok() && status.primary_alias.is_none())
+        || vitess.is_err();
+    Ok(Action::requeue(if waiting { POLL } else { REQUEUE }))
+}
+
+/// The desired-state hash annotation of a pod (empty when it has none).
+fn hash_of(pod: &Pod) -> &str {
+    pod.annotations()
+        .get(labels::rollout::DESIRED_STATE_HASH)
+        .map(String::as_str)
+        .unwrap_or_default()
+}
+
+/// Asks vtctld for the shard's primary and tablets. `Err`: why vtctld cannot say.
+async fn vitess_view(ctx: &Context, shard: &VitessShard) -> Result<VitessView, String> {
+    let vtctld = ctx.vtctld(shard)?;
+    let (keyspace, name) = vitess_names(shard);
+    let record = vtctld
+        .shard(&keyspace, &name)
+        .await
+        .map_err(|e| e.to_string())?;
+    let tablets = vtctld
+        .tablets(&keyspace, &name)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(VitessView {
+        primary: record
+            .as_ref()
+            .and_then(|r| r.primary.as_ref())
+            .map(ToString::to_string),
+        serving: record.is_some_and(|r| r.is_primary_serving),
+        types: tablets
+            .into_iter()
+            .map(|t| (t.alias.to_string(), t.tablet_type))
+            .collect(),
+    })
+}
+
+/// The keyspace and shard names in Vitess.
+fn vitess_names(shard: &VitessShard) -> (String, String) {
+    let keyspace = shard
+        .labels()
+        .get(labels::KEYSPACE)
+        .cloned()
+        .unwrap_or_default();
+    (keyspace, shard.spec.name.clone())
+}
+
+/// The drain planner's view of the shard.
+fn drain_view(
+    shard: &VitessShard,
+    observed: &[Observed],
+    unwanted: &[Pod],
+    vitess: Option<&VitessView>,
+) -> drain::Shard {
+    let tablet = |alias: String, pod: &Pod, wanted: Wanted| {
+        let vitess_type = vitess.and_then(|v| v.types.get(&alias)).copied();
+        let pod_labels = pod.labels();
+        drain::Tablet {
+            pod: pod.name_any(),
+            cell: pod_labels.get(labels::CELL).cloned().unwrap_or_default(),
+            ready: pod_ready(pod),
+            replica_pool: pod_labels.get(labels::TABLET_TYPE).map(String::as_str)
+                == Some(TabletPoolType::Replica.as_str()),
+            vitess_replica: vitess_type == Some(TabletType::Replica),
+            registered: vitess_type.is_some(),
+            wanted,
+            annotations: pod.annotations().clone(),
+            alias,
+        }
+    };
+    let mut tablets: Vec<drain::Tablet> = observed
+        .iter()
+        .map(|o| tablet(o.alias.clone(), &o.pod, o.wanted))
+        .collect();
+    tablets.extend(unwanted.iter().map(|pod| {
+        let alias = orphan_alias(pod.labels()).unwrap_or_else(|| pod.name_any());
+        tablet(alias, pod, Wanted::Unwanted)
+    }));
+    let immediate = shard.spec.update_strategy.as_ref().and_then(|u| u.type_)
+        == Some(UpdateStrategyType::Immediate);
+    drain::Shard {
+        tablets,
+        primary: vitess.and_then(|v| v.primary.clone()),
+        rollout: if immediate {
+            Rollout::Immediate
+        } else {
+            Rollout::External
+        },
+    }
+}
+
+/// What carrying out a plan changed, for status.
+#[derive(Default)]
+struct Outcome {
+    /// The primary a reparent or election just moved to.
+    primary: Option<String>,
+    /// Why a reparent or election vtctld was asked for failed.
+    failed: Option<String>,
+}
+
+/// Carries out `plan`'s steps in order. A failed vtctld call is reported (Event, condition)
+/// and retried on the next poll, not returned as an error: the shard's other work goes on.
+async fn execute(
+    ctx: &Context,
+    shard: &VitessShard,
+    pods: &[&Pod],
+    plan: &drain::Plan,
+    vitess: Option<&VitessView>,
+) -> Result<Outcome, Error> {
+    let mut outcome = Outcome::default();
+    let pod_named = |name: &str| pods.iter().find(|p| p.name_any() == name).copied();
+    let (keyspace, name) = vitess_names(shard);
+    for step in &plan.steps {
+        match step {
+            Step::Annotate { pod, set, remove } => {
+                if let Some(pod) = pod_named(pod) {
+                    apply::annotate::<Pod>(&ctx.client, &pod.metadata, set, remove).await?;
+                    if set.contains_key(labels::drain::FINISHED) {
+                        ctx.events
+                            .publish(
+                                shard,
+                                EventType::Normal,
+                                events::DRAIN_FINISHED,
+                                &format!("pod {} is drained and safe to delete", pod.name_any()),
+                            )
+                            .await;
+                    }
+                }
+            }
+            Step::Reparent { to, .. } | Step::ElectPrimary { to } if vitess.is_some() => {
+                let from = match step {
+                    Step::Reparent { from, .. } => Some(from),
+                    _ => None,
+                };
+                let result = reparent(ctx, shard, &keyspace, &name, to, from).await;
+                match result {
+                    Ok(primary) => {
+                        let (reason, note) = match from {
+                            Some(from) => (
+                                events::REPARENTED,
+                                format!(
+                                    "PlannedReparentShard {keyspace}/{name}: primary moved \
+                                     from {from} to {primary} so that {from} can drain"
+                                ),
+                            ),
+                            None => (
+                                events::PRIMARY_ELECTED,
+                                format!(
+                                    "PlannedReparentShard {keyspace}/{name}: {primary} is the \
+                                     shard's first primary"
+                                ),
+                            ),
+                        };
+                        ctx.events
+                            .publish(shard, EventType::Normal, reason, &note)
+                            .await;
+                        outcome.primary = Some(primary);
+                    }
+                    Err(message) => {
+                        ctx.events
+                            .publish(shard, EventType::Warning, events::REPARENT_FAILED, &message)
+                            .await;
+                        outcome.failed = Some(message);
+                    }
+                }
+            }
+            Step::Reparent { .. } | Step::ElectPrimary { .. } => {}
+            Step::Delete { pod, alias, wanted } => {
+                let Some(pod) = pod_named(pod) else { continue };
+                if !apply::delete_meta::<Pod>(&ctx.client, &pod.metadata).await? {
+                    continue;
+                }
+                let note = match wanted {
+                    Wanted::Outdated => format!(
+                        "deleted drained Pod {} of tablet {alias} to roll out the new spec; \
+                         it is created again with the same data volume",
+                        pod.name_any()
+                    ),
+                    _ => format!(
+                        "deleted drained Pod {} of tablet {alias}: no longer in the spec (its \
+                         PVC is kept)",
+                        pod.name_any()
+                    ),
+                };
+                let reason = match wanted {
+                    Wanted::Outdated => events::TABLET_REPLACED,
+                    _ => events::TABLET_REMOVED,
+                };
+                ctx.events
+                    .publish(shard, EventType::Normal, reason, &note)
+                    .await;
+                if *wanted == Wanted::Unwanted && vitess.is_some() && prune_tablets(shard) {
+                    forget_tablet(ctx, shard, alias).await;
+                }
+            }
+        }
+    }
+    Ok(outcome)
+}
+
+/// Asks vtctld for a PlannedReparentShard to `to` (from `from`, which must still be the
+/// primary). Returns the new primary or why it failed.
+async fn reparent(
+    ctx: &Context,
+    shard: &VitessShard,
+    keyspace: &str,
+    name: &str,
+    to: &str,
+    from: Option<&String>,
+) -> Result<String, String> {
+    let vtctld = ctx.vtctld(shard)?;
+    let parse = |alias: &str| {
+        alias
+            .parse::<Alias>()
+            .map_err(|e| format!("tablet alias {alias}: {e}"))
+    };
+    let to_alias = parse(to)?;
+    let from_alias = from.map(|f| parse(f)).transpose()?;
+    tracing::info!(%keyspace, shard = %name, to, from = ?from, "PlannedReparentShard");
+    vtctld
+        .planned_reparent(keyspace, name, &to_alias, from_alias.as_ref())
+        .await
+        .map(|primary| primary.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether tablet records of removed tablets are deleted from Vitess.
+fn prune_tablets(shard: &VitessShard) -> bool {
+    shard
+        .spec
+        .topology_reconciliation
+        .as_ref()
+        .and_then(|t| t.prune_tablets)
+        != Some(false)
+}
+
+/// Deletes a removed tablet's record from Vitess (its pod is gone). Failures are logged and
+/// reported; the record is harmless meanwhile and the next removal retries nothing, so the
+/// Event says what to run by hand.
+async fn forget_tablet(ctx: &Context, shard: &VitessShard, alias: &str) {
+    let result = match (ctx.vtctld(shard), alias.parse::<Alias>()) {
+        (Ok(vtctld), Ok(parsed)) => vtctld
+            .delete_tablets(&[parsed])
+            .await
+            .map_err(|e| e.to_string()),
+        (Err(e), _) => Err(e),
+        (_, Err(e)) => Err(format!("tablet alias {alias}: {e}")),
+    };
+    match result {
+        Ok(()) => {
+            ctx.events
+                .publish(
+                    shard,
+                    EventType::Normal,
+                    events::TOPOLOGY_PRUNED,
+                    &format!("deleted the record of tablet {alias} from the Vitess topology"),
+                )
+                .await
+        }
+        Err(message) => {
+            tracing::warn!(alias, "cannot delete the tablet record: {message}");
+            ctx.events
+                .publish(
+                    shard,
+                    EventType::Warning,
+                    events::TOPOLOGY_PRUNED,
+                    &format!(
+                        "cannot delete the record of tablet {alias} from the Vitess topology \
+                         ({message}); run `vtctldclient DeleteTablets {alias}`"
+                    ),
+                )
+                .await
+        }
+    }
+}
+
+/// Pods no longer in the spec that are still there, and why.
+fn orphans(
+    unwanted: &[Pod],
+    plan: &drain::Plan,
+    unreachable: Option<&String>,
+) -> BTreeMap<String, OrphanStatus> {
+    unwanted
+        .iter()
+        .map(|pod| {
+            let alias = orphan_alias(pod.labels()).unwrap_or_else(|| pod.name_any());
+            let status = match (unreachable, &plan.blocked) {
+                (Some(why), _) => OrphanStatus {
+                    reason: "NotDrained".into(),
+                    message: format!(
+                        "the tablet is no longer in the spec; its pod is kept until it is \
+                         drained, and drains wait for vtctld ({why}); a pod annotated {} and \
+                         {} is deleted (its PVC is kept)",
+                        labels::drain::STARTED,
+                        labels::drain::FINISHED
+                    ),
+                },
+                (None, Some(blocked)) => OrphanStatus {
+                    reason: "DrainBlocked".into(),
+                    message: blocked.clone(),
+                },
+                (None, None) => OrphanStatus {
+                    reason: "Draining".into(),
+                    message: "the tablet is no longer in the spec; its pod is being drained \
+                              and then deleted (its PVC is kept)"
+                        .into(),
+                },
+            };
+            (alias, status)
+        })
+        .collect()
+}
+
+/// Publishes `DrainBlocked` when a drain's blocker changed, and `VtctldUnreachable` when
+/// vtctld became unreachable (the conditions say the same, for `kubectl describe`).
+async fn publish_blocked(ctx: &Context, shard: &VitessShard, status: &VitessShardStatus) {
+    let before = shard.status.as_ref().map(|s| &s.conditions);
+    let find = |conditions: Option<&crate::api::shared::Conditions>, type_: &str| {
+        conditions
+            .and_then(|c| c.iter().find(|c| c.type_ == type_))
+            .map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()))
+    };
+    let draining = find(Some(&status.conditions), DRAINING);
+    if let Some((_, reason, message)) = &draining
+        && reason == "Blocked"
+        && find(before, DRAINING) != draining
+    {
+        ctx.events
+            .publish(shard, EventType::Warning, events::DRAIN_BLOCKED, message)
+            .await;
+    }
+    let reachable = find(Some(&status.conditions), VTCTLD_REACHABLE);
+    if let Some((state, _, message)) = &reachable
+        && state == "False"
+        && find(before, VTCTLD_REACHABLE).map(|c| c.0) != Some("False".into())
+    {
+        ctx.events
+            .publish(
+                shard,
+                EventType::Warning,
+                events::VTCTLD_UNREACHABLE,
+                message,
+            )
+            .await;
+    }
 }
 
 /// The condition that says a scale-down waits for drains, for `kubectl describe`.
 pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
-
-/// Deletes the tablet pods this shard no longer wants (scale-down, removed pool) that have
-/// finished draining, and returns the others by alias: deleting a tablet that still serves
-/// could take away the primary or the last replica (DESIGN §7). Their PVCs are never touched.
-async fn prune_tablets(
-    ctx: &Context,
-    shard: &VitessShard,
-    observed: &[Observed],
-) -> Result<BTreeMap<String, OrphanStatus>, Error> {
-    let desired: BTreeSet<String> = observed.iter().map(|t| t.pod.name_any()).collect();
-    let selector = super::selector(
-        shard,
-        labels::component::VTTABLET,
-        &[labels::CLUSTER, labels::KEYSPACE, labels::SHARD],
-    );
-    let mut orphans = BTreeMap::new();
-    for pod in apply::children::<Pod, _>(&ctx.client, shard, &selector).await? {
-        let name = pod.name_any();
-        if desired.contains(&name) {
-            continue;
-        }
-        if pod.annotations().contains_key(labels::drain::FINISHED) {
-            if apply::delete(&ctx.client, &pod).await? {
-                let alias = orphan_alias(pod.labels()).unwrap_or_else(|| name.clone());
-                ctx.events
-                    .publish(
-                        shard,
-                        EventType::Normal,
-                        events::TABLET_REMOVED,
-                        &format!(
-                            "deleted Pod {name} of tablet {alias}: drained and no longer in \
-                             the spec (its PVC is kept)"
-                        ),
-                    )
-                    .await;
-            }
-        } else {
-            orphans.insert(orphan_alias(pod.labels()).unwrap_or(name), not_drained());
-        }
-    }
-    Ok(orphans)
-}
+/// Whether vtctld answered this reconcile's questions.
+pub const VTCTLD_REACHABLE: &str = "VtctldReachable";
+/// Whether Vitess records a primary for the shard.
+pub const PRIMARY_ELECTED: &str = "PrimaryElected";
+/// Whether a drain is in progress, and what it waits for.
+pub const DRAINING: &str = "Draining";
 
 /// The Vitess alias `<cell>-<uid>` from a tablet pod's labels (the UID label is zero-padded
 /// exactly as in aliases).
@@ -123,19 +496,6 @@ fn orphan_alias(pod_labels: &BTreeMap<String, String>) -> Option<String> {
     let cell = pod_labels.get(labels::CELL)?;
     let uid = pod_labels.get(labels::TABLET_UID)?;
     Some(format!("{cell}-{uid}"))
-}
-
-fn not_drained() -> OrphanStatus {
-    OrphanStatus {
-        reason: "NotDrained".into(),
-        message: format!(
-            "the tablet is no longer in the spec but its pod is kept until it is drained; \
-             annotate the pod {} to drain it, or wait for the drain support (next issue); \
-             pods annotated {} are deleted (their PVCs are kept)",
-            labels::drain::STARTED,
-            labels::drain::FINISHED
-        ),
-    }
 }
 
 /// Whether a pod's `Ready` condition is true.
@@ -150,30 +510,42 @@ fn pod_running(pod: &Pod) -> bool {
     pod.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
 }
 
-/// The shard's status from its applied tablets. Fields other controllers will own (primary,
-/// backups, drains) are kept as they are.
+/// The shard's status from its tablets and what vtctld said. Fields other controllers will
+/// own (backups) are kept as they are.
 fn status(
     shard: &VitessShard,
     tablets: &[Observed],
     orphans: BTreeMap<String, OrphanStatus>,
+    vitess: &Result<VitessView, String>,
+    plan: &drain::Plan,
+    outcome: &Outcome,
 ) -> VitessShardStatus {
     let mut status = shard.status.clone().unwrap_or_default();
-    status.observed_generation = shard.metadata.generation;
+    let generation = shard.metadata.generation;
+    status.observed_generation = generation;
     let blocked = (!orphans.is_empty()).then(|| {
+        let reasons: BTreeSet<&str> = orphans.values().map(|o| o.reason.as_str()).collect();
         Readiness::new(
             true,
-            "NotDrained",
+            if reasons.contains("NotDrained") {
+                "NotDrained"
+            } else {
+                "Draining"
+            },
             format!(
-                "tablets {} are no longer desired but not drained; see status.orphanedTablets",
+                "tablets {} are no longer desired and wait for their drain; see \
+                 status.orphanedTablets",
                 orphans.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         )
     });
     status.orphaned_tablets = orphans;
+    let view = vitess.as_ref().ok();
     status.tablets = tablets
         .iter()
         .map(|t| {
             let labels = t.pod.labels();
+            let previous = status.tablets.get(&t.alias).cloned().unwrap_or_default();
             let tablet = VitessTabletStatus {
                 pool_type: labels.get(labels::TABLET_TYPE).cloned(),
                 index: labels
@@ -188,7 +560,13 @@ fn status(
                     ),
                     None => ConditionStatus::Unknown,
                 },
-                ..status.tablets.get(&t.alias).cloned().unwrap_or_default()
+                // Unknown while vtctld cannot be asked: keep what it said last.
+                type_: match view {
+                    Some(v) => v.types.get(&t.alias).map(|t| t.as_str().to_string()),
+                    None => previous.type_.clone(),
+                },
+                pending_changes: pending_changes(shard, t),
+                ..previous
             };
             (t.alias.clone(), tablet)
         })
@@ -199,6 +577,18 @@ fn status(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    if let Some(view) = view {
+        let primary = outcome.primary.clone().or_else(|| view.primary.clone());
+        status.has_master = condition::status_of(primary.is_some());
+        status.serving_writes = condition::status_of(view.serving || outcome.primary.is_some());
+        status.master_alias.clone_from(&primary);
+        status.primary_alias = primary;
+        if let Some(to) = &outcome.primary
+            && let Some(t) = status.tablets.get_mut(to)
+        {
+            t.type_ = Some(TabletType::Primary.as_str().into());
+        }
+    }
     let desired = tablets.len();
     let ready = tablets.iter().filter(|t| pod_ready(&t.pod)).count();
     status.summary = Some(format!("{ready}/{desired}"));
@@ -223,15 +613,62 @@ fn status(
             ),
         )
     };
-    status.conditions =
-        condition::with_ready(&status.conditions, &readiness, shard.metadata.generation);
-    status.conditions = condition::with_condition(
-        &status.conditions,
+    let mut conditions = condition::with_ready(&status.conditions, &readiness, generation);
+    conditions = condition::with_condition(
+        &conditions,
         SCALE_DOWN_BLOCKED,
         blocked.as_ref(),
-        shard.metadata.generation,
+        generation,
     );
+    let reachable = match vitess {
+        Ok(_) => Readiness::new(true, "Answered", "vtctld answered GetShard and GetTablets"),
+        Err(why) => Readiness::new(false, "Unreachable", why.clone()),
+    };
+    conditions =
+        condition::with_condition(&conditions, VTCTLD_REACHABLE, Some(&reachable), generation);
+    if vitess.is_ok() {
+        let elected = match (&status.primary_alias, &outcome.failed, &plan.election) {
+            (Some(primary), _, _) => Readiness::new(true, "Elected", format!("primary {primary}")),
+            (None, Some(failed), _) => Readiness::new(false, "ElectionFailed", failed.clone()),
+            (None, None, Some(why)) => Readiness::new(false, "Waiting", why.clone()),
+            (None, None, None) => Readiness::new(false, "Electing", "asking vtctld to elect one"),
+        };
+        conditions =
+            condition::with_condition(&conditions, PRIMARY_ELECTED, Some(&elected), generation);
+    }
+    let draining = match (&plan.blocked, &outcome.failed, plan.draining.is_empty()) {
+        (Some(why), _, _) => Some(Readiness::new(true, "Blocked", why.clone())),
+        (None, Some(failed), false) => Some(Readiness::new(true, "Blocked", failed.clone())),
+        (None, _, false) => Some(Readiness::new(
+            true,
+            "InProgress",
+            format!("draining {}", plan.draining.join(", ")),
+        )),
+        (None, _, true) => None,
+    };
+    conditions = condition::with_condition(&conditions, DRAINING, draining.as_ref(), generation);
+    status.conditions = conditions;
     status
+}
+
+/// What a tablet waits for to get the current spec, for `kubectl get -o yaml`.
+fn pending_changes(shard: &VitessShard, tablet: &Observed) -> Option<String> {
+    if tablet.wanted != Wanted::Outdated {
+        return None;
+    }
+    let immediate = shard.spec.update_strategy.as_ref().and_then(|u| u.type_)
+        == Some(UpdateStrategyType::Immediate);
+    Some(if immediate {
+        "the pod was built from an older spec; it is replaced through a drain, one tablet \
+         at a time, the primary last"
+            .into()
+    } else {
+        format!(
+            "the pod was built from an older spec; update strategy External: annotate it {} \
+             to replace it through a drain",
+            labels::rollout::RELEASED
+        )
+    })
 }
 
 #[cfg(test)]
@@ -265,16 +702,34 @@ mod tests {
                 }),
             },
             claim: None,
+            wanted: Wanted::Current,
         }
+    }
+
+    fn find<'a>(status: &'a VitessShardStatus, type_: &str) -> Option<(&'a str, &'a str)> {
+        status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|c| (c.status.as_str(), c.reason.as_str()))
+    }
+
+    fn shard() -> VitessShard {
+        VitessShard::new("example-commerce-x-x-0f5afee6", Default::default())
     }
 
     #[test]
     fn counts_ready_tablets() {
-        let shard = VitessShard::new("example-commerce-x-x-0f5afee6", Default::default());
+        let unreachable = Err("vtctld 10.0.0.1:15999: connection refused".to_string());
+        let plan = drain::Plan::default();
+        let outcome = Outcome::default();
         let status = status(
-            &shard,
+            &shard(),
             &[tablet("zone1-1", true), tablet("zone1-2", false)],
             BTreeMap::new(),
+            &unreachable,
+            &plan,
+            &outcome,
         );
         assert_eq!(status.summary.as_deref(), Some("1/2"));
         assert!(!condition::is_ready(&status.conditions));
@@ -285,43 +740,100 @@ mod tests {
         assert_eq!(one.ready, ConditionStatus::True);
         assert_eq!(one.running, ConditionStatus::True);
         assert_eq!(one.index, Some(1));
+        assert_eq!(
+            find(&status, VTCTLD_REACHABLE),
+            Some(("False", "Unreachable"))
+        );
+        // Without vtctld nothing is claimed about the primary.
+        assert_eq!(find(&status, PRIMARY_ELECTED), None);
+        assert_eq!(status.has_master, ConditionStatus::Unknown);
 
+        let view = Ok(VitessView {
+            primary: Some("zone1-1".into()),
+            serving: true,
+            types: BTreeMap::from([
+                ("zone1-1".to_string(), TabletType::Primary),
+                ("zone1-2".to_string(), TabletType::Replica),
+            ]),
+        });
         let status = super::status(
-            &shard,
+            &shard(),
             &[tablet("zone1-1", true), tablet("zone1-2", true)],
             BTreeMap::new(),
+            &view,
+            &plan,
+            &outcome,
         );
         assert_eq!(status.summary.as_deref(), Some("2/2"));
         assert!(condition::is_ready(&status.conditions));
-        assert!(
-            status
-                .conditions
-                .iter()
-                .all(|c| c.type_ != SCALE_DOWN_BLOCKED)
-        );
+        assert_eq!(find(&status, SCALE_DOWN_BLOCKED), None);
+        assert_eq!(find(&status, VTCTLD_REACHABLE), Some(("True", "Answered")));
+        assert_eq!(find(&status, PRIMARY_ELECTED), Some(("True", "Elected")));
+        assert_eq!(status.master_alias.as_deref(), Some("zone1-1"));
+        assert_eq!(status.primary_alias.as_deref(), Some("zone1-1"));
+        assert_eq!(status.has_master, ConditionStatus::True);
+        assert_eq!(status.serving_writes, ConditionStatus::True);
+        assert_eq!(status.tablets["zone1-2"].type_.as_deref(), Some("REPLICA"));
     }
 
     #[test]
     fn undrained_orphans_block_scale_down() {
-        let shard = VitessShard::new("example-commerce-x-x-0f5afee6", Default::default());
         let alias = orphan_alias(&labels::set(&[
             (labels::CELL, "zone1"),
             (labels::TABLET_UID, "0123456789"),
         ]));
         assert_eq!(alias.as_deref(), Some("zone1-0123456789"));
-        let orphans = BTreeMap::from([("zone1-0123456789".to_string(), not_drained())]);
-        let status = status(&shard, &[tablet("zone1-1", true)], orphans);
-        assert_eq!(
-            status.orphaned_tablets["zone1-0123456789"].reason,
-            "NotDrained"
+        let mut pod = tablet("x", true).pod;
+        pod.metadata.labels = Some(labels::set(&[
+            (labels::CELL, "zone1"),
+            (labels::TABLET_UID, "0123456789"),
+        ]));
+        let why = "vtctld unreachable".to_string();
+        let orphans = orphans(&[pod], &drain::Plan::default(), Some(&why));
+        assert_eq!(orphans["zone1-0123456789"].reason, "NotDrained");
+        assert!(orphans["zone1-0123456789"].message.contains(&why));
+        let status = status(
+            &shard(),
+            &[tablet("zone1-1", true)],
+            orphans,
+            &Err(why),
+            &drain::Plan::default(),
+            &Outcome::default(),
         );
-        let blocked = status
-            .conditions
-            .iter()
-            .find(|c| c.type_ == SCALE_DOWN_BLOCKED)
-            .map(|c| (c.status.as_str(), c.reason.as_str()));
-        assert_eq!(blocked, Some(("True", "NotDrained")));
+        assert_eq!(
+            find(&status, SCALE_DOWN_BLOCKED),
+            Some(("True", "NotDrained"))
+        );
         // Still Ready: the desired tablets are; the orphan is reported on its own.
         assert!(condition::is_ready(&status.conditions));
+    }
+
+    #[test]
+    fn a_blocked_drain_is_a_condition() {
+        let plan = drain::Plan {
+            blocked: Some("primary zone1-1 is draining but no other tablet can take over".into()),
+            draining: vec!["zone1-1".into()],
+            ..drain::Plan::default()
+        };
+        let view = Ok(VitessView {
+            primary: Some("zone1-1".into()),
+            ..VitessView::default()
+        });
+        let status = status(
+            &shard(),
+            &[tablet("zone1-1", true)],
+            BTreeMap::new(),
+            &view,
+            &plan,
+            &Outcome::default(),
+        );
+        assert_eq!(find(&status, DRAINING), Some(("True", "Blocked")));
+        let mut outdated = tablet("zone1-1", true);
+        outdated.wanted = Wanted::Outdated;
+        assert!(
+            pending_changes(&shard(), &outdated)
+                .unwrap()
+                .contains(labels::rollout::RELEASED)
+        );
     }
 }

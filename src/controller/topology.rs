@@ -1,0 +1,189 @@
+//! What a VitessCluster tells Vitess through vtctld (DESIGN §5): its cells (with where each
+//! cell's topology lives) and a cells alias over them, its keyspaces with their durability
+//! policy; and, when the spec drops them, their removal, each behind its
+//! `topologyReconciliation` switch. Only what the operator's own child objects stand for is
+//! ever removed, so entries another cluster registered in a shared topology are never touched.
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::{Api, ResourceExt};
+
+use super::Context;
+use crate::api::VitessCluster;
+use crate::api::cluster::SecretKeyRef;
+use crate::api::shared::{TopoReconcileConfig, VitessLockserverParams};
+use crate::build;
+use crate::vitess::{CellInfo, Tls, Vtctld};
+
+/// Whether a `topologyReconciliation` switch is on (they all default to on).
+pub fn enabled(
+    config: Option<&TopoReconcileConfig>,
+    switch: fn(&TopoReconcileConfig) -> Option<bool>,
+) -> bool {
+    config.and_then(switch) != Some(false)
+}
+
+/// The TLS settings of `cluster`'s vtctld connection, read from the Secrets its spec names.
+/// `Err` says which field and Secret is wrong.
+pub async fn tls(ctx: &Context, cluster: &VitessCluster) -> Result<Option<Tls>, String> {
+    let Some(spec) = cluster
+        .spec
+        .vitess_dashboard
+        .as_ref()
+        .and_then(|d| d.client_tls.as_ref())
+    else {
+        return Ok(None);
+    };
+    let namespace = cluster.namespace().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    let read = |field: &'static str, source: &SecretKeyRef| {
+        let secrets = secrets.clone();
+        let namespace = namespace.clone();
+        let source = source.clone();
+        async move {
+            let path = format!("spec.vitessDashboard.clientTLS.{field}");
+            let secret = secrets
+                .get_opt(&source.name)
+                .await
+                .map_err(|e| {
+                    format!(
+                        "{path}: cannot read Secret {namespace}/{}: {e}",
+                        source.name
+                    )
+                })?
+                .ok_or_else(|| format!("{path}: Secret {namespace}/{} not found", source.name))?;
+            secret
+                .data
+                .and_then(|mut d| d.remove(&source.key))
+                .map(|bytes| bytes.0)
+                .ok_or_else(|| {
+                    format!(
+                        "{path}: Secret {namespace}/{} has no key {}",
+                        source.name, source.key
+                    )
+                })
+        }
+    };
+    let ca = read("caSecret", &spec.ca_secret).await?;
+    let cert = match &spec.cert_secret {
+        Some(s) => Some(read("certSecret", s).await?),
+        None => None,
+    };
+    let key = match &spec.key_secret {
+        Some(s) => Some(read("keySecret", s).await?),
+        None => None,
+    };
+    Ok(Some(Tls {
+        ca,
+        cert,
+        key,
+        server_name: spec.server_name.clone(),
+    }))
+}
+
+/// Where cell `cell`'s topology lives: its own lockserver when the spec gives one, else a
+/// directory of the global one next to the global root (`/vitess/<cluster>/<cell>`).
+pub fn cell_info(
+    cluster: &VitessCluster,
+    cell: &str,
+    global: &VitessLockserverParams,
+) -> Result<CellInfo, build::Error> {
+    let local = cluster
+        .spec
+        .cells
+        .iter()
+        .find(|c| c.name == cell)
+        .and_then(|c| c.lockserver.as_ref())
+        .and_then(|l| l.external.as_ref());
+    Ok(match local {
+        Some(external) => CellInfo {
+            server_address: external.address.clone(),
+            root: external.root_path.clone(),
+        },
+        None => CellInfo {
+            server_address: global.address.clone(),
+            root: format!("/vitess/{}/{cell}", build::cluster_name(cluster)?),
+        },
+    })
+}
+
+/// Registers `cluster`'s cells alias, cells and keyspaces that Vitess does not have as the
+/// spec says. Returns one line per change made (none in a steady state, which costs only
+/// reads) or why vtctld refused or could not be reached.
+pub async fn register(vtctld: &Vtctld, cluster: &VitessCluster) -> Result<Vec<String>, String> {
+    let config = cluster.spec.topology_reconciliation.as_ref();
+    let name = build::cluster_name(cluster).map_err(|e| e.to_string())?;
+    let global = build::lockserver::global(cluster).map_err(|e| e.to_string())?;
+    let cells: Vec<String> = cluster.spec.cells.iter().map(|c| c.name.clone()).collect();
+    let mut changes = Vec::new();
+    let err = |e: crate::vitess::Error| e.to_string();
+
+    // The alias first, as the Go operator does: a vtgate that starts once the cells exist
+    // should already find the alias that lets it route across them.
+    if enabled(config, |c| c.register_cells_aliases) && !cells.is_empty() {
+        let aliases = vtctld.cells_aliases().await.map_err(err)?;
+        let mut want = cells.clone();
+        want.sort();
+        let have = aliases.get(name).map(|c| {
+            let mut c = c.clone();
+            c.sort();
+            c
+        });
+        if have.as_ref() != Some(&want) {
+            vtctld.update_cells_alias(name, &want).await.map_err(err)?;
+            changes.push(format!("cells alias {name}: {}", want.join(",")));
+        }
+    }
+    if enabled(config, |c| c.register_cells) {
+        for cell in &cells {
+            let want = cell_info(cluster, cell, &global).map_err(|e| e.to_string())?;
+            match vtctld.cell_info(cell).await.map_err(err)? {
+                None => {
+                    vtctld.add_cell_info(cell, &want).await.map_err(err)?;
+                    changes.push(format!(
+                        "cell {cell} (topology {} {})",
+                        want.server_address, want.root
+                    ));
+                }
+                Some(have) if have != want => {
+                    vtctld.update_cell_info(cell, &want).await.map_err(err)?;
+                    changes.push(format!(
+                        "cell {cell} updated (topology {} {})",
+                        want.server_address, want.root
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    for keyspace in &cluster.spec.keyspaces {
+        let want = keyspace.durability_policy.as_deref();
+        match vtctld.keyspace(&keyspace.name).await.map_err(err)? {
+            None => {
+                vtctld
+                    .create_keyspace(&keyspace.name, want.unwrap_or_default())
+                    .await
+                    .map_err(err)?;
+                changes.push(format!(
+                    "keyspace {} (durability policy {})",
+                    keyspace.name,
+                    want.unwrap_or("Vitess' default")
+                ));
+            }
+            Some(have) => {
+                if let Some(want) = want
+                    && have.durability_policy != want
+                {
+                    vtctld
+                        .set_durability_policy(&keyspace.name, want)
+                        .await
+                        .map_err(err)?;
+                    changes.push(format!(
+                        "keyspace {} durability policy {} (was {})",
+                        keyspace.name, want, have.durability_policy
+                    ));
+                }
+            }
+        }
+    }
+    Ok(changes)
+}
