@@ -131,27 +131,54 @@ where
         + DeserializeOwned,
     P: Resource<DynamicType = ()>,
 {
-    let (namespace, name) = locate(owner)?;
-    let uid = owner.meta().uid.clone().ok_or_else(|| Error::NoOwnerUid {
-        kind: P::kind(&()).into_owned(),
-        name: name.clone(),
-    })?;
-    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let owner = Owner::of(owner)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &owner.namespace);
     let list = api
         .list_metadata(&ListParams::default().labels(selector))
         .await
-        .map_err(|source| Error::List {
-            kind: K::kind(&()).into_owned(),
-            owner: format!("{} {namespace}/{name}", P::kind(&())),
-            selector: selector.to_string(),
-            source: Box::new(source),
-        })?;
+        .map_err(|source| owner.list_error::<K>(selector, source))?;
     Ok(list
         .items
         .into_iter()
         .filter(|child| child.metadata.deletion_timestamp.is_none())
-        .filter(|child| controlled_by(&child.metadata, &uid))
+        .filter(|child| controlled_by(&child.metadata, &owner.uid))
         .collect())
+}
+
+/// The parent whose children are listed: where they live, its uid, and how errors name it.
+struct Owner {
+    namespace: String,
+    uid: String,
+    describe: String,
+}
+
+impl Owner {
+    fn of<P: Resource<DynamicType = ()>>(owner: &P) -> Result<Self, Error> {
+        let (namespace, name) = locate(owner)?;
+        let uid = owner.meta().uid.clone().ok_or_else(|| Error::NoOwnerUid {
+            kind: P::kind(&()).into_owned(),
+            name: name.clone(),
+        })?;
+        let describe = format!("{} {namespace}/{name}", P::kind(&()));
+        Ok(Self {
+            namespace,
+            uid,
+            describe,
+        })
+    }
+
+    fn list_error<K: Resource<DynamicType = ()>>(
+        &self,
+        selector: &str,
+        source: kube::Error,
+    ) -> Error {
+        Error::List {
+            kind: K::kind(&()).into_owned(),
+            owner: self.describe.clone(),
+            selector: selector.to_string(),
+            source: Box::new(source),
+        }
+    }
 }
 
 /// Like [`children`], but whole objects (the shard reads its pods' status and annotations
@@ -169,17 +196,14 @@ where
         + DeserializeOwned,
     P: Resource<DynamicType = ()>,
 {
-    let (namespace, name) = locate(owner)?;
-    let uid = owner.meta().uid.clone().ok_or_else(|| Error::NoOwnerUid {
-        kind: P::kind(&()).into_owned(),
-        name: name.clone(),
-    })?;
-    let owner = format!("{} {namespace}/{name}", P::kind(&()));
-    Ok(labelled::<K>(client, &namespace, selector, &owner)
-        .await?
-        .into_iter()
-        .filter(|child| controlled_by(child.meta(), &uid))
-        .collect())
+    let owner = Owner::of(owner)?;
+    Ok(
+        labelled::<K>(client, &owner.namespace, selector, &owner.describe)
+            .await?
+            .into_iter()
+            .filter(|child| controlled_by(child.meta(), &owner.uid))
+            .collect(),
+    )
 }
 
 /// Whole objects of kind `K` in `namespace` that match `selector`, whoever owns them (for
