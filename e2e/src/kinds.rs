@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context as _, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -130,22 +130,55 @@ pub async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, Stri
 
 /// Creates a namespace, starts an operator on it, runs `body`, stops the operator; on failure
 /// the error carries the operator's log. The namespace is deleted on success (and, without
-/// waiting, on failure when dropped).
+/// waiting, on failure when dropped). `operator_args`: `env` arguments put before the
+/// operator (`VAR=value`).
+///
+/// The operator's vtctld is a private fake (`vitess_operator::vitess::fake`) with no tablets,
+/// so that tests running at once do not register and prune each other's cells and keyspaces
+/// in the one real vtctld; tests of what Vitess sees use [`with_operator_at`] with it.
 pub async fn with_operator<F>(test: &str, operator_args: Option<&[&str]>, body: F) -> Result<()>
+where
+    F: AsyncFnOnce(&Client, &str, &mut Operator) -> Result<()>,
+{
+    let fake = vitess_operator::vitess::fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .context("starting a fake vtctld")?;
+    let address = fake.local_addr().to_string();
+    let result = with_operator_at(test, operator_args, &address, body).await;
+    fake.stop().await;
+    result
+}
+
+/// [`with_operator`] with every cluster's vtctld at `vtctld` (`HOST:PORT`), e.g. a fake.
+pub async fn with_operator_at<F>(
+    test: &str,
+    operator_args: Option<&[&str]>,
+    vtctld: &str,
+    body: F,
+) -> Result<()>
 where
     F: AsyncFnOnce(&Client, &str, &mut Operator) -> Result<()>,
 {
     install_crds().await?;
     let client = client().await?;
     let ns = TestNamespace::create(&client, test).await?;
+    let address = format!("*={vtctld}");
+    let run = [
+        "run",
+        "--namespace",
+        ns.name(),
+        "--vtctld-address",
+        &address,
+    ];
     let mut operator = match operator_args {
-        None => Operator::start(test, &["run", "--namespace", ns.name()])?,
+        None => Operator::start(test, &run)?,
         Some(prefix) => {
             // `env VAR=... <operator> run --namespace NS`: env execs, so the pid is the operator.
             let binary = Operator::binary();
             let binary = binary.to_string_lossy();
             let mut args: Vec<&str> = prefix.to_vec();
-            args.extend([&*binary, "run", "--namespace", ns.name()]);
+            args.push(&binary);
+            args.extend(run);
             Operator::start_binary(std::path::Path::new("/usr/bin/env"), test, &args)?
         }
     };

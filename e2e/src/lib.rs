@@ -20,7 +20,9 @@ mod tools;
 mod wait;
 
 pub use apply::{FIELD_MANAGER, apply_yaml};
-pub use kinds::{condition, dynamic, install_crds, is_ready, versions, with_operator};
+pub use kinds::{
+    condition, dynamic, install_crds, is_ready, versions, with_operator, with_operator_at,
+};
 pub use namespace::{TestNamespace, unique_suffix};
 pub use operator::Operator;
 pub use paths::{

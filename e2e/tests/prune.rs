@@ -1,5 +1,6 @@
 //! Pruning on a real API server, with its data-safety guards: a scale-down keeps the extra
-//! tablet until it is drained (reported in orphanedTablets and a ScaleDownBlocked condition),
+//! tablet until its drain is finished (reported in orphanedTablets and a ScaleDownBlocked
+//! condition),
 //! a keyspace with `turndownPolicy: Immediate` goes with its shards and pods, one with
 //! `RequireIdle` stays (orphanedKeyspaces), a cell still used by a kept keyspace stays
 //! (orphanedCells), and no PVC is ever deleted.
@@ -20,6 +21,7 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 const CLUSTER: &str = "prune";
 const KEYSPACE_LABEL: &str = "planetscale.com/keyspace";
 const FINISHED: &str = "drain.planetscale.com/finished";
+const STARTED: &str = "drain.planetscale.com/started";
 
 /// A small cluster: `commerce` stays (its zone1 pool scales 2 -> 1), `fast` (Immediate) and
 /// `slow` (RequireIdle) live in zone2 and are removed, and so is zone2.
@@ -197,14 +199,16 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
     let zone2 = names(&cells, "planetscale.com/cell=zone2").await?;
     ensure!(zone2.len() == 1, "cell zone2 was not kept: {zone2:?}");
 
-    // Scale-down: the extra pod stays until drained, named in the shard's status.
+    // Scale-down: the extra pod stays until drained, named in the shard's status. The operator
+    // starts its drain itself; with no primary in (this test's fake) Vitess, the drain is
+    // blocked, which the orphan's reason says.
     let commerce_shard = names(&shards, &format!("{KEYSPACE_LABEL}=commerce")).await?;
     let shard_name = commerce_shard
         .first()
         .context("the commerce VitessShard is missing")?
         .clone();
     let orphan_pod: String = wait_for(
-        "commerce shard to report one NotDrained orphan and ScaleDownBlocked True",
+        "commerce shard to report one DrainBlocked orphan and ScaleDownBlocked True",
         TIMEOUT,
         async |seen: &mut String| {
             operator.check_running()?;
@@ -228,7 +232,7 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
             );
             let extra: Vec<&String> = present.difference(&desired).collect();
             let ok = orphans.len() == 1
-                && orphans.values().all(|o| o["reason"] == "NotDrained")
+                && orphans.values().all(|o| o["reason"] == "DrainBlocked")
                 && blocked.as_deref() == Some("True")
                 && desired.len() == 1
                 && extra.len() == 1;
@@ -241,7 +245,19 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
         "orphan {orphan_pod} is not one of the original pods {commerce_pods:?}"
     );
 
-    // Drained: the pod goes, its PVC stays.
+    let started = pods
+        .get(&orphan_pod)
+        .await?
+        .annotations()
+        .get(STARTED)
+        .cloned();
+    ensure!(
+        started.is_some(),
+        "the operator did not start the drain of {orphan_pod}"
+    );
+
+    // Drained (here by hand, as someone who knows the tablet is safe to lose would): the pod
+    // goes, its PVC stays.
     let patch = json!({"metadata": {"annotations": {FINISHED: "e2e"}}});
     pods.patch(&orphan_pod, &PatchParams::default(), &Patch::Merge(&patch))
         .await
