@@ -258,7 +258,7 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     Ok(Action::requeue(if registered.is_ok() {
         REQUEUE
     } else {
-        super::POLL
+        super::TOPOLOGY_RETRY
     }))
 }
 

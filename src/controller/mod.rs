@@ -32,6 +32,12 @@ const REQUEUE: Duration = Duration::from_secs(300);
 /// How soon an object waiting for something outside Kubernetes (vtctld answering, a tablet
 /// registering, a reparent, a drain) is looked at again; watched changes wake it sooner.
 const POLL: Duration = Duration::from_secs(5);
+/// How soon an object waiting on something slow (tablets registering, vtctld coming back) is
+/// looked at again.
+const WAIT: Duration = Duration::from_secs(15);
+/// How soon a cluster whose topology could not be registered tries again: each try re-applies
+/// the cluster's children, so not too often.
+const TOPOLOGY_RETRY: Duration = Duration::from_secs(30);
 /// First retry after a failed reconcile; doubled per consecutive failure up to [`REQUEUE`].
 const RETRY: Duration = Duration::from_secs(2);
 

@@ -13,7 +13,7 @@ use kube::runtime::watcher;
 
 use super::condition::{self, Readiness};
 use super::drain::{self, Rollout, Step, Wanted};
-use super::{Context, Error, POLL, REQUEUE};
+use super::{Context, Error, POLL, REQUEUE, WAIT};
 use crate::api::VitessShard;
 use crate::api::shard::TabletPoolType;
 use crate::api::shard::{VitessShardStatus, VitessTabletStatus};
@@ -85,9 +85,7 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
                     Some(pvc) => Some(apply::claim(client, pvc).await?),
                     None => None,
                 };
-                let mut pod = apply::owned(client, shard.as_ref(), tablet.pod.clone()).await?;
-                // Just applied from the builder: current by definition.
-                pod.metadata.annotations = tablet.pod.metadata.annotations.clone();
+                let pod = apply::owned(client, shard.as_ref(), tablet.pod.clone()).await?;
                 (pod, claim)
             }
         };
@@ -130,12 +128,17 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     let status = status(&shard, &observed, orphans, &vitess, &plan, &outcome);
     apply::status(client, shard.as_ref(), shard.status.as_ref(), &status).await?;
     publish_blocked(&ctx, &shard, &status).await;
-    let waiting = !plan.steps.is_empty()
-        || plan.blocked.is_some()
-        || !plan.draining.is_empty()
-        || (vitess.is_ok() && status.primary_alias.is_none())
-        || vitess.is_err();
-    Ok(Action::requeue(if waiting { POLL } else { REQUEUE }))
+    // A drain or reparent in progress is followed closely; waiting for tablets to register
+    // or for vtctld to answer, less so (each look costs two lists and two vtctld calls).
+    let busy = !plan.steps.is_empty() || plan.blocked.is_some() || !plan.draining.is_empty();
+    let waiting = vitess.is_err() || status.primary_alias.is_none();
+    Ok(Action::requeue(if busy {
+        POLL
+    } else if waiting {
+        WAIT
+    } else {
+        REQUEUE
+    }))
 }
 
 /// The desired-state hash annotation of a pod (empty when it has none).
