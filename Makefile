@@ -28,9 +28,11 @@ fmt:
 build:
 	cargo build --locked
 
-## crds: regenerate crds/ from the Rust types (a test fails when they are stale).
+## crds: regenerate crds/ from the Rust types (a test fails when they are stale), and their
+## copy in config/crd/ (kustomize reads no file outside config/; tests/config.rs compares them).
 crds:
 	cargo run --quiet --locked -- crd --out-dir crds
+	cargo run --quiet --locked -- crd --out-dir config/crd
 
 cluster-up:
 	$(CLUSTER) up

@@ -1,12 +1,11 @@
 //! `vitess-operator`: the command line. Each subcommand is a thin shell over a library module.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use vitess_operator::{controller, crd, render, validate};
+use vitess_operator::{controller, crd, operate, render, validate};
 
 /// A Kubernetes operator for Vitess, compatible with the planetscale.com/v2 API.
 #[derive(Parser)]
@@ -24,6 +23,9 @@ enum Command {
         /// Watch and manage only this namespace (default: all namespaces).
         #[arg(long)]
         namespace: Option<String>,
+        /// Logs, HTTP endpoints, leader election.
+        #[command(flatten)]
+        operate: operate::Options,
     },
     /// Print every CustomResourceDefinition as YAML (or write one file per CRD with --out-dir).
     Crd {
@@ -49,7 +51,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { namespace } => report(run(namespace)),
+        Command::Run { namespace, operate } => report(run(namespace, &operate)),
         Command::Crd { out_dir } => {
             let result = match out_dir {
                 Some(dir) => crd::write_dir(&dir),
@@ -81,19 +83,14 @@ enum RunError {
     Runtime(std::io::Error),
     #[error("cannot connect to Kubernetes: {0}")]
     Client(kube::Error),
+    #[error(transparent)]
+    Operate(#[from] operate::Error),
 }
 
-/// `vitess-operator run`: human-readable logs (RUST_LOG, default info), then every controller.
-fn run(namespace: Option<String>) -> Result<ExitCode, RunError> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Colours only for a person at a terminal; log files and collectors get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+/// `vitess-operator run`: logs (RUST_LOG, default info), HTTP endpoints, then every controller
+/// (with `--leader-elect`, only while this process leads).
+fn run(namespace: Option<String>, operate: &operate::Options) -> Result<ExitCode, RunError> {
+    operate::init_logs(operate.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -106,7 +103,8 @@ fn run(namespace: Option<String>) -> Result<ExitCode, RunError> {
             namespace = namespace.as_deref().unwrap_or("(all)"),
             "starting controllers"
         );
-        controller::run(client, namespace).await;
+        let controllers = controller::run(client.clone(), namespace.clone());
+        operate::supervise(operate, client, namespace.as_deref(), controllers).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })
