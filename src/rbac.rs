@@ -33,10 +33,12 @@ const fn rule(
 
 const PS: &str = "planetscale.com";
 /// Watched as children (`Controller::owns`, metadata only), applied (`apply::owned`, a
-/// server-side apply PATCH), pruned (`apply::prune`: a metadata LIST, then DELETE).
-const CHILD: &[&str] = &["delete", "list", "patch", "watch"];
+/// server-side apply PATCH, which the API server authorizes as `create` when the object does
+/// not exist yet and as `patch` when it does), pruned (`apply::prune`: a metadata LIST, then
+/// DELETE).
+const CHILD: &[&str] = &["create", "delete", "list", "patch", "watch"];
 /// Watched as the primary kind or as a child, and applied, never deleted.
-const APPLIED: &[&str] = &["list", "patch", "watch"];
+const APPLIED: &[&str] = &["create", "list", "patch", "watch"];
 /// `apply::status`: server-side apply of the status subresource.
 const STATUS: &[&str] = &["patch"];
 
@@ -69,7 +71,7 @@ pub const RULES: &[Rule] = &[
     rule(
         PS,
         "vitesskeyspaces",
-        &["delete", "get", "list", "patch", "watch"],
+        &["create", "delete", "get", "list", "patch", "watch"],
         "cluster applies and prunes keyspaces, and GETs an orphan's turndown policy (cluster::kept_keyspaces)",
     ),
     rule(
@@ -123,8 +125,8 @@ pub const RULES: &[Rule] = &[
     rule(
         "",
         "persistentvolumeclaims",
-        &["patch"],
-        "apply::claim (never listed, never deleted)",
+        &["create", "patch"],
+        "apply::claim: server-side apply (never listed, never deleted)",
     ),
     rule(
         "apps",
