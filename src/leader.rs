@@ -29,6 +29,10 @@ pub const RENEW: Duration = Duration::from_secs(5);
 pub const RENEW_DEADLINE: Duration = Duration::from_secs(10);
 /// How often a follower tries to acquire.
 pub const RETRY: Duration = Duration::from_secs(2);
+/// After SIGTERM, how long the controllers get to finish what they are doing before they are
+/// dropped (a signal that came before they listened for it would otherwise never stop them).
+/// Dropping a reconcile between two server-side applies is safe: the next leader re-applies.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -108,8 +112,8 @@ impl Elector {
     }
 
     /// Waits until this process leads (or a signal stops it), then runs `work` while renewing
-    /// the lease. `work` must end on SIGTERM/SIGINT by itself (the controllers do); the lease
-    /// is released after it ends. `on_state(leading)` is called when the state is known and
+    /// the lease. `work` should end on SIGTERM/SIGINT by itself (the controllers do); it is
+    /// dropped [`SHUTDOWN_GRACE`] after the signal if not. The lease is released after it ends. `on_state(leading)` is called when the state is known and
     /// whenever it changes.
     pub async fn run<F>(&mut self, work: F, on_state: impl Fn(bool)) -> Result<Outcome, Error>
     where
@@ -140,6 +144,12 @@ impl Elector {
             loop {
                 tokio::select! {
                     () = &mut work => break Ok(Outcome::Led),
+                    () = signals.recv() => {
+                        if tokio::time::timeout(SHUTDOWN_GRACE, &mut work).await.is_err() {
+                            tracing::warn!("the controllers did not stop within {SHUTDOWN_GRACE:?}; dropping them");
+                        }
+                        break Ok(Outcome::Led);
+                    }
                     () = tokio::time::sleep(RENEW) => {}
                 }
                 match self.try_acquire_or_renew().await {
@@ -314,6 +324,10 @@ mod tests {
         assert!(RENEW < RENEW_DEADLINE);
         assert!(RENEW_DEADLINE < LEASE_DURATION);
         assert!(RETRY < RENEW);
+        assert!(
+            SHUTDOWN_GRACE < Duration::from_secs(30),
+            "the Deployment's grace period"
+        );
         assert_eq!(seconds(LEASE_DURATION), 15);
     }
 
