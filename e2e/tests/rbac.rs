@@ -1,6 +1,6 @@
 //! The operator runs under exactly the Role of `config/rbac/` (which a unit test holds equal
 //! to `src/rbac.rs`): as its ServiceAccount, with a real token, in a fresh namespace, with
-//! leader election on. The example cluster must become Ready and the log must show no
+//! leader election on and JSON logs. The example cluster must become Ready and the log must show no
 //! Forbidden. This is the "RBAC lacks a verb" half; the "grants one unused" half is the
 //! table in `src/rbac.rs`, one row per code path, each with its reason.
 
@@ -66,6 +66,7 @@ async fn operator_runs_under_the_config_role_without_forbidden() -> Result<()> {
             ns.name(),
             METRICS_ADDRESS,
             "--leader-elect",
+            "--log-format=json",
         ],
     )?;
     let result = async {
@@ -96,6 +97,14 @@ async fn operator_runs_under_the_config_role_without_forbidden() -> Result<()> {
         }
         if !log.contains("became the leader") {
             bail!("the operator never became the leader (Lease permissions?)");
+        }
+        // --log-format json: one JSON object per line, with a level and a message.
+        for line in log.lines() {
+            let entry: serde_json::Value = serde_json::from_str(line)
+                .with_context(|| format!("a log line that is not JSON: {line}"))?;
+            if entry["level"].as_str().is_none() || entry["message"].as_str().is_none() {
+                bail!("a JSON log line without level or message: {line}");
+            }
         }
         anyhow::Ok(())
     }
