@@ -10,10 +10,70 @@
 
 use std::time::Duration;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
+use kube::api::ListParams;
 use vitess_operator_e2e::{
     condition, dynamic, kubectl, versions, wait_for, with_operator, workspace_dir,
 };
+
+/// Runs the chart's Argo CD health check (`charts/vitess-operator/docs/health.lua`) on
+/// `object` as Argo CD does (global `obj`, the script returns `hs`): (status, message).
+fn argocd_health(object: &serde_json::Value) -> Result<(String, String)> {
+    use mlua::{LuaSerdeExt, SerializeOptions};
+    let script =
+        std::fs::read_to_string(workspace_dir().join("charts/vitess-operator/docs/health.lua"))?;
+    let lua = mlua::Lua::new();
+    // JSON null is Lua nil, as in Argo CD.
+    let options = SerializeOptions::new()
+        .serialize_none_to_null(false)
+        .serialize_unit_to_null(false);
+    let obj = lua
+        .to_value_with(object, options)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    lua.globals()
+        .set("obj", obj)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let hs: mlua::Table = lua
+        .load(&script)
+        .eval()
+        .map_err(|e| anyhow::anyhow!("health.lua: {e}"))?;
+    let status: String = hs.get("status").map_err(|e| anyhow::anyhow!("{e}"))?;
+    let message: Option<String> = hs.get("message").map_err(|e| anyhow::anyhow!("{e}"))?;
+    Ok((status, message.unwrap_or_default()))
+}
+
+#[test]
+fn argocd_health_follows_ready_and_observed_generation() -> Result<()> {
+    let object = |status: serde_json::Value| serde_json::json!({"metadata": {"name": "example", "generation": 2}, "status": status});
+    let ready = |status: &str, reason: &str| {
+        serde_json::json!({"observedGeneration": 2, "conditions": [
+            {"type": "Ready", "status": status, "reason": reason, "message": reason}
+        ]})
+    };
+    let cases = [
+        (
+            serde_json::json!({"metadata": {"name": "example", "generation": 1}}),
+            "Progressing",
+        ),
+        (
+            object(serde_json::json!({"observedGeneration": 1, "conditions": []})),
+            "Progressing",
+        ),
+        (object(ready("True", "Ready")), "Healthy"),
+        (object(ready("False", "InvalidSpec")), "Degraded"),
+        (object(ready("False", "TabletsNotReady")), "Progressing"),
+        (object(ready("Unknown", "Pending")), "Progressing"),
+        (
+            object(serde_json::json!({"observedGeneration": 2})),
+            "Healthy",
+        ),
+    ];
+    for (object, expected) in cases {
+        let (status, message) = argocd_health(&object)?;
+        assert_eq!(status, expected, "{object} -> {message}");
+    }
+    Ok(())
+}
 
 /// Applies the example with `apply`, waits for Ready and a settled status, re-applies it the
 /// same way, and checks nothing changed and nothing differs.
@@ -44,6 +104,29 @@ async fn reapply_changes_nothing(
         .await?;
         // Let the last status writes of the roll-up land.
         tokio::time::sleep(Duration::from_secs(3)).await;
+        // Argo CD's view of every object of our kinds: Healthy.
+        for kind in [
+            "VitessCluster",
+            "VitessCell",
+            "VitessKeyspace",
+            "VitessShard",
+            "EtcdLockserver",
+        ] {
+            for object in dynamic(client, ns, kind)
+                .list(&ListParams::default())
+                .await?
+            {
+                let json = serde_json::to_value(&object)?;
+                let (status, message) = argocd_health(&json)
+                    .with_context(|| format!("{kind} {:?}", object.metadata.name))?;
+                if status != "Healthy" {
+                    bail!(
+                        "Argo CD would call {kind} {:?} {status}: {message}",
+                        object.metadata.name
+                    );
+                }
+            }
+        }
         if settle {
             let before = versions(client, ns).await?;
             kubectl(&args).await?;
