@@ -60,7 +60,8 @@ pub struct Options {
 }
 
 /// Installs the global logger: the format asked for, the level from RUST_LOG (default
-/// info), plus the reconcile timer of [`metrics`], which sees every span whatever the level.
+/// info), plus the reconcile timer of [`metrics`], which sees the `reconcile` spans whatever
+/// the level.
 pub fn init_logs(format: LogFormat) -> Result<(), Error> {
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()
@@ -80,9 +81,14 @@ pub fn init_logs(format: LogFormat) -> Result<(), Error> {
             .with_filter(filter())
             .boxed(),
     };
+    // The timer sees only the `reconcile` spans: unfiltered, it would enable every trace-level
+    // callsite of hyper and kube for the whole process.
+    let timer = metrics::ReconcileTimer.with_filter(tracing_subscriber::filter::filter_fn(|m| {
+        m.is_span() && m.name() == "reconcile"
+    }));
     tracing_subscriber::registry()
         .with(fmt)
-        .with(metrics::ReconcileTimer)
+        .with(timer)
         .try_init()
         .map_err(|e| Error::Logs(e.to_string()))
 }
