@@ -112,6 +112,12 @@ async fn one_leader_writes_takeover_after_kill_and_handover_on_sigterm() -> Resu
     let b_log = b.log_contents()?;
     assert!(b_log.contains("waiting to become the leader"), "{b_log}");
     assert!(!b_log.contains("became the leader"), "{b_log}");
+    let (_, metrics) = http_get(&a_http, "/metrics").await?;
+    assert!(
+        metrics
+            .contains(r#"vitess_operator_reconcile_duration_seconds_count{kind="VitessCluster"}"#),
+        "the leader times its reconciles:\n{metrics}"
+    );
     let (code, _) = http_get(&b_http, "/readyz").await?;
     assert_eq!(code, 200, "a follower is ready (standing by)");
     eprintln!("leader: a={a_id} leads with {a_reconciles} reconciles; b={b_id} waits with 0");
