@@ -5,14 +5,14 @@ CLUSTER := e2e/cluster
 KUBECONFIG_E2E := $(CURDIR)/e2e/.state/kubeconfig
 BIN := target/debug/vitess-operator
 
-.PHONY: demo demo-stop test check lint fmt crds build cluster-up cluster-down unit
+.PHONY: demo demo-stop test check lint fmt crds build cluster-up cluster-down unit tools
 
 ## demo: local control plane, CRDs, the operator, the example cluster, its status.
 demo: build cluster-up
 	e2e/demo
 
 ## test: formatting, lints, then every test (unit, CLI, and end-to-end on the local control plane).
-test: check cluster-up
+test: check cluster-up tools
 	cargo test --workspace --locked
 
 ## check: formatting and clippy, as CI wants them.
@@ -28,12 +28,21 @@ fmt:
 build:
 	cargo build --locked
 
-## crds: regenerate crds/ from the Rust types (a test fails when they are stale).
+## crds: regenerate crds/ from the Rust types (a test fails when they are stale), and their
+## copy in config/crd/ (kustomize reads no file outside config/; tests/config.rs compares them).
 crds:
 	cargo run --quiet --locked -- crd --out-dir crds
+	cargo run --quiet --locked -- crd --out-dir config/crd
 
 cluster-up:
 	$(CLUSTER) up
+
+## tools: what the install tests need besides the control plane: the static (musl) Rust target of
+## the Dockerfile (its C compiler, musl-gcc, comes from Debian's musl-tools, see .ci/run) and
+## Helm, built from its Go module into ~/.cache/vitess-operator/tools/helm-<version>/.
+tools:
+	rustup target add x86_64-unknown-linux-musl || echo "warning: no musl target; e2e/tests/dockerfile.rs will build for the host target"
+	e2e/helm >/dev/null
 
 cluster-down: demo-stop
 	$(CLUSTER) down

@@ -1,12 +1,11 @@
 //! `vitess-operator`: the command line. Each subcommand is a thin shell over a library module.
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use vitess_operator::{controller, crd, render, validate, vitess};
+use vitess_operator::{controller, crd, operate, render, validate, vitess};
 
 /// A Kubernetes operator for Vitess, compatible with the planetscale.com/v2 API.
 #[derive(Parser)]
@@ -30,6 +29,9 @@ enum Command {
         /// cluster. Repeatable.
         #[arg(long = "vtctld-address", value_name = "NAMESPACE/CLUSTER=HOST:PORT")]
         vtctld_addresses: Vec<String>,
+        /// Logs, HTTP endpoints, leader election.
+        #[command(flatten)]
+        operate: operate::Options,
     },
     /// Print every CustomResourceDefinition as YAML (or write one file per CRD with --out-dir).
     Crd {
@@ -58,7 +60,8 @@ fn main() -> ExitCode {
         Command::Run {
             namespace,
             vtctld_addresses,
-        } => report(run(namespace, &vtctld_addresses)),
+            operate,
+        } => report(run(namespace, &vtctld_addresses, &operate)),
         Command::Crd { out_dir } => {
             let result = match out_dir {
                 Some(dir) => crd::write_dir(&dir),
@@ -90,22 +93,21 @@ enum RunError {
     Runtime(std::io::Error),
     #[error("cannot connect to Kubernetes: {0}")]
     Client(kube::Error),
+    #[error(transparent)]
+    Operate(#[from] operate::Error),
     #[error("--vtctld-address: {0}")]
     Vtctld(vitess::Error),
 }
 
-/// `vitess-operator run`: human-readable logs (RUST_LOG, default info), then every controller.
-fn run(namespace: Option<String>, vtctld_addresses: &[String]) -> Result<ExitCode, RunError> {
+/// `vitess-operator run`: logs (RUST_LOG, default info), HTTP endpoints, then every controller
+/// (with `--leader-elect`, only while this process leads).
+fn run(
+    namespace: Option<String>,
+    vtctld_addresses: &[String],
+    operate: &operate::Options,
+) -> Result<ExitCode, RunError> {
     let endpoints = vitess::Endpoints::parse(vtctld_addresses).map_err(RunError::Vtctld)?;
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        // Colours only for a person at a terminal; log files and collectors get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    operate::init_logs(operate.log_format)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -118,7 +120,12 @@ fn run(namespace: Option<String>, vtctld_addresses: &[String]) -> Result<ExitCod
             namespace = namespace.as_deref().unwrap_or("(all)"),
             "starting controllers"
         );
-        controller::run(client, namespace, vitess::Clients::new(endpoints)).await;
+        let controllers = controller::run(
+            client.clone(),
+            namespace.clone(),
+            vitess::Clients::new(endpoints),
+        );
+        operate::supervise(operate, client, namespace.as_deref(), controllers).await?;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

@@ -18,6 +18,10 @@ use crate::{Operator, TestNamespace, client, kubectl, wait_for, workspace_dir};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 
+/// Every operator a test starts serves its HTTP endpoints on a free loopback port, so that
+/// operators of tests running in parallel do not collide on the default `0.0.0.0:8080`.
+pub const METRICS_ADDRESS: &str = "--metrics-address=127.0.0.1:0";
+
 /// Installs the CRDs once per test process, server-side (another test process may be doing
 /// the same; server-side apply of identical objects does not race to AlreadyExists).
 pub async fn install_crds() -> Result<()> {
@@ -169,6 +173,7 @@ where
         ns.name(),
         "--vtctld-address",
         &address,
+        METRICS_ADDRESS,
     ];
     let mut operator = match operator_args {
         None => Operator::start(test, &run)?,

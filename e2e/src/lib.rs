@@ -15,16 +15,21 @@ mod apply;
 mod kinds;
 mod namespace;
 mod operator;
+mod ops;
 mod paths;
 mod tools;
 mod wait;
 
 pub use apply::{FIELD_MANAGER, apply_yaml};
 pub use kinds::{
-    condition, dynamic, install_crds, is_ready, versions, with_operator, with_operator_at,
+    METRICS_ADDRESS, condition, dynamic, install_crds, is_ready, versions, with_operator,
+    with_operator_at,
 };
 pub use namespace::{TestNamespace, unique_suffix};
 pub use operator::Operator;
+pub use ops::{
+    http_address, http_get, identity_of, is_static_elf, lease_holder, service_account_kubeconfig,
+};
 pub use paths::{
     DEFAULT_VTCTLD_ADDR, e2e_dir, kubeconfig_path, logs_dir, state_dir, tool_path, vtctld_addr,
     workspace_dir,

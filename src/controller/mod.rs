@@ -193,6 +193,7 @@ where
 {
     let key = ObjectRef::from_obj(object.as_ref()).to_string();
     let message = error.to_string();
+    crate::metrics::global().failed(&K::kind(&()), &crate::metrics::reason(error));
     let (failures, new) = {
         let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
         let (n, last) = map.entry(key.clone()).or_insert((0, String::new()));
@@ -223,6 +224,7 @@ async fn report<K>(
 {
     match result {
         Ok((object, _)) => {
+            crate::metrics::global().reconciled(&K::kind(&()));
             let key = object.to_string();
             ctx.failures
                 .lock()

@@ -121,6 +121,11 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         plan.blocked = None;
         plan.election = None;
     }
+    crate::metrics::global().set_drains_in_progress(
+        &namespace,
+        &shard.name_any(),
+        i64::try_from(plan.draining.len()).unwrap_or(i64::MAX),
+    );
     let all_pods: Vec<&Pod> = observed.iter().map(|o| &o.pod).chain(&unwanted).collect();
     let outcome = execute(&ctx, &shard, &all_pods, &plan, vitess.as_ref().ok()).await?;
 

@@ -939,6 +939,30 @@ impl Vtctld {
                 n += 1;
             }
         };
+        let started = Instant::now();
+        let result = self
+            .finish_call(method, target, timeout, deadline, attempts)
+            .await;
+        let code = match &result {
+            Ok(_) => "OK".to_string(),
+            Err(Error::DeadlineExceeded { .. }) => "DeadlineExceeded".to_string(),
+            Err(e) => e
+                .code()
+                .map_or_else(|| "Unknown".into(), |c| format!("{c:?}")),
+        };
+        crate::metrics::global().vtctld_call(method, &code, started.elapsed());
+        result
+    }
+
+    /// Maps the outcome of [`Vtctld::call`]'s attempts to our errors.
+    async fn finish_call<T>(
+        &self,
+        method: &'static str,
+        target: &str,
+        timeout: Duration,
+        deadline: Instant,
+        attempts: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Error> {
         let (address, method, target) =
             (self.address.clone(), method.to_string(), target.to_string());
         match tokio::time::timeout(timeout, attempts).await {
