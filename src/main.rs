@@ -3,6 +3,7 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -30,6 +31,9 @@ enum Command {
         /// cluster. Repeatable.
         #[arg(long = "vtctld-address", value_name = "NAMESPACE/CLUSTER=HOST:PORT")]
         vtctld_addresses: Vec<String>,
+        /// How often every backup location's backups are listed through vtctld, in seconds.
+        #[arg(long = "backup-list-period-seconds", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        backup_list_period_seconds: u64,
     },
     /// Print every CustomResourceDefinition as YAML (or write one file per CRD with --out-dir).
     Crd {
@@ -58,7 +62,12 @@ fn main() -> ExitCode {
         Command::Run {
             namespace,
             vtctld_addresses,
-        } => report(run(namespace, &vtctld_addresses)),
+            backup_list_period_seconds,
+        } => report(run(
+            namespace,
+            &vtctld_addresses,
+            Duration::from_secs(backup_list_period_seconds),
+        )),
         Command::Crd { out_dir } => {
             let result = match out_dir {
                 Some(dir) => crd::write_dir(&dir),
@@ -95,7 +104,11 @@ enum RunError {
 }
 
 /// `vitess-operator run`: human-readable logs (RUST_LOG, default info), then every controller.
-fn run(namespace: Option<String>, vtctld_addresses: &[String]) -> Result<ExitCode, RunError> {
+fn run(
+    namespace: Option<String>,
+    vtctld_addresses: &[String],
+    backup_list_period: Duration,
+) -> Result<ExitCode, RunError> {
     let endpoints = vitess::Endpoints::parse(vtctld_addresses).map_err(RunError::Vtctld)?;
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -118,7 +131,13 @@ fn run(namespace: Option<String>, vtctld_addresses: &[String]) -> Result<ExitCod
             namespace = namespace.as_deref().unwrap_or("(all)"),
             "starting controllers"
         );
-        controller::run(client, namespace, vitess::Clients::new(endpoints)).await;
+        controller::run(
+            client,
+            namespace,
+            vitess::Clients::new(endpoints),
+            backup_list_period,
+        )
+        .await;
         tracing::info!("stopped");
         Ok(ExitCode::SUCCESS)
     })

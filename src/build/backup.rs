@@ -4,12 +4,17 @@
 //! environment value carries a secret's content.
 
 use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
-use super::Error;
 use super::flags::FlagSet;
-use super::podspec;
+use super::{Error, meta, podspec};
+use crate::api::backup::{VitessBackup, VitessBackupSpec, VitessBackupStatus};
 use crate::api::backupstorage::VitessBackupLocation;
 use crate::api::cluster::BackupEngine;
+use crate::keyrange::KeyRange;
+use crate::vitess::BackupInfo;
+use crate::{labels, names};
 
 /// Where a `volume` location is mounted; its root is `<this>/<cluster>`.
 pub const VOLUME_MOUNT_PATH: &str = "/vt/backups";
@@ -183,11 +188,142 @@ pub fn engine_flags(engine: BackupEngine, flags: &mut FlagSet) {
     }
 }
 
+/// One inventory entry: the VitessBackup object of a backup vtctld listed (empty spec: it is
+/// not a request) and the status it should report.
+#[derive(Clone, Debug)]
+pub struct InventoryEntry {
+    pub backup: VitessBackup,
+    pub status: VitessBackupStatus,
+}
+
+/// The inventory entry of `info`, a backup of `keyspace`/`range` in the location `location`
+/// (empty: unnamed) of `cluster`. Named as the Go operator names it when vtctld could parse
+/// the backup's time and tablet from its name; otherwise by a hash of the backup's name.
+pub fn inventory_entry(
+    cluster: &str,
+    namespace: &Option<String>,
+    location: &str,
+    keyspace: &str,
+    range: &KeyRange,
+    info: &BackupInfo,
+) -> InventoryEntry {
+    let safe = range.safe_name();
+    let started = info
+        .time
+        .and_then(|t| Timestamp::try_from(t).ok())
+        .and_then(|t| Timestamp::from_second(t.as_second()).ok());
+    let name = match (started, &info.tablet) {
+        (Some(time), Some(tablet)) => names::cluster::backup(
+            cluster,
+            location,
+            keyspace,
+            &safe,
+            &time.strftime("%Y%m%d-%H%M%S").to_string(),
+            tablet.uid,
+        ),
+        _ => names::join(&[cluster, location, keyspace, &safe, &info.name]),
+    };
+    let own = labels::set(&[
+        (labels::CLUSTER, cluster),
+        (labels::KEYSPACE, keyspace),
+        (labels::SHARD, &safe),
+        (labels::BACKUP_LOCATION, location),
+    ]);
+    let backup = VitessBackup {
+        metadata: meta(name, namespace, own, None),
+        spec: VitessBackupSpec::default(),
+        status: None,
+    };
+    let status = VitessBackupStatus {
+        start_time: started.map(Time),
+        // vtctld says whether a backup is complete only when its engine reports it (v0.24
+        // never does); unknown counts as not complete, so nothing restores from it on our word.
+        complete: info.status.complete().unwrap_or(false),
+        engine: (!info.engine.is_empty()).then(|| info.engine.clone()),
+        storage_directory: Some(format!("{keyspace}/{range}")),
+        storage_name: Some(info.name.clone()),
+        ..VitessBackupStatus::default()
+    };
+    InventoryEntry { backup, status }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::backupstorage::{GcsBackupLocation, S3BackupLocation};
     use crate::api::shared::SecretSource;
+
+    #[test]
+    fn inventory_entries_have_go_operator_names() {
+        use crate::vitess::{Alias, BackupStatus};
+        use std::time::{Duration, UNIX_EPOCH};
+        let info = BackupInfo {
+            name: "2021-03-04.050607.zone1-0000000100".into(),
+            directory: "commerce/-".into(),
+            keyspace: "commerce".into(),
+            shard: "-".into(),
+            tablet: Some(Alias::new("zone1", 100)),
+            time: Some(UNIX_EPOCH + Duration::from_secs(1_614_834_367)),
+            engine: String::new(),
+            status: BackupStatus::Complete,
+        };
+        let range = KeyRange::default();
+        let ns = Some("ns".to_string());
+        let entry = inventory_entry("example", &ns, "", "commerce", &range, &info);
+        assert_eq!(
+            entry.backup.metadata.name.as_deref(),
+            Some(names::join(&["example", "commerce", "x-x", "20210304-050607", "64"]).as_str())
+        );
+        assert!(
+            entry
+                .backup
+                .metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("example-commerce-x-x-20210304-050607-64-")
+        );
+        assert!(entry.status.complete);
+        assert_eq!(
+            entry.status.start_time.as_ref().unwrap().0.as_second(),
+            1_614_834_367
+        );
+        assert_eq!(
+            entry.status.storage_directory.as_deref(),
+            Some("commerce/-")
+        );
+        assert_eq!(entry.status.engine, None);
+        let labels = entry.backup.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[labels::BACKUP_LOCATION], "");
+        assert_eq!(labels[labels::SHARD], "x-x");
+
+        let named = inventory_entry("example", &ns, "west", "commerce", &range, &info);
+        assert!(
+            named
+                .backup
+                .metadata
+                .name
+                .as_deref()
+                .unwrap()
+                .starts_with("example-west-commerce-x-x-20210304-050607-64-")
+        );
+
+        let unknown = BackupInfo {
+            status: BackupStatus::Unknown,
+            time: None,
+            ..info.clone()
+        };
+        let entry = inventory_entry("example", &ns, "", "commerce", &range, &unknown);
+        assert!(!entry.status.complete);
+        assert!(entry.status.start_time.is_none());
+        assert_ne!(
+            entry.backup.metadata.name,
+            inventory_entry("example", &ns, "", "commerce", &range, &info)
+                .backup
+                .metadata
+                .name
+        );
+    }
 
     #[test]
     fn root_is_prefix_then_cluster() {

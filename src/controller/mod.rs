@@ -2,6 +2,7 @@
 //! DESIGN §4 (read -> validate -> build -> apply -> report status). Children that are no
 //! longer desired are pruned, except data and what may still serve (DESIGN §7).
 
+pub mod backupstorage;
 pub mod cell;
 pub mod cluster;
 pub mod condition;
@@ -32,6 +33,8 @@ const REQUEUE: Duration = Duration::from_secs(300);
 /// How soon an object waiting for something outside Kubernetes (vtctld answering, a tablet
 /// registering, a reparent, a drain) is looked at again; watched changes wake it sooner.
 const POLL: Duration = Duration::from_secs(5);
+/// How often backups are listed unless `run --backup-list-period-seconds` says otherwise.
+pub const DEFAULT_BACKUP_LIST_PERIOD: Duration = Duration::from_secs(60);
 /// First retry after a failed reconcile; doubled per consecutive failure up to [`REQUEUE`].
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -41,6 +44,11 @@ pub enum Error {
     Build(#[from] build::Error),
     #[error(transparent)]
     Apply(#[from] apply::Error),
+    #[error("listing {what}: {source}")]
+    List {
+        what: String,
+        source: Box<kube::Error>,
+    },
     #[error("{object}: cannot encode it for validation: {source}")]
     Encode {
         object: String,
@@ -69,6 +77,8 @@ pub struct Context {
     /// its Secrets by the cluster controller), by (namespace, cluster). Children of a cluster
     /// not reconciled yet wait for it.
     vtctld_tls: Mutex<HashMap<(String, String), VtctldTls>>,
+    /// How often each backup location's backups are listed through vtctld.
+    pub backup_list_period: Duration,
 }
 
 impl Context {
@@ -80,6 +90,7 @@ impl Context {
             events: crate::events::Events::new(client.clone()),
             vitess,
             vtctld_tls: Mutex::new(HashMap::new()),
+            backup_list_period: DEFAULT_BACKUP_LIST_PERIOD,
             client,
         }
     }
@@ -143,9 +154,17 @@ impl Context {
 }
 
 /// Runs every controller until SIGTERM or SIGINT.
-pub async fn run(client: Client, namespace: Option<String>, vitess: vitess::Clients) {
-    let ctx = Arc::new(Context::new(client, namespace, vitess));
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    vitess: vitess::Clients,
+    backup_list_period: Duration,
+) {
+    let mut ctx = Context::new(client, namespace, vitess);
+    ctx.backup_list_period = backup_list_period;
+    let ctx = Arc::new(ctx);
     tokio::join!(
+        backupstorage::run(ctx.clone()),
         cluster::run(ctx.clone()),
         cell::run(ctx.clone()),
         keyspace::run(ctx.clone()),
