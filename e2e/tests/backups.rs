@@ -16,7 +16,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use vitess_operator::api::{VitessBackup, VitessBackupStorage};
 use vitess_operator::vitess::fake::FakeVtctld;
-use vitess_operator::vitess::{BackupStatus, Vtctld};
+use vitess_operator::vitess::{Alias, BackupStatus, TabletType, Vtctld};
 use vitess_operator_e2e::{
     Operator, TestNamespace, apply_yaml, client, install_crds, state_dir, unique_suffix,
     vtctld_addr, wait_for,
@@ -360,4 +360,63 @@ async fn inventory_follows_the_real_vtctld_file_storage() -> Result<()> {
     // Leave the shared storage as it was (the topology was never written).
     let _ = std::fs::remove_dir_all(root.join(&keyspace));
     result
+}
+
+#[tokio::test]
+async fn a_backup_request_makes_one_backup_shard_call_and_ends_complete() -> Result<()> {
+    let fake = FakeVtctld::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    fake.register_tablet(Alias::new("zone1", 1), "commerce", "-", TabletType::Primary);
+    fake.register_tablet(Alias::new("zone1", 2), "commerce", "-", TabletType::Replica);
+    let vtctld = fake.local_addr().to_string();
+    let yaml = |ns: &str| cluster_yaml(ns, "commerce");
+    with_cluster("backups-request", &vtctld, yaml, async |client, ns| {
+        apply_yaml(
+            client,
+            ns,
+            "apiVersion: planetscale.com/v2\nkind: VitessBackup\nmetadata:\n  name: on-demand\nspec:\n  keyspace: commerce\n  shard: \"-\"\n",
+        )
+        .await?;
+        let api: Api<VitessBackup> = Api::namespaced(client.clone(), ns);
+        let status = wait_for(
+            "the request to complete",
+            TIMEOUT,
+            async |seen: &mut String| {
+                let status = api.get("on-demand").await?.status.unwrap_or_default();
+                *seen = format!("{status:?}");
+                Ok(status.complete.then_some(status))
+            },
+        )
+        .await?;
+        let backups = fake.backups("commerce", "-");
+        ensure!(backups.len() == 1, "backups in storage: {backups:?}");
+        ensure!(
+            backups[0].ends_with(".zone1-0000000002"),
+            "not taken by the replica: {backups:?}"
+        );
+        ensure!(
+            status.storage_name.as_deref() == Some(backups[0].as_str()),
+            "{status:?}"
+        );
+        ensure!(status.start_time.is_some() && status.finished_time.is_some());
+        let complete = status.conditions.iter().find(|c| c.type_ == "Complete");
+        ensure!(
+            complete.is_some_and(|c| c.status == "True"),
+            "{:?}",
+            status.conditions
+        );
+        // The inventory lists the new backup too; the request stays a request.
+        wait_inventory(
+            client,
+            ns,
+            &BTreeMap::from([(backups[0].clone(), true)]),
+        )
+        .await?;
+        // Exactly once: later reconciles (the 5 s poll, the 2 s listing) send nothing more.
+        tokio::time::sleep(Duration::from_secs(8)).await;
+        let calls = fake.count("BackupShard");
+        ensure!(calls == 1, "BackupShard calls: {calls}");
+        ensure!(api.get_opt("on-demand").await?.is_some(), "the request was deleted");
+        Ok(())
+    })
+    .await
 }

@@ -2,6 +2,7 @@
 //! DESIGN §4 (read -> validate -> build -> apply -> report status). Children that are no
 //! longer desired are pruned, except data and what may still serve (DESIGN §7).
 
+pub mod backup;
 pub mod backupstorage;
 pub mod cell;
 pub mod cluster;
@@ -79,6 +80,8 @@ pub struct Context {
     vtctld_tls: Mutex<HashMap<(String, String), VtctldTls>>,
     /// How often each backup location's backups are listed through vtctld.
     pub backup_list_period: Duration,
+    /// The BackupShard calls of VitessBackup requests this process sent, by request uid.
+    backup_requests: Mutex<HashMap<String, backup::RequestState>>,
 }
 
 impl Context {
@@ -91,6 +94,7 @@ impl Context {
             vitess,
             vtctld_tls: Mutex::new(HashMap::new()),
             backup_list_period: DEFAULT_BACKUP_LIST_PERIOD,
+            backup_requests: Mutex::new(HashMap::new()),
             client,
         }
     }
@@ -102,6 +106,17 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert((namespace.into(), cluster.into()), tls);
+    }
+
+    /// Runs `f` on the BackupShard calls of VitessBackup requests.
+    fn backup_requests<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, backup::RequestState>) -> T,
+    ) -> T {
+        f(&mut self
+            .backup_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The vtctld client of the cluster `object` belongs to (its `planetscale.com/cluster`
@@ -165,6 +180,7 @@ pub async fn run(
     let ctx = Arc::new(ctx);
     tokio::join!(
         backupstorage::run(ctx.clone()),
+        backup::run(ctx.clone()),
         cluster::run(ctx.clone()),
         cell::run(ctx.clone()),
         keyspace::run(ctx.clone()),
