@@ -51,6 +51,25 @@ fn now() -> Time {
     Time(Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
+/// Where a request is, by its persisted `Complete` condition.
+#[derive(Debug, PartialEq, Eq)]
+enum Phase {
+    /// Nothing sent yet (possibly waiting for vtctld).
+    New,
+    /// BackupShard was sent.
+    Started,
+    /// Complete, failed or interrupted: nothing more to do.
+    Finished,
+}
+
+fn phase(status: &VitessBackupStatus) -> Phase {
+    match status.conditions.iter().find(|c| c.type_ == COMPLETE) {
+        Some(c) if c.reason == STARTED => Phase::Started,
+        Some(c) if FINISHED.contains(&c.reason.as_str()) => Phase::Finished,
+        _ => Phase::New,
+    }
+}
+
 /// The cluster a request is for: its `planetscale.com/cluster` label, else the namespace's
 /// only VitessCluster.
 async fn cluster_of(
@@ -88,12 +107,11 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
     let generation = request.meta().generation;
     let previous = request.status.clone().unwrap_or_default();
     let key = request.meta().uid.clone().unwrap_or_default();
-    let complete = previous.conditions.iter().find(|c| c.type_ == COMPLETE);
-    let started = complete.is_some_and(|c| c.reason == STARTED);
-    let finished = complete.is_some_and(|c| FINISHED.contains(&c.reason.as_str()));
-    if finished {
-        return Ok(Action::await_change());
-    }
+    let started = match phase(&previous) {
+        Phase::Finished => return Ok(Action::await_change()),
+        Phase::Started => true,
+        Phase::New => false,
+    };
     let object: &VitessBackup = &request;
     let write = |status: VitessBackupStatus| async move {
         apply::status(client, object, object.status.as_ref(), &status).await
@@ -237,4 +255,33 @@ async fn produced_backup(
         .rev()
         .find(|b| b.tablet.as_ref() == Some(tablet) && b.time.is_some_and(|t| t >= since))
         .map(|b| b.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_reason(reason: &str) -> VitessBackupStatus {
+        VitessBackupStatus {
+            conditions: condition::with_condition(
+                &Vec::new(),
+                COMPLETE,
+                Some(&Readiness::new(reason == "BackupComplete", reason, "")),
+                None,
+            ),
+            ..VitessBackupStatus::default()
+        }
+    }
+
+    #[test]
+    fn only_terminal_reasons_finish_a_request() {
+        assert_eq!(phase(&VitessBackupStatus::default()), Phase::New);
+        // Waiting is not finished: the request must still be sent once vtctld is known.
+        assert_eq!(phase(&with_reason("WaitingForVtctld")), Phase::New);
+        assert_eq!(phase(&with_reason("NoCluster")), Phase::New);
+        assert_eq!(phase(&with_reason(STARTED)), Phase::Started);
+        for reason in FINISHED {
+            assert_eq!(phase(&with_reason(reason)), Phase::Finished, "{reason}");
+        }
+    }
 }
