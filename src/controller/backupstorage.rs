@@ -3,7 +3,7 @@
 //! VitessBackup per backup found, deleting the objects of backups that vanished. Deleting a
 //! VitessBackup object never touches the data in storage.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
@@ -114,6 +114,15 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
     }
 
     let namespace = owner.meta().namespace.clone();
+    let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
+    // What exists already, by name: an entry whose labels and status are as listed costs no
+    // request, so a steady inventory is read-only.
+    let existing: BTreeMap<String, VitessBackup> =
+        apply::children_full::<VitessBackup, _>(client, owner, &selector)
+            .await?
+            .into_iter()
+            .map(|b| (b.name_any(), b))
+            .collect();
     let mut desired = BTreeSet::new();
     let mut failures = Vec::new();
     let mut listed = 0usize;
@@ -140,16 +149,24 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
             let entry = build::backup::inventory_entry(
                 &cluster, &namespace, &location, keyspace, &range, info,
             );
-            let applied = apply::owned(client, owner, entry.backup).await?;
+            let name = entry.backup.name_any();
+            let current = match existing.get(&name) {
+                Some(have)
+                    if have.metadata.deletion_timestamp.is_none()
+                        && have.metadata.labels == entry.backup.metadata.labels =>
+                {
+                    have.clone()
+                }
+                _ => apply::owned(client, owner, entry.backup).await?,
+            };
             let mut status = entry.status;
-            status.observed_generation = applied.meta().generation;
-            apply::status(client, &applied, applied.status.as_ref(), &status).await?;
-            desired.insert(applied.name_any());
+            status.observed_generation = current.meta().generation;
+            apply::status(client, &current, current.status.as_ref(), &status).await?;
+            desired.insert(name);
         }
     }
     // A shard that could not be listed keeps its objects: vanished means listed and absent.
     if failures.is_empty() {
-        let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
         let pruned = apply::prune::<VitessBackup, _>(client, owner, &selector, &desired).await?;
         ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
     }
