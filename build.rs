@@ -6,6 +6,8 @@ use std::error::Error;
 const PROTOS: &[&str] = &[
     "proto/vttime.proto",
     "proto/topodata.proto",
+    "proto/logutil.proto",
+    "proto/mysqlctl.proto",
     "proto/vtctldata.proto",
     "proto/vtctlservice.proto",
 ];

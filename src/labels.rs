@@ -12,6 +12,8 @@ pub const TABLET_UID: &str = "planetscale.com/tablet-uid";
 pub const TABLET_TYPE: &str = "planetscale.com/tablet-type";
 pub const TABLET_INDEX: &str = "planetscale.com/tablet-index";
 pub const POOL_NAME: &str = "planetscale.com/pool-name";
+/// The backup location (name, empty for the unnamed one) of a VitessBackup.
+pub const BACKUP_LOCATION: &str = "backup.planetscale.com/location";
 pub const ETCD_LOCKSERVER: &str = "etcd.planetscale.com/lockserver";
 pub const ETCD_INDEX: &str = "etcd.planetscale.com/index";
 

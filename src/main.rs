@@ -2,6 +2,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -29,6 +30,9 @@ enum Command {
         /// cluster. Repeatable.
         #[arg(long = "vtctld-address", value_name = "NAMESPACE/CLUSTER=HOST:PORT")]
         vtctld_addresses: Vec<String>,
+        /// How often every backup location's backups are listed through vtctld, in seconds.
+        #[arg(long = "backup-list-period-seconds", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..))]
+        backup_list_period_seconds: u64,
         /// Logs, HTTP endpoints, leader election.
         #[command(flatten)]
         operate: operate::Options,
@@ -60,8 +64,14 @@ fn main() -> ExitCode {
         Command::Run {
             namespace,
             vtctld_addresses,
+            backup_list_period_seconds,
             operate,
-        } => report(run(namespace, &vtctld_addresses, &operate)),
+        } => report(run(
+            namespace,
+            &vtctld_addresses,
+            Duration::from_secs(backup_list_period_seconds),
+            &operate,
+        )),
         Command::Crd { out_dir } => {
             let result = match out_dir {
                 Some(dir) => crd::write_dir(&dir),
@@ -104,6 +114,7 @@ enum RunError {
 fn run(
     namespace: Option<String>,
     vtctld_addresses: &[String],
+    backup_list_period: Duration,
     operate: &operate::Options,
 ) -> Result<ExitCode, RunError> {
     let endpoints = vitess::Endpoints::parse(vtctld_addresses).map_err(RunError::Vtctld)?;
@@ -124,6 +135,7 @@ fn run(
             client.clone(),
             namespace.clone(),
             vitess::Clients::new(endpoints),
+            backup_list_period,
         );
         operate::supervise(operate, client, namespace.as_deref(), controllers).await?;
         tracing::info!("stopped");

@@ -130,6 +130,24 @@ pub mod cluster {
     pub fn global_etcd(cluster: &str) -> String {
         join(&[cluster, "etcd"])
     }
+    /// The VitessBackup of one backup in storage, as the Go operator names it: the location
+    /// (left out when unnamed), keyspace, shard safe name, the backup's start time as
+    /// `YYYYMMDD-HHMMSS` (UTC) and the hex UID of the tablet that took it.
+    pub fn backup(
+        cluster: &str,
+        location: &str,
+        keyspace: &str,
+        shard_safe: &str,
+        timestamp: &str,
+        tablet_uid: u32,
+    ) -> String {
+        let uid = format!("{tablet_uid:x}");
+        if location.is_empty() {
+            join(&[cluster, keyspace, shard_safe, timestamp, &uid])
+        } else {
+            join(&[cluster, location, keyspace, shard_safe, timestamp, &uid])
+        }
+    }
     /// The VitessBackupStorage of a backup location (`""` for the unnamed one).
     pub fn backup_storage(cluster: &str, location: &str) -> String {
         if location.is_empty() {

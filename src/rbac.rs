@@ -111,6 +111,25 @@ pub const RULES: &[Rule] = &[
         "cluster applies, watches and prunes backup storages",
     ),
     rule(
+        PS,
+        "vitessbackupstorages/status",
+        STATUS,
+        "controller::backupstorage writes the backup counts",
+    ),
+    rule(
+        PS,
+        "vitessbackups",
+        CHILD,
+        "controller::backupstorage applies and prunes inventory entries; controller::backup \
+         watches requests",
+    ),
+    rule(
+        PS,
+        "vitessbackups/status",
+        STATUS,
+        "controller::backupstorage and controller::backup write status",
+    ),
+    rule(
         "",
         "pods",
         CHILD,

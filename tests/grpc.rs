@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use tonic::Code;
 use vitess_operator::vitess::fake::{FakeVtctld, Mode, ServerTls};
-use vitess_operator::vitess::{Alias, CellInfo, Error, TabletType, Tls, Vtctld};
+use vitess_operator::vitess::{Alias, BackupStatus, CellInfo, Error, TabletType, Tls, Vtctld};
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
@@ -488,4 +488,82 @@ async fn the_fake_moves_a_primary_away_from_an_avoided_tablet_and_filters_tablet
         .tablets;
     assert_eq!(zone2.len(), 1);
     assert_eq!(zone2[0].alias.as_ref().unwrap().uid, 201);
+}
+
+#[tokio::test]
+async fn backups_are_listed_oldest_first_and_bounded_by_the_limit() {
+    let (fake, client) = start().await;
+    assert!(
+        client
+            .backups("commerce", "-", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let names = [
+        "2026-01-01.000000.zone1-0000000100",
+        "2026-01-02.120000.zone1-0000000100",
+        "2026-01-03.235959.zone1-0000000101",
+    ];
+    fake.add_backup("commerce", "-", names[1], BackupStatus::Incomplete);
+    fake.add_backup("commerce", "-", names[0], BackupStatus::Complete);
+    fake.add_backup("commerce", "-", names[2], BackupStatus::Unknown);
+    fake.add_backup(
+        "commerce",
+        "80-",
+        "2026-01-04.000000.zone1-0000000102",
+        BackupStatus::Complete,
+    );
+
+    let all = client.backups("commerce", "-", 10).await.unwrap();
+    let got: Vec<&str> = all.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(got, names);
+    assert_eq!(all[0].directory, "commerce/-");
+    assert_eq!(all[0].status.complete(), Some(true));
+    assert_eq!(all[1].status.complete(), Some(false));
+    assert_eq!(all[2].status.complete(), None);
+    assert_eq!(all[2].tablet, Some(Alias::new("zone1", 101)));
+    let secs = all[1]
+        .time
+        .unwrap()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    assert_eq!(secs, 1_767_355_200); // 2026-01-02T12:00:00Z
+
+    let last = client.backups("commerce", "-", 1).await.unwrap();
+    assert_eq!(last.len(), 1);
+    assert_eq!(last[0].name, names[2]);
+
+    assert!(fake.remove_backup("commerce", "-", names[0]));
+    assert_eq!(client.backups("commerce", "-", 10).await.unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn backup_shard_backs_up_a_replica_and_refuses_a_shard_with_only_a_primary() {
+    let (fake, client) = start().await;
+    fake.register_tablet(Alias::new("zone1", 1), "commerce", "-", TabletType::Primary);
+    let err = client
+        .backup_shard("commerce", "-", false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(Code::FailedPrecondition), "{err}");
+    assert!(fake.backups("commerce", "-").is_empty());
+
+    fake.register_tablet(Alias::new("zone1", 2), "commerce", "-", TabletType::Replica);
+    let outcome = client.backup_shard("commerce", "-", false).await.unwrap();
+    assert_eq!(outcome.tablet, Some(Alias::new("zone1", 2)));
+    assert_eq!(
+        outcome.events.last().map(String::as_str),
+        Some("Backup completed")
+    );
+    let backups = client.backups("commerce", "-", 10).await.unwrap();
+    assert_eq!(backups.len(), 1);
+    assert!(
+        backups[0].name.ends_with(".zone1-0000000002"),
+        "{}",
+        backups[0].name
+    );
+    assert_eq!(backups[0].status, BackupStatus::Complete);
+    assert_eq!(fake.count("BackupShard"), 2);
 }

@@ -1,6 +1,7 @@
 //! Pure builders: from a validated spec to the objects the operator wants to exist. They never
 //! touch the API, so `render` prints exactly what the controllers apply.
 
+pub mod backup;
 pub mod cluster;
 pub mod defaults;
 pub mod etcd;
@@ -8,6 +9,7 @@ pub mod flags;
 pub mod keyspace;
 pub mod lockserver;
 pub mod podspec;
+pub mod vtbackup;
 pub mod vtctld;
 pub mod vtgate;
 pub mod vttablet;
@@ -31,6 +33,18 @@ pub enum Error {
         "VitessCluster/{cluster}: spec.vitessDashboard.cells lists {cell:?}, which is not one of spec.cells"
     )]
     UnknownCell { cluster: String, cell: String },
+    #[error("{object}: {field} names backup location {name:?}, which spec.backup.locations lacks")]
+    UnknownBackupLocation {
+        object: String,
+        field: String,
+        name: String,
+    },
+    #[error("{object}: backup location {name:?}: volume is not a core/v1 VolumeSource: {message}")]
+    BackupVolume {
+        object: String,
+        name: String,
+        message: String,
+    },
 }
 
 /// The name of a cluster, which every child's name starts with.

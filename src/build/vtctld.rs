@@ -5,6 +5,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service};
 use kube::api::ObjectMeta;
 
+use super::backup;
 use super::cluster::resolved_images;
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, WEB_PORT_NAME};
@@ -39,6 +40,21 @@ pub fn build(
         Some(cells) => cells.clone(),
         None => spec.cells.iter().map(|c| c.name.clone()).collect(),
     };
+    // vtctld answers GetBackups and BackupShard from one location: the unnamed one, else the
+    // first.
+    let locations = spec
+        .backup
+        .as_ref()
+        .map(|b| b.locations.as_slice())
+        .unwrap_or_default();
+    let storage = match locations
+        .iter()
+        .find(|l| l.name.is_empty())
+        .or(locations.first())
+    {
+        Some(location) => backup::storage(location, name, &format!("VitessCluster/{name}"))?,
+        None => backup::BackupStorage::default(),
+    };
     let mut deployments = Vec::with_capacity(cells.len());
     for cell in &cells {
         let template =
@@ -59,7 +75,9 @@ pub fn build(
         flags
             .vitess_common(topo)
             .set("cell", cell)
-            .set("service-map", "grpc-vtctl,grpc-vtctld")
+            .set("service-map", "grpc-vtctl,grpc-vtctld");
+        storage.apply_flags(&mut flags);
+        flags
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(dashboard.extra_flags.as_ref());
 
@@ -80,6 +98,8 @@ pub fn build(
             )),
             readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
             liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
+            env: (!storage.env.is_empty()).then(|| storage.env.clone()),
+            volume_mounts: (!storage.mounts.is_empty()).then(|| storage.mounts.clone()),
             ..Container::default()
         };
         let mut pod_meta = ObjectMeta {
@@ -88,6 +108,7 @@ pub fn build(
         };
         let mut pod_spec = PodSpec {
             containers: vec![vtctld],
+            volumes: (!storage.volumes.is_empty()).then(|| storage.volumes.clone()),
             affinity: podspec::affinity(
                 dashboard.pod.affinity.as_ref(),
                 template.zone.as_deref(),
@@ -189,6 +210,73 @@ mod tests {
             .as_ref()
             .unwrap()
             .containers[0]
+    }
+
+    #[test]
+    fn backup_storage_reaches_vtctld() {
+        use crate::api::backupstorage::{GcsBackupLocation, VitessBackupLocation};
+        use crate::api::cluster::ClusterBackupSpec;
+        use crate::api::shared::SecretSource;
+        let mut c = cluster(None);
+        assert!(
+            !container(&built(&c).deployments[0])
+                .args
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|a| a.contains("backup"))
+        );
+        c.spec.backup = Some(ClusterBackupSpec {
+            locations: vec![VitessBackupLocation {
+                gcs: Some(GcsBackupLocation {
+                    bucket: "bkt".into(),
+                    key_prefix: None,
+                    auth_secret: Some(SecretSource {
+                        name: Some("gcs-auth".into()),
+                        volume_name: None,
+                        key: "gcs_key.json".into(),
+                    }),
+                }),
+                ..VitessBackupLocation::default()
+            }],
+            ..ClusterBackupSpec::default()
+        });
+        let objects = built(&c);
+        let deployment = &objects.deployments[0];
+        let vtctld = container(deployment);
+        let args = vtctld.args.as_ref().unwrap();
+        let backup: Vec<&String> = args.iter().filter(|a| a.contains("backup")).collect();
+        assert_eq!(
+            backup,
+            [
+                "--backup-storage-implementation=gcs",
+                "--gcs-backup-storage-bucket=bkt",
+                "--gcs-backup-storage-root=example",
+            ]
+        );
+        let env = vtctld.env.as_ref().unwrap();
+        assert_eq!(env[0].name, "GOOGLE_APPLICATION_CREDENTIALS");
+        assert_eq!(
+            vtctld.volume_mounts.as_ref().unwrap()[0].read_only,
+            Some(true)
+        );
+        let pod = deployment
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .spec
+            .as_ref()
+            .unwrap();
+        assert_eq!(
+            pod.volumes.as_ref().unwrap()[0]
+                .secret
+                .as_ref()
+                .unwrap()
+                .secret_name
+                .as_deref(),
+            Some("gcs-auth")
+        );
     }
 
     #[test]

@@ -13,10 +13,11 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use md5::{Digest, Md5};
 
+use super::backup::{self, BackupStorage};
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, HOSTNAME_LABEL, MYSQL_PORT_NAME, WEB_PORT_NAME};
 use super::{Error, cluster_name, defaults, meta};
-use crate::api::cluster::VitessCluster;
+use crate::api::cluster::{BackupEngine, VitessCluster};
 use crate::api::shard::{TabletPoolType, VitessShard, VitessShardSpec, VitessShardTabletPool};
 use crate::api::shared::{MysqldImage, PullPolicy, VitessImagePullPolicies};
 use crate::keyrange::KeyRange;
@@ -123,8 +124,26 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
         "spec.databaseInitScriptSecret",
     )?;
 
+    let locations = spec.backup_locations.as_deref().unwrap_or_default();
     let mut tablets = Vec::new();
-    for pool in &spec.template.tablet_pools {
+    for (pool_index, pool) in spec.template.tablet_pools.iter().enumerate() {
+        // A location without a backend (rejected by the schema) gives no flags: then nothing
+        // may restore either, or every new tablet would fail to start.
+        let backup = if locations.is_empty() {
+            None
+        } else {
+            let location = backup::location(
+                locations,
+                pool.backup_location_name.as_deref(),
+                &object,
+                &format!("spec.tabletPools[{pool_index}].backupLocationName"),
+            )?;
+            let storage = backup::storage(location, cluster, &object)?;
+            (!storage.flags.is_empty()).then(|| TabletBackup {
+                storage,
+                engine: spec.backup_engine.unwrap_or_default(),
+            })
+        };
         for index in 1..=pool.replicas.max(0).unsigned_abs() {
             let uid = tablet_uid(
                 &pool.cell,
@@ -145,6 +164,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
                 uid,
                 alias: names::tablet_alias(&pool.cell, uid),
                 init_script: &init_script,
+                backup: backup.as_ref(),
             };
             tablets.push(ctx.tablet());
         }
@@ -164,6 +184,13 @@ struct TabletContext<'a> {
     uid: u32,
     alias: String,
     init_script: &'a podspec::SecretFile,
+    backup: Option<&'a TabletBackup>,
+}
+
+/// The backup location and engine of a tablet pool.
+struct TabletBackup {
+    storage: BackupStorage,
+    engine: BackupEngine,
 }
 
 impl TabletContext<'_> {
@@ -193,6 +220,9 @@ impl TabletContext<'_> {
         }
         if local_mysqld {
             volumes.extend(self.init_script.volume.clone());
+        }
+        if let Some(backup) = self.backup {
+            volumes.extend(backup.storage.volumes.iter().cloned());
         }
 
         let mut containers = vec![self.vttablet(has_pvc, local_mysqld)];
@@ -391,7 +421,14 @@ impl TabletContext<'_> {
                 .set("mysqlctl-socket", MYSQLCTL_SOCKET)
                 .set("db-socket", MYSQL_SOCKET);
         }
-        let mounts = self.shared_mounts(has_pvc);
+        let mut mounts = self.shared_mounts(has_pvc);
+        if let Some(backup) = self.backup {
+            backup.storage.apply_flags(&mut flags);
+            backup::engine_flags(backup.engine, &mut flags);
+            // A new tablet starts from the latest backup instead of an empty database.
+            flags.set("restore-from-backup", true);
+            mounts.extend(backup.storage.mounts.iter().cloned());
+        }
         if let Some(external) = &pool.external_datastore {
             flags
                 .set("db-host", &external.host)
@@ -431,6 +468,9 @@ impl TabletContext<'_> {
             ..EnvVar::default()
         }];
         env.extend(self.base_env());
+        if let Some(backup) = self.backup {
+            env.extend(backup.storage.env.iter().cloned());
+        }
         Container {
             name: "vttablet".into(),
             image: Some(self.vttablet_image()),
@@ -592,7 +632,7 @@ pub fn cluster_service(cluster: &VitessCluster) -> Result<Service, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::backupstorage::VitessBackupLocation;
+    use crate::api::backupstorage::{GcsBackupLocation, S3BackupLocation, VitessBackupLocation};
     use crate::api::shard::{
         ExternalDatastore, MysqldExporterSpec, MysqldSpec, VitessKeyRange, VitessShardTemplate,
         VttabletSpec,
@@ -935,6 +975,192 @@ mod tests {
         assert!(
             !vttablet.iter().any(|a| a.contains("restore-from-backup")),
             "{vttablet:?}"
+        );
+    }
+
+    fn gcs(name: &str, bucket: &str) -> VitessBackupLocation {
+        VitessBackupLocation {
+            name: name.into(),
+            gcs: Some(GcsBackupLocation {
+                bucket: bucket.into(),
+                key_prefix: Some("prod".into()),
+                auth_secret: Some(SecretSource {
+                    name: Some("gcs-auth".into()),
+                    volume_name: None,
+                    key: "gcs_key.json".into(),
+                }),
+            }),
+            ..VitessBackupLocation::default()
+        }
+    }
+
+    /// The vttablet arguments that are not about backups, so tests can compare the rest exactly.
+    fn backup_args(args: &[String]) -> Vec<String> {
+        let plain = build(&shard(
+            vec![pool("zone1", TabletPoolType::Replica, 1)],
+            ("", ""),
+        ))
+        .unwrap();
+        let plain = self::args(&plain[0].pod, "vttablet");
+        args.iter()
+            .filter(|a| !plain.contains(a))
+            .cloned()
+            .collect()
+    }
+
+    #[test]
+    fn gcs_and_xtrabackup_flags_mounts_and_env() {
+        let mut s = shard(vec![pool("zone1", TabletPoolType::Replica, 1)], ("", ""));
+        s.spec.backup_locations = Some(vec![gcs("", "my-vitess-backup-bucket")]);
+        s.spec.backup_engine = Some(BackupEngine::Xtrabackup);
+        let tablets = build(&s).unwrap();
+        let pod = &tablets[0].pod;
+        let mut got = backup_args(&args(pod, "vttablet"));
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "--backup-engine-implementation=xtrabackup",
+                "--backup-storage-implementation=gcs",
+                "--gcs-backup-storage-bucket=my-vitess-backup-bucket",
+                "--gcs-backup-storage-root=prod/example",
+                "--restore-from-backup=true",
+                "--xbstream-restore-flags=--parallel=2",
+                "--xtrabackup-backup-flags=--parallel=2",
+                "--xtrabackup-stream-mode=xbstream",
+                "--xtrabackup-stripes=8",
+                "--xtrabackup-user=vt_dba",
+            ]
+        );
+        let vttablet = container(pod, "vttablet").unwrap();
+        let mount = vttablet
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|m| m.name == "backup-auth")
+            .unwrap();
+        assert_eq!(mount.mount_path, "/vt/secrets/backup-auth");
+        assert_eq!(mount.read_only, Some(true));
+        let env = vttablet.env.as_ref().unwrap();
+        let creds = env
+            .iter()
+            .find(|e| e.name == "GOOGLE_APPLICATION_CREDENTIALS")
+            .unwrap();
+        assert_eq!(
+            creds.value.as_deref(),
+            Some("/vt/secrets/backup-auth/gcs_key.json")
+        );
+        let volume = pod
+            .spec
+            .as_ref()
+            .unwrap()
+            .volumes
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|v| v.name == "backup-auth")
+            .unwrap();
+        let secret = volume.secret.as_ref().unwrap();
+        assert_eq!(secret.secret_name.as_deref(), Some("gcs-auth"));
+        // mysqld never sees the credentials.
+        let mysqld = container(pod, "mysqld").unwrap();
+        assert!(
+            !mysqld
+                .volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|m| m.name == "backup-auth")
+        );
+    }
+
+    #[test]
+    fn s3_and_builtin_flags_mounts_and_env() {
+        let mut s = shard(vec![pool("zone1", TabletPoolType::Replica, 1)], ("", ""));
+        s.spec.backup_locations = Some(vec![VitessBackupLocation {
+            s3: Some(S3BackupLocation {
+                region: "eu-west-1".into(),
+                bucket: "bkt".into(),
+                endpoint: Some("minio:9000".into()),
+                force_path_style: Some(true),
+                key_prefix: None,
+                auth_secret: Some(SecretSource {
+                    name: Some("s3-auth".into()),
+                    volume_name: None,
+                    key: "credentials".into(),
+                }),
+            }),
+            ..VitessBackupLocation::default()
+        }]);
+        let tablets = build(&s).unwrap();
+        let pod = &tablets[0].pod;
+        let mut got = backup_args(&args(pod, "vttablet"));
+        got.sort();
+        assert_eq!(
+            got,
+            [
+                "--backup-engine-implementation=builtin",
+                "--backup-storage-implementation=s3",
+                "--restore-from-backup=true",
+                "--s3-backup-aws-endpoint=minio:9000",
+                "--s3-backup-aws-region=eu-west-1",
+                "--s3-backup-force-path-style=true",
+                "--s3-backup-storage-bucket=bkt",
+                "--s3-backup-storage-root=example",
+            ]
+        );
+        let vttablet = container(pod, "vttablet").unwrap();
+        let env = vttablet.env.as_ref().unwrap();
+        let creds = env
+            .iter()
+            .find(|e| e.name == "AWS_SHARED_CREDENTIALS_FILE")
+            .unwrap();
+        assert_eq!(
+            creds.value.as_deref(),
+            Some("/vt/secrets/backup-auth/credentials")
+        );
+        let mounts = vttablet.volume_mounts.as_ref().unwrap();
+        let auth = mounts.iter().find(|m| m.name == "backup-auth").unwrap();
+        assert_eq!(auth.read_only, Some(true));
+        // The secret's name appears only as a volume source, never in a flag or env value.
+        for arg in args(pod, "vttablet") {
+            assert!(!arg.contains("s3-auth"), "{arg}");
+        }
+        assert!(
+            !env.iter()
+                .any(|e| e.value.as_deref().unwrap_or("").contains("s3-auth"))
+        );
+    }
+
+    #[test]
+    fn pool_backup_location_name_picks_the_location() {
+        let mut named = pool("zone1", TabletPoolType::Replica, 1);
+        named.backup_location_name = Some("second".into());
+        let mut s = shard(
+            vec![pool("zone1", TabletPoolType::Rdonly, 1), named],
+            ("", ""),
+        );
+        s.spec.backup_locations = Some(vec![
+            gcs("", "first-bucket"),
+            gcs("second", "second-bucket"),
+        ]);
+        let tablets = build(&s).unwrap();
+        assert!(has(
+            &args(&tablets[0].pod, "vttablet"),
+            "--gcs-backup-storage-bucket=first-bucket"
+        ));
+        assert!(has(
+            &args(&tablets[1].pod, "vttablet"),
+            "--gcs-backup-storage-bucket=second-bucket"
+        ));
+
+        s.spec.template.tablet_pools[1].backup_location_name = Some("missing".into());
+        let err = build(&s).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("spec.tabletPools[1].backupLocationName"),
+            "{err}"
         );
     }
 

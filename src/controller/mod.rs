@@ -2,6 +2,8 @@
 //! DESIGN §4 (read -> validate -> build -> apply -> report status). Children that are no
 //! longer desired are pruned, except data and what may still serve (DESIGN §7).
 
+pub mod backup;
+pub mod backupstorage;
 pub mod cell;
 pub mod cluster;
 pub mod condition;
@@ -38,6 +40,8 @@ const WAIT: Duration = Duration::from_secs(15);
 /// How soon a cluster whose topology could not be registered tries again: each try re-applies
 /// the cluster's children, so not too often.
 const TOPOLOGY_RETRY: Duration = Duration::from_secs(30);
+/// How often backups are listed unless `run --backup-list-period-seconds` says otherwise.
+pub const DEFAULT_BACKUP_LIST_PERIOD: Duration = Duration::from_secs(60);
 /// First retry after a failed reconcile; doubled per consecutive failure up to [`REQUEUE`].
 const RETRY: Duration = Duration::from_secs(2);
 
@@ -47,6 +51,11 @@ pub enum Error {
     Build(#[from] build::Error),
     #[error(transparent)]
     Apply(#[from] apply::Error),
+    #[error("listing {what}: {source}")]
+    List {
+        what: String,
+        source: Box<kube::Error>,
+    },
     #[error("{object}: cannot encode it for validation: {source}")]
     Encode {
         object: String,
@@ -75,6 +84,10 @@ pub struct Context {
     /// its Secrets by the cluster controller), by (namespace, cluster). Children of a cluster
     /// not reconciled yet wait for it.
     vtctld_tls: Mutex<HashMap<(String, String), VtctldTls>>,
+    /// How often each backup location's backups are listed through vtctld.
+    pub backup_list_period: Duration,
+    /// The BackupShard calls of VitessBackup requests this process sent, by request uid.
+    backup_requests: Mutex<HashMap<String, backup::RequestState>>,
 }
 
 impl Context {
@@ -86,6 +99,8 @@ impl Context {
             events: crate::events::Events::new(client.clone()),
             vitess,
             vtctld_tls: Mutex::new(HashMap::new()),
+            backup_list_period: DEFAULT_BACKUP_LIST_PERIOD,
+            backup_requests: Mutex::new(HashMap::new()),
             client,
         }
     }
@@ -97,6 +112,17 @@ impl Context {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert((namespace.into(), cluster.into()), tls);
+    }
+
+    /// Runs `f` on the BackupShard calls of VitessBackup requests.
+    fn backup_requests<T>(
+        &self,
+        f: impl FnOnce(&mut HashMap<String, backup::RequestState>) -> T,
+    ) -> T {
+        f(&mut self
+            .backup_requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The vtctld client of the cluster `object` belongs to (its `planetscale.com/cluster`
@@ -149,9 +175,18 @@ impl Context {
 }
 
 /// Runs every controller until SIGTERM or SIGINT.
-pub async fn run(client: Client, namespace: Option<String>, vitess: vitess::Clients) {
-    let ctx = Arc::new(Context::new(client, namespace, vitess));
+pub async fn run(
+    client: Client,
+    namespace: Option<String>,
+    vitess: vitess::Clients,
+    backup_list_period: Duration,
+) {
+    let mut ctx = Context::new(client, namespace, vitess);
+    ctx.backup_list_period = backup_list_period;
+    let ctx = Arc::new(ctx);
     tokio::join!(
+        backupstorage::run(ctx.clone()),
+        backup::run(ctx.clone()),
         cluster::run(ctx.clone()),
         cell::run(ctx.clone()),
         keyspace::run(ctx.clone()),

@@ -11,14 +11,14 @@ use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 use tonic::{Code, Request, Response, Status};
 
 use super::proto::vtctlservice::vtctld_client::VtctldClient;
-use super::proto::{topodata, vtctldata, vttime};
+use super::proto::{mysqlctl, topodata, vtctldata, vttime};
 
 /// Deadline of one call (all its attempts) unless [`Vtctld::with_timeout`] says otherwise.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -208,6 +208,96 @@ impl FromStr for Alias {
         let uid = uid.parse().map_err(|_| invalid())?;
         Ok(Alias::new(cell, uid))
     }
+}
+
+/// Most backups one GetBackups may return (vtctld refuses larger limits).
+pub const MAX_BACKUP_LIMIT: u32 = 100;
+/// The least deadline of a BackupShard: the whole backup streams within it.
+pub const BACKUP_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);
+
+/// Whether a backup can be restored, as far as vtctld says (`mysqlctl.BackupInfo.Status`).
+/// vtctld v0.24 never fills it in (`Unknown`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackupStatus {
+    Unknown,
+    Incomplete,
+    Complete,
+    Invalid,
+    Valid,
+}
+
+impl From<i32> for BackupStatus {
+    fn from(value: i32) -> Self {
+        match mysqlctl::backup_info::Status::try_from(value) {
+            Ok(mysqlctl::backup_info::Status::Incomplete) => BackupStatus::Incomplete,
+            Ok(mysqlctl::backup_info::Status::Complete) => BackupStatus::Complete,
+            Ok(mysqlctl::backup_info::Status::Invalid) => BackupStatus::Invalid,
+            Ok(mysqlctl::backup_info::Status::Valid) => BackupStatus::Valid,
+            Ok(mysqlctl::backup_info::Status::Unknown) | Err(_) => BackupStatus::Unknown,
+        }
+    }
+}
+
+impl BackupStatus {
+    /// The wire value.
+    pub fn to_proto(self) -> i32 {
+        let s = match self {
+            BackupStatus::Unknown => mysqlctl::backup_info::Status::Unknown,
+            BackupStatus::Incomplete => mysqlctl::backup_info::Status::Incomplete,
+            BackupStatus::Complete => mysqlctl::backup_info::Status::Complete,
+            BackupStatus::Invalid => mysqlctl::backup_info::Status::Invalid,
+            BackupStatus::Valid => mysqlctl::backup_info::Status::Valid,
+        };
+        s as i32
+    }
+
+    /// `Some(true)` when restorable, `Some(false)` when not, `None` when vtctld does not say.
+    pub fn complete(self) -> Option<bool> {
+        match self {
+            BackupStatus::Complete | BackupStatus::Valid => Some(true),
+            BackupStatus::Incomplete | BackupStatus::Invalid => Some(false),
+            BackupStatus::Unknown => None,
+        }
+    }
+}
+
+/// One backup of a shard, as vtctld lists it. Its name is `<date>.<time>.<tablet alias>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BackupInfo {
+    pub name: String,
+    /// `<keyspace>/<shard>`.
+    pub directory: String,
+    pub keyspace: String,
+    pub shard: String,
+    /// The tablet that took it, parsed from the name.
+    pub tablet: Option<Alias>,
+    /// When it started, parsed from the name.
+    pub time: Option<SystemTime>,
+    /// Backup engine, when vtctld says.
+    pub engine: String,
+    pub status: BackupStatus,
+}
+
+impl BackupInfo {
+    fn from_proto(b: mysqlctl::BackupInfo) -> Self {
+        BackupInfo {
+            tablet: Alias::from_proto(b.tablet_alias.as_ref()),
+            time: b.time.as_ref().and_then(time_from_proto),
+            status: BackupStatus::from(b.status),
+            name: b.name,
+            directory: b.directory,
+            keyspace: b.keyspace,
+            shard: b.shard,
+            engine: b.engine,
+        }
+    }
+}
+
+/// What a BackupShard did: the tablet that took the backup and the last log lines it sent.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BackupOutcome {
+    pub tablet: Option<Alias>,
+    pub events: Vec<String>,
 }
 
 /// A tablet's role in its shard (Vitess' `topodata.TabletType`).
@@ -895,6 +985,102 @@ impl Vtctld {
         Ok(())
     }
 
+    /// The backups of a shard, oldest first, at most `limit` (the most recent ones; capped at
+    /// [`MAX_BACKUP_LIMIT`]). A shard without backups has an empty list.
+    pub async fn backups(
+        &self,
+        keyspace: &str,
+        shard: &str,
+        limit: u32,
+    ) -> Result<Vec<BackupInfo>, Error> {
+        let req = vtctldata::GetBackupsRequest {
+            keyspace: keyspace.to_string(),
+            shard: shard.to_string(),
+            limit: limit.clamp(1, MAX_BACKUP_LIMIT),
+            detailed: true,
+            detailed_limit: limit.clamp(1, MAX_BACKUP_LIMIT),
+        };
+        let target = format!("{keyspace}/{shard}");
+        let resp = self
+            .call(
+                "GetBackups",
+                &target,
+                Retry::Yes,
+                self.timeout,
+                |mut c, t| {
+                    let req = req.clone();
+                    async move { c.get_backups(request(req, t)).await }
+                },
+            )
+            .await?;
+        Ok(resp
+            .backups
+            .into_iter()
+            .map(BackupInfo::from_proto)
+            .collect())
+    }
+
+    /// Asks vtctld to back up the shard from a tablet it picks (a replica unless
+    /// `allow_primary`), and follows the stream until the backup ends. Not retried: a second
+    /// call would be a second backup.
+    pub async fn backup_shard(
+        &self,
+        keyspace: &str,
+        shard: &str,
+        allow_primary: bool,
+    ) -> Result<BackupOutcome, Error> {
+        /// Log lines kept from the stream.
+        const KEEP_EVENTS: usize = 20;
+        let req = vtctldata::BackupShardRequest {
+            keyspace: keyspace.to_string(),
+            shard: shard.to_string(),
+            allow_primary,
+            ..Default::default()
+        };
+        let method = "BackupShard";
+        let target = format!("{keyspace}/{shard}");
+        let timeout = self.timeout.max(BACKUP_TIMEOUT);
+        let started = Instant::now();
+        let mut stream = self
+            .call(method, &target, Retry::No, timeout, |mut c, t| {
+                let req = req.clone();
+                async move { c.backup_shard(request(req, t)).await }
+            })
+            .await?;
+        let mut outcome = BackupOutcome::default();
+        let remaining = timeout.saturating_sub(started.elapsed());
+        let drain = async {
+            while let Some(msg) = stream.message().await? {
+                if let Some(alias) = Alias::from_proto(msg.tablet_alias.as_ref()) {
+                    outcome.tablet = Some(alias);
+                }
+                if let Some(event) = msg.event {
+                    outcome.events.push(event.value);
+                    if outcome.events.len() > KEEP_EVENTS {
+                        outcome.events.remove(0);
+                    }
+                }
+            }
+            Ok::<(), Status>(())
+        };
+        match tokio::time::timeout(remaining, drain).await {
+            Ok(Ok(())) => Ok(outcome),
+            Ok(Err(status)) => Err(Error::Rejected {
+                address: self.address.clone(),
+                method: method.to_string(),
+                target,
+                code: status.code(),
+                message: status_message(&status),
+            }),
+            Err(_) => Err(Error::DeadlineExceeded {
+                address: self.address.clone(),
+                method: method.to_string(),
+                target,
+                timeout,
+            }),
+        }
+    }
+
     /// Runs one RPC within `timeout` (connect and every attempt included), retrying on
     /// UNAVAILABLE when `retry` says the call is safe to repeat.
     async fn call<T, F, Fut>(
@@ -1059,6 +1245,22 @@ fn keyspace_from_proto(k: vtctldata::Keyspace) -> Keyspace {
     Keyspace {
         name: k.name,
         durability_policy: k.keyspace.map(|r| r.durability_policy).unwrap_or_default(),
+    }
+}
+
+/// A vttime.Time as a point in time; `None` before the epoch or out of range.
+fn time_from_proto(t: &vttime::Time) -> Option<SystemTime> {
+    let seconds = u64::try_from(t.seconds).ok()?;
+    let nanos = u32::try_from(t.nanoseconds).ok()?;
+    UNIX_EPOCH.checked_add(Duration::new(seconds, nanos))
+}
+
+/// A point in time as a vttime.Time (the epoch for times before it).
+pub(crate) fn time_to_proto(t: SystemTime) -> vttime::Time {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    vttime::Time {
+        seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
+        nanoseconds: i32::try_from(d.subsec_nanos()).unwrap_or(0),
     }
 }
 

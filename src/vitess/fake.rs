@@ -9,8 +9,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
@@ -18,10 +19,12 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
-use super::client::{Alias, CellInfo, NO_NODE, NODE_EXISTS, TabletType};
-use super::proto::topodata;
+use super::client::{
+    Alias, BackupStatus, CellInfo, NO_NODE, NODE_EXISTS, TabletType, time_to_proto,
+};
 use super::proto::vtctldata::*;
 use super::proto::vtctlservice::vtctld_server::{Vtctld as VtctldService, VtctldServer};
+use super::proto::{logutil, mysqlctl, topodata};
 
 /// The durability policies a stock Vitess knows.
 const POLICIES: &[&str] = &[
@@ -105,6 +108,88 @@ pub struct Topology {
     keyspaces: BTreeMap<String, String>,
     shards: BTreeMap<(String, String), ShardRecord>,
     tablets: BTreeMap<Alias, TabletRecord>,
+    /// (keyspace, shard) -> backup name -> record; names sort by time, as Vitess lists them.
+    backups: BTreeMap<(String, String), BTreeMap<String, BackupRecord>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct BackupRecord {
+    engine: String,
+    status: BackupStatus,
+}
+
+/// A backup's name as Vitess makes it: `YYYY-MM-DD.HHMMSS.<tablet alias>` (UTC).
+pub fn backup_name(time: SystemTime, tablet: &Alias) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let days = i64::try_from(secs / 86_400).unwrap_or_default();
+    let rest = secs % 86_400;
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}.{:02}{:02}{:02}.{tablet}",
+        rest / 3600,
+        rest / 60 % 60,
+        rest % 60
+    )
+}
+
+/// The start time and tablet of a backup named as [`backup_name`] makes them, as vtctld
+/// parses them.
+fn parse_backup_name(name: &str) -> (Option<SystemTime>, Option<Alias>) {
+    let mut parts = name.splitn(3, '.');
+    let (Some(date), Some(clock), Some(alias)) = (parts.next(), parts.next(), parts.next()) else {
+        return (None, None);
+    };
+    let num = |s: &str| s.parse::<i64>().ok();
+    let mut ymd = date.split('-').map(num);
+    let time = match (ymd.next(), ymd.next(), ymd.next(), clock.len() == 6) {
+        (Some(Some(y)), Some(Some(m)), Some(Some(d)), true) => {
+            let hms = num(clock).unwrap_or_default();
+            let secs = days_from_civil(y, m, d) * 86_400
+                + hms / 10_000 * 3600
+                + hms / 100 % 100 * 60
+                + hms % 100;
+            u64::try_from(secs)
+                .ok()
+                .and_then(|s| UNIX_EPOCH.checked_add(Duration::from_secs(s)))
+        }
+        _ => None,
+    };
+    (time, alias.parse().ok())
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The date of a day since 1970-01-01.
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (
+        if m <= 2 {
+            yoe + era * 400 + 1
+        } else {
+            yoe + era * 400
+        },
+        m,
+        d,
+    )
 }
 
 impl Topology {
@@ -308,6 +393,46 @@ impl FakeVtctld {
         self.shared.lock().topology.keyspaces.get(keyspace).cloned()
     }
 
+    /// Puts a backup of a shard into the fake's storage (what a vtbackup or a tablet would
+    /// upload). `name` is Vitess' `YYYY-MM-DD.HHMMSS.<alias>`; see [`backup_name`].
+    pub fn add_backup(&self, keyspace: &str, shard: &str, name: &str, status: BackupStatus) {
+        self.shared
+            .lock()
+            .topology
+            .backups
+            .entry((keyspace.to_string(), shard.to_string()))
+            .or_default()
+            .insert(
+                name.to_string(),
+                BackupRecord {
+                    engine: "builtin".to_string(),
+                    status,
+                },
+            );
+    }
+
+    /// Removes a backup from the fake's storage; true if it was there.
+    pub fn remove_backup(&self, keyspace: &str, shard: &str, name: &str) -> bool {
+        self.shared
+            .lock()
+            .topology
+            .backups
+            .get_mut(&(keyspace.to_string(), shard.to_string()))
+            .and_then(|b| b.remove(name))
+            .is_some()
+    }
+
+    /// Names of a shard's backups, oldest first.
+    pub fn backups(&self, keyspace: &str, shard: &str) -> Vec<String> {
+        self.shared
+            .lock()
+            .topology
+            .backups
+            .get(&(keyspace.to_string(), shard.to_string()))
+            .map(|b| b.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+
     /// Every RPC received so far, in order.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
@@ -387,8 +512,122 @@ impl Service {
     }
 }
 
+type BackupStream =
+    Pin<Box<dyn futures::Stream<Item = Result<BackupResponse, Status>> + Send + 'static>>;
+
 #[tonic::async_trait]
 impl VtctldService for Service {
+    type BackupShardStream = BackupStream;
+
+    async fn get_backups(&self, req: Request<GetBackupsRequest>) -> Reply<GetBackupsResponse> {
+        let req = req.into_inner();
+        self.enter(
+            "GetBackups",
+            format!("{}/{} limit={}", req.keyspace, req.shard, req.limit),
+        )
+        .await?;
+        self.with(|topo| {
+            let all = topo
+                .backups
+                .get(&(req.keyspace.clone(), req.shard.clone()))
+                .cloned()
+                .unwrap_or_default();
+            let skip = match req.limit {
+                0 => 0,
+                limit => all
+                    .len()
+                    .saturating_sub(usize::try_from(limit).unwrap_or(usize::MAX)),
+            };
+            let backups = all
+                .into_iter()
+                .skip(skip)
+                .map(|(name, record)| {
+                    let (time, alias) = parse_backup_name(&name);
+                    mysqlctl::BackupInfo {
+                        directory: format!("{}/{}", req.keyspace, req.shard),
+                        keyspace: req.keyspace.clone(),
+                        shard: req.shard.clone(),
+                        tablet_alias: alias.as_ref().map(Alias::to_proto),
+                        time: time.map(time_to_proto),
+                        engine: record.engine,
+                        status: record.status.to_proto(),
+                        name,
+                    }
+                })
+                .collect();
+            Ok(GetBackupsResponse { backups })
+        })
+    }
+
+    /// Backs up from the first REPLICA (or RDONLY) tablet of the shard, or its primary when
+    /// allowed and there is no other; the backup appears complete at once.
+    async fn backup_shard(
+        &self,
+        req: Request<BackupShardRequest>,
+    ) -> Reply<Self::BackupShardStream> {
+        let req = req.into_inner();
+        self.enter(
+            "BackupShard",
+            format!(
+                "{}/{} allow_primary={}",
+                req.keyspace, req.shard, req.allow_primary
+            ),
+        )
+        .await?;
+        let (keyspace, shard) = (req.keyspace.clone(), req.shard.clone());
+        let alias = self
+            .with(|topo| {
+                if !topo.shards.contains_key(&(keyspace.clone(), shard.clone())) {
+                    return Err(no_node(&format!(
+                        "keyspaces/{keyspace}/shards/{shard}/Shard"
+                    )));
+                }
+                let pick = |types: &[TabletType]| {
+                    topo.shard_tablets(&keyspace, &shard)
+                        .find(|(_, t)| types.contains(&t.tablet_type))
+                        .map(|(a, _)| a.clone())
+                };
+                let alias = pick(&[TabletType::Replica, TabletType::Rdonly])
+                    .or_else(|| {
+                        req.allow_primary
+                            .then(|| pick(&[TabletType::Primary]))
+                            .flatten()
+                    })
+                    .ok_or_else(|| {
+                        Status::failed_precondition(format!(
+                            "no tablet available for backup in shard {keyspace}/{shard}"
+                        ))
+                    })?;
+                let name = backup_name(SystemTime::now(), &alias);
+                topo.backups
+                    .entry((keyspace.clone(), shard.clone()))
+                    .or_default()
+                    .insert(
+                        name,
+                        BackupRecord {
+                            engine: "builtin".to_string(),
+                            status: BackupStatus::Complete,
+                        },
+                    );
+                Ok(alias)
+            })?
+            .into_inner();
+        let event = |value: &str| BackupResponse {
+            tablet_alias: Some(alias.to_proto()),
+            keyspace: req.keyspace.clone(),
+            shard: req.shard.clone(),
+            event: Some(logutil::Event {
+                time: Some(time_to_proto(SystemTime::now())),
+                value: value.to_string(),
+                ..Default::default()
+            }),
+        };
+        let messages = vec![Ok(event("Starting backup")), Ok(event("Backup completed"))];
+        Ok(Response::new(
+            Box::pin(futures::stream::iter(messages)) as BackupStream
+        ))
+    }
+
     async fn add_cell_info(&self, req: Request<AddCellInfoRequest>) -> Reply<AddCellInfoResponse> {
         let req = req.into_inner();
         self.enter("AddCellInfo", req.name.clone()).await?;
@@ -991,6 +1230,17 @@ fn check_policy(policy: &str) -> Result<(), Status> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backup_names_round_trip() {
+        let alias = Alias::new("zone1", 100);
+        // 2021-03-04 05:06:07 UTC
+        let time = UNIX_EPOCH + Duration::from_secs(1_614_834_367);
+        let name = backup_name(time, &alias);
+        assert_eq!(name, "2021-03-04.050607.zone1-0000000100");
+        assert_eq!(parse_backup_name(&name), (Some(time), Some(alias)));
+        assert_eq!(parse_backup_name("junk"), (None, None));
+    }
 
     #[test]
     fn only_known_policies_pass() {

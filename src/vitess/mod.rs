@@ -10,7 +10,10 @@ pub mod endpoints;
 pub mod fake;
 pub mod proto;
 
-pub use client::{Alias, CellInfo, Error, Keyspace, Shard, Tablet, TabletType, Tls, Vtctld};
+pub use client::{
+    Alias, BackupInfo, BackupOutcome, BackupStatus, CellInfo, Error, Keyspace, Shard, Tablet,
+    TabletType, Tls, Vtctld,
+};
 pub use endpoints::{Clients, Endpoints};
 /// gRPC status codes, as in [`Error::code`].
 pub use tonic::Code;

@@ -20,6 +20,16 @@ pub mod topodata {
     include!(concat!(env!("OUT_DIR"), "/topodata.rs"));
 }
 
+/// Vitess' `logutil` package: log events of streaming RPCs.
+pub mod logutil {
+    include!(concat!(env!("OUT_DIR"), "/logutil.rs"));
+}
+
+/// Vitess' `mysqlctl` package: backups as vtctld lists them.
+pub mod mysqlctl {
+    include!(concat!(env!("OUT_DIR"), "/mysqlctl.rs"));
+}
+
 /// Vitess' `vtctldata` package: requests and responses of the vtctld API.
 pub mod vtctldata {
     include!(concat!(env!("OUT_DIR"), "/vtctldata.rs"));

@@ -1,0 +1,216 @@
+//! Reconciles a VitessBackupStorage: lists every shard's backups through vtctld `GetBackups`
+//! (bounded, periodic; the operator holds no storage credentials) and keeps exactly one
+//! VitessBackup per backup found, deleting the objects of backups that vanished. Deleting a
+//! VitessBackup object never touches the data in storage.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::api::{Api, ListParams};
+use kube::runtime::Controller;
+use kube::runtime::controller::Action;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+
+use super::condition::{self, Readiness};
+use super::{Context, Error, POLL};
+use crate::api::backupstorage::VitessBackupStorageStatus;
+use crate::api::{VitessBackup, VitessBackupStorage, VitessShard};
+use crate::keyrange::KeyRange;
+use crate::{apply, build, labels};
+use kube::core::PartialObjectMeta;
+
+/// Backups listed per shard and call: the most recent ones.
+pub const LIST_LIMIT: u32 = 100;
+
+pub async fn run(ctx: Arc<Context>) {
+    Controller::new(ctx.api::<VitessBackupStorage>(), watcher::Config::default())
+        .owns(
+            ctx.api::<PartialObjectMeta<VitessBackup>>(),
+            watcher::Config::default().labels(labels::BACKUP_LOCATION),
+        )
+        .with_config(super::config())
+        .shutdown_on_signal()
+        .run(reconcile, super::error_policy, ctx.clone())
+        .for_each(|result| super::report(&ctx, result))
+        .await;
+}
+
+/// The location vtctld reads backups from, as vtctld is built: the unnamed one, else the first
+/// (see `build::vtctld`).
+fn vtctld_location(shards: &[VitessShard]) -> Option<String> {
+    let locations = shards
+        .iter()
+        .find_map(|s| s.spec.backup_locations.clone())
+        .unwrap_or_default();
+    locations
+        .iter()
+        .find(|l| l.name.is_empty())
+        .or(locations.first())
+        .map(|l| l.name.clone())
+}
+
+#[tracing::instrument(skip_all, fields(storage = %storage.name_any()))]
+async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let client = &ctx.client;
+    let owner = storage.as_ref();
+    let location = owner.spec.location.name.clone();
+    let generation = owner.meta().generation;
+    let previous = owner.status.clone().unwrap_or_default();
+    let report = |readiness: Readiness, count: i32| VitessBackupStorageStatus {
+        observed_generation: generation,
+        total_backup_count: count,
+        conditions: condition::with_ready(&previous.conditions, &readiness, generation),
+    };
+    let cluster = match owner.labels().get(labels::CLUSTER) {
+        Some(cluster) => cluster.clone(),
+        None => {
+            let status = report(
+                Readiness::new(
+                    false,
+                    "NotOwnedByCluster",
+                    format!("no {} label", labels::CLUSTER),
+                ),
+                previous.total_backup_count,
+            );
+            apply::status(client, owner, owner.status.as_ref(), &status).await?;
+            return Ok(Action::await_change());
+        }
+    };
+    let vtctld = match ctx.vtctld(owner) {
+        Ok(vtctld) => vtctld,
+        Err(why) => {
+            let status = report(
+                Readiness::new(false, "WaitingForVtctld", why),
+                previous.total_backup_count,
+            );
+            apply::status(client, owner, owner.status.as_ref(), &status).await?;
+            return Ok(Action::requeue(POLL));
+        }
+    };
+
+    let shards: Api<VitessShard> = ctx.api_in(owner);
+    let shards = shards
+        .list(&ListParams::default().labels(&apply::selector(&[(labels::CLUSTER, &cluster)], &[])))
+        .await
+        .map_err(|source| Error::List {
+            what: format!("VitessShards of cluster {cluster}"),
+            source: Box::new(source),
+        })?
+        .items;
+    if vtctld_location(&shards).is_some_and(|l| l != location) {
+        // vtctld has the flags of one location only; listing another would list that one.
+        let status = report(
+            Readiness::new(
+                false,
+                "NotListed",
+                "vtctld reads only the cluster's unnamed (or first) backup location; backups of this one are not listed",
+            ),
+            0,
+        );
+        apply::status(client, owner, owner.status.as_ref(), &status).await?;
+        return Ok(Action::requeue(ctx.backup_list_period));
+    }
+
+    let namespace = owner.meta().namespace.clone();
+    let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
+    // What exists already, by name: an entry whose labels and status are as listed costs no
+    // request, so a steady inventory is read-only.
+    let existing: BTreeMap<String, VitessBackup> =
+        apply::children_full::<VitessBackup, _>(client, owner, &selector)
+            .await?
+            .into_iter()
+            .map(|b| (b.name_any(), b))
+            .collect();
+    let mut desired = BTreeSet::new();
+    let mut failures = Vec::new();
+    let mut listed = 0usize;
+    for shard in &shards {
+        let Some(keyspace) = shard.labels().get(labels::KEYSPACE) else {
+            continue;
+        };
+        let range = KeyRange {
+            start: shard.spec.key_range.start.clone(),
+            end: shard.spec.key_range.end.clone(),
+        };
+        let backups = match vtctld
+            .backups(keyspace, &range.to_string(), LIST_LIMIT)
+            .await
+        {
+            Ok(backups) => backups,
+            Err(err) => {
+                failures.push(err.to_string());
+                continue;
+            }
+        };
+        listed += 1;
+        for info in &backups {
+            let entry = build::backup::inventory_entry(
+                &cluster, &namespace, &location, keyspace, &range, info,
+            );
+            let name = entry.backup.name_any();
+            let current = match existing.get(&name) {
+                Some(have)
+                    if have.metadata.deletion_timestamp.is_none()
+                        && have.metadata.labels == entry.backup.metadata.labels =>
+                {
+                    have.clone()
+                }
+                _ => apply::owned(client, owner, entry.backup).await?,
+            };
+            let mut status = entry.status;
+            status.observed_generation = current.meta().generation;
+            apply::status(client, &current, current.status.as_ref(), &status).await?;
+            desired.insert(name);
+        }
+    }
+    // A shard that could not be listed keeps its objects: vanished means listed and absent.
+    if failures.is_empty() {
+        let pruned = apply::prune::<VitessBackup, _>(client, owner, &selector, &desired).await?;
+        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
+    }
+    let count = i32::try_from(desired.len()).unwrap_or(i32::MAX);
+    let readiness = if failures.is_empty() {
+        Readiness::new(
+            true,
+            "Listed",
+            format!("{count} backups in {listed} shards"),
+        )
+    } else {
+        Readiness::new(false, "ListFailed", failures.join("; "))
+    };
+    let status = report(readiness, count);
+    apply::status(client, owner, owner.status.as_ref(), &status).await?;
+    Ok(Action::requeue(ctx.backup_list_period))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::backupstorage::VitessBackupLocation;
+
+    fn shard(locations: &[&str]) -> VitessShard {
+        let mut shard = VitessShard::new("s", Default::default());
+        shard.spec.backup_locations = Some(
+            locations
+                .iter()
+                .map(|name| VitessBackupLocation {
+                    name: name.to_string(),
+                    ..VitessBackupLocation::default()
+                })
+                .collect(),
+        );
+        shard
+    }
+
+    #[test]
+    fn vtctld_lists_the_unnamed_location_else_the_first() {
+        assert_eq!(vtctld_location(&[]), None);
+        assert_eq!(
+            vtctld_location(&[shard(&["a", "", "b"])]).as_deref(),
+            Some("")
+        );
+        assert_eq!(vtctld_location(&[shard(&["a", "b"])]).as_deref(), Some("a"));
+    }
+}
