@@ -18,8 +18,8 @@ use vitess_operator::api::{VitessBackup, VitessBackupStorage};
 use vitess_operator::vitess::fake::FakeVtctld;
 use vitess_operator::vitess::{Alias, BackupStatus, TabletType, Vtctld};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, apply_yaml, client, install_crds, state_dir, unique_suffix,
-    vtctld_addr, wait_for,
+    METRICS_ADDRESS, Operator, TestNamespace, apply_yaml, client, install_crds, state_dir,
+    unique_suffix, vtctld_addr, wait_for,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(90);
@@ -159,6 +159,7 @@ where
             &address,
             "--backup-list-period-seconds",
             "2",
+            METRICS_ADDRESS,
         ],
     )?;
     let result = async {
