@@ -56,6 +56,47 @@ pub fn cluster_name(cluster: &crate::api::VitessCluster) -> Result<&str, Error> 
         .ok_or(Error::MissingName("VitessCluster"))
 }
 
+/// What identifies a VitessShard to the builders of its pods: its cluster and keyspace (from
+/// the labels the keyspace controller puts on it), its key range, and `VitessShard/<name>`
+/// for error messages.
+pub struct ShardIdentity<'a> {
+    pub object: String,
+    pub cluster: &'a str,
+    pub keyspace: &'a str,
+    pub range: crate::keyrange::KeyRange,
+}
+
+impl<'a> ShardIdentity<'a> {
+    pub fn of(shard: &'a crate::api::VitessShard) -> Result<Self, Error> {
+        let name = shard
+            .metadata
+            .name
+            .as_deref()
+            .ok_or(Error::MissingName("VitessShard"))?;
+        let label = |key: &'static str| {
+            shard
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(key))
+                .map(String::as_str)
+                .ok_or(Error::MissingLabel {
+                    kind: "VitessShard",
+                    label: key,
+                })
+        };
+        Ok(Self {
+            object: format!("VitessShard/{name}"),
+            cluster: label(crate::labels::CLUSTER)?,
+            keyspace: label(crate::labels::KEYSPACE)?,
+            range: crate::keyrange::KeyRange {
+                start: shard.spec.key_range.start.clone(),
+                end: shard.spec.key_range.end.clone(),
+            },
+        })
+    }
+}
+
 /// Metadata of a child object, before the controller adds its owner reference.
 fn meta(
     name: String,

@@ -10,9 +10,8 @@ use k8s_openapi::api::core::v1::{
 
 use super::backup;
 use super::flags::FlagSet;
-use super::{Error, defaults, meta, podspec};
+use super::{Error, ShardIdentity, defaults, meta, podspec};
 use crate::api::shard::VitessShard;
-use crate::keyrange::KeyRange;
 use crate::{labels, names};
 
 const DATA_VOLUME: &str = "vtdataroot";
@@ -41,29 +40,12 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
     if locations.is_empty() || !wanted {
         return Ok(None);
     }
-    let object_name = shard
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("VitessShard"))?;
-    let label = |key: &'static str| {
-        shard
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(key))
-            .ok_or(Error::MissingLabel {
-                kind: "VitessShard",
-                label: key,
-            })
-    };
-    let cluster = label(labels::CLUSTER)?;
-    let keyspace = label(labels::KEYSPACE)?;
-    let object = format!("VitessShard/{object_name}");
-    let range = KeyRange {
-        start: spec.key_range.start.clone(),
-        end: spec.key_range.end.clone(),
-    };
+    let ShardIdentity {
+        object,
+        cluster,
+        keyspace,
+        range,
+    } = ShardIdentity::of(shard)?;
     let safe = range.safe_name();
     let location = backup::location(
         locations,

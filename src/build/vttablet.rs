@@ -16,7 +16,7 @@ use md5::{Digest, Md5};
 use super::backup::{self, BackupStorage};
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, HOSTNAME_LABEL, MYSQL_PORT_NAME, WEB_PORT_NAME};
-use super::{Error, cluster_name, defaults, meta};
+use super::{Error, ShardIdentity, cluster_name, defaults, meta};
 use crate::api::cluster::{BackupEngine, VitessCluster};
 use crate::api::shard::{TabletPoolType, VitessShard, VitessShardSpec, VitessShardTabletPool};
 use crate::api::shared::{MysqldImage, PullPolicy, VitessImagePullPolicies};
@@ -93,30 +93,13 @@ pub fn tablet_uid(
 
 /// Builds every tablet of `shard`, pool by pool, index by index.
 pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
-    let object_name = shard
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("VitessShard"))?;
-    let label = |key: &'static str| {
-        shard
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(key))
-            .ok_or(Error::MissingLabel {
-                kind: "VitessShard",
-                label: key,
-            })
-    };
-    let cluster = label(labels::CLUSTER)?;
-    let keyspace = label(labels::KEYSPACE)?;
+    let ShardIdentity {
+        object,
+        cluster,
+        keyspace,
+        range,
+    } = ShardIdentity::of(shard)?;
     let spec = &shard.spec;
-    let range = KeyRange {
-        start: spec.key_range.start.clone(),
-        end: spec.key_range.end.clone(),
-    };
-    let object = format!("VitessShard/{object_name}");
     let init_script = podspec::secret_file(
         &spec.template.database_init_script_secret,
         "db-init-script",

@@ -220,16 +220,18 @@ fn drain_view(
         let alias = orphan_alias(pod.labels()).unwrap_or_else(|| pod.name_any());
         tablet(alias, pod, Wanted::Unwanted)
     }));
-    let immediate = shard.spec.update_strategy.as_ref().and_then(|u| u.type_)
-        == Some(UpdateStrategyType::Immediate);
     drain::Shard {
         tablets,
         primary: vitess.and_then(|v| v.primary.clone()),
-        rollout: if immediate {
-            Rollout::Immediate
-        } else {
-            Rollout::External
-        },
+        rollout: rollout(shard),
+    }
+}
+
+/// How out-of-date tablet pods are replaced: `updateStrategy.type` (default External).
+fn rollout(shard: &VitessShard) -> Rollout {
+    match shard.spec.update_strategy.as_ref().and_then(|u| u.type_) {
+        Some(UpdateStrategyType::Immediate) => Rollout::Immediate,
+        Some(UpdateStrategyType::External) | None => Rollout::External,
     }
 }
 
@@ -664,9 +666,7 @@ fn pending_changes(shard: &VitessShard, tablet: &Observed) -> Option<String> {
     if tablet.wanted != Wanted::Outdated {
         return None;
     }
-    let immediate = shard.spec.update_strategy.as_ref().and_then(|u| u.type_)
-        == Some(UpdateStrategyType::Immediate);
-    Some(if immediate {
+    Some(if rollout(shard) == Rollout::Immediate {
         "the pod was built from an older spec; it is replaced through a drain, one tablet \
          at a time, the primary last"
             .into()
