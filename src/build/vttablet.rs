@@ -408,8 +408,13 @@ impl TabletContext<'_> {
         if let Some(backup) = self.backup {
             backup.storage.apply_flags(&mut flags);
             backup::engine_flags(backup.engine, &mut flags);
-            // A new tablet starts from the latest backup instead of an empty database.
-            flags.set("restore-from-backup", true);
+            // A new tablet starts from the latest backup instead of an empty database, and
+            // waits for the first backup (vtbackup-init's, or the operator's first BackupShard)
+            // rather than start empty: an empty tablet in the serving graph would make the
+            // initial backup refuse to run.
+            flags
+                .set("restore-from-backup", true)
+                .set("wait-for-backup-interval", "10s");
             mounts.extend(backup.storage.mounts.iter().cloned());
         }
         if let Some(external) = &pool.external_datastore {
@@ -1008,6 +1013,7 @@ mod tests {
                 "--gcs-backup-storage-bucket=my-vitess-backup-bucket",
                 "--gcs-backup-storage-root=prod/example",
                 "--restore-from-backup=true",
+                "--wait-for-backup-interval=10s",
                 "--xbstream-restore-flags=--parallel=2",
                 "--xtrabackup-backup-flags=--parallel=2",
                 "--xtrabackup-stream-mode=xbstream",
@@ -1091,6 +1097,7 @@ mod tests {
                 "--s3-backup-force-path-style=true",
                 "--s3-backup-storage-bucket=bkt",
                 "--s3-backup-storage-root=example",
+                "--wait-for-backup-interval=10s",
             ]
         );
         let vttablet = container(pod, "vttablet").unwrap();
