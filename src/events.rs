@@ -35,6 +35,8 @@ pub const TABLET_REPLACED: &str = "TabletReplaced";
 pub const TOPOLOGY_REGISTERED: &str = "TopologyRegistered";
 pub const TOPOLOGY_PRUNED: &str = "TopologyPruned";
 pub const VTCTLD_UNREACHABLE: &str = "VtctldUnreachable";
+pub const BACKUP_INIT_STARTED: &str = "BackupInitStarted";
+pub const INITIAL_BACKUP_REQUESTED: &str = "InitialBackupRequested";
 
 /// Publishes Events for every controller; one per process, so kube's Recorder aggregates
 /// repeats of one reason on one object into a series.

@@ -37,6 +37,8 @@ const PS: &str = "planetscale.com";
 /// not exist yet and as `patch` when it does), pruned (`apply::prune`: a metadata LIST, then
 /// DELETE).
 const CHILD: &[&str] = &["create", "delete", "list", "patch", "watch"];
+/// [`CHILD`], and read one by one (GET by name).
+const CHILD_READ: &[&str] = &["create", "delete", "get", "list", "patch", "watch"];
 /// Watched as the primary kind or as a child, and applied, never deleted.
 const APPLIED: &[&str] = &["create", "list", "patch", "watch"];
 /// `apply::status`: server-side apply of the status subresource.
@@ -119,9 +121,10 @@ pub const RULES: &[Rule] = &[
     rule(
         PS,
         "vitessbackups",
-        CHILD,
+        CHILD_READ,
         "controller::backupstorage applies and prunes inventory entries; controller::backup \
-         watches requests",
+         watches requests; controller::shard watches its backups, applies and GETs its \
+         first-backup request (controller::backupinit)",
     ),
     rule(
         PS,
@@ -132,8 +135,9 @@ pub const RULES: &[Rule] = &[
     rule(
         "",
         "pods",
-        CHILD,
-        "etcd members and tablets: applied, watched; tablets pruned once drained",
+        CHILD_READ,
+        "etcd members and tablets: applied, watched; tablets pruned once drained; a shard's \
+         vtbackup-init pod: applied and GET (controller::backupinit)",
     ),
     rule(
         "",

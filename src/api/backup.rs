@@ -41,6 +41,10 @@ pub struct VitessBackupSpec {
     /// For an on-demand backup: the backup location name (default: the unnamed location).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    /// For an on-demand backup: vtctld may back up from the primary when no replica can
+    /// (default false: a backup never runs on the primary).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_primary: Option<bool>,
 }
 
 /// What is known of a backup.

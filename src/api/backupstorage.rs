@@ -44,6 +44,11 @@ pub struct VitessBackupLocation {
     /// Annotations added to pods that use this location.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<StringMap>,
+    /// How old a shard's latest complete backup here may be (`26h`, `90m`, `1h30m`) before
+    /// the shard's `BackupsFresh` condition turns False. Unset: no such condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^([0-9]+(h|m|s))+$"))]
+    pub max_backup_age: Option<String>,
 }
 
 /// A Google Cloud Storage bucket.

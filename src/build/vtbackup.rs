@@ -11,6 +11,8 @@ use k8s_openapi::api::core::v1::{
 use super::backup;
 use super::flags::FlagSet;
 use super::{Error, ShardIdentity, defaults, meta, podspec};
+use crate::api::VitessBackup;
+use crate::api::backup::VitessBackupSpec;
 use crate::api::shard::VitessShard;
 use crate::{labels, names};
 
@@ -180,6 +182,38 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
     Ok(Some(VtbackupInit { pod, pvc }))
 }
 
+/// The VitessBackup request a shard that already serves makes for its first backup: the
+/// backup request controller asks vtctld `BackupShard` of a replica, once (never the primary).
+pub fn initial_backup_request(shard: &VitessShard) -> Result<VitessBackup, Error> {
+    let ShardIdentity {
+        cluster,
+        keyspace,
+        range,
+        ..
+    } = ShardIdentity::of(shard)?;
+    let safe = range.safe_name();
+    let own = labels::set(&[
+        (labels::CLUSTER, cluster),
+        (labels::KEYSPACE, keyspace),
+        (labels::SHARD, &safe),
+    ]);
+    Ok(VitessBackup {
+        metadata: meta(
+            names::join(&[cluster, keyspace, &safe, "initial-backup"]),
+            &shard.metadata.namespace,
+            own,
+            None,
+        ),
+        spec: VitessBackupSpec {
+            keyspace: Some(keyspace.into()),
+            shard: Some(range.to_string()),
+            location: None,
+            allow_primary: Some(false),
+        },
+        status: None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -268,6 +302,20 @@ mod tests {
         assert!(!args.iter().any(|a| a.contains("gcs-auth")));
         let env = spec.containers[0].env.clone().unwrap();
         assert_eq!(env[0].name, "GOOGLE_APPLICATION_CREDENTIALS");
+    }
+
+    #[test]
+    fn a_serving_shard_requests_its_first_backup_of_a_replica() {
+        let request = initial_backup_request(&shard(true)).unwrap();
+        assert_eq!(request.spec.keyspace.as_deref(), Some("commerce"));
+        assert_eq!(request.spec.shard.as_deref(), Some("-"));
+        assert_eq!(request.spec.allow_primary, Some(false));
+        let name = request.metadata.name.unwrap();
+        assert!(
+            name.starts_with("example-commerce-x-x-initial-backup-"),
+            "{name}"
+        );
+        assert_eq!(request.metadata.labels.unwrap()[labels::SHARD], "x-x");
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Reconciles VitessBackup requests: a VitessBackup a user created with `spec.keyspace` and
 //! `spec.shard` asks for one backup of that shard. The operator asks vtctld `BackupShard`
-//! exactly once (a replica, never the primary), reports progress in status and, when done,
-//! names the backup it produced. Inventory entries (empty spec) are the storage controller's.
-//! Nothing here ever deletes data.
+//! exactly once (a replica; the primary only if `spec.allowPrimary`), reports progress in
+//! status and, when done, names the backup it produced. Inventory entries (empty spec) are the
+//! storage controller's. The shard controller creates such a request itself for the first
+//! backup of a shard that already serves. Nothing here ever deletes data.
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -179,9 +180,10 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
             .await?;
             ctx.backup_requests(|m| m.insert(key.clone(), RequestState::Running));
             let (keyspace, shard, task_ctx) = (keyspace.clone(), shard.clone(), ctx.clone());
+            let allow_primary = request.spec.allow_primary == Some(true);
             tokio::spawn(async move {
                 let result = vtctld
-                    .backup_shard(&keyspace, &shard, false)
+                    .backup_shard(&keyspace, &shard, allow_primary)
                     .await
                     .map_err(|e| e.to_string());
                 task_ctx.backup_requests(|m| m.insert(key, RequestState::Done(result)));

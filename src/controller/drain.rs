@@ -71,6 +71,9 @@ pub struct Shard {
     /// The primary's alias as Vitess records it.
     pub primary: Option<String>,
     pub rollout: Rollout,
+    /// Why the first primary must not be elected yet (the shard's first backup is not
+    /// uploaded); `None`: elect once the tablets are ready.
+    pub hold_election: Option<String>,
 }
 
 /// One thing to do.
@@ -205,7 +208,9 @@ pub fn plan(shard: &Shard) -> Plan {
         Some(Finish::Blocked(why)) => plan.blocked = Some(why),
         Some(Finish::Mark(_)) | None => {}
     }
-    if shard.primary.is_none() {
+    if let (None, Some(why)) = (&shard.primary, &shard.hold_election) {
+        plan.election = Some(why.clone());
+    } else if shard.primary.is_none() {
         match elect(&after) {
             Ok(to) => {
                 if !plan.steps.iter().any(|s| matches!(s, Step::Delete { .. })) {
@@ -369,6 +374,7 @@ mod tests {
             tablets,
             primary: primary.map(Into::into),
             rollout: Rollout::Immediate,
+            hold_election: None,
         }
     }
 
@@ -673,5 +679,20 @@ mod tests {
         rdonly.replica_pool = false;
         let plan = super::plan(&shard(vec![rdonly, tablet("a-2"), tablet("a-1")], None));
         assert_eq!(plan.steps, vec![Step::ElectPrimary { to: "a-1".into() }]);
+    }
+
+    #[test]
+    fn a_held_election_waits_and_says_why() {
+        let mut held = shard(vec![tablet("a-1"), tablet("a-2")], None);
+        held.hold_election = Some("waiting for vtbackup-init pod p".into());
+        let plan = plan(&held);
+        assert_eq!(plan.steps, vec![]);
+        assert_eq!(
+            plan.election.as_deref(),
+            Some("waiting for vtbackup-init pod p")
+        );
+        // A hold means nothing once the shard has a primary.
+        held.primary = Some("a-1".into());
+        assert_eq!(super::plan(&held).election, None);
     }
 }

@@ -3,6 +3,7 @@
 //! longer desired are pruned, except data and what may still serve (DESIGN §7).
 
 pub mod backup;
+pub mod backupinit;
 pub mod backupstorage;
 pub mod cell;
 pub mod cluster;
@@ -53,6 +54,11 @@ pub enum Error {
     Apply(#[from] apply::Error),
     #[error("listing {what}: {source}")]
     List {
+        what: String,
+        source: Box<kube::Error>,
+    },
+    #[error("reading {what}: {source}")]
+    Get {
         what: String,
         source: Box<kube::Error>,
     },

@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -11,26 +12,53 @@ use kube::runtime::Controller;
 use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
+use super::backupinit;
 use super::condition::{self, Readiness};
 use super::drain::{self, Rollout, Step, Wanted};
 use super::{Context, Error, POLL, REQUEUE, WAIT};
-use crate::api::VitessShard;
 use crate::api::shard::TabletPoolType;
-use crate::api::shard::{VitessShardStatus, VitessTabletStatus};
+use crate::api::shard::{ShardBackupLocationStatus, VitessShardStatus, VitessTabletStatus};
 use crate::api::shared::{ConditionStatus, OrphanStatus, UpdateStrategyType};
+use crate::api::{VitessBackup, VitessShard};
+use crate::build::vtbackup::VtbackupInit;
 use crate::vitess::{Alias, TabletType};
-use crate::{apply, build, events, labels};
+use crate::{apply, build, events, labels, names};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::EventType;
+use kube::runtime::reflector::ObjectRef;
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessShard>(), watcher::Config::default())
         .owns(ctx.api::<PartialObjectMeta<Pod>>(), super::children())
+        // A shard's backups (inventory entries and its own first-backup request) carry its
+        // labels: their changes update its backup counts and BackupInitialized promptly.
+        .watches(
+            ctx.api::<PartialObjectMeta<VitessBackup>>(),
+            watcher::Config::default().labels(labels::SHARD),
+            |backup| shard_of(backup.labels(), backup.namespace()),
+        )
         .with_config(super::config())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())
         .for_each(|result| super::report(&ctx, result))
         .await;
+}
+
+/// The VitessShard a child with the shard labels belongs to.
+fn shard_of(
+    own: &BTreeMap<String, String>,
+    namespace: Option<String>,
+) -> Option<ObjectRef<VitessShard>> {
+    let (cluster, keyspace, shard) = (
+        own.get(labels::CLUSTER)?,
+        own.get(labels::KEYSPACE)?,
+        own.get(labels::SHARD)?,
+    );
+    let name = names::cluster::shard(cluster, keyspace, shard);
+    Some(match namespace {
+        Some(namespace) => ObjectRef::new(&name).within(&namespace),
+        None => ObjectRef::new(&name),
+    })
 }
 
 /// One tablet the spec wants, as it now is on the server.
@@ -108,7 +136,11 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         .collect();
 
     let vitess = vitess_view(&ctx, &shard).await;
-    let view = drain_view(&shard, &observed, &unwanted, vitess.as_ref().ok());
+    let (backups, init) = backups(&ctx, &shard, &observed, &unwanted, vitess.as_ref().ok()).await?;
+    let mut view = drain_view(&shard, &observed, &unwanted, vitess.as_ref().ok());
+    if let Backups::Known { decision, .. } = &backups {
+        view.hold_election.clone_from(&decision.hold);
+    }
     let mut plan = drain::plan(&view);
     if vitess.is_err() {
         // Without vtctld nothing moves forward: only aborts are cleaned up and pods someone
@@ -128,9 +160,14 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     );
     let all_pods: Vec<&Pod> = observed.iter().map(|o| &o.pod).chain(&unwanted).collect();
     let outcome = execute(&ctx, &shard, &all_pods, &plan, vitess.as_ref().ok()).await?;
+    if let Backups::Known { decision, .. } = &backups {
+        backupinit::execute(&ctx, &shard, init, decision).await?;
+    }
 
     let orphans = orphans(&unwanted, &plan, vitess.as_ref().err());
-    let status = status(&shard, &observed, orphans, &vitess, &plan, &outcome);
+    let status = status(
+        &shard, &observed, orphans, &vitess, &plan, &outcome, &backups,
+    );
     apply::status(client, shard.as_ref(), shard.status.as_ref(), &status).await?;
     publish_blocked(&ctx, &shard, &status).await;
     // A drain or reparent in progress is followed closely; waiting for tablets to register
@@ -144,6 +181,62 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     } else {
         REQUEUE
     }))
+}
+
+/// The shard's backups, for its status and its first backup.
+enum Backups {
+    /// The shard has no backup locations.
+    None,
+    /// vtctld cannot say whether the shard has a primary: the status keeps what it said.
+    Unknown,
+    Known {
+        locations: Vec<ShardBackupLocationStatus>,
+        decision: backupinit::Decision,
+        fresh: Option<Readiness>,
+    },
+}
+
+/// Reads the shard's backups and decides how it gets its first one; also returns the init
+/// pod the shard would get.
+async fn backups(
+    ctx: &Context,
+    shard: &VitessShard,
+    observed: &[Observed],
+    unwanted: &[Pod],
+    vitess: Option<&VitessView>,
+) -> Result<(Backups, Option<VtbackupInit>), Error> {
+    let locations = shard.spec.backup_locations.clone().unwrap_or_default();
+    if locations.is_empty() {
+        return Ok((Backups::None, None));
+    }
+    let Some(view) = vitess else {
+        return Ok((Backups::Unknown, None));
+    };
+    let init = build::vtbackup::init(shard)?;
+    let seen = backupinit::observe(ctx, shard, init.as_ref(), view.primary.as_deref()).await?;
+    let statuses = backupinit::location_status(&locations, &seen.backups);
+    let settled = unwanted.is_empty()
+        && observed.iter().all(|o| {
+            pod_ready(&o.pod) && !o.pod.annotations().contains_key(labels::drain::STARTED)
+        });
+    let decision = backupinit::decide(&backupinit::Inputs {
+        configured: true,
+        init_wanted: init.is_some(),
+        primary: view.primary.clone(),
+        settled,
+        counts: backupinit::counts(&statuses),
+        init_pod: seen.init_pod,
+        request: seen.request,
+    });
+    let fresh = backupinit::freshness(&locations, &statuses, SystemTime::now());
+    Ok((
+        Backups::Known {
+            locations: statuses,
+            decision,
+            fresh,
+        },
+        init,
+    ))
 }
 
 /// The desired-state hash annotation of a pod (empty when it has none).
@@ -224,6 +317,7 @@ fn drain_view(
         tablets,
         primary: vitess.and_then(|v| v.primary.clone()),
         rollout: rollout(shard),
+        hold_election: None,
     }
 }
 
@@ -529,6 +623,7 @@ fn status(
     vitess: &Result<VitessView, String>,
     plan: &drain::Plan,
     outcome: &Outcome,
+    backups: &Backups,
 ) -> VitessShardStatus {
     let mut status = shard.status.clone().unwrap_or_default();
     let generation = shard.metadata.generation;
@@ -657,6 +752,39 @@ fn status(
         (None, _, true) => None,
     };
     conditions = condition::with_condition(&conditions, DRAINING, draining.as_ref(), generation);
+    match backups {
+        Backups::None => {
+            status.backup_locations.clear();
+            status.has_initial_backup = ConditionStatus::Unknown;
+            for type_ in [backupinit::BACKUP_INITIALIZED, backupinit::BACKUPS_FRESH] {
+                conditions = condition::with_condition(&conditions, type_, None, generation);
+            }
+        }
+        Backups::Unknown => {}
+        Backups::Known {
+            locations,
+            decision,
+            fresh,
+        } => {
+            status.backup_locations.clone_from(locations);
+            status.has_initial_backup = decision
+                .condition
+                .as_ref()
+                .map_or(ConditionStatus::Unknown, |c| condition::status_of(c.ready));
+            conditions = condition::with_condition(
+                &conditions,
+                backupinit::BACKUP_INITIALIZED,
+                decision.condition.as_ref(),
+                generation,
+            );
+            conditions = condition::with_condition(
+                &conditions,
+                backupinit::BACKUPS_FRESH,
+                fresh.as_ref(),
+                generation,
+            );
+        }
+    }
     status.conditions = conditions;
     status
 }
@@ -738,6 +866,7 @@ mod tests {
             &unreachable,
             &plan,
             &outcome,
+            &Backups::None,
         );
         assert_eq!(status.summary.as_deref(), Some("1/2"));
         assert!(!condition::is_ready(&status.conditions));
@@ -771,6 +900,7 @@ mod tests {
             &view,
             &plan,
             &outcome,
+            &Backups::None,
         );
         assert_eq!(status.summary.as_deref(), Some("2/2"));
         assert!(condition::is_ready(&status.conditions));
@@ -807,6 +937,7 @@ mod tests {
             &Err(why),
             &drain::Plan::default(),
             &Outcome::default(),
+            &Backups::None,
         );
         assert_eq!(
             find(&status, SCALE_DOWN_BLOCKED),
@@ -834,6 +965,7 @@ mod tests {
             &view,
             &plan,
             &Outcome::default(),
+            &Backups::None,
         );
         assert_eq!(find(&status, DRAINING), Some(("True", "Blocked")));
         let mut outdated = tablet("zone1-1", true);

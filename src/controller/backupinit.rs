@@ -1,0 +1,732 @@
+//! The first backup of a shard, and what the shard's status says about its backups
+//! (DESIGN §8). Decided by a pure function from what the shard looks like; the shard
+//! controller gathers the inputs ([`observe`]) and carries the decision out ([`execute`]).
+//!
+//! - A new shard (no primary) with no complete backup gets a `vtbackup-init` pod that uploads
+//!   a backup of the empty database; the first primary is not elected until it has succeeded.
+//!   Its tablets wait for that backup (`--wait-for-backup-interval`) and restore from it.
+//! - A shard that already serves when backups are configured gets no init pod (vtbackup would
+//!   refuse, the shard has serving tablets): once every tablet is ready the shard creates one
+//!   VitessBackup request, so the backup request controller asks vtctld `BackupShard` of a
+//!   replica exactly once. A failed request is reported, not retried: a new request retries.
+//! - The status counts the inventory's backups per location, and `BackupsFresh` compares the
+//!   latest complete backup with a location's `maxBackupAge`.
+
+use std::time::{Duration, SystemTime};
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::events::EventType;
+use kube::{Resource, ResourceExt};
+
+use super::condition::Readiness;
+use super::{Context, Error};
+use crate::api::backup::VitessBackupStatus;
+use crate::api::backupstorage::VitessBackupLocation;
+use crate::api::shard::ShardBackupLocationStatus;
+use crate::api::{VitessBackup, VitessShard};
+use crate::build::vtbackup::VtbackupInit;
+use crate::{apply, build, events, labels};
+
+/// Condition: whether the shard has its first backup, and how it gets one.
+pub const BACKUP_INITIALIZED: &str = "BackupInitialized";
+/// Condition: whether the latest complete backup is younger than `maxBackupAge`.
+pub const BACKUPS_FRESH: &str = "BackupsFresh";
+
+/// The phase of the shard's `vtbackup-init` pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitPod {
+    pub name: String,
+    /// `Pending`, `Running`, `Succeeded`, `Failed` (empty: not reported yet).
+    pub phase: String,
+}
+
+/// Where the shard's own first-backup request is, by its `Complete` condition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Request {
+    pub name: String,
+    pub complete: bool,
+    /// The condition's reason and message (empty while the request was not looked at yet).
+    pub reason: String,
+    pub message: String,
+}
+
+/// The inventory's backups of the shard, all locations together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub complete: usize,
+    pub incomplete: usize,
+}
+
+/// What [`decide`] looks at.
+#[derive(Clone, Debug)]
+pub struct Inputs {
+    /// The shard has backup locations.
+    pub configured: bool,
+    /// An init pod would be built (backups and `replication.initializeBackup` not false).
+    pub init_wanted: bool,
+    /// The primary Vitess records.
+    pub primary: Option<String>,
+    /// Every tablet the spec wants is ready and no drain runs.
+    pub settled: bool,
+    pub counts: Counts,
+    pub init_pod: Option<InitPod>,
+    pub request: Option<Request>,
+}
+
+/// What to create.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Create {
+    Nothing,
+    InitPod,
+    Request,
+}
+
+/// What [`decide`] concluded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    pub create: Create,
+    /// Why the first primary must wait.
+    pub hold: Option<String>,
+    /// The `BackupInitialized` condition; `None` without backups.
+    pub condition: Option<Readiness>,
+}
+
+impl Decision {
+    fn new(create: Create, hold: Option<String>, condition: Readiness) -> Self {
+        Self {
+            create,
+            hold,
+            condition: Some(condition),
+        }
+    }
+}
+
+/// The next step towards the shard's first backup.
+pub fn decide(inputs: &Inputs) -> Decision {
+    if !inputs.configured {
+        return Decision {
+            create: Create::Nothing,
+            hold: None,
+            condition: None,
+        };
+    }
+    let counts = inputs.counts;
+    let exists = || {
+        Readiness::new(
+            true,
+            "BackupExists",
+            format!(
+                "{} complete and {} incomplete backups in storage",
+                counts.complete, counts.incomplete
+            ),
+        )
+    };
+    if let Some(pod) = &inputs.init_pod {
+        return match pod.phase.as_str() {
+            "Succeeded" => Decision::new(
+                Create::Nothing,
+                None,
+                Readiness::new(
+                    true,
+                    "InitialBackupUploaded",
+                    format!("{} uploaded the shard's first backup", pod.name),
+                ),
+            ),
+            // Once the shard has a primary, the init pod no longer holds anything back.
+            _ if inputs.primary.is_some() => Decision::new(Create::Nothing, None, exists()),
+            "Failed" => {
+                let why = format!(
+                    "vtbackup-init pod {} failed; see `kubectl logs {}`",
+                    pod.name, pod.name
+                );
+                Decision::new(
+                    Create::Nothing,
+                    Some(why.clone()),
+                    Readiness::new(false, "InitPodFailed", why),
+                )
+            }
+            phase => {
+                let why = format!(
+                    "waiting for vtbackup-init pod {} to upload the first backup (phase {})",
+                    pod.name,
+                    if phase.is_empty() { "unknown" } else { phase }
+                );
+                Decision::new(
+                    Create::Nothing,
+                    Some(why.clone()),
+                    Readiness::new(false, "InitPodRunning", why),
+                )
+            }
+        };
+    }
+    if inputs.primary.is_none() {
+        if counts.complete > 0 {
+            return Decision::new(Create::Nothing, None, exists());
+        }
+        if !inputs.init_wanted {
+            return Decision::new(
+                Create::Nothing,
+                None,
+                Readiness::new(
+                    false,
+                    "NoBackup",
+                    "no complete backup and replication.initializeBackup is false: the \
+                     tablets wait for a backup to restore from",
+                ),
+            );
+        }
+        let why = "waiting for the vtbackup-init pod to upload the first backup".to_string();
+        return Decision::new(
+            Create::InitPod,
+            Some(why.clone()),
+            Readiness::new(false, "InitPodRunning", why),
+        );
+    }
+    // The shard serves: vtbackup would refuse; the first backup comes from a replica.
+    if let Some(request) = &inputs.request {
+        return Decision::new(
+            Create::Nothing,
+            None,
+            match (request.complete, request.reason.as_str()) {
+                (true, _) => Readiness::new(
+                    true,
+                    "BackupTaken",
+                    format!("VitessBackup {} took the first backup", request.name),
+                ),
+                (false, "BackupFailed" | "Interrupted") => Readiness::new(
+                    false,
+                    "InitialBackupFailed",
+                    format!(
+                        "VitessBackup {} failed: {}; it is not retried: create a VitessBackup \
+                         with spec.keyspace and spec.shard to try again",
+                        request.name, request.message
+                    ),
+                ),
+                _ => Readiness::new(
+                    false,
+                    "BackupRequested",
+                    format!(
+                        "VitessBackup {} asks vtctld for a backup of a replica",
+                        request.name
+                    ),
+                ),
+            },
+        );
+    }
+    if counts.complete + counts.incomplete > 0 {
+        return Decision::new(Create::Nothing, None, exists());
+    }
+    if !inputs.settled {
+        return Decision::new(
+            Create::Nothing,
+            None,
+            Readiness::new(
+                false,
+                "Waiting",
+                "the shard serves without a backup; its first backup is taken from a replica \
+                 once every tablet is ready",
+            ),
+        );
+    }
+    Decision::new(
+        Create::Request,
+        None,
+        Readiness::new(
+            false,
+            "BackupRequested",
+            "asking vtctld for a backup of a replica",
+        ),
+    )
+}
+
+/// Backups of the shard per configured location, from the inventory's entries.
+pub fn location_status(
+    locations: &[VitessBackupLocation],
+    backups: &[VitessBackup],
+) -> Vec<ShardBackupLocationStatus> {
+    locations
+        .iter()
+        .map(|location| {
+            let here = backups.iter().filter(|b| {
+                b.labels().get(labels::BACKUP_LOCATION).map(String::as_str)
+                    == Some(location.name.as_str())
+            });
+            let mut status = ShardBackupLocationStatus {
+                name: (!location.name.is_empty()).then(|| location.name.clone()),
+                ..ShardBackupLocationStatus::default()
+            };
+            for backup in here {
+                let Some(s) = &backup.status else {
+                    status.incomplete_backups += 1;
+                    continue;
+                };
+                if s.complete {
+                    status.complete_backups += 1;
+                    let time = finished(s);
+                    if time.map(|t| t.0) > status.latest_complete_backup_time.as_ref().map(|t| t.0)
+                    {
+                        status.latest_complete_backup_time = time.cloned();
+                    }
+                } else {
+                    status.incomplete_backups += 1;
+                }
+            }
+            status
+        })
+        .collect()
+}
+
+/// When a backup ended (its start when the end is unknown).
+fn finished(status: &VitessBackupStatus) -> Option<&Time> {
+    status.finished_time.as_ref().or(status.start_time.as_ref())
+}
+
+/// Totals of [`location_status`].
+pub fn counts(locations: &[ShardBackupLocationStatus]) -> Counts {
+    locations.iter().fold(Counts::default(), |c, l| Counts {
+        complete: c.complete + usize::try_from(l.complete_backups).unwrap_or(0),
+        incomplete: c.incomplete + usize::try_from(l.incomplete_backups).unwrap_or(0),
+    })
+}
+
+/// `BackupsFresh` against the locations' `maxBackupAge`; `None` when no location sets one.
+pub fn freshness(
+    locations: &[VitessBackupLocation],
+    statuses: &[ShardBackupLocationStatus],
+    now: SystemTime,
+) -> Option<Readiness> {
+    let mut stale = Vec::new();
+    let mut checked = 0;
+    for (location, status) in locations.iter().zip(statuses) {
+        let Some(max) = location.max_backup_age.as_deref() else {
+            continue;
+        };
+        checked += 1;
+        let label = if location.name.is_empty() {
+            "the unnamed location".to_string()
+        } else {
+            format!("location {}", location.name)
+        };
+        let Some(max_age) = parse_duration(max) else {
+            stale.push(format!("{label}: maxBackupAge {max:?} is not a duration"));
+            continue;
+        };
+        match &status.latest_complete_backup_time {
+            None => stale.push(format!("{label}: no complete backup")),
+            Some(latest) => {
+                let age = now
+                    .duration_since(SystemTime::from(latest.0))
+                    .unwrap_or_default();
+                // The message names the time, not the age: it must not change (and be
+                // written) on every reconcile.
+                if age > max_age {
+                    stale.push(format!(
+                        "{label}: the latest complete backup finished at {}, more than {max} ago",
+                        latest.0
+                    ));
+                }
+            }
+        }
+    }
+    (checked > 0).then(|| {
+        if stale.is_empty() {
+            Readiness::new(
+                true,
+                "Fresh",
+                "every location's latest complete backup is within its maxBackupAge",
+            )
+        } else {
+            Readiness::new(false, "Stale", stale.join("; "))
+        }
+    })
+}
+
+/// `1h30m`, `26h`, `90s`: hours, minutes and seconds (the `maxBackupAge` pattern).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let mut total = 0u64;
+    let mut number = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            number.push(c);
+            continue;
+        }
+        let unit = match c {
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return None,
+        };
+        let n: u64 = number.parse().ok()?;
+        total = total.checked_add(n.checked_mul(unit)?)?;
+        number.clear();
+    }
+    (number.is_empty() && !text.is_empty()).then_some(Duration::from_secs(total))
+}
+
+/// What the shard controller read for [`decide`] and the status.
+pub struct Observed {
+    pub backups: Vec<VitessBackup>,
+    pub init_pod: Option<InitPod>,
+    pub request: Option<Request>,
+}
+
+/// Reads the shard's inventory entries and, only while they can matter (no primary, or no
+/// backup yet), its init pod and first-backup request.
+pub async fn observe(
+    ctx: &Context,
+    shard: &VitessShard,
+    init: Option<&VtbackupInit>,
+    primary: Option<&str>,
+) -> Result<Observed, Error> {
+    let client = &ctx.client;
+    let namespace = shard.namespace().unwrap_or_default();
+    let own = shard.labels();
+    let pairs: Vec<(&str, &str)> = [labels::CLUSTER, labels::KEYSPACE, labels::SHARD]
+        .iter()
+        .filter_map(|k| own.get(*k).map(|v| (*k, v.as_str())))
+        .collect();
+    let selector = apply::selector(&pairs, &[labels::BACKUP_LOCATION]);
+    let backups: Vec<VitessBackup> =
+        apply::labelled(client, &namespace, &selector, &super::describe(shard)).await?;
+    let empty = backups.is_empty();
+    let init_pod = match init {
+        Some(init) if primary.is_none() || empty => {
+            let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+            let name = init.pod.name_any();
+            get(&pods, &name).await?.map(|pod| InitPod {
+                phase: pod.status.and_then(|s| s.phase).unwrap_or_default(),
+                name,
+            })
+        }
+        _ => None,
+    };
+    let request = if primary.is_some() && empty {
+        let requests: Api<VitessBackup> = Api::namespaced(client.clone(), &namespace);
+        let name = build::vtbackup::initial_backup_request(shard)?.name_any();
+        get(&requests, &name).await?.map(|r| {
+            let status = r.status.unwrap_or_default();
+            let condition = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == super::backup::COMPLETE);
+            Request {
+                name,
+                complete: status.complete,
+                reason: condition.map(|c| c.reason.clone()).unwrap_or_default(),
+                message: condition.map(|c| c.message.clone()).unwrap_or_default(),
+            }
+        })
+    } else {
+        None
+    };
+    Ok(Observed {
+        backups,
+        init_pod,
+        request,
+    })
+}
+
+async fn get<K>(api: &Api<K>, name: &str) -> Result<Option<K>, Error>
+where
+    K: Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    api.get_opt(name).await.map_err(|source| Error::Get {
+        what: format!("{} {name}", K::kind(&())),
+        source: Box::new(source),
+    })
+}
+
+/// Creates what `decision` asks for.
+pub async fn execute(
+    ctx: &Context,
+    shard: &VitessShard,
+    init: Option<VtbackupInit>,
+    decision: &Decision,
+) -> Result<(), Error> {
+    let client = &ctx.client;
+    match (decision.create, init) {
+        (Create::InitPod, Some(init)) => {
+            if let Some(pvc) = init.pvc {
+                apply::claim(client, pvc).await?;
+            }
+            let pod = apply::owned(client, shard, init.pod).await?;
+            ctx.events
+                .publish(
+                    shard,
+                    EventType::Normal,
+                    events::BACKUP_INIT_STARTED,
+                    &format!(
+                        "created {} to upload the shard's first backup; the first primary \
+                         is elected once it has succeeded",
+                        pod.name_any()
+                    ),
+                )
+                .await;
+        }
+        (Create::Request, _) => {
+            let request = build::vtbackup::initial_backup_request(shard)?;
+            let request = apply::owned(client, shard, request).await?;
+            ctx.events
+                .publish(
+                    shard,
+                    EventType::Normal,
+                    events::INITIAL_BACKUP_REQUESTED,
+                    &format!(
+                        "the shard serves without a backup: VitessBackup {} asks vtctld \
+                         BackupShard {}/{} of a replica, once",
+                        request.name_any(),
+                        request.spec.keyspace.as_deref().unwrap_or_default(),
+                        request.spec.shard.as_deref().unwrap_or_default(),
+                    ),
+                )
+                .await;
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::backup::VitessBackupSpec;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            configured: true,
+            init_wanted: true,
+            primary: None,
+            settled: true,
+            counts: Counts::default(),
+            init_pod: None,
+            request: None,
+        }
+    }
+
+    fn pod(phase: &str) -> Option<InitPod> {
+        Some(InitPod {
+            name: "ex-commerce-x-x-vtbackup-init-c6db73c9".into(),
+            phase: phase.into(),
+        })
+    }
+
+    fn reason(d: &Decision) -> &str {
+        d.condition.as_ref().map_or("", |c| c.reason.as_str())
+    }
+
+    #[test]
+    fn a_new_shard_gets_an_init_pod_and_holds_its_election_until_it_succeeds() {
+        let d = decide(&inputs());
+        assert_eq!(d.create, Create::InitPod);
+        assert!(d.hold.is_some());
+        for phase in ["", "Pending", "Running"] {
+            let d = decide(&Inputs {
+                init_pod: pod(phase),
+                ..inputs()
+            });
+            assert_eq!(d.create, Create::Nothing, "{phase}");
+            assert!(
+                d.hold.as_ref().unwrap().contains("vtbackup-init"),
+                "{phase}"
+            );
+            assert_eq!(reason(&d), "InitPodRunning");
+        }
+        let failed = decide(&Inputs {
+            init_pod: pod("Failed"),
+            ..inputs()
+        });
+        assert!(failed.hold.unwrap().contains("kubectl logs"));
+        let done = decide(&Inputs {
+            init_pod: pod("Succeeded"),
+            ..inputs()
+        });
+        assert_eq!((done.create, done.hold), (Create::Nothing, None));
+        assert!(done.condition.unwrap().ready);
+    }
+
+    #[test]
+    fn no_init_pod_without_backups_with_a_complete_backup_or_when_opted_out() {
+        let off = decide(&Inputs {
+            configured: false,
+            ..inputs()
+        });
+        assert_eq!(
+            (off.create, off.hold, off.condition),
+            (Create::Nothing, None, None)
+        );
+        let restore = decide(&Inputs {
+            counts: Counts {
+                complete: 1,
+                incomplete: 0,
+            },
+            ..inputs()
+        });
+        assert_eq!(
+            (restore.create, restore.hold.is_none()),
+            (Create::Nothing, true)
+        );
+        assert_eq!(reason(&restore), "BackupExists");
+        // An incomplete backup is not one to restore from.
+        let incomplete = decide(&Inputs {
+            counts: Counts {
+                complete: 0,
+                incomplete: 3,
+            },
+            ..inputs()
+        });
+        assert_eq!(incomplete.create, Create::InitPod);
+        let opted_out = decide(&Inputs {
+            init_wanted: false,
+            ..inputs()
+        });
+        assert_eq!(
+            (opted_out.create, &opted_out.hold),
+            (Create::Nothing, &None)
+        );
+        assert_eq!(reason(&opted_out), "NoBackup");
+    }
+
+    #[test]
+    fn a_serving_shard_asks_for_one_backup_of_a_replica_once_settled() {
+        let serving = Inputs {
+            primary: Some("zone1-0000000100".into()),
+            ..inputs()
+        };
+        let d = decide(&serving);
+        assert_eq!((d.create, d.hold), (Create::Request, None));
+        let unsettled = decide(&Inputs {
+            settled: false,
+            ..serving.clone()
+        });
+        assert_eq!(unsettled.create, Create::Nothing);
+        assert_eq!(reason(&unsettled), "Waiting");
+        let request = |complete: bool, reason: &str| Request {
+            name: "r".into(),
+            complete,
+            reason: reason.into(),
+            message: "no tablet available for backup".into(),
+        };
+        let running = decide(&Inputs {
+            request: Some(request(false, "BackupStarted")),
+            ..serving.clone()
+        });
+        assert_eq!(running.create, Create::Nothing);
+        assert_eq!(reason(&running), "BackupRequested");
+        let failed = decide(&Inputs {
+            request: Some(request(false, "BackupFailed")),
+            ..serving.clone()
+        });
+        assert_eq!(failed.create, Create::Nothing);
+        assert!(
+            failed
+                .condition
+                .unwrap()
+                .message
+                .contains("no tablet available")
+        );
+        let taken = decide(&Inputs {
+            request: Some(request(true, "BackupComplete")),
+            ..serving.clone()
+        });
+        assert!(taken.condition.unwrap().ready);
+        // Any backup at all (even one vtctld cannot call complete) means no request.
+        let has = decide(&Inputs {
+            counts: Counts {
+                complete: 0,
+                incomplete: 1,
+            },
+            ..serving.clone()
+        });
+        assert_eq!(has.create, Create::Nothing);
+        // A still-running init pod holds nothing back once a primary exists.
+        let late = decide(&Inputs {
+            init_pod: pod("Running"),
+            ..serving
+        });
+        assert_eq!((late.create, late.hold), (Create::Nothing, None));
+    }
+
+    fn entry(location: &str, complete: bool, finished: i64) -> VitessBackup {
+        let mut b = VitessBackup::new("b", VitessBackupSpec::default());
+        b.metadata.labels = Some(labels::set(&[(labels::BACKUP_LOCATION, location)]));
+        b.status = Some(VitessBackupStatus {
+            complete,
+            finished_time: Some(Time(Timestamp::from_second(finished).unwrap())),
+            ..VitessBackupStatus::default()
+        });
+        b
+    }
+
+    fn location(name: &str, max: Option<&str>) -> VitessBackupLocation {
+        VitessBackupLocation {
+            name: name.into(),
+            max_backup_age: max.map(Into::into),
+            ..VitessBackupLocation::default()
+        }
+    }
+
+    #[test]
+    fn counts_per_location_and_freshness() {
+        let locations = [location("", Some("1h")), location("dr", None)];
+        let backups = [
+            entry("", true, 1_000),
+            entry("", true, 5_000),
+            entry("", false, 9_000),
+            entry("dr", false, 9_000),
+            entry("elsewhere", true, 9_000),
+        ];
+        let statuses = location_status(&locations, &backups);
+        assert_eq!(statuses.len(), 2);
+        assert_eq!(statuses[0].name, None);
+        assert_eq!(
+            (statuses[0].complete_backups, statuses[0].incomplete_backups),
+            (2, 1)
+        );
+        assert_eq!(
+            statuses[0].latest_complete_backup_time,
+            Some(Time(Timestamp::from_second(5_000).unwrap()))
+        );
+        assert_eq!(statuses[1].name.as_deref(), Some("dr"));
+        assert_eq!(
+            (statuses[1].complete_backups, statuses[1].incomplete_backups),
+            (0, 1)
+        );
+        assert_eq!(
+            counts(&statuses),
+            Counts {
+                complete: 2,
+                incomplete: 2
+            }
+        );
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let fresh = freshness(&locations, &statuses, at(5_000 + 3_600)).unwrap();
+        assert!(fresh.ready, "{fresh:?}");
+        let stale = freshness(&locations, &statuses, at(5_000 + 3_601)).unwrap();
+        assert!(!stale.ready);
+        assert!(
+            stale.message.contains("more than 1h ago"),
+            "{}",
+            stale.message
+        );
+        // Only the location with a maxBackupAge is judged.
+        assert_eq!(
+            freshness(&[location("dr", None)], &statuses[1..], at(0)),
+            None
+        );
+        let none = freshness(&[location("dr", Some("24h"))], &statuses[1..], at(0)).unwrap();
+        assert!(none.message.contains("no complete backup"));
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("26h"), Some(Duration::from_secs(26 * 3600)));
+        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        for bad in ["", "h", "10", "1d", "1.5h"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+}
