@@ -11,6 +11,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+mod agent;
 mod apply;
 mod kinds;
 mod namespace;
@@ -20,6 +21,7 @@ mod paths;
 mod tools;
 mod wait;
 
+pub use agent::{SharedFake, TabletLabels, start_tablet_agent, tablet_of};
 pub use apply::{FIELD_MANAGER, apply_yaml};
 pub use kinds::{
     METRICS_ADDRESS, condition, dynamic, install_crds, is_ready, versions, with_operator,

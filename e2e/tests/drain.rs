@@ -18,8 +18,10 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio::sync::Mutex;
 use vitess_operator::vitess::fake::{FakeVtctld, Mode};
-use vitess_operator::vitess::{Alias, TabletType};
-use vitess_operator_e2e::{Operator, apply_yaml, dynamic, is_ready, wait_for, with_operator_at};
+use vitess_operator_e2e::{
+    Operator, SharedFake, apply_yaml, dynamic, is_ready, start_tablet_agent, tablet_of, wait_for,
+    with_operator_at,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const STARTED: &str = "drain.planetscale.com/started";
@@ -30,7 +32,7 @@ const SHARD: &str = "-";
 const PRS: &str = "PlannedReparentShard";
 
 /// The fake, shared with the tablet agent; `None` while it is down.
-type Shared = Arc<Mutex<Option<FakeVtctld>>>;
+type Shared = SharedFake;
 
 fn cluster_yaml(name: &str, image: &str, strategy: &str, replicas: u32) -> String {
     format!(
@@ -77,44 +79,6 @@ spec:
     )
 }
 
-/// Registers the tablet of every Ready tablet pod in `ns` with the fake, as vttablet would.
-fn start_tablet_agent(client: Client, ns: String, fake: Shared) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let pods: Api<Pod> = Api::namespaced(client, &ns);
-        let params = ListParams::default().labels("planetscale.com/component=vttablet");
-        loop {
-            if let Ok(list) = pods.list(&params).await {
-                let guard = fake.lock().await;
-                if let Some(fake) = guard.as_ref() {
-                    for pod in list.items.iter().filter(|p| is_ready(p)) {
-                        if let Some((alias, tablet_type)) = tablet_of(pod) {
-                            fake.register_tablet(alias, KEYSPACE, SHARD, tablet_type);
-                        }
-                    }
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-}
-
-fn tablet_of(pod: &Pod) -> Option<(Alias, TabletType)> {
-    let labels = pod.labels();
-    let cell = labels.get("planetscale.com/cell")?;
-    let uid = labels.get("planetscale.com/tablet-uid")?.parse().ok()?;
-    let tablet_type = match labels.get("planetscale.com/tablet-type")?.as_str() {
-        "rdonly" => TabletType::Rdonly,
-        _ => TabletType::Replica,
-    };
-    Some((
-        Alias {
-            cell: cell.clone(),
-            uid,
-        },
-        tablet_type,
-    ))
-}
-
 async fn fake_primary(fake: &Shared) -> Option<String> {
     let guard = fake.lock().await;
     guard
@@ -143,7 +107,7 @@ async fn tablet_pods(pods: &Api<Pod>) -> Result<BTreeMap<String, Pod>> {
         .items
         .into_iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| tablet_of(&p).map(|(alias, _)| (alias.to_string(), p)))
+        .filter_map(|p| tablet_of(&p).map(|t| (t.alias.to_string(), p)))
         .collect())
 }
 
