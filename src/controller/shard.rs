@@ -229,6 +229,18 @@ async fn backups(
         request: seen.request,
     });
     let fresh = backupinit::freshness(&locations, &statuses, SystemTime::now());
+    if let Some(latest) = statuses
+        .iter()
+        .filter_map(|l| l.latest_complete_backup_time.as_ref())
+        .map(|t| t.0.as_second())
+        .max()
+    {
+        crate::metrics::global().set_last_backup(
+            &shard.namespace().unwrap_or_default(),
+            &shard.name_any(),
+            latest as f64,
+        );
+    }
     Ok((
         Backups::Known {
             locations: statuses,
