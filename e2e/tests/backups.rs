@@ -368,6 +368,10 @@ async fn a_backup_request_makes_one_backup_shard_call_and_ends_complete() -> Res
     let fake = FakeVtctld::start(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     fake.register_tablet(Alias::new("zone1", 1), "commerce", "-", TabletType::Primary);
     fake.register_tablet(Alias::new("zone1", 2), "commerce", "-", TabletType::Replica);
+    // An older backup: the serving shard needs no first backup of its own, so the only
+    // BackupShard is the request's.
+    const OLDER: &str = "2020-01-01.000000.zone1-0000000002";
+    fake.add_backup("commerce", "-", OLDER, BackupStatus::Complete);
     let vtctld = fake.local_addr().to_string();
     let yaml = |ns: &str| cluster_yaml(ns, "commerce");
     with_cluster("backups-request", &vtctld, yaml, async |client, ns| {
@@ -388,8 +392,22 @@ async fn a_backup_request_makes_one_backup_shard_call_and_ends_complete() -> Res
             },
         )
         .await?;
-        let backups = fake.backups("commerce", "-");
-        ensure!(backups.len() == 1, "backups in storage: {backups:?}");
+        let backups: Vec<String> = fake
+            .backups("commerce", "-")
+            .into_iter()
+            .filter(|b| b != OLDER)
+            .collect();
+        let names: Vec<String> = api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|b| b.name_any())
+            .collect();
+        ensure!(
+            backups.len() == 1,
+            "new backups in storage: {backups:?}; VitessBackups: {names:?}"
+        );
         ensure!(
             backups[0].ends_with(".zone1-0000000002"),
             "not taken by the replica: {backups:?}"
@@ -409,7 +427,7 @@ async fn a_backup_request_makes_one_backup_shard_call_and_ends_complete() -> Res
         wait_inventory(
             client,
             ns,
-            &BTreeMap::from([(backups[0].clone(), true)]),
+            &BTreeMap::from([(backups[0].clone(), true), (OLDER.to_string(), true)]),
         )
         .await?;
         // Exactly once: later reconciles (the 5 s poll, the 2 s listing) send nothing more.

@@ -467,6 +467,30 @@ pub async fn execute(
         }
         (Create::Request, _) => {
             let request = build::vtbackup::initial_backup_request(shard)?;
+            // The inventory may not have listed the shard yet (a new operator, a new
+            // location): ask vtctld itself before asking for a backup nobody needs.
+            let (keyspace, name) = (
+                request.spec.keyspace.clone().unwrap_or_default(),
+                request.spec.shard.clone().unwrap_or_default(),
+            );
+            let listed = match ctx.vtctld(shard) {
+                Ok(vtctld) => vtctld
+                    .backups(&keyspace, &name, 1)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(why) => Err(why),
+            };
+            match listed {
+                Ok(found) if found.is_empty() => {}
+                Ok(_) => {
+                    tracing::info!(%keyspace, shard = %name, "vtctld lists a backup the inventory has not yet: no initial backup needed");
+                    return Ok(());
+                }
+                Err(why) => {
+                    tracing::warn!(%keyspace, shard = %name, %why, "cannot ask vtctld for backups; the initial backup waits");
+                    return Ok(());
+                }
+            }
             let request = apply::owned(client, shard, request).await?;
             ctx.events
                 .publish(
