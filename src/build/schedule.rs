@@ -578,6 +578,23 @@ spec:
     }
 
     #[test]
+    fn removing_a_schedule_leaves_the_other_cron_job_as_it_was() {
+        // The controller prunes the owned, labelled CronJobs whose names are not built any
+        // more: the removed schedule's, and only it.
+        let before = build(&example()).unwrap();
+        let mut cluster = example();
+        cluster.spec.backup.as_mut().unwrap().schedules.remove(0);
+        let after = build(&cluster).unwrap();
+        assert_eq!(after.len(), 1);
+        assert_eq!(after[0], before[1]);
+        assert!(
+            after
+                .iter()
+                .all(|c| c.metadata.name != before[0].metadata.name)
+        );
+    }
+
+    #[test]
     fn no_backup_or_no_schedules_make_no_cron_jobs() {
         let mut cluster = example();
         cluster.spec.backup.as_mut().unwrap().schedules.clear();
