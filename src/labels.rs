@@ -14,6 +14,8 @@ pub const TABLET_INDEX: &str = "planetscale.com/tablet-index";
 pub const POOL_NAME: &str = "planetscale.com/pool-name";
 /// The backup location (name, empty for the unnamed one) of a VitessBackup.
 pub const BACKUP_LOCATION: &str = "backup.planetscale.com/location";
+/// The backup schedule (`spec.backup.schedules[].name`) a CronJob, its Jobs and pods run.
+pub const BACKUP_SCHEDULE: &str = "planetscale.com/backup-schedule";
 pub const ETCD_LOCKSERVER: &str = "etcd.planetscale.com/lockserver";
 pub const ETCD_INDEX: &str = "etcd.planetscale.com/index";
 
@@ -23,6 +25,9 @@ pub mod component {
     pub const VTGATE: &str = "vtgate";
     pub const VTTABLET: &str = "vttablet";
     pub const VTBACKUP: &str = "vtbackup";
+    /// The CronJobs of `spec.backup.schedules`, their Jobs and pods (ours: the Go operator
+    /// runs them from its own VitessBackupSchedule kind).
+    pub const VTBACKUP_SCHEDULE: &str = "vtbackup-schedule";
     pub const ETCD: &str = "etcd";
     pub const VTORC: &str = "vtorc";
     pub const VTADMIN: &str = "vtadmin";

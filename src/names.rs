@@ -33,6 +33,13 @@ pub const SERVICE: Constraints = Constraints {
     letter_first: true,
 };
 
+/// CronJobs: the CronJob controller names each Job `<cronjob>-<minutes since the epoch>` (11
+/// more characters) and a Job's name must fit a 63-character label, so CronJob names stop at 52.
+pub const CRONJOB: Constraints = Constraints {
+    max_len: 52,
+    letter_first: false,
+};
+
 /// The 8-hex-digit hash of the parts, as used in every generated name.
 pub fn hash(parts: &[&str]) -> String {
     let mut md5 = Md5::new();
@@ -172,6 +179,11 @@ pub mod cluster {
     pub fn vttablet_pod(cluster: &str, alias: &str) -> String {
         join(&[cluster, "vttablet", alias])
     }
+    /// The CronJob of backup schedule `schedule`: the name the Go operator gives its
+    /// VitessBackupSchedule (`<cluster>-vbsc-<schedule>-<hash>`), cut to fit a CronJob.
+    pub fn backup_schedule(cluster: &str, schedule: &str) -> String {
+        super::join_with(super::CRONJOB, &[cluster, "vbsc", schedule])
+    }
     /// The pod that takes a new shard's first backup.
     pub fn vtbackup_init_pod(cluster: &str, keyspace: &str, shard_safe: &str) -> String {
         join(&[cluster, keyspace, shard_safe, "vtbackup", "init"])
@@ -207,6 +219,25 @@ mod tests {
             "example-commerce-x-x-vtbackup-init-c6db73c9"
         );
         assert_eq!(cluster::backup_storage("example", ""), "example-90089e05");
+        // The Go operator's VitessBackupSchedule names, as the Vitess docs show its pods.
+        assert_eq!(
+            cluster::backup_schedule("example", "every-minute-commerce"),
+            "example-vbsc-every-minute-commerce-ac6ff735"
+        );
+        assert_eq!(
+            cluster::backup_schedule("example", "every-minute-customer"),
+            "example-vbsc-every-minute-customer-8aaaa771"
+        );
+    }
+
+    #[test]
+    fn cronjob_names_leave_room_for_the_job_suffix() {
+        let name = cluster::backup_schedule(&"c".repeat(40), "nightly");
+        assert_eq!(name.len(), 52);
+        assert!(name.ends_with(&format!(
+            "---{}",
+            hash(&[&"c".repeat(40), "vbsc", "nightly"])
+        )));
     }
 
     #[test]

@@ -164,6 +164,13 @@ pub const RULES: &[Rule] = &[
         CHILD,
         "vtctld and vtgate Deployments",
     ),
+    rule(
+        "batch",
+        "cronjobs",
+        CHILD,
+        "controller::cluster applies, watches and prunes the CronJobs of spec.backup.schedules \
+         (their Jobs and pods are the CronJob controller's, never touched by the operator)",
+    ),
     rule("policy", "poddisruptionbudgets", CHILD, "the etcd PDB"),
     rule(
         "autoscaling",

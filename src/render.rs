@@ -100,8 +100,8 @@ pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
     yaml::to_documents(&objects).map_err(Error::Output)
 }
 
-/// What the child controllers would make of the children: etcd, vtctld, the cluster-wide
-/// Services, each cell's vtgates, each shard's tablets. Services come before what they front
+/// What the controllers would make of the children: etcd, vtctld, the cluster-wide
+/// Services, the backup schedules' CronJobs, each cell's vtgates, each shard's tablets. Services come before what they front
 /// and PVCs before their pods, as the controllers apply them.
 fn workloads(
     cluster: &VitessCluster,
@@ -127,6 +127,7 @@ fn workloads(
     objects.push(serde_json::to_value(build::vttablet::cluster_service(
         cluster,
     )?)?);
+    push_all(&mut objects, build::schedule::build(cluster)?.iter())?;
     for cell in &children.cells {
         let vtgate = build::vtgate::build(cell)?;
         objects.push(serde_json::to_value(&vtgate.service)?);

@@ -409,6 +409,63 @@ fn schedules_must_name_existing_shards() {
 }
 
 #[test]
+fn schedule_scopes_need_exactly_their_fields() {
+    let checker = Checker::new();
+    let strategy = "/spec/backup/schedules/1/strategies/0";
+    let path = "spec.backup.schedules[1].strategies[0]";
+    let keyspace_rule =
+        "set keyspace for scope Shard (the default) and Keyspace, and not for scope Cluster";
+    let shard_rule =
+        "set shard for scope Shard (the default), and not for scope Keyspace or Cluster";
+    let cases: Vec<(&str, Value, Vec<String>)> = vec![
+        (
+            "keyspace scope",
+            json!({"name": "all", "scope": "Keyspace", "keyspace": "customer"}),
+            vec![],
+        ),
+        (
+            "cluster scope",
+            json!({"name": "all", "scope": "Cluster"}),
+            vec![],
+        ),
+        (
+            "keyspace scope with a shard",
+            json!({"name": "all", "scope": "Keyspace", "keyspace": "customer", "shard": "-80"}),
+            vec![format!("{path}: {shard_rule}")],
+        ),
+        (
+            "cluster scope with a keyspace",
+            json!({"name": "all", "scope": "Cluster", "keyspace": "customer"}),
+            vec![format!("{path}: {keyspace_rule}")],
+        ),
+        (
+            "shard scope without a shard",
+            json!({"name": "one", "keyspace": "customer"}),
+            vec![format!("{path}: {shard_rule}")],
+        ),
+        (
+            "keyspace scope of an unknown keyspace",
+            json!({"name": "all", "scope": "Keyspace", "keyspace": "orders"}),
+            vec![format!(
+                "{path}.keyspace: keyspace \"orders\" is not in spec.keyspaces (commerce, customer)"
+            )],
+        ),
+        (
+            "flags written with dashes",
+            json!({"name": "one", "keyspace": "customer", "shard": "-80", "extraFlags": {"--allow-primary": "true"}}),
+            vec![format!(
+                "{path}.extraFlags.--allow-primary: write flag names without leading dashes or '=' (e.g. `db_charset: utf8mb4`)"
+            )],
+        ),
+    ];
+    for (what, value, want) in cases {
+        let mut doc = example("scheduled-backups.yaml");
+        set(&mut doc, strategy, value);
+        assert_eq!(problems(&checker, &doc), want, "{what}");
+    }
+}
+
+#[test]
 fn other_documents_and_wrong_versions() {
     let checker = Checker::new();
     // A Secret in the same file is not ours to judge.

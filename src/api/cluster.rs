@@ -140,8 +140,10 @@ pub struct ClusterBackupSpec {
     /// Accepted for compatibility with the Go operator; nothing runs from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subcontroller: Option<VitessBackupSubcontrollerSpec>,
-    /// Scheduled backups; names are unique.
+    /// Scheduled backups, each a CronJob whose Jobs ask vtctld for BackupShard; names are
+    /// unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 50))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
     pub schedules: Vec<VitessBackupScheduleTemplate>,
 }
@@ -168,8 +170,9 @@ pub struct VitessBackupScheduleTemplate {
     pub name: String,
     /// Cron expression, e.g. `0 2 * * *`.
     pub schedule: String,
-    /// What to back up: one or more shards.
-    #[schemars(length(min = 1))]
+    /// What to back up: shards, keyspaces or the whole cluster, one after the other in one
+    /// Job.
+    #[schemars(length(min = 1, max = 100))]
     pub strategies: Vec<VitessBackupScheduleStrategy>,
     /// Compute resources of each backup job's pod.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -193,11 +196,14 @@ pub struct VitessBackupScheduleTemplate {
     /// `Allow` or `Forbid` (default) overlapping runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_policy: Option<ConcurrencyPolicy>,
-    /// Missed runs tolerated before the schedule reports an error (default 100).
+    /// Accepted for compatibility with the Go operator and ignored: Kubernetes' CronJob
+    /// controller has no such setting (after more than 100 missed runs it warns with Event
+    /// `TooManyMissedTimes` and starts the latest); `startingDeadlineSeconds` bounds how far
+    /// back it looks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub allowed_missed_run: Option<i32>,
-    /// Minutes a backup job may run (default 10).
+    /// Minutes a backup job may run before it is stopped (default 10; 0 means the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub job_timeout_minute: Option<i32>,
@@ -210,18 +216,42 @@ pub struct VitessBackupScheduleTemplate {
     pub affinity: Option<Affinity>,
 }
 
-/// One shard a schedule backs up.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// What one strategy of a schedule backs up.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum BackupScope {
+    /// One shard: `keyspace` and `shard` (the default).
+    #[default]
+    Shard,
+    /// Every shard of `keyspace`, as its partitionings in the spec make them.
+    Keyspace,
+    /// Every shard of every keyspace of the cluster.
+    Cluster,
+}
+
+/// One shard, one keyspace or the whole cluster that a schedule backs up (`scope`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.scope) && self.scope == 'Cluster') != (has(self.keyspace) && self.keyspace != '')").message("set keyspace for scope Shard (the default) and Keyspace, and not for scope Cluster"))]
+#[x_kube(validation = Rule::new("(!has(self.scope) || self.scope == 'Shard') == (has(self.shard) && self.shard != '')").message("set shard for scope Shard (the default), and not for scope Keyspace or Cluster"))]
 pub struct VitessBackupScheduleStrategy {
-    /// Strategy, e.g. `BackupShard`.
+    /// Name of the strategy, e.g. `BackupShard` (a label for people; every strategy runs
+    /// vtctldclient BackupShard).
     #[schemars(length(min = 1))]
     pub name: String,
-    /// Keyspace to back up.
+    /// `Shard` (default): the one shard `keyspace`/`shard`; `Keyspace`: every shard of
+    /// `keyspace`; `Cluster`: every shard of the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<BackupScope>,
+    /// Keyspace to back up (scopes Shard and Keyspace).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 256))]
     pub keyspace: String,
-    /// Shard to back up, in Vitess form (`-`, `-80`).
+    /// Shard to back up, in Vitess form (`-`, `-80`); scope Shard only.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 256))]
     pub shard: String,
-    /// Extra flags of the backup command.
+    /// Flags of vtctldclient BackupShard, `flag: value` (e.g. `allow-primary: "true"`,
+    /// `upgrade-safe: "true"`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_flags: Option<Flags>,
 }

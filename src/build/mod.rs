@@ -9,6 +9,7 @@ pub mod flags;
 pub mod keyspace;
 pub mod lockserver;
 pub mod podspec;
+pub mod schedule;
 pub mod vtbackup;
 pub mod vtctld;
 pub mod vtgate;

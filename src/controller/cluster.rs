@@ -1,11 +1,13 @@
 //! Reconciles a VitessCluster: its child custom resources (lockserver, cells, keyspaces,
-//! backup storages), vtctld and the cluster-wide Services; rolls up the children's readiness.
+//! backup storages), vtctld, the cluster-wide Services and the backup schedules' CronJobs;
+//! rolls up the children's readiness.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::runtime::Controller;
@@ -36,6 +38,10 @@ pub async fn run(ctx: Arc<Context>) {
             super::children(),
         )
         .owns(ctx.api::<PartialObjectMeta<Service>>(), super::children())
+        // A CronJob's status changes on every run, which wakes the cluster for nothing; the
+        // watch is still worth it: a CronJob deleted or edited by hand is put back at once
+        // rather than at the next periodic requeue, and a steady reconcile writes nothing.
+        .owns(ctx.api::<PartialObjectMeta<CronJob>>(), super::children())
         .with_config(super::config())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())
@@ -87,6 +93,7 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     let vtctld = build::vtctld::build(owner, &topo)?;
     let gateway_service = build::vtgate::cluster_service(owner)?;
     let tablet_service = build::vttablet::cluster_service(owner)?;
+    let schedules = build::schedule::build(owner)?;
 
     let desired_cells: BTreeSet<String> = children.cells.iter().map(|c| c.name_any()).collect();
     let desired_keyspaces: BTreeSet<String> =
@@ -104,6 +111,7 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
         tablet_service.name_any(),
     ]
     .into();
+    let desired_schedules: BTreeSet<String> = schedules.iter().map(|c| c.name_any()).collect();
     // An EtcdLockserver is never pruned, even when the spec switched to an external
     // lockserver: it holds the topology, which only a person may decide to drop (DESIGN §7).
     let etcd = match children.etcd {
@@ -132,6 +140,9 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
         .await?
         .name_any();
     apply::owned(client, owner, tablet_service).await?;
+    for schedule in schedules {
+        apply::owned(client, owner, schedule).await?;
+    }
 
     // Vitess' side: how vtctld is reached (the children need it too), then what it should know.
     let name = owner.name_any();
@@ -185,6 +196,22 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     ctx.events
         .pruned::<VitessBackupStorage, _>(owner, &pruned)
         .await;
+    // The CronJob of a removed schedule goes, with its Jobs and pods (background propagation);
+    // backups already taken stay in storage.
+    let pruned = apply::prune::<CronJob, _>(
+        client,
+        owner,
+        &apply::selector(
+            &[
+                (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
+                (labels::CLUSTER, name.as_str()),
+            ],
+            &[],
+        ),
+        &desired_schedules,
+    )
+    .await?;
+    ctx.events.pruned::<CronJob, _>(owner, &pruned).await;
     let orphaned_keyspaces =
         prune_keyspaces(&ctx, owner, &desired_keyspaces, vtctld.as_ref()).await?;
     let mut in_use: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

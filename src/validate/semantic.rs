@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::cluster::VitessClusterSpec;
+use crate::api::cluster::{BackupScope, VitessBackupScheduleStrategy, VitessClusterSpec};
 use crate::api::keyspace::{VitessKeyspacePartitioning, VitessKeyspaceTemplate};
 use crate::api::shard::{VitessKeyRange, VitessShardTabletPool, VitessShardTemplate};
 use crate::api::shared::Flags;
@@ -93,7 +93,12 @@ pub fn check_cluster(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
         for (s, schedule) in backup.schedules.iter().enumerate() {
             for (t, strategy) in schedule.strategies.iter().enumerate() {
                 let path = format!("spec.backup.schedules[{s}].strategies[{t}]");
-                check_schedule_target(spec, &strategy.keyspace, &strategy.shard, &path, &mut push);
+                check_schedule_target(spec, strategy, &path, &mut push);
+                check_flags(
+                    strategy.extra_flags.as_ref(),
+                    &format!("{path}.extraFlags"),
+                    &mut push,
+                );
             }
         }
     }
@@ -299,14 +304,29 @@ fn check_flags(flags: Option<&Flags>, path: &str, push: &mut impl FnMut(String, 
     }
 }
 
+/// The keyspace and shard a strategy names exist. Empty or misplaced fields are the CEL rules'
+/// to report, so they are passed over here.
 fn check_schedule_target(
     spec: &VitessClusterSpec,
-    keyspace: &str,
-    shard: &str,
+    strategy: &VitessBackupScheduleStrategy,
     path: &str,
     push: &mut impl FnMut(String, String),
 ) {
-    let Some(ks) = spec.keyspaces.iter().find(|k| k.name == keyspace) else {
+    let scope = strategy.scope.unwrap_or_default();
+    if scope == BackupScope::Cluster {
+        if spec.keyspaces.is_empty() {
+            push(
+                format!("{path}.scope"),
+                "scope Cluster backs up every shard of spec.keyspaces, which has none".into(),
+            );
+        }
+        return;
+    }
+    let keyspace = &strategy.keyspace;
+    if keyspace.is_empty() {
+        return;
+    }
+    let Some(ks) = spec.keyspaces.iter().find(|k| &k.name == keyspace) else {
         let names: BTreeSet<String> = spec.keyspaces.iter().map(|k| k.name.clone()).collect();
         push(
             format!("{path}.keyspace"),
@@ -318,13 +338,20 @@ fn check_schedule_target(
         return;
     };
     let shards: BTreeSet<String> = ks.partitionings.iter().flat_map(shard_names).collect();
-    if !shards.contains(shard) {
+    let shard = &strategy.shard;
+    if scope == BackupScope::Shard && !shard.is_empty() && !shards.contains(shard) {
         push(
             format!("{path}.shard"),
             format!(
                 "shard {shard:?} is not a shard of keyspace {keyspace:?} ({})",
                 list(&shards)
             ),
+        );
+    }
+    if scope == BackupScope::Keyspace && shards.is_empty() {
+        push(
+            format!("{path}.keyspace"),
+            format!("keyspace {keyspace:?} has no shards (no partitionings) to back up"),
         );
     }
 }
