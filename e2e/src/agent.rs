@@ -4,8 +4,11 @@
 //! labels name.
 
 use std::collections::HashSet;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+
+use anyhow::Result;
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -14,7 +17,7 @@ use tokio::sync::Mutex;
 use vitess_operator::vitess::fake::FakeVtctld;
 use vitess_operator::vitess::{Alias, TabletType};
 
-use crate::is_ready;
+use crate::{Operator, is_ready, with_operator_at};
 
 /// The fake, shared between a test and its tablet agent; `None` while it is down.
 pub type SharedFake = Arc<Mutex<Option<FakeVtctld>>>;
@@ -88,6 +91,34 @@ pub fn start_tablet_agent(
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     })
+}
+
+/// A fresh fake vtctld, an operator that calls it on a new namespace
+/// ([`with_operator_at`]) and the tablet agent; then `body` gets the fake and its address.
+/// The fake is stopped afterwards (a test may stop and restart it meanwhile).
+pub async fn with_fake_vtctld<F>(test: &str, body: F) -> Result<()>
+where
+    F: AsyncFnOnce(&Client, &str, &mut Operator, &SharedFake, SocketAddr) -> Result<()>,
+{
+    let fake = FakeVtctld::start(([127, 0, 0, 1], 0).into()).await?;
+    let address = fake.local_addr();
+    let shared: SharedFake = Arc::new(Mutex::new(Some(fake)));
+    let result = with_operator_at(
+        test,
+        None,
+        &address.to_string(),
+        async |client, ns, operator| {
+            let agent = start_tablet_agent(client.clone(), ns.to_string(), shared.clone());
+            let result = body(client, ns, operator, &shared, address).await;
+            agent.abort();
+            result
+        },
+    )
+    .await;
+    if let Some(fake) = shared.lock().await.take() {
+        fake.stop().await;
+    }
+    result
 }
 
 #[cfg(test)]

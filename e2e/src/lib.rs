@@ -21,7 +21,7 @@ mod paths;
 mod tools;
 mod wait;
 
-pub use agent::{SharedFake, TabletLabels, start_tablet_agent, tablet_of};
+pub use agent::{SharedFake, TabletLabels, start_tablet_agent, tablet_of, with_fake_vtctld};
 pub use apply::{FIELD_MANAGER, apply_yaml};
 pub use kinds::{
     METRICS_ADDRESS, condition, dynamic, install_crds, is_ready, versions, with_operator,

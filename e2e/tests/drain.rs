@@ -7,7 +7,6 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
@@ -16,11 +15,9 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use tokio::sync::Mutex;
 use vitess_operator::vitess::fake::{FakeVtctld, Mode};
 use vitess_operator_e2e::{
-    Operator, SharedFake, apply_yaml, dynamic, is_ready, start_tablet_agent, tablet_of, wait_for,
-    with_operator_at,
+    Operator, SharedFake, apply_yaml, dynamic, is_ready, tablet_of, wait_for, with_fake_vtctld,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -189,27 +186,12 @@ async fn with_fake<F>(test: &str, strategy: &str, replicas: u32, body: F) -> Res
 where
     F: AsyncFnOnce(&Client, &str, &mut Operator, &Shared, SocketAddr) -> Result<()>,
 {
-    let fake = FakeVtctld::start(([127, 0, 0, 1], 0).into()).await?;
-    let address = fake.local_addr();
-    let shared: Shared = Arc::new(Mutex::new(Some(fake)));
     let yaml = cluster_yaml(test, "vitess/lite:v24.0.3", strategy, replicas);
-    let result = with_operator_at(
-        test,
-        None,
-        &address.to_string(),
-        async |client, ns, operator| {
-            apply_yaml(client, ns, &yaml).await?;
-            let agent = start_tablet_agent(client.clone(), ns.to_string(), shared.clone());
-            let result = body(client, ns, operator, &shared, address).await;
-            agent.abort();
-            result
-        },
-    )
-    .await;
-    if let Some(fake) = shared.lock().await.take() {
-        fake.stop().await;
-    }
-    result
+    with_fake_vtctld(test, async |client, ns, operator, shared, address| {
+        apply_yaml(client, ns, &yaml).await?;
+        body(client, ns, operator, shared, address).await
+    })
+    .await
 }
 
 async fn drain_scenarios(

@@ -10,8 +10,6 @@
 //!   BackupShard, of a replica.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
@@ -19,11 +17,7 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use tokio::sync::Mutex;
-use vitess_operator::vitess::fake::FakeVtctld;
-use vitess_operator_e2e::{
-    Operator, SharedFake, apply_yaml, dynamic, start_tablet_agent, wait_for, with_operator_at,
-};
+use vitess_operator_e2e::{Operator, SharedFake, apply_yaml, dynamic, wait_for, with_fake_vtctld};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const KEYSPACE: &str = "commerce";
@@ -91,25 +85,10 @@ async fn with_fake<F>(test: &str, body: F) -> Result<()>
 where
     F: AsyncFnOnce(&Client, &str, &mut Operator, &SharedFake) -> Result<()>,
 {
-    let fake = FakeVtctld::start(([127, 0, 0, 1], 0).into()).await?;
-    let address: SocketAddr = fake.local_addr();
-    let shared: SharedFake = Arc::new(Mutex::new(Some(fake)));
-    let result = with_operator_at(
-        test,
-        None,
-        &address.to_string(),
-        async |client, ns, operator| {
-            let agent = start_tablet_agent(client.clone(), ns.to_string(), shared.clone());
-            let result = body(client, ns, operator, &shared).await;
-            agent.abort();
-            result
-        },
-    )
-    .await;
-    if let Some(fake) = shared.lock().await.take() {
-        fake.stop().await;
-    }
-    result
+    with_fake_vtctld(test, async |client, ns, operator, shared, _| {
+        body(client, ns, operator, shared).await
+    })
+    .await
 }
 
 /// The VitessShards' statuses by their Vitess shard name (`-80`).
