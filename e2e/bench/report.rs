@@ -133,6 +133,9 @@ pub fn write_json(run: &Run, path: &Path) -> Result<()> {
     std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))
 }
 
+/// One figure of a size, if it was measured.
+type Figure = dyn Fn(&SizeResult) -> Option<f64>;
+
 /// Two panels against total shards (log scale): convergence times (operator and floor), and
 /// the operator's peak RSS. The ten-cluster size is drawn as separate markers.
 pub fn plot(run: &Run, path: &Path) -> Result<()> {
@@ -151,7 +154,7 @@ pub fn plot(run: &Run, path: &Path) -> Result<()> {
     let x = |s: &SizeResult| (s.clusters * s.shards) as f64;
     let max_x = run.sizes.iter().map(x).fold(8.0, f64::max) * 1.5;
 
-    let series = |f: &dyn Fn(&SizeResult) -> Option<f64>, of: &[&SizeResult]| -> Vec<(f64, f64)> {
+    let series = |f: &Figure, of: &[&SizeResult]| -> Vec<(f64, f64)> {
         of.iter().filter_map(|s| f(s).map(|y| (x(s), y))).collect()
     };
     let ready = |s: &SizeResult| s.operator.as_ref().and_then(OperatorResult::ready);
@@ -159,7 +162,7 @@ pub fn plot(run: &Run, path: &Path) -> Result<()> {
     let floor = |s: &SizeResult| s.floor.as_ref().and_then(Floor::ready);
     let memory = |s: &SizeResult| s.operator.as_ref().map(|o| o.peak_rss_mib);
 
-    let lines: [(&str, &dyn Fn(&SizeResult) -> Option<f64>, RGBColor); 3] = [
+    let lines: [(&str, &Figure, RGBColor); 3] = [
         (
             "operator: all created, pods and clusters Ready",
             &ready,
