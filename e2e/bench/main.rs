@@ -29,7 +29,7 @@ use kube::Client;
 use vitess_operator::vitess::fake::FakeVtctld;
 use vitess_operator_e2e::{
     METRICS_ADDRESS, Operator, TestNamespace, client, http_address, install_crds, kubectl,
-    workspace_dir,
+    logs_dir, workspace_dir,
 };
 
 use cluster::{Expected, Size};
@@ -260,6 +260,9 @@ async fn measure(
     let fake = Arc::new(FakeVtctld::start(([127, 0, 0, 1], 0).into()).await?);
     let ns = TestNamespace::create_in(client, "bench", &format!("op-{}", size.label())).await?;
     let vtctld = format!("*={}", fake.local_addr());
+    // The log is appended to, and its first `serving /metrics` line is the address read.
+    let log_name = format!("bench-{}", size.label());
+    let _ = std::fs::remove_file(logs_dir().join(format!("operator-{log_name}.log")));
     let mut operator = Operator::start_binary(
         binary,
         &format!("bench-{}", size.label()),
