@@ -111,12 +111,21 @@ async fn main() -> Result<()> {
         steady_seconds: options.steady.as_secs(),
         sizes: Vec::new(),
     };
+    std::fs::create_dir_all(&options.out)?;
+    let day = run.started.get(..10).unwrap_or("undated").to_string();
+    let json = options.out.join(format!("{day}.json"));
     for size in &options.sizes {
         let label = size.label();
         eprintln!("== {label} shards");
         let file = work.join(format!("cluster-{label}.yaml"));
         std::fs::write(&file, size.yaml())?;
-        let expected = cluster::render(&binary, &file).await?;
+        let expected = match cluster::render(&binary, &file).await {
+            Ok(expected) => expected,
+            Err(e) => {
+                eprintln!("   cannot render {label}: {e:#}");
+                continue;
+            }
+        };
         let mut result = SizeResult {
             size: label.clone(),
             clusters: size.clusters,
@@ -151,11 +160,9 @@ async fn main() -> Result<()> {
         };
         result.operator = Some(operator);
         run.sizes.push(result);
+        // After every size, so that an interrupted run keeps what it measured.
+        report::write_json(&run, &json)?;
     }
-    std::fs::create_dir_all(&options.out)?;
-    let day = run.started.get(..10).unwrap_or("undated").to_string();
-    let json = options.out.join(format!("{day}.json"));
-    report::write_json(&run, &json)?;
     let png = options.out.join(format!("{day}.png"));
     if let Err(e) = report::plot(&run, &png) {
         eprintln!("warning: no plot: {e:#}");
