@@ -5,7 +5,7 @@ CLUSTER := e2e/cluster
 KUBECONFIG_E2E := $(CURDIR)/e2e/.state/kubeconfig
 BIN := target/debug/vitess-operator
 
-.PHONY: demo demo-stop test check lint fmt crds build cluster-up cluster-down unit tools
+.PHONY: demo demo-stop test check lint fmt crds build cluster-up cluster-down unit tools bench
 
 ## demo: local control plane, CRDs, the operator, the example cluster, its status.
 demo: build cluster-up
@@ -14,6 +14,13 @@ demo: build cluster-up
 ## test: formatting, lints, then every test (unit, CLI, and end-to-end on the local control plane).
 test: check cluster-up tools
 	cargo test --workspace --locked
+
+## bench: the scale benchmark (e2e/bench/README.md): the operator's release build against the
+## local control plane at 1, 8, 64 and 256 shards and 10 clusters of 8; prints the table and
+## writes e2e/bench/results/<date>.{json,png}. Arguments: make bench BENCH_ARGS="--sizes 1,8".
+bench: cluster-up
+	cargo build --release --locked -p vitess-operator
+	cargo bench --locked -p vitess-operator-e2e --bench scale -- $(BENCH_ARGS)
 
 ## check: formatting and clippy, as CI wants them.
 check:

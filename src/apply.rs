@@ -1,7 +1,9 @@
 //! Server-side apply of the objects the builders make, under one field manager, and of status.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
@@ -80,6 +82,104 @@ where
         })?;
     child.meta_mut().owner_references = Some(vec![owner_ref]);
     server_side_apply(client, &child).await
+}
+
+/// What this process last applied to each child, so that a child whose desired state did not
+/// change is not applied again. Server-side apply of an unchanged object writes nothing, but
+/// it is still a request: a keyspace of 256 shards re-applying every shard on each of its
+/// reconciles costs thousands of them.
+#[derive(Debug, Default)]
+pub struct Applied {
+    records: Mutex<HashMap<String, Record>>,
+}
+
+/// One apply: a digest of the body sent, and the object's uid and generation in the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    digest: u64,
+    uid: Option<String>,
+    generation: Option<i64>,
+}
+
+impl Applied {
+    /// [`owned`], unless this process applied the very same body last time and `current` (the
+    /// server's object, from a list) is still what that apply left: same uid and generation,
+    /// so nobody re-created it or changed its spec since. Then `current` is returned as is.
+    /// Only for kinds whose generation moves with every spec change (custom resources).
+    pub async fn owned<K, P>(
+        &self,
+        client: &Client,
+        owner: &P,
+        child: K,
+        current: Option<K>,
+    ) -> Result<K, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Debug
+            + Serialize
+            + DeserializeOwned,
+        P: Resource<DynamicType = ()>,
+    {
+        let key = Self::key(&child);
+        let digest = digest(&child, owner.meta().uid.as_deref());
+        if let Some(current) = current {
+            let now = Record {
+                digest,
+                uid: current.meta().uid.clone(),
+                generation: current.meta().generation,
+            };
+            if self.lock().get(&key) == Some(&now) {
+                return Ok(current);
+            }
+        }
+        let applied = owned(client, owner, child).await?;
+        self.lock().insert(
+            key,
+            Record {
+                digest,
+                uid: applied.meta().uid.clone(),
+                generation: applied.meta().generation,
+            },
+        );
+        Ok(applied)
+    }
+
+    /// Drops what is remembered of a child that was deleted.
+    pub fn forget<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) {
+        let key = format!(
+            "{} {}/{}",
+            K::kind(&()),
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        );
+        self.lock().remove(&key);
+    }
+
+    fn key<K: Resource<DynamicType = ()>>(child: &K) -> String {
+        let meta = child.meta();
+        format!(
+            "{} {}/{}",
+            K::kind(&()),
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A digest of the body an apply of `child` owned by `owner_uid` sends (JSON of our types is
+/// deterministic: maps are ordered).
+fn digest<K: Serialize>(child: &K, owner_uid: Option<&str>) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_vec(child)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    owner_uid.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Applies a data volume claim without any owner reference: garbage collection must never

@@ -19,6 +19,7 @@ pub mod names;
 pub mod operate;
 pub mod rbac;
 pub mod render;
+pub mod requests;
 pub mod validate;
 pub mod vitess;
 pub mod yaml;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use vitess_operator::{controller, crd, operate, render, validate, vitess};
+use vitess_operator::{controller, crd, operate, render, requests, validate, vitess};
 
 /// A Kubernetes operator for Vitess, compatible with the planetscale.com/v2 API.
 #[derive(Parser)]
@@ -102,7 +102,7 @@ enum RunError {
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
     #[error("cannot connect to Kubernetes: {0}")]
-    Client(kube::Error),
+    Client(#[from] requests::Error),
     #[error(transparent)]
     Operate(#[from] operate::Error),
     #[error("--vtctld-address: {0}")]
@@ -124,9 +124,7 @@ fn run(
         .build()
         .map_err(RunError::Runtime)?;
     runtime.block_on(async {
-        let client = kube::Client::try_default()
-            .await
-            .map_err(RunError::Client)?;
+        let client = requests::counted_client().await?;
         tracing::info!(
             namespace = namespace.as_deref().unwrap_or("(all)"),
             "starting controllers"

@@ -61,6 +61,14 @@ struct CallLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    /// `get`, `list`, `watch`, `create`, `update`, `patch`, `delete`, ...
+    verb: String,
+    /// `pods`, `vitessshards/status`, ... (`nonresource` for `/version` and discovery).
+    resource: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ShardLabels {
     namespace: String,
     /// The VitessShard's name.
@@ -81,6 +89,7 @@ pub struct Metrics {
     errors: Family<ReasonLabels, Counter>,
     reconcile_duration: HistogramFamily<KindLabels>,
     vtctld_calls: HistogramFamily<CallLabels>,
+    kube_requests: Family<RequestLabels, Counter>,
     drains_in_progress: Family<ShardLabels, Gauge>,
     last_backup: Family<ShardLabels, Gauge<f64, AtomicU64>>,
     leader: Gauge,
@@ -127,6 +136,12 @@ impl Metrics {
             "Latency of gRPC calls to vtctld, by method and status code",
             vtctld_calls.clone(),
         );
+        let kube_requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "kube_requests",
+            "Kubernetes API requests sent, by verb and resource",
+            kube_requests.clone(),
+        );
         let drains_in_progress = Family::<ShardLabels, Gauge>::default();
         registry.register(
             "drains_in_progress",
@@ -151,6 +166,7 @@ impl Metrics {
             errors,
             reconcile_duration,
             vtctld_calls,
+            kube_requests,
             drains_in_progress,
             last_backup,
             leader,
@@ -199,6 +215,16 @@ impl Metrics {
                 code: code.into(),
             })
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// One Kubernetes API request of `verb` on `resource` was sent.
+    pub fn kube_request(&self, verb: &str, resource: &str) {
+        self.kube_requests
+            .get_or_create(&RequestLabels {
+                verb: verb.into(),
+                resource: resource.into(),
+            })
+            .inc();
     }
 
     /// How many drains of `namespace/shard` are under way now.
@@ -321,6 +347,7 @@ mod tests {
         metrics.set_drains_in_progress("ns", "example-commerce-x-x-0f5afee6", 1);
         metrics.set_last_backup("ns", "example-commerce-x-x-0f5afee6", 1.7e9);
         metrics.set_leader(true);
+        metrics.kube_request("patch", "pods");
         let text = metrics.encode().unwrap();
         for line in [
             r#"vitess_operator_reconciles_total{kind="VitessShard",result="success"} 2"#,
@@ -331,6 +358,7 @@ mod tests {
             r#"vitess_operator_drains_in_progress{namespace="ns",shard="example-commerce-x-x-0f5afee6"} 1"#,
             r#"vitess_operator_last_backup_timestamp_seconds{namespace="ns",shard="example-commerce-x-x-0f5afee6"} 1700000000.0"#,
             "vitess_operator_leader 1",
+            r#"vitess_operator_kube_requests_total{verb="patch",resource="pods"} 1"#,
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }

@@ -41,15 +41,21 @@ impl TestNamespace {
     /// Creates `e2e-<prefix>-<unique>` and waits until its `default`
     /// ServiceAccount exists (pods are refused before that).
     pub async fn create(client: &Client, prefix: &str) -> Result<Self> {
+        Self::create_in(client, "e2e", prefix).await
+    }
+
+    /// Like [`TestNamespace::create`], named `<owner>-<prefix>-<unique>` (the benchmark's
+    /// namespaces start with `bench-`).
+    pub async fn create_in(client: &Client, owner: &str, prefix: &str) -> Result<Self> {
         let prefix: String = prefix
             .to_ascii_lowercase()
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
             .collect();
         let suffix = unique_suffix();
-        let max_prefix = 63 - "e2e--".len() - suffix.len();
+        let max_prefix = 63 - owner.len() - "--".len() - suffix.len();
         let prefix = prefix.chars().take(max_prefix).collect::<String>();
-        let name = format!("e2e-{}-{suffix}", prefix.trim_matches('-'));
+        let name = format!("{owner}-{}-{suffix}", prefix.trim_matches('-'));
         let api: Api<Namespace> = Api::all(client.clone());
         let ns = Namespace {
             metadata: ObjectMeta {

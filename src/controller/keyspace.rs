@@ -39,17 +39,34 @@ struct Observed {
 #[tracing::instrument(skip_all, fields(keyspace = %keyspace.name_any()))]
 async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
+    // One list instead of one apply per shard: a shard whose desired state this process
+    // already applied, unchanged since, is not applied again (see `apply::Applied`).
+    let mut existing: BTreeMap<String, VitessShard> =
+        apply::children_full::<VitessShard, _>(client, keyspace.as_ref(), &shards_of(&keyspace))
+            .await?
+            .into_iter()
+            .map(|s| (s.name_any(), s))
+            .collect();
     let mut observed = Vec::new();
     for shard in build::keyspace::shards(&keyspace)? {
         // Counted from the same builder the shard controller uses, so "desired" agrees.
         let desired_tablets = build::vttablet::build(&shard)?.len();
-        let shard = apply::owned(client, keyspace.as_ref(), shard).await?;
+        let current = existing.remove(&shard.name_any());
+        let shard = ctx
+            .applied
+            .owned(client, keyspace.as_ref(), shard, current)
+            .await?;
         observed.push(Observed {
             shard,
             desired_tablets,
         });
     }
-    let orphans = prune_shards(&ctx, &keyspace, &observed).await?;
+    // What is left is no longer desired (those being deleted are on their way out).
+    let unwanted: Vec<VitessShard> = existing
+        .into_values()
+        .filter(|s| s.metadata.deletion_timestamp.is_none())
+        .collect();
+    let orphans = prune_shards(&ctx, &keyspace, unwanted).await?;
     let mut status = status(&keyspace, &observed);
     status.orphaned_shards = orphans;
     apply::status(client, keyspace.as_ref(), keyspace.status.as_ref(), &status).await?;
@@ -74,24 +91,12 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
 async fn prune_shards(
     ctx: &Context,
     keyspace: &VitessKeyspace,
-    observed: &[Observed],
+    unwanted: Vec<VitessShard>,
 ) -> Result<BTreeMap<String, OrphanStatus>, Error> {
-    let desired: BTreeSet<String> = observed.iter().map(|o| o.shard.name_any()).collect();
-    let own = keyspace.labels();
-    let mut equal = Vec::new();
-    for key in [labels::CLUSTER, labels::KEYSPACE] {
-        if let Some(value) = own.get(key) {
-            equal.push((key, value.as_str()));
-        }
-    }
-    let selector = apply::selector(&equal, &[labels::SHARD]);
     let immediate = keyspace.spec.template.turndown_policy == Some(TurndownPolicy::Immediate);
     let mut orphans = BTreeMap::new();
-    for shard in apply::children::<VitessShard, _>(&ctx.client, keyspace, &selector).await? {
+    for shard in unwanted {
         let name = shard.name_any();
-        if desired.contains(&name) {
-            continue;
-        }
         let shard_name = shard
             .labels()
             .get(labels::SHARD)
@@ -100,7 +105,8 @@ async fn prune_shards(
         if immediate {
             if let Err(orphan) = forget_shard(ctx, keyspace, &shard_name).await {
                 orphans.insert(shard_name, orphan);
-            } else if apply::delete(&ctx.client, &shard).await? {
+            } else if apply::delete_meta::<VitessShard>(&ctx.client, &shard.metadata).await? {
+                ctx.applied.forget::<VitessShard>(&shard.metadata);
                 ctx.events.pruned::<VitessShard, _>(keyspace, &[name]).await;
             }
         } else {
@@ -117,6 +123,19 @@ async fn prune_shards(
         }
     }
     Ok(orphans)
+}
+
+/// The label selector of the keyspace's VitessShards (its cluster and keyspace labels, and a
+/// shard label).
+fn shards_of(keyspace: &VitessKeyspace) -> String {
+    let own = keyspace.labels();
+    let mut equal = Vec::new();
+    for key in [labels::CLUSTER, labels::KEYSPACE] {
+        if let Some(value) = own.get(key) {
+            equal.push((key, value.as_str()));
+        }
+    }
+    apply::selector(&equal, &[labels::SHARD])
 }
 
 /// Removes shard `shard` (and its tablet records) from Vitess before its VitessShard goes, if

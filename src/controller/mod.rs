@@ -94,6 +94,8 @@ pub struct Context {
     pub backup_list_period: Duration,
     /// The BackupShard calls of VitessBackup requests this process sent, by request uid.
     backup_requests: Mutex<HashMap<String, backup::RequestState>>,
+    /// What was last applied to children that are not applied again while unchanged.
+    applied: apply::Applied,
 }
 
 impl Context {
@@ -107,6 +109,7 @@ impl Context {
             vtctld_tls: Mutex::new(HashMap::new()),
             backup_list_period: DEFAULT_BACKUP_LIST_PERIOD,
             backup_requests: Mutex::new(HashMap::new()),
+            applied: apply::Applied::default(),
             client,
         }
     }

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
@@ -170,14 +170,17 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     );
     apply::status(client, shard.as_ref(), shard.status.as_ref(), &status).await?;
     publish_blocked(&ctx, &shard, &status).await;
-    // A drain or reparent in progress is followed closely; waiting for tablets to register
-    // or for vtctld to answer, less so (each look costs two lists and two vtctld calls).
+    // A drain or reparent in progress is followed closely; vtctld not answering, less so
+    // (each look costs two lists and two vtctld calls).
     let busy = !plan.steps.is_empty() || plan.blocked.is_some() || !plan.draining.is_empty();
-    let waiting = vitess.is_err() || status.primary_alias.is_none();
+    // An election held for the vtbackup-init pod waits for that pod's events (it is watched).
+    let held = matches!(&backups, Backups::Known { decision, .. } if decision.hold.is_some());
     Ok(Action::requeue(if busy {
         POLL
-    } else if waiting {
+    } else if vitess.is_err() {
         WAIT
+    } else if status.primary_alias.is_none() && !held {
+        election_poll(&observed, SystemTime::now())
     } else {
         REQUEUE
     }))
@@ -250,6 +253,39 @@ async fn backups(
         init,
     ))
 }
+
+/// How soon a shard without a primary looks again. While a tablet pod is not Ready, its
+/// Ready event wakes the shard (pods are watched): no poll. Once all are, only Vitess knows
+/// when their tablets register, which no event tells: a short poll while the last pod became
+/// Ready recently (a vttablet registers as it starts), then the slow one.
+fn election_poll(tablets: &[Observed], now: SystemTime) -> Duration {
+    if tablets.iter().any(|t| !pod_ready(&t.pod)) {
+        return REQUEUE;
+    }
+    let last_ready = tablets.iter().filter_map(|t| ready_since(&t.pod)).max();
+    match last_ready.and_then(|t| now.duration_since(t).ok()) {
+        Some(ago) if ago < REGISTER_WINDOW => REGISTER_POLL,
+        _ => WAIT,
+    }
+}
+
+/// When a pod's Ready condition last turned true.
+fn ready_since(pod: &Pod) -> Option<SystemTime> {
+    pod.status
+        .as_ref()?
+        .conditions
+        .as_ref()?
+        .iter()
+        .find(|c| c.type_ == "Ready" && c.status == "True")?
+        .last_transition_time
+        .as_ref()
+        .map(|t| SystemTime::from(t.0))
+}
+
+/// How long after its tablets became Ready a shard without a primary polls fast.
+const REGISTER_WINDOW: Duration = Duration::from_secs(60);
+/// The fast poll: every tablet is Ready, their registration is awaited.
+const REGISTER_POLL: Duration = Duration::from_secs(1);
 
 /// The desired-state hash annotation of a pod (empty when it has none).
 fn hash_of(pod: &Pod) -> &str {
@@ -924,6 +960,26 @@ mod tests {
         assert_eq!(status.has_master, ConditionStatus::True);
         assert_eq!(status.serving_writes, ConditionStatus::True);
         assert_eq!(status.tablets["zone1-2"].type_.as_deref(), Some("REPLICA"));
+    }
+
+    #[test]
+    fn a_shard_without_primary_polls_fast_only_while_its_tablets_just_became_ready() {
+        let now = SystemTime::now();
+        let at = |ago: u64| {
+            let mut t = tablet("zone1-1", true);
+            let since =
+                k8s_openapi::jiff::Timestamp::try_from(now - Duration::from_secs(ago)).unwrap();
+            t.pod.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].last_transition_time =
+                Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(since));
+            t
+        };
+        // A pod not Ready yet: its Ready event wakes the shard.
+        assert_eq!(
+            election_poll(&[at(1), tablet("zone1-2", false)], now),
+            REQUEUE
+        );
+        assert_eq!(election_poll(&[at(1), at(3)], now), REGISTER_POLL);
+        assert_eq!(election_poll(&[at(600), at(300)], now), WAIT);
     }
 
     #[test]
