@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use vitess_operator::api::{VitessBackup, VitessBackupStorage};
+use vitess_operator::api::{VitessBackup, VitessBackupStorage, VitessShard};
 use vitess_operator::vitess::fake::FakeVtctld;
 use vitess_operator::vitess::{Alias, BackupStatus, TabletType, Vtctld};
 use vitess_operator_e2e::{
@@ -128,7 +128,8 @@ spec:
   databaseInitScriptSecret: {{name: none, key: init_db.sql}}
   globalLockserver: {{implementation: etcd2, address: 127.0.0.1:1, rootPath: /vitess/global}}
   backupLocations:
-  - gcs:
+  - maxBackupAge: 1h
+    gcs:
       bucket: my-vitess-backup-bucket
 "#
     )
@@ -210,6 +211,36 @@ async fn wait_inventory(client: &Client, ns: &str, want: &BTreeMap<String, bool>
                 .unwrap_or(-1);
             *seen = format!("{got:?}, storage count {count}");
             Ok((&got == want && usize::try_from(count).ok() == Some(want.len())).then_some(()))
+        },
+    )
+    .await
+}
+
+/// Waits until the shard counts (complete, incomplete, unknown) backups in its one location
+/// and its `BackupsFresh` condition has `status`.
+async fn wait_freshness(
+    client: &Client,
+    ns: &str,
+    shard: &str,
+    counts: (i32, i32, i32),
+    status: &str,
+) -> Result<()> {
+    let shards: Api<VitessShard> = Api::namespaced(client.clone(), ns);
+    wait_for(
+        &format!("{shard}: backups {counts:?}, BackupsFresh {status}"),
+        TIMEOUT,
+        async |seen: &mut String| {
+            let got = shards.get(shard).await?.status.unwrap_or_default();
+            let location = got
+                .backup_locations
+                .first()
+                .map(|l| (l.complete_backups, l.incomplete_backups, l.unknown_backups));
+            let fresh = got.conditions.iter().find(|c| c.type_ == "BackupsFresh");
+            *seen = format!("{location:?}, {fresh:?}");
+            Ok(
+                (location == Some(counts) && fresh.is_some_and(|c| c.status == status))
+                    .then_some(()),
+            )
         },
     )
     .await
@@ -334,11 +365,19 @@ async fn inventory_follows_the_real_vtctld_file_storage() -> Result<()> {
         // engine), so the operator cannot tell complete from incomplete: both are not complete.
         let mut want = BTreeMap::from([(a.to_string(), false), (b.to_string(), false)]);
         wait_inventory(client, ns, &want).await?;
+        // Both are months old: whether complete or not, nothing is younger than maxBackupAge.
+        let shard = format!("example-{keyspace}-x-x");
+        wait_freshness(client, ns, &shard, (0, 0, 2), "False").await?;
 
-        let c = "2026-01-03.000000.zone1-0000000102";
-        write_backup(&shard_dir, c, true)?;
-        want.insert(c.to_string(), false);
+        // A backup started now, which vtctld does not describe either: freshness is unknown.
+        let c = format!(
+            "{}.zone1-0000000102",
+            k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%d.%H%M%S")
+        );
+        write_backup(&shard_dir, &c, true)?;
+        want.insert(c.clone(), false);
         wait_inventory(client, ns, &want).await?;
+        wait_freshness(client, ns, &shard, (0, 0, 3), "Unknown").await?;
 
         std::fs::remove_dir_all(shard_dir.join(a))?;
         want.remove(a);
@@ -354,6 +393,10 @@ async fn inventory_follows_the_real_vtctld_file_storage() -> Result<()> {
                 "{status:?}"
             );
             ensure!(status.start_time.is_some(), "{status:?}");
+            ensure!(
+                status.vtctld_status.as_deref() == Some("UNKNOWN"),
+                "{status:?}"
+            );
         }
         Ok(())
     })

@@ -63,6 +63,12 @@ pub struct VitessBackupStatus {
     /// Whether the backup is complete and usable for a restore.
     #[serde(default)]
     pub complete: bool,
+    /// For an inventory entry: the backup's status as vtctld's GetBackups reports it
+    /// (`COMPLETE`, `INCOMPLETE`, `VALID`, `INVALID` or `UNKNOWN`). Vitess v0.24 reports
+    /// `UNKNOWN` for every backup: `complete` is then false because nothing said the backup is
+    /// complete, not because it is known to be incomplete.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vtctld_status: Option<String>,
     /// Replication position (GTID set) of the backup, where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub position: Option<String>,

@@ -372,9 +372,17 @@ pub struct ShardBackupLocationStatus {
     /// Incomplete backups (in progress or failed).
     #[serde(default)]
     pub incomplete_backups: i32,
+    /// Backups vtctld lists without saying whether they are complete (Vitess v0.24 says it
+    /// of none): counted neither complete nor incomplete.
+    #[serde(default)]
+    pub unknown_backups: i32,
     /// Finish time of the latest complete backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_complete_backup_time: Option<Time>,
+    /// Finish time (start time where the finish is unknown) of the latest backup, complete or
+    /// not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest_backup_time: Option<Time>,
 }
 
 /// Availability of a keyspace's vtorc.

@@ -239,6 +239,7 @@ pub fn inventory_entry(
         // vtctld says whether a backup is complete only when its engine reports it (v0.24
         // never does); unknown counts as not complete, so nothing restores from it on our word.
         complete: info.status.complete().unwrap_or(false),
+        vtctld_status: Some(info.status.name().to_string()),
         engine: (!info.engine.is_empty()).then(|| info.engine.clone()),
         storage_directory: Some(format!("{keyspace}/{range}")),
         storage_name: Some(info.name.clone()),
@@ -293,6 +294,7 @@ mod tests {
             Some("commerce/-")
         );
         assert_eq!(entry.status.engine, None);
+        assert_eq!(entry.status.vtctld_status.as_deref(), Some("COMPLETE"));
         let labels = entry.backup.metadata.labels.as_ref().unwrap();
         assert_eq!(labels[labels::BACKUP_LOCATION], "");
         assert_eq!(labels[labels::SHARD], "x-x");
@@ -315,6 +317,7 @@ mod tests {
         };
         let entry = inventory_entry("example", &ns, "", "commerce", &range, &unknown);
         assert!(!entry.status.complete);
+        assert_eq!(entry.status.vtctld_status.as_deref(), Some("UNKNOWN"));
         assert!(entry.status.start_time.is_none());
         assert_ne!(
             entry.backup.metadata.name,

@@ -10,7 +10,9 @@
 //!   VitessBackup request, so the backup request controller asks vtctld `BackupShard` of a
 //!   replica exactly once. A failed request is reported, not retried: a new request retries.
 //! - The status counts the inventory's backups per location, and `BackupsFresh` compares the
-//!   latest complete backup with a location's `maxBackupAge`.
+//!   latest complete backup with a location's `maxBackupAge`. vtctld v0.24 does not say which
+//!   backups are complete: a location whose recent backups are all of unknown completeness is
+//!   `Unknown`, not stale (an alert on `False` must not fire for backups that are fine).
 
 use std::time::{Duration, SystemTime};
 
@@ -57,6 +59,8 @@ pub struct Request {
 pub struct Counts {
     pub complete: usize,
     pub incomplete: usize,
+    /// Listed by vtctld without saying whether complete.
+    pub unknown: usize,
 }
 
 /// What [`decide`] looks at.
@@ -118,8 +122,8 @@ pub fn decide(inputs: &Inputs) -> Decision {
             true,
             "BackupExists",
             format!(
-                "{} complete and {} incomplete backups in storage",
-                counts.complete, counts.incomplete
+                "backups in storage: {} complete, {} incomplete, {} that vtctld does not say",
+                counts.complete, counts.incomplete, counts.unknown
             ),
         )
     };
@@ -215,7 +219,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
             },
         );
     }
-    if counts.complete + counts.incomplete > 0 {
+    if counts.complete + counts.incomplete + counts.unknown > 0 {
         return Decision::new(Create::Nothing, None, exists());
     }
     if !inputs.settled {
@@ -262,13 +266,13 @@ pub fn location_status(
                     status.incomplete_backups += 1;
                     continue;
                 };
+                let time = finished(s);
+                later(&mut status.latest_backup_time, time);
                 if s.complete {
                     status.complete_backups += 1;
-                    let time = finished(s);
-                    if time.map(|t| t.0) > status.latest_complete_backup_time.as_ref().map(|t| t.0)
-                    {
-                        status.latest_complete_backup_time = time.cloned();
-                    }
+                    later(&mut status.latest_complete_backup_time, time);
+                } else if s.vtctld_status.as_deref() == Some(UNKNOWN) {
+                    status.unknown_backups += 1;
                 } else {
                     status.incomplete_backups += 1;
                 }
@@ -276,6 +280,16 @@ pub fn location_status(
             status
         })
         .collect()
+}
+
+/// How vtctld names a backup status it does not know (`VitessBackupStatus::vtctld_status`).
+const UNKNOWN: &str = "UNKNOWN";
+
+/// `latest` moved to `time` when that is later.
+fn later(latest: &mut Option<Time>, time: Option<&Time>) {
+    if time.map(|t| t.0) > latest.as_ref().map(|t| t.0) {
+        *latest = time.cloned();
+    }
 }
 
 /// When a backup ended (its start when the end is unknown).
@@ -288,16 +302,21 @@ pub fn counts(locations: &[ShardBackupLocationStatus]) -> Counts {
     locations.iter().fold(Counts::default(), |c, l| Counts {
         complete: c.complete + usize::try_from(l.complete_backups).unwrap_or(0),
         incomplete: c.incomplete + usize::try_from(l.incomplete_backups).unwrap_or(0),
+        unknown: c.unknown + usize::try_from(l.unknown_backups).unwrap_or(0),
     })
 }
 
 /// `BackupsFresh` against the locations' `maxBackupAge`; `None` when no location sets one.
+/// False when a location's latest complete backup is older than its maximum (or it has none)
+/// and no recent backup could be complete; Unknown when the only recent backups are ones whose
+/// completeness vtctld does not report; True otherwise.
 pub fn freshness(
     locations: &[VitessBackupLocation],
     statuses: &[ShardBackupLocationStatus],
     now: SystemTime,
 ) -> Option<Readiness> {
     let mut stale = Vec::new();
+    let mut unknown = Vec::new();
     let mut checked = 0;
     for (location, status) in locations.iter().zip(statuses) {
         let Some(max) = location.max_backup_age.as_deref() else {
@@ -313,32 +332,41 @@ pub fn freshness(
             stale.push(format!("{label}: maxBackupAge {max:?} is not a duration"));
             continue;
         };
-        match &status.latest_complete_backup_time {
-            None => stale.push(format!("{label}: no complete backup")),
-            Some(latest) => {
-                let age = now
-                    .duration_since(SystemTime::from(latest.0))
-                    .unwrap_or_default();
-                // The message names the time, not the age: it must not change (and be
-                // written) on every reconcile.
-                if age > max_age {
-                    stale.push(format!(
-                        "{label}: the latest complete backup finished at {}, more than {max} ago",
-                        latest.0
-                    ));
-                }
-            }
+        let recent = |time: &Time| {
+            now.duration_since(SystemTime::from(time.0))
+                .unwrap_or_default()
+                <= max_age
+        };
+        // Messages name times, not ages: they must not change (and be written) on every
+        // reconcile.
+        let why = match &status.latest_complete_backup_time {
+            Some(latest) if recent(latest) => continue,
+            Some(latest) => format!(
+                "the latest complete backup finished at {}, more than {max} ago",
+                latest.0
+            ),
+            None => "no complete backup".to_string(),
+        };
+        match &status.latest_backup_time {
+            Some(latest) if status.unknown_backups > 0 && recent(latest) => unknown.push(format!(
+                "{label}: {why}, but vtctld does not report whether the backups are complete \
+                 (the latest one is from {}, within {max})",
+                latest.0
+            )),
+            _ => stale.push(format!("{label}: {why}")),
         }
     }
     (checked > 0).then(|| {
-        if stale.is_empty() {
+        if !stale.is_empty() {
+            Readiness::new(false, "Stale", stale.join("; "))
+        } else if !unknown.is_empty() {
+            Readiness::unknown("CompletenessUnknown", unknown.join("; "))
+        } else {
             Readiness::new(
                 true,
                 "Fresh",
                 "every location's latest complete backup is within its maxBackupAge",
             )
-        } else {
-            Readiness::new(false, "Stale", stale.join("; "))
         }
     })
 }
@@ -584,7 +612,7 @@ mod tests {
         let restore = decide(&Inputs {
             counts: Counts {
                 complete: 1,
-                incomplete: 0,
+                ..Counts::default()
             },
             ..inputs()
         });
@@ -596,8 +624,8 @@ mod tests {
         // An incomplete backup is not one to restore from.
         let incomplete = decide(&Inputs {
             counts: Counts {
-                complete: 0,
                 incomplete: 3,
+                ..Counts::default()
             },
             ..inputs()
         });
@@ -659,8 +687,8 @@ mod tests {
         // Any backup at all (even one vtctld cannot call complete) means no request.
         let has = decide(&Inputs {
             counts: Counts {
-                complete: 0,
                 incomplete: 1,
+                ..Counts::default()
             },
             ..serving.clone()
         });
@@ -678,10 +706,89 @@ mod tests {
         b.metadata.labels = Some(labels::set(&[(labels::BACKUP_LOCATION, location)]));
         b.status = Some(VitessBackupStatus {
             complete,
+            vtctld_status: Some(if complete { "COMPLETE" } else { "INCOMPLETE" }.into()),
             finished_time: Some(Time(Timestamp::from_second(finished).unwrap())),
             ..VitessBackupStatus::default()
         });
         b
+    }
+
+    /// An entry as vtctld v0.24 lists every backup: status UNKNOWN, start time only.
+    fn unreported(location: &str, started: i64) -> VitessBackup {
+        let mut b = entry(location, false, 0);
+        b.status = Some(VitessBackupStatus {
+            vtctld_status: Some("UNKNOWN".into()),
+            start_time: Some(Time(Timestamp::from_second(started).unwrap())),
+            ..VitessBackupStatus::default()
+        });
+        b
+    }
+
+    #[test]
+    fn unreported_completeness_is_neither_fresh_nor_stale() {
+        let locations = [location("", Some("1h"))];
+        let backups = [unreported("", 1_000), unreported("", 5_000)];
+        let statuses = location_status(&locations, &backups);
+        assert_eq!(
+            (
+                statuses[0].complete_backups,
+                statuses[0].incomplete_backups,
+                statuses[0].unknown_backups
+            ),
+            (0, 0, 2)
+        );
+        assert_eq!(statuses[0].latest_complete_backup_time, None);
+        assert_eq!(
+            statuses[0].latest_backup_time,
+            Some(Time(Timestamp::from_second(5_000).unwrap()))
+        );
+        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
+        let recent = freshness(&locations, &statuses, at(5_000 + 3_600)).unwrap();
+        assert_eq!(recent.status(), "Unknown", "{recent:?}");
+        assert_eq!(recent.reason, "CompletenessUnknown");
+        assert!(recent.message.contains("does not report"), "{recent:?}");
+        // Too old to be fresh whether complete or not: stale.
+        let old = freshness(&locations, &statuses, at(5_000 + 3_601)).unwrap();
+        assert_eq!(old.status(), "False", "{old:?}");
+        assert!(old.message.contains("no complete backup"), "{old:?}");
+        // A recent complete backup settles it.
+        let mut mixed = statuses.clone();
+        mixed[0].latest_complete_backup_time = Some(Time(Timestamp::from_second(4_000).unwrap()));
+        assert_eq!(
+            freshness(&locations, &mixed, at(4_000 + 3_600))
+                .unwrap()
+                .status(),
+            "True"
+        );
+        // Any backup, even one vtctld does not describe, means the serving shard has one.
+        let serving = decide(&Inputs {
+            configured: true,
+            init_wanted: true,
+            primary: Some("zone1-100".into()),
+            settled: true,
+            counts: counts(&statuses),
+            init_pod: None,
+            request: None,
+        });
+        assert_eq!(serving.create, Create::Nothing);
+        assert!(
+            serving
+                .condition
+                .unwrap()
+                .message
+                .contains("2 that vtctld does not say")
+        );
+        // But a new shard is not told to skip its init pod on such backups: vtbackup decides.
+        let new = decide(&Inputs {
+            configured: true,
+            init_wanted: true,
+            primary: None,
+            settled: true,
+            counts: counts(&statuses),
+            init_pod: None,
+            request: None,
+        });
+        assert_eq!(new.create, Create::InitPod);
     }
 
     fn location(name: &str, max: Option<&str>) -> VitessBackupLocation {
@@ -722,7 +829,8 @@ mod tests {
             counts(&statuses),
             Counts {
                 complete: 2,
-                incomplete: 2
+                incomplete: 2,
+                unknown: 0
             }
         );
         let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);

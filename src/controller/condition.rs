@@ -11,6 +11,8 @@ pub const READY: &str = "Ready";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Readiness {
     pub ready: bool,
+    /// Neither true nor false can be told (condition status `Unknown`); `ready` is false.
+    pub unknown: bool,
     /// CamelCase, for machines (`AllTabletsReady`, `TabletsNotReady`, ...).
     pub reason: String,
     /// For people: what is missing.
@@ -21,8 +23,26 @@ impl Readiness {
     pub fn new(ready: bool, reason: &str, message: impl Into<String>) -> Self {
         Self {
             ready,
+            unknown: false,
             reason: reason.into(),
             message: message.into(),
+        }
+    }
+
+    /// A condition whose truth cannot be told.
+    pub fn unknown(reason: &str, message: impl Into<String>) -> Self {
+        Self {
+            unknown: true,
+            ..Self::new(false, reason, message)
+        }
+    }
+
+    /// The condition status: `True`, `False` or `Unknown`.
+    pub fn status(&self) -> &'static str {
+        match (self.unknown, self.ready) {
+            (true, _) => "Unknown",
+            (false, true) => "True",
+            (false, false) => "False",
         }
     }
 }
@@ -35,7 +55,7 @@ pub fn with_ready(
     readiness: &Readiness,
     generation: Option<i64>,
 ) -> Conditions {
-    let status = if readiness.ready { "True" } else { "False" };
+    let status = readiness.status();
     let old = previous.iter().find(|c| c.type_ == READY);
     let last_transition_time = match old {
         Some(old) if old.status == status => old.last_transition_time.clone(),
@@ -78,7 +98,7 @@ pub fn with_condition(
         (None, Some(old)) if old.status == "False" => return previous.clone(),
         (None, Some(_)) => Readiness::new(false, "Resolved", "nothing blocked"),
     };
-    let status = if state.ready { "True" } else { "False" };
+    let status = state.status();
     let last_transition_time = match old {
         Some(old) if old.status == status => old.last_transition_time.clone(),
         _ => Time(
@@ -152,6 +172,21 @@ mod tests {
             with_condition(&cleared, "ScaleDownBlocked", None, Some(3)),
             cleared
         );
+    }
+
+    #[test]
+    fn unknown_is_its_own_status() {
+        let unknown = Readiness::unknown("CompletenessUnknown", "vtctld does not say");
+        let set = with_condition(&Vec::new(), "BackupsFresh", Some(&unknown), Some(1));
+        assert_eq!(set[0].status, "Unknown");
+        let mut old = set.clone();
+        old[0].last_transition_time = Time(Timestamp::UNIX_EPOCH);
+        let same = with_condition(&old, "BackupsFresh", Some(&unknown), Some(1));
+        assert_eq!(same[0].last_transition_time, Time(Timestamp::UNIX_EPOCH));
+        let stale = Readiness::new(false, "Stale", "old");
+        let changed = with_condition(&old, "BackupsFresh", Some(&stale), Some(1));
+        assert_eq!(changed[0].status, "False");
+        assert_ne!(changed[0].last_transition_time, Time(Timestamp::UNIX_EPOCH));
     }
 
     #[test]

@@ -251,6 +251,17 @@ impl BackupStatus {
         s as i32
     }
 
+    /// The name Vitess gives it (`UNKNOWN`, `INCOMPLETE`, `COMPLETE`, `INVALID`, `VALID`).
+    pub fn name(self) -> &'static str {
+        match self {
+            BackupStatus::Unknown => "UNKNOWN",
+            BackupStatus::Incomplete => "INCOMPLETE",
+            BackupStatus::Complete => "COMPLETE",
+            BackupStatus::Invalid => "INVALID",
+            BackupStatus::Valid => "VALID",
+        }
+    }
+
     /// `Some(true)` when restorable, `Some(false)` when not, `None` when vtctld does not say.
     pub fn complete(self) -> Option<bool> {
         match self {
