@@ -159,10 +159,26 @@ async fn wait_held(
                 })
                 .map(|(name, _)| name)
                 .collect();
-            *seen = format!(
-                "held: {held:?} of {:?}",
-                statuses.keys().collect::<Vec<_>>()
-            );
+            // What each shard shows: pods ready, tablet types, the election's condition.
+            let shown: Vec<String> = statuses
+                .iter()
+                .map(|(name, s)| {
+                    let types: Vec<&str> = s["tablets"]
+                        .as_object()
+                        .map(|t| {
+                            t.values()
+                                .map(|t| t["type"].as_str().unwrap_or("?"))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    format!(
+                        "{name}: {} {types:?} {:?}",
+                        s["summary"],
+                        condition(s, "PrimaryElected")
+                    )
+                })
+                .collect();
+            *seen = format!("held: {held:?}; {shown:?}");
             Ok((held.len() == want).then_some(()))
         },
     )

@@ -173,13 +173,14 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     // A drain or reparent in progress is followed closely; vtctld not answering, less so
     // (each look costs two lists and two vtctld calls).
     let busy = !plan.steps.is_empty() || plan.blocked.is_some() || !plan.draining.is_empty();
-    // An election held for the vtbackup-init pod waits for that pod's events (it is watched).
+    // An election held for the vtbackup-init pod waits for that pod's events (it is watched),
+    // not for a fast poll; the slow one keeps the tablets' registration in status current.
     let held = matches!(&backups, Backups::Known { decision, .. } if decision.hold.is_some());
     Ok(Action::requeue(if busy {
         POLL
-    } else if vitess.is_err() {
+    } else if vitess.is_err() || (held && status.primary_alias.is_none()) {
         WAIT
-    } else if status.primary_alias.is_none() && !held {
+    } else if status.primary_alias.is_none() {
         election_poll(&observed, SystemTime::now())
     } else {
         REQUEUE
