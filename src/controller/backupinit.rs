@@ -122,7 +122,7 @@ pub fn decide(inputs: &Inputs) -> Decision {
             true,
             "BackupExists",
             format!(
-                "backups in storage: {} complete, {} incomplete, {} that vtctld does not say",
+                "backups in storage: {} complete, {} incomplete, {} of unknown completeness",
                 counts.complete, counts.incomplete, counts.unknown
             ),
         )
@@ -776,7 +776,7 @@ mod tests {
                 .condition
                 .unwrap()
                 .message
-                .contains("2 that vtctld does not say")
+                .contains("2 of unknown completeness")
         );
         // But a new shard is not told to skip its init pod on such backups: vtbackup decides.
         let new = decide(&Inputs {
