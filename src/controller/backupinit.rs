@@ -29,6 +29,7 @@ use crate::api::backupstorage::VitessBackupLocation;
 use crate::api::shard::ShardBackupLocationStatus;
 use crate::api::{VitessBackup, VitessShard};
 use crate::build::vtbackup::VtbackupInit;
+use crate::vitess::BackupStatus;
 use crate::{apply, build, events, labels};
 
 /// Condition: whether the shard has its first backup, and how it gets one.
@@ -271,7 +272,7 @@ pub fn location_status(
                 if s.complete {
                     status.complete_backups += 1;
                     later(&mut status.latest_complete_backup_time, time);
-                } else if s.vtctld_status.as_deref() == Some(UNKNOWN) {
+                } else if s.vtctld_status.as_deref() == Some(BackupStatus::Unknown.name()) {
                     status.unknown_backups += 1;
                 } else {
                     status.incomplete_backups += 1;
@@ -281,9 +282,6 @@ pub fn location_status(
         })
         .collect()
 }
-
-/// How vtctld names a backup status it does not know (`VitessBackupStatus::vtctld_status`).
-const UNKNOWN: &str = "UNKNOWN";
 
 /// `latest` moved to `time` when that is later.
 fn later(latest: &mut Option<Time>, time: Option<&Time>) {
@@ -762,13 +760,9 @@ mod tests {
         );
         // Any backup, even one vtctld does not describe, means the serving shard has one.
         let serving = decide(&Inputs {
-            configured: true,
-            init_wanted: true,
             primary: Some("zone1-100".into()),
-            settled: true,
             counts: counts(&statuses),
-            init_pod: None,
-            request: None,
+            ..inputs()
         });
         assert_eq!(serving.create, Create::Nothing);
         assert!(
@@ -780,13 +774,8 @@ mod tests {
         );
         // But a new shard is not told to skip its init pod on such backups: vtbackup decides.
         let new = decide(&Inputs {
-            configured: true,
-            init_wanted: true,
-            primary: None,
-            settled: true,
             counts: counts(&statuses),
-            init_pod: None,
-            request: None,
+            ..inputs()
         });
         assert_eq!(new.create, Create::InitPod);
     }
