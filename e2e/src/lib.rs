@@ -2,7 +2,8 @@
 //!
 //! The tests run against the local control plane started by `e2e/cluster up`
 //! (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, KWOK nodes
-//! and a Vitess vtctld, all on 127.0.0.1). Every helper returns a `Result`; a
+//! and a Vitess vtctld, all on 127.0.0.1, and a real node whose pods live on a
+//! bridge of this machine). Every helper returns a `Result`; a
 //! cluster that is not up makes [`client`] fail with a message saying how to
 //! start it.
 //!
@@ -15,6 +16,7 @@ mod agent;
 mod apply;
 mod kinds;
 mod namespace;
+mod node;
 mod operator;
 mod ops;
 mod paths;
@@ -28,6 +30,10 @@ pub use kinds::{
     with_operator_at,
 };
 pub use namespace::{TestNamespace, unique_suffix};
+pub use node::{
+    DEFAULT_REAL_NODE, REAL_NODE_LABEL, REAL_NODE_POD_PREFIX, REAL_NODE_TAINT, in_ci, node_ready,
+    placement_yaml, real_node, real_node_name,
+};
 pub use operator::Operator;
 pub use ops::{
     http_address, http_get, identity_of, is_static_elf, lease_holder, service_account_kubeconfig,

@@ -42,16 +42,27 @@ pub async fn http_address(operator: &mut Operator) -> Result<String> {
     .await
 }
 
-/// `GET path` on `address`: the status code and the body.
+/// `GET path` on `address`: the status code and the body. The request asks the server to
+/// close the connection (so the body ends where the stream does), and the whole exchange has
+/// 10 s: a server that keeps it open fails the call instead of hanging the test.
 pub async fn http_get(address: &str, path: &str) -> Result<(u16, String)> {
-    let mut stream = tokio::net::TcpStream::connect(address)
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(address)
+            .await
+            .with_context(|| format!("connecting to {address}"))?;
+        stream
+            .write_all(
+                format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
+                    .as_bytes(),
+            )
+            .await?;
+        let mut out = String::new();
+        stream.read_to_string(&mut out).await?;
+        anyhow::Ok(out)
+    };
+    let out = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
         .await
-        .with_context(|| format!("connecting to {address}"))?;
-    stream
-        .write_all(format!("GET {path} HTTP/1.1\r\nHost: {address}\r\n\r\n").as_bytes())
-        .await?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out).await?;
+        .with_context(|| format!("GET {path} on {address} took more than 10 s"))??;
     let code = out
         .split_whitespace()
         .nth(1)
