@@ -11,8 +11,21 @@ use crate::api::shared::{Flags, VitessLockserverParams};
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FlagSet {
     flags: BTreeMap<String, String>,
-    /// Vitess binaries: names are normalised to dashes.
-    vitess: bool,
+    syntax: Syntax,
+}
+
+/// How a binary's flag parser reads its command line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Syntax {
+    /// Vitess (pflag): names are normalised to dashes, every flag is `--name=value`.
+    Vitess,
+    /// Go's `flag` package (etcd): `--name=value` as written.
+    #[default]
+    Plain,
+    /// kingpin (mysqld_exporter): like `Plain`, except that a boolean flag takes no value
+    /// (kingpin refuses `--name=true` with "unexpected true"): `true` is written `--name`
+    /// and `false` `--no-name`.
+    Kingpin,
 }
 
 impl FlagSet {
@@ -22,7 +35,7 @@ impl FlagSet {
     pub fn vitess() -> Self {
         Self {
             flags: BTreeMap::new(),
-            vitess: true,
+            syntax: Syntax::Vitess,
         }
     }
 
@@ -30,14 +43,23 @@ impl FlagSet {
     pub fn plain() -> Self {
         Self {
             flags: BTreeMap::new(),
-            vitess: false,
+            syntax: Syntax::Plain,
+        }
+    }
+
+    /// Flags of a Prometheus exporter (kingpin): boolean values are written as kingpin takes
+    /// them, so `extraFlags: {collect.info_schema.processlist: "true"}` does not stop it.
+    pub fn kingpin() -> Self {
+        Self {
+            flags: BTreeMap::new(),
+            syntax: Syntax::Kingpin,
         }
     }
 
     /// Sets one flag, replacing an earlier value.
     pub fn set(&mut self, name: &str, value: impl ToString) -> &mut Self {
         self.flags
-            .insert(normalize(name, self.vitess), value.to_string());
+            .insert(normalize(name, self.syntax), value.to_string());
         self
     }
 
@@ -63,7 +85,7 @@ impl FlagSet {
     /// The value of a flag, by any spelling of its name.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.flags
-            .get(&normalize(name, self.vitess))
+            .get(&normalize(name, self.syntax))
             .map(String::as_str)
     }
 
@@ -71,7 +93,11 @@ impl FlagSet {
     pub fn args(&self) -> Vec<String> {
         self.flags
             .iter()
-            .map(|(name, value)| format!("--{name}={value}"))
+            .map(|(name, value)| match (self.syntax, value.as_str()) {
+                (Syntax::Kingpin, "true") => format!("--{name}"),
+                (Syntax::Kingpin, "false") => format!("--no-{name}"),
+                _ => format!("--{name}={value}"),
+            })
             .collect()
     }
 }
@@ -79,10 +105,10 @@ impl FlagSet {
 /// Strips the leading dashes people write despite the API docs, and for Vitess turns names that
 /// use only underscores into dashes, exactly as Vitess' own flag normaliser does (it leaves the
 /// glog flags `log_dir`, `log_link` and `log_backtrace_at` and mixed names alone).
-fn normalize(name: &str, vitess: bool) -> String {
+fn normalize(name: &str, syntax: Syntax) -> String {
     let name = name.trim_start_matches('-');
     let glog = matches!(name, "log_dir" | "log_link" | "log_backtrace_at");
-    if vitess && !glog && name.contains('_') && !name.contains('-') {
+    if syntax == Syntax::Vitess && !glog && name.contains('_') && !name.contains('-') {
         name.replace('_', "-")
     } else {
         name.to_string()
@@ -105,15 +131,35 @@ mod tests {
 
     #[test]
     fn vitess_normalisation_matches_vitess() {
-        assert_eq!(normalize("db_charset", true), "db-charset");
-        assert_eq!(normalize("log_dir", true), "log_dir");
+        assert_eq!(normalize("db_charset", Syntax::Vitess), "db-charset");
+        assert_eq!(normalize("log_dir", Syntax::Vitess), "log_dir");
         assert_eq!(
-            normalize("queryserver-config_pool", true),
+            normalize("queryserver-config_pool", Syntax::Vitess),
             "queryserver-config_pool"
         );
         assert_eq!(
-            normalize("--collect.info_schema", false),
+            normalize("--collect.info_schema", Syntax::Kingpin),
             "collect.info_schema"
         );
+    }
+
+    #[test]
+    fn kingpin_booleans_take_no_value() {
+        let mut flags = FlagSet::kingpin();
+        flags
+            .set("collect.info_schema.processlist", "true")
+            .set("collect.slave_status", "false")
+            .set("config.my-cnf", "/my.cnf");
+        assert_eq!(
+            flags.args(),
+            [
+                "--collect.info_schema.processlist",
+                "--no-collect.slave_status",
+                "--config.my-cnf=/my.cnf"
+            ]
+        );
+        let mut plain = FlagSet::plain();
+        plain.set("strict-reconfig-check", "true");
+        assert_eq!(plain.args(), ["--strict-reconfig-check=true"]);
     }
 }

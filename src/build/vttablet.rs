@@ -530,7 +530,7 @@ impl TabletContext<'_> {
     fn mysqld_exporter(&self, has_pvc: bool) -> Option<Container> {
         let image = self.spec.images.mysqld_exporter.clone()?;
         let exporter = self.pool.mysqld_exporter.clone().unwrap_or_default();
-        let mut flags = FlagSet::plain();
+        let mut flags = FlagSet::kingpin();
         flags
             .set(
                 "config.my-cnf",
