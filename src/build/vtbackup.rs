@@ -101,9 +101,11 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
         .set("mysql-socket", format!("{VT_DATA_ROOT}/mysql.sock"));
     storage.apply_flags(&mut flags);
     backup::engine_flags(spec.backup_engine.unwrap_or_default(), &mut flags);
+    // Not the pool's vttablet `extraFlags`: vtbackup has few of vttablet's flags and exits on
+    // one it lacks (`--queryserver-config-pool-size`, say). The Go operator gives it only
+    // `vtbackupExtraFlags` too.
     flags
         .extend(spec.extra_vitess_flags.as_ref())
-        .extend(first_pool.vttablet.extra_flags.as_ref())
         .extend(first_pool.vttablet.vtbackup_extra_flags.as_ref());
 
     let vtbackup = spec.template.vtbackup.clone().unwrap_or_default();
@@ -302,6 +304,21 @@ mod tests {
         assert!(!args.iter().any(|a| a.contains("gcs-auth")));
         let env = spec.containers[0].env.clone().unwrap();
         assert_eq!(env[0].name, "GOOGLE_APPLICATION_CREDENTIALS");
+    }
+
+    #[test]
+    fn vtbackup_gets_its_own_extra_flags_not_vttablet_ones() {
+        let mut shard = shard(true);
+        let vttablet = &mut shard.spec.template.tablet_pools[0].vttablet;
+        vttablet.extra_flags = Some([("queryserver-config-pool-size".into(), "8".into())].into());
+        vttablet.vtbackup_extra_flags = Some([("xtrabackup_stripes".into(), "4".into())].into());
+        let pod = init(&shard).unwrap().unwrap().pod;
+        let args = pod.spec.unwrap().containers[0].args.clone().unwrap();
+        assert!(
+            args.iter().any(|a| a == "--xtrabackup-stripes=4"),
+            "{args:?}"
+        );
+        assert!(!args.iter().any(|a| a.contains("queryserver")), "{args:?}");
     }
 
     #[test]
