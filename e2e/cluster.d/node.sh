@@ -83,9 +83,17 @@ ensure_node_network() {
     iptables -w -I OUTPUT 1 -j "$NODE_OUTPUT_CHAIN"
 }
 
+# Writes stdin to a file unless the file already says exactly that: kube-proxy exits when its
+# configuration file is written, and a changed file restarts its component (spec_changed).
+write_if_changed() { # write_if_changed <file>
+  local file="$1"
+  cat >"$file.new"
+  if cmp -s "$file.new" "$file"; then rm -f "$file.new"; else mv -f "$file.new" "$file"; fi
+}
+
 write_node_configs() {
   mkdir -p "$NODE_DIR"/{containerd,cni/net.d,cni/ipam,kubelet,kube-proxy,coredns,pod-logs}
-  cat >"$NODE_DIR/containerd/config.toml" <<EOF
+  write_if_changed "$NODE_DIR/containerd/config.toml" <<EOF
 version = 2
 root = "$NODE_DIR/containerd/root"
 state = "$NODE_DIR/containerd/state"
@@ -116,7 +124,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.aufs", "io.containerd.snapshot
     bin_dir = "/usr/lib/cni"
     conf_dir = "$NODE_DIR/cni/net.d"
 EOF
-  cat >"$NODE_DIR/cni/net.d/10-e2e.conflist" <<EOF
+  write_if_changed "$NODE_DIR/cni/net.d/10-e2e.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "e2e",
@@ -140,7 +148,7 @@ EOF
 EOF
   # Pods with dnsPolicy Default get this (nothing outside the machine to ask).
   : >"$NODE_DIR/kubelet/resolv.conf"
-  cat >"$NODE_DIR/kubelet/config.yaml" <<EOF
+  write_if_changed "$NODE_DIR/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 # This machine has the cgroup v1 hierarchy and no systemd.
@@ -174,7 +182,7 @@ imageGCHighThresholdPercent: 100
 evictionHard: {memory.available: 100Mi, nodefs.available: 1%, imagefs.available: 1%}
 shutdownGracePeriod: 0s
 EOF
-  cat >"$NODE_DIR/kube-proxy/config.yaml" <<EOF
+  write_if_changed "$NODE_DIR/kube-proxy/config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection: {kubeconfig: $KUBECONFIG_FILE}
@@ -188,7 +196,7 @@ nodePortAddresses: [$NODE_IP/32]
 conntrack: {maxPerCore: 0, min: 0, tcpEstablishedTimeout: 0s, tcpCloseWaitTimeout: 0s}
 iptables: {minSyncPeriod: 1s, syncPeriod: 30s}
 EOF
-  cat >"$NODE_DIR/coredns/Corefile" <<EOF
+  write_if_changed "$NODE_DIR/coredns/Corefile" <<EOF
 .:53 {
     bind $NODE_IP
     errors
