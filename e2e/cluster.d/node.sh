@@ -349,6 +349,18 @@ purge_real_node() {
     iptables -w -D OUTPUT -j "$NODE_OUTPUT_CHAIN" 2>/dev/null || true
     iptables -w -F "$NODE_OUTPUT_CHAIN" 2>/dev/null || true
     iptables -w -X "$NODE_OUTPUT_CHAIN" 2>/dev/null || true
+    # kubelet's own chains (kube-proxy --cleanup leaves them).
+    local tool table chain
+    for tool in iptables ip6tables; do
+      command -v "$tool" >/dev/null 2>&1 || continue
+      for chain in INPUT OUTPUT; do "$tool" -w -D "$chain" -j KUBE-FIREWALL 2>/dev/null || true; done
+      for table in filter nat mangle; do
+        for chain in KUBE-FIREWALL KUBE-KUBELET-CANARY KUBE-IPTABLES-HINT; do
+          "$tool" -w -t "$table" -F "$chain" 2>/dev/null || true
+          "$tool" -w -t "$table" -X "$chain" 2>/dev/null || true
+        done
+      done
+    done
   fi
   ip link del "$NODE_BRIDGE" 2>/dev/null || true
 }
