@@ -148,6 +148,14 @@ EOF
 EOF
   # Pods with dnsPolicy Default get this (nothing outside the machine to ask).
   : >"$NODE_DIR/kubelet/resolv.conf"
+  # What a pod with dnsPolicy ClusterFirst has, for processes of this machine that stand in for
+  # one (the e2e tests run the operator with it bind-mounted over /etc/resolv.conf in a mount
+  # namespace of its own, so `<service>.<namespace>.svc` resolves as in a pod).
+  write_if_changed "$NODE_DIR/cluster-resolv.conf" <<EOF
+nameserver $DNS_SERVICE_IP
+search svc.cluster.local cluster.local
+options ndots:5
+EOF
   write_if_changed "$NODE_DIR/kubelet/config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
