@@ -20,6 +20,7 @@ mod node;
 mod operator;
 mod ops;
 mod paths;
+pub mod sql;
 mod tools;
 mod wait;
 
@@ -31,7 +32,8 @@ pub use kinds::{
 };
 pub use namespace::{TestNamespace, unique_suffix};
 pub use node::{
-    DEFAULT_REAL_NODE, REAL_NODE_LABEL, REAL_NODE_POD_PREFIX, REAL_NODE_TAINT, in_ci, node_ready,
+    DEFAULT_REAL_NODE, REAL_NODE_EXPORTER_IMAGE, REAL_NODE_LABEL, REAL_NODE_MYSQL_IMAGE,
+    REAL_NODE_POD_PREFIX, REAL_NODE_TAINT, cluster_resolv_conf, in_ci, node_ready, on_real_node,
     placement_yaml, real_node, real_node_name,
 };
 pub use operator::Operator;

@@ -80,3 +80,131 @@ pub fn placement_yaml(indent: usize) -> String {
         REAL_NODE_LABEL.0, REAL_NODE_LABEL.1
     )
 }
+
+/// The cluster DNS configuration of a pod, for a process of this machine that stands in for one
+/// (`$E2E_CLUSTER_RESOLV_CONF`, else `e2e/.state/node/cluster-resolv.conf`, written by
+/// `e2e/cluster up`).
+pub fn cluster_resolv_conf() -> std::path::PathBuf {
+    match std::env::var_os("E2E_CLUSTER_RESOLV_CONF") {
+        Some(p) if !p.is_empty() => p.into(),
+        _ => crate::state_dir().join("node/cluster-resolv.conf"),
+    }
+}
+
+/// The MySQL image of the real node (`mysqld.mysql80Compatible`: "MySQL 8 or later").
+pub const REAL_NODE_MYSQL_IMAGE: &str = "mysql:9.7";
+/// The mysqld exporter image of the real node (the newest release the Go proxy serves).
+pub const REAL_NODE_EXPORTER_IMAGE: &str = "prom/mysqld-exporter:v0.16.0";
+
+/// `yaml` (a user's cluster file) as a user would change it to run on the real node: every
+/// VitessCluster's pods tolerate the node's taint and require its label (the pod settings of
+/// the lockserver, vtctld, vtgates, vtadmin, vtorc and every tablet pool), and the mysqld
+/// image (and the exporter's, when there is one) are the node's. Other documents (Secrets)
+/// pass unchanged. Returns the documents as JSON, one per `---`.
+pub fn on_real_node(yaml: &str) -> Result<String> {
+    use serde_json::{Value, json};
+    let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).context("parsing cluster YAML")?;
+    let placement = json!({
+        "tolerations": [{"key": REAL_NODE_TAINT, "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{
+                "key": REAL_NODE_LABEL.0, "operator": "In", "values": [REAL_NODE_LABEL.1]
+            }]}]
+        }}}
+    });
+    let place = |target: &mut Value| {
+        if target.is_null() {
+            *target = json!({});
+        }
+        if let (Some(map), Some(extra)) = (target.as_object_mut(), placement.as_object()) {
+            for (k, v) in extra {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+    };
+    let mut out = Vec::new();
+    for mut doc in docs.into_iter().filter(|d| !d.is_null()) {
+        if doc["kind"] == "VitessCluster" {
+            let spec = &mut doc["spec"];
+            spec["images"]["mysqld"] = json!({"mysql80Compatible": REAL_NODE_MYSQL_IMAGE});
+            if spec["images"].get("mysqldExporter").is_some() {
+                spec["images"]["mysqldExporter"] = json!(REAL_NODE_EXPORTER_IMAGE);
+            }
+            if spec["globalLockserver"].get("external").is_none() {
+                place(&mut spec["globalLockserver"]["etcd"]);
+            }
+            place(&mut spec["vitessDashboard"]);
+            if spec.get("vtadmin").is_some() {
+                place(&mut spec["vtadmin"]);
+            }
+            for cell in spec["cells"].as_array_mut().into_iter().flatten() {
+                place(&mut cell["gateway"]);
+            }
+            for keyspace in spec["keyspaces"].as_array_mut().into_iter().flatten() {
+                if keyspace.get("vitessOrchestrator").is_some() {
+                    place(&mut keyspace["vitessOrchestrator"]);
+                }
+                for partitioning in keyspace["partitionings"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    let templates: Vec<&mut Value> = if partitioning.get("equal").is_some() {
+                        partitioning
+                            .pointer_mut("/equal/shardTemplate")
+                            .into_iter()
+                            .collect()
+                    } else {
+                        partitioning
+                            .pointer_mut("/custom/shards")
+                            .and_then(Value::as_array_mut)
+                            .map(|shards| shards.iter_mut().collect())
+                            .unwrap_or_default()
+                    };
+                    for template in templates {
+                        for pool in template["tabletPools"].as_array_mut().into_iter().flatten() {
+                            place(pool);
+                        }
+                    }
+                }
+            }
+        }
+        out.push(serde_json::to_string(&doc).context("encoding a document")?);
+    }
+    Ok(out.join("\n---\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_pod_of_the_example_goes_to_the_real_node() {
+        let yaml =
+            std::fs::read_to_string(crate::workspace_dir().join("examples/initial-cluster.yaml"))
+                .unwrap();
+        let out = on_real_node(&yaml).unwrap();
+        let docs: Vec<serde_json::Value> = out
+            .split("\n---\n")
+            .map(|d| serde_json::from_str(d).unwrap())
+            .collect();
+        let spec = &docs[0]["spec"];
+        assert_eq!(
+            spec["images"]["mysqld"]["mysql80Compatible"],
+            REAL_NODE_MYSQL_IMAGE
+        );
+        for path in [
+            "/globalLockserver/etcd",
+            "/vitessDashboard",
+            "/vtadmin",
+            "/cells/0/gateway",
+            "/keyspaces/0/vitessOrchestrator",
+            "/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0",
+        ] {
+            let part = spec.pointer(path).unwrap();
+            assert_eq!(part["tolerations"][0]["key"], REAL_NODE_TAINT, "{path}");
+            assert!(part["affinity"]["nodeAffinity"].is_object(), "{path}");
+        }
+        assert_eq!(docs[1]["kind"], "Secret");
+    }
+}

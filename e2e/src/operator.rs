@@ -41,8 +41,27 @@ impl Operator {
         Self::start_binary(&Self::binary(), test, args)
     }
 
+    /// Like [`Operator::start`], with cluster DNS: the operator runs in a mount namespace of
+    /// its own whose `/etc/resolv.conf` is the real node's cluster DNS (written by
+    /// `e2e/cluster up`), so it finds vtctld by its Service name as it does in a pod, and
+    /// nothing else on this machine changes.
+    pub fn start_with_cluster_dns(test: &str, args: &[&str]) -> Result<Self> {
+        let resolv = crate::node::cluster_resolv_conf();
+        if !resolv.is_file() {
+            bail!(
+                "{} does not exist: the real node is not up (`e2e/cluster up`)",
+                resolv.display()
+            );
+        }
+        Self::spawn(&Self::binary(), test, args, Some(&resolv))
+    }
+
     /// Like [`Operator::start`] with an explicit binary.
     pub fn start_binary(binary: &Path, test: &str, args: &[&str]) -> Result<Self> {
+        Self::spawn(binary, test, args, None)
+    }
+
+    fn spawn(binary: &Path, test: &str, args: &[&str], resolv: Option<&Path>) -> Result<Self> {
         if !binary.is_file() {
             bail!(
                 "operator binary {} does not exist; build it with `cargo build` or set VITESS_OPERATOR_BIN",
@@ -70,7 +89,18 @@ impl Operator {
         let stderr = stdout
             .try_clone()
             .with_context(|| format!("opening {}", log.display()))?;
-        let mut command = Command::new(binary);
+        let mut command = match resolv {
+            None => Command::new(binary),
+            // sh execs the operator, so the child's pid is the operator's.
+            Some(resolv) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
+                    .arg(resolv)
+                    .arg(binary);
+                c
+            }
+        };
         command
             .args(args)
             .env("KUBECONFIG", kubeconfig_path())
