@@ -101,8 +101,9 @@ pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
 }
 
 /// What the controllers would make of the children: etcd, vtctld, the cluster-wide
-/// Services, the backup schedules' CronJobs, each cell's vtgates, each shard's tablets. Services come before what they front
-/// and PVCs before their pods, as the controllers apply them.
+/// Services, the backup schedules' CronJobs, each cell's vtgates, each shard's tablets and, for a
+/// shard with backups, its vtbackup-init pod. Services come before what they front and PVCs
+/// before their pods, as the controllers apply them.
 fn workloads(
     cluster: &VitessCluster,
     children: &build::cluster::ClusterChildren,
@@ -139,6 +140,12 @@ fn workloads(
             for tablet in build::vttablet::build(&shard)? {
                 push_all(&mut objects, tablet.pvc.iter())?;
                 objects.push(serde_json::to_value(&tablet.pod)?);
+            }
+            // A new shard's first backup: the shard controller creates this pod while the
+            // shard has no complete backup and no primary, which is where a new cluster starts.
+            if let Some(init) = build::vtbackup::init(&shard)? {
+                push_all(&mut objects, init.pvc.iter())?;
+                objects.push(serde_json::to_value(&init.pod)?);
             }
         }
     }

@@ -217,3 +217,24 @@ fn render_prints_the_workloads_with_go_operator_names() {
     let again = run(&["render", "-f", "examples/initial-cluster.yaml"]);
     assert_eq!(stdout(&again), text, "render is not deterministic");
 }
+
+#[test]
+fn render_prints_the_vtbackup_init_pod_of_a_shard_with_backups() {
+    let out = run(&["render", "-f", "examples/backup-gcs.yaml"]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let docs: Vec<&str> = text.split("---\n").collect();
+    let init = |kind: &str| {
+        docs.iter()
+            .position(|d| {
+                d.contains(&format!("kind: {kind}\n"))
+                    && d.contains("  name: example-commerce-x-x-vtbackup-init-")
+            })
+            .unwrap_or_else(|| panic!("no vtbackup-init {kind} in:\n{text}"))
+    };
+    // Its claim comes before the pod that mounts it, as the shard controller applies them.
+    assert!(init("PersistentVolumeClaim") < init("Pod"));
+    // The example without backups has none.
+    let plain = stdout(&run(&["render", "-f", "examples/initial-cluster.yaml"]));
+    assert!(!plain.contains("vtbackup-init"), "{plain}");
+}
