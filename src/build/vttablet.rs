@@ -39,8 +39,10 @@ const DRAIN_SUPPORTED: &str = "ensure that the tablet is not a primary";
 
 /// Copies what mysqlctld needs from the vttablet image into the shared volume, and writes the
 /// my.cnf fragments the tablet relies on (logs to the container log, a fixed socket path,
-/// row-based binlogs). Init containers only rerun when the whole pod restarts, so nothing
-/// copied here is in use; overwriting (`-f`) keeps the script idempotent on every coreutils.
+/// row-based binlogs), and the `[client]` file mysqld-exporter logs in with (it reads no
+/// DATA_SOURCE_NAME since v0.15, and the tablet's my.cnf has no `[client]` user). Init
+/// containers only rerun when the whole pod restarts, so nothing copied here is in use;
+/// overwriting (`-f`) keeps the script idempotent on every coreutils.
 const INIT_VT_ROOT_SCRIPT: &str = r#"set -ex
 mkdir -p /mnt/vt/bin /mnt/vt/config/mycnf /mnt/vt/socket /mnt/vt/vtdataroot
 cp -f /vt/bin/mysqlctld /mnt/vt/bin/
@@ -49,7 +51,10 @@ ln -sf /dev/stderr /mnt/vt/config/stderr.symlink
 echo "log-error = /vt/config/stderr.symlink" > /mnt/vt/config/mycnf/log-error.cnf
 echo "binlog_format=row" > /mnt/vt/config/mycnf/rbr.cnf
 echo "socket = /vt/socket/mysql.sock" > /mnt/vt/config/mycnf/socket.cnf
+printf '[client]\nuser=vt_dba\nsocket=/vt/socket/mysql.sock\n' > /mnt/vt/config/mycnf/client.cnf
 "#;
+/// The exporter's login file written above: user vt_dba (no password) over the socket.
+const EXPORTER_MY_CNF: &str = "/vt/config/mycnf/client.cnf";
 /// The fragments above, in the order mysqlctl reads them.
 const EXTRA_MY_CNF: &str =
     "/vt/config/mycnf/rbr.cnf:/vt/config/mycnf/log-error.cnf:/vt/config/mycnf/socket.cnf";
@@ -532,10 +537,7 @@ impl TabletContext<'_> {
         let exporter = self.pool.mysqld_exporter.clone().unwrap_or_default();
         let mut flags = FlagSet::kingpin();
         flags
-            .set(
-                "config.my-cnf",
-                format!("{VT_DATA_ROOT}/vt_{:010}/my.cnf", self.uid),
-            )
+            .set("config.my-cnf", EXPORTER_MY_CNF)
             // The default (`*`) makes one time series per user table, which overwhelms
             // Prometheus on large schemas.
             .set("collect.info_schema.tables.databases", "sys,_vt")
@@ -835,11 +837,22 @@ mod tests {
         );
         assert!(has(
             &exporter,
-            "--config.my-cnf=/vt/vtdataroot/vt_2548885007/my.cnf"
+            "--config.my-cnf=/vt/config/mycnf/client.cnf"
         ));
         let init = &spec.init_containers.as_ref().unwrap()[0];
         assert_eq!(init.name, "init-vt-root");
         assert_eq!(init.image.as_deref(), Some("vitess/lite:test"));
+        // The file the exporter is pointed at is written, with a [client] user, by the init.
+        let script = [init.command.clone(), init.args.clone()]
+            .into_iter()
+            .flatten()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            script.contains(r"'[client]\nuser=vt_dba\nsocket=/vt/socket/mysql.sock\n' > /mnt/vt/config/mycnf/client.cnf"),
+            "{script}"
+        );
         assert_eq!(spec.termination_grace_period_seconds, Some(1800));
         let security = spec.security_context.as_ref().unwrap();
         assert_eq!(security.run_as_user, Some(999));

@@ -47,6 +47,9 @@ pub struct Tablet {
     pub cell: String,
     /// The pod's Ready condition.
     pub ready: bool,
+    /// The pod's phase is Running. A real vttablet is not Ready before its shard has a
+    /// primary (it serves no queries yet), so the first election waits for this, not Ready.
+    pub running: bool,
     /// Its pool may hold a primary (pool type `replica`).
     pub replica_pool: bool,
     /// Vitess records the tablet as a REPLICA (the only type PlannedReparentShard promotes).
@@ -306,8 +309,9 @@ fn finish(shard: &Shard, after: &[Tablet]) -> Option<Finish> {
     })
 }
 
-/// The tablet to elect as the first primary, once every tablet the spec wants is ready and
-/// registered in Vitess.
+/// The tablet to elect as the first primary, once every tablet the spec wants is running and
+/// registered in Vitess (Ready comes only after the election: a tablet without a primary
+/// does not serve).
 fn elect(after: &[Tablet]) -> Result<String, String> {
     let wanted: Vec<&Tablet> = after
         .iter()
@@ -315,7 +319,7 @@ fn elect(after: &[Tablet]) -> Result<String, String> {
         .collect();
     let waiting: Vec<&str> = wanted
         .iter()
-        .filter(|t| !t.ready || !t.registered)
+        .filter(|t| !t.running || !t.registered)
         .map(|t| t.alias.as_str())
         .collect();
     if wanted.is_empty() {
@@ -323,7 +327,7 @@ fn elect(after: &[Tablet]) -> Result<String, String> {
     }
     if !waiting.is_empty() {
         return Err(format!(
-            "waiting for tablets to be ready and registered in Vitess: {}",
+            "waiting for tablets to be running and registered in Vitess: {}",
             waiting.join(", ")
         ));
     }
@@ -345,6 +349,7 @@ mod tests {
             pod: format!("pod-{alias}"),
             cell: alias.split('-').next().unwrap_or_default().into(),
             ready: true,
+            running: true,
             replica_pool: true,
             vitess_replica: true,
             registered: true,
@@ -679,6 +684,27 @@ mod tests {
         rdonly.replica_pool = false;
         let plan = super::plan(&shard(vec![rdonly, tablet("a-2"), tablet("a-1")], None));
         assert_eq!(plan.steps, vec![Step::ElectPrimary { to: "a-1".into() }]);
+    }
+
+    #[test]
+    fn the_first_primary_needs_running_tablets_not_ready_ones() {
+        // Before a primary, real tablets run and register but are not Ready.
+        let not_ready = |alias: &str| {
+            let mut t = tablet(alias);
+            t.ready = false;
+            t
+        };
+        let plan = plan(&shard(vec![not_ready("a-1"), not_ready("a-2")], None));
+        assert_eq!(plan.steps, vec![Step::ElectPrimary { to: "a-1".into() }]);
+        let mut starting = not_ready("a-2");
+        starting.running = false;
+        let plan = super::plan(&shard(vec![not_ready("a-1"), starting], None));
+        assert_eq!(plan.steps, vec![]);
+        assert!(
+            plan.election
+                .unwrap()
+                .contains("running and registered in Vitess: a-2")
+        );
     }
 
     #[test]

@@ -255,37 +255,43 @@ async fn backups(
     ))
 }
 
-/// How soon a shard without a primary looks again. While a tablet pod is not Ready, its
-/// Ready event wakes the shard (pods are watched): no poll. Once all are, only Vitess knows
-/// when their tablets register, which no event tells: a short poll while the last pod became
-/// Ready recently (a vttablet registers as it starts), then the slow one.
+/// How soon a shard without a primary looks again. While a tablet pod is not Running, its
+/// status event wakes the shard (pods are watched): no poll. Once all run, only Vitess knows
+/// when their tablets register, which no event tells (and a real tablet is not Ready before
+/// a primary): a short poll while the last pod started recently (a vttablet registers as it
+/// starts), then the slow one.
 fn election_poll(tablets: &[Observed], now: SystemTime) -> Duration {
-    if tablets.iter().any(|t| !pod_ready(&t.pod)) {
+    if tablets.iter().any(|t| !pod_running(&t.pod)) {
         return REQUEUE;
     }
-    let last_ready = tablets.iter().filter_map(|t| ready_since(&t.pod)).max();
-    match last_ready.and_then(|t| now.duration_since(t).ok()) {
+    let last_started = tablets.iter().filter_map(|t| started_at(&t.pod)).max();
+    match last_started.and_then(|t| now.duration_since(t).ok()) {
         Some(ago) if ago < REGISTER_WINDOW => REGISTER_POLL,
         _ => WAIT,
     }
 }
 
-/// When a pod's Ready condition last turned true.
-fn ready_since(pod: &Pod) -> Option<SystemTime> {
-    pod.status
-        .as_ref()?
-        .conditions
-        .as_ref()?
+/// When the pod last started: the latest start of its running containers, or, where the node
+/// reports none, when its Ready condition last changed.
+fn started_at(pod: &Pod) -> Option<SystemTime> {
+    let status = pod.status.as_ref()?;
+    let containers = status
+        .container_statuses
         .iter()
-        .find(|c| c.type_ == "Ready" && c.status == "True")?
-        .last_transition_time
-        .as_ref()
-        .map(|t| SystemTime::from(t.0))
+        .flatten()
+        .filter_map(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref());
+    let ready = status
+        .conditions
+        .iter()
+        .flatten()
+        .filter(|c| c.type_ == "Ready")
+        .filter_map(|c| c.last_transition_time.as_ref());
+    containers.chain(ready).map(|t| SystemTime::from(t.0)).max()
 }
 
-/// How long after its tablets became Ready a shard without a primary polls fast.
+/// How long after its tablets started a shard without a primary polls fast.
 const REGISTER_WINDOW: Duration = Duration::from_secs(60);
-/// The fast poll: every tablet is Ready, their registration is awaited.
+/// The fast poll: every tablet runs, their registration is awaited.
 const REGISTER_POLL: Duration = Duration::from_secs(1);
 
 /// The desired-state hash annotation of a pod (empty when it has none).
@@ -345,6 +351,7 @@ fn drain_view(
             pod: pod.name_any(),
             cell: pod_labels.get(labels::CELL).cloned().unwrap_or_default(),
             ready: pod_ready(pod),
+            running: pod_running(pod),
             replica_pool: pod_labels.get(labels::TABLET_TYPE).map(String::as_str)
                 == Some(TabletPoolType::Replica.as_str()),
             vitess_replica: vitess_type == Some(TabletType::Replica),
@@ -964,7 +971,7 @@ mod tests {
     }
 
     #[test]
-    fn a_shard_without_primary_polls_fast_only_while_its_tablets_just_became_ready() {
+    fn a_shard_without_primary_polls_fast_only_while_its_tablets_just_started() {
         let now = SystemTime::now();
         let at = |ago: u64| {
             let mut t = tablet("zone1-1", true);
@@ -974,11 +981,26 @@ mod tests {
                 Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(since));
             t
         };
-        // A pod not Ready yet: its Ready event wakes the shard.
-        assert_eq!(
-            election_poll(&[at(1), tablet("zone1-2", false)], now),
-            REQUEUE
-        );
+        // A pod not Running yet: its status event wakes the shard.
+        let mut pending = tablet("zone1-2", false);
+        pending.pod.status.as_mut().unwrap().phase = Some("Pending".into());
+        assert_eq!(election_poll(&[at(1), pending], now), REQUEUE);
+        // Running but not Ready (no primary yet): its containers' start counts.
+        let mut started = tablet("zone1-2", false);
+        started.pod.status.as_mut().unwrap().container_statuses =
+            Some(vec![k8s_openapi::api::core::v1::ContainerStatus {
+                name: "vttablet".into(),
+                state: Some(k8s_openapi::api::core::v1::ContainerState {
+                    running: Some(k8s_openapi::api::core::v1::ContainerStateRunning {
+                        started_at: at(2).pod.status.unwrap().conditions.unwrap()[0]
+                            .last_transition_time
+                            .clone(),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]);
+        assert_eq!(election_poll(&[at(600), started], now), REGISTER_POLL);
         assert_eq!(election_poll(&[at(1), at(3)], now), REGISTER_POLL);
         assert_eq!(election_poll(&[at(600), at(300)], now), WAIT);
     }
