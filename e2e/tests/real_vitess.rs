@@ -1,0 +1,452 @@
+//! Real Vitess on the real node: `examples/initial-cluster.yaml`, changed only as a user would
+//! to run there (the node's tolerations and affinity, its mysqld image), applied with kubectl;
+//! the operator (run with cluster DNS, as in a pod) elects the first primary through the real
+//! vtctld; an application connects to vtgate with the example's user, writes and reads rows on
+//! the primary and on a replica. Then, on the same cluster (a converge costs minutes), a drain
+//! under load: a writer inserts through vtgate without pause, the primary pod is annotated
+//! `drain.planetscale.com/started`, the operator moves the primary with the real vtctld, and
+//! every acknowledged row is counted on every tablet's own mysqld: none may be lost. Then a
+//! rolling update under load, as GitOps would make one: the example re-applied with one more
+//! vttablet flag (its `updateStrategy` is `Immediate`); every tablet pod is replaced, the
+//! replica first, the primary last after a reparent away from it; again no row may be lost.
+//!
+//! Figures (times, rows written and lost, the writer's longest outage) are written to
+//! `target/e2e-figures/real-vitess.json`; nothing here asserts a time except the bounds that
+//! stop a stuck test.
+//!
+//! Without the node these tests skip, except under `CI=true`, where they fail.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
+use kube::{Client, ResourceExt};
+use mysql_async::prelude::Queryable;
+use vitess_operator_e2e::sql::{Writer, connect, missing_on_tablet, vtgate_address};
+use vitess_operator_e2e::{
+    Operator, TestNamespace, client, dynamic, install_crds, kubectl_with_stdin, on_real_node,
+    real_node, wait_for, workspace_dir,
+};
+
+/// From apply to a serving primary: three etcd members, vtctld, vtgate and two MySQL 9.7
+/// tablets start from nothing (measured ~2 min on 2 cores; the bound is for a loaded machine).
+const CONVERGE: Duration = Duration::from_secs(600);
+const CLUSTER: &str = "example";
+const SHARD: &str = "example-commerce-x-x-0f5afee6";
+/// The static-auth user of the example (`users.json`: `app`, empty password).
+const APP_USER: &str = "app";
+/// The keyspace's database on each tablet's mysqld (Vitess names it `vt_<keyspace>`).
+const TABLET_DB: &str = "vt_commerce";
+/// Inserts acknowledged before the drain starts, and after the primary moved.
+const WRITES_AROUND_DRAIN: usize = 50;
+/// How long a replica may take to catch up with every acknowledged row.
+const CATCH_UP: Duration = Duration::from_secs(120);
+
+/// The shard's primary, as the operator reports it from vtctld.
+fn primary_of(shard: &DynamicObject) -> Option<String> {
+    shard.data["status"]["primaryAlias"]
+        .as_str()
+        .or_else(|| shard.data["status"]["masterAlias"].as_str())
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+}
+
+#[tokio::test]
+async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_row() -> Result<()> {
+    let client = client().await?;
+    if real_node(
+        &client,
+        "the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_row",
+    )
+    .await?
+    .is_none()
+    {
+        return Ok(());
+    }
+    install_crds().await?;
+    let ns = TestNamespace::create(&client, "real-vitess").await?;
+    let name = ns.name().to_string();
+    let mut operator = Operator::start_with_cluster_dns(
+        "real-vitess",
+        &[
+            "run",
+            "--namespace",
+            &name,
+            "--metrics-address",
+            "127.0.0.1:0",
+        ],
+    )?;
+    let example = std::fs::read_to_string(workspace_dir().join("examples/initial-cluster.yaml"))?;
+    let example = on_real_node(&example)?;
+    let applied = Instant::now();
+    kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&example)).await?;
+
+    // The operator elects the first primary through the real vtctld.
+    let shards = dynamic(&client, &name, "VitessShard");
+    let primary = wait_for(
+        &format!(
+            "VitessShard {SHARD} to report a primary (operator log: {})",
+            operator.log_path().display()
+        ),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let shard = shards.get(SHARD).await?;
+            *seen = format!("{}", shard.data["status"]);
+            Ok(primary_of(&shard))
+        },
+    )
+    .await?;
+    let to_primary = applied.elapsed();
+
+    // An application: through vtgate, with the example's user.
+    let vtgate = vtgate_address(&client, &name, CLUSTER).await?;
+    let mut conn = wait_for(
+        "vtgate to accept the example's user and reach the primary",
+        CONVERGE,
+        async |seen: &mut String| {
+            let mut conn = connect(&vtgate, APP_USER, "commerce").await?;
+            conn.query_drop("SELECT 1").await?;
+            *seen = "connected".into();
+            Ok(Some(conn))
+        },
+    )
+    .await?;
+    conn.query_drop("CREATE TABLE corder (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(64))")
+        .await
+        .context("CREATE TABLE through vtgate")?;
+    for id in 1..=10u64 {
+        conn.exec_drop(
+            "INSERT INTO corder (id, note) VALUES (?, ?)",
+            (id, format!("order {id}")),
+        )
+        .await
+        .with_context(|| format!("INSERT {id} through vtgate"))?;
+    }
+    let on_primary: Vec<u64> = conn.query("SELECT id FROM corder ORDER BY id").await?;
+    ensure!(
+        on_primary == (1..=10).collect::<Vec<_>>(),
+        "the primary has {on_primary:?}"
+    );
+    // And from a replica (`@replica`), once replication has brought them there.
+    let on_replica = wait_for(
+        "the rows to be readable from a replica through vtgate",
+        Duration::from_secs(60),
+        async |seen: &mut String| {
+            let mut replica = connect(&vtgate, APP_USER, "commerce@replica").await?;
+            let ids: Vec<u64> = replica.query("SELECT id FROM corder ORDER BY id").await?;
+            *seen = format!("{ids:?}");
+            Ok((ids.len() == 10).then_some(ids))
+        },
+    )
+    .await?;
+    ensure!(on_replica == on_primary, "the replica has {on_replica:?}");
+    eprintln!(
+        "first primary {primary} {:.0} s after apply; rows written and read through vtgate",
+        to_primary.as_secs_f64()
+    );
+
+    let drain = drain_under_load(&client, &name, &vtgate, &mut conn, &primary).await?;
+    let rollout = rolling_update_under_load(&client, &name, &vtgate, &mut conn, &example).await?;
+    let figures = serde_json::json!({
+        "apply_to_first_primary_s": to_primary.as_secs_f64(),
+        "drain": drain,
+        "rolling_update": rollout,
+    });
+    write_figures(&figures)?;
+    drop(conn);
+    operator.stop().await?;
+    ns.delete(Duration::from_secs(300)).await?;
+    Ok(())
+}
+
+/// The tablet pods of the namespace, by Vitess alias (`zone1-0123456789`).
+async fn tablet_pods(client: &Client, ns: &str) -> Result<Vec<(String, Pod)>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let list = pods
+        .list(&ListParams::default().labels("planetscale.com/component=vttablet"))
+        .await?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter_map(|pod| {
+            let labels = pod.labels();
+            let cell = labels.get("planetscale.com/cell")?;
+            let uid: u32 = labels.get("planetscale.com/tablet-uid")?.parse().ok()?;
+            Some((format!("{cell}-{uid:010}"), pod))
+        })
+        .collect())
+}
+
+/// Drains the primary's pod while a writer inserts through vtgate; asserts the primary moved,
+/// the old pod was finished, and every acknowledged row is on every tablet. Returns figures.
+async fn drain_under_load(
+    client: &Client,
+    ns: &str,
+    vtgate: &str,
+    conn: &mut mysql_async::Conn,
+    primary: &str,
+) -> Result<serde_json::Value> {
+    conn.query_drop("CREATE TABLE drained (id BIGINT NOT NULL PRIMARY KEY)")
+        .await
+        .context("CREATE TABLE drained through vtgate")?;
+    let writer = Writer::start(vtgate, APP_USER, "commerce", "drained", 0);
+    wait_for(
+        "the writer's first inserts through vtgate",
+        Duration::from_secs(120),
+        async |seen: &mut String| {
+            *seen = format!("{} acknowledged", writer.acknowledged());
+            Ok((writer.acknowledged() >= WRITES_AROUND_DRAIN).then_some(()))
+        },
+    )
+    .await?;
+    let pods = tablet_pods(client, ns).await?;
+    let (_, old_pod) = pods
+        .iter()
+        .find(|(alias, _)| alias == primary)
+        .with_context(|| format!("no tablet pod has the primary's alias {primary}"))?;
+    let old_pod = old_pod.name_any();
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let started = Instant::now();
+    let before = writer.acknowledged();
+    api.patch(
+        &old_pod,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({
+            "metadata": {"annotations": {"drain.planetscale.com/started": "e2e drain under load"}}
+        })),
+    )
+    .await?;
+    let shards = dynamic(client, ns, "VitessShard");
+    let new_primary = wait_for(
+        &format!("the primary to move off {primary} and pod {old_pod} to be finished"),
+        Duration::from_secs(300),
+        async |seen: &mut String| {
+            let shard = shards.get(SHARD).await?;
+            let now = primary_of(&shard);
+            let pod = api.get(&old_pod).await?;
+            let finished = pod
+                .annotations()
+                .contains_key("drain.planetscale.com/finished");
+            *seen = format!(
+                "primary {now:?}, finished {finished}, {} acknowledged; conditions {}",
+                writer.acknowledged(),
+                shard.data["status"]["conditions"]
+            );
+            Ok(now.filter(|p| p != primary && finished))
+        },
+    )
+    .await?;
+    let drain_time = started.elapsed();
+    wait_for(
+        "inserts to be acknowledged by the new primary",
+        Duration::from_secs(120),
+        async |seen: &mut String| {
+            let after = writer.acknowledged();
+            *seen = format!("{after} acknowledged, {before} before the drain");
+            Ok((after >= before + 2 * WRITES_AROUND_DRAIN).then_some(()))
+        },
+    )
+    .await?;
+    let report = writer.stop().await?;
+    let mut lost = serde_json::Map::new();
+    for (alias, pod) in tablet_pods(client, ns).await? {
+        let missing = missing_on_tablet(
+            ns,
+            &pod.name_any(),
+            TABLET_DB,
+            "drained",
+            &report.acknowledged,
+            CATCH_UP,
+        )
+        .await?;
+        ensure!(
+            missing.is_empty(),
+            "tablet {alias} (pod {}) lacks {} of {} acknowledged rows, e.g. {:?}",
+            pod.name_any(),
+            missing.len(),
+            report.acknowledged.len(),
+            &missing[..missing.len().min(10)]
+        );
+        lost.insert(alias, missing.len().into());
+    }
+    eprintln!(
+        "drain: primary {primary} -> {new_primary} in {:.1} s; {} rows acknowledged, {} \
+         failed inserts, longest outage {:.2} s, none lost",
+        drain_time.as_secs_f64(),
+        report.acknowledged.len(),
+        report.failures,
+        report.longest_outage().as_secs_f64()
+    );
+    Ok(serde_json::json!({
+        "from": primary,
+        "to": new_primary,
+        "annotate_to_moved_s": drain_time.as_secs_f64(),
+        "rows_acknowledged": report.acknowledged.len(),
+        "failed_inserts": report.failures,
+        "longest_outage_s": report.longest_outage().as_secs_f64(),
+        "lost_by_tablet": lost,
+        "last_error": report.last_error,
+    }))
+}
+
+/// Re-applies the cluster with one more vttablet flag while a writer inserts; waits until
+/// every tablet pod was replaced and the shard has a primary again, then counts every
+/// acknowledged row on every tablet. Returns figures.
+async fn rolling_update_under_load(
+    client: &Client,
+    ns: &str,
+    vtgate: &str,
+    conn: &mut mysql_async::Conn,
+    applied: &str,
+) -> Result<serde_json::Value> {
+    conn.query_drop("CREATE TABLE rolled (id BIGINT NOT NULL PRIMARY KEY)")
+        .await
+        .context("CREATE TABLE rolled through vtgate")?;
+    let shards = dynamic(client, ns, "VitessShard");
+    let primary_before = primary_of(&shards.get(SHARD).await?).context("no primary")?;
+    let before: std::collections::BTreeMap<String, String> = tablet_pods(client, ns)
+        .await?
+        .into_iter()
+        .map(|(alias, pod)| (alias, pod.uid().unwrap_or_default()))
+        .collect();
+    let changed = with_vttablet_flag(applied, "queryserver-config-pool-size", "24")?;
+    let writer = Writer::start(vtgate, APP_USER, "commerce", "rolled", 0);
+    wait_for(
+        "the writer's first inserts through vtgate",
+        Duration::from_secs(120),
+        async |seen: &mut String| {
+            *seen = format!("{} acknowledged", writer.acknowledged());
+            Ok((writer.acknowledged() >= WRITES_AROUND_DRAIN).then_some(()))
+        },
+    )
+    .await?;
+    let started = Instant::now();
+    kubectl_with_stdin(&["-n", ns, "apply", "-f", "-"], Some(&changed)).await?;
+    let primary_after = wait_for(
+        "every tablet pod to be replaced and the shard to have a serving primary",
+        Duration::from_secs(900),
+        async |seen: &mut String| {
+            let pods = tablet_pods(client, ns).await?;
+            let replaced: Vec<&str> = pods
+                .iter()
+                .filter(|(alias, pod)| before.get(alias) != pod.uid().as_ref())
+                .map(|(alias, _)| alias.as_str())
+                .collect();
+            let ready = pods
+                .iter()
+                .filter(|(_, p)| vitess_operator_e2e::is_ready(p))
+                .count();
+            let shard = shards.get(SHARD).await?;
+            let primary = primary_of(&shard);
+            *seen = format!(
+                "replaced {replaced:?} of {}, {ready} Ready, primary {primary:?}, {} \
+                 acknowledged",
+                before.len(),
+                writer.acknowledged()
+            );
+            let done = replaced.len() == before.len() && ready == pods.len();
+            Ok(primary.filter(|_| done))
+        },
+    )
+    .await?;
+    let rollout_time = started.elapsed();
+    let after_rollout = writer.acknowledged();
+    wait_for(
+        "inserts to be acknowledged after the rollout",
+        Duration::from_secs(120),
+        async |seen: &mut String| {
+            *seen = format!("{} acknowledged", writer.acknowledged());
+            Ok((writer.acknowledged() >= after_rollout + WRITES_AROUND_DRAIN).then_some(()))
+        },
+    )
+    .await?;
+    let report = writer.stop().await?;
+    ensure!(
+        primary_after != primary_before,
+        "the primary {primary_before} was replaced without a reparent away from it"
+    );
+    let mut lost = serde_json::Map::new();
+    for (alias, pod) in tablet_pods(client, ns).await? {
+        let missing = missing_on_tablet(
+            ns,
+            &pod.name_any(),
+            TABLET_DB,
+            "rolled",
+            &report.acknowledged,
+            CATCH_UP,
+        )
+        .await?;
+        ensure!(
+            missing.is_empty(),
+            "after the rollout tablet {alias} lacks {} of {} acknowledged rows, e.g. {:?}",
+            missing.len(),
+            report.acknowledged.len(),
+            &missing[..missing.len().min(10)]
+        );
+        lost.insert(alias, missing.len().into());
+    }
+    eprintln!(
+        "rolling update: {} pods replaced in {:.0} s, primary {primary_before} -> \
+         {primary_after}; {} rows acknowledged, {} failed inserts, longest outage {:.2} s, \
+         none lost",
+        before.len(),
+        rollout_time.as_secs_f64(),
+        report.acknowledged.len(),
+        report.failures,
+        report.longest_outage().as_secs_f64()
+    );
+    Ok(serde_json::json!({
+        "pods_replaced": before.len(),
+        "apply_to_all_replaced_s": rollout_time.as_secs_f64(),
+        "from": primary_before,
+        "to": primary_after,
+        "rows_acknowledged": report.acknowledged.len(),
+        "failed_inserts": report.failures,
+        "longest_outage_s": report.longest_outage().as_secs_f64(),
+        "lost_by_tablet": lost,
+        "last_error": report.last_error,
+    }))
+}
+
+/// The applied documents (JSON, one per `---`) with `flag: value` added to every tablet
+/// pool's vttablet extraFlags, as a user's edit of the cluster file would.
+fn with_vttablet_flag(applied: &str, flag: &str, value: &str) -> Result<String> {
+    let mut out = Vec::new();
+    for doc in applied.split("\n---\n") {
+        let mut doc: serde_json::Value = serde_json::from_str(doc)?;
+        if doc["kind"] == "VitessCluster" {
+            for keyspace in doc["spec"]["keyspaces"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+            {
+                for partitioning in keyspace["partitionings"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                {
+                    let pools = partitioning
+                        .pointer_mut("/equal/shardTemplate/tabletPools")
+                        .and_then(serde_json::Value::as_array_mut);
+                    for pool in pools.into_iter().flatten() {
+                        pool["vttablet"]["extraFlags"][flag] = value.into();
+                    }
+                }
+            }
+        }
+        out.push(serde_json::to_string(&doc)?);
+    }
+    Ok(out.join("\n---\n"))
+}
+
+/// Writes the run's figures where `make test` leaves them (not in the source tree).
+fn write_figures(figures: &serde_json::Value) -> Result<()> {
+    let dir = workspace_dir().join("target/e2e-figures");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("real-vitess.json");
+    std::fs::write(&path, serde_json::to_string_pretty(figures)?)?;
+    eprintln!("figures written to {}", path.display());
+    Ok(())
+}
