@@ -333,7 +333,8 @@ where
     Ok(list.items)
 }
 
-fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+/// Whether the object `meta` describes has the object of `uid` as its controller.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
     meta.owner_references
         .iter()
         .flatten()

@@ -188,6 +188,10 @@ pub mod cluster {
     pub fn vtbackup_init_pod(cluster: &str, keyspace: &str, shard_safe: &str) -> String {
         join(&[cluster, keyspace, shard_safe, "vtbackup", "init"])
     }
+    /// The vtorc Deployment of a shard in one cell.
+    pub fn vtorc_deployment(cluster: &str, keyspace: &str, shard_safe: &str, cell: &str) -> String {
+        join(&[cluster, keyspace, shard_safe, cell, "vtorc"])
+    }
 }
 
 #[cfg(test)]

@@ -101,8 +101,8 @@ pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
 }
 
 /// What the controllers would make of the children: etcd, vtctld, the cluster-wide
-/// Services, the backup schedules' CronJobs, each cell's vtgates, each shard's tablets and, for a
-/// shard with backups, its vtbackup-init pod. Services come before what they front and PVCs
+/// Services, the backup schedules' CronJobs, each cell's vtgates, each shard's tablets and
+/// vtorc and, for a shard with backups, its vtbackup-init pod. Services come before what they front and PVCs
 /// before their pods, as the controllers apply them.
 fn workloads(
     cluster: &VitessCluster,
@@ -141,6 +141,7 @@ fn workloads(
                 push_all(&mut objects, tablet.pvc.iter())?;
                 objects.push(serde_json::to_value(&tablet.pod)?);
             }
+            push_all(&mut objects, build::vtorc::build(&shard)?.iter())?;
             // A new shard's first backup: the shard controller creates this pod while the
             // shard has no complete backup and no primary, which is where a new cluster starts.
             if let Some(init) = build::vtbackup::init(&shard)? {

@@ -9,6 +9,11 @@
 //! rolling update under load, as GitOps would make one: the example re-applied with one more
 //! vttablet flag (its `updateStrategy` is `Immediate`); every tablet pod is replaced, the
 //! replica first, the primary last after a reparent away from it; again no row may be lost.
+//! Last, the primary pod deleted as a careless `kubectl delete pod` (or a lost node) would:
+//! the operator makes the pod again (same name, same data volume), and the shard's vtorc
+//! repairs what Vitess alone leaves broken (the tablet comes back as a read-only PRIMARY and
+//! the replica still points at the old pod's address), or moves the primary if it sees the
+//! old one dead first; writes are acknowledged again, and no acknowledged row is lost.
 //!
 //! Figures (times, rows written and lost, the writer's longest outage) are written to
 //! `target/e2e-figures/real-vitess.json`; nothing here asserts a time except the bounds that
@@ -149,10 +154,12 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
 
     let drain = drain_under_load(&client, &name, &vtgate, &mut conn, &primary).await?;
     let rollout = rolling_update_under_load(&client, &name, &vtgate, &mut conn, &example).await?;
+    let deleted = primary_pod_deleted_under_load(&client, &name, &vtgate, &mut conn).await?;
     let figures = serde_json::json!({
         "apply_to_first_primary_s": to_primary.as_secs_f64(),
         "drain": drain,
         "rolling_update": rollout,
+        "primary_pod_deleted": deleted,
     });
     write_figures(&figures)?;
     drop(conn);
@@ -402,6 +409,102 @@ async fn rolling_update_under_load(
         "apply_to_all_replaced_s": rollout_time.as_secs_f64(),
         "from": primary_before,
         "to": primary_after,
+        "rows_acknowledged": report.acknowledged.len(),
+        "failed_inserts": report.failures,
+        "longest_outage_s": report.longest_outage().as_secs_f64(),
+        "lost_by_tablet": lost,
+        "last_error": report.last_error,
+    }))
+}
+
+/// Deletes the primary's pod while a writer inserts; waits for the pod to be made again and
+/// Ready and for writes to be acknowledged again; counts every acknowledged row on every
+/// tablet. Returns figures, with the primary before and after (vtorc decides which).
+async fn primary_pod_deleted_under_load(
+    client: &Client,
+    ns: &str,
+    vtgate: &str,
+    conn: &mut mysql_async::Conn,
+) -> Result<serde_json::Value> {
+    conn.query_drop("CREATE TABLE survived (id BIGINT NOT NULL PRIMARY KEY)")
+        .await
+        .context("CREATE TABLE survived through vtgate")?;
+    let shards = dynamic(client, ns, "VitessShard");
+    let primary = primary_of(&shards.get(SHARD).await?).context("no primary")?;
+    let pods = tablet_pods(client, ns).await?;
+    let (_, pod) = pods
+        .iter()
+        .find(|(alias, _)| *alias == primary)
+        .with_context(|| format!("no tablet pod has the primary's alias {primary}"))?;
+    let (pod_name, old_uid) = (pod.name_any(), pod.uid());
+    let writer = Writer::start(vtgate, APP_USER, "commerce", "survived", 0);
+    wait_for(
+        "the writer's first inserts through vtgate",
+        Duration::from_secs(120),
+        async |seen: &mut String| {
+            *seen = format!("{} acknowledged", writer.acknowledged());
+            Ok((writer.acknowledged() >= WRITES_AROUND_DRAIN).then_some(()))
+        },
+    )
+    .await?;
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let deleted = Instant::now();
+    let before = writer.acknowledged();
+    api.delete(&pod_name, &Default::default()).await?;
+    let back = wait_for(
+        &format!("pod {pod_name} to be made again and writes to be acknowledged again"),
+        Duration::from_secs(600),
+        async |seen: &mut String| {
+            let pod = api.get_opt(&pod_name).await?;
+            let again = pod
+                .as_ref()
+                .is_some_and(|p| p.uid() != old_uid && vitess_operator_e2e::is_ready(p));
+            let now = primary_of(&shards.get(SHARD).await?);
+            *seen = format!(
+                "pod made again and Ready: {again}; primary {now:?}; {} acknowledged, {before} \
+                 before the delete",
+                writer.acknowledged()
+            );
+            Ok((again && writer.acknowledged() > before + WRITES_AROUND_DRAIN).then_some(now))
+        },
+    )
+    .await?;
+    let recovery = deleted.elapsed();
+    let report = writer.stop().await?;
+    let back = back.context("writes were acknowledged but the shard reports no primary")?;
+    let mut lost = serde_json::Map::new();
+    for (alias, pod) in tablet_pods(client, ns).await? {
+        let missing = missing_on_tablet(
+            ns,
+            &pod.name_any(),
+            TABLET_DB,
+            "survived",
+            &report.acknowledged,
+            CATCH_UP,
+        )
+        .await?;
+        ensure!(
+            missing.is_empty(),
+            "after the primary's pod was deleted tablet {alias} lacks {} of {} acknowledged \
+             rows, e.g. {:?}",
+            missing.len(),
+            report.acknowledged.len(),
+            &missing[..missing.len().min(10)]
+        );
+        lost.insert(alias, missing.len().into());
+    }
+    eprintln!(
+        "primary pod deleted: primary {primary} -> {back}, writes again after {:.0} s; {} \
+         rows acknowledged, {} failed inserts, longest outage {:.1} s, none lost",
+        recovery.as_secs_f64(),
+        report.acknowledged.len(),
+        report.failures,
+        report.longest_outage().as_secs_f64()
+    );
+    Ok(serde_json::json!({
+        "from": primary,
+        "to": back,
+        "delete_to_writes_again_s": recovery.as_secs_f64(),
         "rows_acknowledged": report.acknowledged.len(),
         "failed_inserts": report.failures,
         "longest_outage_s": report.longest_outage().as_secs_f64(),

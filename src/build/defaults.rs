@@ -44,6 +44,11 @@ pub const VTCTLD_CPU: &str = "100m";
 /// vtctld memory request and limit.
 pub const VTCTLD_MEMORY: &str = "128Mi";
 
+/// vtorc CPU request.
+pub const VTORC_CPU: &str = "100m";
+/// vtorc memory request and limit.
+pub const VTORC_MEMORY: &str = "128Mi";
+
 /// vtgate pods per cell: two, so one can restart without the cell losing its query path.
 pub const VTGATE_REPLICAS: i32 = 2;
 /// vtgate CPU request.

@@ -13,6 +13,7 @@ pub mod schedule;
 pub mod vtbackup;
 pub mod vtctld;
 pub mod vtgate;
+pub mod vtorc;
 pub mod vttablet;
 
 use std::collections::BTreeMap;

@@ -1,11 +1,12 @@
-//! Reconciles a VitessShard: one Pod and data PVC per tablet, and counts the tablets that are
-//! running and ready.
+//! Reconciles a VitessShard: one Pod and data PVC per tablet, the shard's vtorc Deployments,
+//! and counts the tablets that are running and ready.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::ResourceExt;
 use kube::runtime::Controller;
@@ -17,7 +18,9 @@ use super::condition::{self, Readiness};
 use super::drain::{self, Rollout, Step, Wanted};
 use super::{Context, Error, POLL, REQUEUE, WAIT};
 use crate::api::shard::TabletPoolType;
-use crate::api::shard::{ShardBackupLocationStatus, VitessShardStatus, VitessTabletStatus};
+use crate::api::shard::{
+    ShardBackupLocationStatus, VitessOrchestratorStatus, VitessShardStatus, VitessTabletStatus,
+};
 use crate::api::shared::{ConditionStatus, OrphanStatus, UpdateStrategyType};
 use crate::api::{VitessBackup, VitessShard};
 use crate::build::vtbackup::VtbackupInit;
@@ -30,6 +33,10 @@ use kube::runtime::reflector::ObjectRef;
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessShard>(), watcher::Config::default())
         .owns(ctx.api::<PartialObjectMeta<Pod>>(), super::children())
+        .owns(
+            ctx.api::<PartialObjectMeta<Deployment>>(),
+            super::children(),
+        )
         // A shard's backups (inventory entries and its own first-backup request) carry its
         // labels: their changes update its backup counts and BackupInitialized promptly.
         .watches(
@@ -134,6 +141,7 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         .into_values()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
+    let orchestrator = vtorc(&ctx, &shard).await?;
 
     let vitess = vitess_view(&ctx, &shard).await;
     let (backups, init) = backups(&ctx, &shard, &observed, &unwanted, vitess.as_ref().ok()).await?;
@@ -165,9 +173,10 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     }
 
     let orphans = orphans(&unwanted, &plan, vitess.as_ref().err());
-    let status = status(
+    let mut status = status(
         &shard, &observed, orphans, &vitess, &plan, &outcome, &backups,
     );
+    status.vitess_orchestrator = Some(orchestrator);
     apply::status(client, shard.as_ref(), shard.status.as_ref(), &status).await?;
     publish_blocked(&ctx, &shard, &status).await;
     // A drain or reparent in progress is followed closely; vtctld not answering, less so
@@ -185,6 +194,60 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     } else {
         REQUEUE
     }))
+}
+
+/// The shard's vtorc: its Deployments applied (an unchanged one is not applied again, see
+/// `apply::Applied`), those of cells it no longer has pruned. One list a reconcile. Available
+/// when any one is, as the Go operator reports it (somebody answers), else what they say.
+async fn vtorc(ctx: &Context, shard: &VitessShard) -> Result<VitessOrchestratorStatus, Error> {
+    let client = &ctx.client;
+    let selector = super::selector(
+        shard,
+        labels::component::VTORC,
+        &[labels::CLUSTER, labels::KEYSPACE, labels::SHARD],
+    );
+    let namespace = shard.namespace().unwrap_or_default();
+    let owner = super::describe(shard);
+    let uid = shard.uid().unwrap_or_default();
+    let mut current: BTreeMap<String, Deployment> =
+        apply::labelled::<Deployment>(client, &namespace, &selector, &owner)
+            .await?
+            .into_iter()
+            .filter(|d| apply::controlled_by(&d.metadata, &uid))
+            .map(|d| (d.name_any(), d))
+            .collect();
+    let mut available = ConditionStatus::Unknown;
+    for deployment in build::vtorc::build(shard)? {
+        let now = current.remove(&deployment.name_any());
+        let applied = ctx.applied.owned(client, shard, deployment, now).await?;
+        let said = applied
+            .status
+            .and_then(|s| s.conditions)
+            .into_iter()
+            .flatten()
+            .find(|c| c.type_ == "Available")
+            .map(|c| c.status);
+        match said.as_deref() {
+            Some("True") => available = ConditionStatus::True,
+            Some("False") if available == ConditionStatus::Unknown => {
+                available = ConditionStatus::False;
+            }
+            _ => {}
+        }
+    }
+    // What is left is ours and no longer wanted (a cell's last replica pool went away).
+    let mut pruned = Vec::new();
+    for (name, deployment) in current {
+        if apply::delete_meta::<Deployment>(client, &deployment.metadata).await? {
+            ctx.applied.forget::<Deployment>(&deployment.metadata);
+            pruned.push(name);
+        }
+    }
+    ctx.events.pruned::<Deployment, _>(shard, &pruned).await;
+    Ok(VitessOrchestratorStatus {
+        available,
+        service_name: None,
+    })
 }
 
 /// The shard's backups, for its status and its first backup.
