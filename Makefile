@@ -7,8 +7,10 @@ BIN := target/debug/vitess-operator
 
 .PHONY: demo demo-stop test check lint fmt crds build cluster-up cluster-down unit tools bench
 
-## demo: local control plane, CRDs, the operator, the example cluster, its status.
+## demo: local control plane, CRDs, the operator, the example cluster, its status; on the real
+## node also its primary and a query through vtgate (on-real-node places the example there).
 demo: build cluster-up
+	cargo build --locked -p vitess-operator-e2e --bin on-real-node
 	e2e/demo
 
 ## test: formatting, lints, then every test (unit, CLI, and end-to-end on the local control plane).
