@@ -201,7 +201,10 @@ fn render_prints_the_workloads_with_go_operator_names() {
     );
     assert!(named("Deployment", "example-zone1-vtgate-bc6cde92"));
     // vtorc of the shard, one per cell with a replica pool (Go operator name).
-    assert!(named("Deployment", "example-commerce-x-x-zone1-vtorc-c13ef6ff"));
+    assert!(named(
+        "Deployment",
+        "example-commerce-x-x-zone1-vtorc-c13ef6ff"
+    ));
     assert!(named("Pod", "example-vttablet-zone1-2469782763-bfadd780"));
     assert!(named(
         "PersistentVolumeClaim",

@@ -20,6 +20,8 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 
 const CLUSTER: &str = "prune";
 const KEYSPACE_LABEL: &str = "planetscale.com/keyspace";
+/// Tablet pods only (a keyspace's vtorc pods carry its label too).
+const TABLET_PODS: &str = "planetscale.com/component=vttablet";
 const FINISHED: &str = "drain.planetscale.com/finished";
 const STARTED: &str = "drain.planetscale.com/started";
 
@@ -137,8 +139,8 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
         },
     )
     .await?;
-    let commerce_pods = names(&pods, &format!("{KEYSPACE_LABEL}=commerce")).await?;
-    let fast_pods = names(&pods, &format!("{KEYSPACE_LABEL}=fast")).await?;
+    let commerce_pods = names(&pods, &format!("{TABLET_PODS},{KEYSPACE_LABEL}=commerce")).await?;
+    let fast_pods = names(&pods, &format!("{TABLET_PODS},{KEYSPACE_LABEL}=fast")).await?;
     let all_claims = names(&claims, "planetscale.com/component=vttablet").await?;
     ensure!(
         commerce_pods.len() == 2 && fast_pods.len() == 1 && all_claims.len() == 4,
@@ -160,7 +162,7 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
             let selector = format!("{KEYSPACE_LABEL}=fast");
             let left_keyspaces = names(&keyspaces, &selector).await?;
             let left_shards = names(&shards, &selector).await?;
-            let left_pods = names(&pods, &selector).await?;
+            let left_pods = names(&pods, &format!("{TABLET_PODS},{selector}")).await?;
             *seen =
                 format!("keyspaces {left_keyspaces:?}, shards {left_shards:?}, pods {left_pods:?}");
             Ok(
@@ -191,7 +193,7 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
     .await?;
     let slow = names(&keyspaces, &format!("{KEYSPACE_LABEL}=slow")).await?;
     ensure!(slow.len() == 1, "keyspace slow was not kept: {slow:?}");
-    let slow_pods = names(&pods, &format!("{KEYSPACE_LABEL}=slow")).await?;
+    let slow_pods = names(&pods, &format!("{TABLET_PODS},{KEYSPACE_LABEL}=slow")).await?;
     ensure!(
         slow_pods.len() == 1,
         "keyspace slow lost its pod: {slow_pods:?}"
@@ -225,7 +227,7 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
                 .flatten()
                 .filter_map(|(_, t)| t["podName"].as_str().map(str::to_string))
                 .collect();
-            let present = names(&pods, &format!("{KEYSPACE_LABEL}=commerce")).await?;
+            let present = names(&pods, &format!("{TABLET_PODS},{KEYSPACE_LABEL}=commerce")).await?;
             *seen = format!(
                 "orphanedTablets {orphans:?}, ScaleDownBlocked {blocked:?}, desired pods \
                  {desired:?}, present {present:?}"

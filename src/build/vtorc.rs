@@ -197,13 +197,7 @@ mod tests {
     fn watches_its_shard_through_the_global_topology() {
         let mut s = shard(&[("zone1", TabletPoolType::Replica)]);
         s.spec.vitess_orchestrator = Some(VitessOrchestratorSpec {
-            extra_flags: Some(
-                [(
-                    "instance-poll-time".to_string(),
-                    "1s".to_string(),
-                )]
-                .into(),
-            ),
+            extra_flags: Some([("instance-poll-time".to_string(), "1s".to_string())].into()),
             ..VitessOrchestratorSpec::default()
         });
         let built = build(&s).unwrap();
