@@ -263,7 +263,13 @@ impl Metrics {
 /// The process' metrics.
 pub fn global() -> &'static Metrics {
     static METRICS: OnceLock<Metrics> = OnceLock::new();
-    METRICS.get_or_init(Metrics::new)
+    METRICS.get_or_init(|| {
+        // The vtctld client tells of its calls through a hook; they land here.
+        vtctld_client::observe::set_observer(|method, outcome, elapsed| {
+            global().vtctld_call(method, outcome, elapsed);
+        });
+        Metrics::new()
+    })
 }
 
 /// The name of an error's category for the `reason` label: its `Debug` variant name in

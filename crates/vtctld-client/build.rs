@@ -1,5 +1,6 @@
-//! Generates the vtctld gRPC client and server from `proto/` with protox, a
-//! proto compiler written in Rust, so building needs no `protoc` binary.
+//! Generates Vitess' messages and the `vtctlservice.Vtctld` client (no server: the fake's crate
+//! makes its own stubs) from `proto/` with protox, a proto compiler written in Rust, so
+//! building needs no `protoc` binary.
 
 use std::error::Error;
 
@@ -20,7 +21,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     let descriptors = protox::compile(PROTOS, ["proto"])?;
     tonic_prost_build::configure()
         .build_client(true)
-        .build_server(true)
+        .build_server(false)
         .compile_fds(descriptors)?;
     Ok(())
 }

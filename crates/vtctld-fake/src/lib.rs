@@ -1,6 +1,6 @@
 //! A fake vtctld for tests: a real tonic server on loopback over an in-memory topology, whose
 //! answers follow from the calls made (DESIGN §9). It stands in for what needs MySQL-backed
-//! tablets, such as reparents.
+//! tablets, such as reparents. A dev-only crate: the operator's binary never links it.
 //!
 //! Its errors copy a real vtctld (v0.24) where we know them: topology misses are code UNKNOWN
 //! with `node doesn't exist: <path>`, duplicates UNKNOWN with `node already exists: <path>`,
@@ -19,12 +19,14 @@ use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status};
 
-use super::client::{
-    Alias, BackupStatus, CellInfo, NO_NODE, NODE_EXISTS, TabletType, time_to_proto,
-};
-use super::proto::vtctldata::*;
-use super::proto::vtctlservice::vtctld_server::{Vtctld as VtctldService, VtctldServer};
-use super::proto::{logutil, mysqlctl, topodata};
+use vtctld_client::client::{NO_NODE, NODE_EXISTS, time_to_proto};
+use vtctld_client::proto::vtctldata::*;
+use vtctld_client::proto::{logutil, mysqlctl, topodata};
+use vtctld_client::{Alias, BackupStatus, CellInfo, TabletType};
+
+use stubs::vtctld_server::{Vtctld as VtctldService, VtctldServer};
+
+mod stubs;
 
 /// The durability policies a stock Vitess knows.
 const POLICIES: &[&str] = &[

@@ -151,9 +151,9 @@ impl Error {
 }
 
 /// How Vitess' topology says a record is missing.
-pub(crate) const NO_NODE: &str = "node doesn't exist: ";
+pub const NO_NODE: &str = "node doesn't exist: ";
 /// How Vitess' topology says a record is already there.
-pub(crate) const NODE_EXISTS: &str = "node already exists: ";
+pub const NODE_EXISTS: &str = "node already exists: ";
 
 /// A tablet alias; Display is `{cell}-{uid:010}` (Vitess prints uids zero-padded to 10 digits),
 /// FromStr parses `zone1-0123456789` and `zone1-123`.
@@ -1147,7 +1147,7 @@ impl Vtctld {
                 .code()
                 .map_or_else(|| "Unknown".into(), |c| format!("{c:?}")),
         };
-        crate::metrics::global().vtctld_call(method, &code, started.elapsed());
+        crate::observe::finished(method, &code, started.elapsed());
         result
     }
 
@@ -1267,7 +1267,7 @@ fn time_from_proto(t: &vttime::Time) -> Option<SystemTime> {
 }
 
 /// A point in time as a vttime.Time (the epoch for times before it).
-pub(crate) fn time_to_proto(t: SystemTime) -> vttime::Time {
+pub fn time_to_proto(t: SystemTime) -> vttime::Time {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     vttime::Time {
         seconds: i64::try_from(d.as_secs()).unwrap_or(i64::MAX),
