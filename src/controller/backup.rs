@@ -22,7 +22,7 @@ use super::{Context, Error, POLL};
 use crate::api::backup::VitessBackupStatus;
 use crate::api::{VitessBackup, VitessCluster};
 use crate::vitess::BackupOutcome;
-use crate::{apply, labels};
+use crate::{domain::labels, k8s::apply};
 
 /// The condition of a request: False while it runs or after it failed, True once complete.
 pub const COMPLETE: &str = "Complete";

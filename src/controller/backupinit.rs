@@ -28,9 +28,9 @@ use crate::api::backup::VitessBackupStatus;
 use crate::api::backupstorage::VitessBackupLocation;
 use crate::api::shard::ShardBackupLocationStatus;
 use crate::api::{VitessBackup, VitessShard};
-use crate::build::vtbackup::VtbackupInit;
+use crate::desired::vtbackup::VtbackupInit;
 use crate::vitess::BackupStatus;
-use crate::{apply, build, events, labels};
+use crate::{desired, domain::labels, k8s::apply, k8s::events};
 
 /// Condition: whether the shard has its first backup, and how it gets one.
 pub const BACKUP_INITIALIZED: &str = "BackupInitialized";
@@ -430,7 +430,7 @@ pub async fn observe(
     };
     let request = if primary.is_some() && empty {
         let requests: Api<VitessBackup> = Api::namespaced(client.clone(), &namespace);
-        let name = build::vtbackup::initial_backup_request(shard)?.name_any();
+        let name = desired::vtbackup::initial_backup_request(shard)?.name_any();
         get(&requests, &name).await?.map(|r| {
             let status = r.status.unwrap_or_default();
             let condition = status
@@ -492,7 +492,7 @@ pub async fn execute(
                 .await;
         }
         (Create::Request, _) => {
-            let request = build::vtbackup::initial_backup_request(shard)?;
+            let request = desired::vtbackup::initial_backup_request(shard)?;
             // The inventory may not have listed the shard yet (a new operator, a new
             // location): ask vtctld itself before asking for a backup nobody needs.
             let (keyspace, name) = (

@@ -17,8 +17,8 @@ use super::condition::{self, Readiness};
 use super::{Context, Error, POLL};
 use crate::api::backupstorage::VitessBackupStorageStatus;
 use crate::api::{VitessBackup, VitessBackupStorage, VitessShard};
-use crate::keyrange::KeyRange;
-use crate::{apply, build, labels};
+use crate::domain::keyrange::KeyRange;
+use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
 
 /// Backups listed per shard and call: the most recent ones.
@@ -38,7 +38,7 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 /// The location vtctld reads backups from, as vtctld is built: the unnamed one, else the first
-/// (see `build::vtctld`).
+/// (see `desired::vtctld`).
 fn vtctld_location(shards: &[VitessShard]) -> Option<String> {
     let locations = shards
         .iter()
@@ -146,7 +146,7 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         };
         listed += 1;
         for info in &backups {
-            let entry = build::backup::inventory_entry(
+            let entry = desired::backup::inventory_entry(
                 &cluster, &namespace, &location, keyspace, &range, info,
             );
             let name = entry.backup.name_any();

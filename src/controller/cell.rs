@@ -17,7 +17,7 @@ use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE};
 use crate::api::VitessCell;
 use crate::api::cell::{VitessCellGatewayStatus, VitessCellStatus};
-use crate::{apply, build, labels};
+use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
@@ -41,7 +41,7 @@ pub async fn run(ctx: Arc<Context>) {
 #[tracing::instrument(skip_all, fields(cell = %cell.name_any()))]
 async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
-    let vtgate = build::vtgate::build(&cell)?;
+    let vtgate = desired::vtgate::build(&cell)?;
     // The vtgate Deployment and Service only go with the cell (garbage collection), or when
     // their names change; the autoscaler goes when `gateway.autoscaler` is removed.
     let desired_deployments = BTreeSet::from([vtgate.deployment.name_any()]);
@@ -142,7 +142,7 @@ mod tests {
             },
             spec: Some(DeploymentSpec {
                 replicas: Some(2),
-                selector: build::podspec::selector(&crate::labels::set(&[("a", "b")])),
+                selector: desired::podspec::selector(&crate::domain::labels::set(&[("a", "b")])),
                 ..Default::default()
             }),
             status: Some(DeploymentStatus {

@@ -23,7 +23,7 @@ use crate::api::keyspace::{TurndownPolicy, VitessKeyspaceTemplate};
 use crate::api::shared::{ConditionStatus, LockserverStatus, OrphanStatus};
 use crate::api::{EtcdLockserver, VitessBackupStorage, VitessCell, VitessCluster, VitessKeyspace};
 use crate::vitess::Vtctld;
-use crate::{apply, build, events, labels};
+use crate::{desired, domain::labels, k8s::apply, k8s::events};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::EventType;
 
@@ -88,12 +88,12 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     }
 
-    let children = build::cluster::children(owner)?;
-    let topo = build::lockserver::global(owner)?;
-    let vtctld = build::vtctld::build(owner, &topo)?;
-    let gateway_service = build::vtgate::cluster_service(owner)?;
-    let tablet_service = build::vttablet::cluster_service(owner)?;
-    let schedules = build::schedule::build(owner)?;
+    let children = desired::cluster::children(owner)?;
+    let topo = desired::lockserver::global(owner)?;
+    let vtctld = desired::vtctld::build(owner, &topo)?;
+    let gateway_service = desired::vtgate::cluster_service(owner)?;
+    let tablet_service = desired::vttablet::cluster_service(owner)?;
+    let schedules = desired::schedule::build(owner)?;
 
     let desired_cells: BTreeSet<String> = children.cells.iter().map(|c| c.name_any()).collect();
     let desired_keyspaces: BTreeSet<String> =

@@ -16,7 +16,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::labels::{drain, rollout};
+use crate::domain::labels::{drain, rollout};
 
 /// What the operator wants of a tablet pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use super::shard::pod_ready;
 use super::{Context, Error, REQUEUE};
 use crate::api::EtcdLockserver;
 use crate::api::etcd::EtcdLockserverStatus;
-use crate::{apply, build, labels};
+use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
@@ -39,7 +39,7 @@ pub async fn run(ctx: Arc<Context>) {
 async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
     let owner = lockserver.as_ref();
-    let objects = build::etcd::build(owner)?;
+    let objects = desired::etcd::build(owner)?;
     // Only the Services and the disruption budget are ever pruned (when their create* switch
     // went off); member pods and their PVCs hold the topology and are never deleted here.
     let desired_services: BTreeSet<String> = objects

@@ -18,7 +18,7 @@ use crate::api::keyspace::{
 };
 use crate::api::shared::OrphanStatus;
 use crate::api::{VitessKeyspace, VitessShard};
-use crate::{apply, build, labels, validate};
+use crate::{cli::validate, desired, domain::labels, k8s::apply};
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessKeyspace>(), watcher::Config::default())
@@ -48,9 +48,9 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
             .map(|s| (s.name_any(), s))
             .collect();
     let mut observed = Vec::new();
-    for shard in build::keyspace::shards(&keyspace)? {
+    for shard in desired::keyspace::shards(&keyspace)? {
         // Counted from the same builder the shard controller uses, so "desired" agrees.
-        let desired_tablets = build::vttablet::build(&shard)?.len();
+        let desired_tablets = desired::vttablet::build(&shard)?.len();
         let current = existing.remove(&shard.name_any());
         let shard = ctx
             .applied
@@ -73,7 +73,7 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
     ctx.events
         .blocked(
             keyspace.as_ref(),
-            crate::events::TURNDOWN_BLOCKED,
+            crate::k8s::events::TURNDOWN_BLOCKED,
             &[(
                 "shard",
                 keyspace.status.as_ref().map(|s| &s.orphaned_shards),

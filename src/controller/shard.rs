@@ -20,9 +20,9 @@ use crate::api::shard::TabletPoolType;
 use crate::api::shard::{ShardBackupLocationStatus, VitessShardStatus, VitessTabletStatus};
 use crate::api::shared::{ConditionStatus, OrphanStatus, UpdateStrategyType};
 use crate::api::{VitessBackup, VitessShard};
-use crate::build::vtbackup::VtbackupInit;
+use crate::desired::vtbackup::VtbackupInit;
 use crate::vitess::{Alias, TabletType};
-use crate::{apply, build, events, labels, names};
+use crate::{desired, domain::labels, domain::names, k8s::apply, k8s::events};
 use kube::core::PartialObjectMeta;
 use kube::runtime::events::EventType;
 use kube::runtime::reflector::ObjectRef;
@@ -103,7 +103,7 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
             .map(|c| (c.name_any(), c))
             .collect();
     let mut observed = Vec::new();
-    for tablet in build::vttablet::build(&shard)? {
+    for tablet in desired::vttablet::build(&shard)? {
         let name = tablet.pod.name_any();
         let (pod, claim) = match pods.remove(&name) {
             Some(pod) => (pod, claims.get(&name).cloned()),
@@ -153,7 +153,7 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         plan.blocked = None;
         plan.election = None;
     }
-    crate::metrics::global().set_drains_in_progress(
+    crate::process::metrics::global().set_drains_in_progress(
         &namespace,
         &shard.name_any(),
         i64::try_from(plan.draining.len()).unwrap_or(i64::MAX),
@@ -216,7 +216,7 @@ async fn backups(
     let Some(view) = vitess else {
         return Ok((Backups::Unknown, None));
     };
-    let init = build::vtbackup::init(shard)?;
+    let init = desired::vtbackup::init(shard)?;
     let seen = backupinit::observe(ctx, shard, init.as_ref(), view.primary.as_deref()).await?;
     let statuses = backupinit::location_status(&locations, &seen.backups);
     let settled = unwanted.is_empty()
@@ -239,7 +239,7 @@ async fn backups(
         .map(|t| t.0.as_second())
         .max()
     {
-        crate::metrics::global().set_last_backup(
+        crate::process::metrics::global().set_last_backup(
             &shard.namespace().unwrap_or_default(),
             &shard.name_any(),
             latest as f64,

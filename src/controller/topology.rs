@@ -11,7 +11,7 @@ use super::Context;
 use crate::api::VitessCluster;
 use crate::api::cluster::SecretKeyRef;
 use crate::api::shared::{TopoReconcileConfig, VitessLockserverParams};
-use crate::build;
+use crate::desired;
 use crate::vitess::{CellInfo, Tls, Vtctld};
 
 /// Whether a `topologyReconciliation` switch is on (they all default to on).
@@ -86,7 +86,7 @@ pub fn cell_info(
     cluster: &VitessCluster,
     cell: &str,
     global: &VitessLockserverParams,
-) -> Result<CellInfo, build::Error> {
+) -> Result<CellInfo, desired::Error> {
     let local = cluster
         .spec
         .cells
@@ -101,7 +101,7 @@ pub fn cell_info(
         },
         None => CellInfo {
             server_address: global.address.clone(),
-            root: format!("/vitess/{}/{cell}", build::cluster_name(cluster)?),
+            root: format!("/vitess/{}/{cell}", desired::cluster_name(cluster)?),
         },
     })
 }
@@ -111,8 +111,8 @@ pub fn cell_info(
 /// reads) or why vtctld refused or could not be reached.
 pub async fn register(vtctld: &Vtctld, cluster: &VitessCluster) -> Result<Vec<String>, String> {
     let config = cluster.spec.topology_reconciliation.as_ref();
-    let name = build::cluster_name(cluster).map_err(|e| e.to_string())?;
-    let global = build::lockserver::global(cluster).map_err(|e| e.to_string())?;
+    let name = desired::cluster_name(cluster).map_err(|e| e.to_string())?;
+    let global = desired::lockserver::global(cluster).map_err(|e| e.to_string())?;
     let cells: Vec<String> = cluster.spec.cells.iter().map(|c| c.name.clone()).collect();
     let mut changes = Vec::new();
     let err = |e: crate::vitess::Error| e.to_string();

@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use crate::build::defaults::GRPC_PORT;
-use crate::names;
+use crate::desired::defaults::GRPC_PORT;
+use crate::domain::names;
 use vtctld_client::{Error, Tls, Vtctld};
 
 /// Where each cluster's vtctld is: `{names::cluster::vtctld_service(cluster)}.{namespace}.svc:15999`
@@ -78,7 +78,7 @@ pub struct Clients {
 impl Clients {
     pub fn new(endpoints: Endpoints) -> Self {
         // The process' metrics observe every vtctld call from now on.
-        crate::metrics::global();
+        crate::process::metrics::global();
         Self {
             endpoints,
             cache: Mutex::default(),

@@ -6,9 +6,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::api::VitessCluster;
-use crate::build;
-use crate::validate::{self, Checker};
-use crate::yaml;
+use crate::cli::validate::{self, Checker};
+use crate::cli::yaml;
+use crate::desired;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -24,7 +24,7 @@ pub enum Error {
     #[error("{file} has no VitessCluster to render")]
     NoCluster { file: String },
     #[error(transparent)]
-    Build(#[from] build::Error),
+    Build(#[from] desired::Error),
     #[error("cannot write the rendered objects: {0}")]
     Output(yaml::Error),
     #[error("cannot encode a rendered object: {0}")]
@@ -79,7 +79,7 @@ fn is_cluster(doc: &Value) -> bool {
 
 /// Every child of one cluster, as YAML documents.
 pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
-    let children = build::cluster::children(cluster)?;
+    let children = desired::cluster::children(cluster)?;
     let mut objects: Vec<Value> = Vec::new();
     if let Some(etcd) = &children.etcd {
         objects.push(serde_json::to_value(etcd)?);
@@ -89,7 +89,7 @@ pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
     }
     for keyspace in &children.keyspaces {
         objects.push(serde_json::to_value(keyspace)?);
-        for shard in build::keyspace::shards(keyspace)? {
+        for shard in desired::keyspace::shards(keyspace)? {
             objects.push(serde_json::to_value(&shard)?);
         }
     }
@@ -106,11 +106,11 @@ pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
 /// before their pods, as the controllers apply them.
 fn workloads(
     cluster: &VitessCluster,
-    children: &build::cluster::ClusterChildren,
+    children: &desired::cluster::ClusterChildren,
 ) -> Result<Vec<Value>, Error> {
     let mut objects: Vec<Value> = Vec::new();
     if let Some(etcd) = &children.etcd {
-        let members = build::etcd::build(etcd)?;
+        let members = desired::etcd::build(etcd)?;
         push_all(&mut objects, members.peer_service.iter())?;
         push_all(&mut objects, members.client_service.iter())?;
         push_all(&mut objects, members.pdb.iter())?;
@@ -119,31 +119,31 @@ fn workloads(
             objects.push(serde_json::to_value(pod)?);
         }
     }
-    let vtctld = build::vtctld::build(cluster, &build::lockserver::global(cluster)?)?;
+    let vtctld = desired::vtctld::build(cluster, &desired::lockserver::global(cluster)?)?;
     objects.push(serde_json::to_value(&vtctld.service)?);
     push_all(&mut objects, vtctld.deployments.iter())?;
-    objects.push(serde_json::to_value(build::vtgate::cluster_service(
+    objects.push(serde_json::to_value(desired::vtgate::cluster_service(
         cluster,
     )?)?);
-    objects.push(serde_json::to_value(build::vttablet::cluster_service(
+    objects.push(serde_json::to_value(desired::vttablet::cluster_service(
         cluster,
     )?)?);
-    push_all(&mut objects, build::schedule::build(cluster)?.iter())?;
+    push_all(&mut objects, desired::schedule::build(cluster)?.iter())?;
     for cell in &children.cells {
-        let vtgate = build::vtgate::build(cell)?;
+        let vtgate = desired::vtgate::build(cell)?;
         objects.push(serde_json::to_value(&vtgate.service)?);
         objects.push(serde_json::to_value(&vtgate.deployment)?);
         push_all(&mut objects, vtgate.autoscaler.iter())?;
     }
     for keyspace in &children.keyspaces {
-        for shard in build::keyspace::shards(keyspace)? {
-            for tablet in build::vttablet::build(&shard)? {
+        for shard in desired::keyspace::shards(keyspace)? {
+            for tablet in desired::vttablet::build(&shard)? {
                 push_all(&mut objects, tablet.pvc.iter())?;
                 objects.push(serde_json::to_value(&tablet.pod)?);
             }
             // A new shard's first backup: the shard controller creates this pod while the
             // shard has no complete backup and no primary, which is where a new cluster starts.
-            if let Some(init) = build::vtbackup::init(&shard)? {
+            if let Some(init) = desired::vtbackup::init(&shard)? {
                 push_all(&mut objects, init.pvc.iter())?;
                 objects.push(serde_json::to_value(&init.pod)?);
             }

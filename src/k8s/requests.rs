@@ -1,5 +1,5 @@
 //! Counts the Kubernetes API requests the operator makes, by verb and resource, into
-//! `vitess_operator_kube_requests_total{verb,resource}` ([`crate::metrics`]): what a
+//! `vitess_operator_kube_requests_total{verb,resource}` ([`crate::process::metrics`]): what a
 //! reconcile costs the API server, seen from the only place every request passes through,
 //! the kube `Client`'s HTTP stack.
 
@@ -20,7 +20,7 @@ pub async fn counted_client() -> Result<kube::Client, Error> {
     let config = kube::Config::infer().await?;
     let layer = tower::util::MapRequestLayer::new(|request: Request<kube::client::Body>| {
         let (verb, resource) = classify(request.method(), request.uri());
-        crate::metrics::global().kube_request(verb, &resource);
+        crate::process::metrics::global().kube_request(verb, &resource);
         request
     });
     Ok(ClientBuilder::try_from(config)?.with_layer(&layer).build())

@@ -64,7 +64,7 @@ pub struct ShardIdentity<'a> {
     pub object: String,
     pub cluster: &'a str,
     pub keyspace: &'a str,
-    pub range: crate::keyrange::KeyRange,
+    pub range: crate::domain::keyrange::KeyRange,
 }
 
 impl<'a> ShardIdentity<'a> {
@@ -88,9 +88,9 @@ impl<'a> ShardIdentity<'a> {
         };
         Ok(Self {
             object: format!("VitessShard/{name}"),
-            cluster: label(crate::labels::CLUSTER)?,
-            keyspace: label(crate::labels::KEYSPACE)?,
-            range: crate::keyrange::KeyRange {
+            cluster: label(crate::domain::labels::CLUSTER)?,
+            keyspace: label(crate::domain::labels::KEYSPACE)?,
+            range: crate::domain::keyrange::KeyRange {
                 start: shard.spec.key_range.start.clone(),
                 end: shard.spec.key_range.end.clone(),
             },

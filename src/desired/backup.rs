@@ -12,9 +12,9 @@ use super::{Error, meta, podspec};
 use crate::api::backup::{VitessBackup, VitessBackupSpec, VitessBackupStatus};
 use crate::api::backupstorage::VitessBackupLocation;
 use crate::api::cluster::BackupEngine;
-use crate::keyrange::KeyRange;
+use crate::domain::keyrange::KeyRange;
 use crate::vitess::BackupInfo;
-use crate::{labels, names};
+use crate::{domain::labels, domain::names};
 
 /// Where a `volume` location is mounted; its root is `<this>/<cluster>`.
 pub const VOLUME_MOUNT_PATH: &str = "/vt/backups";

@@ -14,7 +14,7 @@ use super::{Error, ShardIdentity, defaults, meta, podspec};
 use crate::api::VitessBackup;
 use crate::api::backup::VitessBackupSpec;
 use crate::api::shard::VitessShard;
-use crate::{labels, names};
+use crate::{domain::labels, domain::names};
 
 const DATA_VOLUME: &str = "vtdataroot";
 const VT_DATA_ROOT: &str = "/vt/vtdataroot";

@@ -12,8 +12,8 @@ use super::podspec::{self, GRPC_PORT_NAME, WEB_PORT_NAME};
 use super::{Error, cluster_name, defaults, meta};
 use crate::api::cluster::VitessCluster;
 use crate::api::shared::VitessLockserverParams;
-use crate::labels;
-use crate::names;
+use crate::domain::labels;
+use crate::domain::names;
 
 /// vtctld of a cluster.
 #[derive(Clone, Debug)]
@@ -168,7 +168,7 @@ mod tests {
     use crate::api::cell::VitessCellTemplate;
     use crate::api::cluster::VitessDashboardSpec;
     use crate::api::shared::{PodOverrides, PullPolicy, VitessImagePullPolicies};
-    use crate::build::lockserver;
+    use crate::desired::lockserver;
     use k8s_openapi::api::core::v1::{EnvVar, TopologySpreadConstraint};
 
     fn cluster(dashboard: Option<VitessDashboardSpec>) -> VitessCluster {

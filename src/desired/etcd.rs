@@ -16,7 +16,7 @@ use super::flags::FlagSet;
 use super::podspec::{self, HOSTNAME_LABEL, ZONE_LABEL};
 use super::{Error, defaults, meta};
 use crate::api::etcd::EtcdLockserver;
-use crate::labels;
+use crate::domain::labels;
 
 const CLIENT_PORT_NAME: &str = "client";
 const PEER_PORT_NAME: &str = "peer";

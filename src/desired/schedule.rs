@@ -21,8 +21,8 @@ use crate::api::cluster::{
     BackupScope, ConcurrencyPolicy, VitessBackupScheduleTemplate, VitessCluster, VtctldClientTls,
 };
 use crate::api::shared::{Flags, SecretSource};
-use crate::keyrange::KeyRange;
-use crate::{labels, names};
+use crate::domain::keyrange::KeyRange;
+use crate::{domain::labels, domain::names};
 
 /// Minutes a backup Job may run when the schedule does not say (`jobTimeoutMinute`).
 pub const DEFAULT_JOB_TIMEOUT_MINUTES: i32 = 10;

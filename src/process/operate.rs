@@ -1,5 +1,5 @@
 //! How the `run` process is operated: its logs (text or JSON), its HTTP endpoints
-//! ([`crate::http`]) and, with `--leader-elect`, leader election ([`crate::leader`]) around
+//! ([`crate::process::http`]) and, with `--leader-elect`, leader election ([`crate::k8s::leader`]) around
 //! the controllers.
 //!
 //! Logs never carry a secret: the operator logs object references, field paths and API
@@ -13,7 +13,7 @@ use tracing_subscriber::Layer;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-use crate::{http, leader, metrics};
+use crate::{k8s::leader, process::http, process::metrics};
 
 /// The default Lease name (the Go operator's is per-namespace too).
 pub const DEFAULT_LEASE: &str = "vitess-operator-leader";

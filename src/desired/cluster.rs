@@ -12,8 +12,8 @@ use crate::api::cluster::VitessCluster;
 use crate::api::etcd::{EtcdLockserver, EtcdLockserverSpec};
 use crate::api::keyspace::{VitessKeyspace, VitessKeyspaceSpec};
 use crate::api::shared::{MysqldImage, VitessImages, VitessKeyspaceImages};
-use crate::labels;
-use crate::names;
+use crate::domain::labels;
+use crate::domain::names;
 
 /// The custom resources a cluster expands into.
 #[derive(Debug, Clone, Default)]

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 
-use crate::yaml;
+use crate::cli::yaml;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

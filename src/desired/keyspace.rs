@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use super::{Error, meta};
 use crate::api::keyspace::VitessKeyspace;
 use crate::api::shard::{VitessKeyRange, VitessShard, VitessShardSpec, VitessShardTemplate};
-use crate::keyrange::{self, KeyRange, compare_bounds};
-use crate::labels;
-use crate::names;
+use crate::domain::keyrange::{self, KeyRange, compare_bounds};
+use crate::domain::labels;
+use crate::domain::names;
 
 /// Builds the shards of `keyspace`, sorted by key range.
 pub fn shards(keyspace: &VitessKeyspace) -> Result<Vec<VitessShard>, Error> {

@@ -20,9 +20,9 @@ use super::{Error, ShardIdentity, cluster_name, defaults, meta};
 use crate::api::cluster::{BackupEngine, VitessCluster};
 use crate::api::shard::{TabletPoolType, VitessShard, VitessShardSpec, VitessShardTabletPool};
 use crate::api::shared::{MysqldImage, PullPolicy, VitessImagePullPolicies};
-use crate::keyrange::KeyRange;
-use crate::labels;
-use crate::names;
+use crate::domain::keyrange::KeyRange;
+use crate::domain::labels;
+use crate::domain::names;
 
 /// Volume shared by the init container, vttablet and mysqld: the Vitess files mysqld needs
 /// (the mysqld image may be a stock MySQL one) and the MySQL socket directory.

@@ -417,7 +417,7 @@ mod tests {
 
     #[test]
     fn our_labels_win_over_extra_labels() {
-        let ours = crate::labels::set(&[("planetscale.com/component", "vtgate")]);
+        let ours = crate::domain::labels::set(&[("planetscale.com/component", "vtgate")]);
         let extra: StringMap = [
             ("planetscale.com/component".to_string(), "mine".to_string()),
             ("team".to_string(), "db".to_string()),
@@ -458,11 +458,11 @@ mod tests {
             ..Container::default()
         };
         let meta = ObjectMeta {
-            labels: Some(crate::labels::set(&[(
+            labels: Some(crate::domain::labels::set(&[(
                 "planetscale.com/component",
                 "vtgate",
             )])),
-            annotations: Some(crate::labels::set(&[(
+            annotations: Some(crate::domain::labels::set(&[(
                 "drain.planetscale.com/supported",
                 "ours",
             )])),
@@ -505,11 +505,11 @@ mod tests {
                 node_affinity: Some(NodeAffinity::default()),
                 ..Affinity::default()
             }),
-            annotations: Some(crate::labels::set(&[
+            annotations: Some(crate::domain::labels::set(&[
                 ("drain.planetscale.com/supported", "theirs"),
                 ("a", "b"),
             ])),
-            extra_labels: Some(crate::labels::set(&[
+            extra_labels: Some(crate::domain::labels::set(&[
                 ("planetscale.com/component", "theirs"),
                 ("team", "db"),
             ])),

@@ -211,7 +211,7 @@ fn keyspace_rules(doc: &Value, issues: &mut Vec<Issue>) -> Result<(), Issue> {
 fn shard_rules(doc: &Value, issues: &mut Vec<Issue>) -> Result<(), Issue> {
     let shard = typed::<VitessShard>(doc)?;
     let range = &shard.spec.key_range;
-    if let Err(err) = crate::keyrange::KeyRange::new(&range.start, &range.end) {
+    if let Err(err) = crate::domain::keyrange::KeyRange::new(&range.start, &range.end) {
         issues.push(Issue {
             path: "spec.keyRange".into(),
             message: err.to_string(),
@@ -226,7 +226,7 @@ fn no_rules(_: &Value, _: &mut Vec<Issue>) -> Result<(), Issue> {
 
 /// Checks every document of a YAML text; `file` names it in the problems.
 pub fn check_text(checker: &Checker, file: &str, text: &str) -> Vec<Problem> {
-    let docs = match crate::yaml::parse_documents(text) {
+    let docs = match crate::cli::yaml::parse_documents(text) {
         Ok(docs) => docs,
         Err(err) => {
             return vec![Problem {

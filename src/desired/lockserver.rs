@@ -7,7 +7,7 @@ use super::etcd;
 use super::{Error, cluster_name};
 use crate::api::cluster::VitessCluster;
 use crate::api::shared::VitessLockserverParams;
-use crate::names;
+use crate::domain::names;
 
 /// The global lockserver parameters of `cluster`.
 pub fn global(cluster: &VitessCluster) -> Result<VitessLockserverParams, Error> {

@@ -8,7 +8,7 @@ use crate::api::cluster::{BackupScope, VitessBackupScheduleStrategy, VitessClust
 use crate::api::keyspace::{VitessKeyspacePartitioning, VitessKeyspaceTemplate};
 use crate::api::shard::{VitessKeyRange, VitessShardTabletPool, VitessShardTemplate};
 use crate::api::shared::Flags;
-use crate::keyrange::{self, Coverage, KeyRange};
+use crate::domain::keyrange::{self, Coverage, KeyRange};
 
 use super::schema::Issue;
 

@@ -14,8 +14,8 @@ use super::podspec::{self, GRPC_PORT_NAME, MYSQL_PORT_NAME, SecretFile, WEB_PORT
 use super::{Error, cluster_name, defaults, meta};
 use crate::api::cell::VitessCell;
 use crate::api::cluster::VitessCluster;
-use crate::labels;
-use crate::names;
+use crate::domain::labels;
+use crate::domain::names;
 
 /// The vtgates of a cell.
 #[derive(Clone, Debug)]

@@ -134,7 +134,7 @@ fn respond(head: &str, health: &Health) -> (&'static str, &'static str, String) 
         "/healthz" => ("200 OK", TEXT, "ok\n".into()),
         "/readyz" if health.ready() => ("200 OK", TEXT, "ok\n".into()),
         "/readyz" => ("503 Service Unavailable", TEXT, "not ready\n".into()),
-        "/metrics" => match crate::metrics::global().encode() {
+        "/metrics" => match crate::process::metrics::global().encode() {
             Ok(text) => (
                 "200 OK",
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -178,7 +178,7 @@ mod tests {
         health.set_leader_known();
         assert!(get(address, "/readyz").await.starts_with("HTTP/1.1 200 OK"));
 
-        crate::metrics::global().set_leader(true);
+        crate::process::metrics::global().set_leader(true);
         let metrics = get(address, "/metrics?x=1").await;
         assert!(metrics.starts_with("HTTP/1.1 200 OK"), "{metrics}");
         assert!(metrics.contains("vitess_operator_leader 1"), "{metrics}");

@@ -1,9 +1,9 @@
-//! Prometheus metrics of the `run` process, served on `/metrics` by [`crate::http`].
+//! Prometheus metrics of the `run` process, served on `/metrics` by [`crate::process::http`].
 //!
 //! One [`Metrics`] per process ([`global`]), so that any module records into it without the
 //! registry being threaded through every call: the controllers record reconciles (in
 //! `controller::report` and `controller::error_policy`), the [`ReconcileTimer`] tracing layer
-//! records how long each `reconcile` span lasted, and [`crate::leader`] says whether this
+//! records how long each `reconcile` span lasted, and [`crate::k8s::leader`] says whether this
 //! process leads. The vtctld, drain and backup hooks ([`Metrics::vtctld_call`],
 //! [`Metrics::set_drains_in_progress`], [`Metrics::set_last_backup`]) are registered now so
 //! that dashboards can be written against stable names; the modules that talk to Vitess call
