@@ -23,7 +23,6 @@ pub const NOTE_LIMIT: usize = 1024;
 pub const PRUNED: &str = "Pruned";
 pub const TABLET_REMOVED: &str = "TabletRemoved";
 pub const INVALID_SPEC: &str = "InvalidSpec";
-pub const SCALE_DOWN_BLOCKED: &str = "ScaleDownBlocked";
 pub const TURNDOWN_BLOCKED: &str = "TurndownBlocked";
 pub const RECONCILE_FAILED: &str = "ReconcileFailed";
 pub const DRAIN_BLOCKED: &str = "DrainBlocked";
@@ -205,7 +204,7 @@ fn action(reason: &str) -> &'static str {
         REPARENTED | REPARENT_FAILED | PRIMARY_ELECTED => "Reparent",
         DRAIN_BLOCKED | DRAIN_FINISHED => "Drain",
         TOPOLOGY_REGISTERED => "Register",
-        SCALE_DOWN_BLOCKED | TURNDOWN_BLOCKED => "Prune",
+        TURNDOWN_BLOCKED => "Prune",
         INVALID_SPEC => "Validate",
         _ => "Reconcile",
     }
