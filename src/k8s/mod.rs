@@ -4,5 +4,7 @@
 pub mod apply;
 pub mod events;
 pub mod leader;
+#[cfg(test)]
+pub mod mock;
 pub mod rbac;
 pub mod requests;
