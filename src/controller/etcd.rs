@@ -119,3 +119,89 @@ fn status(
     );
     status
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+
+    /// The example cluster's global lockserver, as the stand-in API server stores it.
+    fn stored_lockserver(server: &crate::k8s::mock::ApiServer) -> EtcdLockserver {
+        let lockserver = desired::cluster::children(&testing::example_cluster())
+            .expect("children")
+            .etcd
+            .expect("a global lockserver");
+        server.insert_object(&lockserver)
+    }
+
+    const APPLIES: &[&str] = &[
+        "apply services/example-etcd-faf13de3-peer",
+        "apply services/example-etcd-faf13de3-client",
+        "apply poddisruptionbudgets/etcd-lockserver-example-etcd-faf13de3",
+        "apply persistentvolumeclaims/example-etcd-faf13de3-1",
+        "apply persistentvolumeclaims/example-etcd-faf13de3-2",
+        "apply persistentvolumeclaims/example-etcd-faf13de3-3",
+        "apply pods/example-etcd-faf13de3-1",
+        "apply pods/example-etcd-faf13de3-2",
+        "apply pods/example-etcd-faf13de3-3",
+        "list services",
+        "list poddisruptionbudgets",
+    ];
+
+    #[tokio::test]
+    async fn a_new_lockserver_gets_its_members_then_a_steady_one_writes_nothing() {
+        let (ctx, server) = testing::context(None);
+        let lockserver = stored_lockserver(&server);
+
+        reconcile(Arc::new(lockserver.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        let mut expected = APPLIES.to_vec();
+        expected.push("status etcdlockservers/example-etcd-faf13de3");
+        assert_eq!(requests(&first), expected);
+        // Everything but the two lists wrote: all of it is new.
+        assert_eq!(writes(&first).len(), expected.len() - 2);
+
+        let lockserver = server.object_like(&lockserver).expect("still there");
+        reconcile(Arc::new(lockserver), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let second = server.take_calls();
+        assert_eq!(requests(&second), APPLIES);
+        assert_eq!(writes(&second), Vec::<&str>::new());
+    }
+
+    #[tokio::test]
+    async fn switching_the_client_service_off_prunes_it_and_says_so() {
+        let (ctx, server) = testing::context(None);
+        let lockserver = stored_lockserver(&server);
+        reconcile(Arc::new(lockserver.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        server.take_calls();
+
+        let mut lockserver = server.object_like(&lockserver).expect("still there");
+        lockserver.spec.template.create_client_service = Some(false);
+        reconcile(Arc::new(lockserver), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let calls = server.take_calls();
+        assert_eq!(
+            writes(&calls),
+            vec![
+                "delete services/example-etcd-faf13de3-client",
+                "create events",
+                "status etcdlockservers/example-etcd-faf13de3",
+            ]
+        );
+        assert!(!requests(&calls).contains(&"apply services/example-etcd-faf13de3-client"));
+        // The members and their claims are never pruned here.
+        for member in 1..=3 {
+            let name = format!("example-etcd-faf13de3-{member}");
+            assert!(server.get("", "pods", testing::NAMESPACE, &name).is_some());
+            let claims = "persistentvolumeclaims";
+            assert!(server.get("", claims, testing::NAMESPACE, &name).is_some());
+        }
+    }
+}

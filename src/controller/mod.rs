@@ -12,6 +12,8 @@ pub mod drain;
 pub mod etcd;
 pub mod keyspace;
 pub mod shard;
+#[cfg(test)]
+mod testing;
 pub mod topology;
 
 use std::collections::HashMap;

@@ -80,6 +80,36 @@ impl ApiServer {
             .insert(name, object);
     }
 
+    /// Stores a typed object (see [`ApiServer::insert`]) and returns it as stored, uid included.
+    pub fn insert_object<K>(&self, object: &K) -> K
+    where
+        K: kube::Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+    {
+        let group = K::group(&());
+        let plural = K::plural(&());
+        let mut value = serde_json::to_value(object).unwrap_or_default();
+        value["apiVersion"] = json!(K::api_version(&()));
+        value["kind"] = json!(K::kind(&()));
+        self.insert(&group, &plural, value);
+        self.object_like(object)
+            .unwrap_or_else(|| panic!("{} stored", K::kind(&())))
+    }
+
+    /// The stored object of `object`'s kind, namespace and name, typed, if any.
+    pub fn object_like<K>(&self, object: &K) -> Option<K>
+    where
+        K: kube::Resource<DynamicType = ()> + serde::de::DeserializeOwned,
+    {
+        let meta = object.meta();
+        let value = self.get(
+            &K::group(&()),
+            &K::plural(&()),
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or_default(),
+        )?;
+        serde_json::from_value(value).ok()
+    }
+
     /// The stored object, if any.
     pub fn get(&self, group: &str, plural: &str, namespace: &str, name: &str) -> Option<Value> {
         self.lock()
