@@ -632,3 +632,122 @@ fn status(cluster: &VitessCluster, observed: &Observed) -> VitessClusterStatus {
         condition::with_ready(&status.conditions, &readiness, cluster.metadata.generation);
     status
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+    use vtctld_fake::FakeVtctld;
+
+    /// The cluster's children, then the prunes' lists (no VitessBackupStorage or CronJob is
+    /// desired, so nothing is deleted), in the order of every reconcile.
+    const APPLIES: &[&str] = &[
+        "apply etcdlockservers/example-etcd-faf13de3",
+        "apply vitesscells/example-zone1-5abb61ae",
+        "apply vitesskeyspaces/example-commerce-fb9b866a",
+        "apply services/example-vtctld-625ee430",
+        "apply deployments/example-zone1-vtctld-1d4dcad0",
+        "apply services/example-vtgate-ae7df4b6",
+        "apply services/example-vttablet-08646a59",
+    ];
+    const LISTS: &[&str] = &[
+        "list deployments",
+        "list services",
+        "list vitessbackupstorages",
+        "list cronjobs",
+        "list vitesskeyspaces",
+        "list vitesscells",
+    ];
+
+    fn methods(calls: &[vtctld_fake::Call]) -> Vec<String> {
+        calls.iter().map(ToString::to_string).collect()
+    }
+
+    #[tokio::test]
+    async fn a_new_cluster_is_applied_and_registered_then_a_steady_one_writes_nothing() {
+        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = server.insert_object(&testing::example_cluster());
+
+        reconcile(Arc::new(cluster.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        let expected: Vec<&str> = APPLIES
+            .iter()
+            .copied()
+            .chain(["create events"]) // TopologyRegistered
+            .chain(LISTS.iter().copied())
+            .chain(["status vitessclusters/example"])
+            .collect();
+        assert_eq!(requests(&first), expected);
+        let mut expected_writes = APPLIES.to_vec();
+        expected_writes.extend(["create events", "status vitessclusters/example"]);
+        assert_eq!(writes(&first), expected_writes);
+        let registered = vtctld.calls();
+        assert_eq!(
+            methods(&registered),
+            [
+                "GetCellsAliases ",
+                "UpdateCellsAlias example zone1",
+                "GetCellInfo zone1",
+                "AddCellInfo zone1",
+                "GetKeyspace commerce",
+                "CreateKeyspace commerce durability=semi_sync",
+            ]
+        );
+
+        let cluster = server.object_like(&cluster).expect("still there");
+        reconcile(Arc::new(cluster), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let second = server.take_calls();
+        let expected: Vec<&str> = APPLIES.iter().chain(LISTS).copied().collect();
+        assert_eq!(requests(&second), expected);
+        assert_eq!(writes(&second), Vec::<&str>::new());
+        // vtctld is only read.
+        assert_eq!(
+            methods(&vtctld.calls()[registered.len()..]),
+            [
+                "GetCellsAliases ",
+                "GetCellInfo zone1",
+                "GetKeyspace commerce"
+            ]
+        );
+    }
+
+    #[tokio::test]
+    async fn an_invalid_spec_applies_nothing_and_says_why_once() {
+        let (ctx, server) = testing::context(None);
+        let mut cluster = serde_json::to_value(testing::example_cluster()).expect("json");
+        cluster["spec"]["keyspaces"][0]["partitionings"][0]["equal"]["shardTemplate"]["tabletPools"]
+            [0]["cell"] = serde_json::json!("zone9");
+        let cluster: VitessCluster = serde_json::from_value(cluster).expect("a cluster");
+        let cluster = server.insert_object(&cluster);
+
+        reconcile(Arc::new(cluster.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        assert_eq!(
+            requests(&first),
+            ["status vitessclusters/example", "create events"]
+        );
+        let stored = server.object_like(&cluster).expect("still there");
+        let ready = stored
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == condition::READY))
+            .expect("a Ready condition");
+        assert_eq!(ready.reason, events::INVALID_SPEC);
+        assert!(ready.message.contains("zone9"), "{}", ready.message);
+
+        reconcile(Arc::new(stored), ctx.clone())
+            .await
+            .expect("second reconcile");
+        assert_eq!(server.take_calls(), []);
+    }
+}
