@@ -750,4 +750,123 @@ mod tests {
             .expect("second reconcile");
         assert_eq!(server.take_calls(), []);
     }
+
+    /// The example with a second cell, `zone2`, and a second keyspace, `customer`, a copy of
+    /// `commerce` (which the example turns down `Immediate`) but `RequireIdle` and with its
+    /// tablets in `zone2`.
+    fn two_keyspaces() -> VitessCluster {
+        let mut cluster = serde_json::to_value(testing::example_cluster()).expect("json");
+        let mut zone2 = cluster["spec"]["cells"][0].clone();
+        zone2["name"] = serde_json::json!("zone2");
+        cluster["spec"]["cells"]
+            .as_array_mut()
+            .expect("cells")
+            .push(zone2);
+        let mut customer = cluster["spec"]["keyspaces"][0].clone();
+        customer["name"] = serde_json::json!("customer");
+        customer["turndownPolicy"] = serde_json::json!("RequireIdle");
+        customer["partitionings"][0]["equal"]["shardTemplate"]["tabletPools"][0]["cell"] =
+            serde_json::json!("zone2");
+        cluster["spec"]["keyspaces"]
+            .as_array_mut()
+            .expect("keyspaces")
+            .push(customer);
+        serde_json::from_value(cluster).expect("a cluster")
+    }
+
+    fn orphans(cluster: &VitessCluster) -> (Vec<String>, Vec<String>) {
+        let status = cluster.status.clone().unwrap_or_default();
+        let reasons = |m: &BTreeMap<String, OrphanStatus>| {
+            m.iter().map(|(k, o)| format!("{k}={}", o.reason)).collect()
+        };
+        (
+            reasons(&status.orphaned_keyspaces),
+            reasons(&status.orphaned_cells),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_removed_keyspace_stays_until_immediate_and_a_cell_in_use_stays() {
+        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = server.insert_object(&two_keyspaces());
+        reconcile(Arc::new(cluster.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        server.take_calls();
+        let customer = crate::domain::names::cluster::keyspace("example", "customer");
+        let zone2 = crate::domain::names::cluster::cell("example", "zone2");
+
+        // The user removes `customer` and `zone2`, where the kept
+        // `customer` has its tablets.
+        let mut cluster = server.object_like(&cluster).expect("still there");
+        cluster.spec.keyspaces.truncate(1);
+        cluster.spec.cells.truncate(1);
+        server.insert_object(&cluster);
+        reconcile(Arc::new(cluster.clone()), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let calls = server.take_calls();
+        assert!(
+            !calls.iter().any(|c| c.what.starts_with("delete ")),
+            "{calls:?}"
+        );
+        let get = format!("get vitesskeyspaces/{customer}");
+        assert!(requests(&calls).contains(&get.as_str()), "{calls:?}");
+        let stored = |plural: &str, name: &str| {
+            server
+                .get("planetscale.com", plural, testing::NAMESPACE, name)
+                .is_some()
+        };
+        assert!(stored("vitesskeyspaces", &customer));
+        assert!(stored("vitesscells", &zone2));
+        let cluster = server.object_like(&cluster).expect("still there");
+        assert_eq!(
+            orphans(&cluster),
+            (
+                vec!["customer=TurndownRequiresIdle".to_string()],
+                vec!["zone2=CellInUse".to_string()]
+            )
+        );
+        assert_eq!(vtctld.count("DeleteKeyspace"), 0);
+        assert_eq!(vtctld.count("DeleteCellInfo"), 0);
+
+        // Then sets turndownPolicy: Immediate on the VitessKeyspace: it goes, from Vitess too,
+        // and with it the last user of `zone2`, which goes as well.
+        let mut keyspace: VitessKeyspace = serde_json::from_value(
+            server
+                .get(
+                    "planetscale.com",
+                    "vitesskeyspaces",
+                    testing::NAMESPACE,
+                    &customer,
+                )
+                .expect("kept"),
+        )
+        .expect("a VitessKeyspace");
+        keyspace.spec.template.turndown_policy = Some(TurndownPolicy::Immediate);
+        server.insert_object(&keyspace);
+        reconcile(Arc::new(cluster.clone()), ctx.clone())
+            .await
+            .expect("third reconcile");
+        let calls = server.take_calls();
+        let deletes: Vec<&str> = writes(&calls)
+            .into_iter()
+            .filter(|w| w.starts_with("delete "))
+            .collect();
+        assert_eq!(
+            deletes,
+            [
+                format!("delete vitesskeyspaces/{customer}"),
+                format!("delete vitesscells/{zone2}")
+            ]
+        );
+        assert_eq!(vtctld.count("DeleteKeyspace"), 1);
+        assert_eq!(vtctld.count("DeleteCellInfo"), 1);
+        let cluster = server.object_like(&cluster).expect("still there");
+        assert_eq!(orphans(&cluster), (vec![], vec![]));
+    }
 }
