@@ -71,6 +71,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The error's category, the `reason` label of `vitess_operator_reconcile_errors_total`:
+    /// one fixed word per variant, so that the label set is bounded and stable.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Build(_) => "build",
+            Error::Apply(_) => "apply",
+            Error::List { .. } => "list",
+            Error::Get { .. } => "get",
+            Error::Encode { .. } => "encode",
+        }
+    }
+}
+
 /// How one cluster's vtctld is called: its TLS settings, or why they cannot be read.
 type VtctldTls = Result<Option<vitess::Tls>, String>;
 
@@ -239,8 +253,7 @@ where
 {
     let key = ObjectRef::from_obj(object.as_ref()).to_string();
     let message = error.to_string();
-    crate::process::metrics::global()
-        .failed(&K::kind(&()), &crate::process::metrics::reason(error));
+    crate::process::metrics::global().failed(&K::kind(&()), error.category());
     let (failures, new) = {
         let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
         let (n, last) = map.entry(key.clone()).or_insert((0, String::new()));
