@@ -171,3 +171,46 @@ mod tests {
         status(cell, &deployment(2), "svc")
     }
 }
+
+#[cfg(test)]
+/// The reconcile against the stand-in API server.
+mod reconcile_tests {
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+
+    #[tokio::test]
+    async fn a_cell_gets_its_vtgate_then_a_steady_one_writes_nothing() {
+        let (ctx, server) = testing::context(None);
+        let children = desired::cluster::children(&testing::example_cluster()).expect("children");
+        let cell = server.insert_object(&children.cells[0]);
+        let vtgate = crate::domain::names::cluster::vtgate_deployment("example", "zone1");
+
+        reconcile(Arc::new(cell.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        let deployment = format!("apply deployments/{vtgate}");
+        let status = format!("status vitesscells/{}", cell.name_any());
+        let reqs = requests(&first);
+        assert_eq!(reqs[1], deployment.as_str(), "{reqs:?}");
+        assert!(reqs[0].starts_with("apply services/"), "{reqs:?}");
+        assert_eq!(
+            reqs[2..],
+            [
+                "list horizontalpodautoscalers",
+                "list deployments",
+                "list services",
+                status.as_str()
+            ]
+        );
+        assert_eq!(writes(&first), [reqs[0], reqs[1], status.as_str()]);
+
+        let cell = server.object_like(&cell).expect("still there");
+        reconcile(Arc::new(cell), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let second = server.take_calls();
+        assert_eq!(requests(&second), reqs[..reqs.len() - 1]);
+        assert_eq!(writes(&second), Vec::<&str>::new());
+    }
+}

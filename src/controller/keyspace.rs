@@ -288,3 +288,37 @@ mod tests {
         assert_eq!(vitess_shard_name("40-80"), "40-80");
     }
 }
+
+#[cfg(test)]
+/// The reconcile against the stand-in API server.
+mod reconcile_tests {
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+
+    #[tokio::test]
+    async fn a_keyspace_applies_its_shards_once_then_a_steady_one_only_lists() {
+        let (ctx, server) = testing::context(None);
+        let children = desired::cluster::children(&testing::example_cluster()).expect("children");
+        let keyspace = server.insert_object(&children.keyspaces[0]);
+        let shard = crate::domain::names::cluster::shard("example", "commerce", "x-x");
+
+        reconcile(Arc::new(keyspace.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        let applied = format!("apply vitessshards/{shard}");
+        let status = format!("status vitesskeyspaces/{}", keyspace.name_any());
+        assert_eq!(
+            requests(&first),
+            ["list vitessshards", applied.as_str(), status.as_str()]
+        );
+        assert_eq!(writes(&first), [applied.as_str(), status.as_str()]);
+
+        // Nothing changed: the shard this process applied is not applied again.
+        let keyspace = server.object_like(&keyspace).expect("still there");
+        reconcile(Arc::new(keyspace), ctx.clone())
+            .await
+            .expect("second reconcile");
+        assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
+    }
+}
