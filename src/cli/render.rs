@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::api::VitessCluster;
+use crate::api::{VitessCluster, VitessKeyspace};
 use crate::cli::validate::{self, Checker};
 use crate::cli::yaml;
 use crate::desired;
@@ -77,79 +77,92 @@ fn is_cluster(doc: &Value) -> bool {
     doc.get("kind").and_then(Value::as_str) == Some("VitessCluster")
 }
 
-/// Every child of one cluster, as YAML documents.
+/// Every child of one cluster, as YAML documents: the cluster's bundle (the same the cluster
+/// controller applies), taken apart field by field, then what the children's controllers make.
 pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
-    let children = desired::cluster::children(cluster)?;
+    let desired::bundle::ClusterBundle {
+        children:
+            desired::cluster::ClusterChildren {
+                etcd,
+                cells,
+                keyspaces,
+                backup_storages,
+            },
+        vtctld:
+            desired::vtctld::VtctldObjects {
+                deployments: vtctld_deployments,
+                service: vtctld_service,
+            },
+        gateway_service,
+        tablet_service,
+        schedules,
+    } = desired::bundle::cluster(cluster)?;
     let mut objects: Vec<Value> = Vec::new();
-    if let Some(etcd) = &children.etcd {
-        objects.push(serde_json::to_value(etcd)?);
-    }
-    for cell in &children.cells {
-        objects.push(serde_json::to_value(cell)?);
-    }
-    for keyspace in &children.keyspaces {
+    push_all(&mut objects, etcd.iter())?;
+    push_all(&mut objects, cells.iter())?;
+    for keyspace in &keyspaces {
         objects.push(serde_json::to_value(keyspace)?);
         for shard in desired::keyspace::shards(keyspace)? {
             objects.push(serde_json::to_value(&shard)?);
         }
     }
-    for storage in &children.backup_storages {
-        objects.push(serde_json::to_value(storage)?);
-    }
-    objects.extend(workloads(cluster, &children)?);
-    yaml::to_documents(&objects).map_err(Error::Output)
-}
-
-/// What the controllers would make of the children: etcd, vtctld, the cluster-wide
-/// Services, the backup schedules' CronJobs, each cell's vtgates, each shard's tablets and, for a
-/// shard with backups, its vtbackup-init pod. Services come before what they front and PVCs
-/// before their pods, as the controllers apply them.
-fn workloads(
-    cluster: &VitessCluster,
-    children: &desired::cluster::ClusterChildren,
-) -> Result<Vec<Value>, Error> {
-    let mut objects: Vec<Value> = Vec::new();
-    if let Some(etcd) = &children.etcd {
-        let members = desired::etcd::build(etcd)?;
-        push_all(&mut objects, members.peer_service.iter())?;
-        push_all(&mut objects, members.client_service.iter())?;
-        push_all(&mut objects, members.pdb.iter())?;
-        for (pvc, pod) in members.pvcs.iter().zip(&members.pods) {
+    push_all(&mut objects, backup_storages.iter())?;
+    // What the controllers make of the children: etcd, vtctld, the cluster-wide Services, the
+    // backup schedules' CronJobs, each cell's vtgates, each shard's tablets and, for a shard
+    // with backups, its vtbackup-init pod. Services come before what they front and PVCs
+    // before their pods, as the controllers apply them.
+    if let Some(etcd) = &etcd {
+        let desired::etcd::EtcdObjects {
+            pods,
+            pvcs,
+            client_service,
+            peer_service,
+            pdb,
+        } = desired::etcd::build(etcd)?;
+        push_all(&mut objects, peer_service.iter())?;
+        push_all(&mut objects, client_service.iter())?;
+        push_all(&mut objects, pdb.iter())?;
+        for (pvc, pod) in pvcs.iter().zip(&pods) {
             objects.push(serde_json::to_value(pvc)?);
             objects.push(serde_json::to_value(pod)?);
         }
     }
-    let vtctld = desired::vtctld::build(cluster, &desired::lockserver::global(cluster)?)?;
-    objects.push(serde_json::to_value(&vtctld.service)?);
-    push_all(&mut objects, vtctld.deployments.iter())?;
-    objects.push(serde_json::to_value(desired::vtgate::cluster_service(
-        cluster,
-    )?)?);
-    objects.push(serde_json::to_value(desired::vttablet::cluster_service(
-        cluster,
-    )?)?);
-    push_all(&mut objects, desired::schedule::build(cluster)?.iter())?;
-    for cell in &children.cells {
-        let vtgate = desired::vtgate::build(cell)?;
-        objects.push(serde_json::to_value(&vtgate.service)?);
-        objects.push(serde_json::to_value(&vtgate.deployment)?);
-        push_all(&mut objects, vtgate.autoscaler.iter())?;
+    objects.push(serde_json::to_value(&vtctld_service)?);
+    push_all(&mut objects, vtctld_deployments.iter())?;
+    objects.push(serde_json::to_value(&gateway_service)?);
+    objects.push(serde_json::to_value(&tablet_service)?);
+    push_all(&mut objects, schedules.iter())?;
+    for cell in &cells {
+        let desired::vtgate::VtgateObjects {
+            deployment,
+            service,
+            autoscaler,
+        } = desired::vtgate::build(cell)?;
+        objects.push(serde_json::to_value(&service)?);
+        objects.push(serde_json::to_value(&deployment)?);
+        push_all(&mut objects, autoscaler.iter())?;
     }
-    for keyspace in &children.keyspaces {
+    push_tablets(&mut objects, &keyspaces)?;
+    yaml::to_documents(&objects).map_err(Error::Output)
+}
+
+/// Each shard's tablets (PVC, then pod) and, for a shard with backups, its vtbackup-init pod.
+fn push_tablets(objects: &mut Vec<Value>, keyspaces: &[VitessKeyspace]) -> Result<(), Error> {
+    for keyspace in keyspaces {
         for shard in desired::keyspace::shards(keyspace)? {
             for tablet in desired::vttablet::build(&shard)? {
-                push_all(&mut objects, tablet.pvc.iter())?;
+                push_all(objects, tablet.pvc.iter())?;
                 objects.push(serde_json::to_value(&tablet.pod)?);
             }
             // A new shard's first backup: the shard controller creates this pod while the
             // shard has no complete backup and no primary, which is where a new cluster starts.
             if let Some(init) = desired::vtbackup::init(&shard)? {
-                push_all(&mut objects, init.pvc.iter())?;
+                push_all(objects, init.pvc.iter())?;
                 objects.push(serde_json::to_value(&init.pod)?);
             }
         }
     }
-    Ok(objects)
+    Ok(())
 }
 
 fn push_all<'a, T: serde::Serialize + 'a>(

@@ -17,6 +17,7 @@ use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE};
 use crate::api::VitessCell;
 use crate::api::cell::{VitessCellGatewayStatus, VitessCellStatus};
+use crate::k8s::applier::Applier;
 use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
 
@@ -40,36 +41,38 @@ pub async fn run(ctx: Arc<Context>) {
 
 #[tracing::instrument(skip_all, fields(cell = %cell.name_any()))]
 async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let client = &ctx.client;
-    let vtgate = desired::vtgate::build(&cell)?;
+    let owner = cell.as_ref();
+    let desired::vtgate::VtgateObjects {
+        deployment,
+        service,
+        autoscaler,
+    } = desired::vtgate::build(owner)?;
     // The vtgate Deployment and Service only go with the cell (garbage collection), or when
     // their names change; the autoscaler goes when `gateway.autoscaler` is removed.
-    let desired_deployments = BTreeSet::from([vtgate.deployment.name_any()]);
-    let desired_services = BTreeSet::from([vtgate.service.name_any()]);
-    let desired_hpas: BTreeSet<String> = vtgate.autoscaler.iter().map(|h| h.name_any()).collect();
-    let service = apply::owned(client, cell.as_ref(), vtgate.service).await?;
-    let deployment = apply::owned(client, cell.as_ref(), vtgate.deployment).await?;
-    if let Some(hpa) = vtgate.autoscaler {
-        apply::owned(client, cell.as_ref(), hpa).await?;
-    }
+    let desired_deployments = BTreeSet::from([deployment.name_any()]);
+    let desired_services = BTreeSet::from([service.name_any()]);
+    let desired_hpas: BTreeSet<String> = autoscaler.iter().map(|h| h.name_any()).collect();
+    let applier = Applier::new(&ctx.client, &ctx.events, owner);
+    let service = applier.owned(service).await?;
+    let deployment = applier.owned(deployment).await?;
+    applier.all(autoscaler).await?;
     let selector = super::selector(
-        cell.as_ref(),
+        owner,
         labels::component::VTGATE,
         &[labels::CLUSTER, labels::CELL],
     );
-    let owner = cell.as_ref();
-    let pruned =
-        apply::prune::<HorizontalPodAutoscaler, _>(client, owner, &selector, &desired_hpas).await?;
-    ctx.events
-        .pruned::<HorizontalPodAutoscaler, _>(owner, &pruned)
-        .await;
-    let pruned =
-        apply::prune::<Deployment, _>(client, owner, &selector, &desired_deployments).await?;
-    ctx.events.pruned::<Deployment, _>(owner, &pruned).await;
-    let pruned = apply::prune::<Service, _>(client, owner, &selector, &desired_services).await?;
-    ctx.events.pruned::<Service, _>(owner, &pruned).await;
+    applier
+        .prune::<HorizontalPodAutoscaler>(&selector, &desired_hpas)
+        .await?;
+    applier
+        .prune::<Deployment>(&selector, &desired_deployments)
+        .await?;
+    applier
+        .prune::<Service>(&selector, &desired_services)
+        .await?;
     let status = status(&cell, &deployment, &service.name_any());
-    apply::status(client, cell.as_ref(), cell.status.as_ref(), &status).await?;
+    apply::status(&ctx.client, owner, cell.status.as_ref(), &status).await?;
+    tracing::debug!(requests = applier.requests(), "applied");
     Ok(Action::requeue(REQUEUE))
 }
 

@@ -22,6 +22,7 @@ use crate::api::cluster::{
 use crate::api::keyspace::{TurndownPolicy, VitessKeyspaceTemplate};
 use crate::api::shared::{ConditionStatus, LockserverStatus, OrphanStatus};
 use crate::api::{EtcdLockserver, VitessBackupStorage, VitessCell, VitessCluster, VitessKeyspace};
+use crate::k8s::applier::Applier;
 use crate::vitess::Vtctld;
 use crate::{desired, domain::labels, k8s::apply, k8s::events};
 use kube::core::PartialObjectMeta;
@@ -88,61 +89,48 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
         return Ok(Action::await_change());
     }
 
-    let children = desired::cluster::children(owner)?;
-    let topo = desired::lockserver::global(owner)?;
-    let vtctld = desired::vtctld::build(owner, &topo)?;
-    let gateway_service = desired::vtgate::cluster_service(owner)?;
-    let tablet_service = desired::vttablet::cluster_service(owner)?;
-    let schedules = desired::schedule::build(owner)?;
+    let desired::bundle::ClusterBundle {
+        children:
+            desired::cluster::ClusterChildren {
+                etcd,
+                cells,
+                keyspaces,
+                backup_storages,
+            },
+        vtctld:
+            desired::vtctld::VtctldObjects {
+                deployments: vtctld_deployments,
+                service: vtctld_service,
+            },
+        gateway_service,
+        tablet_service,
+        schedules,
+    } = desired::bundle::cluster(owner)?;
 
-    let desired_cells: BTreeSet<String> = children.cells.iter().map(|c| c.name_any()).collect();
-    let desired_keyspaces: BTreeSet<String> =
-        children.keyspaces.iter().map(|k| k.name_any()).collect();
-    let desired_storages: BTreeSet<String> = children
-        .backup_storages
-        .iter()
-        .map(|b| b.name_any())
-        .collect();
+    let desired_cells: BTreeSet<String> = cells.iter().map(|c| c.name_any()).collect();
+    let desired_keyspaces: BTreeSet<String> = keyspaces.iter().map(|k| k.name_any()).collect();
+    let desired_storages: BTreeSet<String> = backup_storages.iter().map(|b| b.name_any()).collect();
     let desired_vtctlds: BTreeSet<String> =
-        vtctld.deployments.iter().map(|d| d.name_any()).collect();
+        vtctld_deployments.iter().map(|d| d.name_any()).collect();
     let desired_services: BTreeSet<String> = [
-        vtctld.service.name_any(),
+        vtctld_service.name_any(),
         gateway_service.name_any(),
         tablet_service.name_any(),
     ]
     .into();
     let desired_schedules: BTreeSet<String> = schedules.iter().map(|c| c.name_any()).collect();
+    let applier = Applier::new(client, &ctx.events, owner);
     // An EtcdLockserver is never pruned, even when the spec switched to an external
     // lockserver: it holds the topology, which only a person may decide to drop (DESIGN §7).
-    let etcd = match children.etcd {
-        Some(etcd) => Some(apply::owned(client, owner, etcd).await?),
-        None => None,
-    };
-    let mut cells = Vec::with_capacity(children.cells.len());
-    for cell in children.cells {
-        cells.push(apply::owned(client, owner, cell).await?);
-    }
-    let mut keyspaces = Vec::with_capacity(children.keyspaces.len());
-    for keyspace in children.keyspaces {
-        keyspaces.push(apply::owned(client, owner, keyspace).await?);
-    }
-    for storage in children.backup_storages {
-        apply::owned(client, owner, storage).await?;
-    }
-    let vtctld_service = apply::owned(client, owner, vtctld.service)
-        .await?
-        .name_any();
-    let mut vtctlds = Vec::with_capacity(vtctld.deployments.len());
-    for deployment in vtctld.deployments {
-        vtctlds.push(apply::owned(client, owner, deployment).await?);
-    }
-    let gateway_service = apply::owned(client, owner, gateway_service)
-        .await?
-        .name_any();
-    apply::owned(client, owner, tablet_service).await?;
-    for schedule in schedules {
-        apply::owned(client, owner, schedule).await?;
-    }
+    let etcd = applier.all(etcd).await?.pop();
+    let cells = applier.all(cells).await?;
+    let keyspaces = applier.all(keyspaces).await?;
+    applier.all(backup_storages).await?;
+    let vtctld_service = applier.owned(vtctld_service).await?.name_any();
+    let vtctlds = applier.all(vtctld_deployments).await?;
+    let gateway_service = applier.owned(gateway_service).await?.name_any();
+    applier.owned(tablet_service).await?;
+    applier.all(schedules).await?;
 
     // Vitess' side: how vtctld is reached (the children need it too), then what it should know.
     let name = owner.name_any();
@@ -170,48 +158,35 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     let vtctld = vtctld.ok().filter(|_| registered.is_ok());
 
     let ours = [(labels::CLUSTER, name.as_str())];
-    let pruned = apply::prune::<Deployment, _>(
-        client,
-        owner,
-        &super::selector(owner, labels::component::VTCTLD, &[labels::CLUSTER]),
-        &desired_vtctlds,
-    )
-    .await?;
-    ctx.events.pruned::<Deployment, _>(owner, &pruned).await;
-    let pruned = apply::prune::<Service, _>(
-        client,
-        owner,
-        &apply::selector(&ours, &[labels::COMPONENT]),
-        &desired_services,
-    )
-    .await?;
-    ctx.events.pruned::<Service, _>(owner, &pruned).await;
-    let pruned = apply::prune::<VitessBackupStorage, _>(
-        client,
-        owner,
-        &apply::selector(&ours, &[]),
-        &desired_storages,
-    )
-    .await?;
-    ctx.events
-        .pruned::<VitessBackupStorage, _>(owner, &pruned)
-        .await;
+    applier
+        .prune::<Deployment>(
+            &super::selector(owner, labels::component::VTCTLD, &[labels::CLUSTER]),
+            &desired_vtctlds,
+        )
+        .await?;
+    applier
+        .prune::<Service>(
+            &apply::selector(&ours, &[labels::COMPONENT]),
+            &desired_services,
+        )
+        .await?;
+    applier
+        .prune::<VitessBackupStorage>(&apply::selector(&ours, &[]), &desired_storages)
+        .await?;
     // The CronJob of a removed schedule goes, with its Jobs and pods (background propagation);
     // backups already taken stay in storage.
-    let pruned = apply::prune::<CronJob, _>(
-        client,
-        owner,
-        &apply::selector(
-            &[
-                (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
-                (labels::CLUSTER, name.as_str()),
-            ],
-            &[],
-        ),
-        &desired_schedules,
-    )
-    .await?;
-    ctx.events.pruned::<CronJob, _>(owner, &pruned).await;
+    applier
+        .prune::<CronJob>(
+            &apply::selector(
+                &[
+                    (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
+                    (labels::CLUSTER, name.as_str()),
+                ],
+                &[],
+            ),
+            &desired_schedules,
+        )
+        .await?;
     let orphaned_keyspaces =
         prune_keyspaces(&ctx, owner, &desired_keyspaces, vtctld.as_ref()).await?;
     let mut in_use: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();

@@ -17,6 +17,7 @@ use super::shard::pod_ready;
 use super::{Context, Error, REQUEUE};
 use crate::api::EtcdLockserver;
 use crate::api::etcd::EtcdLockserverStatus;
+use crate::k8s::applier::Applier;
 use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
 
@@ -37,35 +38,34 @@ pub async fn run(ctx: Arc<Context>) {
 
 #[tracing::instrument(skip_all, fields(etcd = %lockserver.name_any()))]
 async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let client = &ctx.client;
     let owner = lockserver.as_ref();
-    let objects = desired::etcd::build(owner)?;
+    let desired::etcd::EtcdObjects {
+        pods,
+        pvcs,
+        client_service,
+        peer_service,
+        pdb,
+    } = desired::etcd::build(owner)?;
     // Only the Services and the disruption budget are ever pruned (when their create* switch
     // went off); member pods and their PVCs hold the topology and are never deleted here.
-    let desired_services: BTreeSet<String> = objects
-        .peer_service
+    let desired_services: BTreeSet<String> = peer_service
         .iter()
-        .chain(&objects.client_service)
+        .chain(&client_service)
         .map(|s| s.name_any())
         .collect();
-    let desired_pdbs: BTreeSet<String> = objects.pdb.iter().map(|p| p.name_any()).collect();
-    if let Some(peer) = objects.peer_service {
-        apply::owned(client, owner, peer).await?;
+    let desired_pdbs: BTreeSet<String> = pdb.iter().map(|p| p.name_any()).collect();
+    let applier = Applier::new(&ctx.client, &ctx.events, owner);
+    applier.all(peer_service).await?;
+    let client_service = applier
+        .all(client_service)
+        .await?
+        .first()
+        .map(|s| s.name_any());
+    applier.all(pdb).await?;
+    for claim in pvcs {
+        applier.claim(claim).await?;
     }
-    let client_service = match objects.client_service {
-        Some(service) => Some(apply::owned(client, owner, service).await?.name_any()),
-        None => None,
-    };
-    if let Some(pdb) = objects.pdb {
-        apply::owned(client, owner, pdb).await?;
-    }
-    for claim in objects.pvcs {
-        apply::claim(client, claim).await?;
-    }
-    let mut pods = Vec::with_capacity(objects.pods.len());
-    for pod in objects.pods {
-        pods.push(apply::owned(client, owner, pod).await?);
-    }
+    let pods = applier.all(pods).await?;
     let name = owner.name_any();
     let selector = apply::selector(
         &[
@@ -74,15 +74,15 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
         ],
         &[],
     );
-    let pruned = apply::prune::<Service, _>(client, owner, &selector, &desired_services).await?;
-    ctx.events.pruned::<Service, _>(owner, &pruned).await;
-    let pruned =
-        apply::prune::<PodDisruptionBudget, _>(client, owner, &selector, &desired_pdbs).await?;
-    ctx.events
-        .pruned::<PodDisruptionBudget, _>(owner, &pruned)
-        .await;
+    applier
+        .prune::<Service>(&selector, &desired_services)
+        .await?;
+    applier
+        .prune::<PodDisruptionBudget>(&selector, &desired_pdbs)
+        .await?;
     let status = status(owner, &pods, client_service);
-    apply::status(client, owner, owner.status.as_ref(), &status).await?;
+    apply::status(&ctx.client, owner, owner.status.as_ref(), &status).await?;
+    tracing::debug!(requests = applier.requests(), "applied");
     Ok(Action::requeue(REQUEUE))
 }
 

@@ -2,6 +2,7 @@
 //! touch the API, so `render` prints exactly what the controllers apply.
 
 pub mod backup;
+pub mod bundle;
 pub mod cluster;
 pub mod defaults;
 pub mod etcd;
