@@ -156,7 +156,11 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
                 Err(why) => {
                     write(VitessBackupStatus {
                         observed_generation: generation,
-                        conditions: condition(Readiness::new(false, "WaitingForVtctld", why)),
+                        conditions: condition(Readiness::new(
+                            false,
+                            "WaitingForVtctld",
+                            why.to_string(),
+                        )),
                         ..previous.clone()
                     })
                     .await?;

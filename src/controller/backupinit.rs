@@ -504,7 +504,7 @@ pub async fn execute(
                     .backups(&keyspace, &name, 1)
                     .await
                     .map_err(|e| e.to_string()),
-                Err(why) => Err(why),
+                Err(why) => Err(why.to_string()),
             };
             match listed {
                 Ok(found) if found.is_empty() => {}

@@ -82,7 +82,7 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         Ok(vtctld) => vtctld,
         Err(why) => {
             let status = report(
-                Readiness::new(false, "WaitingForVtctld", why),
+                Readiness::new(false, "WaitingForVtctld", why.to_string()),
                 previous.total_backup_count,
             );
             apply::status(client, owner, owner.status.as_ref(), &status).await?;

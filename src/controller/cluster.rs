@@ -137,7 +137,7 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     let namespace = owner.namespace().unwrap_or_default();
     let tls = topology::tls(&ctx, owner).await;
     ctx.set_vtctld_tls(&namespace, &name, tls.clone());
-    let vtctld = tls.and_then(|_| ctx.vtctld_of(&namespace, &name));
+    let vtctld = tls.and_then(|_| ctx.vtctld_of(&namespace, &name).map_err(|e| e.to_string()));
     let registered = match &vtctld {
         Ok(vtctld) => topology::register(vtctld, owner).await,
         Err(why) => Err(why.clone()),

@@ -15,6 +15,7 @@ pub mod shard;
 #[cfg(test)]
 mod testing;
 pub mod topology;
+pub mod vtctld;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -28,6 +29,7 @@ use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
 use crate::{desired, k8s::apply, vitess};
+use vtctld::VtctldError;
 
 /// Reconciles of one kind that may run at once (never two of one object).
 const CONCURRENCY: u16 = 8;
@@ -152,28 +154,29 @@ impl Context {
 
     /// The vtctld client of the cluster `object` belongs to (its `planetscale.com/cluster`
     /// label), or why there is none yet. No I/O: the channel connects on first use.
-    fn vtctld(&self, object: &impl Resource) -> Result<vitess::Vtctld, String> {
+    fn vtctld(&self, object: &impl Resource) -> Result<vitess::Vtctld, VtctldError> {
         let meta = object.meta();
         let cluster = meta
             .labels
             .as_ref()
             .and_then(|l| l.get(crate::domain::labels::CLUSTER))
-            .ok_or_else(|| format!("the object has no {} label", crate::domain::labels::CLUSTER))?;
+            .ok_or(VtctldError::NoClusterLabel)?;
         self.vtctld_of(meta.namespace.as_deref().unwrap_or_default(), cluster)
     }
 
     /// The vtctld client of cluster `cluster` in `namespace`, or why there is none yet.
-    fn vtctld_of(&self, namespace: &str, cluster: &str) -> Result<vitess::Vtctld, String> {
+    fn vtctld_of(&self, namespace: &str, cluster: &str) -> Result<vitess::Vtctld, VtctldError> {
         let tls = self
             .vtctld_tls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&(namespace.to_string(), cluster.to_string()))
             .cloned()
-            .ok_or_else(|| format!("waiting for VitessCluster {cluster} to be reconciled"))??;
-        self.vitess
-            .get(namespace, cluster, tls.as_ref())
-            .map_err(|e| e.to_string())
+            .ok_or_else(|| VtctldError::ClusterPending {
+                cluster: cluster.to_string(),
+            })?
+            .map_err(VtctldError::Tls)?;
+        Ok(self.vitess.get(namespace, cluster, tls.as_ref())?)
     }
 
     /// An API for `K` in the watched scope.

@@ -15,6 +15,7 @@ use kube::runtime::watcher;
 use super::backupinit;
 use super::condition::{self, Readiness};
 use super::drain::{self, Rollout, Step, Wanted};
+use super::vtctld::VtctldError;
 use super::{Context, Error, POLL, REQUEUE, WAIT};
 use crate::api::shard::TabletPoolType;
 use crate::api::shard::{ShardBackupLocationStatus, VitessShardStatus, VitessTabletStatus};
@@ -297,17 +298,11 @@ fn hash_of(pod: &Pod) -> &str {
 }
 
 /// Asks vtctld for the shard's primary and tablets. `Err`: why vtctld cannot say.
-async fn vitess_view(ctx: &Context, shard: &VitessShard) -> Result<VitessView, String> {
+async fn vitess_view(ctx: &Context, shard: &VitessShard) -> Result<VitessView, VtctldError> {
     let vtctld = ctx.vtctld(shard)?;
     let (keyspace, name) = vitess_names(shard);
-    let record = vtctld
-        .shard(&keyspace, &name)
-        .await
-        .map_err(|e| e.to_string())?;
-    let tablets = vtctld
-        .tablets(&keyspace, &name)
-        .await
-        .map_err(|e| e.to_string())?;
+    let record = vtctld.shard(&keyspace, &name).await?;
+    let tablets = vtctld.tablets(&keyspace, &name).await?;
     Ok(VitessView {
         primary: record
             .as_ref()
@@ -497,7 +492,7 @@ async fn reparent(
     to: &str,
     from: Option<&String>,
 ) -> Result<String, String> {
-    let vtctld = ctx.vtctld(shard)?;
+    let vtctld = ctx.vtctld(shard).map_err(|e| e.to_string())?;
     let parse = |alias: &str| {
         alias
             .parse::<Alias>()
@@ -532,7 +527,7 @@ async fn forget_tablet(ctx: &Context, shard: &VitessShard, alias: &str) {
             .delete_tablets(&[parsed])
             .await
             .map_err(|e| e.to_string()),
-        (Err(e), _) => Err(e),
+        (Err(e), _) => Err(e.to_string()),
         (_, Err(e)) => Err(format!("tablet alias {alias}: {e}")),
     };
     match result {
@@ -567,7 +562,7 @@ async fn forget_tablet(ctx: &Context, shard: &VitessShard, alias: &str) {
 fn orphans(
     unwanted: &[Pod],
     plan: &drain::Plan,
-    unreachable: Option<&String>,
+    unreachable: Option<&VtctldError>,
 ) -> BTreeMap<String, OrphanStatus> {
     unwanted
         .iter()
@@ -669,7 +664,7 @@ fn status(
     shard: &VitessShard,
     tablets: &[Observed],
     orphans: BTreeMap<String, OrphanStatus>,
-    vitess: &Result<VitessView, String>,
+    vitess: &Result<VitessView, VtctldError>,
     plan: &drain::Plan,
     outcome: &Outcome,
     backups: &Backups,
@@ -776,7 +771,7 @@ fn status(
     );
     let reachable = match vitess {
         Ok(_) => Readiness::new(true, "Answered", "vtctld answered GetShard and GetTablets"),
-        Err(why) => Readiness::new(false, "Unreachable", why.clone()),
+        Err(why) => Readiness::new(false, why.reason(), why.to_string()),
     };
     conditions =
         condition::with_condition(&conditions, VTCTLD_REACHABLE, Some(&reachable), generation);
@@ -903,9 +898,19 @@ mod tests {
         VitessShard::new("example-commerce-x-x-0f5afee6", Default::default())
     }
 
+    /// vtctld refused the connection.
+    fn refused() -> VtctldError {
+        VtctldError::Vitess(crate::vitess::Error::Unavailable {
+            address: "10.0.0.1:15999".into(),
+            method: "GetShard".into(),
+            target: "commerce/-".into(),
+            message: "connection refused".into(),
+        })
+    }
+
     #[test]
     fn counts_ready_tablets() {
-        let unreachable = Err("vtctld 10.0.0.1:15999: connection refused".to_string());
+        let unreachable = Err(refused());
         let plan = drain::Plan::default();
         let outcome = Outcome::default();
         let status = status(
@@ -995,15 +1000,16 @@ mod tests {
             (labels::CELL, "zone1"),
             (labels::TABLET_UID, "0123456789"),
         ]));
-        let why = "vtctld unreachable".to_string();
-        let orphans = orphans(&[pod], &drain::Plan::default(), Some(&why));
+        let error = refused();
+        let why = error.to_string();
+        let orphans = orphans(&[pod], &drain::Plan::default(), Some(&error));
         assert_eq!(orphans["zone1-0123456789"].reason, "NotDrained");
         assert!(orphans["zone1-0123456789"].message.contains(&why));
         let status = status(
             &shard(),
             &[tablet("zone1-1", true)],
             orphans,
-            &Err(why),
+            &Err(error),
             &drain::Plan::default(),
             &Outcome::default(),
             &Backups::None,

@@ -36,7 +36,7 @@ const DEADLINE_SLACK: Duration = Duration::from_millis(100);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What went wrong talking to vtctld. Every message names the vtctld and the RPC.
-#[derive(Debug, thiserror::Error)]
+#[derive(Clone, Debug, thiserror::Error)]
 pub enum Error {
     /// vtctld could not be reached (connection refused, UNAVAILABLE), after retries.
     #[error("vtctld {address}: {method}{}: unavailable: {message}", on(.target))]
