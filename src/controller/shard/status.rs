@@ -1,6 +1,7 @@
 //! The shard's status: tablets running and ready, what Vitess says, the conditions.
 
 use super::*;
+use crate::api::shared::Conditions;
 
 /// Whether a pod's `Ready` condition is true.
 pub fn pod_ready(pod: &Pod) -> bool {
@@ -28,7 +29,46 @@ pub(super) fn status(
     let mut status = shard.status.clone().unwrap_or_default();
     let generation = shard.metadata.generation;
     status.observed_generation = generation;
-    let blocked = (!orphans.is_empty()).then(|| {
+    let blocked = scale_down_blocked(&orphans);
+    status.orphaned_tablets = orphans;
+    let view = vitess.as_ref().ok();
+    status.tablets = tablet_statuses(shard, tablets, &status.tablets, view);
+    status.cells = tablets
+        .iter()
+        .filter_map(|t| t.pod.labels().get(labels::CELL).cloned())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if let Some(view) = view {
+        let primary = outcome.primary.clone().or_else(|| view.primary.clone());
+        status.has_master = condition::status_of(primary.is_some());
+        status.serving_writes = condition::status_of(view.serving || outcome.primary.is_some());
+        status.master_alias.clone_from(&primary);
+        status.primary_alias = primary;
+        if let Some(to) = &outcome.primary
+            && let Some(t) = status.tablets.get_mut(to)
+        {
+            t.type_ = Some(TabletType::Primary.as_str().into());
+        }
+    }
+    let ready = tablets.iter().filter(|t| pod_ready(&t.pod)).count();
+    status.summary = Some(format!("{ready}/{}", tablets.len()));
+    let mut conditions = condition::with_ready(&status.conditions, &readiness(tablets), generation);
+    conditions = condition::with_condition(
+        &conditions,
+        SCALE_DOWN_BLOCKED,
+        blocked.as_ref(),
+        generation,
+    );
+    let primary = status.primary_alias.as_ref();
+    conditions = vitess_conditions(conditions, vitess, primary, plan, outcome, generation);
+    status.conditions = backup_conditions(&mut status, conditions, backups, generation);
+    status
+}
+
+/// `ScaleDownBlocked` while tablets no longer desired wait for their drain.
+fn scale_down_blocked(orphans: &BTreeMap<String, OrphanStatus>) -> Option<Readiness> {
+    (!orphans.is_empty()).then(|| {
         let reasons: BTreeSet<&str> = orphans.values().map(|o| o.reason.as_str()).collect();
         Readiness::new(
             true,
@@ -43,14 +83,22 @@ pub(super) fn status(
                 orphans.keys().cloned().collect::<Vec<_>>().join(", ")
             ),
         )
-    });
-    status.orphaned_tablets = orphans;
-    let view = vitess.as_ref().ok();
-    status.tablets = tablets
+    })
+}
+
+/// Each desired tablet's status from its pod, claim and what vtctld said (what it said last
+/// while it cannot be asked).
+fn tablet_statuses(
+    shard: &VitessShard,
+    tablets: &[Observed],
+    previous: &BTreeMap<String, VitessTabletStatus>,
+    view: Option<&VitessView>,
+) -> BTreeMap<String, VitessTabletStatus> {
+    tablets
         .iter()
         .map(|t| {
             let labels = t.pod.labels();
-            let previous = status.tablets.get(&t.alias).cloned().unwrap_or_default();
+            let previous = previous.get(&t.alias).cloned().unwrap_or_default();
             let tablet = VitessTabletStatus {
                 pool_type: labels.get(labels::TABLET_TYPE).cloned(),
                 index: labels
@@ -75,56 +123,44 @@ pub(super) fn status(
             };
             (t.alias.clone(), tablet)
         })
-        .collect();
-    status.cells = tablets
-        .iter()
-        .filter_map(|t| t.pod.labels().get(labels::CELL).cloned())
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    if let Some(view) = view {
-        let primary = outcome.primary.clone().or_else(|| view.primary.clone());
-        status.has_master = condition::status_of(primary.is_some());
-        status.serving_writes = condition::status_of(view.serving || outcome.primary.is_some());
-        status.master_alias.clone_from(&primary);
-        status.primary_alias = primary;
-        if let Some(to) = &outcome.primary
-            && let Some(t) = status.tablets.get_mut(to)
-        {
-            t.type_ = Some(TabletType::Primary.as_str().into());
-        }
-    }
+        .collect()
+}
+
+/// Ready when every desired tablet's pod is.
+fn readiness(tablets: &[Observed]) -> Readiness {
     let desired = tablets.len();
     let ready = tablets.iter().filter(|t| pod_ready(&t.pod)).count();
-    status.summary = Some(format!("{ready}/{desired}"));
-    let readiness = if ready == desired {
-        Readiness::new(
+    if ready == desired {
+        return Readiness::new(
             true,
             "AllTabletsReady",
             format!("{ready}/{desired} tablets ready"),
-        )
-    } else {
-        let waiting: Vec<&str> = tablets
-            .iter()
-            .filter(|t| !pod_ready(&t.pod))
-            .map(|t| t.alias.as_str())
-            .collect();
-        Readiness::new(
-            false,
-            "TabletsNotReady",
-            format!(
-                "{ready}/{desired} tablets ready; waiting for {}",
-                waiting.join(", ")
-            ),
-        )
-    };
-    let mut conditions = condition::with_ready(&status.conditions, &readiness, generation);
-    conditions = condition::with_condition(
-        &conditions,
-        SCALE_DOWN_BLOCKED,
-        blocked.as_ref(),
-        generation,
-    );
+        );
+    }
+    let waiting: Vec<&str> = tablets
+        .iter()
+        .filter(|t| !pod_ready(&t.pod))
+        .map(|t| t.alias.as_str())
+        .collect();
+    Readiness::new(
+        false,
+        "TabletsNotReady",
+        format!(
+            "{ready}/{desired} tablets ready; waiting for {}",
+            waiting.join(", ")
+        ),
+    )
+}
+
+/// `VtctldReachable`, `PrimaryElected` (only when vtctld answered) and `Draining`.
+fn vitess_conditions(
+    mut conditions: Conditions,
+    vitess: &Result<VitessView, VtctldError>,
+    primary: Option<&String>,
+    plan: &drain::Plan,
+    outcome: &Outcome,
+    generation: Option<i64>,
+) -> Conditions {
     let reachable = match vitess {
         Ok(_) => Readiness::new(true, "Answered", "vtctld answered GetShard and GetTablets"),
         Err(why) => Readiness::new(false, why.reason(), why.to_string()),
@@ -132,7 +168,7 @@ pub(super) fn status(
     conditions =
         condition::with_condition(&conditions, VTCTLD_REACHABLE, Some(&reachable), generation);
     if vitess.is_ok() {
-        let elected = match (&status.primary_alias, &outcome.failed, &plan.election) {
+        let elected = match (primary, &outcome.failed, &plan.election) {
             (Some(primary), _, _) => Readiness::new(true, "Elected", format!("primary {primary}")),
             (None, Some(failed), _) => Readiness::new(false, "ElectionFailed", failed.clone()),
             (None, None, Some(why)) => Readiness::new(false, "Waiting", why.clone()),
@@ -151,7 +187,17 @@ pub(super) fn status(
         )),
         (None, _, true) => None,
     };
-    conditions = condition::with_condition(&conditions, DRAINING, draining.as_ref(), generation);
+    condition::with_condition(&conditions, DRAINING, draining.as_ref(), generation)
+}
+
+/// The backup inventory's fields and conditions (`BackupInitialized`, `BackupsFresh`); kept
+/// as they were while the inventory is unknown.
+fn backup_conditions(
+    status: &mut VitessShardStatus,
+    mut conditions: Conditions,
+    backups: &Backups,
+    generation: Option<i64>,
+) -> Conditions {
     match backups {
         Backups::None => {
             status.backup_locations.clear();
@@ -185,8 +231,7 @@ pub(super) fn status(
             );
         }
     }
-    status.conditions = conditions;
-    status
+    conditions
 }
 
 /// What a tablet waits for to get the current spec, for `kubectl get -o yaml`.
