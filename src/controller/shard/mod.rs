@@ -1,5 +1,9 @@
-//! Reconciles a VitessShard: one Pod and data PVC per tablet, and counts the tablets that are
-//! running and ready.
+//! Reconciles a VitessShard: one Pod and data PVC per tablet, its primary and drains through
+//! vtctld, its first backup, and a status of tablets running and ready.
+//!
+//! The pipeline: [`tablets`] (read the tablet pods and claims, create the missing ones),
+//! [`vitess`] (what vtctld says), [`backups`] (inventory, first backup), [`plan`] (the drain
+//! state machine of `controller::drain`), [`drains`] (carry the plan out), [`status`].
 
 mod backups;
 mod drains;
@@ -96,22 +100,63 @@ pub(super) struct VitessView {
 
 #[tracing::instrument(skip_all, fields(shard = %shard.name_any()))]
 async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let namespace = shard.namespace().unwrap_or_default();
+    let (observed, unwanted) = tablets(&ctx, &shard).await?;
+    let vitess = vitess_view(&ctx, &shard).await;
+    let (backups, init) = backups(&ctx, &shard, &observed, &unwanted, vitess.as_ref().ok()).await?;
+    let plan = plan(&shard, &observed, &unwanted, &vitess, &backups);
+    crate::process::metrics::global().set_drains_in_progress(
+        &namespace,
+        &shard.name_any(),
+        i64::try_from(plan.draining.len()).unwrap_or(i64::MAX),
+    );
+    let all_pods: Vec<&Pod> = observed.iter().map(|o| &o.pod).chain(&unwanted).collect();
+    let outcome = execute(&ctx, &shard, &all_pods, &plan, vitess.as_ref().ok()).await?;
+    if let Backups::Known { decision, .. } = &backups {
+        backupinit::execute(&ctx, &shard, init, decision).await?;
+    }
+
+    let orphans = orphans(&unwanted, &plan, vitess.as_ref().err());
+    let status = status(
+        &shard, &observed, orphans, &vitess, &plan, &outcome, &backups,
+    );
+    apply::status(&ctx.client, shard.as_ref(), shard.status.as_ref(), &status).await?;
+    publish_blocked(&ctx, &shard, &status).await;
+    // A drain or reparent in progress is followed closely; vtctld not answering, less so
+    // (each look costs two lists and two vtctld calls).
+    let busy = !plan.steps.is_empty() || plan.blocked.is_some() || !plan.draining.is_empty();
+    // An election held for the vtbackup-init pod waits for that pod's events (it is watched),
+    // not for a fast poll; the slow one keeps the tablets' registration in status current.
+    let held = matches!(&backups, Backups::Known { decision, .. } if decision.hold.is_some());
+    Ok(Action::requeue(if busy {
+        POLL
+    } else if vitess.is_err() || (held && status.primary_alias.is_none()) {
+        WAIT
+    } else if status.primary_alias.is_none() {
+        election_poll(&observed, SystemTime::now())
+    } else {
+        REQUEUE
+    }))
+}
+
+/// The read and apply steps: the shard's tablet pods and claims (one list each), the missing
+/// ones created (claim first), and the pods no longer wanted that are not already going.
+async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<(Vec<Observed>, Vec<Pod>), Error> {
     let client = &ctx.client;
     let namespace = shard.namespace().unwrap_or_default();
     let selector = super::selector(
-        shard.as_ref(),
+        shard,
         labels::component::VTTABLET,
         &[labels::CLUSTER, labels::KEYSPACE, labels::SHARD],
     );
     // One list each for pods and claims instead of one request per tablet; a pod that exists
     // is never patched (pods are mostly immutable): an out-of-date one is replaced by a drain.
-    let mut pods: BTreeMap<String, Pod> =
-        apply::children_full::<Pod, _>(client, shard.as_ref(), &selector)
-            .await?
-            .into_iter()
-            .map(|p| (p.name_any(), p))
-            .collect();
-    let owner = super::describe(shard.as_ref());
+    let mut pods: BTreeMap<String, Pod> = apply::children_full::<Pod, _>(client, shard, &selector)
+        .await?
+        .into_iter()
+        .map(|p| (p.name_any(), p))
+        .collect();
+    let owner = super::describe(shard);
     let claims: BTreeMap<String, PersistentVolumeClaim> =
         apply::labelled::<PersistentVolumeClaim>(client, &namespace, &selector, &owner)
             .await?
@@ -119,7 +164,7 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
             .map(|c| (c.name_any(), c))
             .collect();
     let mut observed = Vec::new();
-    for tablet in desired::vttablet::build(&shard)? {
+    for tablet in desired::vttablet::build(shard)? {
         let name = tablet.pod.name_any();
         let (pod, claim) = match pods.remove(&name) {
             Some(pod) => (pod, claims.get(&name).cloned()),
@@ -129,7 +174,7 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
                     Some(pvc) => Some(apply::claim(client, pvc).await?),
                     None => None,
                 };
-                let pod = apply::owned(client, shard.as_ref(), tablet.pod.clone()).await?;
+                let pod = apply::owned(client, shard, tablet.pod.clone()).await?;
                 (pod, claim)
             }
         };
@@ -150,17 +195,24 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         .into_values()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
+    Ok((observed, unwanted))
+}
 
-    let vitess = vitess_view(&ctx, &shard).await;
-    let (backups, init) = backups(&ctx, &shard, &observed, &unwanted, vitess.as_ref().ok()).await?;
-    let mut view = drain_view(&shard, &observed, &unwanted, vitess.as_ref().ok());
-    if let Backups::Known { decision, .. } = &backups {
+/// The drain state machine's plan for this reconcile. Without vtctld nothing moves forward:
+/// only aborts are cleaned up and pods someone already drained are deleted.
+fn plan(
+    shard: &VitessShard,
+    observed: &[Observed],
+    unwanted: &[Pod],
+    vitess: &Result<VitessView, VtctldError>,
+    backups: &Backups,
+) -> drain::Plan {
+    let mut view = drain_view(shard, observed, unwanted, vitess.as_ref().ok());
+    if let Backups::Known { decision, .. } = backups {
         view.hold_election.clone_from(&decision.hold);
     }
     let mut plan = drain::plan(&view);
     if vitess.is_err() {
-        // Without vtctld nothing moves forward: only aborts are cleaned up and pods someone
-        // already drained are deleted.
         plan.steps.retain(|step| match step {
             Step::Annotate { set, .. } => set.is_empty(),
             Step::Delete { .. } => true,
@@ -169,38 +221,7 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         plan.blocked = None;
         plan.election = None;
     }
-    crate::process::metrics::global().set_drains_in_progress(
-        &namespace,
-        &shard.name_any(),
-        i64::try_from(plan.draining.len()).unwrap_or(i64::MAX),
-    );
-    let all_pods: Vec<&Pod> = observed.iter().map(|o| &o.pod).chain(&unwanted).collect();
-    let outcome = execute(&ctx, &shard, &all_pods, &plan, vitess.as_ref().ok()).await?;
-    if let Backups::Known { decision, .. } = &backups {
-        backupinit::execute(&ctx, &shard, init, decision).await?;
-    }
-
-    let orphans = orphans(&unwanted, &plan, vitess.as_ref().err());
-    let status = status(
-        &shard, &observed, orphans, &vitess, &plan, &outcome, &backups,
-    );
-    apply::status(client, shard.as_ref(), shard.status.as_ref(), &status).await?;
-    publish_blocked(&ctx, &shard, &status).await;
-    // A drain or reparent in progress is followed closely; vtctld not answering, less so
-    // (each look costs two lists and two vtctld calls).
-    let busy = !plan.steps.is_empty() || plan.blocked.is_some() || !plan.draining.is_empty();
-    // An election held for the vtbackup-init pod waits for that pod's events (it is watched),
-    // not for a fast poll; the slow one keeps the tablets' registration in status current.
-    let held = matches!(&backups, Backups::Known { decision, .. } if decision.hold.is_some());
-    Ok(Action::requeue(if busy {
-        POLL
-    } else if vitess.is_err() || (held && status.primary_alias.is_none()) {
-        WAIT
-    } else if status.primary_alias.is_none() {
-        election_poll(&observed, SystemTime::now())
-    } else {
-        REQUEUE
-    }))
+    plan
 }
 
 /// The condition that says a scale-down waits for drains, for `kubectl describe`.
