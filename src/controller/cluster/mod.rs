@@ -2,10 +2,10 @@
 //! backup storages), vtctld, the cluster-wide Services and the backup schedules' CronJobs;
 //! registers its topology in Vitess; rolls up the children's readiness.
 //!
-//! The pipeline of DESIGN §4, one step per module: [`invalid`] (a spec only we can reject),
-//! the build (`desired::bundle`), [`children`] (apply the bundle, prune what it no longer
-//! names), [`register`] (the topology in Vitess), [`turndown`] (the guarded prunes of
-//! keyspaces and cells), [`status`] (roll-ups, conditions, Events).
+//! The pipeline of DESIGN §4, one step per module: `invalid` (a spec only we can reject),
+//! the build (`desired::bundle`), `children` (apply the bundle, prune what it no longer
+//! names), `register` (the topology in Vitess), `turndown` (the guarded prunes of
+//! keyspaces and cells), `status` (roll-ups, conditions, Events).
 
 mod children;
 mod invalid;

@@ -1,9 +1,9 @@
 //! Reconciles a VitessShard: one Pod and data PVC per tablet, its primary and drains through
 //! vtctld, its first backup, and a status of tablets running and ready.
 //!
-//! The pipeline: [`tablets`] (read the tablet pods and claims, create the missing ones),
-//! [`vitess`] (what vtctld says), [`backups`] (inventory, first backup), [`plan`] (the drain
-//! state machine of `controller::drain`), [`drains`] (carry the plan out), [`status`].
+//! The pipeline: `tablets` (read the tablet pods and claims, create the missing ones),
+//! `vitess` (what vtctld says), `backups` (inventory, first backup), `plan` (the drain
+//! state machine of `controller::drain`), `drains` (carry the plan out), `status`.
 
 mod backups;
 mod drains;
