@@ -13,6 +13,9 @@
 //!   latest complete backup with a location's `maxBackupAge`. vtctld v0.24 does not say which
 //!   backups are complete: a location whose recent backups are all of unknown completeness is
 //!   `Unknown`, not stale (an alert on `False` must not fire for backups that are fine).
+//!
+//! Why one file: the decision, its inputs and its execution are one protocol (init pod,
+//! request, freshness) read top to bottom; its tests sit beside it.
 
 use std::time::{Duration, SystemTime};
 

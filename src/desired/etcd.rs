@@ -1,6 +1,8 @@
 //! From an EtcdLockserver to the etcd cluster that serves it: three member Pods, each with its
 //! own PVC, a client Service, a headless peer Service and a PodDisruptionBudget. The members
 //! bootstrap statically (every member knows the others' names up front), like the Go operator's.
+//!
+//! Long because its tests sit beside the builder.
 
 use std::collections::BTreeMap;
 

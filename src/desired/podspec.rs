@@ -1,6 +1,8 @@
 //! Pieces every component's pods and Services share: pull policies, probes, ports, default
 //! resources, zone affinity, mounted secret files, env and label merging, and the user's
 //! [`PodOverrides`] applied to a pod the operator built.
+//!
+//! Long because its tests sit beside the helpers.
 
 use std::collections::BTreeMap;
 

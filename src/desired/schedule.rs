@@ -7,6 +7,8 @@
 //! timing, so history limits, `suspend`, `concurrencyPolicy` and `startingDeadlineSeconds`
 //! mean exactly what they mean on a CronJob. `allowedMissedRun` has no CronJob equivalent and
 //! is ignored (the field's doc says why).
+//!
+//! Long because its tests sit beside the builder.
 
 use std::collections::BTreeMap;
 

@@ -2,6 +2,9 @@
 //! mysqlctld, mysqld-exporter) and a PVC of the same name for MySQL's data; plus the
 //! cluster-wide headless vttablet Service. Names, UIDs and labels are the Go operator's, so its
 //! tablets are recognised.
+//!
+//! Long because a tablet pod is one literal object (three containers, their flags, volumes and
+//! probes) built in one place, with the Go operator's name and flag vectors tested beside it.
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,7 @@
 //! Server-side apply of the objects the builders make, under one field manager, and of status.
+//!
+//! Why one file: apply, list, prune and status writes share the same owner and uid checks, and
+//! the prune guards' tests (against `k8s::mock`) sit beside them.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Debug;

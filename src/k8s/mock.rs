@@ -175,47 +175,14 @@ impl ApiServer {
         };
         let (code, answer, wrote) = match verb {
             "list" => {
-                let selector = label_selector(query);
-                let items: Vec<Value> = store
-                    .objects
-                    .get(&target.collection)
-                    .into_iter()
-                    .flat_map(|c| c.values())
-                    .filter(|o| matches(&o["metadata"]["labels"], &selector))
-                    .map(|o| {
-                        if metadata_only {
-                            json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
-                                   "metadata": o["metadata"]})
-                        } else {
-                            o.clone()
-                        }
-                    })
-                    .collect();
-                let rv = store.resource_version.to_string();
-                let list = json!({"apiVersion": "v1", "kind": "List",
-                                  "metadata": {"resourceVersion": rv}, "items": items});
+                let list = store.list(&target.collection, &label_selector(query), metadata_only);
                 (StatusCode::OK, list, false)
             }
             "get" => match store.find(&target) {
                 Some(o) => (StatusCode::OK, o.clone(), false),
                 None => not_found(&what),
             },
-            "delete" => {
-                let precondition = body["preconditions"]["uid"].as_str().map(str::to_string);
-                match store.find(&target).map(|o| o["metadata"]["uid"].clone()) {
-                    None => not_found(&what),
-                    Some(uid) if precondition.is_some_and(|p| json!(p) != uid) => {
-                        let (code, status) = failure(StatusCode::CONFLICT, "Conflict", &what);
-                        (code, status, false)
-                    }
-                    Some(_) => {
-                        store.remove(&target);
-                        let done = json!({"apiVersion": "v1", "kind": "Status",
-                                          "status": "Success", "code": 200});
-                        (StatusCode::OK, done, true)
-                    }
-                }
-            }
+            "delete" => store.delete(&target, &what, &body),
             "status" => match store.find(&target).cloned() {
                 None => not_found(&what),
                 Some(mut object) => {
@@ -249,6 +216,51 @@ impl ApiServer {
 }
 
 impl Store {
+    /// The collection's objects that `selector` matches, whole or as metadata only.
+    fn list(
+        &self,
+        collection: &(String, String),
+        selector: &[(String, Option<String>)],
+        metadata_only: bool,
+    ) -> Value {
+        let items: Vec<Value> = self
+            .objects
+            .get(collection)
+            .into_iter()
+            .flat_map(|c| c.values())
+            .filter(|o| matches(&o["metadata"]["labels"], selector))
+            .map(|o| {
+                if metadata_only {
+                    json!({"apiVersion": "meta.k8s.io/v1", "kind": "PartialObjectMetadata",
+                           "metadata": o["metadata"]})
+                } else {
+                    o.clone()
+                }
+            })
+            .collect();
+        let rv = self.resource_version.to_string();
+        json!({"apiVersion": "v1", "kind": "List",
+               "metadata": {"resourceVersion": rv}, "items": items})
+    }
+
+    /// Deletes the target, unless the body's uid precondition names another object (409).
+    fn delete(&mut self, target: &Target, what: &str, body: &Value) -> (StatusCode, Value, bool) {
+        let precondition = body["preconditions"]["uid"].as_str().map(str::to_string);
+        match self.find(target).map(|o| o["metadata"]["uid"].clone()) {
+            None => not_found(what),
+            Some(uid) if precondition.is_some_and(|p| json!(p) != uid) => {
+                let (code, status) = failure(StatusCode::CONFLICT, "Conflict", what);
+                (code, status, false)
+            }
+            Some(_) => {
+                self.remove(target);
+                let done = json!({"apiVersion": "v1", "kind": "Status",
+                                  "status": "Success", "code": 200});
+                (StatusCode::OK, done, true)
+            }
+        }
+    }
+
     fn find(&self, target: &Target) -> Option<&Value> {
         self.objects
             .get(&target.collection)?

@@ -5,6 +5,9 @@
 //! `node doesn't exist: /vitess/global/keyspaces/ks/Keyspace` (Vitess v0.24). Where the API says
 //! "NotFound -> None" or "NotFound -> Ok", both that message (for the object asked about) and the
 //! NOT_FOUND code count as not found.
+//!
+//! Why one file: every RPC wraps the same call path (deadline, retries, error naming), one
+//! short method each; splitting them would scatter that path.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -5,6 +5,9 @@
 //! Its errors copy a real vtctld (v0.24) where we know them: topology misses are code UNKNOWN
 //! with `node doesn't exist: <path>`, duplicates UNKNOWN with `node already exists: <path>`,
 //! reparent refusals FAILED_PRECONDITION.
+//!
+//! Why one file: every RPC answers from the same in-memory topology, and its rules read best
+//! next to one another.
 
 use std::collections::BTreeMap;
 use std::fmt;
