@@ -214,3 +214,70 @@ mod tests {
         assert_eq!(vtctld_location(&[shard(&["a", "b"])]).as_deref(), Some("a"));
     }
 }
+
+#[cfg(test)]
+/// The reconcile against the stand-in API server and the fake vtctld.
+mod reconcile_tests {
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+    use crate::vitess::BackupStatus;
+    use vtctld_fake::FakeVtctld;
+
+    #[tokio::test]
+    async fn backups_are_listed_into_objects_then_steady_then_pruned_when_gone() {
+        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = testing::cluster_in(include_str!("../../examples/scheduled-backups.yaml"));
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        ctx.set_vtctld_tls(testing::NAMESPACE, &name, Ok(None));
+        let children = desired::cluster::children(&cluster).expect("children");
+        let storage = server.insert_object(&children.backup_storages[0]);
+        let shard = desired::keyspace::shards(&children.keyspaces[0])
+            .expect("shards")
+            .remove(0);
+        server.insert_object(&shard);
+        let keyspace = &children.keyspaces[0].spec.template.name;
+        let backup = "2026-01-02.030405.zone1-0000000100";
+        vtctld.add_backup(keyspace, "-", backup, BackupStatus::Complete);
+
+        reconcile(Arc::new(storage.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        let object = "vitessbackups/example-commerce-x-x-20260102-030405-64-d2c06640";
+        let (apply, status) = (format!("apply {object}"), format!("status {object}"));
+        let own_status = "status vitessbackupstorages/example-90089e05";
+        let lists = ["list vitessshards", "list vitessbackups"];
+        let prune_list = "list vitessbackups";
+        assert_eq!(
+            requests(&first),
+            [lists[0], lists[1], &apply, &status, prune_list, own_status]
+        );
+        assert_eq!(
+            writes(&first),
+            [apply.as_str(), status.as_str(), own_status]
+        );
+        let storage = server.object_like(&storage).expect("still there");
+        reconcile(Arc::new(storage.clone()), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let second = server.take_calls();
+        // Steady: an inventory that did not change is only read.
+        assert_eq!(requests(&second), [lists[0], lists[1], prune_list]);
+
+        assert!(vtctld.remove_backup(keyspace, "-", backup));
+        let storage = server.object_like(&storage).expect("still there");
+        reconcile(Arc::new(storage), ctx.clone())
+            .await
+            .expect("third reconcile");
+        let third = server.take_calls();
+        let delete = format!("delete {object}");
+        assert_eq!(
+            writes(&third),
+            [delete.as_str(), "create events", own_status]
+        );
+    }
+}

@@ -24,7 +24,11 @@ pub fn context(vtctld: Option<&str>) -> (Arc<Context>, ApiServer) {
 
 /// `examples/initial-cluster.yaml`'s VitessCluster, in [`NAMESPACE`].
 pub fn example_cluster() -> VitessCluster {
-    let text = include_str!("../../examples/initial-cluster.yaml");
+    cluster_in(include_str!("../../examples/initial-cluster.yaml"))
+}
+
+/// The VitessCluster of a YAML file's text, in [`NAMESPACE`].
+pub fn cluster_in(text: &str) -> VitessCluster {
     let docs = yaml::parse_documents(text).expect("the example parses");
     let doc = docs
         .into_iter()
