@@ -18,6 +18,7 @@ use super::{Context, Error, POLL};
 use crate::api::backupstorage::VitessBackupStorageStatus;
 use crate::api::{VitessBackup, VitessBackupStorage, VitessShard};
 use crate::domain::keyrange::KeyRange;
+use crate::vitess::Vtctld;
 use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
 
@@ -113,12 +114,57 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         return Ok(Action::requeue(ctx.backup_list_period));
     }
 
-    let namespace = owner.meta().namespace.clone();
     let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
+    let Inventory {
+        desired,
+        failures,
+        listed,
+    } = inventory(ctx.as_ref(), owner, &vtctld, &cluster, &shards, &selector).await?;
+    // A shard that could not be listed keeps its objects: vanished means listed and absent.
+    if failures.is_empty() {
+        let pruned = apply::prune::<VitessBackup, _>(client, owner, &selector, &desired).await?;
+        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
+    }
+    let count = i32::try_from(desired.len()).unwrap_or(i32::MAX);
+    let readiness = if failures.is_empty() {
+        Readiness::new(
+            true,
+            "Listed",
+            format!("{count} backups in {listed} shards"),
+        )
+    } else {
+        Readiness::new(false, "ListFailed", failures.join("; "))
+    };
+    let status = report(readiness, count);
+    apply::status(client, owner, owner.status.as_ref(), &status).await?;
+    Ok(Action::requeue(ctx.backup_list_period))
+}
+
+/// What listing the shards' backups found: the VitessBackups that should exist, the shards
+/// that could not be listed (why), and how many were.
+struct Inventory {
+    desired: BTreeSet<String>,
+    failures: Vec<String>,
+    listed: usize,
+}
+
+/// Lists every shard's backups through vtctld and keeps one VitessBackup per backup (applied
+/// and its status written only when they differ from what exists).
+async fn inventory(
+    ctx: &Context,
+    owner: &VitessBackupStorage,
+    vtctld: &Vtctld,
+    cluster: &str,
+    shards: &[VitessShard],
+    selector: &str,
+) -> Result<Inventory, Error> {
+    let client = &ctx.client;
+    let location = owner.spec.location.name.clone();
+    let namespace = owner.meta().namespace.clone();
     // What exists already, by name: an entry whose labels and status are as listed costs no
     // request, so a steady inventory is read-only.
     let existing: BTreeMap<String, VitessBackup> =
-        apply::children_full::<VitessBackup, _>(client, owner, &selector)
+        apply::children_full::<VitessBackup, _>(client, owner, selector)
             .await?
             .into_iter()
             .map(|b| (b.name_any(), b))
@@ -126,7 +172,7 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
     let mut desired = BTreeSet::new();
     let mut failures = Vec::new();
     let mut listed = 0usize;
-    for shard in &shards {
+    for shard in shards {
         let Some(keyspace) = shard.labels().get(labels::KEYSPACE) else {
             continue;
         };
@@ -147,7 +193,7 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         listed += 1;
         for info in &backups {
             let entry = desired::backup::inventory_entry(
-                &cluster, &namespace, &location, keyspace, &range, info,
+                cluster, &namespace, &location, keyspace, &range, info,
             );
             let name = entry.backup.name_any();
             let current = match existing.get(&name) {
@@ -165,24 +211,11 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
             desired.insert(name);
         }
     }
-    // A shard that could not be listed keeps its objects: vanished means listed and absent.
-    if failures.is_empty() {
-        let pruned = apply::prune::<VitessBackup, _>(client, owner, &selector, &desired).await?;
-        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
-    }
-    let count = i32::try_from(desired.len()).unwrap_or(i32::MAX);
-    let readiness = if failures.is_empty() {
-        Readiness::new(
-            true,
-            "Listed",
-            format!("{count} backups in {listed} shards"),
-        )
-    } else {
-        Readiness::new(false, "ListFailed", failures.join("; "))
-    };
-    let status = report(readiness, count);
-    apply::status(client, owner, owner.status.as_ref(), &status).await?;
-    Ok(Action::requeue(ctx.backup_list_period))
+    Ok(Inventory {
+        desired,
+        failures,
+        listed,
+    })
 }
 
 #[cfg(test)]
