@@ -6,7 +6,9 @@ use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 use crate::api::VitessCluster;
-use crate::controller::{Context, topology};
+use crate::controller::Context;
+use crate::controller::topology::{self, TopologyError};
+use crate::controller::vtctld::VtctldError;
 use crate::k8s::events;
 use crate::vitess::Vtctld;
 
@@ -15,15 +17,17 @@ use crate::vitess::Vtctld;
 pub(super) async fn register(
     ctx: &Context,
     cluster: &VitessCluster,
-) -> (Result<Vec<String>, String>, Option<Vtctld>) {
+) -> (Result<Vec<String>, TopologyError>, Option<Vtctld>) {
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
     let tls = topology::tls(ctx, cluster).await;
     ctx.set_vtctld_tls(&namespace, &name, tls.clone());
-    let vtctld = tls.and_then(|_| ctx.vtctld_of(&namespace, &name).map_err(|e| e.to_string()));
+    let vtctld = tls
+        .map_err(VtctldError::Tls)
+        .and_then(|_| ctx.vtctld_of(&namespace, &name));
     let registered = match &vtctld {
         Ok(vtctld) => topology::register(vtctld, cluster).await,
-        Err(why) => Err(why.clone()),
+        Err(why) => Err(TopologyError::Vtctld(why.clone())),
     };
     if let Ok(changes) = &registered
         && !changes.is_empty()

@@ -12,6 +12,7 @@ use crate::api::cluster::{
 use crate::api::shared::{LockserverStatus, OrphanStatus};
 use crate::api::{EtcdLockserver, VitessCell, VitessCluster, VitessKeyspace};
 use crate::controller::condition::{self, Readiness};
+use crate::controller::topology::TopologyError;
 use crate::controller::{Context, Error};
 use crate::k8s::apply;
 use crate::k8s::events;
@@ -192,7 +193,7 @@ pub(super) async fn report(
     cluster: &VitessCluster,
     observed: &Observed,
     orphans: Orphans,
-    registered: &Result<Vec<String>, String>,
+    registered: &Result<Vec<String>, TopologyError>,
 ) -> Result<(), Error> {
     let mut status = status(cluster, observed);
     status.orphaned_keyspaces = orphans.keyspaces;
@@ -203,7 +204,7 @@ pub(super) async fn report(
             "Registered",
             "vtctld knows the cells, cells alias and keyspaces of the spec",
         ),
-        Err(why) => Readiness::new(false, "VtctldUnavailable", why.clone()),
+        Err(why) => Readiness::new(false, why.reason(), why.to_string()),
     };
     status.conditions = condition::with_condition(
         &status.conditions,
@@ -218,10 +219,15 @@ pub(super) async fn report(
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == TOPOLOGY_REGISTERED))
         .map(|c| (c.status.clone(), c.message.clone()));
     if let Err(why) = registered
-        && was_registered != Some(("False".into(), why.clone()))
+        && was_registered != Some(("False".into(), why.to_string()))
     {
         ctx.events
-            .publish(cluster, EventType::Warning, events::VTCTLD_UNREACHABLE, why)
+            .publish(
+                cluster,
+                EventType::Warning,
+                events::VTCTLD_UNREACHABLE,
+                &why.to_string(),
+            )
             .await;
     }
     let before = cluster.status.as_ref();

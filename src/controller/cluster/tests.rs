@@ -240,3 +240,53 @@ async fn a_removed_keyspace_stays_until_immediate_and_a_cell_in_use_stays() {
     let cluster = server.object_like(&cluster).expect("still there");
     assert_eq!(orphans(&cluster), (vec![], vec![]));
 }
+
+/// The TopologyRegistered condition of the stored cluster: status and reason.
+fn topology_condition(
+    server: &crate::k8s::mock::ApiServer,
+    cluster: &VitessCluster,
+) -> (String, String) {
+    let stored = server.object_like(cluster).expect("still there");
+    let conditions = stored.status.map(|s| s.conditions).unwrap_or_default();
+    let c = conditions
+        .iter()
+        .find(|c| c.type_ == TOPOLOGY_REGISTERED)
+        .expect("a TopologyRegistered condition");
+    (c.status.clone(), c.reason.clone())
+}
+
+#[tokio::test]
+async fn a_vtctld_that_refuses_is_told_from_one_that_cannot_be_reached() {
+    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let (ctx, server) = testing::context(Some(&address));
+    // vtctld answers CreateKeyspace with an error for a policy it does not know.
+    let mut cluster = testing::example_cluster();
+    cluster.spec.keyspaces[0].durability_policy = Some("bogus".into());
+    let cluster = server.insert_object(&cluster);
+    reconcile(Arc::new(cluster.clone()), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert_eq!(
+        topology_condition(&server, &cluster),
+        ("False".into(), "VtctldRejected".into())
+    );
+
+    // Nothing listens at this address any more.
+    let gone = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = gone.local_addr().to_string();
+    gone.stop().await;
+    let (ctx, server) = testing::context(Some(&address));
+    let cluster = server.insert_object(&testing::example_cluster());
+    reconcile(Arc::new(cluster.clone()), ctx.clone())
+        .await
+        .expect("reconcile");
+    assert_eq!(
+        topology_condition(&server, &cluster),
+        ("False".into(), "VtctldUnavailable".into())
+    );
+}
