@@ -61,4 +61,4 @@ demo-stop:
 
 ## unit: the tests that need no cluster.
 unit:
-	cargo test --locked -p vitess-operator
+	cargo test --workspace --locked --exclude vitess-operator-e2e

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
-use vitess_operator::{controller, crd, operate, render, requests, validate, vitess};
+use vitess_operator::{
+    cli::crd, cli::render, cli::validate, controller, k8s::requests, process::operate, vitess,
+};
 
 /// A Kubernetes operator for Vitess, compatible with the planetscale.com/v2 API.
 #[derive(Parser)]

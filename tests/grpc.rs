@@ -4,9 +4,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use tonic::Code;
-use vitess_operator::vitess::fake::{FakeVtctld, Mode, ServerTls};
+use vitess_operator::vitess::Code;
 use vitess_operator::vitess::{Alias, BackupStatus, CellInfo, Error, TabletType, Tls, Vtctld};
+use vtctld_fake::{FakeVtctld, Mode, ServerTls};
 
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))

@@ -3,8 +3,8 @@
 //! get it wrong, and expects the exact `path: message` line.
 
 use serde_json::{Value, json};
-use vitess_operator::validate::{Checker, check_text};
-use vitess_operator::yaml;
+use vitess_operator::cli::validate::{Checker, check_text};
+use vitess_operator::cli::yaml;
 
 fn example(name: &str) -> Value {
     let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));

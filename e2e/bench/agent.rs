@@ -13,8 +13,8 @@ use kube::api::Api;
 use kube::runtime::watcher::{self, Event};
 use kube::{Client, ResourceExt};
 use tokio::task::JoinHandle;
-use vitess_operator::vitess::fake::FakeVtctld;
 use vitess_operator_e2e::{is_ready, tablet_of};
+use vtctld_fake::FakeVtctld;
 
 /// Registers the tablet of every Ready tablet pod in `namespace` with `fake`, until aborted.
 pub fn start(client: Client, namespace: &str, fake: Arc<FakeVtctld>) -> JoinHandle<()> {

@@ -138,9 +138,9 @@ pub async fn render(operator: &Path, file: &Path) -> Result<Expected> {
     let mut expected = Expected::default();
     // Document by document: one YAML parse of the whole output (megabytes at 256 shards)
     // exceeds the parser's budget.
-    let docs = rendered
-        .split("\n---\n")
-        .map(|text| vitess_operator::yaml::parse_documents(text).context("parsing render output"));
+    let docs = rendered.split("\n---\n").map(|text| {
+        vitess_operator::cli::yaml::parse_documents(text).context("parsing render output")
+    });
     for doc in docs.collect::<Result<Vec<_>>>()?.into_iter().flatten() {
         let kind = doc["kind"].as_str().unwrap_or_default().to_string();
         let name = doc["metadata"]["name"].as_str().unwrap_or_default();

@@ -26,11 +26,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kube::Client;
-use vitess_operator::vitess::fake::FakeVtctld;
 use vitess_operator_e2e::{
     METRICS_ADDRESS, Operator, TestNamespace, client, http_address, install_crds, kubectl,
     logs_dir, workspace_dir,
 };
+use vtctld_fake::FakeVtctld;
 
 use cluster::{Expected, Size};
 use observe::Observer;

@@ -1,5 +1,5 @@
 //! A stand-in for what each vttablet does on start, for tests whose vtctld is the fake
-//! (`vitess_operator::vitess::fake`): once a tablet pod is Ready, its tablet is registered in
+//! (`vtctld_fake`): once a tablet pod is Ready, its tablet is registered in
 //! the fake's topology as a REPLICA (or RDONLY, by pool type), in the keyspace and shard its
 //! labels name.
 
@@ -14,8 +14,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use tokio::sync::Mutex;
-use vitess_operator::vitess::fake::FakeVtctld;
 use vitess_operator::vitess::{Alias, TabletType};
+use vtctld_fake::FakeVtctld;
 
 use crate::{Operator, is_ready, with_operator_at};
 

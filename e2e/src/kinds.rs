@@ -137,14 +137,14 @@ pub async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, Stri
 /// waiting, on failure when dropped). `operator_args`: `env` arguments put before the
 /// operator (`VAR=value`).
 ///
-/// The operator's vtctld is a private fake (`vitess_operator::vitess::fake`) with no tablets,
+/// The operator's vtctld is a private fake (`vtctld_fake`) with no tablets,
 /// so that tests running at once do not register and prune each other's cells and keyspaces
 /// in the one real vtctld; tests of what Vitess sees use [`with_operator_at`] with it.
 pub async fn with_operator<F>(test: &str, operator_args: Option<&[&str]>, body: F) -> Result<()>
 where
     F: AsyncFnOnce(&Client, &str, &mut Operator) -> Result<()>,
 {
-    let fake = vitess_operator::vitess::fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
+    let fake = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
         .await
         .context("starting a fake vtctld")?;
     let address = fake.local_addr().to_string();

@@ -15,12 +15,12 @@ use anyhow::{Context, Result, ensure};
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use vitess_operator::api::{VitessBackup, VitessBackupStorage, VitessShard};
-use vitess_operator::vitess::fake::FakeVtctld;
 use vitess_operator::vitess::{Alias, BackupStatus, TabletType, Vtctld};
 use vitess_operator_e2e::{
     METRICS_ADDRESS, Operator, TestNamespace, apply_yaml, client, install_crds, state_dir,
     unique_suffix, vtctld_addr, wait_for,
 };
+use vtctld_fake::FakeVtctld;
 
 const TIMEOUT: Duration = Duration::from_secs(90);
 /// The unnamed location's VitessBackupStorage of cluster `example` (DESIGN §3).

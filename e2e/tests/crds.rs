@@ -83,7 +83,7 @@ fn cluster_api(client: kube::Client, namespace: &str) -> Api<DynamicObject> {
 
 /// The first VitessCluster of a YAML file, typed.
 fn cluster_in(yaml: &str) -> Result<VitessCluster> {
-    let docs = vitess_operator::yaml::parse_documents(yaml)?;
+    let docs = vitess_operator::cli::yaml::parse_documents(yaml)?;
     let doc = docs
         .into_iter()
         .find(|d| d["kind"] == "VitessCluster")

@@ -1,5 +1,5 @@
 //! The first primary, drains and rolling updates, end to end: a real API server, KWOK pods,
-//! the operator as a process, and the fake vtctld (`vitess_operator::vitess::fake`) standing
+//! the operator as a process, and the fake vtctld (`vtctld_fake`) standing
 //! in for Vitess, since reparents need MySQL-backed tablets. A small "tablet agent" plays what
 //! each vttablet does on start: it registers its tablet (as a REPLICA or RDONLY) once its pod
 //! is Ready. Everything the test checks is what a user would: pod annotations, the
@@ -15,10 +15,10 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
-use vitess_operator::vitess::fake::{FakeVtctld, Mode};
 use vitess_operator_e2e::{
     Operator, SharedFake, apply_yaml, dynamic, is_ready, tablet_of, wait_for, with_fake_vtctld,
 };
+use vtctld_fake::{FakeVtctld, Mode};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const STARTED: &str = "drain.planetscale.com/started";

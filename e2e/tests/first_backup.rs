@@ -1,5 +1,5 @@
 //! A shard's first backup, end to end: a real API server, KWOK pods, the operator as a
-//! process, and the fake vtctld (`vitess_operator::vitess::fake`) with a tablet agent standing
+//! process, and the fake vtctld (`vtctld_fake`) with a tablet agent standing
 //! in for vttablets (they need MySQL). KWOK finishes a vtbackup-init pod when the test
 //! annotates it `e2e.vitess.io/complete=true` (e2e/kwok/stages.yaml), as vtbackup exits 0
 //! once it has uploaded the backup.

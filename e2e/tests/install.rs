@@ -1,13 +1,13 @@
 //! Installing the operator: `kubectl apply -k config/` and the Helm chart pass a server-side
 //! dry run on the local control plane, `helm lint` passes, and the chart's Role grants what
-//! `src/rbac.rs` says (the same table `config/rbac/role.yaml` is held to). Helm is built from
+//! `src/k8s/rbac.rs` says (the same table `config/rbac/role.yaml` is held to). Helm is built from
 //! its Go module by `e2e/helm` (cached, keyed by version).
 
 use std::collections::BTreeSet;
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::rbac::v1::Role;
-use vitess_operator::rbac;
+use vitess_operator::k8s::rbac;
 use vitess_operator_e2e::{
     TestNamespace, client, e2e_dir, kubectl, kubectl_with_stdin, workspace_dir,
 };
@@ -128,7 +128,7 @@ async fn helm_chart_lints_renders_and_passes_a_server_side_dry_run() -> Result<(
             .with_context(|| format!("dry run of helm template {extra:?}"))?;
     }
 
-    // The default render's Role grants the table of src/rbac.rs (leases included, since the
+    // The default render's Role grants the table of src/k8s/rbac.rs (leases included, since the
     // Lease lives in the watched namespace by default).
     let rendered = helm(&[
         "template",
@@ -146,7 +146,7 @@ async fn helm_chart_lints_renders_and_passes_a_server_side_dry_run() -> Result<(
     assert_eq!(
         rbac::grants(&role),
         rbac::table(),
-        "chart Role vs src/rbac.rs"
+        "chart Role vs src/k8s/rbac.rs"
     );
     ns.delete(std::time::Duration::from_secs(60)).await
 }

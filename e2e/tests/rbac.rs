@@ -1,5 +1,5 @@
 //! The operator runs under exactly the Role of `config/rbac/` (which a unit test holds equal
-//! to `src/rbac.rs`): as its ServiceAccount, with a real token, in a fresh namespace, with
+//! to `src/k8s/rbac.rs`): as its ServiceAccount, with a real token, in a fresh namespace, with
 //! leader election on and JSON logs. First the API server's own view of the ServiceAccount's
 //! permissions must equal the table (nothing missing, nothing extra); then the example
 //! cluster must become Ready with no Forbidden in the log ("lacks a verb"). That no row of
@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use vitess_operator::rbac;
+use vitess_operator::k8s::rbac;
 use vitess_operator_e2e::{
     METRICS_ADDRESS, Operator, TestNamespace, apply_yaml, client, condition, dynamic, install_crds,
     kubectl, kubectl_with_stdin, service_account_kubeconfig, wait_for, workspace_dir,
@@ -97,7 +97,7 @@ async fn operator_runs_under_the_config_role_without_forbidden() -> Result<()> {
     let needed = rbac::table();
     if granted != needed {
         bail!(
-            "the API server grants the operator's ServiceAccount something else than src/rbac.rs:\nmissing: {:?}\nextra: {:?}",
+            "the API server grants the operator's ServiceAccount something else than src/k8s/rbac.rs:\nmissing: {:?}\nextra: {:?}",
             needed.difference(&granted).collect::<Vec<_>>(),
             granted.difference(&needed).collect::<Vec<_>>()
         );

@@ -11,7 +11,7 @@ use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use vitess_operator::names;
+use vitess_operator::domain::names;
 use vitess_operator_e2e::{apply_yaml, wait_for, with_operator};
 
 /// The CronJob controller starts a run at the first minute boundary after the CronJob exists

@@ -22,7 +22,7 @@ use super::{Context, Error, POLL};
 use crate::api::backup::VitessBackupStatus;
 use crate::api::{VitessBackup, VitessCluster};
 use crate::vitess::BackupOutcome;
-use crate::{apply, labels};
+use crate::{domain::labels, k8s::apply};
 
 /// The condition of a request: False while it runs or after it failed, True once complete.
 pub const COMPLETE: &str = "Complete";
@@ -156,7 +156,11 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
                 Err(why) => {
                     write(VitessBackupStatus {
                         observed_generation: generation,
-                        conditions: condition(Readiness::new(false, "WaitingForVtctld", why)),
+                        conditions: condition(Readiness::new(
+                            false,
+                            "WaitingForVtctld",
+                            why.to_string(),
+                        )),
                         ..previous.clone()
                     })
                     .await?;

@@ -13,6 +13,9 @@
 //!   latest complete backup with a location's `maxBackupAge`. vtctld v0.24 does not say which
 //!   backups are complete: a location whose recent backups are all of unknown completeness is
 //!   `Unknown`, not stale (an alert on `False` must not fire for backups that are fine).
+//!
+//! Why one file: the decision, its inputs and its execution are one protocol (init pod,
+//! request, freshness) read top to bottom; its tests sit beside it.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,9 +31,9 @@ use crate::api::backup::VitessBackupStatus;
 use crate::api::backupstorage::VitessBackupLocation;
 use crate::api::shard::ShardBackupLocationStatus;
 use crate::api::{VitessBackup, VitessShard};
-use crate::build::vtbackup::VtbackupInit;
+use crate::desired::vtbackup::VtbackupInit;
 use crate::vitess::BackupStatus;
-use crate::{apply, build, events, labels};
+use crate::{desired, domain::labels, k8s::apply, k8s::events};
 
 /// Condition: whether the shard has its first backup, and how it gets one.
 pub const BACKUP_INITIALIZED: &str = "BackupInitialized";
@@ -430,7 +433,7 @@ pub async fn observe(
     };
     let request = if primary.is_some() && empty {
         let requests: Api<VitessBackup> = Api::namespaced(client.clone(), &namespace);
-        let name = build::vtbackup::initial_backup_request(shard)?.name_any();
+        let name = desired::vtbackup::initial_backup_request(shard)?.name_any();
         get(&requests, &name).await?.map(|r| {
             let status = r.status.unwrap_or_default();
             let condition = status
@@ -492,7 +495,7 @@ pub async fn execute(
                 .await;
         }
         (Create::Request, _) => {
-            let request = build::vtbackup::initial_backup_request(shard)?;
+            let request = desired::vtbackup::initial_backup_request(shard)?;
             // The inventory may not have listed the shard yet (a new operator, a new
             // location): ask vtctld itself before asking for a backup nobody needs.
             let (keyspace, name) = (
@@ -504,7 +507,7 @@ pub async fn execute(
                     .backups(&keyspace, &name, 1)
                     .await
                     .map_err(|e| e.to_string()),
-                Err(why) => Err(why),
+                Err(why) => Err(why.to_string()),
             };
             match listed {
                 Ok(found) if found.is_empty() => {}

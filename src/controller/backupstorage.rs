@@ -17,8 +17,9 @@ use super::condition::{self, Readiness};
 use super::{Context, Error, POLL};
 use crate::api::backupstorage::VitessBackupStorageStatus;
 use crate::api::{VitessBackup, VitessBackupStorage, VitessShard};
-use crate::keyrange::KeyRange;
-use crate::{apply, build, labels};
+use crate::domain::keyrange::KeyRange;
+use crate::vitess::Vtctld;
+use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
 
 /// Backups listed per shard and call: the most recent ones.
@@ -38,7 +39,7 @@ pub async fn run(ctx: Arc<Context>) {
 }
 
 /// The location vtctld reads backups from, as vtctld is built: the unnamed one, else the first
-/// (see `build::vtctld`).
+/// (see `desired::vtctld`).
 fn vtctld_location(shards: &[VitessShard]) -> Option<String> {
     let locations = shards
         .iter()
@@ -82,7 +83,7 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         Ok(vtctld) => vtctld,
         Err(why) => {
             let status = report(
-                Readiness::new(false, "WaitingForVtctld", why),
+                Readiness::new(false, "WaitingForVtctld", why.to_string()),
                 previous.total_backup_count,
             );
             apply::status(client, owner, owner.status.as_ref(), &status).await?;
@@ -113,12 +114,57 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         return Ok(Action::requeue(ctx.backup_list_period));
     }
 
-    let namespace = owner.meta().namespace.clone();
     let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
+    let Inventory {
+        desired,
+        failures,
+        listed,
+    } = inventory(ctx.as_ref(), owner, &vtctld, &cluster, &shards, &selector).await?;
+    // A shard that could not be listed keeps its objects: vanished means listed and absent.
+    if failures.is_empty() {
+        let pruned = apply::prune::<VitessBackup, _>(client, owner, &selector, &desired).await?;
+        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
+    }
+    let count = i32::try_from(desired.len()).unwrap_or(i32::MAX);
+    let readiness = if failures.is_empty() {
+        Readiness::new(
+            true,
+            "Listed",
+            format!("{count} backups in {listed} shards"),
+        )
+    } else {
+        Readiness::new(false, "ListFailed", failures.join("; "))
+    };
+    let status = report(readiness, count);
+    apply::status(client, owner, owner.status.as_ref(), &status).await?;
+    Ok(Action::requeue(ctx.backup_list_period))
+}
+
+/// What listing the shards' backups found: the VitessBackups that should exist, the shards
+/// that could not be listed (why), and how many were.
+struct Inventory {
+    desired: BTreeSet<String>,
+    failures: Vec<String>,
+    listed: usize,
+}
+
+/// Lists every shard's backups through vtctld and keeps one VitessBackup per backup (applied
+/// and its status written only when they differ from what exists).
+async fn inventory(
+    ctx: &Context,
+    owner: &VitessBackupStorage,
+    vtctld: &Vtctld,
+    cluster: &str,
+    shards: &[VitessShard],
+    selector: &str,
+) -> Result<Inventory, Error> {
+    let client = &ctx.client;
+    let location = owner.spec.location.name.clone();
+    let namespace = owner.meta().namespace.clone();
     // What exists already, by name: an entry whose labels and status are as listed costs no
     // request, so a steady inventory is read-only.
     let existing: BTreeMap<String, VitessBackup> =
-        apply::children_full::<VitessBackup, _>(client, owner, &selector)
+        apply::children_full::<VitessBackup, _>(client, owner, selector)
             .await?
             .into_iter()
             .map(|b| (b.name_any(), b))
@@ -126,7 +172,7 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
     let mut desired = BTreeSet::new();
     let mut failures = Vec::new();
     let mut listed = 0usize;
-    for shard in &shards {
+    for shard in shards {
         let Some(keyspace) = shard.labels().get(labels::KEYSPACE) else {
             continue;
         };
@@ -146,8 +192,8 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         };
         listed += 1;
         for info in &backups {
-            let entry = build::backup::inventory_entry(
-                &cluster, &namespace, &location, keyspace, &range, info,
+            let entry = desired::backup::inventory_entry(
+                cluster, &namespace, &location, keyspace, &range, info,
             );
             let name = entry.backup.name_any();
             let current = match existing.get(&name) {
@@ -165,24 +211,11 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
             desired.insert(name);
         }
     }
-    // A shard that could not be listed keeps its objects: vanished means listed and absent.
-    if failures.is_empty() {
-        let pruned = apply::prune::<VitessBackup, _>(client, owner, &selector, &desired).await?;
-        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
-    }
-    let count = i32::try_from(desired.len()).unwrap_or(i32::MAX);
-    let readiness = if failures.is_empty() {
-        Readiness::new(
-            true,
-            "Listed",
-            format!("{count} backups in {listed} shards"),
-        )
-    } else {
-        Readiness::new(false, "ListFailed", failures.join("; "))
-    };
-    let status = report(readiness, count);
-    apply::status(client, owner, owner.status.as_ref(), &status).await?;
-    Ok(Action::requeue(ctx.backup_list_period))
+    Ok(Inventory {
+        desired,
+        failures,
+        listed,
+    })
 }
 
 #[cfg(test)]
@@ -212,5 +245,72 @@ mod tests {
             Some("")
         );
         assert_eq!(vtctld_location(&[shard(&["a", "b"])]).as_deref(), Some("a"));
+    }
+}
+
+#[cfg(test)]
+/// The reconcile against the stand-in API server and the fake vtctld.
+mod reconcile_tests {
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+    use crate::vitess::BackupStatus;
+    use vtctld_fake::FakeVtctld;
+
+    #[tokio::test]
+    async fn backups_are_listed_into_objects_then_steady_then_pruned_when_gone() {
+        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = testing::cluster_in(include_str!("../../examples/scheduled-backups.yaml"));
+        let name = cluster.metadata.name.clone().unwrap_or_default();
+        ctx.set_vtctld_tls(testing::NAMESPACE, &name, Ok(None));
+        let children = desired::cluster::children(&cluster).expect("children");
+        let storage = server.insert_object(&children.backup_storages[0]);
+        let shard = desired::keyspace::shards(&children.keyspaces[0])
+            .expect("shards")
+            .remove(0);
+        server.insert_object(&shard);
+        let keyspace = &children.keyspaces[0].spec.template.name;
+        let backup = "2026-01-02.030405.zone1-0000000100";
+        vtctld.add_backup(keyspace, "-", backup, BackupStatus::Complete);
+
+        reconcile(Arc::new(storage.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        let object = "vitessbackups/example-commerce-x-x-20260102-030405-64-d2c06640";
+        let (apply, status) = (format!("apply {object}"), format!("status {object}"));
+        let own_status = "status vitessbackupstorages/example-90089e05";
+        let lists = ["list vitessshards", "list vitessbackups"];
+        let prune_list = "list vitessbackups";
+        assert_eq!(
+            requests(&first),
+            [lists[0], lists[1], &apply, &status, prune_list, own_status]
+        );
+        assert_eq!(
+            writes(&first),
+            [apply.as_str(), status.as_str(), own_status]
+        );
+        let storage = server.object_like(&storage).expect("still there");
+        reconcile(Arc::new(storage.clone()), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let second = server.take_calls();
+        // Steady: an inventory that did not change is only read.
+        assert_eq!(requests(&second), [lists[0], lists[1], prune_list]);
+
+        assert!(vtctld.remove_backup(keyspace, "-", backup));
+        let storage = server.object_like(&storage).expect("still there");
+        reconcile(Arc::new(storage), ctx.clone())
+            .await
+            .expect("third reconcile");
+        let third = server.take_calls();
+        let delete = format!("delete {object}");
+        assert_eq!(
+            writes(&third),
+            [delete.as_str(), "create events", own_status]
+        );
     }
 }

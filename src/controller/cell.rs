@@ -17,7 +17,8 @@ use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE};
 use crate::api::VitessCell;
 use crate::api::cell::{VitessCellGatewayStatus, VitessCellStatus};
-use crate::{apply, build, labels};
+use crate::k8s::applier::Applier;
+use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
 
 pub async fn run(ctx: Arc<Context>) {
@@ -40,36 +41,38 @@ pub async fn run(ctx: Arc<Context>) {
 
 #[tracing::instrument(skip_all, fields(cell = %cell.name_any()))]
 async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let client = &ctx.client;
-    let vtgate = build::vtgate::build(&cell)?;
+    let owner = cell.as_ref();
+    let desired::vtgate::VtgateObjects {
+        deployment,
+        service,
+        autoscaler,
+    } = desired::vtgate::build(owner)?;
     // The vtgate Deployment and Service only go with the cell (garbage collection), or when
     // their names change; the autoscaler goes when `gateway.autoscaler` is removed.
-    let desired_deployments = BTreeSet::from([vtgate.deployment.name_any()]);
-    let desired_services = BTreeSet::from([vtgate.service.name_any()]);
-    let desired_hpas: BTreeSet<String> = vtgate.autoscaler.iter().map(|h| h.name_any()).collect();
-    let service = apply::owned(client, cell.as_ref(), vtgate.service).await?;
-    let deployment = apply::owned(client, cell.as_ref(), vtgate.deployment).await?;
-    if let Some(hpa) = vtgate.autoscaler {
-        apply::owned(client, cell.as_ref(), hpa).await?;
-    }
+    let desired_deployments = BTreeSet::from([deployment.name_any()]);
+    let desired_services = BTreeSet::from([service.name_any()]);
+    let desired_hpas: BTreeSet<String> = autoscaler.iter().map(|h| h.name_any()).collect();
+    let applier = Applier::new(&ctx.client, &ctx.events, owner);
+    let service = applier.owned(service).await?;
+    let deployment = applier.owned(deployment).await?;
+    applier.all(autoscaler).await?;
     let selector = super::selector(
-        cell.as_ref(),
+        owner,
         labels::component::VTGATE,
         &[labels::CLUSTER, labels::CELL],
     );
-    let owner = cell.as_ref();
-    let pruned =
-        apply::prune::<HorizontalPodAutoscaler, _>(client, owner, &selector, &desired_hpas).await?;
-    ctx.events
-        .pruned::<HorizontalPodAutoscaler, _>(owner, &pruned)
-        .await;
-    let pruned =
-        apply::prune::<Deployment, _>(client, owner, &selector, &desired_deployments).await?;
-    ctx.events.pruned::<Deployment, _>(owner, &pruned).await;
-    let pruned = apply::prune::<Service, _>(client, owner, &selector, &desired_services).await?;
-    ctx.events.pruned::<Service, _>(owner, &pruned).await;
+    applier
+        .prune::<HorizontalPodAutoscaler>(&selector, &desired_hpas)
+        .await?;
+    applier
+        .prune::<Deployment>(&selector, &desired_deployments)
+        .await?;
+    applier
+        .prune::<Service>(&selector, &desired_services)
+        .await?;
     let status = status(&cell, &deployment, &service.name_any());
-    apply::status(client, cell.as_ref(), cell.status.as_ref(), &status).await?;
+    apply::status(&ctx.client, owner, cell.status.as_ref(), &status).await?;
+    tracing::debug!(requests = applier.requests(), "applied");
     Ok(Action::requeue(REQUEUE))
 }
 
@@ -142,7 +145,7 @@ mod tests {
             },
             spec: Some(DeploymentSpec {
                 replicas: Some(2),
-                selector: build::podspec::selector(&crate::labels::set(&[("a", "b")])),
+                selector: desired::podspec::selector(&crate::domain::labels::set(&[("a", "b")])),
                 ..Default::default()
             }),
             status: Some(DeploymentStatus {
@@ -169,5 +172,48 @@ mod tests {
 
     fn status_ready(cell: &VitessCell) -> VitessCellStatus {
         status(cell, &deployment(2), "svc")
+    }
+}
+
+#[cfg(test)]
+/// The reconcile against the stand-in API server.
+mod reconcile_tests {
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+
+    #[tokio::test]
+    async fn a_cell_gets_its_vtgate_then_a_steady_one_writes_nothing() {
+        let (ctx, server) = testing::context(None);
+        let children = desired::cluster::children(&testing::example_cluster()).expect("children");
+        let cell = server.insert_object(&children.cells[0]);
+        let vtgate = crate::domain::names::cluster::vtgate_deployment("example", "zone1");
+
+        reconcile(Arc::new(cell.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        let deployment = format!("apply deployments/{vtgate}");
+        let status = format!("status vitesscells/{}", cell.name_any());
+        let reqs = requests(&first);
+        assert_eq!(reqs[1], deployment.as_str(), "{reqs:?}");
+        assert!(reqs[0].starts_with("apply services/"), "{reqs:?}");
+        assert_eq!(
+            reqs[2..],
+            [
+                "list horizontalpodautoscalers",
+                "list deployments",
+                "list services",
+                status.as_str()
+            ]
+        );
+        assert_eq!(writes(&first), [reqs[0], reqs[1], status.as_str()]);
+
+        let cell = server.object_like(&cell).expect("still there");
+        reconcile(Arc::new(cell), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let second = server.take_calls();
+        assert_eq!(requests(&second), reqs[..reqs.len() - 1]);
+        assert_eq!(writes(&second), Vec::<&str>::new());
     }
 }

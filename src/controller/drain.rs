@@ -13,10 +13,12 @@
 //! - Removing `started` aborts: `acknowledged` and `finished` are taken away again.
 //! - A finished pod the operator itself wants gone (no longer in the spec, or out of date) is
 //!   deleted; other finished pods wait for whoever started the drain.
+//!
+//! Long because its table of scenario tests sits beside the state machine it pins down.
 
 use std::collections::BTreeMap;
 
-use crate::labels::{drain, rollout};
+use crate::domain::labels::{drain, rollout};
 
 /// What the operator wants of a tablet pod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

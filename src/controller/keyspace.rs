@@ -18,7 +18,7 @@ use crate::api::keyspace::{
 };
 use crate::api::shared::OrphanStatus;
 use crate::api::{VitessKeyspace, VitessShard};
-use crate::{apply, build, labels, validate};
+use crate::{cli::validate, desired, domain::labels, k8s::apply};
 
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessKeyspace>(), watcher::Config::default())
@@ -48,9 +48,9 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
             .map(|s| (s.name_any(), s))
             .collect();
     let mut observed = Vec::new();
-    for shard in build::keyspace::shards(&keyspace)? {
+    for shard in desired::keyspace::shards(&keyspace)? {
         // Counted from the same builder the shard controller uses, so "desired" agrees.
-        let desired_tablets = build::vttablet::build(&shard)?.len();
+        let desired_tablets = desired::vttablet::build(&shard)?.len();
         let current = existing.remove(&shard.name_any());
         let shard = ctx
             .applied
@@ -73,7 +73,7 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
     ctx.events
         .blocked(
             keyspace.as_ref(),
-            crate::events::TURNDOWN_BLOCKED,
+            crate::k8s::events::TURNDOWN_BLOCKED,
             &[(
                 "shard",
                 keyspace.status.as_ref().map(|s| &s.orphaned_shards),
@@ -286,5 +286,39 @@ mod tests {
         assert_eq!(vitess_shard_name("x-80"), "-80");
         assert_eq!(vitess_shard_name("80-x"), "80-");
         assert_eq!(vitess_shard_name("40-80"), "40-80");
+    }
+}
+
+#[cfg(test)]
+/// The reconcile against the stand-in API server.
+mod reconcile_tests {
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+
+    #[tokio::test]
+    async fn a_keyspace_applies_its_shards_once_then_a_steady_one_only_lists() {
+        let (ctx, server) = testing::context(None);
+        let children = desired::cluster::children(&testing::example_cluster()).expect("children");
+        let keyspace = server.insert_object(&children.keyspaces[0]);
+        let shard = crate::domain::names::cluster::shard("example", "commerce", "x-x");
+
+        reconcile(Arc::new(keyspace.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        let applied = format!("apply vitessshards/{shard}");
+        let status = format!("status vitesskeyspaces/{}", keyspace.name_any());
+        assert_eq!(
+            requests(&first),
+            ["list vitessshards", applied.as_str(), status.as_str()]
+        );
+        assert_eq!(writes(&first), [applied.as_str(), status.as_str()]);
+
+        // Nothing changed: the shard this process applied is not applied again.
+        let keyspace = server.object_like(&keyspace).expect("still there");
+        reconcile(Arc::new(keyspace), ctx.clone())
+            .await
+            .expect("second reconcile");
+        assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
     }
 }

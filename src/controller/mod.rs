@@ -12,7 +12,10 @@ pub mod drain;
 pub mod etcd;
 pub mod keyspace;
 pub mod shard;
+#[cfg(test)]
+mod testing;
 pub mod topology;
+pub mod vtctld;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -25,7 +28,8 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
-use crate::{apply, build, vitess};
+use crate::{desired, k8s::apply, vitess};
+use vtctld::VtctldError;
 
 /// Reconciles of one kind that may run at once (never two of one object).
 const CONCURRENCY: u16 = 8;
@@ -49,7 +53,7 @@ const RETRY: Duration = Duration::from_secs(2);
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(transparent)]
-    Build(#[from] build::Error),
+    Build(#[from] desired::Error),
     #[error(transparent)]
     Apply(#[from] apply::Error),
     #[error("listing {what}: {source}")]
@@ -69,6 +73,20 @@ pub enum Error {
     },
 }
 
+impl Error {
+    /// The error's category, the `reason` label of `vitess_operator_reconcile_errors_total`:
+    /// one fixed word per variant, so that the label set is bounded and stable.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Error::Build(_) => "build",
+            Error::Apply(_) => "apply",
+            Error::List { .. } => "list",
+            Error::Get { .. } => "get",
+            Error::Encode { .. } => "encode",
+        }
+    }
+}
+
 /// How one cluster's vtctld is called: its TLS settings, or why they cannot be read.
 type VtctldTls = Result<Option<vitess::Tls>, String>;
 
@@ -78,12 +96,12 @@ pub struct Context {
     /// Watch only this namespace; `None`: all.
     pub namespace: Option<String>,
     /// The offline validator (schema, CEL and semantic rules), built once.
-    checker: Mutex<crate::validate::Checker>,
+    checker: Mutex<crate::cli::validate::Checker>,
     /// Consecutive failures per object, for the retry backoff, with the last error message
     /// (a `ReconcileFailed` Event is published only when it changes).
     failures: Mutex<HashMap<String, (u32, String)>>,
     /// Kubernetes Events on the objects reconciled.
-    pub events: crate::events::Events,
+    pub events: crate::k8s::events::Events,
     /// vtctld clients, one channel per address.
     vitess: vitess::Clients,
     /// How each cluster's vtctld is called (its TLS settings, read from the VitessCluster and
@@ -102,9 +120,9 @@ impl Context {
     pub fn new(client: Client, namespace: Option<String>, vitess: vitess::Clients) -> Self {
         Self {
             namespace,
-            checker: Mutex::new(crate::validate::Checker::new()),
+            checker: Mutex::new(crate::cli::validate::Checker::new()),
             failures: Mutex::new(HashMap::new()),
-            events: crate::events::Events::new(client.clone()),
+            events: crate::k8s::events::Events::new(client.clone()),
             vitess,
             vtctld_tls: Mutex::new(HashMap::new()),
             backup_list_period: DEFAULT_BACKUP_LIST_PERIOD,
@@ -136,28 +154,29 @@ impl Context {
 
     /// The vtctld client of the cluster `object` belongs to (its `planetscale.com/cluster`
     /// label), or why there is none yet. No I/O: the channel connects on first use.
-    fn vtctld(&self, object: &impl Resource) -> Result<vitess::Vtctld, String> {
+    fn vtctld(&self, object: &impl Resource) -> Result<vitess::Vtctld, VtctldError> {
         let meta = object.meta();
         let cluster = meta
             .labels
             .as_ref()
-            .and_then(|l| l.get(crate::labels::CLUSTER))
-            .ok_or_else(|| format!("the object has no {} label", crate::labels::CLUSTER))?;
+            .and_then(|l| l.get(crate::domain::labels::CLUSTER))
+            .ok_or(VtctldError::NoClusterLabel)?;
         self.vtctld_of(meta.namespace.as_deref().unwrap_or_default(), cluster)
     }
 
     /// The vtctld client of cluster `cluster` in `namespace`, or why there is none yet.
-    fn vtctld_of(&self, namespace: &str, cluster: &str) -> Result<vitess::Vtctld, String> {
+    fn vtctld_of(&self, namespace: &str, cluster: &str) -> Result<vitess::Vtctld, VtctldError> {
         let tls = self
             .vtctld_tls
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&(namespace.to_string(), cluster.to_string()))
             .cloned()
-            .ok_or_else(|| format!("waiting for VitessCluster {cluster} to be reconciled"))??;
-        self.vitess
-            .get(namespace, cluster, tls.as_ref())
-            .map_err(|e| e.to_string())
+            .ok_or_else(|| VtctldError::ClusterPending {
+                cluster: cluster.to_string(),
+            })?
+            .map_err(VtctldError::Tls)?;
+        Ok(self.vitess.get(namespace, cluster, tls.as_ref())?)
     }
 
     /// An API for `K` in the watched scope.
@@ -214,7 +233,7 @@ fn config() -> controller::Config {
 /// event only has to say which parent to wake, and reconciles read the children's state from
 /// their apply responses, so no cache holds whole Pods or Deployments.
 fn children() -> watcher::Config {
-    watcher::Config::default().labels(crate::labels::COMPONENT)
+    watcher::Config::default().labels(crate::domain::labels::COMPONENT)
 }
 
 /// The label selector of `parent`'s children of `component`: the component plus those of
@@ -222,7 +241,7 @@ fn children() -> watcher::Config {
 /// protected by the owner uid check of [`apply::children`]).
 fn selector<P: Resource<DynamicType = ()>>(parent: &P, component: &str, keys: &[&str]) -> String {
     let own = parent.meta().labels.clone().unwrap_or_default();
-    let mut pairs = vec![(crate::labels::COMPONENT, component)];
+    let mut pairs = vec![(crate::domain::labels::COMPONENT, component)];
     pairs.extend(
         keys.iter()
             .filter_map(|k| own.get(*k).map(|v| (*k, v.as_str()))),
@@ -237,11 +256,11 @@ where
 {
     let key = ObjectRef::from_obj(object.as_ref()).to_string();
     let message = error.to_string();
-    crate::metrics::global().failed(&K::kind(&()), &crate::metrics::reason(error));
+    crate::process::metrics::global().failed(&K::kind(&()), error.category());
     let (failures, new) = {
         let mut map = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
         let (n, last) = map.entry(key.clone()).or_insert((0, String::new()));
-        let new = *n == 0 || crate::events::failure_is_new(Some(last), &message);
+        let new = *n == 0 || crate::k8s::events::failure_is_new(Some(last), &message);
         *n = n.saturating_add(1);
         if new {
             last.clone_from(&message);
@@ -268,7 +287,7 @@ async fn report<K>(
 {
     match result {
         Ok((object, _)) => {
-            crate::metrics::global().reconciled(&K::kind(&()));
+            crate::process::metrics::global().reconciled(&K::kind(&()));
             let key = object.to_string();
             ctx.failures
                 .lock()

@@ -8,10 +8,11 @@ use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
 use super::Context;
+use super::vtctld::VtctldError;
 use crate::api::VitessCluster;
 use crate::api::cluster::SecretKeyRef;
 use crate::api::shared::{TopoReconcileConfig, VitessLockserverParams};
-use crate::build;
+use crate::desired;
 use crate::vitess::{CellInfo, Tls, Vtctld};
 
 /// Whether a `topologyReconciliation` switch is on (they all default to on).
@@ -20,6 +21,30 @@ pub fn enabled(
     switch: fn(&TopoReconcileConfig) -> Option<bool>,
 ) -> bool {
     config.and_then(switch) != Some(false)
+}
+
+/// Why a cluster's topology could not be registered.
+#[derive(Debug, thiserror::Error)]
+pub enum TopologyError {
+    /// vtctld could not be asked, did not answer, or refused.
+    #[error(transparent)]
+    Vtctld(#[from] VtctldError),
+    /// The spec does not say what to register (validation should have caught it).
+    #[error(transparent)]
+    Spec(#[from] desired::Error),
+}
+
+impl TopologyError {
+    /// The `TopologyRegistered` condition's reason: `VtctldRejected` when vtctld answered with
+    /// an error, `VtctldUnavailable` when it could not be asked or did not answer,
+    /// `InvalidSpec` when the spec is at fault.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            TopologyError::Vtctld(e) if e.reason() == super::vtctld::REJECTED => "VtctldRejected",
+            TopologyError::Vtctld(_) => "VtctldUnavailable",
+            TopologyError::Spec(_) => crate::k8s::events::INVALID_SPEC,
+        }
+    }
 }
 
 /// The TLS settings of `cluster`'s vtctld connection, read from the Secrets its spec names.
@@ -86,7 +111,7 @@ pub fn cell_info(
     cluster: &VitessCluster,
     cell: &str,
     global: &VitessLockserverParams,
-) -> Result<CellInfo, build::Error> {
+) -> Result<CellInfo, desired::Error> {
     let local = cluster
         .spec
         .cells
@@ -101,7 +126,7 @@ pub fn cell_info(
         },
         None => CellInfo {
             server_address: global.address.clone(),
-            root: format!("/vitess/{}/{cell}", build::cluster_name(cluster)?),
+            root: format!("/vitess/{}/{cell}", desired::cluster_name(cluster)?),
         },
     })
 }
@@ -109,13 +134,16 @@ pub fn cell_info(
 /// Registers `cluster`'s cells alias, cells and keyspaces that Vitess does not have as the
 /// spec says. Returns one line per change made (none in a steady state, which costs only
 /// reads) or why vtctld refused or could not be reached.
-pub async fn register(vtctld: &Vtctld, cluster: &VitessCluster) -> Result<Vec<String>, String> {
+pub async fn register(
+    vtctld: &Vtctld,
+    cluster: &VitessCluster,
+) -> Result<Vec<String>, TopologyError> {
     let config = cluster.spec.topology_reconciliation.as_ref();
-    let name = build::cluster_name(cluster).map_err(|e| e.to_string())?;
-    let global = build::lockserver::global(cluster).map_err(|e| e.to_string())?;
+    let name = desired::cluster_name(cluster)?;
+    let global = desired::lockserver::global(cluster)?;
     let cells: Vec<String> = cluster.spec.cells.iter().map(|c| c.name.clone()).collect();
     let mut changes = Vec::new();
-    let err = |e: crate::vitess::Error| e.to_string();
+    let err = |e: crate::vitess::Error| TopologyError::Vtctld(VtctldError::Vitess(e));
 
     // The alias first, as the Go operator does: a vtgate that starts once the cells exist
     // should already find the alias that lets it route across them.
@@ -135,7 +163,7 @@ pub async fn register(vtctld: &Vtctld, cluster: &VitessCluster) -> Result<Vec<St
     }
     if enabled(config, |c| c.register_cells) {
         for cell in &cells {
-            let want = cell_info(cluster, cell, &global).map_err(|e| e.to_string())?;
+            let want = cell_info(cluster, cell, &global)?;
             match vtctld.cell_info(cell).await.map_err(err)? {
                 None => {
                     vtctld.add_cell_info(cell, &want).await.map_err(err)?;

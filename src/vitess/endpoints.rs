@@ -4,9 +4,9 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use super::client::{Error, Tls, Vtctld};
-use crate::build::defaults::GRPC_PORT;
-use crate::names;
+use crate::desired::defaults::GRPC_PORT;
+use crate::domain::names;
+use vtctld_client::{Error, Tls, Vtctld};
 
 /// Where each cluster's vtctld is: `{names::cluster::vtctld_service(cluster)}.{namespace}.svc:15999`
 /// by default, or an override `NAMESPACE/CLUSTER=HOST:PORT` (for operators running outside the
@@ -77,6 +77,8 @@ pub struct Clients {
 
 impl Clients {
     pub fn new(endpoints: Endpoints) -> Self {
+        // The process' metrics observe every vtctld call from now on.
+        crate::process::metrics::global();
         Self {
             endpoints,
             cache: Mutex::default(),

@@ -1,19 +1,13 @@
-//! Talking to Vitess: a typed gRPC client for vtctld (`vtctlservice.Vtctld`), where each
-//! cluster's vtctld is, and a fake vtctld for tests.
+//! Talking to Vitess: the vtctld client (the `vtctld-client` crate, re-exported here) and where
+//! each cluster's vtctld is.
 //!
 //! The operator never writes the topology itself; everything goes through vtctld (DESIGN §5).
-//! [`Vtctld`] wraps the generated stubs in [`proto`] with deadlines, retries of idempotent calls,
-//! mutual TLS, and errors that name the vtctld and the RPC.
+//! The fake vtctld the tests use is the dev-only `vtctld-fake` crate.
 
-pub mod client;
 pub mod endpoints;
-pub mod fake;
-pub mod proto;
 
-pub use client::{
-    Alias, BackupInfo, BackupOutcome, BackupStatus, CellInfo, Error, Keyspace, Shard, Tablet,
-    TabletType, Tls, Vtctld,
-};
 pub use endpoints::{Clients, Endpoints};
-/// gRPC status codes, as in [`Error::code`].
-pub use tonic::Code;
+pub use vtctld_client::{
+    Alias, BackupInfo, BackupOutcome, BackupStatus, CellInfo, Code, Error, Keyspace, Shard, Tablet,
+    TabletType, Tls, Vtctld, client, proto,
+};

@@ -36,7 +36,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{/*
-The operator's permissions: the same rules as config/rbac/role.yaml, i.e. src/rbac.rs RULES
+The operator's permissions: the same rules as config/rbac/role.yaml, i.e. src/k8s/rbac.rs RULES
 (e2e/tests/install.rs checks the rendered Role grants exactly those). Leases are granted
 separately, in the release namespace where the Lease lives.
 */}}

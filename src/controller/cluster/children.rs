@@ -1,0 +1,148 @@
+//! The cluster's apply step: its bundle applied in order (the lockserver, cells, keyspaces and
+//! backup storages, then vtctld, the cluster-wide Services and the schedules' CronJobs), and
+//! the plain children it no longer names pruned. Keyspaces and cells are pruned behind their
+//! guards ([`super::turndown`]); an EtcdLockserver never is.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::core::v1::Service;
+use kube::ResourceExt;
+
+use super::status::Observed;
+use crate::api::{VitessBackupStorage, VitessCluster};
+use crate::controller::Error;
+use crate::desired::bundle::ClusterBundle;
+use crate::desired::cluster::ClusterChildren;
+use crate::desired::vtctld::VtctldObjects;
+use crate::domain::labels;
+use crate::k8s::applier::Applier;
+use crate::k8s::apply;
+
+/// The names of what the bundle wants, per kind, for the prunes.
+pub(super) struct Wanted {
+    pub(super) cells: BTreeSet<String>,
+    pub(super) keyspaces: BTreeSet<String>,
+    storages: BTreeSet<String>,
+    vtctlds: BTreeSet<String>,
+    services: BTreeSet<String>,
+    schedules: BTreeSet<String>,
+}
+
+fn names<'a, K: kube::Resource + 'a>(objects: impl IntoIterator<Item = &'a K>) -> BTreeSet<String> {
+    objects.into_iter().map(|o| o.name_any()).collect()
+}
+
+impl Wanted {
+    pub(super) fn of(bundle: &ClusterBundle) -> Self {
+        let ClusterBundle {
+            children:
+                ClusterChildren {
+                    etcd: _,
+                    cells,
+                    keyspaces,
+                    backup_storages,
+                },
+            vtctld:
+                VtctldObjects {
+                    deployments,
+                    service: vtctld_service,
+                },
+            gateway_service,
+            tablet_service,
+            schedules,
+        } = bundle;
+        Self {
+            cells: names(cells),
+            keyspaces: names(keyspaces),
+            storages: names(backup_storages),
+            vtctlds: names(deployments),
+            services: names([vtctld_service, gateway_service, tablet_service]),
+            schedules: names(schedules),
+        }
+    }
+}
+
+/// Applies every object of `bundle`, taken apart without `..`: a field nobody applies does
+/// not compile. Returns what the status is computed from.
+pub(super) async fn apply(
+    applier: &Applier<'_, VitessCluster>,
+    bundle: ClusterBundle,
+) -> Result<Observed, Error> {
+    let ClusterBundle {
+        children:
+            ClusterChildren {
+                etcd,
+                cells,
+                keyspaces,
+                backup_storages,
+            },
+        vtctld:
+            VtctldObjects {
+                deployments,
+                service: vtctld_service,
+            },
+        gateway_service,
+        tablet_service,
+        schedules,
+    } = bundle;
+    // An EtcdLockserver is never pruned, even when the spec switched to an external
+    // lockserver: it holds the topology, which only a person may decide to drop (DESIGN §7).
+    let etcd = applier.all(etcd).await?.pop();
+    let cells = applier.all(cells).await?;
+    let keyspaces = applier.all(keyspaces).await?;
+    applier.all(backup_storages).await?;
+    let vtctld_service = applier.owned(vtctld_service).await?.name_any();
+    let vtctlds = applier.all(deployments).await?;
+    let gateway_service = applier.owned(gateway_service).await?.name_any();
+    applier.owned(tablet_service).await?;
+    applier.all(schedules).await?;
+    Ok(Observed {
+        etcd,
+        cells,
+        keyspaces,
+        vtctlds,
+        vtctld_service,
+        gateway_service,
+    })
+}
+
+/// Prunes the vtctld Deployments, cluster-wide Services, backup storages and schedule
+/// CronJobs the bundle no longer names (with Pruned Events).
+pub(super) async fn prune(
+    applier: &Applier<'_, VitessCluster>,
+    cluster: &VitessCluster,
+    wanted: &Wanted,
+) -> Result<(), Error> {
+    let name = cluster.name_any();
+    let ours = [(labels::CLUSTER, name.as_str())];
+    applier
+        .prune::<Deployment>(
+            &crate::controller::selector(cluster, labels::component::VTCTLD, &[labels::CLUSTER]),
+            &wanted.vtctlds,
+        )
+        .await?;
+    applier
+        .prune::<Service>(
+            &apply::selector(&ours, &[labels::COMPONENT]),
+            &wanted.services,
+        )
+        .await?;
+    applier
+        .prune::<VitessBackupStorage>(&apply::selector(&ours, &[]), &wanted.storages)
+        .await?;
+    // The CronJob of a removed schedule goes, with its Jobs and pods (background propagation);
+    // backups already taken stay in storage.
+    let schedules = apply::selector(
+        &[
+            (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
+            (labels::CLUSTER, name.as_str()),
+        ],
+        &[],
+    );
+    applier
+        .prune::<CronJob>(&schedules, &wanted.schedules)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! The shard's reconcile against the stand-in API server and the fake vtctld.
+
+use super::*;
+use crate::controller::testing::{self, requests, writes};
+use vtctld_fake::FakeVtctld;
+
+#[tokio::test]
+async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
+    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let (ctx, server) = testing::context(Some(&address));
+    ctx.set_vtctld_tls(testing::NAMESPACE, "example", Ok(None));
+    let cluster = testing::example_cluster();
+    let children = crate::desired::cluster::children(&cluster).expect("children");
+    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
+        .expect("shards")
+        .remove(0);
+    let shard = server.insert_object(&shard);
+
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    let first = server.take_calls();
+    let tablets = [
+        "apply persistentvolumeclaims/example-vttablet-zone1-2548885007-46a852d0",
+        "apply pods/example-vttablet-zone1-2548885007-46a852d0",
+        "apply persistentvolumeclaims/example-vttablet-zone1-2469782763-bfadd780",
+        "apply pods/example-vttablet-zone1-2469782763-bfadd780",
+    ];
+    // vtorc: its Deployments are listed, the missing one applied.
+    let vtorc = "apply deployments/example-commerce-x-x-zone1-vtorc-c13ef6ff";
+    let status = "status vitessshards/example-commerce-x-x-0f5afee6";
+    let lists = ["list pods", "list persistentvolumeclaims"];
+    let expected: Vec<&str> = lists
+        .iter()
+        .chain(&tablets)
+        .chain([&"list deployments", &vtorc, &status])
+        .copied()
+        .collect();
+    assert_eq!(requests(&first), expected);
+    let expected: Vec<&str> = tablets.iter().chain([&vtorc, &status]).copied().collect();
+    assert_eq!(writes(&first), expected);
+    let rpcs: Vec<String> = vtctld.calls().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        rpcs,
+        ["GetShard commerce/-", "GetTablets commerce/- cells="]
+    );
+
+    // Steady: the pods, claims and vtorc Deployment this process applied, unchanged, are not
+    // applied again.
+    let shard = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(shard), ctx.clone())
+        .await
+        .expect("second reconcile");
+    let steady: Vec<&str> = lists.iter().chain(&["list deployments"]).copied().collect();
+    assert_eq!(requests(&server.take_calls()), steady);
+    let again: Vec<String> = vtctld.calls()[rpcs.len()..]
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(again, rpcs);
+}

@@ -1,0 +1,214 @@
+//! The shard's pure steps: status, orphans, views.
+
+use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
+
+use super::*;
+
+fn tablet(alias: &str, ready: bool) -> Observed {
+    Observed {
+        alias: alias.into(),
+        pod: Pod {
+            metadata: kube::api::ObjectMeta {
+                name: Some(format!("pod-{alias}")),
+                labels: Some(labels::set(&[
+                    (labels::CELL, "zone1"),
+                    (labels::TABLET_TYPE, "replica"),
+                    (labels::TABLET_INDEX, "1"),
+                ])),
+                ..Default::default()
+            },
+            spec: None,
+            status: Some(PodStatus {
+                phase: Some("Running".into()),
+                conditions: Some(vec![PodCondition {
+                    type_: "Ready".into(),
+                    status: if ready { "True" } else { "False" }.into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        },
+        claim: None,
+        wanted: Wanted::Current,
+    }
+}
+
+fn find<'a>(status: &'a VitessShardStatus, type_: &str) -> Option<(&'a str, &'a str)> {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == type_)
+        .map(|c| (c.status.as_str(), c.reason.as_str()))
+}
+
+fn shard() -> VitessShard {
+    VitessShard::new("example-commerce-x-x-0f5afee6", Default::default())
+}
+
+/// vtctld refused the connection.
+fn refused() -> VtctldError {
+    VtctldError::Vitess(crate::vitess::Error::Unavailable {
+        address: "10.0.0.1:15999".into(),
+        method: "GetShard".into(),
+        target: "commerce/-".into(),
+        message: "connection refused".into(),
+    })
+}
+
+#[test]
+fn counts_ready_tablets() {
+    let unreachable = Err(refused());
+    let plan = drain::Plan::default();
+    let outcome = Outcome::default();
+    let status = status(
+        &shard(),
+        &[tablet("zone1-1", true), tablet("zone1-2", false)],
+        BTreeMap::new(),
+        &unreachable,
+        &plan,
+        &outcome,
+        &Backups::None,
+    );
+    assert_eq!(status.summary.as_deref(), Some("1/2"));
+    assert!(!condition::is_ready(&status.conditions));
+    assert!(status.conditions[0].message.contains("zone1-2"));
+    assert_eq!(status.cells, vec!["zone1".to_string()]);
+    let one = &status.tablets["zone1-1"];
+    assert_eq!(one.pod_name.as_deref(), Some("pod-zone1-1"));
+    assert_eq!(one.ready, ConditionStatus::True);
+    assert_eq!(one.running, ConditionStatus::True);
+    assert_eq!(one.index, Some(1));
+    assert_eq!(
+        find(&status, VTCTLD_REACHABLE),
+        Some(("False", "Unreachable"))
+    );
+    // Without vtctld nothing is claimed about the primary.
+    assert_eq!(find(&status, PRIMARY_ELECTED), None);
+    assert_eq!(status.has_master, ConditionStatus::Unknown);
+
+    let view = Ok(VitessView {
+        primary: Some("zone1-1".into()),
+        serving: true,
+        types: BTreeMap::from([
+            ("zone1-1".to_string(), TabletType::Primary),
+            ("zone1-2".to_string(), TabletType::Replica),
+        ]),
+    });
+    let status = super::status(
+        &shard(),
+        &[tablet("zone1-1", true), tablet("zone1-2", true)],
+        BTreeMap::new(),
+        &view,
+        &plan,
+        &outcome,
+        &Backups::None,
+    );
+    assert_eq!(status.summary.as_deref(), Some("2/2"));
+    assert!(condition::is_ready(&status.conditions));
+    assert_eq!(find(&status, SCALE_DOWN_BLOCKED), None);
+    assert_eq!(find(&status, VTCTLD_REACHABLE), Some(("True", "Answered")));
+    assert_eq!(find(&status, PRIMARY_ELECTED), Some(("True", "Elected")));
+    assert_eq!(status.master_alias.as_deref(), Some("zone1-1"));
+    assert_eq!(status.primary_alias.as_deref(), Some("zone1-1"));
+    assert_eq!(status.has_master, ConditionStatus::True);
+    assert_eq!(status.serving_writes, ConditionStatus::True);
+    assert_eq!(status.tablets["zone1-2"].type_.as_deref(), Some("REPLICA"));
+}
+
+#[test]
+fn a_shard_without_primary_polls_fast_only_while_its_tablets_just_started() {
+    let now = SystemTime::now();
+    let at = |ago: u64| {
+        let mut t = tablet("zone1-1", true);
+        let since = k8s_openapi::jiff::Timestamp::try_from(now - Duration::from_secs(ago)).unwrap();
+        t.pod.status.as_mut().unwrap().conditions.as_mut().unwrap()[0].last_transition_time =
+            Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(since));
+        t
+    };
+    // A pod not Running yet: its status event wakes the shard.
+    let mut pending = tablet("zone1-2", false);
+    pending.pod.status.as_mut().unwrap().phase = Some("Pending".into());
+    assert_eq!(election_poll(&[at(1), pending], now), REQUEUE);
+    // Running but not Ready (no primary yet): its containers' start counts.
+    let mut started = tablet("zone1-2", false);
+    started.pod.status.as_mut().unwrap().container_statuses =
+        Some(vec![k8s_openapi::api::core::v1::ContainerStatus {
+            name: "vttablet".into(),
+            state: Some(k8s_openapi::api::core::v1::ContainerState {
+                running: Some(k8s_openapi::api::core::v1::ContainerStateRunning {
+                    started_at: at(2).pod.status.unwrap().conditions.unwrap()[0]
+                        .last_transition_time
+                        .clone(),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }]);
+    assert_eq!(election_poll(&[at(600), started], now), REGISTER_POLL);
+    assert_eq!(election_poll(&[at(1), at(3)], now), REGISTER_POLL);
+    assert_eq!(election_poll(&[at(600), at(300)], now), WAIT);
+}
+
+#[test]
+fn undrained_orphans_block_scale_down() {
+    let alias = orphan_alias(&labels::set(&[
+        (labels::CELL, "zone1"),
+        (labels::TABLET_UID, "0123456789"),
+    ]));
+    assert_eq!(alias.as_deref(), Some("zone1-0123456789"));
+    let mut pod = tablet("x", true).pod;
+    pod.metadata.labels = Some(labels::set(&[
+        (labels::CELL, "zone1"),
+        (labels::TABLET_UID, "0123456789"),
+    ]));
+    let error = refused();
+    let why = error.to_string();
+    let orphans = orphans(&[pod], &drain::Plan::default(), Some(&error));
+    assert_eq!(orphans["zone1-0123456789"].reason, "NotDrained");
+    assert!(orphans["zone1-0123456789"].message.contains(&why));
+    let status = status(
+        &shard(),
+        &[tablet("zone1-1", true)],
+        orphans,
+        &Err(error),
+        &drain::Plan::default(),
+        &Outcome::default(),
+        &Backups::None,
+    );
+    assert_eq!(
+        find(&status, SCALE_DOWN_BLOCKED),
+        Some(("True", "NotDrained"))
+    );
+    // Still Ready: the desired tablets are; the orphan is reported on its own.
+    assert!(condition::is_ready(&status.conditions));
+}
+
+#[test]
+fn a_blocked_drain_is_a_condition() {
+    let plan = drain::Plan {
+        blocked: Some("primary zone1-1 is draining but no other tablet can take over".into()),
+        draining: vec!["zone1-1".into()],
+        ..drain::Plan::default()
+    };
+    let view = Ok(VitessView {
+        primary: Some("zone1-1".into()),
+        ..VitessView::default()
+    });
+    let status = status(
+        &shard(),
+        &[tablet("zone1-1", true)],
+        BTreeMap::new(),
+        &view,
+        &plan,
+        &Outcome::default(),
+        &Backups::None,
+    );
+    assert_eq!(find(&status, DRAINING), Some(("True", "Blocked")));
+    let mut outdated = tablet("zone1-1", true);
+    outdated.wanted = Wanted::Outdated;
+    assert!(
+        pending_changes(&shard(), &outdated)
+            .unwrap()
+            .contains(labels::rollout::RELEASED)
+    );
+}

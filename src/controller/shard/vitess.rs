@@ -1,0 +1,112 @@
+//! The shard's Vitess side: what vtctld says of its primary and tablets, reparents, and
+//! removing a deleted tablet's record.
+
+use super::*;
+
+/// Asks vtctld for the shard's primary and tablets. `Err`: why vtctld cannot say.
+pub(super) async fn vitess_view(
+    ctx: &Context,
+    shard: &VitessShard,
+) -> Result<VitessView, VtctldError> {
+    let vtctld = ctx.vtctld(shard)?;
+    let (keyspace, name) = vitess_names(shard);
+    let record = vtctld.shard(&keyspace, &name).await?;
+    let tablets = vtctld.tablets(&keyspace, &name).await?;
+    Ok(VitessView {
+        primary: record
+            .as_ref()
+            .and_then(|r| r.primary.as_ref())
+            .map(ToString::to_string),
+        serving: record.is_some_and(|r| r.is_primary_serving),
+        types: tablets
+            .into_iter()
+            .map(|t| (t.alias.to_string(), t.tablet_type))
+            .collect(),
+    })
+}
+
+/// The keyspace and shard names in Vitess.
+pub(super) fn vitess_names(shard: &VitessShard) -> (String, String) {
+    let keyspace = shard
+        .labels()
+        .get(labels::KEYSPACE)
+        .cloned()
+        .unwrap_or_default();
+    (keyspace, shard.spec.name.clone())
+}
+
+/// Asks vtctld for a PlannedReparentShard to `to` (from `from`, which must still be the
+/// primary). Returns the new primary or why it failed.
+pub(super) async fn reparent(
+    ctx: &Context,
+    shard: &VitessShard,
+    keyspace: &str,
+    name: &str,
+    to: &str,
+    from: Option<&String>,
+) -> Result<String, String> {
+    let vtctld = ctx.vtctld(shard).map_err(|e| e.to_string())?;
+    let parse = |alias: &str| {
+        alias
+            .parse::<Alias>()
+            .map_err(|e| format!("tablet alias {alias}: {e}"))
+    };
+    let to_alias = parse(to)?;
+    let from_alias = from.map(|f| parse(f)).transpose()?;
+    tracing::info!(%keyspace, shard = %name, to, from = ?from, "PlannedReparentShard");
+    vtctld
+        .planned_reparent(keyspace, name, &to_alias, from_alias.as_ref())
+        .await
+        .map(|primary| primary.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Whether tablet records of removed tablets are deleted from Vitess.
+pub(super) fn prune_tablets(shard: &VitessShard) -> bool {
+    shard
+        .spec
+        .topology_reconciliation
+        .as_ref()
+        .and_then(|t| t.prune_tablets)
+        != Some(false)
+}
+
+/// Deletes a removed tablet's record from Vitess (its pod is gone). Failures are logged and
+/// reported; the record is harmless meanwhile and the next removal retries nothing, so the
+/// Event says what to run by hand.
+pub(super) async fn forget_tablet(ctx: &Context, shard: &VitessShard, alias: &str) {
+    let result = match (ctx.vtctld(shard), alias.parse::<Alias>()) {
+        (Ok(vtctld), Ok(parsed)) => vtctld
+            .delete_tablets(&[parsed])
+            .await
+            .map_err(|e| e.to_string()),
+        (Err(e), _) => Err(e.to_string()),
+        (_, Err(e)) => Err(format!("tablet alias {alias}: {e}")),
+    };
+    match result {
+        Ok(()) => {
+            ctx.events
+                .publish(
+                    shard,
+                    EventType::Normal,
+                    events::TOPOLOGY_PRUNED,
+                    &format!("deleted the record of tablet {alias} from the Vitess topology"),
+                )
+                .await
+        }
+        Err(message) => {
+            tracing::warn!(alias, "cannot delete the tablet record: {message}");
+            ctx.events
+                .publish(
+                    shard,
+                    EventType::Warning,
+                    events::TOPOLOGY_PRUNED,
+                    &format!(
+                        "cannot delete the record of tablet {alias} from the Vitess topology \
+                         ({message}); run `vtctldclient DeleteTablets {alias}`"
+                    ),
+                )
+                .await
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! What the reconcile tests share: a [`Context`] over the stand-in API server of
+//! [`crate::k8s::mock`], and the example cluster a user would apply.
+
+use std::sync::Arc;
+
+use super::Context;
+use crate::api::VitessCluster;
+use crate::cli::yaml;
+use crate::k8s::mock::{ApiServer, Call};
+use crate::vitess::{Clients, Endpoints};
+
+/// The namespace every test object lives in.
+pub const NAMESPACE: &str = "default";
+
+/// A context whose client talks to a fresh stand-in API server, with every cluster's vtctld at
+/// `vtctld` (`HOST:PORT`), or the default in-cluster address when `None`.
+pub fn context(vtctld: Option<&str>) -> (Arc<Context>, ApiServer) {
+    let (client, server) = ApiServer::start();
+    let overrides: Vec<String> = vtctld.map(|a| format!("*={a}")).into_iter().collect();
+    let endpoints = Endpoints::parse(&overrides).expect("vtctld address");
+    let ctx = Context::new(client, Some(NAMESPACE.into()), Clients::new(endpoints));
+    (Arc::new(ctx), server)
+}
+
+/// `examples/initial-cluster.yaml`'s VitessCluster, in [`NAMESPACE`].
+pub fn example_cluster() -> VitessCluster {
+    cluster_in(include_str!("../../examples/initial-cluster.yaml"))
+}
+
+/// The VitessCluster of a YAML file's text, in [`NAMESPACE`].
+pub fn cluster_in(text: &str) -> VitessCluster {
+    let docs = yaml::parse_documents(text).expect("the example parses");
+    let doc = docs
+        .into_iter()
+        .find(|d| d["kind"] == "VitessCluster")
+        .expect("the example has a VitessCluster");
+    let mut cluster: VitessCluster = serde_json::from_value(doc).expect("a VitessCluster");
+    cluster.metadata.namespace = Some(NAMESPACE.into());
+    cluster
+}
+
+/// The requests, as `verb plural/name`.
+pub fn requests(calls: &[Call]) -> Vec<&str> {
+    calls.iter().map(|c| c.what.as_str()).collect()
+}
+
+/// The requests that changed what the server stores.
+pub fn writes(calls: &[Call]) -> Vec<&str> {
+    calls
+        .iter()
+        .filter(|c| c.wrote)
+        .map(|c| c.what.as_str())
+        .collect()
+}

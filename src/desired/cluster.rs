@@ -1,0 +1,182 @@
+//! From a VitessCluster to the custom resources it owns: one VitessCell per cell, one
+//! VitessKeyspace per keyspace, the global EtcdLockserver (unless external) and one
+//! VitessBackupStorage per backup location. Pure: no API calls.
+
+use std::collections::BTreeMap;
+
+use super::defaults;
+use super::{Error, cluster_name, meta};
+use crate::api::backupstorage::{VitessBackupStorage, VitessBackupStorageSpec};
+use crate::api::cell::{VitessCell, VitessCellImages, VitessCellSpec};
+use crate::api::cluster::VitessCluster;
+use crate::api::etcd::{EtcdLockserver, EtcdLockserverSpec};
+use crate::api::keyspace::{VitessKeyspace, VitessKeyspaceSpec};
+use crate::api::shared::{MysqldImage, VitessImages, VitessKeyspaceImages};
+use crate::domain::labels;
+use crate::domain::names;
+
+/// The custom resources a cluster expands into.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterChildren {
+    pub etcd: Option<EtcdLockserver>,
+    pub cells: Vec<VitessCell>,
+    pub keyspaces: Vec<VitessKeyspace>,
+    pub backup_storages: Vec<VitessBackupStorage>,
+}
+
+/// Builds every child custom resource of `cluster`.
+pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
+    let name = cluster_name(cluster)?;
+    let namespace = cluster.metadata.namespace.clone();
+    let spec = &cluster.spec;
+    let images = resolved_images(spec.images.as_ref());
+    let lockserver = spec.global_lockserver.clone().unwrap_or_default();
+
+    let etcd = match &lockserver.external {
+        Some(_) => None,
+        None => Some(EtcdLockserver {
+            metadata: meta(
+                names::cluster::global_etcd(name),
+                &namespace,
+                labels::set(&[(labels::CLUSTER, name)]),
+                None,
+            ),
+            spec: EtcdLockserverSpec {
+                template: lockserver.etcd.clone().unwrap_or_default(),
+                zone: None,
+            },
+            status: None,
+        }),
+    };
+    let global = super::lockserver::global(cluster)?;
+
+    let all_cells: Vec<String> = spec.cells.iter().map(|c| c.name.clone()).collect();
+    let cells = spec
+        .cells
+        .iter()
+        .map(|cell| VitessCell {
+            metadata: meta(
+                names::cluster::cell(name, &cell.name),
+                &namespace,
+                labels::set(&[(labels::CLUSTER, name), (labels::CELL, &cell.name)]),
+                None,
+            ),
+            spec: VitessCellSpec {
+                template: cell.clone(),
+                global_lockserver: global.clone(),
+                all_cells: all_cells.clone(),
+                images: VitessCellImages {
+                    vtgate: images.vtgate.clone(),
+                },
+                image_pull_policies: spec.image_pull_policies.clone(),
+                image_pull_secrets: spec.image_pull_secrets.clone(),
+                extra_vitess_flags: spec.extra_vitess_flags.clone(),
+                topology_reconciliation: spec.topology_reconciliation.clone(),
+                tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
+            },
+            status: None,
+        })
+        .collect();
+
+    let zone_map: BTreeMap<String, String> = spec
+        .cells
+        .iter()
+        .map(|c| (c.name.clone(), c.zone.clone().unwrap_or_default()))
+        .collect();
+    let backup_locations = spec.backup.as_ref().map(|b| b.locations.clone());
+    let backup_engine = spec.backup.as_ref().map(|b| b.engine.unwrap_or_default());
+    let keyspaces = spec
+        .keyspaces
+        .iter()
+        .map(|keyspace| VitessKeyspace {
+            metadata: meta(
+                names::cluster::keyspace(name, &keyspace.name),
+                &namespace,
+                labels::set(&[(labels::CLUSTER, name), (labels::KEYSPACE, &keyspace.name)]),
+                keyspace.annotations.clone(),
+            ),
+            spec: VitessKeyspaceSpec {
+                template: keyspace.clone(),
+                global_lockserver: global.clone(),
+                images: keyspace_images(&images, keyspace.images.as_ref()),
+                image_pull_policies: spec.image_pull_policies.clone(),
+                image_pull_secrets: spec.image_pull_secrets.clone(),
+                zone_map: zone_map.clone(),
+                backup_locations: backup_locations.clone(),
+                backup_engine,
+                extra_vitess_flags: spec.extra_vitess_flags.clone(),
+                topology_reconciliation: spec.topology_reconciliation.clone(),
+                update_strategy: spec.update_strategy.clone(),
+                tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
+            },
+            status: None,
+        })
+        .collect();
+
+    let backup_storages = spec
+        .backup
+        .iter()
+        .flat_map(|b| &b.locations)
+        .map(|location| VitessBackupStorage {
+            metadata: meta(
+                names::cluster::backup_storage(name, &location.name),
+                &namespace,
+                labels::set(&[(labels::CLUSTER, name)]),
+                None,
+            ),
+            spec: VitessBackupStorageSpec {
+                location: location.clone(),
+                subcontroller: spec.backup.as_ref().and_then(|b| b.subcontroller.clone()),
+            },
+            status: None,
+        })
+        .collect();
+
+    Ok(ClusterChildren {
+        etcd,
+        cells,
+        keyspaces,
+        backup_storages,
+    })
+}
+
+/// The cluster's images with the operator's defaults filled in.
+pub fn resolved_images(images: Option<&VitessImages>) -> VitessImages {
+    let given = images.cloned().unwrap_or_default();
+    let or_vitess =
+        |image: Option<String>| Some(image.unwrap_or_else(|| defaults::VITESS_IMAGE.into()));
+    VitessImages {
+        vtctld: or_vitess(given.vtctld),
+        vtadmin: or_vitess(given.vtadmin),
+        vtorc: or_vitess(given.vtorc),
+        vtgate: or_vitess(given.vtgate),
+        vttablet: or_vitess(given.vttablet),
+        vtbackup: or_vitess(given.vtbackup),
+        mysqld: Some(given.mysqld.unwrap_or_else(|| MysqldImage {
+            mysql80_compatible: Some(defaults::MYSQLD_IMAGE.into()),
+            ..MysqldImage::default()
+        })),
+        mysqld_exporter: Some(
+            given
+                .mysqld_exporter
+                .unwrap_or_else(|| defaults::MYSQLD_EXPORTER_IMAGE.into()),
+        ),
+    }
+}
+
+/// A keyspace's images: its own overrides over the cluster's.
+fn keyspace_images(
+    cluster: &VitessImages,
+    overrides: Option<&VitessKeyspaceImages>,
+) -> VitessKeyspaceImages {
+    let over = overrides.cloned().unwrap_or_default();
+    VitessKeyspaceImages {
+        vttablet: over.vttablet.or_else(|| cluster.vttablet.clone()),
+        vtorc: over.vtorc.or_else(|| cluster.vtorc.clone()),
+        vtbackup: over.vtbackup.or_else(|| cluster.vtbackup.clone()),
+        mysqld: over.mysqld.or_else(|| cluster.mysqld.clone()),
+        mysqld_exporter: over
+            .mysqld_exporter
+            .or_else(|| cluster.mysqld_exporter.clone()),
+    }
+}

@@ -1,0 +1,117 @@
+//! Pure builders: from a validated spec to the objects the operator wants to exist. They never
+//! touch the API, so `render` prints exactly what the controllers apply.
+
+pub mod backup;
+pub mod bundle;
+pub mod cluster;
+pub mod defaults;
+pub mod etcd;
+pub mod flags;
+pub mod keyspace;
+pub mod lockserver;
+pub mod podspec;
+pub mod schedule;
+pub mod vtbackup;
+pub mod vtctld;
+pub mod vtgate;
+pub mod vtorc;
+pub mod vttablet;
+
+use std::collections::BTreeMap;
+
+use kube::api::ObjectMeta;
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum Error {
+    #[error("{0} has no metadata.name")]
+    MissingName(&'static str),
+    #[error("{kind} has no {label} label; it was not made by a VitessCluster")]
+    MissingLabel {
+        kind: &'static str,
+        label: &'static str,
+    },
+    #[error("{object}: {field} names neither a Secret (name) nor a pod volume (volumeName)")]
+    SecretSource { object: String, field: String },
+    #[error(
+        "VitessCluster/{cluster}: spec.vitessDashboard.cells lists {cell:?}, which is not one of spec.cells"
+    )]
+    UnknownCell { cluster: String, cell: String },
+    #[error("{object}: {field} names backup location {name:?}, which spec.backup.locations lacks")]
+    UnknownBackupLocation {
+        object: String,
+        field: String,
+        name: String,
+    },
+    #[error("{object}: backup location {name:?}: volume is not a core/v1 VolumeSource: {message}")]
+    BackupVolume {
+        object: String,
+        name: String,
+        message: String,
+    },
+}
+
+/// The name of a cluster, which every child's name starts with.
+pub fn cluster_name(cluster: &crate::api::VitessCluster) -> Result<&str, Error> {
+    cluster
+        .metadata
+        .name
+        .as_deref()
+        .ok_or(Error::MissingName("VitessCluster"))
+}
+
+/// What identifies a VitessShard to the builders of its pods: its cluster and keyspace (from
+/// the labels the keyspace controller puts on it), its key range, and `VitessShard/<name>`
+/// for error messages.
+pub struct ShardIdentity<'a> {
+    pub object: String,
+    pub cluster: &'a str,
+    pub keyspace: &'a str,
+    pub range: crate::domain::keyrange::KeyRange,
+}
+
+impl<'a> ShardIdentity<'a> {
+    pub fn of(shard: &'a crate::api::VitessShard) -> Result<Self, Error> {
+        let name = shard
+            .metadata
+            .name
+            .as_deref()
+            .ok_or(Error::MissingName("VitessShard"))?;
+        let label = |key: &'static str| {
+            shard
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(key))
+                .map(String::as_str)
+                .ok_or(Error::MissingLabel {
+                    kind: "VitessShard",
+                    label: key,
+                })
+        };
+        Ok(Self {
+            object: format!("VitessShard/{name}"),
+            cluster: label(crate::domain::labels::CLUSTER)?,
+            keyspace: label(crate::domain::labels::KEYSPACE)?,
+            range: crate::domain::keyrange::KeyRange {
+                start: shard.spec.key_range.start.clone(),
+                end: shard.spec.key_range.end.clone(),
+            },
+        })
+    }
+}
+
+/// Metadata of a child object, before the controller adds its owner reference.
+fn meta(
+    name: String,
+    namespace: &Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: Option<BTreeMap<String, String>>,
+) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: namespace.clone(),
+        labels: Some(labels),
+        annotations,
+        ..ObjectMeta::default()
+    }
+}

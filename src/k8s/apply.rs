@@ -1,0 +1,678 @@
+//! Server-side apply of the objects the builders make, under one field manager, and of status.
+//!
+//! Why one file: apply, list, prune and status writes share the same owner and uid checks, and
+//! the prune guards' tests (against `k8s::mock`) sit beside them.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Debug;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::Mutex;
+
+use k8s_openapi::NamespaceResourceScope;
+use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use kube::api::ObjectMeta;
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy,
+};
+use kube::core::PartialObjectMeta;
+use kube::{Client, Resource, ResourceExt};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The one field manager of every write the operator makes, so that it owns exactly what it
+/// applies and a later apply without a field removes that field.
+pub const FIELD_MANAGER: &str = "vitess-operator";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{kind} has no metadata.name")]
+    MissingName { kind: String },
+    #[error("{kind}/{name} has no uid yet, so it cannot own children")]
+    NoOwnerUid { kind: String, name: String },
+    #[error("{kind}/{name} has no namespace")]
+    MissingNamespace { kind: String, name: String },
+    /// `object` is `Kind namespace/name`; the source is boxed to keep `Result`s small.
+    #[error("cannot apply {object}: {source}")]
+    Apply {
+        object: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot list the {kind} children of {owner} (selector {selector}): {source}")]
+    List {
+        kind: String,
+        owner: String,
+        selector: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot read {object}: {source}")]
+    Get {
+        object: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot delete {object}, which is no longer desired: {source}")]
+    Delete {
+        object: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot annotate {object}: {source}")]
+    Annotate {
+        object: String,
+        source: Box<kube::Error>,
+    },
+    #[error("cannot write the status of {object}: {source}")]
+    Status {
+        object: String,
+        source: Box<kube::Error>,
+    },
+}
+
+/// Applies `child` with a controller owner reference to `owner`, and returns the object as the
+/// API server now has it (status included, which the controllers read instead of a second GET).
+pub async fn owned<K, P>(client: &Client, owner: &P, mut child: K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let owner_ref = owner
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::NoOwnerUid {
+            kind: P::kind(&()).into_owned(),
+            name: owner.name_any(),
+        })?;
+    child.meta_mut().owner_references = Some(vec![owner_ref]);
+    server_side_apply(client, &child).await
+}
+
+/// What this process last applied to each child, so that a child whose desired state did not
+/// change is not applied again. Server-side apply of an unchanged object writes nothing, but
+/// it is still a request: a keyspace of 256 shards re-applying every shard on each of its
+/// reconciles costs thousands of them.
+#[derive(Debug, Default)]
+pub struct Applied {
+    records: Mutex<HashMap<String, Record>>,
+}
+
+/// One apply: a digest of the body sent, and the object's uid and generation in the answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
+    digest: u64,
+    uid: Option<String>,
+    generation: Option<i64>,
+}
+
+impl Applied {
+    /// [`owned`], unless this process applied the very same body last time and `current` (the
+    /// server's object, from a list) is still what that apply left: same uid and generation,
+    /// so nobody re-created it or changed its spec since. Then `current` is returned as is.
+    /// Only for kinds whose generation moves with every spec change (custom resources).
+    pub async fn owned<K, P>(
+        &self,
+        client: &Client,
+        owner: &P,
+        child: K,
+        current: Option<K>,
+    ) -> Result<K, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Debug
+            + Serialize
+            + DeserializeOwned,
+        P: Resource<DynamicType = ()>,
+    {
+        let key = Self::key(&child);
+        let digest = digest(&child, owner.meta().uid.as_deref());
+        if let Some(current) = current {
+            let now = Record {
+                digest,
+                uid: current.meta().uid.clone(),
+                generation: current.meta().generation,
+            };
+            if self.lock().get(&key) == Some(&now) {
+                return Ok(current);
+            }
+        }
+        let applied = owned(client, owner, child).await?;
+        self.lock().insert(
+            key,
+            Record {
+                digest,
+                uid: applied.meta().uid.clone(),
+                generation: applied.meta().generation,
+            },
+        );
+        Ok(applied)
+    }
+
+    /// Drops what is remembered of a child that was deleted.
+    pub fn forget<K: Resource<DynamicType = ()>>(&self, meta: &ObjectMeta) {
+        let key = format!(
+            "{} {}/{}",
+            K::kind(&()),
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        );
+        self.lock().remove(&key);
+    }
+
+    fn key<K: Resource<DynamicType = ()>>(child: &K) -> String {
+        let meta = child.meta();
+        format!(
+            "{} {}/{}",
+            K::kind(&()),
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        self.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A digest of the body an apply of `child` owned by `owner_uid` sends (JSON of our types is
+/// deterministic: maps are ordered).
+fn digest<K: Serialize>(child: &K, owner_uid: Option<&str>) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    serde_json::to_vec(child)
+        .unwrap_or_default()
+        .hash(&mut hasher);
+    owner_uid.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// Applies a data volume claim without any owner reference: garbage collection must never
+/// delete data because its tablet or etcd member went away (DESIGN §7).
+pub async fn claim(
+    client: &Client,
+    mut claim: PersistentVolumeClaim,
+) -> Result<PersistentVolumeClaim, Error> {
+    claim.metadata.owner_references = None;
+    server_side_apply(client, &claim).await
+}
+
+/// Forced server-side apply. An apply that changes nothing is not a write on the server (the
+/// resourceVersion stays), so applying on every reconcile keeps a steady cluster write-free.
+async fn server_side_apply<K>(client: &Client, object: &K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate(object)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(&name, &params, &Patch::Apply(object))
+        .await
+        .map_err(|source| Error::Apply {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        })
+}
+
+/// The objects of kind `K` in `owner`'s namespace that match `selector` (labels that say they
+/// are the operator's) AND whose controller owner reference is `owner` by uid. Both checks:
+/// labels alone could match an object someone else made or another parent owns, and an owner
+/// reference alone could match objects of another component (DESIGN §3: never adopt or delete
+/// what belongs to something else). Metadata only: deciding what to prune needs no specs.
+/// Objects already being deleted are left out, so they are neither deleted twice nor reported.
+pub async fn children<K, P>(
+    client: &Client,
+    owner: &P,
+    selector: &str,
+) -> Result<Vec<PartialObjectMeta<K>>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let owner = Owner::of(owner)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &owner.namespace);
+    let list = api
+        .list_metadata(&ListParams::default().labels(selector))
+        .await
+        .map_err(|source| owner.list_error::<K>(selector, source))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|child| child.metadata.deletion_timestamp.is_none())
+        .filter(|child| controlled_by(&child.metadata, &owner.uid))
+        .collect())
+}
+
+/// The parent whose children are listed: where they live, its uid, and how errors name it.
+struct Owner {
+    namespace: String,
+    uid: String,
+    describe: String,
+}
+
+impl Owner {
+    fn of<P: Resource<DynamicType = ()>>(owner: &P) -> Result<Self, Error> {
+        let (namespace, name) = locate(owner)?;
+        let uid = owner.meta().uid.clone().ok_or_else(|| Error::NoOwnerUid {
+            kind: P::kind(&()).into_owned(),
+            name: name.clone(),
+        })?;
+        let describe = format!("{} {namespace}/{name}", P::kind(&()));
+        Ok(Self {
+            namespace,
+            uid,
+            describe,
+        })
+    }
+
+    fn list_error<K: Resource<DynamicType = ()>>(
+        &self,
+        selector: &str,
+        source: kube::Error,
+    ) -> Error {
+        Error::List {
+            kind: K::kind(&()).into_owned(),
+            owner: self.describe.clone(),
+            selector: selector.to_string(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Like [`children`], but whole objects (the shard reads its pods' status and annotations
+/// from one list instead of one request per pod), and including those being deleted: a pod
+/// that is going away must not be created again until it is gone.
+pub async fn children_full<K, P>(
+    client: &Client,
+    owner: &P,
+    selector: &str,
+) -> Result<Vec<K>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let owner = Owner::of(owner)?;
+    Ok(
+        labelled::<K>(client, &owner.namespace, selector, &owner.describe)
+            .await?
+            .into_iter()
+            .filter(|child| controlled_by(child.meta(), &owner.uid))
+            .collect(),
+    )
+}
+
+/// Whole objects of kind `K` in `namespace` that match `selector`, whoever owns them (for
+/// reading only: PVCs have no owner). `owner` names the object asking, for errors.
+pub async fn labelled<K>(
+    client: &Client,
+    namespace: &str,
+    selector: &str,
+    owner: &str,
+) -> Result<Vec<K>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), namespace);
+    let list = api
+        .list(&ListParams::default().labels(selector))
+        .await
+        .map_err(|source| Error::List {
+            kind: K::kind(&()).into_owned(),
+            owner: owner.to_string(),
+            selector: selector.to_string(),
+            source: Box::new(source),
+        })?;
+    Ok(list.items)
+}
+
+/// Whether the object `meta` describes has the object of `uid` as its controller.
+pub fn controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
+    meta.owner_references
+        .iter()
+        .flatten()
+        .any(|r| r.controller == Some(true) && r.uid == uid)
+}
+
+/// Deletes `child`, but only the very object that was listed (uid precondition): a child
+/// deleted and re-created under the same name between list and delete is not ours to judge.
+/// Dependents go in the background through the garbage collector; PVCs have no owner, so
+/// they stay (DESIGN §7). An object already gone is not an error. Returns whether this call
+/// deleted it (false: gone already or re-created), for the `Pruned` Events.
+pub async fn delete<K>(client: &Client, child: &PartialObjectMeta<K>) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    delete_meta::<K>(client, &child.metadata).await
+}
+
+/// [`delete`] of the object of kind `K` that `meta` describes (for callers holding whole
+/// objects rather than metadata).
+pub async fn delete_meta<K>(client: &Client, meta: &ObjectMeta) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate_meta::<K>(meta)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let params = DeleteParams {
+        propagation_policy: Some(PropagationPolicy::Background),
+        preconditions: Some(Preconditions {
+            uid: meta.uid.clone(),
+            resource_version: None,
+        }),
+        ..DeleteParams::default()
+    };
+    tracing::info!(object = %format!("{} {namespace}/{name}", K::kind(&())), "pruning");
+    match api.delete(&name, &params).await {
+        Ok(_) => Ok(true),
+        // Gone already, or re-created (precondition failed): nothing of ours to delete.
+        Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(false),
+        Err(source) => Err(Error::Delete {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        }),
+    }
+}
+
+/// Sets and removes annotations of the object of kind `K` that `meta` describes, with a JSON
+/// merge patch guarded by its uid: annotations that other parties also write (the drain
+/// protocol) must not be owned by our server-side apply field manager, or a later apply
+/// without them would take them away.
+pub async fn annotate<K>(
+    client: &Client,
+    meta: &ObjectMeta,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate_meta::<K>(meta)?;
+    let mut annotations = serde_json::Map::new();
+    for (key, value) in set {
+        annotations.insert(key.clone(), serde_json::Value::String(value.clone()));
+    }
+    for key in remove {
+        annotations.insert(key.clone(), serde_json::Value::Null);
+    }
+    let patch = serde_json::json!({
+        "metadata": {"uid": meta.uid, "annotations": annotations}
+    });
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Annotate {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        })
+}
+
+/// Deletes the children of kind `K` that `owner` controls and `selector` matches (see
+/// [`children`]) whose names are not in `desired`; returns the names deleted. For objects
+/// without data only: callers never prune PVCs, and guard tablets, shards, keyspaces and
+/// cells themselves before calling [`delete`].
+pub async fn prune<K, P>(
+    client: &Client,
+    owner: &P,
+    selector: &str,
+    desired: &BTreeSet<String>,
+) -> Result<Vec<String>, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let mut deleted = Vec::new();
+    for child in children::<K, P>(client, owner, selector).await? {
+        let name = child.name_any();
+        if !desired.contains(&name) && delete(client, &child).await? {
+            deleted.push(name);
+        }
+    }
+    Ok(deleted)
+}
+
+/// A label selector from `key=value` pairs and bare `key`s (the label must exist).
+pub fn selector(equal: &[(&str, &str)], exists: &[&str]) -> String {
+    equal
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .chain(exists.iter().map(|k| k.to_string()))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The body of a status apply: only what identifies the object, and the status. Sending the
+/// spec too would make the operator co-own fields people write.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct StatusBody<'a, S> {
+    api_version: &'a str,
+    kind: &'a str,
+    status: &'a S,
+}
+
+/// Writes `status` on `object` through the status subresource, unless it is what the object
+/// already reports: a steady cluster costs no status writes.
+pub async fn status<K, S>(
+    client: &Client,
+    object: &K,
+    current: Option<&S>,
+    status: &S,
+) -> Result<(), Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    S: Serialize + PartialEq + Debug,
+{
+    if current == Some(status) {
+        return Ok(());
+    }
+    let (namespace, name) = locate(object)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let body = StatusBody {
+        api_version: &K::api_version(&()),
+        kind: &K::kind(&()),
+        status,
+    };
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch_status(&name, &params, &Patch::Apply(&body))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::Status {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        })
+}
+
+fn locate<K: Resource<DynamicType = ()>>(object: &K) -> Result<(String, String), Error> {
+    locate_meta::<K>(object.meta())
+}
+
+fn locate_meta<K: Resource<DynamicType = ()>>(
+    meta: &ObjectMeta,
+) -> Result<(String, String), Error> {
+    let kind = K::kind(&()).into_owned();
+    let name = meta
+        .name
+        .clone()
+        .ok_or_else(|| Error::MissingName { kind: kind.clone() })?;
+    let namespace = meta.namespace.clone().ok_or(Error::MissingNamespace {
+        kind,
+        name: name.clone(),
+    })?;
+    Ok((namespace, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::{ConfigMap, Service};
+    use serde_json::json;
+
+    use super::*;
+    use crate::k8s::mock::{ApiServer, Call};
+
+    fn parent() -> ConfigMap {
+        serde_json::from_value(json!({
+            "metadata": {"name": "parent", "namespace": "ns", "uid": "parent-uid"}
+        }))
+        .expect("a ConfigMap")
+    }
+
+    /// A Service in `ns`, labelled `component` (if any), controlled by `owner_uid` (if any).
+    fn service(name: &str, component: Option<&str>, owner_uid: Option<&str>) -> serde_json::Value {
+        let mut service = json!({"apiVersion": "v1", "kind": "Service",
+                                 "metadata": {"name": name, "namespace": "ns"}});
+        if let Some(component) = component {
+            service["metadata"]["labels"] = json!({"planetscale.com/component": component});
+        }
+        if let Some(uid) = owner_uid {
+            service["metadata"]["ownerReferences"] = json!([{
+                "apiVersion": "v1", "kind": "ConfigMap", "name": "parent", "uid": uid,
+                "controller": true
+            }]);
+        }
+        service
+    }
+
+    fn calls(calls: &[Call]) -> Vec<(&str, bool)> {
+        calls.iter().map(|c| (c.what.as_str(), c.wrote)).collect()
+    }
+
+    #[tokio::test]
+    async fn prune_deletes_only_what_is_labelled_ours_owned_by_the_parent_and_not_desired() {
+        let (client, server) = ApiServer::start();
+        let ours = Some("vtgate");
+        server.insert("", "services", service("gone", ours, Some("parent-uid")));
+        server.insert("", "services", service("wanted", ours, Some("parent-uid")));
+        server.insert(
+            "",
+            "services",
+            service("other-parent", ours, Some("other-uid")),
+        );
+        server.insert("", "services", service("no-owner", ours, None));
+        server.insert(
+            "",
+            "services",
+            service("unlabelled", None, Some("parent-uid")),
+        );
+        server.insert(
+            "",
+            "services",
+            service("other-part", Some("etcd"), Some("parent-uid")),
+        );
+        let mut deleting = service("deleting", ours, Some("parent-uid"));
+        deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        server.insert("", "services", deleting);
+
+        let desired = BTreeSet::from(["wanted".to_string()]);
+        let selector = selector(&[("planetscale.com/component", "vtgate")], &[]);
+        let pruned = prune::<Service, _>(&client, &parent(), &selector, &desired)
+            .await
+            .expect("prune");
+
+        assert_eq!(pruned, vec!["gone".to_string()]);
+        assert_eq!(
+            calls(&server.take_calls()),
+            vec![("list services", false), ("delete services/gone", true)]
+        );
+        for kept in [
+            "wanted",
+            "other-parent",
+            "no-owner",
+            "unlabelled",
+            "other-part",
+            "deleting",
+        ] {
+            assert!(server.get("", "services", "ns", kept).is_some(), "{kept}");
+        }
+    }
+
+    #[tokio::test]
+    async fn prune_with_everything_desired_makes_no_write() {
+        let (client, server) = ApiServer::start();
+        server.insert(
+            "",
+            "services",
+            service("a", Some("vtgate"), Some("parent-uid")),
+        );
+        let desired = BTreeSet::from(["a".to_string()]);
+        let selector = selector(&[("planetscale.com/component", "vtgate")], &[]);
+        let pruned = prune::<Service, _>(&client, &parent(), &selector, &desired)
+            .await
+            .expect("prune");
+        assert!(pruned.is_empty());
+        assert_eq!(calls(&server.take_calls()), vec![("list services", false)]);
+    }
+
+    #[tokio::test]
+    async fn a_delete_spares_an_object_recreated_since_it_was_listed() {
+        let (client, server) = ApiServer::start();
+        server.insert(
+            "",
+            "services",
+            service("a", Some("vtgate"), Some("parent-uid")),
+        );
+        let listed = children::<Service, _>(&client, &parent(), "planetscale.com/component")
+            .await
+            .expect("list");
+        assert_eq!(listed.len(), 1);
+        // Deleted and made again under the same name by someone else: a new uid.
+        let mut again = service("a", Some("vtgate"), Some("parent-uid"));
+        again["metadata"]["uid"] = json!("new-uid");
+        server.insert("", "services", again);
+
+        assert!(!delete(&client, &listed[0]).await.expect("delete"));
+        assert_eq!(
+            calls(&server.take_calls()),
+            vec![("list services", false), ("delete services/a", false)]
+        );
+        assert!(server.get("", "services", "ns", "a").is_some());
+    }
+
+    #[tokio::test]
+    async fn an_unchanged_status_is_not_written() {
+        let (client, server) = ApiServer::start();
+        let mut object = parent();
+        server.insert(
+            "",
+            "configmaps",
+            serde_json::to_value(&object).expect("json"),
+        );
+        object.data = None;
+        let same = Some(BTreeMap::from([("a".to_string(), "1".to_string())]));
+        status(
+            &client,
+            &object,
+            same.as_ref(),
+            same.as_ref().expect("some"),
+        )
+        .await
+        .expect("status");
+        assert!(server.take_calls().is_empty());
+    }
+}
