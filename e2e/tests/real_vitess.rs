@@ -195,19 +195,7 @@ async fn drain_under_load(
     conn: &mut mysql_async::Conn,
     primary: &str,
 ) -> Result<serde_json::Value> {
-    conn.query_drop("CREATE TABLE drained (id BIGINT NOT NULL PRIMARY KEY)")
-        .await
-        .context("CREATE TABLE drained through vtgate")?;
-    let writer = Writer::start(vtgate, APP_USER, "commerce", "drained", 0);
-    wait_for(
-        "the writer's first inserts through vtgate",
-        Duration::from_secs(120),
-        async |seen: &mut String| {
-            *seen = format!("{} acknowledged", writer.acknowledged());
-            Ok((writer.acknowledged() >= WRITES_AROUND_DRAIN).then_some(()))
-        },
-    )
-    .await?;
+    let writer = writing(conn, vtgate, "drained").await?;
     let pods = tablet_pods(client, ns).await?;
     let (_, old_pod) = pods
         .iter()
@@ -257,27 +245,7 @@ async fn drain_under_load(
     )
     .await?;
     let report = writer.stop().await?;
-    let mut lost = serde_json::Map::new();
-    for (alias, pod) in tablet_pods(client, ns).await? {
-        let missing = missing_on_tablet(
-            ns,
-            &pod.name_any(),
-            TABLET_DB,
-            "drained",
-            &report.acknowledged,
-            CATCH_UP,
-        )
-        .await?;
-        ensure!(
-            missing.is_empty(),
-            "tablet {alias} (pod {}) lacks {} of {} acknowledged rows, e.g. {:?}",
-            pod.name_any(),
-            missing.len(),
-            report.acknowledged.len(),
-            &missing[..missing.len().min(10)]
-        );
-        lost.insert(alias, missing.len().into());
-    }
+    let lost = none_lost(client, ns, "drained", &report.acknowledged).await?;
     eprintln!(
         "drain: primary {primary} -> {new_primary} in {:.1} s; {} rows acknowledged, {} \
          failed inserts, longest outage {:.2} s, none lost",
@@ -298,6 +266,60 @@ async fn drain_under_load(
     }))
 }
 
+/// Creates `table` through vtgate and starts a [`Writer`] on it; returns once it has
+/// [`WRITES_AROUND_DRAIN`] inserts acknowledged.
+async fn writing(conn: &mut mysql_async::Conn, vtgate: &str, table: &str) -> Result<Writer> {
+    conn.query_drop(format!(
+        "CREATE TABLE {table} (id BIGINT NOT NULL PRIMARY KEY)"
+    ))
+    .await
+    .with_context(|| format!("CREATE TABLE {table} through vtgate"))?;
+    let writer = Writer::start(vtgate, APP_USER, "commerce", table, 0);
+    wait_for(
+        "the writer's first inserts through vtgate",
+        Duration::from_secs(120),
+        async |seen: &mut String| {
+            *seen = format!("{} acknowledged", writer.acknowledged());
+            Ok((writer.acknowledged() >= WRITES_AROUND_DRAIN).then_some(()))
+        },
+    )
+    .await?;
+    Ok(writer)
+}
+
+/// Counts `acknowledged` in `table` on every tablet's own mysqld (a replica gets
+/// [`CATCH_UP`] to catch up); fails naming the tablet that lacks any. Returns the count lost
+/// by tablet (all zero).
+async fn none_lost(
+    client: &Client,
+    ns: &str,
+    table: &str,
+    acknowledged: &[u64],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    let mut lost = serde_json::Map::new();
+    for (alias, pod) in tablet_pods(client, ns).await? {
+        let missing = missing_on_tablet(
+            ns,
+            &pod.name_any(),
+            TABLET_DB,
+            table,
+            acknowledged,
+            CATCH_UP,
+        )
+        .await?;
+        ensure!(
+            missing.is_empty(),
+            "{table}: tablet {alias} (pod {}) lacks {} of {} acknowledged rows, e.g. {:?}",
+            pod.name_any(),
+            missing.len(),
+            acknowledged.len(),
+            &missing[..missing.len().min(10)]
+        );
+        lost.insert(alias, missing.len().into());
+    }
+    Ok(lost)
+}
+
 /// Re-applies the cluster with one more vttablet flag while a writer inserts; waits until
 /// every tablet pod was replaced and the shard has a primary again, then counts every
 /// acknowledged row on every tablet. Returns figures.
@@ -308,9 +330,6 @@ async fn rolling_update_under_load(
     conn: &mut mysql_async::Conn,
     applied: &str,
 ) -> Result<serde_json::Value> {
-    conn.query_drop("CREATE TABLE rolled (id BIGINT NOT NULL PRIMARY KEY)")
-        .await
-        .context("CREATE TABLE rolled through vtgate")?;
     let shards = dynamic(client, ns, "VitessShard");
     let primary_before = primary_of(&shards.get(SHARD).await?).context("no primary")?;
     let before: std::collections::BTreeMap<String, String> = tablet_pods(client, ns)
@@ -319,16 +338,7 @@ async fn rolling_update_under_load(
         .map(|(alias, pod)| (alias, pod.uid().unwrap_or_default()))
         .collect();
     let changed = with_vttablet_flag(applied, "queryserver-config-pool-size", "24")?;
-    let writer = Writer::start(vtgate, APP_USER, "commerce", "rolled", 0);
-    wait_for(
-        "the writer's first inserts through vtgate",
-        Duration::from_secs(120),
-        async |seen: &mut String| {
-            *seen = format!("{} acknowledged", writer.acknowledged());
-            Ok((writer.acknowledged() >= WRITES_AROUND_DRAIN).then_some(()))
-        },
-    )
-    .await?;
+    let writer = writing(conn, vtgate, "rolled").await?;
     let started = Instant::now();
     kubectl_with_stdin(&["-n", ns, "apply", "-f", "-"], Some(&changed)).await?;
     let primary_after = wait_for(
@@ -374,26 +384,7 @@ async fn rolling_update_under_load(
         primary_after != primary_before,
         "the primary {primary_before} was replaced without a reparent away from it"
     );
-    let mut lost = serde_json::Map::new();
-    for (alias, pod) in tablet_pods(client, ns).await? {
-        let missing = missing_on_tablet(
-            ns,
-            &pod.name_any(),
-            TABLET_DB,
-            "rolled",
-            &report.acknowledged,
-            CATCH_UP,
-        )
-        .await?;
-        ensure!(
-            missing.is_empty(),
-            "after the rollout tablet {alias} lacks {} of {} acknowledged rows, e.g. {:?}",
-            missing.len(),
-            report.acknowledged.len(),
-            &missing[..missing.len().min(10)]
-        );
-        lost.insert(alias, missing.len().into());
-    }
+    let lost = none_lost(client, ns, "rolled", &report.acknowledged).await?;
     eprintln!(
         "rolling update: {} pods replaced in {:.0} s, primary {primary_before} -> \
          {primary_after}; {} rows acknowledged, {} failed inserts, longest outage {:.2} s, \
@@ -426,9 +417,6 @@ async fn primary_pod_deleted_under_load(
     vtgate: &str,
     conn: &mut mysql_async::Conn,
 ) -> Result<serde_json::Value> {
-    conn.query_drop("CREATE TABLE survived (id BIGINT NOT NULL PRIMARY KEY)")
-        .await
-        .context("CREATE TABLE survived through vtgate")?;
     let shards = dynamic(client, ns, "VitessShard");
     let primary = primary_of(&shards.get(SHARD).await?).context("no primary")?;
     let pods = tablet_pods(client, ns).await?;
@@ -437,16 +425,7 @@ async fn primary_pod_deleted_under_load(
         .find(|(alias, _)| *alias == primary)
         .with_context(|| format!("no tablet pod has the primary's alias {primary}"))?;
     let (pod_name, old_uid) = (pod.name_any(), pod.uid());
-    let writer = Writer::start(vtgate, APP_USER, "commerce", "survived", 0);
-    wait_for(
-        "the writer's first inserts through vtgate",
-        Duration::from_secs(120),
-        async |seen: &mut String| {
-            *seen = format!("{} acknowledged", writer.acknowledged());
-            Ok((writer.acknowledged() >= WRITES_AROUND_DRAIN).then_some(()))
-        },
-    )
-    .await?;
+    let writer = writing(conn, vtgate, "survived").await?;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
     let deleted = Instant::now();
     let before = writer.acknowledged();
@@ -472,27 +451,7 @@ async fn primary_pod_deleted_under_load(
     let recovery = deleted.elapsed();
     let report = writer.stop().await?;
     let back = back.context("writes were acknowledged but the shard reports no primary")?;
-    let mut lost = serde_json::Map::new();
-    for (alias, pod) in tablet_pods(client, ns).await? {
-        let missing = missing_on_tablet(
-            ns,
-            &pod.name_any(),
-            TABLET_DB,
-            "survived",
-            &report.acknowledged,
-            CATCH_UP,
-        )
-        .await?;
-        ensure!(
-            missing.is_empty(),
-            "after the primary's pod was deleted tablet {alias} lacks {} of {} acknowledged \
-             rows, e.g. {:?}",
-            missing.len(),
-            report.acknowledged.len(),
-            &missing[..missing.len().min(10)]
-        );
-        lost.insert(alias, missing.len().into());
-    }
+    let lost = none_lost(client, ns, "survived", &report.acknowledged).await?;
     eprintln!(
         "primary pod deleted: primary {primary} -> {back}, writes again after {:.0} s; {} \
          rows acknowledged, {} failed inserts, longest outage {:.1} s, none lost",

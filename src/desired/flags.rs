@@ -63,12 +63,18 @@ impl FlagSet {
         self
     }
 
-    /// Where the global topology is, and the settings every Vitess server shares: logs go to
-    /// stderr (the container log), the web and gRPC ports are the Go operator's.
-    pub fn vitess_common(&mut self, topo: &VitessLockserverParams) -> &mut Self {
+    /// Where the global topology is: implementation, address and root (every Vitess server
+    /// and vtbackup).
+    pub fn global_topo(&mut self, topo: &VitessLockserverParams) -> &mut Self {
         self.set("topo-implementation", &topo.implementation)
             .set("topo-global-server-address", &topo.address)
             .set("topo-global-root", &topo.root_path)
+    }
+
+    /// Where the global topology is, and the settings every Vitess server shares: logs go to
+    /// stderr (the container log), the web and gRPC ports are the Go operator's.
+    pub fn vitess_common(&mut self, topo: &VitessLockserverParams) -> &mut Self {
+        self.global_topo(topo)
             .set("logtostderr", true)
             .set("port", defaults::WEB_PORT)
             .set("grpc-port", defaults::GRPC_PORT)

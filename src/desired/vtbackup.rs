@@ -76,15 +76,7 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
 
     let mut flags = FlagSet::vitess();
     flags
-        .set(
-            "topo-implementation",
-            &spec.global_lockserver.implementation,
-        )
-        .set(
-            "topo-global-server-address",
-            &spec.global_lockserver.address,
-        )
-        .set("topo-global-root", &spec.global_lockserver.root_path)
+        .global_topo(&spec.global_lockserver)
         .set("logtostderr", true)
         .set("init-keyspace", keyspace)
         .set("init-shard", range.to_string())

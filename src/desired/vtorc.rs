@@ -44,15 +44,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Deployment>, Error> {
         ]);
         let mut flags = FlagSet::vitess();
         flags
-            .set(
-                "topo-implementation",
-                &spec.global_lockserver.implementation,
-            )
-            .set(
-                "topo-global-server-address",
-                &spec.global_lockserver.address,
-            )
-            .set("topo-global-root", &spec.global_lockserver.root_path)
+            .global_topo(&spec.global_lockserver)
             .set("port", defaults::WEB_PORT)
             .set("cell", cell)
             .set("clusters-to-watch", format!("{}/{}", id.keyspace, id.range))
