@@ -106,7 +106,9 @@ pub async fn tls(ctx: &Context, cluster: &VitessCluster) -> Result<Option<Tls>, 
 }
 
 /// Where cell `cell`'s topology lives: its own lockserver when the spec gives one, else a
-/// directory of the global one next to the global root (`/vitess/<cluster>/<cell>`).
+/// directory of the global one beside the global root: `/vitess/<cluster>/local/<cell>`, as the
+/// Go operator computes it (the `local/` keeps a cell named `global` off the global root,
+/// `/vitess/<cluster>/global`).
 pub fn cell_info(
     cluster: &VitessCluster,
     cell: &str,
@@ -126,9 +128,19 @@ pub fn cell_info(
         },
         None => CellInfo {
             server_address: global.address.clone(),
-            root: format!("/vitess/{}/{cell}", desired::cluster_name(cluster)?),
+            root: format!("/vitess/{}/local/{cell}", desired::cluster_name(cluster)?),
         },
     })
+}
+
+/// Whether `have` is the cell root this operator wrote before it used the Go operator's
+/// (`/vitess/<cluster>/<cell>`, on the same lockserver as `want`). Its tablets are registered
+/// under it, and running vttablets and vtgates keep the root they read at start: rewriting it
+/// would hide every tablet of the cell. Such a CellInfo is kept as it is (README: "Upgrading").
+fn legacy_root(cluster: &str, cell: &str, have: &CellInfo, want: &CellInfo) -> bool {
+    have.server_address == want.server_address
+        && want.root == format!("/vitess/{cluster}/local/{cell}")
+        && have.root == format!("/vitess/{cluster}/{cell}")
 }
 
 /// Registers `cluster`'s cells alias, cells and keyspaces that Vitess does not have as the
@@ -172,6 +184,15 @@ pub async fn register(
                         want.server_address, want.root
                     ));
                 }
+                Some(have) if legacy_root(name, cell, &have, &want) => {
+                    tracing::debug!(
+                        cluster = name,
+                        cell = %cell,
+                        root = %have.root,
+                        "keeping the cell's topology root written by an earlier version \
+                         (its tablets are registered there); new cells use /vitess/<cluster>/local/<cell>"
+                    );
+                }
                 Some(have) if have != want => {
                     vtctld.update_cell_info(cell, &want).await.map_err(err)?;
                     changes.push(format!(
@@ -214,4 +235,51 @@ pub async fn register(
         }
     }
     Ok(changes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::testing;
+
+    fn info(cluster: &VitessCluster, cell: &str) -> CellInfo {
+        let global = desired::lockserver::global(cluster).expect("global lockserver");
+        cell_info(cluster, cell, &global).expect("cell info")
+    }
+
+    #[test]
+    fn a_cell_lives_under_local_beside_the_global_root_as_the_go_operator_puts_it() {
+        let cluster = testing::example_cluster();
+        let global = desired::lockserver::global(&cluster).expect("global lockserver");
+        let zone1 = info(&cluster, "zone1");
+        assert_eq!(zone1.root, "/vitess/example/local/zone1");
+        assert_eq!(zone1.server_address, global.address);
+        // A cell named `global` does not get the global topology's own root.
+        assert_eq!(global.root_path, "/vitess/example/global");
+        assert_eq!(
+            info(&cluster, "global").root,
+            "/vitess/example/local/global"
+        );
+    }
+
+    #[test]
+    fn only_the_earlier_root_on_the_same_lockserver_is_kept() {
+        let cluster = testing::example_cluster();
+        let want = info(&cluster, "zone1");
+        let earlier = CellInfo {
+            root: "/vitess/example/zone1".into(),
+            ..want.clone()
+        };
+        assert!(legacy_root("example", "zone1", &earlier, &want));
+        let elsewhere = CellInfo {
+            server_address: "other-etcd:2379".into(),
+            ..earlier.clone()
+        };
+        assert!(!legacy_root("example", "zone1", &elsewhere, &want));
+        let other = CellInfo {
+            root: "/somewhere/zone1".into(),
+            ..want.clone()
+        };
+        assert!(!legacy_root("example", "zone1", &other, &want));
+    }
 }
