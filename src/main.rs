@@ -16,6 +16,14 @@ use vitess_operator::{
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// PriorityClass of every Vitess pod (`config/priority/` ships `vitess`); empty: none. As
+    /// the Go operator's --default_vitess_priority_class, which a takeover must match.
+    #[arg(
+        long,
+        global = true,
+        default_value = vitess_operator::desired::defaults::VITESS_PRIORITY_CLASS
+    )]
+    default_vitess_priority_class: String,
 }
 
 #[derive(Subcommand)]
@@ -62,6 +70,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    vitess_operator::desired::defaults::set_vitess_priority_class(
+        &cli.default_vitess_priority_class,
+    );
     match cli.command {
         Command::Run {
             namespace,

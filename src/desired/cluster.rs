@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use super::defaults;
 use super::{Error, cluster_name, meta};
 use crate::api::backupstorage::{VitessBackupStorage, VitessBackupStorageSpec};
-use crate::api::cell::{VitessCell, VitessCellImages, VitessCellSpec};
+use crate::api::cell::{VitessCell, VitessCellImages, VitessCellSpec, VitessCellTemplate};
 use crate::api::cluster::VitessCluster;
 use crate::api::etcd::{EtcdLockserver, EtcdLockserverSpec};
 use crate::api::keyspace::{VitessKeyspace, VitessKeyspaceSpec};
@@ -62,7 +62,7 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
                 None,
             ),
             spec: VitessCellSpec {
-                template: cell.clone(),
+                template: cell_template(cell),
                 global_lockserver: global.clone(),
                 all_cells: all_cells.clone(),
                 images: VitessCellImages {
@@ -162,6 +162,17 @@ pub fn resolved_images(images: Option<&VitessImages>) -> VitessImages {
                 .unwrap_or_else(|| defaults::MYSQLD_EXPORTER_IMAGE.into()),
         ),
     }
+}
+
+/// A cell's template as its VitessCell gets it: with an autoscaler, without `gateway.replicas`,
+/// which the HPA keeps through the VitessCell's scale subresource (the cluster controller sets
+/// the first count once, under its own field manager; see `controller::cluster::children`).
+fn cell_template(cell: &VitessCellTemplate) -> VitessCellTemplate {
+    let mut template = cell.clone();
+    if let Some(gateway) = template.gateway.as_mut().filter(|g| g.autoscaler.is_some()) {
+        gateway.replicas = None;
+    }
+    template
 }
 
 /// A keyspace's images: its own overrides over the cluster's.

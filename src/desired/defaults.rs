@@ -69,3 +69,26 @@ pub const MYSQLD_EXPORTER_MEMORY_LIMIT: &str = "128Mi";
 /// User and group the Vitess images run as (the `vitess` user of vitess/lite).
 pub const VITESS_RUN_AS_USER: i64 = 999;
 pub const VITESS_FS_GROUP: i64 = 999;
+
+/// The PriorityClass of every Vitess pod (etcd, vtctld, vtgate, vttablet, vtorc, scheduled
+/// backups), as the Go operator's `--default_vitess_priority_class`: `config/priority/` ships
+/// it. A pod's priorityClassName cannot change, so a takeover of Go-made pods needs the same.
+pub const VITESS_PRIORITY_CLASS: &str = "vitess";
+
+static PRIORITY_CLASS: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// Sets, once per process and before any pod is built, the PriorityClass Vitess pods get
+/// (`--default-vitess-priority-class`; empty: none). A later call changes nothing and says so.
+pub fn set_vitess_priority_class(name: &str) -> bool {
+    let value = (!name.is_empty()).then(|| name.to_string());
+    PRIORITY_CLASS.set(value).is_ok()
+}
+
+/// The PriorityClass Vitess pods get: what [`set_vitess_priority_class`] set, else
+/// [`VITESS_PRIORITY_CLASS`]. One process-wide value, like the Go operator's flag, so that
+/// `render` and the controllers of one invocation agree.
+pub fn vitess_priority_class() -> Option<String> {
+    PRIORITY_CLASS
+        .get_or_init(|| Some(VITESS_PRIORITY_CLASS.to_string()))
+        .clone()
+}

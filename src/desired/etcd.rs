@@ -204,6 +204,7 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             }]),
             affinity,
             image_pull_secrets: spec.image_pull_secrets.clone(),
+            priority_class_name: defaults::vitess_priority_class(),
             ..PodSpec::default()
         };
         podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["etcd"], &spec.pod);

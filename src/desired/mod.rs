@@ -42,6 +42,19 @@ pub enum Error {
         field: String,
         name: String,
     },
+    #[error(
+        "{object}: spec.tabletPools[{first}] and spec.tabletPools[{second}] are both {pool_type} \
+         pools of cell {cell} with a local mysqld; their tablets would get the same names (a pool's \
+         name is part of the tablet name only with externalDatastore, as in the Go operator): \
+         merge them or give them different cells"
+    )]
+    SamePoolTablets {
+        object: String,
+        first: usize,
+        second: usize,
+        cell: String,
+        pool_type: String,
+    },
     #[error("{object}: backup location {name:?}: volume is not a core/v1 VolumeSource: {message}")]
     BackupVolume {
         object: String,

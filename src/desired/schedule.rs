@@ -186,6 +186,7 @@ fn cron_job(
             affinity: schedule.affinity.clone(),
             image_pull_secrets: spec.image_pull_secrets.clone(),
             security_context: Some(podspec::vitess_pod_security()),
+            priority_class_name: defaults::vitess_priority_class(),
             ..PodSpec::default()
         }),
     };

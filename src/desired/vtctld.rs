@@ -116,6 +116,7 @@ pub fn build(
             ),
             image_pull_secrets: spec.image_pull_secrets.clone(),
             security_context: Some(podspec::vitess_pod_security()),
+            priority_class_name: defaults::vitess_priority_class(),
             ..PodSpec::default()
         };
         podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtctld"], &dashboard.pod);
@@ -352,7 +353,7 @@ mod tests {
         };
         assert!(pod(0).affinity.unwrap().node_affinity.is_some());
         assert!(pod(1).affinity.is_none());
-        assert!(pod(0).priority_class_name.is_none());
+        assert_eq!(pod(0).priority_class_name.as_deref(), Some("vitess"));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use kube::api::ObjectMeta;
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, MYSQL_PORT_NAME, SecretFile, WEB_PORT_NAME};
 use super::{Error, cluster_name, defaults, meta};
-use crate::api::cell::VitessCell;
+use crate::api::cell::{VitessCell, VitessCellGatewaySpec};
 use crate::api::cluster::VitessCluster;
 use crate::domain::labels;
 use crate::domain::names;
@@ -25,6 +25,15 @@ pub struct VtgateObjects {
     pub service: Service,
     /// Present when `gateway.autoscaler` is set.
     pub autoscaler: Option<HorizontalPodAutoscaler>,
+}
+
+/// The vtgate count of a cell: its `gateway.replicas` (which an autoscaler keeps once it runs),
+/// else the autoscaler's minimum, else the default.
+pub fn replicas(gateway: &VitessCellGatewaySpec) -> i32 {
+    gateway
+        .replicas
+        .or_else(|| gateway.autoscaler.as_ref().and_then(|a| a.min_replicas))
+        .unwrap_or(defaults::VTGATE_REPLICAS)
 }
 
 /// Builds the vtgates of `cell`.
@@ -168,6 +177,7 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
         termination_grace_period_seconds: gateway.termination_grace_period_seconds,
         image_pull_secrets: spec.image_pull_secrets.clone(),
         security_context: Some(podspec::vitess_pod_security()),
+        priority_class_name: defaults::vitess_priority_class(),
         ..PodSpec::default()
     };
     podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtgate"], &gateway.pod);
@@ -176,11 +186,9 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
     let deployment = Deployment {
         metadata: meta(deployment_name.clone(), namespace, own.clone(), None),
         spec: Some(DeploymentSpec {
-            // With an autoscaler the HPA owns the replica count; writing one here would fight it.
-            replicas: match gateway.autoscaler {
-                Some(_) => None,
-                None => Some(gateway.replicas.unwrap_or(defaults::VTGATE_REPLICAS)),
-            },
+            // The cell's count, which with an autoscaler the HPA keeps (through the VitessCell's
+            // scale subresource, as with the Go operator).
+            replicas: Some(replicas(&gateway)),
             revision_history_limit: Some(0),
             selector: podspec::selector(&own),
             strategy: gateway.strategy.clone(),
@@ -206,12 +214,14 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
         .autoscaler
         .as_ref()
         .map(|hpa| HorizontalPodAutoscaler {
-            metadata: meta(deployment_name.clone(), namespace, own.clone(), None),
+            // Named as the VitessCell and scaling it, as the Go operator's does: a takeover
+            // finds one HPA, not two fighting over the vtgates.
+            metadata: meta(object_name.to_string(), namespace, own.clone(), None),
             spec: Some(HorizontalPodAutoscalerSpec {
                 scale_target_ref: CrossVersionObjectReference {
-                    api_version: Some("apps/v1".into()),
-                    kind: "Deployment".into(),
-                    name: deployment_name.clone(),
+                    api_version: Some("planetscale.com/v2".into()),
+                    kind: "VitessCell".into(),
+                    name: object_name.to_string(),
                 },
                 min_replicas: hpa.min_replicas,
                 max_replicas: hpa.max_replicas,
@@ -421,7 +431,7 @@ mod tests {
     }
 
     #[test]
-    fn autoscaled_gateway_has_no_replicas() {
+    fn an_autoscaled_gateway_scales_its_cell_as_the_go_operator_does() {
         let objects = build(&cell(VitessCellGatewaySpec {
             replicas: Some(5),
             autoscaler: Some(AutoscalerSpec {
@@ -442,14 +452,21 @@ mod tests {
         }))
         .unwrap();
         let spec = objects.deployment.spec.as_ref().unwrap();
-        assert_eq!(spec.replicas, None);
+        // The cell's count, which the HPA keeps through the VitessCell's scale subresource.
+        assert_eq!(spec.replicas, Some(5));
         assert_eq!(
             spec.strategy.as_ref().unwrap().type_.as_deref(),
             Some("Recreate")
         );
-        let hpa = objects.autoscaler.clone().unwrap().spec.unwrap();
-        assert_eq!(hpa.scale_target_ref.name, "example-zone1-vtgate-bc6cde92");
-        assert_eq!(hpa.scale_target_ref.kind, "Deployment");
+        let hpa = objects.autoscaler.clone().unwrap();
+        assert_eq!(hpa.metadata.name.as_deref(), Some("example-zone1-5abb61ae"));
+        let hpa = hpa.spec.unwrap();
+        assert_eq!(hpa.scale_target_ref.name, "example-zone1-5abb61ae");
+        assert_eq!(hpa.scale_target_ref.kind, "VitessCell");
+        assert_eq!(
+            hpa.scale_target_ref.api_version.as_deref(),
+            Some("planetscale.com/v2")
+        );
         assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 8));
         let args = args(&objects);
         assert!(args.contains(&"--tablet-types-to-wait=REPLICA".to_string()));

@@ -83,6 +83,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Deployment>, Error> {
             ),
             image_pull_secrets: spec.image_pull_secrets.clone(),
             security_context: Some(podspec::vitess_pod_security()),
+            priority_class_name: defaults::vitess_priority_class(),
             ..PodSpec::default()
         };
         podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtorc"], &vtorc.pod);

@@ -80,9 +80,11 @@ pub struct Tablet {
     pub pvc: Option<PersistentVolumeClaim>,
 }
 
-/// A tablet's UID. Unnamed pools use the Go operator's original formula (see
-/// [`names::tablet_uid`]); a named pool appends its name to the hashed line, as the Go
-/// operator's `UIDWithPoolName` does, so two pools of one cell and type get distinct tablets.
+/// A tablet's UID. Pools of a local mysqld use the Go operator's original formula (see
+/// [`names::tablet_uid`]) whatever their name; a named pool of an external datastore appends
+/// its name to the hashed line, as the Go operator's `UIDWithPoolName` does, so two such pools
+/// of one cell and type get distinct tablets. (The Go operator hashes the name only with
+/// `externalDatastore`; doing so for local pools too would rename their tablets on takeover.)
 pub fn tablet_uid(
     cell: &str,
     keyspace: &str,
@@ -97,6 +99,35 @@ pub fn tablet_uid(
     let line = format!("{cell} {keyspace} {key_range} {pool_type} {index} {pool_name}\n");
     let digest = Md5::digest(line.as_bytes());
     u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]])
+}
+
+/// The pool name that goes into its tablets' UIDs: only an external datastore's.
+fn uid_pool_name(pool: &VitessShardTabletPool) -> &str {
+    if pool.external_datastore.is_some() {
+        &pool.name
+    } else {
+        ""
+    }
+}
+
+/// Refuses two pools whose tablets would get the same UIDs: the same cell and type, and no
+/// pool name in the UID (a local mysqld).
+fn distinct_local_pools(pools: &[VitessShardTabletPool], object: &str) -> Result<(), Error> {
+    for (second, b) in pools.iter().enumerate() {
+        let clash = pools[..second].iter().position(|a| {
+            a.cell == b.cell && a.type_ == b.type_ && uid_pool_name(a) == uid_pool_name(b)
+        });
+        if let Some(first) = clash {
+            return Err(Error::SamePoolTablets {
+                object: object.to_string(),
+                first,
+                second,
+                cell: b.cell.clone(),
+                pool_type: b.type_.as_str().to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Builds every tablet of `shard`, pool by pool, index by index.
@@ -115,6 +146,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
         "spec.databaseInitScriptSecret",
     )?;
 
+    distinct_local_pools(&spec.template.tablet_pools, &object)?;
     let locations = spec.backup_locations.as_deref().unwrap_or_default();
     let mut tablets = Vec::new();
     for (pool_index, pool) in spec.template.tablet_pools.iter().enumerate() {
@@ -142,7 +174,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
                 &range.to_string(),
                 pool.type_.as_str(),
                 index,
-                &pool.name,
+                uid_pool_name(pool),
             );
             let ctx = TabletContext {
                 namespace: &shard.metadata.namespace,
@@ -268,6 +300,7 @@ impl TabletContext<'_> {
             ),
             image_pull_secrets: spec.image_pull_secrets.clone(),
             security_context: Some(podspec::vitess_pod_security()),
+            priority_class_name: defaults::vitess_priority_class(),
             ..PodSpec::default()
         };
         podspec::apply_overrides(
@@ -861,7 +894,7 @@ mod tests {
         assert_eq!(security.run_as_user, Some(999));
         assert_eq!(security.fs_group, Some(999));
         assert_eq!(security.run_as_non_root, Some(true));
-        assert!(spec.priority_class_name.is_none());
+        assert_eq!(spec.priority_class_name.as_deref(), Some("vitess"));
         let volumes: Vec<&str> = spec
             .volumes
             .as_ref()
@@ -950,22 +983,63 @@ mod tests {
         assert_eq!(labels[labels::COMPONENT], "vttablet");
     }
 
+    fn external(mut p: VitessShardTabletPool, name: &str) -> VitessShardTabletPool {
+        p.name = name.into();
+        p.mysqld = None;
+        p.external_datastore = Some(ExternalDatastore {
+            user: "app".into(),
+            host: "db.example.com".into(),
+            port: 3306,
+            database: "shop".into(),
+            credentials_secret: SecretSource {
+                name: Some("creds".into()),
+                volume_name: None,
+                key: "creds.json".into(),
+            },
+            server_ca_cert_secret: None,
+        });
+        p
+    }
+
     #[test]
-    fn named_pools_get_their_own_uids_and_label() {
+    fn a_named_local_pool_keeps_the_go_operators_tablet_names() {
+        // The Go operator hashes a pool's name into the UID only with externalDatastore: a
+        // named local pool it made must keep its tablets (and their PVCs) after a takeover.
         let mut fast = pool("zone1", TabletPoolType::Replica, 1);
         fast.name = "fast-storage".into();
-        let tablets = build(&shard(
+        let tablets = build(&shard(vec![fast], ("", ""))).unwrap();
+        let uid = names::tablet_uid("zone1", "commerce", "-", "replica", 1);
+        assert_eq!(tablets[0].alias, format!("zone1-{uid}"));
+        let labels = tablets[0].pod.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels["planetscale.com/pool-name"], "fast-storage");
+    }
+
+    #[test]
+    fn named_external_pools_get_their_own_uids() {
+        let a = external(pool("zone1", TabletPoolType::Externalreplica, 1), "a");
+        let b = external(pool("zone1", TabletPoolType::Externalreplica, 1), "b");
+        let tablets = build(&shard(vec![a, b], ("", ""))).unwrap();
+        let uid = tablet_uid("zone1", "commerce", "-", "externalreplica", 1, "b");
+        assert_eq!(tablets[1].alias, format!("zone1-{uid}"));
+        assert_ne!(tablets[0].alias, tablets[1].alias);
+    }
+
+    #[test]
+    fn two_local_pools_of_one_cell_and_type_are_refused_not_merged() {
+        let mut fast = pool("zone1", TabletPoolType::Replica, 1);
+        fast.name = "fast-storage".into();
+        let err = build(&shard(
             vec![pool("zone1", TabletPoolType::Replica, 1), fast],
             ("", ""),
         ))
-        .unwrap();
-        assert_eq!(tablets.len(), 2);
-        assert_ne!(tablets[0].alias, tablets[1].alias);
-        let uid = tablet_uid("zone1", "commerce", "-", "replica", 1, "fast-storage");
-        assert_eq!(tablets[1].alias, format!("zone1-{uid}"));
-        assert_ne!(uid, tablet_uid("zone1", "commerce", "-", "replica", 1, ""));
-        let labels = tablets[1].pod.metadata.labels.as_ref().unwrap();
-        assert_eq!(labels["planetscale.com/pool-name"], "fast-storage");
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(
+                "spec.tabletPools[0] and spec.tabletPools[1] are both replica pools of cell zone1"
+            ),
+            "{err}"
+        );
     }
 
     #[test]
@@ -1172,20 +1246,7 @@ mod tests {
 
     #[test]
     fn external_datastore_has_no_mysqld_and_no_pvc() {
-        let mut p = pool("zone1", TabletPoolType::Externalmaster, 1);
-        p.mysqld = None;
-        p.external_datastore = Some(ExternalDatastore {
-            user: "app".into(),
-            host: "db.example.com".into(),
-            port: 3306,
-            database: "shop".into(),
-            credentials_secret: SecretSource {
-                name: Some("creds".into()),
-                volume_name: None,
-                key: "creds.json".into(),
-            },
-            server_ca_cert_secret: None,
-        });
+        let p = external(pool("zone1", TabletPoolType::Externalmaster, 1), "");
         let tablets = build(&shard(vec![p], ("", ""))).unwrap();
         let pod = &tablets[0].pod;
         assert!(tablets[0].pvc.is_none());

@@ -66,6 +66,20 @@ impl<'a, P: Resource<DynamicType = ()>> Applier<'a, P> {
         Ok(applied)
     }
 
+    /// Sets `fields` of `object` once, under the field manager of values the operator leaves
+    /// to others afterwards ([`apply::initial`]).
+    pub async fn initial<K>(&self, object: &K, fields: serde_json::Value) -> Result<K, Error>
+    where
+        K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+            + Clone
+            + Debug
+            + Serialize
+            + DeserializeOwned,
+    {
+        self.count(1);
+        apply::initial(self.client, object, fields).await
+    }
+
     /// Applies a data claim with no owner, so that garbage collection never deletes data.
     pub async fn claim(
         &self,

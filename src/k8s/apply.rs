@@ -66,6 +66,32 @@ pub enum Error {
     },
 }
 
+/// The field manager of a value the operator sets once and then leaves to someone else: a
+/// cell's first vtgate count, which its HPA then keeps. The main manager never applies it, so
+/// its applies neither remove nor reset what the HPA set.
+pub const INITIAL_FIELD_MANAGER: &str = "vitess-operator-initial";
+
+/// Applies `fields` (a partial object: apiVersion, kind, metadata.name and the fields to set)
+/// to `object` under [`INITIAL_FIELD_MANAGER`]; returns the object as the server now has it.
+pub async fn initial<K>(client: &Client, object: &K, fields: serde_json::Value) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate(object)?;
+    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
+    let params = PatchParams::apply(INITIAL_FIELD_MANAGER);
+    api.patch(&name, &params, &Patch::Apply(&fields))
+        .await
+        .map_err(|source| Error::Apply {
+            object: format!("{} {namespace}/{name}", K::kind(&())),
+            source: Box::new(source),
+        })
+}
+
 /// Applies `child` with a controller owner reference to `owner`, and returns the object as the
 /// API server now has it (status included, which the controllers read instead of a second GET).
 pub async fn owned<K, P>(client: &Client, owner: &P, mut child: K) -> Result<K, Error>

@@ -8,14 +8,15 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
-use kube::ResourceExt;
+use kube::{Resource, ResourceExt};
 
 use super::status::Observed;
-use crate::api::{VitessBackupStorage, VitessCluster};
+use crate::api::{VitessBackupStorage, VitessCell, VitessCluster};
 use crate::controller::Error;
 use crate::desired::bundle::ClusterBundle;
 use crate::desired::cluster::ClusterChildren;
 use crate::desired::vtctld::VtctldObjects;
+use crate::desired::{defaults, vtgate};
 use crate::domain::labels;
 use crate::k8s::applier::Applier;
 use crate::k8s::apply;
@@ -68,6 +69,7 @@ impl Wanted {
 /// not compile. Returns what the status is computed from.
 pub(super) async fn apply(
     applier: &Applier<'_, VitessCluster>,
+    cluster: &VitessCluster,
     bundle: ClusterBundle,
 ) -> Result<Observed, Error> {
     let ClusterBundle {
@@ -90,7 +92,7 @@ pub(super) async fn apply(
     // An EtcdLockserver is never pruned, even when the spec switched to an external
     // lockserver: it holds the topology, which only a person may decide to drop (DESIGN §7).
     let etcd = applier.all(etcd).await?.pop();
-    let cells = applier.all(cells).await?;
+    let cells = first_gateway_counts(applier, cluster, applier.all(cells).await?).await?;
     let keyspaces = applier.all(keyspaces).await?;
     applier.all(backup_storages).await?;
     let vtctld_service = applier.owned(vtctld_service).await?.name_any();
@@ -106,6 +108,39 @@ pub(super) async fn apply(
         vtctld_service,
         gateway_service,
     })
+}
+
+/// An autoscaled cell's VitessCell is applied without `gateway.replicas`, which its HPA keeps
+/// through the scale subresource; a new one (or one whose count nobody set) gets the first
+/// count here, once, under its own field manager. An HPA that finds no count does not scale.
+async fn first_gateway_counts(
+    applier: &Applier<'_, VitessCluster>,
+    cluster: &VitessCluster,
+    cells: Vec<VitessCell>,
+) -> Result<Vec<VitessCell>, Error> {
+    let mut out = Vec::with_capacity(cells.len());
+    for cell in cells {
+        let gateway = cell.spec.template.gateway.as_ref();
+        if gateway.is_none_or(|g| g.autoscaler.is_none() || g.replicas.is_some()) {
+            out.push(cell);
+            continue;
+        }
+        let wanted = cluster
+            .spec
+            .cells
+            .iter()
+            .find(|c| c.name == cell.spec.template.name)
+            .and_then(|c| c.gateway.as_ref())
+            .map_or(defaults::VTGATE_REPLICAS, vtgate::replicas);
+        let fields = serde_json::json!({
+            "apiVersion": VitessCell::api_version(&()),
+            "kind": VitessCell::kind(&()),
+            "metadata": { "name": cell.name_any(), "namespace": cell.namespace() },
+            "spec": { "gateway": { "replicas": wanted } },
+        });
+        out.push(applier.initial(&cell, fields).await?);
+    }
+    Ok(out)
 }
 
 /// Prunes the vtctld Deployments, cluster-wide Services, backup storages and schedule

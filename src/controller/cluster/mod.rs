@@ -69,7 +69,7 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     let bundle = desired::bundle::cluster(owner)?;
     let wanted = children::Wanted::of(&bundle);
     let applier = Applier::new(&ctx.client, &ctx.events, owner);
-    let observed = children::apply(&applier, bundle).await?;
+    let observed = children::apply(&applier, owner, bundle).await?;
     let (registered, vtctld) = register::register(&ctx, owner).await;
     children::prune(&applier, owner, &wanted).await?;
     let kept = turndown::prune_keyspaces(&ctx, owner, &wanted.keyspaces, vtctld.as_ref()).await?;

@@ -290,3 +290,65 @@ async fn a_vtctld_that_refuses_is_told_from_one_that_cannot_be_reached() {
         ("False".into(), "VtctldUnavailable".into())
     );
 }
+
+#[tokio::test]
+async fn an_autoscaled_cell_gets_its_first_count_once_and_then_keeps_the_hpas() {
+    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let (ctx, server) = testing::context(Some(&address));
+    let mut cluster = serde_json::to_value(testing::example_cluster()).expect("json");
+    cluster["spec"]["cells"][0]["gateway"] = serde_json::json!({
+        "replicas": 3,
+        "autoscaler": { "minReplicas": 2, "maxReplicas": 6 },
+    });
+    let cluster: VitessCluster = serde_json::from_value(cluster).expect("a cluster");
+    let cluster = server.insert_object(&cluster);
+    let cell_name = "example-zone1-5abb61ae";
+    let replicas = |server: &crate::k8s::mock::ApiServer| {
+        server
+            .get(
+                "planetscale.com",
+                "vitesscells",
+                testing::NAMESPACE,
+                cell_name,
+            )
+            .expect("the VitessCell")["spec"]["gateway"]["replicas"]
+            .clone()
+    };
+
+    reconcile(Arc::new(cluster.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    let first = server.take_calls();
+    let cell_applies = |calls: &[crate::k8s::mock::Call]| {
+        requests(calls)
+            .iter()
+            .filter(|r| **r == format!("apply vitesscells/{cell_name}"))
+            .count()
+    };
+    // The cell without a count, then its first count (the spec's) under the other manager.
+    assert_eq!(cell_applies(&first), 2);
+    assert_eq!(replicas(&server), serde_json::json!(3));
+
+    // The HPA scales the cell (through its scale subresource): the cluster leaves the count.
+    let mut cell = server
+        .get(
+            "planetscale.com",
+            "vitesscells",
+            testing::NAMESPACE,
+            cell_name,
+        )
+        .expect("the VitessCell");
+    cell["spec"]["gateway"]["replicas"] = serde_json::json!(5);
+    server.insert("planetscale.com", "vitesscells", cell);
+    let cluster = server.object_like(&cluster).expect("still there");
+    reconcile(Arc::new(cluster), ctx.clone())
+        .await
+        .expect("second reconcile");
+    let second = server.take_calls();
+    assert_eq!(cell_applies(&second), 1);
+    assert_eq!(writes(&second), Vec::<&str>::new());
+    assert_eq!(replicas(&server), serde_json::json!(5));
+}
