@@ -104,11 +104,24 @@ impl TestNamespace {
             timeout,
             async |seen: &mut String| {
                 let ns = api.get_opt(&self.name).await?;
+                // The namespace controller's conditions say what it still waits for
+                // (content remaining, finalizers remaining, which kinds and how many).
                 *seen = match &ns {
-                    Some(ns) => format!(
-                        "phase {:?}",
-                        ns.status.as_ref().and_then(|s| s.phase.clone())
-                    ),
+                    Some(ns) => {
+                        let status = ns.status.as_ref();
+                        let waiting: Vec<String> = status
+                            .and_then(|s| s.conditions.as_ref())
+                            .into_iter()
+                            .flatten()
+                            .filter(|c| c.status == "True")
+                            .map(|c| format!("{}: {}", c.type_, c.message.as_deref().unwrap_or("")))
+                            .collect();
+                        format!(
+                            "phase {:?}; {}",
+                            status.and_then(|s| s.phase.clone()),
+                            waiting.join("; ")
+                        )
+                    }
                     None => "gone".to_string(),
                 };
                 Ok(ns.is_none().then_some(()))
