@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, LockserverSpec, LockserverStatus,
-    PodOverrides, Resources, SecretSource, ServiceOverrides, TopoReconcileConfig,
+    MysqldImage, PodOverrides, Resources, SecretSource, ServiceOverrides, TopoReconcileConfig,
     VitessImagePullPolicies, VitessLockserverParams, core, preserve_list, preserve_object,
 };
 
@@ -232,6 +232,10 @@ pub struct VitessCellImages {
     /// vtgate image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vtgate: Option<String>,
+    /// The cluster's mysqld image, whose tag gives the MySQL version vtgate reports
+    /// (`--mysql-server-version`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mysqld: Option<MysqldImage>,
 }
 
 /// Observed state of a cell's vtgates.

@@ -67,6 +67,7 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
                 all_cells: all_cells.clone(),
                 images: VitessCellImages {
                     vtgate: images.vtgate.clone(),
+                    mysqld: images.mysqld.clone(),
                 },
                 image_pull_policies: spec.image_pull_policies.clone(),
                 image_pull_secrets: spec.image_pull_secrets.clone(),

@@ -80,6 +80,16 @@ impl FlagSet {
             .set("grpc-port", defaults::GRPC_PORT)
     }
 
+    /// The MySQL version Vitess reports to clients, taken from the mysqld image's tag as the
+    /// Go operator takes it (`mysql:8.0.40` gives `8.0.40-Vitess`); nothing when the tag does
+    /// not start as a version (`latest`), so Vitess keeps its own default.
+    pub fn mysql_server_version(&mut self, mysqld_image: &str) -> &mut Self {
+        if let Some(version) = server_version(mysqld_image) {
+            self.set("mysql-server-version", version);
+        }
+        self
+    }
+
     /// Applies user-given flags over what is already set.
     pub fn extend(&mut self, extra: Option<&Flags>) -> &mut Self {
         for (name, value) in extra.into_iter().flatten() {
@@ -121,9 +131,52 @@ fn normalize(name: &str, syntax: Syntax) -> String {
     }
 }
 
+/// `<tag>-Vitess` for an image `name:tag` whose tag Vitess reads as a MySQL version: leading
+/// dot-separated numbers (at most three), at least one, no empty part before a dot; the rest
+/// of the tag is kept as written. The split is at the first `:`, as the Go operator's.
+fn server_version(image: &str) -> Option<String> {
+    let (_, tag) = image.split_once(':')?;
+    let mut parts = 0;
+    let mut digits = 0;
+    for c in tag.chars() {
+        match c {
+            '0'..='9' => digits += 1,
+            '.' if digits == 0 => return None,
+            '.' => {
+                parts += 1;
+                digits = 0;
+                if parts == 3 {
+                    break;
+                }
+            }
+            _ => break,
+        }
+    }
+    (parts > 0 || digits > 0).then(|| format!("{tag}-Vitess"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_server_version_is_read_from_the_image_tag_as_the_go_operator_reads_it() {
+        let version = |image: &str| server_version(image);
+        assert_eq!(version("mysql:8.0.40").as_deref(), Some("8.0.40-Vitess"));
+        assert_eq!(version("mysql:8.4").as_deref(), Some("8.4-Vitess"));
+        assert_eq!(
+            version("percona/percona-server:8.0.39-30").as_deref(),
+            Some("8.0.39-30-Vitess")
+        );
+        assert_eq!(version("mysql:latest"), None);
+        assert_eq!(version("mysql"), None);
+        assert_eq!(version("mysql:.8"), None);
+        let mut flags = FlagSet::vitess();
+        flags.mysql_server_version("mysql:8.0.40");
+        assert_eq!(flags.args(), ["--mysql-server-version=8.0.40-Vitess"]);
+        flags.mysql_server_version("mysql:latest");
+        assert_eq!(flags.args(), ["--mysql-server-version=8.0.40-Vitess"]);
+    }
 
     #[test]
     fn later_values_win_under_any_spelling() {

@@ -10,7 +10,7 @@ use k8s_openapi::api::core::v1::{
 
 use super::backup;
 use super::flags::FlagSet;
-use super::{Error, ShardIdentity, defaults, meta, podspec};
+use super::{Error, ShardIdentity, defaults, meta, podspec, vttablet};
 use crate::api::VitessBackup;
 use crate::api::backup::VitessBackupSpec;
 use crate::api::shard::VitessShard;
@@ -97,6 +97,7 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
     // one it lacks (`--queryserver-config-pool-size`, say). The Go operator gives it only
     // `vtbackupExtraFlags` too.
     flags
+        .mysql_server_version(&vttablet::mysqld_image(spec.images.mysqld.as_ref()))
         .extend(spec.extra_vitess_flags.as_ref())
         .extend(first_pool.vttablet.vtbackup_extra_flags.as_ref());
 

@@ -9,7 +9,7 @@ use super::backup;
 use super::cluster::resolved_images;
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, WEB_PORT_NAME};
-use super::{Error, cluster_name, defaults, meta};
+use super::{Error, cluster_name, defaults, meta, vttablet};
 use crate::api::cluster::VitessCluster;
 use crate::api::shared::VitessLockserverParams;
 use crate::domain::labels;
@@ -78,6 +78,7 @@ pub fn build(
             .set("service-map", "grpc-vtctl,grpc-vtctld");
         storage.apply_flags(&mut flags);
         flags
+            .mysql_server_version(&vttablet::mysqld_image(images.mysqld.as_ref()))
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(dashboard.extra_flags.as_ref());
 

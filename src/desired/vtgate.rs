@@ -11,7 +11,7 @@ use kube::api::ObjectMeta;
 
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, MYSQL_PORT_NAME, SecretFile, WEB_PORT_NAME};
-use super::{Error, cluster_name, defaults, meta};
+use super::{Error, cluster_name, defaults, meta, vttablet};
 use crate::api::cell::{VitessCell, VitessCellGatewaySpec};
 use crate::api::cluster::VitessCluster;
 use crate::domain::labels;
@@ -127,6 +127,7 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
         }
     }
     flags
+        .mysql_server_version(&vttablet::mysqld_image(spec.images.mysqld.as_ref()))
         .extend(spec.extra_vitess_flags.as_ref())
         .extend(gateway.extra_flags.as_ref());
 

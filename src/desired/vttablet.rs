@@ -482,6 +482,7 @@ impl TabletContext<'_> {
             }
         }
         flags
+            .mysql_server_version(&mysqld_image(spec.images.mysqld.as_ref()))
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(pool.vttablet.extra_flags.as_ref());
 
@@ -533,7 +534,8 @@ impl TabletContext<'_> {
             .set("db-charset", "utf8mb4")
             .set("init-db-sql-file", &self.init_script.path)
             // Crash recovery of a large database takes long; restarting it helps nobody.
-            .set("wait-time", "2h0m0s");
+            .set("wait-time", "2h0m0s")
+            .mysql_server_version(&mysqld_image(self.spec.images.mysqld.as_ref()));
         let mut mounts = vec![VolumeMount {
             name: VT_ROOT_VOLUME.into(),
             mount_path: "/vt/bin".into(),
@@ -623,7 +625,7 @@ fn init_tablet_type(pool_type: TabletPoolType) -> &'static str {
 }
 
 /// The image of whichever MySQL flavour is set, or the operator's default.
-fn mysqld_image(image: Option<&MysqldImage>) -> String {
+pub(super) fn mysqld_image(image: Option<&MysqldImage>) -> String {
     image
         .and_then(|i| {
             i.mysql80_compatible
@@ -999,6 +1001,22 @@ mod tests {
             server_ca_cert_secret: None,
         });
         p
+    }
+
+    #[test]
+    fn vttablet_and_mysqlctld_report_the_mysqld_images_version() {
+        let tablets = build(&shard(
+            vec![pool("zone1", TabletPoolType::Replica, 1)],
+            ("", ""),
+        ))
+        .unwrap();
+        let pod = &tablets[0].pod;
+        let version = format!(
+            "--mysql-server-version={}-Vitess",
+            defaults::MYSQLD_IMAGE.split_once(':').unwrap().1
+        );
+        assert!(has(&args(pod, "vttablet"), &version));
+        assert!(has(&args(pod, "mysqld"), &version));
     }
 
     #[test]
