@@ -120,111 +120,131 @@ pub fn decide(inputs: &Inputs) -> Decision {
             condition: None,
         };
     }
-    let counts = inputs.counts;
-    let exists = || {
-        Readiness::new(
-            true,
-            "BackupExists",
-            format!(
-                "backups in storage: {} complete, {} incomplete, {} of unknown completeness",
-                counts.complete, counts.incomplete, counts.unknown
-            ),
-        )
-    };
     if let Some(pod) = &inputs.init_pod {
-        return match pod.phase.as_str() {
-            "Succeeded" => Decision::new(
-                Create::Nothing,
-                None,
-                Readiness::new(
-                    true,
-                    "InitialBackupUploaded",
-                    format!("{} uploaded the shard's first backup", pod.name),
-                ),
-            ),
-            // Once the shard has a primary, the init pod no longer holds anything back.
-            _ if inputs.primary.is_some() => Decision::new(Create::Nothing, None, exists()),
-            "Failed" => {
-                let why = format!(
-                    "vtbackup-init pod {} failed; see `kubectl logs {}`",
-                    pod.name, pod.name
-                );
-                Decision::new(
-                    Create::Nothing,
-                    Some(why.clone()),
-                    Readiness::new(false, "InitPodFailed", why),
-                )
-            }
-            phase => {
-                let why = format!(
-                    "waiting for vtbackup-init pod {} to upload the first backup (phase {})",
-                    pod.name,
-                    if phase.is_empty() { "unknown" } else { phase }
-                );
-                Decision::new(
-                    Create::Nothing,
-                    Some(why.clone()),
-                    Readiness::new(false, "InitPodRunning", why),
-                )
-            }
-        };
+        return by_init_pod(inputs, pod);
     }
     if inputs.primary.is_none() {
-        if counts.complete > 0 {
-            return Decision::new(Create::Nothing, None, exists());
-        }
-        if !inputs.init_wanted {
-            return Decision::new(
-                Create::Nothing,
-                None,
-                Readiness::new(
-                    false,
-                    "NoBackup",
-                    "no complete backup and replication.initializeBackup is false: the \
-                     tablets wait for a backup to restore from",
-                ),
-            );
-        }
-        let why = "waiting for the vtbackup-init pod to upload the first backup".to_string();
-        return Decision::new(
-            Create::InitPod,
-            Some(why.clone()),
-            Readiness::new(false, "InitPodRunning", why),
-        );
+        return before_primary(inputs);
     }
     // The shard serves: vtbackup would refuse; the first backup comes from a replica.
     if let Some(request) = &inputs.request {
+        return Decision::new(Create::Nothing, None, by_request(request));
+    }
+    serving_without_request(inputs)
+}
+
+/// `BackupExists`, with the inventory's counts.
+fn exists(counts: Counts) -> Readiness {
+    Readiness::new(
+        true,
+        "BackupExists",
+        format!(
+            "backups in storage: {} complete, {} incomplete, {} of unknown completeness",
+            counts.complete, counts.incomplete, counts.unknown
+        ),
+    )
+}
+
+/// A shard with a `vtbackup-init` pod: where that pod is.
+fn by_init_pod(inputs: &Inputs, pod: &InitPod) -> Decision {
+    match pod.phase.as_str() {
+        "Succeeded" => Decision::new(
+            Create::Nothing,
+            None,
+            Readiness::new(
+                true,
+                "InitialBackupUploaded",
+                format!("{} uploaded the shard's first backup", pod.name),
+            ),
+        ),
+        // Once the shard has a primary, the init pod no longer holds anything back.
+        _ if inputs.primary.is_some() => {
+            Decision::new(Create::Nothing, None, exists(inputs.counts))
+        }
+        "Failed" => {
+            let why = format!(
+                "vtbackup-init pod {} failed; see `kubectl logs {}`",
+                pod.name, pod.name
+            );
+            Decision::new(
+                Create::Nothing,
+                Some(why.clone()),
+                Readiness::new(false, "InitPodFailed", why),
+            )
+        }
+        phase => {
+            let why = format!(
+                "waiting for vtbackup-init pod {} to upload the first backup (phase {})",
+                pod.name,
+                if phase.is_empty() { "unknown" } else { phase }
+            );
+            Decision::new(
+                Create::Nothing,
+                Some(why.clone()),
+                Readiness::new(false, "InitPodRunning", why),
+            )
+        }
+    }
+}
+
+/// A new shard (no primary yet) without an init pod.
+fn before_primary(inputs: &Inputs) -> Decision {
+    if inputs.counts.complete > 0 {
+        return Decision::new(Create::Nothing, None, exists(inputs.counts));
+    }
+    if !inputs.init_wanted {
         return Decision::new(
             Create::Nothing,
             None,
-            match (request.complete, request.reason.as_str()) {
-                (true, _) => Readiness::new(
-                    true,
-                    "BackupTaken",
-                    format!("VitessBackup {} took the first backup", request.name),
-                ),
-                (false, "BackupFailed" | "Interrupted") => Readiness::new(
-                    false,
-                    "InitialBackupFailed",
-                    format!(
-                        "VitessBackup {} failed: {}; it is not retried: create a VitessBackup \
-                         with spec.keyspace and spec.shard to try again",
-                        request.name, request.message
-                    ),
-                ),
-                _ => Readiness::new(
-                    false,
-                    "BackupRequested",
-                    format!(
-                        "VitessBackup {} asks vtctld for a backup of a replica",
-                        request.name
-                    ),
-                ),
-            },
+            Readiness::new(
+                false,
+                "NoBackup",
+                "no complete backup and replication.initializeBackup is false: the \
+                 tablets wait for a backup to restore from",
+            ),
         );
     }
+    let why = "waiting for the vtbackup-init pod to upload the first backup".to_string();
+    Decision::new(
+        Create::InitPod,
+        Some(why.clone()),
+        Readiness::new(false, "InitPodRunning", why),
+    )
+}
+
+/// A serving shard's own first-backup request: where it is.
+fn by_request(request: &Request) -> Readiness {
+    match (request.complete, request.reason.as_str()) {
+        (true, _) => Readiness::new(
+            true,
+            "BackupTaken",
+            format!("VitessBackup {} took the first backup", request.name),
+        ),
+        (false, "BackupFailed" | "Interrupted") => Readiness::new(
+            false,
+            "InitialBackupFailed",
+            format!(
+                "VitessBackup {} failed: {}; it is not retried: create a VitessBackup \
+                 with spec.keyspace and spec.shard to try again",
+                request.name, request.message
+            ),
+        ),
+        _ => Readiness::new(
+            false,
+            "BackupRequested",
+            format!(
+                "VitessBackup {} asks vtctld for a backup of a replica",
+                request.name
+            ),
+        ),
+    }
+}
+
+/// A serving shard that has not asked for a backup: whether it should now.
+fn serving_without_request(inputs: &Inputs) -> Decision {
+    let counts = inputs.counts;
     if counts.complete + counts.incomplete + counts.unknown > 0 {
-        return Decision::new(Create::Nothing, None, exists());
+        return Decision::new(Create::Nothing, None, exists(counts));
     }
     if !inputs.settled {
         return Decision::new(

@@ -125,107 +125,154 @@ const SCHEDULED: &str = "vitess-operator: the pod's spec changed; release it to 
 /// The next steps for `shard`. Annotation steps come first, then at most one of a reparent,
 /// a first election, a finish or a deletion.
 pub fn plan(shard: &Shard) -> Plan {
-    let mut plan = Plan::default();
-    // The annotations as they will be once this plan's annotation steps are applied.
-    let mut after: Vec<Tablet> = shard.tablets.clone();
-    let mut changes: BTreeMap<usize, (BTreeMap<String, String>, Vec<String>)> = BTreeMap::new();
-    let mut set = |after: &mut Vec<Tablet>, i: usize, key: &str, value: Option<&str>| {
-        let entry = changes.entry(i).or_default();
-        match value {
-            Some(v) => {
-                after[i].annotations.insert(key.into(), v.into());
-                entry.0.insert(key.into(), v.into());
-            }
-            None => {
-                after[i].annotations.remove(key);
-                entry.1.push(key.into());
-            }
-        }
-    };
+    let mut edits = Edits::new(shard);
+    edits.abort_and_start(shard);
+    edits.start_rollout(shard);
+    edits.acknowledge();
+    let draining = edits
+        .after
+        .iter()
+        .filter(|t| t.has(drain::STARTED))
+        .map(|t| t.alias.clone())
+        .collect();
 
-    for i in 0..after.len() {
-        let t = &after[i];
-        // Aborted drains: whoever started it took `started` away.
-        if !t.has(drain::STARTED) {
-            for key in [drain::ACKNOWLEDGED, drain::FINISHED] {
-                if after[i].has(key) {
-                    set(&mut after, i, key, None);
-                }
-            }
-        }
-        let t = &after[i];
-        match t.wanted {
-            Wanted::Unwanted if !t.has(drain::STARTED) => {
-                set(&mut after, i, drain::STARTED, Some(STARTED_SCALE_DOWN));
-            }
-            Wanted::Outdated
-                if shard.rollout == Rollout::External && !t.has(rollout::SCHEDULED) =>
-            {
-                set(&mut after, i, rollout::SCHEDULED, Some(SCHEDULED));
-            }
-            _ => {}
+    let finish = finish(shard, &edits.after);
+    if let Some(Finish::Mark(i)) = finish {
+        edits.set(i, drain::FINISHED, Some(FINISHED));
+    }
+    let mut plan = Plan {
+        draining,
+        ..Plan::default()
+    };
+    plan.steps = edits.steps(shard);
+    match finish {
+        Some(Finish::Step(step)) => plan.steps.push(step),
+        Some(Finish::Blocked(why)) => plan.blocked = Some(why),
+        Some(Finish::Mark(_)) | None => {}
+    }
+    plan.election = election(shard, &edits.after, &mut plan.steps);
+    plan
+}
+
+/// The annotation changes a plan makes, and the tablets as they will be once applied.
+struct Edits {
+    after: Vec<Tablet>,
+    /// Per tablet index: the annotations set, and the keys removed (in order).
+    changes: BTreeMap<usize, (BTreeMap<String, String>, Vec<String>)>,
+}
+
+impl Edits {
+    fn new(shard: &Shard) -> Self {
+        Self {
+            after: shard.tablets.clone(),
+            changes: BTreeMap::new(),
         }
     }
 
-    // Rolling update: one operator-started drain at a time, the primary last.
-    if !after.iter().any(|t| t.has(drain::STARTED)) {
+    /// Sets (`Some`) or removes (`None`) annotation `key` of tablet `i`.
+    fn set(&mut self, i: usize, key: &str, value: Option<&str>) {
+        let entry = self.changes.entry(i).or_default();
+        match value {
+            Some(v) => {
+                self.after[i].annotations.insert(key.into(), v.into());
+                entry.0.insert(key.into(), v.into());
+            }
+            None => {
+                self.after[i].annotations.remove(key);
+                entry.1.push(key.into());
+            }
+        }
+    }
+
+    /// Takes back what aborted drains left, starts the drains of unwanted tablets and
+    /// schedules the outdated ones of an external rollout.
+    fn abort_and_start(&mut self, shard: &Shard) {
+        for i in 0..self.after.len() {
+            // Aborted drains: whoever started it took `started` away.
+            if !self.after[i].has(drain::STARTED) {
+                for key in [drain::ACKNOWLEDGED, drain::FINISHED] {
+                    if self.after[i].has(key) {
+                        self.set(i, key, None);
+                    }
+                }
+            }
+            let t = &self.after[i];
+            match t.wanted {
+                Wanted::Unwanted if !t.has(drain::STARTED) => {
+                    self.set(i, drain::STARTED, Some(STARTED_SCALE_DOWN));
+                }
+                Wanted::Outdated
+                    if shard.rollout == Rollout::External && !t.has(rollout::SCHEDULED) =>
+                {
+                    self.set(i, rollout::SCHEDULED, Some(SCHEDULED));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Rolling update: one operator-started drain at a time, the primary last.
+    fn start_rollout(&mut self, shard: &Shard) {
+        if self.after.iter().any(|t| t.has(drain::STARTED)) {
+            return;
+        }
         let releasable = |t: &Tablet| {
             t.wanted == Wanted::Outdated
                 && (shard.rollout == Rollout::Immediate || t.has(rollout::RELEASED))
         };
         let is_primary = |t: &Tablet| Some(&t.alias) == shard.primary.as_ref();
-        let next = after
+        let next = self
+            .after
             .iter()
             .enumerate()
             .filter(|(_, t)| releasable(t))
             .min_by_key(|(_, t)| (is_primary(t), t.alias.clone()))
             .map(|(i, _)| i);
         if let Some(i) = next {
-            set(&mut after, i, drain::STARTED, Some(STARTED_ROLLOUT));
+            self.set(i, drain::STARTED, Some(STARTED_ROLLOUT));
         }
     }
 
-    for i in 0..after.len() {
-        if after[i].has(drain::STARTED) && !after[i].has(drain::ACKNOWLEDGED) {
-            set(&mut after, i, drain::ACKNOWLEDGED, Some(ACKNOWLEDGED));
-        }
-    }
-    plan.draining = after
-        .iter()
-        .filter(|t| t.has(drain::STARTED))
-        .map(|t| t.alias.clone())
-        .collect();
-
-    let finish = finish(shard, &after);
-    if let Some(Finish::Mark(i)) = finish {
-        set(&mut after, i, drain::FINISHED, Some(FINISHED));
-    }
-    plan.steps = changes
-        .into_iter()
-        .map(|(i, (set, remove))| Step::Annotate {
-            pod: shard.tablets[i].pod.clone(),
-            set,
-            remove,
-        })
-        .collect();
-    match finish {
-        Some(Finish::Step(step)) => plan.steps.push(step),
-        Some(Finish::Blocked(why)) => plan.blocked = Some(why),
-        Some(Finish::Mark(_)) | None => {}
-    }
-    if let (None, Some(why)) = (&shard.primary, &shard.hold_election) {
-        plan.election = Some(why.clone());
-    } else if shard.primary.is_none() {
-        match elect(&after) {
-            Ok(to) => {
-                if !plan.steps.iter().any(|s| matches!(s, Step::Delete { .. })) {
-                    plan.steps.push(Step::ElectPrimary { to });
-                }
+    /// Acknowledges every started drain.
+    fn acknowledge(&mut self) {
+        for i in 0..self.after.len() {
+            if self.after[i].has(drain::STARTED) && !self.after[i].has(drain::ACKNOWLEDGED) {
+                self.set(i, drain::ACKNOWLEDGED, Some(ACKNOWLEDGED));
             }
-            Err(why) => plan.election = Some(why),
         }
     }
-    plan
+
+    /// One annotation step per pod changed, in tablet order.
+    fn steps(&mut self, shard: &Shard) -> Vec<Step> {
+        std::mem::take(&mut self.changes)
+            .into_iter()
+            .map(|(i, (set, remove))| Step::Annotate {
+                pod: shard.tablets[i].pod.clone(),
+                set,
+                remove,
+            })
+            .collect()
+    }
+}
+
+/// Why the first primary is not elected yet; pushes the election onto `steps` when it may
+/// happen (not in a plan that deletes a pod).
+fn election(shard: &Shard, after: &[Tablet], steps: &mut Vec<Step>) -> Option<String> {
+    if let (None, Some(why)) = (&shard.primary, &shard.hold_election) {
+        return Some(why.clone());
+    }
+    if shard.primary.is_some() {
+        return None;
+    }
+    match elect(after) {
+        Ok(to) => {
+            if !steps.iter().any(|s| matches!(s, Step::Delete { .. })) {
+                steps.push(Step::ElectPrimary { to });
+            }
+            None
+        }
+        Err(why) => Some(why),
+    }
 }
 
 enum Finish {
