@@ -54,90 +54,82 @@ fn vtctld_location(shards: &[VitessShard]) -> Option<String> {
 
 #[tracing::instrument(skip_all, fields(storage = %storage.name_any()))]
 async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let client = &ctx.client;
     let owner = storage.as_ref();
-    let location = owner.spec.location.name.clone();
-    let generation = owner.meta().generation;
-    let previous = owner.status.clone().unwrap_or_default();
-    let report = |readiness: Readiness, count: i32| VitessBackupStorageStatus {
-        observed_generation: generation,
-        total_backup_count: count,
-        conditions: condition::with_ready(&previous.conditions, &readiness, generation),
-    };
-    let cluster = match owner.labels().get(labels::CLUSTER) {
-        Some(cluster) => cluster.clone(),
-        None => {
-            let status = report(
-                Readiness::new(
-                    false,
-                    "NotOwnedByCluster",
-                    format!("no {} label", labels::CLUSTER),
-                ),
-                previous.total_backup_count,
-            );
-            apply::status(client, owner, owner.status.as_ref(), &status).await?;
-            return Ok(Action::await_change());
-        }
+    let unchanged = owner.status.as_ref().map_or(0, |s| s.total_backup_count);
+    let Some(cluster) = owner.labels().get(labels::CLUSTER).cloned() else {
+        let why = format!("no {} label", labels::CLUSTER);
+        let readiness = Readiness::new(false, "NotOwnedByCluster", why);
+        report(&ctx, owner, readiness, unchanged).await?;
+        return Ok(Action::await_change());
     };
     let vtctld = match ctx.vtctld(owner) {
         Ok(vtctld) => vtctld,
         Err(why) => {
-            let status = report(
-                Readiness::new(false, "WaitingForVtctld", why.to_string()),
-                previous.total_backup_count,
-            );
-            apply::status(client, owner, owner.status.as_ref(), &status).await?;
+            let readiness = Readiness::new(false, "WaitingForVtctld", why.to_string());
+            report(&ctx, owner, readiness, unchanged).await?;
             return Ok(Action::requeue(POLL));
         }
     };
 
+    let shards = shards_of(&ctx, owner, &cluster).await?;
+    if vtctld_location(&shards).is_some_and(|l| l != owner.spec.location.name) {
+        // vtctld has the flags of one location only; listing another would list that one.
+        let readiness = Readiness::new(
+            false,
+            "NotListed",
+            "vtctld reads only the cluster's unnamed (or first) backup location; backups of this one are not listed",
+        );
+        report(&ctx, owner, readiness, 0).await?;
+        return Ok(Action::requeue(ctx.backup_list_period));
+    }
+
+    let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
+    let found = inventory(ctx.as_ref(), owner, &vtctld, &cluster, &shards, &selector).await?;
+    // A shard that could not be listed keeps its objects: vanished means listed and absent.
+    if found.failures.is_empty() {
+        let pruned =
+            apply::prune::<VitessBackup, _>(&ctx.client, owner, &selector, &found.desired).await?;
+        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
+    }
+    let count = i32::try_from(found.desired.len()).unwrap_or(i32::MAX);
+    report(&ctx, owner, found.readiness(count), count).await?;
+    Ok(Action::requeue(ctx.backup_list_period))
+}
+
+/// Writes the storage's status (only when it changed): its Ready condition and count.
+async fn report(
+    ctx: &Context,
+    owner: &VitessBackupStorage,
+    readiness: Readiness,
+    count: i32,
+) -> Result<(), Error> {
+    let generation = owner.meta().generation;
+    let previous = owner.status.clone().unwrap_or_default();
+    let status = VitessBackupStorageStatus {
+        observed_generation: generation,
+        total_backup_count: count,
+        conditions: condition::with_ready(&previous.conditions, &readiness, generation),
+    };
+    apply::status(&ctx.client, owner, owner.status.as_ref(), &status).await?;
+    Ok(())
+}
+
+/// The VitessShards of `cluster`, in the storage's namespace.
+async fn shards_of(
+    ctx: &Context,
+    owner: &VitessBackupStorage,
+    cluster: &str,
+) -> Result<Vec<VitessShard>, Error> {
     let shards: Api<VitessShard> = ctx.api_in(owner);
-    let shards = shards
-        .list(&ListParams::default().labels(&apply::selector(&[(labels::CLUSTER, &cluster)], &[])))
+    let selector = apply::selector(&[(labels::CLUSTER, cluster)], &[]);
+    Ok(shards
+        .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|source| Error::List {
             what: format!("VitessShards of cluster {cluster}"),
             source: Box::new(source),
         })?
-        .items;
-    if vtctld_location(&shards).is_some_and(|l| l != location) {
-        // vtctld has the flags of one location only; listing another would list that one.
-        let status = report(
-            Readiness::new(
-                false,
-                "NotListed",
-                "vtctld reads only the cluster's unnamed (or first) backup location; backups of this one are not listed",
-            ),
-            0,
-        );
-        apply::status(client, owner, owner.status.as_ref(), &status).await?;
-        return Ok(Action::requeue(ctx.backup_list_period));
-    }
-
-    let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
-    let Inventory {
-        desired,
-        failures,
-        listed,
-    } = inventory(ctx.as_ref(), owner, &vtctld, &cluster, &shards, &selector).await?;
-    // A shard that could not be listed keeps its objects: vanished means listed and absent.
-    if failures.is_empty() {
-        let pruned = apply::prune::<VitessBackup, _>(client, owner, &selector, &desired).await?;
-        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
-    }
-    let count = i32::try_from(desired.len()).unwrap_or(i32::MAX);
-    let readiness = if failures.is_empty() {
-        Readiness::new(
-            true,
-            "Listed",
-            format!("{count} backups in {listed} shards"),
-        )
-    } else {
-        Readiness::new(false, "ListFailed", failures.join("; "))
-    };
-    let status = report(readiness, count);
-    apply::status(client, owner, owner.status.as_ref(), &status).await?;
-    Ok(Action::requeue(ctx.backup_list_period))
+        .items)
 }
 
 /// What listing the shards' backups found: the VitessBackups that should exist, the shards
@@ -146,6 +138,21 @@ struct Inventory {
     desired: BTreeSet<String>,
     failures: Vec<String>,
     listed: usize,
+}
+
+impl Inventory {
+    /// Ready when every shard was listed.
+    fn readiness(&self, count: i32) -> Readiness {
+        if self.failures.is_empty() {
+            Readiness::new(
+                true,
+                "Listed",
+                format!("{count} backups in {} shards", self.listed),
+            )
+        } else {
+            Readiness::new(false, "ListFailed", self.failures.join("; "))
+        }
+    }
 }
 
 /// Lists every shard's backups through vtctld and keeps one VitessBackup per backup (applied
