@@ -256,7 +256,7 @@ async fn send(
         Err(why) => return report.waiting("NoCluster", why).await,
     };
     let namespace = request.meta().namespace.clone().unwrap_or_default();
-    let vtctld = match ctx.vtctld_of(&namespace, &cluster) {
+    let vtctld = match ctx.vtctld_of(&namespace, &cluster).await {
         Ok(vtctld) => vtctld,
         Err(why) => return report.waiting("WaitingForVtctld", why.to_string()).await,
     };
@@ -287,7 +287,7 @@ async fn produced_backup(
     let tablet = outcome.tablet.as_ref()?;
     let cluster = cluster_of(ctx, request).await.ok()?.ok()?;
     let namespace = request.meta().namespace.clone().unwrap_or_default();
-    let vtctld = ctx.vtctld_of(&namespace, &cluster).ok()?;
+    let vtctld = ctx.vtctld_of(&namespace, &cluster).await.ok()?;
     let since = previous
         .start_time
         .as_ref()
@@ -360,8 +360,8 @@ mod reconcile_tests {
             .expect("fake vtctld");
         let address = vtctld.local_addr().to_string();
         let (ctx, server) = testing::context(Some(&address));
-        ctx.set_vtctld_tls(testing::NAMESPACE, "example", Ok(None));
         let cluster = testing::example_cluster();
+        server.insert_object(&cluster);
         let children = desired::cluster::children(&cluster).expect("children");
         let shard = desired::keyspace::shards(&children.keyspaces[0])
             .expect("shards")
@@ -371,13 +371,15 @@ mod reconcile_tests {
         let replica: Alias = "zone1-0000000101".parse().expect("alias");
         vtctld.register_tablet(replica.clone(), "commerce", "-", TabletType::Replica);
         let status = format!("status vitessbackups/{}", request.name_any());
+        // vtctld is asked after reading the cluster, for its TLS settings.
+        let cluster_read = "get vitessclusters/example";
 
         // First: "started" is persisted, then BackupShard is sent.
         reconcile(Arc::new(request.clone()), ctx.clone())
             .await
             .expect("first reconcile");
         let first = server.take_calls();
-        assert_eq!(requests(&first), [status.as_str()]);
+        assert_eq!(requests(&first), [cluster_read, status.as_str()]);
         assert_eq!(writes(&first), [status.as_str()]);
         let started = server.object_like(&request).expect("still there");
         assert_eq!(
@@ -392,7 +394,7 @@ mod reconcile_tests {
             .await
             .expect("second reconcile");
         let second = server.take_calls();
-        assert_eq!(requests(&second), [status.as_str()]);
+        assert_eq!(requests(&second), [cluster_read, status.as_str()]);
         assert_eq!(writes(&second), [status.as_str()]);
         let done = server.object_like(&request).expect("still there");
         let done_status = done.status.clone().expect("status");
@@ -407,5 +409,44 @@ mod reconcile_tests {
             .expect("third reconcile");
         assert!(server.take_calls().is_empty());
         assert_eq!(vtctld.count("BackupShard"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_cluster_is_not_there_waits_and_sends_nothing() {
+        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = testing::example_cluster();
+        let children = desired::cluster::children(&cluster).expect("children");
+        let shard = desired::keyspace::shards(&children.keyspaces[0])
+            .expect("shards")
+            .remove(0);
+        let request = desired::vtbackup::initial_backup_request(&shard).expect("request");
+        let request = server.insert_object(&request);
+
+        let action = reconcile(Arc::new(request.clone()), ctx.clone())
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::requeue(POLL));
+        let status = format!("status vitessbackups/{}", request.name_any());
+        let calls = server.take_calls();
+        assert_eq!(
+            requests(&calls),
+            ["get vitessclusters/example", status.as_str()]
+        );
+        let waiting = server.object_like(&request).expect("still there");
+        let condition = waiting
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == COMPLETE).cloned())
+            .expect("condition");
+        assert_eq!(condition.reason, "WaitingForVtctld");
+        assert_eq!(
+            condition.message,
+            "waiting for VitessCluster example to be reconciled"
+        );
+        assert_eq!(vtctld.count("BackupShard"), 0);
     }
 }

@@ -522,7 +522,7 @@ pub async fn execute(
                 request.spec.keyspace.clone().unwrap_or_default(),
                 request.spec.shard.clone().unwrap_or_default(),
             );
-            let listed = match ctx.vtctld(shard) {
+            let listed = match ctx.vtctld(shard).await {
                 Ok(vtctld) => vtctld
                     .backups(&keyspace, &name, 1)
                     .await

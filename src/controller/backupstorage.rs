@@ -62,7 +62,7 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         report(&ctx, owner, readiness, unchanged).await?;
         return Ok(Action::await_change());
     };
-    let vtctld = match ctx.vtctld(owner) {
+    let vtctld = match ctx.vtctld(owner).await {
         Ok(vtctld) => vtctld,
         Err(why) => {
             let readiness = Readiness::new(false, "WaitingForVtctld", why.to_string());
@@ -271,8 +271,7 @@ mod reconcile_tests {
         let address = vtctld.local_addr().to_string();
         let (ctx, server) = testing::context(Some(&address));
         let cluster = testing::cluster_in(include_str!("../../examples/scheduled-backups.yaml"));
-        let name = cluster.metadata.name.clone().unwrap_or_default();
-        ctx.set_vtctld_tls(testing::NAMESPACE, &name, Ok(None));
+        server.insert_object(&cluster);
         let children = desired::cluster::children(&cluster).expect("children");
         let storage = server.insert_object(&children.backup_storages[0]);
         let shard = desired::keyspace::shards(&children.keyspaces[0])
@@ -290,11 +289,21 @@ mod reconcile_tests {
         let object = "vitessbackups/example-commerce-x-x-20260102-030405-64-d2c06640";
         let (apply, status) = (format!("apply {object}"), format!("status {object}"));
         let own_status = "status vitessbackupstorages/example-90089e05";
+        // The storage reads its cluster (vtctld's TLS settings), then lists.
+        let cluster_read = "get vitessclusters/example";
         let lists = ["list vitessshards", "list vitessbackups"];
         let prune_list = "list vitessbackups";
         assert_eq!(
             requests(&first),
-            [lists[0], lists[1], &apply, &status, prune_list, own_status]
+            [
+                cluster_read,
+                lists[0],
+                lists[1],
+                &apply,
+                &status,
+                prune_list,
+                own_status
+            ]
         );
         assert_eq!(
             writes(&first),
@@ -306,7 +315,10 @@ mod reconcile_tests {
             .expect("second reconcile");
         let second = server.take_calls();
         // Steady: an inventory that did not change is only read.
-        assert_eq!(requests(&second), [lists[0], lists[1], prune_list]);
+        assert_eq!(
+            requests(&second),
+            [cluster_read, lists[0], lists[1], prune_list]
+        );
 
         assert!(vtctld.remove_backup(keyspace, "-", backup));
         let storage = server.object_like(&storage).expect("still there");

@@ -150,7 +150,7 @@ async fn forget_shard(
         return Ok(());
     }
     let name = &keyspace.spec.template.name;
-    let vtctld = ctx.vtctld(keyspace).map_err(|why| OrphanStatus {
+    let vtctld = ctx.vtctld(keyspace).await.map_err(|why| OrphanStatus {
         reason: "VtctldUnavailable".into(),
         message: format!(
             "shard {name}/{shard} is removed from Vitess before its object is deleted: {why}"

@@ -11,8 +11,9 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
         .expect("fake vtctld");
     let address = vtctld.local_addr().to_string();
     let (ctx, server) = testing::context(Some(&address));
-    ctx.set_vtctld_tls(testing::NAMESPACE, "example", Ok(None));
     let cluster = testing::example_cluster();
+    // The shard reads its cluster (for vtctld's TLS settings) itself.
+    server.insert_object(&cluster);
     let children = crate::desired::cluster::children(&cluster).expect("children");
     let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
         .expect("shards")
@@ -33,10 +34,12 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
     let vtorc = "apply deployments/example-commerce-x-x-zone1-vtorc-c13ef6ff";
     let status = "status vitessshards/example-commerce-x-x-0f5afee6";
     let lists = ["list pods", "list persistentvolumeclaims"];
+    // Asking vtctld starts with reading the cluster, for its TLS settings.
+    let cluster_read = "get vitessclusters/example";
     let expected: Vec<&str> = lists
         .iter()
         .chain(&tablets)
-        .chain([&"list deployments", &vtorc, &status])
+        .chain([&"list deployments", &vtorc, &cluster_read, &status])
         .copied()
         .collect();
     assert_eq!(requests(&first), expected);
@@ -54,7 +57,11 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
     reconcile(Arc::new(shard), ctx.clone())
         .await
         .expect("second reconcile");
-    let steady: Vec<&str> = lists.iter().chain(&["list deployments"]).copied().collect();
+    let steady: Vec<&str> = lists
+        .iter()
+        .chain(&["list deployments", cluster_read])
+        .copied()
+        .collect();
     assert_eq!(requests(&server.take_calls()), steady);
     let again: Vec<String> = vtctld.calls()[rpcs.len()..]
         .iter()
