@@ -10,8 +10,9 @@ use super::cluster::resolved_images;
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, WEB_PORT_NAME};
 use super::{Error, cluster_name, defaults, meta};
-use crate::api::cluster::VitessCluster;
-use crate::api::shared::VitessLockserverParams;
+use crate::api::cell::VitessCellTemplate;
+use crate::api::cluster::{VitessCluster, VitessClusterSpec, VitessDashboardSpec};
+use crate::api::shared::{VitessImages, VitessLockserverParams};
 use crate::domain::labels;
 use crate::domain::names;
 
@@ -30,30 +31,20 @@ pub fn build(
     topo: &VitessLockserverParams,
 ) -> Result<VtctldObjects, Error> {
     let name = cluster_name(cluster)?;
-    let namespace = &cluster.metadata.namespace;
     let spec = &cluster.spec;
     let dashboard = spec.vitess_dashboard.clone().unwrap_or_default();
-    let images = resolved_images(spec.images.as_ref());
-    let pull_policy = spec.image_pull_policies.as_ref().and_then(|p| p.vtctld);
-
     let cells: Vec<String> = match &dashboard.cells {
         Some(cells) => cells.clone(),
         None => spec.cells.iter().map(|c| c.name.clone()).collect(),
     };
-    // vtctld answers GetBackups and BackupShard from one location: the unnamed one, else the
-    // first.
-    let locations = spec
-        .backup
-        .as_ref()
-        .map(|b| b.locations.as_slice())
-        .unwrap_or_default();
-    let storage = match locations
-        .iter()
-        .find(|l| l.name.is_empty())
-        .or(locations.first())
-    {
-        Some(location) => backup::storage(location, name, &format!("VitessCluster/{name}"))?,
-        None => backup::BackupStorage::default(),
+    let parts = Parts {
+        name,
+        namespace: &cluster.metadata.namespace,
+        spec,
+        topo,
+        images: resolved_images(spec.images.as_ref()),
+        storage: storage(cluster, name)?,
+        dashboard,
     };
     let mut deployments = Vec::with_capacity(cells.len());
     for cell in &cells {
@@ -65,28 +56,75 @@ pub fn build(
                     cluster: name.into(),
                     cell: cell.clone(),
                 })?;
-        let own = labels::set(&[
-            (labels::COMPONENT, labels::component::VTCTLD),
-            (labels::CLUSTER, name),
-            (labels::CELL, cell),
-        ]);
+        deployments.push(parts.deployment(cell, template));
+    }
+    Ok(VtctldObjects {
+        deployments,
+        service: parts.service(),
+    })
+}
 
+/// vtctld answers GetBackups and BackupShard from one location: the unnamed one, else the
+/// first.
+fn storage(cluster: &VitessCluster, name: &str) -> Result<backup::BackupStorage, Error> {
+    let locations = cluster
+        .spec
+        .backup
+        .as_ref()
+        .map(|b| b.locations.as_slice())
+        .unwrap_or_default();
+    Ok(
+        match locations
+            .iter()
+            .find(|l| l.name.is_empty())
+            .or(locations.first())
+        {
+            Some(location) => backup::storage(location, name, &format!("VitessCluster/{name}"))?,
+            None => backup::BackupStorage::default(),
+        },
+    )
+}
+
+/// What every vtctld Deployment and the Service are built from.
+struct Parts<'a> {
+    name: &'a str,
+    namespace: &'a Option<String>,
+    spec: &'a VitessClusterSpec,
+    topo: &'a VitessLockserverParams,
+    dashboard: VitessDashboardSpec,
+    images: VitessImages,
+    storage: backup::BackupStorage,
+}
+
+impl Parts<'_> {
+    /// vtctld's flags in `cell`.
+    fn flags(&self, cell: &str) -> FlagSet {
         let mut flags = FlagSet::vitess();
         flags
-            .vitess_common(topo)
+            .vitess_common(self.topo)
             .set("cell", cell)
             .set("service-map", "grpc-vtctl,grpc-vtctld");
-        storage.apply_flags(&mut flags);
+        self.storage.apply_flags(&mut flags);
         flags
-            .extend(spec.extra_vitess_flags.as_ref())
-            .extend(dashboard.extra_flags.as_ref());
+            .extend(self.spec.extra_vitess_flags.as_ref())
+            .extend(self.dashboard.extra_flags.as_ref());
+        flags
+    }
 
-        let vtctld = Container {
+    /// The vtctld container of `cell`.
+    fn container(&self, cell: &str) -> Container {
+        let (dashboard, storage) = (&self.dashboard, &self.storage);
+        let pull_policy = self
+            .spec
+            .image_pull_policies
+            .as_ref()
+            .and_then(|p| p.vtctld);
+        Container {
             name: "vtctld".into(),
-            image: images.vtctld.clone(),
+            image: self.images.vtctld.clone(),
             image_pull_policy: podspec::pull_policy(pull_policy),
             command: Some(vec!["/vt/bin/vtctld".into()]),
-            args: Some(flags.args()),
+            args: Some(self.flags(cell).args()),
             ports: Some(vec![
                 podspec::container_port(WEB_PORT_NAME, defaults::WEB_PORT),
                 podspec::container_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
@@ -101,29 +139,38 @@ pub fn build(
             env: (!storage.env.is_empty()).then(|| storage.env.clone()),
             volume_mounts: (!storage.mounts.is_empty()).then(|| storage.mounts.clone()),
             ..Container::default()
-        };
+        }
+    }
+
+    /// The vtctld Deployment of `cell`.
+    fn deployment(&self, cell: &str, template: &VitessCellTemplate) -> Deployment {
+        let (name, dashboard) = (self.name, &self.dashboard);
+        let own = labels::set(&[
+            (labels::COMPONENT, labels::component::VTCTLD),
+            (labels::CLUSTER, name),
+            (labels::CELL, cell),
+        ]);
         let mut pod_meta = ObjectMeta {
             labels: Some(own.clone()),
             ..ObjectMeta::default()
         };
         let mut pod_spec = PodSpec {
-            containers: vec![vtctld],
-            volumes: (!storage.volumes.is_empty()).then(|| storage.volumes.clone()),
+            containers: vec![self.container(cell)],
+            volumes: (!self.storage.volumes.is_empty()).then(|| self.storage.volumes.clone()),
             affinity: podspec::affinity(
                 dashboard.pod.affinity.as_ref(),
                 template.zone.as_deref(),
                 None,
             ),
-            image_pull_secrets: spec.image_pull_secrets.clone(),
+            image_pull_secrets: self.spec.image_pull_secrets.clone(),
             security_context: Some(podspec::vitess_pod_security()),
             ..PodSpec::default()
         };
         podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtctld"], &dashboard.pod);
-
-        deployments.push(Deployment {
+        Deployment {
             metadata: meta(
                 names::cluster::vtctld_deployment(name, cell),
-                namespace,
+                self.namespace,
                 own.clone(),
                 None,
             ),
@@ -139,27 +186,26 @@ pub fn build(
                 ..DeploymentSpec::default()
             }),
             status: None,
-        });
+        }
     }
 
-    let service = podspec::service(
-        names::cluster::vtctld_service(name),
-        namespace,
-        labels::set(&[
-            (labels::COMPONENT, labels::component::VTCTLD),
-            (labels::CLUSTER, name),
-        ]),
-        vec![
-            podspec::service_port(WEB_PORT_NAME, defaults::WEB_PORT),
-            podspec::service_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
-        ],
-        dashboard.service.as_ref(),
-        false,
-    );
-    Ok(VtctldObjects {
-        deployments,
-        service,
-    })
+    /// The cluster-wide Service over every vtctld.
+    fn service(&self) -> Service {
+        podspec::service(
+            names::cluster::vtctld_service(self.name),
+            self.namespace,
+            labels::set(&[
+                (labels::COMPONENT, labels::component::VTCTLD),
+                (labels::CLUSTER, self.name),
+            ]),
+            vec![
+                podspec::service_port(WEB_PORT_NAME, defaults::WEB_PORT),
+                podspec::service_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
+            ],
+            self.dashboard.service.as_ref(),
+            false,
+        )
+    }
 }
 
 #[cfg(test)]
