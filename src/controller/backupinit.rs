@@ -32,6 +32,7 @@ use crate::api::backupstorage::VitessBackupLocation;
 use crate::api::shard::ShardBackupLocationStatus;
 use crate::api::{VitessBackup, VitessShard};
 use crate::desired::vtbackup::VtbackupInit;
+use crate::k8s::applier::Applier;
 use crate::vitess::BackupStatus;
 use crate::{desired, domain::labels, k8s::apply, k8s::events};
 
@@ -494,13 +495,13 @@ pub async fn execute(
     init: Option<VtbackupInit>,
     decision: &Decision,
 ) -> Result<(), Error> {
-    let client = &ctx.client;
+    let applier = Applier::new(&ctx.client, &ctx.events, shard);
     match (decision.create, init) {
         (Create::InitPod, Some(init)) => {
             if let Some(pvc) = init.pvc {
-                apply::claim(client, pvc).await?;
+                applier.claim(pvc).await?;
             }
-            let pod = apply::owned(client, shard, init.pod).await?;
+            let pod = applier.owned(init.pod).await?;
             ctx.events
                 .publish(
                     shard,
@@ -540,7 +541,7 @@ pub async fn execute(
                     return Ok(());
                 }
             }
-            let request = apply::owned(client, shard, request).await?;
+            let request = applier.owned(request).await?;
             ctx.events
                 .publish(
                     shard,

@@ -18,6 +18,7 @@ use super::{Context, Error, POLL};
 use crate::api::backupstorage::VitessBackupStorageStatus;
 use crate::api::{VitessBackup, VitessBackupStorage, VitessShard};
 use crate::domain::keyrange::KeyRange;
+use crate::k8s::applier::Applier;
 use crate::vitess::Vtctld;
 use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
@@ -83,13 +84,23 @@ async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Resu
         return Ok(Action::requeue(ctx.backup_list_period));
     }
 
+    let applier = Applier::new(&ctx.client, &ctx.events, owner).with_cache(&ctx.applied);
     let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
-    let found = inventory(ctx.as_ref(), owner, &vtctld, &cluster, &shards, &selector).await?;
+    // What exists already, by name: one list gives the applies their current objects and the
+    // prune what is there.
+    let existing: BTreeMap<String, VitessBackup> =
+        apply::children_full::<VitessBackup, _>(&ctx.client, owner, &selector)
+            .await?
+            .into_iter()
+            .map(|b| (b.name_any(), b))
+            .collect();
+    let found = inventory(&ctx.client, &applier, &vtctld, &cluster, &shards, &existing).await?;
     // A shard that could not be listed keeps its objects: vanished means listed and absent.
     if found.failures.is_empty() {
-        let pruned =
-            apply::prune::<VitessBackup, _>(&ctx.client, owner, &selector, &found.desired).await?;
-        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
+        let listed = existing.into_values().map(|b| b.metadata).collect();
+        applier
+            .prune_listed::<VitessBackup>(listed, &found.desired)
+            .await?;
     }
     let count = i32::try_from(found.desired.len()).unwrap_or(i32::MAX);
     report(&ctx, owner, found.readiness(count), count).await?;
@@ -156,26 +167,19 @@ impl Inventory {
 }
 
 /// Lists every shard's backups through vtctld and keeps one VitessBackup per backup (applied
-/// and its status written only when they differ from what exists).
+/// unless unchanged since this process applied it, its status written only when it differs),
+/// so a steady inventory is read-only.
 async fn inventory(
-    ctx: &Context,
-    owner: &VitessBackupStorage,
+    client: &kube::Client,
+    applier: &Applier<'_, VitessBackupStorage>,
     vtctld: &Vtctld,
     cluster: &str,
     shards: &[VitessShard],
-    selector: &str,
+    existing: &BTreeMap<String, VitessBackup>,
 ) -> Result<Inventory, Error> {
-    let client = &ctx.client;
+    let owner = applier.owner();
     let location = owner.spec.location.name.clone();
     let namespace = owner.meta().namespace.clone();
-    // What exists already, by name: an entry whose labels and status are as listed costs no
-    // request, so a steady inventory is read-only.
-    let existing: BTreeMap<String, VitessBackup> =
-        apply::children_full::<VitessBackup, _>(client, owner, selector)
-            .await?
-            .into_iter()
-            .map(|b| (b.name_any(), b))
-            .collect();
     let mut desired = BTreeSet::new();
     let mut failures = Vec::new();
     let mut listed = 0usize;
@@ -203,15 +207,11 @@ async fn inventory(
                 cluster, &namespace, &location, keyspace, &range, info,
             );
             let name = entry.backup.name_any();
-            let current = match existing.get(&name) {
-                Some(have)
-                    if have.metadata.deletion_timestamp.is_none()
-                        && have.metadata.labels == entry.backup.metadata.labels =>
-                {
-                    have.clone()
-                }
-                _ => apply::owned(client, owner, entry.backup).await?,
-            };
+            let have = existing
+                .get(&name)
+                .filter(|b| b.metadata.deletion_timestamp.is_none())
+                .cloned();
+            let current = applier.unless_unchanged(entry.backup, have).await?;
             let mut status = entry.status;
             status.observed_generation = current.meta().generation;
             apply::status(client, &current, current.status.as_ref(), &status).await?;
@@ -292,7 +292,6 @@ mod reconcile_tests {
         // The storage reads its cluster (vtctld's TLS settings), then lists.
         let cluster_read = "get vitessclusters/example";
         let lists = ["list vitessshards", "list vitessbackups"];
-        let prune_list = "list vitessbackups";
         assert_eq!(
             requests(&first),
             [
@@ -301,7 +300,6 @@ mod reconcile_tests {
                 lists[1],
                 &apply,
                 &status,
-                prune_list,
                 own_status
             ]
         );
@@ -315,10 +313,7 @@ mod reconcile_tests {
             .expect("second reconcile");
         let second = server.take_calls();
         // Steady: an inventory that did not change is only read.
-        assert_eq!(
-            requests(&second),
-            [cluster_read, lists[0], lists[1], prune_list]
-        );
+        assert_eq!(requests(&second), [cluster_read, lists[0], lists[1]]);
 
         assert!(vtctld.remove_backup(keyspace, "-", backup));
         let storage = server.object_like(&storage).expect("still there");
@@ -327,6 +322,18 @@ mod reconcile_tests {
             .expect("third reconcile");
         let third = server.take_calls();
         let delete = format!("delete {object}");
+        // The prune deletes from the list the inventory read: no second list.
+        assert_eq!(
+            requests(&third),
+            [
+                cluster_read,
+                lists[0],
+                lists[1],
+                &delete,
+                "create events",
+                own_status
+            ]
+        );
         assert_eq!(
             writes(&third),
             [delete.as_str(), "create events", own_status]

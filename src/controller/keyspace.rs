@@ -18,6 +18,7 @@ use crate::api::keyspace::{
 };
 use crate::api::shared::OrphanStatus;
 use crate::api::{VitessKeyspace, VitessShard};
+use crate::k8s::applier::Applier;
 use crate::{cli::validate, desired, domain::labels, k8s::apply};
 
 pub async fn run(ctx: Arc<Context>) {
@@ -39,8 +40,9 @@ struct Observed {
 #[tracing::instrument(skip_all, fields(keyspace = %keyspace.name_any()))]
 async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
+    let applier = Applier::new(client, &ctx.events, keyspace.as_ref()).with_cache(&ctx.applied);
     // One list instead of one apply per shard: a shard whose desired state this process
-    // already applied, unchanged since, is not applied again (see `apply::Applied`).
+    // already applied, unchanged since, is not applied again (`Applier::unless_unchanged`).
     let mut existing: BTreeMap<String, VitessShard> =
         apply::children_full::<VitessShard, _>(client, keyspace.as_ref(), &shards_of(&keyspace))
             .await?
@@ -52,10 +54,7 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
         // Counted from the same builder the shard controller uses, so "desired" agrees.
         let desired_tablets = desired::vttablet::build(&shard)?.len();
         let current = existing.remove(&shard.name_any());
-        let shard = ctx
-            .applied
-            .owned(client, keyspace.as_ref(), shard, current)
-            .await?;
+        let shard = applier.unless_unchanged(shard, current).await?;
         observed.push(Observed {
             shard,
             desired_tablets,

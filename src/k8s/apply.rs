@@ -124,28 +124,43 @@ impl Applied {
             + DeserializeOwned,
         P: Resource<DynamicType = ()>,
     {
-        let key = Self::key(&child);
-        let digest = digest(&child, owner.meta().uid.as_deref());
-        if let Some(current) = current {
-            let now = Record {
-                digest,
-                uid: current.meta().uid.clone(),
-                generation: current.meta().generation,
-            };
-            if self.lock().get(&key) == Some(&now) {
-                return Ok(current);
-            }
+        if let Some(current) = current
+            && self.unchanged(owner, &child, &current)
+        {
+            return Ok(current);
         }
-        let applied = owned(client, owner, child).await?;
-        self.lock().insert(
-            key,
-            Record {
-                digest,
-                uid: applied.meta().uid.clone(),
-                generation: applied.meta().generation,
-            },
-        );
+        let applied = owned(client, owner, child.clone()).await?;
+        self.remember(owner, &child, &applied);
         Ok(applied)
+    }
+
+    /// Whether this process applied the very body of `child` last time and `current` (the
+    /// server's object) is still what that apply left: same uid and generation.
+    pub fn unchanged<K, P>(&self, owner: &P, child: &K, current: &K) -> bool
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+        P: Resource<DynamicType = ()>,
+    {
+        let now = Record {
+            digest: digest(child, owner.meta().uid.as_deref()),
+            uid: current.meta().uid.clone(),
+            generation: current.meta().generation,
+        };
+        self.lock().get(&Self::key(child)) == Some(&now)
+    }
+
+    /// Remembers that `child` was applied and the server answered `applied`.
+    pub fn remember<K, P>(&self, owner: &P, child: &K, applied: &K)
+    where
+        K: Resource<DynamicType = ()> + Serialize,
+        P: Resource<DynamicType = ()>,
+    {
+        let record = Record {
+            digest: digest(child, owner.meta().uid.as_deref()),
+            uid: applied.meta().uid.clone(),
+            generation: applied.meta().generation,
+        };
+        self.lock().insert(Self::key(child), record);
     }
 
     /// Drops what is remembered of a child that was deleted.
