@@ -116,76 +116,24 @@ fn cron_job(
     schedule: &VitessBackupScheduleTemplate,
 ) -> Result<CronJob, Error> {
     let name = cluster_name(cluster)?;
-    let namespace = &cluster.metadata.namespace;
-    let spec = &cluster.spec;
-    let images = resolved_images(spec.images.as_ref());
-    let pull_policy = spec.image_pull_policies.as_ref().and_then(|p| p.vtctld);
     let own = labels::set(&[
         (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
         (labels::CLUSTER, name),
         (labels::BACKUP_SCHEDULE, &schedule.name),
     ]);
-
     let tls = Tls::of(
-        spec.vitess_dashboard
+        cluster
+            .spec
+            .vitess_dashboard
             .as_ref()
             .and_then(|d| d.client_tls.as_ref()),
         name,
     )?;
-    // vtctldclient's global flags (the connection) come before the command.
-    let service = names::cluster::vtctld_service(name);
-    let server = match namespace {
-        Some(ns) => format!("{service}.{ns}.svc:{}", defaults::GRPC_PORT),
-        // Offline `render` of a file without a namespace: the Job runs next to the Service.
-        None => format!("{service}:{}", defaults::GRPC_PORT),
-    };
-    let mut global = FlagSet::vitess();
-    global.set("server", &server);
-    for (flag, value) in &tls.flags {
-        global.set(flag, value);
-    }
-
-    let mut containers: Vec<Container> = targets(cluster, schedule)?
-        .iter()
-        .map(|target| {
-            let mut args = global.args();
-            args.push("BackupShard".into());
-            args.extend(FlagSet::vitess().extend(target.extra_flags.as_ref()).args());
-            args.push(format!("{}/{}", target.keyspace, target.shard));
-            Container {
-                name: container_name(&target.keyspace, &target.shard),
-                image: images.vtctld.clone(),
-                image_pull_policy: podspec::pull_policy(pull_policy),
-                command: Some(vec![VTCTLDCLIENT.into()]),
-                args: Some(args),
-                resources: schedule.resources.clone(),
-                volume_mounts: (!tls.mounts.is_empty()).then(|| tls.mounts.clone()),
-                ..Container::default()
-            }
-        })
-        .collect();
-    let last = containers.pop().into_iter().collect();
-
+    let steps = steps(cluster, schedule, &tls)?;
+    let pod = pod(cluster, schedule, &own, steps, tls);
     let timeout = match schedule.job_timeout_minute {
         Some(minutes) if minutes > 0 => minutes,
         _ => DEFAULT_JOB_TIMEOUT_MINUTES,
-    };
-    let pod = PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(own.clone()),
-            annotations: schedule.annotations.clone(),
-            ..ObjectMeta::default()
-        }),
-        spec: Some(PodSpec {
-            init_containers: (!containers.is_empty()).then_some(containers),
-            containers: last,
-            restart_policy: Some("OnFailure".into()),
-            volumes: (!tls.volumes.is_empty()).then_some(tls.volumes),
-            affinity: schedule.affinity.clone(),
-            image_pull_secrets: spec.image_pull_secrets.clone(),
-            security_context: Some(podspec::vitess_pod_security()),
-            ..PodSpec::default()
-        }),
     };
     let concurrency = match schedule.concurrency_policy.unwrap_or_default() {
         ConcurrencyPolicy::Allow => "Allow",
@@ -194,7 +142,7 @@ fn cron_job(
     Ok(CronJob {
         metadata: meta(
             names::cluster::backup_schedule(name, &schedule.name),
-            namespace,
+            &cluster.metadata.namespace,
             own.clone(),
             None,
         ),
@@ -221,6 +169,82 @@ fn cron_job(
         }),
         status: None,
     })
+}
+
+/// vtctldclient's global flags (the connection), which come before the command.
+fn global_flags(cluster: &VitessCluster, name: &str, tls: &Tls) -> FlagSet {
+    let service = names::cluster::vtctld_service(name);
+    let server = match &cluster.metadata.namespace {
+        Some(ns) => format!("{service}.{ns}.svc:{}", defaults::GRPC_PORT),
+        // Offline `render` of a file without a namespace: the Job runs next to the Service.
+        None => format!("{service}:{}", defaults::GRPC_PORT),
+    };
+    let mut global = FlagSet::vitess();
+    global.set("server", &server);
+    for (flag, value) in &tls.flags {
+        global.set(flag, value);
+    }
+    global
+}
+
+/// One `vtctldclient BackupShard` container per shard the schedule covers, in order.
+fn steps(
+    cluster: &VitessCluster,
+    schedule: &VitessBackupScheduleTemplate,
+    tls: &Tls,
+) -> Result<Vec<Container>, Error> {
+    let name = cluster_name(cluster)?;
+    let spec = &cluster.spec;
+    let images = resolved_images(spec.images.as_ref());
+    let pull_policy = spec.image_pull_policies.as_ref().and_then(|p| p.vtctld);
+    let global = global_flags(cluster, name, tls);
+    Ok(targets(cluster, schedule)?
+        .iter()
+        .map(|target| {
+            let mut args = global.args();
+            args.push("BackupShard".into());
+            args.extend(FlagSet::vitess().extend(target.extra_flags.as_ref()).args());
+            args.push(format!("{}/{}", target.keyspace, target.shard));
+            Container {
+                name: container_name(&target.keyspace, &target.shard),
+                image: images.vtctld.clone(),
+                image_pull_policy: podspec::pull_policy(pull_policy),
+                command: Some(vec![VTCTLDCLIENT.into()]),
+                args: Some(args),
+                resources: schedule.resources.clone(),
+                volume_mounts: (!tls.mounts.is_empty()).then(|| tls.mounts.clone()),
+                ..Container::default()
+            }
+        })
+        .collect())
+}
+
+/// The Job's pod: every step but the last an init container, run one after the other.
+fn pod(
+    cluster: &VitessCluster,
+    schedule: &VitessBackupScheduleTemplate,
+    own: &BTreeMap<String, String>,
+    mut steps: Vec<Container>,
+    tls: Tls,
+) -> PodTemplateSpec {
+    let last = steps.pop().into_iter().collect();
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(own.clone()),
+            annotations: schedule.annotations.clone(),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            init_containers: (!steps.is_empty()).then_some(steps),
+            containers: last,
+            restart_policy: Some("OnFailure".into()),
+            volumes: (!tls.volumes.is_empty()).then_some(tls.volumes),
+            affinity: schedule.affinity.clone(),
+            image_pull_secrets: cluster.spec.image_pull_secrets.clone(),
+            security_context: Some(podspec::vitess_pod_security()),
+            ..PodSpec::default()
+        }),
+    }
 }
 
 /// A container name (a DNS label) for the step that backs up `keyspace`/`shard`, readable
