@@ -22,7 +22,9 @@ use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, HOSTNAME_LABEL, MYSQL_PORT_NAME, WEB_PORT_NAME};
 use super::{Error, ShardIdentity, cluster_name, defaults, meta};
 use crate::api::cluster::{BackupEngine, VitessCluster};
-use crate::api::shard::{TabletPoolType, VitessShard, VitessShardSpec, VitessShardTabletPool};
+use crate::api::shard::{
+    ExternalDatastore, TabletPoolType, VitessShard, VitessShardSpec, VitessShardTabletPool,
+};
 use crate::api::shared::{MysqldImage, PullPolicy, VitessImagePullPolicies};
 use crate::domain::keyrange::KeyRange;
 use crate::domain::labels;
@@ -195,28 +197,7 @@ impl TabletContext<'_> {
         let local_mysqld = pool.external_datastore.is_none();
         let has_pvc = local_mysqld && pool.data_volume_claim_template.is_some();
 
-        let mut volumes = vec![Volume {
-            name: VT_ROOT_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        }];
-        if has_pvc {
-            volumes.push(Volume {
-                name: DATA_VOLUME.into(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: name.clone(),
-                    ..PersistentVolumeClaimVolumeSource::default()
-                }),
-                ..Volume::default()
-            });
-        }
-        if local_mysqld {
-            volumes.extend(self.init_script.volume.clone());
-        }
-        if let Some(backup) = self.backup {
-            volumes.extend(backup.storage.volumes.iter().cloned());
-        }
-
+        let volumes = self.volumes(&name, has_pvc, local_mysqld);
         let mut containers = vec![self.vttablet(has_pvc, local_mysqld)];
         if local_mysqld {
             containers.push(self.mysqld(has_pvc));
@@ -224,29 +205,6 @@ impl TabletContext<'_> {
                 containers.push(exporter);
             }
         }
-
-        let shard_labels: BTreeMap<String, String> = [
-            labels::COMPONENT,
-            labels::CLUSTER,
-            labels::KEYSPACE,
-            labels::SHARD,
-        ]
-        .iter()
-        .map(|k| (k.to_string(), own[*k].clone()))
-        .collect();
-        let mut pool_labels = shard_labels.clone();
-        for key in [labels::CELL, labels::TABLET_TYPE] {
-            pool_labels.insert(key.into(), own[key].clone());
-        }
-        // Prefer nodes without another tablet of the shard, then of the same pool: a node
-        // failure then costs the shard as few tablets as possible.
-        let spread = PodAntiAffinity {
-            preferred_during_scheduling_ignored_during_execution: Some(vec![
-                podspec::spread_term(2, &shard_labels, HOSTNAME_LABEL),
-                podspec::spread_term(1, &pool_labels, HOSTNAME_LABEL),
-            ]),
-            ..PodAntiAffinity::default()
-        };
 
         let annotations = BTreeMap::from([(
             labels::drain::SUPPORTED.to_string(),
@@ -260,7 +218,7 @@ impl TabletContext<'_> {
             affinity: podspec::affinity(
                 pool.pod.affinity.as_ref(),
                 spec.zone_map.get(&pool.cell).map(String::as_str),
-                Some(spread),
+                Some(spread(&own)),
             ),
             termination_grace_period_seconds: Some(
                 pool.vttablet
@@ -297,6 +255,33 @@ impl TabletContext<'_> {
             pod,
             pvc,
         }
+    }
+
+    /// The pod's volumes: the shared root, the data claim if any, the init script (with a
+    /// local mysqld) and the backup storage's.
+    fn volumes(&self, name: &str, has_pvc: bool, local_mysqld: bool) -> Vec<Volume> {
+        let mut volumes = vec![Volume {
+            name: VT_ROOT_VOLUME.into(),
+            empty_dir: Some(EmptyDirVolumeSource::default()),
+            ..Volume::default()
+        }];
+        if has_pvc {
+            volumes.push(Volume {
+                name: DATA_VOLUME.into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: name.to_string(),
+                    ..PersistentVolumeClaimVolumeSource::default()
+                }),
+                ..Volume::default()
+            });
+        }
+        if local_mysqld {
+            volumes.extend(self.init_script.volume.clone());
+        }
+        if let Some(backup) = self.backup {
+            volumes.extend(backup.storage.volumes.iter().cloned());
+        }
+        volumes
     }
 
     fn labels(&self) -> BTreeMap<String, String> {
@@ -427,32 +412,36 @@ impl TabletContext<'_> {
             mounts.extend(backup.storage.mounts.iter().cloned());
         }
         if let Some(external) = &pool.external_datastore {
-            flags
-                .set("db-host", &external.host)
-                .set("db-port", external.port)
-                .set("init-db-name-override", &external.database);
-            for user in ["app", "dba", "repl", "filtered", "allprivs"] {
-                flags.set(&format!("db-{user}-user"), &external.user);
-            }
-            // Paths only: the controller that resolves these secrets mounts them (later issue).
-            flags.set("db-credentials-server", "file").set(
-                "db-credentials-file",
-                format!(
-                    "/vt/secrets/external-datastore/{}",
-                    external.credentials_secret.key
-                ),
-            );
-            if let Some(ca) = &external.server_ca_cert_secret {
-                flags.set(
-                    "db-ssl-ca",
-                    format!("/vt/secrets/external-datastore-ca/{}", ca.key),
-                );
-            }
+            external_datastore_flags(&mut flags, external);
         }
         flags
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(pool.vttablet.extra_flags.as_ref());
 
+        Container {
+            name: "vttablet".into(),
+            image: Some(self.vttablet_image()),
+            image_pull_policy: self.pull_policy(|p| p.vttablet),
+            command: Some(vec!["/vt/bin/vttablet".into()]),
+            args: Some(flags.args()),
+            ports: Some(vec![
+                podspec::container_port(WEB_PORT_NAME, defaults::WEB_PORT),
+                podspec::container_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
+            ]),
+            env: Some(self.vttablet_env()),
+            resources: pool.vttablet.resources.clone(),
+            // vttablet's /debug/health mixes readiness and liveness; /healthz is readiness.
+            readiness_probe: Some(podspec::http_probe("/healthz", WEB_PORT_NAME)),
+            liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
+            lifecycle: pool.vttablet.lifecycle.clone(),
+            volume_mounts: Some(mounts),
+            ..Container::default()
+        }
+    }
+
+    /// vttablet's environment: its pod IP (for `--tablet-hostname`), the base variables and
+    /// the backup storage's.
+    fn vttablet_env(&self) -> Vec<EnvVar> {
         let mut env = vec![EnvVar {
             name: "POD_IP".into(),
             value_from: Some(EnvVarSource {
@@ -468,25 +457,7 @@ impl TabletContext<'_> {
         if let Some(backup) = self.backup {
             env.extend(backup.storage.env.iter().cloned());
         }
-        Container {
-            name: "vttablet".into(),
-            image: Some(self.vttablet_image()),
-            image_pull_policy: self.pull_policy(|p| p.vttablet),
-            command: Some(vec!["/vt/bin/vttablet".into()]),
-            args: Some(flags.args()),
-            ports: Some(vec![
-                podspec::container_port(WEB_PORT_NAME, defaults::WEB_PORT),
-                podspec::container_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
-            ]),
-            env: Some(env),
-            resources: pool.vttablet.resources.clone(),
-            // vttablet's /debug/health mixes readiness and liveness; /healthz is readiness.
-            readiness_probe: Some(podspec::http_probe("/healthz", WEB_PORT_NAME)),
-            liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
-            lifecycle: pool.vttablet.lifecycle.clone(),
-            volume_mounts: Some(mounts),
-            ..Container::default()
-        }
+        env
     }
 
     fn mysqld(&self, has_pvc: bool) -> Container {
@@ -581,6 +552,56 @@ impl TabletContext<'_> {
 
 /// The type a new tablet of the pool registers as; external pools front a MySQL whose role
 /// is managed elsewhere, and start as the nearest Vitess type.
+/// Prefer nodes without another tablet of the shard, then of the same pool: a node failure
+/// then costs the shard as few tablets as possible.
+fn spread(own: &BTreeMap<String, String>) -> PodAntiAffinity {
+    let shard_labels: BTreeMap<String, String> = [
+        labels::COMPONENT,
+        labels::CLUSTER,
+        labels::KEYSPACE,
+        labels::SHARD,
+    ]
+    .iter()
+    .map(|k| (k.to_string(), own[*k].clone()))
+    .collect();
+    let mut pool_labels = shard_labels.clone();
+    for key in [labels::CELL, labels::TABLET_TYPE] {
+        pool_labels.insert(key.into(), own[key].clone());
+    }
+    PodAntiAffinity {
+        preferred_during_scheduling_ignored_during_execution: Some(vec![
+            podspec::spread_term(2, &shard_labels, HOSTNAME_LABEL),
+            podspec::spread_term(1, &pool_labels, HOSTNAME_LABEL),
+        ]),
+        ..PodAntiAffinity::default()
+    }
+}
+
+/// vttablet's flags for a MySQL it does not run: where it is and who to log in as.
+fn external_datastore_flags(flags: &mut FlagSet, external: &ExternalDatastore) {
+    flags
+        .set("db-host", &external.host)
+        .set("db-port", external.port)
+        .set("init-db-name-override", &external.database);
+    for user in ["app", "dba", "repl", "filtered", "allprivs"] {
+        flags.set(&format!("db-{user}-user"), &external.user);
+    }
+    // Paths only: the controller that resolves these secrets mounts them (later issue).
+    flags.set("db-credentials-server", "file").set(
+        "db-credentials-file",
+        format!(
+            "/vt/secrets/external-datastore/{}",
+            external.credentials_secret.key
+        ),
+    );
+    if let Some(ca) = &external.server_ca_cert_secret {
+        flags.set(
+            "db-ssl-ca",
+            format!("/vt/secrets/external-datastore-ca/{}", ca.key),
+        );
+    }
+}
+
 fn init_tablet_type(pool_type: TabletPoolType) -> &'static str {
     match pool_type {
         TabletPoolType::Replica
