@@ -1,4 +1,5 @@
-//! The tests of [`super`].
+//! The tests of [`super`]: the Go operator's names, UIDs and flag vectors of every container,
+//! one case per pool shape. Long because each case spells out the pod it expects.
 
 use super::*;
 use crate::api::backupstorage::{GcsBackupLocation, S3BackupLocation, VitessBackupLocation};
