@@ -65,7 +65,7 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
         .into_values()
         .filter(|s| s.metadata.deletion_timestamp.is_none())
         .collect();
-    let orphans = prune_shards(&ctx, &keyspace, unwanted).await?;
+    let orphans = prune_shards(&ctx, &applier, unwanted).await?;
     let mut status = status(&keyspace, &observed);
     status.orphaned_shards = orphans;
     apply::status(client, keyspace.as_ref(), keyspace.status.as_ref(), &status).await?;
@@ -89,9 +89,10 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
 /// user's explicit `Immediate` turns a shard down (DESIGN §7). Tablet PVCs are kept either way.
 async fn prune_shards(
     ctx: &Context,
-    keyspace: &VitessKeyspace,
+    applier: &Applier<'_, VitessKeyspace>,
     unwanted: Vec<VitessShard>,
 ) -> Result<BTreeMap<String, OrphanStatus>, Error> {
+    let keyspace = applier.owner();
     let immediate = keyspace.spec.template.turndown_policy == Some(TurndownPolicy::Immediate);
     let mut orphans = BTreeMap::new();
     for shard in unwanted {
@@ -104,9 +105,12 @@ async fn prune_shards(
         if immediate {
             if let Err(orphan) = forget_shard(ctx, keyspace, &shard_name).await {
                 orphans.insert(shard_name, orphan);
-            } else if apply::delete_meta::<VitessShard>(&ctx.client, &shard.metadata).await? {
-                ctx.applied.forget::<VitessShard>(&shard.metadata);
-                ctx.events.pruned::<VitessShard, _>(keyspace, &[name]).await;
+            } else {
+                // Past its guard: deleted through the Applier (forgotten, a `Pruned` Event).
+                let listed = vec![shard.metadata.clone()];
+                applier
+                    .prune_listed::<VitessShard>(listed, &BTreeSet::new())
+                    .await?;
             }
         } else {
             orphans.insert(
@@ -318,6 +322,57 @@ mod reconcile_tests {
         reconcile(Arc::new(keyspace), ctx.clone())
             .await
             .expect("second reconcile");
+        assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
+    }
+
+    #[tokio::test]
+    async fn an_unwanted_shard_of_an_immediate_keyspace_is_deleted_once_and_said() {
+        let (ctx, server) = testing::context(None);
+        let children = desired::cluster::children(&testing::example_cluster()).expect("children");
+        let mut keyspace = children.keyspaces[0].clone();
+        keyspace.spec.template.turndown_policy = Some(TurndownPolicy::Immediate);
+        // Not in Vitess to forget first: the prune needs no vtctld.
+        keyspace.spec.topology_reconciliation = Some(crate::api::shared::TopoReconcileConfig {
+            prune_shards: Some(false),
+            ..Default::default()
+        });
+        let keyspace = server.insert_object(&keyspace);
+        reconcile(Arc::new(keyspace.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        server.take_calls();
+
+        // A shard an earlier spec wanted, owned and labelled like the one applied.
+        let wanted = crate::domain::names::cluster::shard("example", "commerce", "x-x");
+        let mut probe = VitessShard::new(&wanted, Default::default());
+        probe.metadata.namespace = Some(testing::NAMESPACE.into());
+        let mut gone = server.object_like(&probe).expect("applied");
+        let gone_name = crate::domain::names::cluster::shard("example", "commerce", "x-80");
+        gone.metadata.name = Some(gone_name.clone());
+        gone.metadata.uid = None;
+        gone.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::SHARD.into(), "x-80".into());
+        server.insert_object(&gone);
+
+        let keyspace = server.object_like(&keyspace).expect("still there");
+        reconcile(Arc::new(keyspace.clone()), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let delete = format!("delete vitessshards/{gone_name}");
+        let calls = server.take_calls();
+        assert_eq!(
+            requests(&calls),
+            ["list vitessshards", &delete, "create events"]
+        );
+        assert_eq!(writes(&calls), [delete.as_str(), "create events"]);
+
+        // Steady again: only the list.
+        let keyspace = server.object_like(&keyspace).expect("still there");
+        reconcile(Arc::new(keyspace), ctx.clone())
+            .await
+            .expect("third reconcile");
         assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
     }
 }
