@@ -104,136 +104,174 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
         // An inventory entry.
         return Ok(Action::await_change());
     };
-    let client = &ctx.client;
-    let generation = request.meta().generation;
-    let previous = request.status.clone().unwrap_or_default();
-    let key = request.meta().uid.clone().unwrap_or_default();
-    let started = match phase(&previous) {
+    let report = Report::new(&ctx, &request);
+    let started = match phase(&report.previous) {
         Phase::Finished => return Ok(Action::await_change()),
         Phase::Started => true,
         Phase::New => false,
     };
-    let object: &VitessBackup = &request;
-    let write = |status: VitessBackupStatus| async move {
-        apply::status(client, object, object.status.as_ref(), &status).await
-    };
-    let condition = |readiness: Readiness| {
-        condition::with_condition(&previous.conditions, COMPLETE, Some(&readiness), generation)
-    };
-
+    let key = request.meta().uid.clone().unwrap_or_default();
     let state = ctx.backup_requests(|m| m.get(&key).cloned());
     tracing::debug!(?state, started, "backup request");
     match state {
-        None if started => {
-            // Sent by an earlier operator process, whose answer is lost: never send it again.
-            write(VitessBackupStatus {
-                conditions: condition(Readiness::new(
-                    false,
-                    "Interrupted",
-                    "the operator restarted while the backup ran; its result is unknown (see the VitessBackup inventory); create a new VitessBackup to back up again",
-                )),
-                ..previous.clone()
-            })
-            .await?;
-            Ok(Action::await_change())
-        }
-        None => {
-            let cluster = match cluster_of(&ctx, &request).await? {
-                Ok(cluster) => cluster,
-                Err(why) => {
-                    write(VitessBackupStatus {
-                        observed_generation: generation,
-                        conditions: condition(Readiness::new(false, "NoCluster", why)),
-                        ..previous.clone()
-                    })
-                    .await?;
-                    return Ok(Action::requeue(POLL));
-                }
-            };
-            let namespace = request.meta().namespace.clone().unwrap_or_default();
-            let vtctld = match ctx.vtctld_of(&namespace, &cluster) {
-                Ok(vtctld) => vtctld,
-                Err(why) => {
-                    write(VitessBackupStatus {
-                        observed_generation: generation,
-                        conditions: condition(Readiness::new(
-                            false,
-                            "WaitingForVtctld",
-                            why.to_string(),
-                        )),
-                        ..previous.clone()
-                    })
-                    .await?;
-                    return Ok(Action::requeue(POLL));
-                }
-            };
-            // Persist "started" first: if this write fails nothing was sent, and once it
-            // succeeded no later reconcile sends another BackupShard.
-            write(VitessBackupStatus {
-                observed_generation: generation,
-                start_time: Some(now()),
-                storage_directory: Some(format!("{keyspace}/{shard}")),
-                complete: false,
-                conditions: condition(Readiness::new(
-                    false,
-                    STARTED,
-                    format!("vtctld BackupShard {keyspace}/{shard} sent"),
-                )),
-                ..previous.clone()
-            })
-            .await?;
-            ctx.backup_requests(|m| m.insert(key.clone(), RequestState::Running));
-            let (keyspace, shard, task_ctx) = (keyspace.clone(), shard.clone(), ctx.clone());
-            let allow_primary = request.spec.allow_primary == Some(true);
-            tokio::spawn(async move {
-                let result = vtctld
-                    .backup_shard(&keyspace, &shard, allow_primary)
-                    .await
-                    .map_err(|e| e.to_string());
-                task_ctx.backup_requests(|m| m.insert(key, RequestState::Done(result)));
-            });
-            Ok(Action::requeue(POLL))
-        }
+        // Sent by an earlier operator process, whose answer is lost: never send it again.
+        None if started => report.interrupted().await,
+        None => send(&ctx, &request, &report, key, keyspace, shard).await,
         Some(RequestState::Running) => Ok(Action::requeue(POLL)),
-        Some(RequestState::Done(Err(message))) => {
-            write(VitessBackupStatus {
-                finished_time: Some(now()),
-                complete: false,
-                conditions: condition(Readiness::new(false, "BackupFailed", message)),
-                ..previous.clone()
-            })
-            .await?;
-            // The entry stays: a reconcile that still sees the old status in the cache must
-            // find the outcome, not conclude that an earlier process sent the call.
-            Ok(Action::await_change())
-        }
+        // The entry stays after either outcome: a reconcile that still sees the old status
+        // in the cache must find the outcome, not conclude that an earlier process sent it.
+        Some(RequestState::Done(Err(message))) => report.failed(message).await,
         Some(RequestState::Done(Ok(outcome))) => {
             let storage_name =
-                produced_backup(&ctx, &request, keyspace, shard, &outcome, &previous).await;
-            let tablet = outcome
-                .tablet
-                .as_ref()
-                .map_or_else(|| "a tablet".to_string(), ToString::to_string);
-            write(VitessBackupStatus {
-                finished_time: Some(now()),
-                complete: true,
-                storage_name: storage_name.clone().or(previous.storage_name.clone()),
-                conditions: condition(Readiness::new(
-                    true,
-                    "BackupComplete",
-                    match &storage_name {
-                        Some(name) => format!("backup {name} taken by {tablet}"),
-                        None => format!("backup taken by {tablet}"),
-                    },
-                )),
-                ..previous.clone()
-            })
-            .await?;
-            // The entry stays: a reconcile that still sees the old status in the cache must
-            // find the outcome, not conclude that an earlier process sent the call.
-            Ok(Action::await_change())
+                produced_backup(&ctx, &request, keyspace, shard, &outcome, &report.previous).await;
+            report.complete(&outcome, storage_name).await
         }
     }
+}
+
+/// A request's status writes: each starts from the status it had when the reconcile began.
+struct Report<'a> {
+    ctx: &'a Context,
+    request: &'a VitessBackup,
+    previous: VitessBackupStatus,
+    generation: Option<i64>,
+}
+
+impl<'a> Report<'a> {
+    fn new(ctx: &'a Context, request: &'a VitessBackup) -> Self {
+        Self {
+            ctx,
+            request,
+            previous: request.status.clone().unwrap_or_default(),
+            generation: request.meta().generation,
+        }
+    }
+
+    async fn write(&self, status: VitessBackupStatus) -> Result<(), Error> {
+        let request = self.request;
+        apply::status(&self.ctx.client, request, request.status.as_ref(), &status).await?;
+        Ok(())
+    }
+
+    /// The previous conditions with `Complete` set to `readiness`.
+    fn condition(&self, readiness: Readiness) -> crate::api::shared::Conditions {
+        condition::with_condition(
+            &self.previous.conditions,
+            COMPLETE,
+            Some(&readiness),
+            self.generation,
+        )
+    }
+
+    /// Not sent yet, because of `reason`; looked at again soon.
+    async fn waiting(&self, reason: &str, why: String) -> Result<Action, Error> {
+        self.write(VitessBackupStatus {
+            observed_generation: self.generation,
+            conditions: self.condition(Readiness::new(false, reason, why)),
+            ..self.previous.clone()
+        })
+        .await?;
+        Ok(Action::requeue(POLL))
+    }
+
+    /// Persisted before BackupShard is sent: if this write fails nothing was sent, and once
+    /// it succeeded no later reconcile sends another.
+    async fn started(&self, keyspace: &str, shard: &str) -> Result<(), Error> {
+        self.write(VitessBackupStatus {
+            observed_generation: self.generation,
+            start_time: Some(now()),
+            storage_directory: Some(format!("{keyspace}/{shard}")),
+            complete: false,
+            conditions: self.condition(Readiness::new(
+                false,
+                STARTED,
+                format!("vtctld BackupShard {keyspace}/{shard} sent"),
+            )),
+            ..self.previous.clone()
+        })
+        .await
+    }
+
+    async fn interrupted(&self) -> Result<Action, Error> {
+        self.write(VitessBackupStatus {
+            conditions: self.condition(Readiness::new(
+                false,
+                "Interrupted",
+                "the operator restarted while the backup ran; its result is unknown (see the VitessBackup inventory); create a new VitessBackup to back up again",
+            )),
+            ..self.previous.clone()
+        })
+        .await?;
+        Ok(Action::await_change())
+    }
+
+    async fn failed(&self, message: String) -> Result<Action, Error> {
+        self.write(VitessBackupStatus {
+            finished_time: Some(now()),
+            complete: false,
+            conditions: self.condition(Readiness::new(false, "BackupFailed", message)),
+            ..self.previous.clone()
+        })
+        .await?;
+        Ok(Action::await_change())
+    }
+
+    async fn complete(
+        &self,
+        outcome: &BackupOutcome,
+        storage_name: Option<String>,
+    ) -> Result<Action, Error> {
+        let tablet = outcome
+            .tablet
+            .as_ref()
+            .map_or_else(|| "a tablet".to_string(), ToString::to_string);
+        let message = match &storage_name {
+            Some(name) => format!("backup {name} taken by {tablet}"),
+            None => format!("backup taken by {tablet}"),
+        };
+        self.write(VitessBackupStatus {
+            finished_time: Some(now()),
+            complete: true,
+            storage_name: storage_name.or(self.previous.storage_name.clone()),
+            conditions: self.condition(Readiness::new(true, "BackupComplete", message)),
+            ..self.previous.clone()
+        })
+        .await?;
+        Ok(Action::await_change())
+    }
+}
+
+/// Sends the request's one BackupShard, once its cluster's vtctld is known and "started" is
+/// persisted; its answer is recorded under `key` for a later reconcile.
+async fn send(
+    ctx: &Arc<Context>,
+    request: &VitessBackup,
+    report: &Report<'_>,
+    key: String,
+    keyspace: &str,
+    shard: &str,
+) -> Result<Action, Error> {
+    let cluster = match cluster_of(ctx, request).await? {
+        Ok(cluster) => cluster,
+        Err(why) => return report.waiting("NoCluster", why).await,
+    };
+    let namespace = request.meta().namespace.clone().unwrap_or_default();
+    let vtctld = match ctx.vtctld_of(&namespace, &cluster).await {
+        Ok(vtctld) => vtctld,
+        Err(why) => return report.waiting("WaitingForVtctld", why.to_string()).await,
+    };
+    report.started(keyspace, shard).await?;
+    ctx.backup_requests(|m| m.insert(key.clone(), RequestState::Running));
+    let (keyspace, shard, task_ctx) = (keyspace.to_string(), shard.to_string(), ctx.clone());
+    let allow_primary = request.spec.allow_primary == Some(true);
+    tokio::spawn(async move {
+        let result = vtctld
+            .backup_shard(&keyspace, &shard, allow_primary)
+            .await
+            .map_err(|e| e.to_string());
+        task_ctx.backup_requests(|m| m.insert(key, RequestState::Done(result)));
+    });
+    Ok(Action::requeue(POLL))
 }
 
 /// The name in storage of the backup a request produced: the newest backup of the shard by
@@ -249,7 +287,7 @@ async fn produced_backup(
     let tablet = outcome.tablet.as_ref()?;
     let cluster = cluster_of(ctx, request).await.ok()?.ok()?;
     let namespace = request.meta().namespace.clone().unwrap_or_default();
-    let vtctld = ctx.vtctld_of(&namespace, &cluster).ok()?;
+    let vtctld = ctx.vtctld_of(&namespace, &cluster).await.ok()?;
     let since = previous
         .start_time
         .as_ref()
@@ -289,5 +327,126 @@ mod tests {
         for reason in FINISHED {
             assert_eq!(phase(&with_reason(reason)), Phase::Finished, "{reason}");
         }
+    }
+}
+
+#[cfg(test)]
+/// The reconcile against the stand-in API server and the fake vtctld.
+mod reconcile_tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::controller::testing::{self, requests, writes};
+    use crate::desired;
+    use crate::vitess::{Alias, TabletType};
+    use vtctld_fake::FakeVtctld;
+
+    /// Waits until the BackupShard the reconcile sent has answered.
+    async fn answered(ctx: &Context, key: &str) {
+        for _ in 0..500 {
+            let state = ctx.backup_requests(|m| m.get(key).cloned());
+            if matches!(state, Some(RequestState::Done(_))) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("BackupShard did not answer");
+    }
+
+    #[tokio::test]
+    async fn a_request_is_sent_once_then_reported_complete_then_steady() {
+        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = testing::example_cluster();
+        server.insert_object(&cluster);
+        let children = desired::cluster::children(&cluster).expect("children");
+        let shard = desired::keyspace::shards(&children.keyspaces[0])
+            .expect("shards")
+            .remove(0);
+        let request = desired::vtbackup::initial_backup_request(&shard).expect("request");
+        let request = server.insert_object(&request);
+        let replica: Alias = "zone1-0000000101".parse().expect("alias");
+        vtctld.register_tablet(replica.clone(), "commerce", "-", TabletType::Replica);
+        let status = format!("status vitessbackups/{}", request.name_any());
+        // vtctld is asked after reading the cluster, for its TLS settings.
+        let cluster_read = "get vitessclusters/example";
+
+        // First: "started" is persisted, then BackupShard is sent.
+        reconcile(Arc::new(request.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let first = server.take_calls();
+        assert_eq!(requests(&first), [cluster_read, status.as_str()]);
+        assert_eq!(writes(&first), [status.as_str()]);
+        let started = server.object_like(&request).expect("still there");
+        assert_eq!(
+            phase(started.status.as_ref().expect("status")),
+            Phase::Started
+        );
+        answered(&ctx, request.meta().uid.as_deref().unwrap_or_default()).await;
+        assert_eq!(vtctld.count("BackupShard"), 1);
+
+        // Second: the answer is reported, with the name of the backup it produced.
+        reconcile(Arc::new(started), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let second = server.take_calls();
+        assert_eq!(requests(&second), [cluster_read, status.as_str()]);
+        assert_eq!(writes(&second), [status.as_str()]);
+        let done = server.object_like(&request).expect("still there");
+        let done_status = done.status.clone().expect("status");
+        assert!(done_status.complete);
+        assert_eq!(phase(&done_status), Phase::Finished);
+        let produced = vtctld.backups("commerce", "-");
+        assert_eq!(done_status.storage_name.as_ref(), produced.first());
+
+        // Steady: a finished request makes no request at all, and is never sent again.
+        reconcile(Arc::new(done), ctx.clone())
+            .await
+            .expect("third reconcile");
+        assert!(server.take_calls().is_empty());
+        assert_eq!(vtctld.count("BackupShard"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_request_whose_cluster_is_not_there_waits_and_sends_nothing() {
+        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = testing::example_cluster();
+        let children = desired::cluster::children(&cluster).expect("children");
+        let shard = desired::keyspace::shards(&children.keyspaces[0])
+            .expect("shards")
+            .remove(0);
+        let request = desired::vtbackup::initial_backup_request(&shard).expect("request");
+        let request = server.insert_object(&request);
+
+        let action = reconcile(Arc::new(request.clone()), ctx.clone())
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::requeue(POLL));
+        let status = format!("status vitessbackups/{}", request.name_any());
+        let calls = server.take_calls();
+        assert_eq!(
+            requests(&calls),
+            ["get vitessclusters/example", status.as_str()]
+        );
+        let waiting = server.object_like(&request).expect("still there");
+        let condition = waiting
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == COMPLETE).cloned())
+            .expect("condition");
+        assert_eq!(condition.reason, "WaitingForVtctld");
+        assert_eq!(
+            condition.message,
+            "waiting for VitessCluster example to be reconciled"
+        );
+        assert_eq!(vtctld.count("BackupShard"), 0);
     }
 }

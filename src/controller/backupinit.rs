@@ -15,7 +15,7 @@
 //!   `Unknown`, not stale (an alert on `False` must not fire for backups that are fine).
 //!
 //! Why one file: the decision, its inputs and its execution are one protocol (init pod,
-//! request, freshness) read top to bottom; its tests sit beside it.
+//! request, freshness) read top to bottom; its tests are in `backupinit/tests.rs`.
 
 use std::time::{Duration, SystemTime};
 
@@ -32,6 +32,7 @@ use crate::api::backupstorage::VitessBackupLocation;
 use crate::api::shard::ShardBackupLocationStatus;
 use crate::api::{VitessBackup, VitessShard};
 use crate::desired::vtbackup::VtbackupInit;
+use crate::k8s::applier::Applier;
 use crate::vitess::BackupStatus;
 use crate::{desired, domain::labels, k8s::apply, k8s::events};
 
@@ -120,111 +121,131 @@ pub fn decide(inputs: &Inputs) -> Decision {
             condition: None,
         };
     }
-    let counts = inputs.counts;
-    let exists = || {
-        Readiness::new(
-            true,
-            "BackupExists",
-            format!(
-                "backups in storage: {} complete, {} incomplete, {} of unknown completeness",
-                counts.complete, counts.incomplete, counts.unknown
-            ),
-        )
-    };
     if let Some(pod) = &inputs.init_pod {
-        return match pod.phase.as_str() {
-            "Succeeded" => Decision::new(
-                Create::Nothing,
-                None,
-                Readiness::new(
-                    true,
-                    "InitialBackupUploaded",
-                    format!("{} uploaded the shard's first backup", pod.name),
-                ),
-            ),
-            // Once the shard has a primary, the init pod no longer holds anything back.
-            _ if inputs.primary.is_some() => Decision::new(Create::Nothing, None, exists()),
-            "Failed" => {
-                let why = format!(
-                    "vtbackup-init pod {} failed; see `kubectl logs {}`",
-                    pod.name, pod.name
-                );
-                Decision::new(
-                    Create::Nothing,
-                    Some(why.clone()),
-                    Readiness::new(false, "InitPodFailed", why),
-                )
-            }
-            phase => {
-                let why = format!(
-                    "waiting for vtbackup-init pod {} to upload the first backup (phase {})",
-                    pod.name,
-                    if phase.is_empty() { "unknown" } else { phase }
-                );
-                Decision::new(
-                    Create::Nothing,
-                    Some(why.clone()),
-                    Readiness::new(false, "InitPodRunning", why),
-                )
-            }
-        };
+        return by_init_pod(inputs, pod);
     }
     if inputs.primary.is_none() {
-        if counts.complete > 0 {
-            return Decision::new(Create::Nothing, None, exists());
-        }
-        if !inputs.init_wanted {
-            return Decision::new(
-                Create::Nothing,
-                None,
-                Readiness::new(
-                    false,
-                    "NoBackup",
-                    "no complete backup and replication.initializeBackup is false: the \
-                     tablets wait for a backup to restore from",
-                ),
-            );
-        }
-        let why = "waiting for the vtbackup-init pod to upload the first backup".to_string();
-        return Decision::new(
-            Create::InitPod,
-            Some(why.clone()),
-            Readiness::new(false, "InitPodRunning", why),
-        );
+        return before_primary(inputs);
     }
     // The shard serves: vtbackup would refuse; the first backup comes from a replica.
     if let Some(request) = &inputs.request {
+        return Decision::new(Create::Nothing, None, by_request(request));
+    }
+    serving_without_request(inputs)
+}
+
+/// `BackupExists`, with the inventory's counts.
+fn exists(counts: Counts) -> Readiness {
+    Readiness::new(
+        true,
+        "BackupExists",
+        format!(
+            "backups in storage: {} complete, {} incomplete, {} of unknown completeness",
+            counts.complete, counts.incomplete, counts.unknown
+        ),
+    )
+}
+
+/// A shard with a `vtbackup-init` pod: where that pod is.
+fn by_init_pod(inputs: &Inputs, pod: &InitPod) -> Decision {
+    match pod.phase.as_str() {
+        "Succeeded" => Decision::new(
+            Create::Nothing,
+            None,
+            Readiness::new(
+                true,
+                "InitialBackupUploaded",
+                format!("{} uploaded the shard's first backup", pod.name),
+            ),
+        ),
+        // Once the shard has a primary, the init pod no longer holds anything back.
+        _ if inputs.primary.is_some() => {
+            Decision::new(Create::Nothing, None, exists(inputs.counts))
+        }
+        "Failed" => {
+            let why = format!(
+                "vtbackup-init pod {} failed; see `kubectl logs {}`",
+                pod.name, pod.name
+            );
+            Decision::new(
+                Create::Nothing,
+                Some(why.clone()),
+                Readiness::new(false, "InitPodFailed", why),
+            )
+        }
+        phase => {
+            let why = format!(
+                "waiting for vtbackup-init pod {} to upload the first backup (phase {})",
+                pod.name,
+                if phase.is_empty() { "unknown" } else { phase }
+            );
+            Decision::new(
+                Create::Nothing,
+                Some(why.clone()),
+                Readiness::new(false, "InitPodRunning", why),
+            )
+        }
+    }
+}
+
+/// A new shard (no primary yet) without an init pod.
+fn before_primary(inputs: &Inputs) -> Decision {
+    if inputs.counts.complete > 0 {
+        return Decision::new(Create::Nothing, None, exists(inputs.counts));
+    }
+    if !inputs.init_wanted {
         return Decision::new(
             Create::Nothing,
             None,
-            match (request.complete, request.reason.as_str()) {
-                (true, _) => Readiness::new(
-                    true,
-                    "BackupTaken",
-                    format!("VitessBackup {} took the first backup", request.name),
-                ),
-                (false, "BackupFailed" | "Interrupted") => Readiness::new(
-                    false,
-                    "InitialBackupFailed",
-                    format!(
-                        "VitessBackup {} failed: {}; it is not retried: create a VitessBackup \
-                         with spec.keyspace and spec.shard to try again",
-                        request.name, request.message
-                    ),
-                ),
-                _ => Readiness::new(
-                    false,
-                    "BackupRequested",
-                    format!(
-                        "VitessBackup {} asks vtctld for a backup of a replica",
-                        request.name
-                    ),
-                ),
-            },
+            Readiness::new(
+                false,
+                "NoBackup",
+                "no complete backup and replication.initializeBackup is false: the \
+                 tablets wait for a backup to restore from",
+            ),
         );
     }
+    let why = "waiting for the vtbackup-init pod to upload the first backup".to_string();
+    Decision::new(
+        Create::InitPod,
+        Some(why.clone()),
+        Readiness::new(false, "InitPodRunning", why),
+    )
+}
+
+/// A serving shard's own first-backup request: where it is.
+fn by_request(request: &Request) -> Readiness {
+    match (request.complete, request.reason.as_str()) {
+        (true, _) => Readiness::new(
+            true,
+            "BackupTaken",
+            format!("VitessBackup {} took the first backup", request.name),
+        ),
+        (false, "BackupFailed" | "Interrupted") => Readiness::new(
+            false,
+            "InitialBackupFailed",
+            format!(
+                "VitessBackup {} failed: {}; it is not retried: create a VitessBackup \
+                 with spec.keyspace and spec.shard to try again",
+                request.name, request.message
+            ),
+        ),
+        _ => Readiness::new(
+            false,
+            "BackupRequested",
+            format!(
+                "VitessBackup {} asks vtctld for a backup of a replica",
+                request.name
+            ),
+        ),
+    }
+}
+
+/// A serving shard that has not asked for a backup: whether it should now.
+fn serving_without_request(inputs: &Inputs) -> Decision {
+    let counts = inputs.counts;
     if counts.complete + counts.incomplete + counts.unknown > 0 {
-        return Decision::new(Create::Nothing, None, exists());
+        return Decision::new(Create::Nothing, None, exists(counts));
     }
     if !inputs.settled {
         return Decision::new(
@@ -474,13 +495,13 @@ pub async fn execute(
     init: Option<VtbackupInit>,
     decision: &Decision,
 ) -> Result<(), Error> {
-    let client = &ctx.client;
+    let applier = Applier::new(&ctx.client, &ctx.events, shard);
     match (decision.create, init) {
         (Create::InitPod, Some(init)) => {
             if let Some(pvc) = init.pvc {
-                apply::claim(client, pvc).await?;
+                applier.claim(pvc).await?;
             }
-            let pod = apply::owned(client, shard, init.pod).await?;
+            let pod = applier.owned(init.pod).await?;
             ctx.events
                 .publish(
                     shard,
@@ -502,7 +523,7 @@ pub async fn execute(
                 request.spec.keyspace.clone().unwrap_or_default(),
                 request.spec.shard.clone().unwrap_or_default(),
             );
-            let listed = match ctx.vtctld(shard) {
+            let listed = match ctx.vtctld(shard).await {
                 Ok(vtctld) => vtctld
                     .backups(&keyspace, &name, 1)
                     .await
@@ -520,7 +541,7 @@ pub async fn execute(
                     return Ok(());
                 }
             }
-            let request = apply::owned(client, shard, request).await?;
+            let request = applier.owned(request).await?;
             ctx.events
                 .publish(
                     shard,
@@ -542,315 +563,4 @@ pub async fn execute(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::backup::VitessBackupSpec;
-    use k8s_openapi::jiff::Timestamp;
-
-    fn inputs() -> Inputs {
-        Inputs {
-            configured: true,
-            init_wanted: true,
-            primary: None,
-            settled: true,
-            counts: Counts::default(),
-            init_pod: None,
-            request: None,
-        }
-    }
-
-    fn pod(phase: &str) -> Option<InitPod> {
-        Some(InitPod {
-            name: "ex-commerce-x-x-vtbackup-init-c6db73c9".into(),
-            phase: phase.into(),
-        })
-    }
-
-    fn reason(d: &Decision) -> &str {
-        d.condition.as_ref().map_or("", |c| c.reason.as_str())
-    }
-
-    #[test]
-    fn a_new_shard_gets_an_init_pod_and_holds_its_election_until_it_succeeds() {
-        let d = decide(&inputs());
-        assert_eq!(d.create, Create::InitPod);
-        assert!(d.hold.is_some());
-        for phase in ["", "Pending", "Running"] {
-            let d = decide(&Inputs {
-                init_pod: pod(phase),
-                ..inputs()
-            });
-            assert_eq!(d.create, Create::Nothing, "{phase}");
-            assert!(
-                d.hold.as_ref().unwrap().contains("vtbackup-init"),
-                "{phase}"
-            );
-            assert_eq!(reason(&d), "InitPodRunning");
-        }
-        let failed = decide(&Inputs {
-            init_pod: pod("Failed"),
-            ..inputs()
-        });
-        assert!(failed.hold.unwrap().contains("kubectl logs"));
-        let done = decide(&Inputs {
-            init_pod: pod("Succeeded"),
-            ..inputs()
-        });
-        assert_eq!((done.create, done.hold), (Create::Nothing, None));
-        assert!(done.condition.unwrap().ready);
-    }
-
-    #[test]
-    fn no_init_pod_without_backups_with_a_complete_backup_or_when_opted_out() {
-        let off = decide(&Inputs {
-            configured: false,
-            ..inputs()
-        });
-        assert_eq!(
-            (off.create, off.hold, off.condition),
-            (Create::Nothing, None, None)
-        );
-        let restore = decide(&Inputs {
-            counts: Counts {
-                complete: 1,
-                ..Counts::default()
-            },
-            ..inputs()
-        });
-        assert_eq!(
-            (restore.create, restore.hold.is_none()),
-            (Create::Nothing, true)
-        );
-        assert_eq!(reason(&restore), "BackupExists");
-        // An incomplete backup is not one to restore from.
-        let incomplete = decide(&Inputs {
-            counts: Counts {
-                incomplete: 3,
-                ..Counts::default()
-            },
-            ..inputs()
-        });
-        assert_eq!(incomplete.create, Create::InitPod);
-        let opted_out = decide(&Inputs {
-            init_wanted: false,
-            ..inputs()
-        });
-        assert_eq!(
-            (opted_out.create, &opted_out.hold),
-            (Create::Nothing, &None)
-        );
-        assert_eq!(reason(&opted_out), "NoBackup");
-    }
-
-    #[test]
-    fn a_serving_shard_asks_for_one_backup_of_a_replica_once_settled() {
-        let serving = Inputs {
-            primary: Some("zone1-0000000100".into()),
-            ..inputs()
-        };
-        let d = decide(&serving);
-        assert_eq!((d.create, d.hold), (Create::Request, None));
-        let unsettled = decide(&Inputs {
-            settled: false,
-            ..serving.clone()
-        });
-        assert_eq!(unsettled.create, Create::Nothing);
-        assert_eq!(reason(&unsettled), "Waiting");
-        let request = |complete: bool, reason: &str| Request {
-            name: "r".into(),
-            complete,
-            reason: reason.into(),
-            message: "no tablet available for backup".into(),
-        };
-        let running = decide(&Inputs {
-            request: Some(request(false, "BackupStarted")),
-            ..serving.clone()
-        });
-        assert_eq!(running.create, Create::Nothing);
-        assert_eq!(reason(&running), "BackupRequested");
-        let failed = decide(&Inputs {
-            request: Some(request(false, "BackupFailed")),
-            ..serving.clone()
-        });
-        assert_eq!(failed.create, Create::Nothing);
-        assert!(
-            failed
-                .condition
-                .unwrap()
-                .message
-                .contains("no tablet available")
-        );
-        let taken = decide(&Inputs {
-            request: Some(request(true, "BackupComplete")),
-            ..serving.clone()
-        });
-        assert!(taken.condition.unwrap().ready);
-        // Any backup at all (even one vtctld cannot call complete) means no request.
-        let has = decide(&Inputs {
-            counts: Counts {
-                incomplete: 1,
-                ..Counts::default()
-            },
-            ..serving.clone()
-        });
-        assert_eq!(has.create, Create::Nothing);
-        // A still-running init pod holds nothing back once a primary exists.
-        let late = decide(&Inputs {
-            init_pod: pod("Running"),
-            ..serving
-        });
-        assert_eq!((late.create, late.hold), (Create::Nothing, None));
-    }
-
-    fn entry(location: &str, complete: bool, finished: i64) -> VitessBackup {
-        let mut b = VitessBackup::new("b", VitessBackupSpec::default());
-        b.metadata.labels = Some(labels::set(&[(labels::BACKUP_LOCATION, location)]));
-        b.status = Some(VitessBackupStatus {
-            complete,
-            vtctld_status: Some(if complete { "COMPLETE" } else { "INCOMPLETE" }.into()),
-            finished_time: Some(Time(Timestamp::from_second(finished).unwrap())),
-            ..VitessBackupStatus::default()
-        });
-        b
-    }
-
-    /// An entry as vtctld v0.24 lists every backup: status UNKNOWN, start time only.
-    fn unreported(location: &str, started: i64) -> VitessBackup {
-        let mut b = entry(location, false, 0);
-        b.status = Some(VitessBackupStatus {
-            vtctld_status: Some("UNKNOWN".into()),
-            start_time: Some(Time(Timestamp::from_second(started).unwrap())),
-            ..VitessBackupStatus::default()
-        });
-        b
-    }
-
-    #[test]
-    fn unreported_completeness_is_neither_fresh_nor_stale() {
-        let locations = [location("", Some("1h"))];
-        let backups = [unreported("", 1_000), unreported("", 5_000)];
-        let statuses = location_status(&locations, &backups);
-        assert_eq!(
-            (
-                statuses[0].complete_backups,
-                statuses[0].incomplete_backups,
-                statuses[0].unknown_backups
-            ),
-            (0, 0, 2)
-        );
-        assert_eq!(statuses[0].latest_complete_backup_time, None);
-        assert_eq!(
-            statuses[0].latest_backup_time,
-            Some(Time(Timestamp::from_second(5_000).unwrap()))
-        );
-        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        let recent = freshness(&locations, &statuses, at(5_000 + 3_600)).unwrap();
-        assert_eq!(recent.status(), "Unknown", "{recent:?}");
-        assert_eq!(recent.reason, "CompletenessUnknown");
-        assert!(recent.message.contains("does not report"), "{recent:?}");
-        // Too old to be fresh whether complete or not: stale.
-        let old = freshness(&locations, &statuses, at(5_000 + 3_601)).unwrap();
-        assert_eq!(old.status(), "False", "{old:?}");
-        assert!(old.message.contains("no complete backup"), "{old:?}");
-        // A recent complete backup settles it.
-        let mut mixed = statuses.clone();
-        mixed[0].latest_complete_backup_time = Some(Time(Timestamp::from_second(4_000).unwrap()));
-        assert_eq!(
-            freshness(&locations, &mixed, at(4_000 + 3_600))
-                .unwrap()
-                .status(),
-            "True"
-        );
-        // Any backup, even one vtctld does not describe, means the serving shard has one.
-        let serving = decide(&Inputs {
-            primary: Some("zone1-100".into()),
-            counts: counts(&statuses),
-            ..inputs()
-        });
-        assert_eq!(serving.create, Create::Nothing);
-        assert!(
-            serving
-                .condition
-                .unwrap()
-                .message
-                .contains("2 of unknown completeness")
-        );
-        // But a new shard is not told to skip its init pod on such backups: vtbackup decides.
-        let new = decide(&Inputs {
-            counts: counts(&statuses),
-            ..inputs()
-        });
-        assert_eq!(new.create, Create::InitPod);
-    }
-
-    fn location(name: &str, max: Option<&str>) -> VitessBackupLocation {
-        VitessBackupLocation {
-            name: name.into(),
-            max_backup_age: max.map(Into::into),
-            ..VitessBackupLocation::default()
-        }
-    }
-
-    #[test]
-    fn counts_per_location_and_freshness() {
-        let locations = [location("", Some("1h")), location("dr", None)];
-        let backups = [
-            entry("", true, 1_000),
-            entry("", true, 5_000),
-            entry("", false, 9_000),
-            entry("dr", false, 9_000),
-            entry("elsewhere", true, 9_000),
-        ];
-        let statuses = location_status(&locations, &backups);
-        assert_eq!(statuses.len(), 2);
-        assert_eq!(statuses[0].name, None);
-        assert_eq!(
-            (statuses[0].complete_backups, statuses[0].incomplete_backups),
-            (2, 1)
-        );
-        assert_eq!(
-            statuses[0].latest_complete_backup_time,
-            Some(Time(Timestamp::from_second(5_000).unwrap()))
-        );
-        assert_eq!(statuses[1].name.as_deref(), Some("dr"));
-        assert_eq!(
-            (statuses[1].complete_backups, statuses[1].incomplete_backups),
-            (0, 1)
-        );
-        assert_eq!(
-            counts(&statuses),
-            Counts {
-                complete: 2,
-                incomplete: 2,
-                unknown: 0
-            }
-        );
-        let at = |s: u64| SystemTime::UNIX_EPOCH + Duration::from_secs(s);
-        let fresh = freshness(&locations, &statuses, at(5_000 + 3_600)).unwrap();
-        assert!(fresh.ready, "{fresh:?}");
-        let stale = freshness(&locations, &statuses, at(5_000 + 3_601)).unwrap();
-        assert!(!stale.ready);
-        assert!(
-            stale.message.contains("more than 1h ago"),
-            "{}",
-            stale.message
-        );
-        // Only the location with a maxBackupAge is judged.
-        assert_eq!(
-            freshness(&[location("dr", None)], &statuses[1..], at(0)),
-            None
-        );
-        let none = freshness(&[location("dr", Some("24h"))], &statuses[1..], at(0)).unwrap();
-        assert!(none.message.contains("no complete backup"));
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("26h"), Some(Duration::from_secs(26 * 3600)));
-        assert_eq!(parse_duration("1h30m"), Some(Duration::from_secs(5400)));
-        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
-        for bad in ["", "h", "10", "1d", "1.5h"] {
-            assert_eq!(parse_duration(bad), None, "{bad}");
-        }
-    }
-}
+mod tests;

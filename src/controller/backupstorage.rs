@@ -18,6 +18,7 @@ use super::{Context, Error, POLL};
 use crate::api::backupstorage::VitessBackupStorageStatus;
 use crate::api::{VitessBackup, VitessBackupStorage, VitessShard};
 use crate::domain::keyrange::KeyRange;
+use crate::k8s::applier::Applier;
 use crate::vitess::Vtctld;
 use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
@@ -54,90 +55,92 @@ fn vtctld_location(shards: &[VitessShard]) -> Option<String> {
 
 #[tracing::instrument(skip_all, fields(storage = %storage.name_any()))]
 async fn reconcile(storage: Arc<VitessBackupStorage>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let client = &ctx.client;
     let owner = storage.as_ref();
-    let location = owner.spec.location.name.clone();
-    let generation = owner.meta().generation;
-    let previous = owner.status.clone().unwrap_or_default();
-    let report = |readiness: Readiness, count: i32| VitessBackupStorageStatus {
-        observed_generation: generation,
-        total_backup_count: count,
-        conditions: condition::with_ready(&previous.conditions, &readiness, generation),
+    let unchanged = owner.status.as_ref().map_or(0, |s| s.total_backup_count);
+    let Some(cluster) = owner.labels().get(labels::CLUSTER).cloned() else {
+        let why = format!("no {} label", labels::CLUSTER);
+        let readiness = Readiness::new(false, "NotOwnedByCluster", why);
+        report(&ctx, owner, readiness, unchanged).await?;
+        return Ok(Action::await_change());
     };
-    let cluster = match owner.labels().get(labels::CLUSTER) {
-        Some(cluster) => cluster.clone(),
-        None => {
-            let status = report(
-                Readiness::new(
-                    false,
-                    "NotOwnedByCluster",
-                    format!("no {} label", labels::CLUSTER),
-                ),
-                previous.total_backup_count,
-            );
-            apply::status(client, owner, owner.status.as_ref(), &status).await?;
-            return Ok(Action::await_change());
-        }
-    };
-    let vtctld = match ctx.vtctld(owner) {
+    let vtctld = match ctx.vtctld(owner).await {
         Ok(vtctld) => vtctld,
         Err(why) => {
-            let status = report(
-                Readiness::new(false, "WaitingForVtctld", why.to_string()),
-                previous.total_backup_count,
-            );
-            apply::status(client, owner, owner.status.as_ref(), &status).await?;
+            let readiness = Readiness::new(false, "WaitingForVtctld", why.to_string());
+            report(&ctx, owner, readiness, unchanged).await?;
             return Ok(Action::requeue(POLL));
         }
     };
 
+    let shards = shards_of(&ctx, owner, &cluster).await?;
+    if vtctld_location(&shards).is_some_and(|l| l != owner.spec.location.name) {
+        // vtctld has the flags of one location only; listing another would list that one.
+        let readiness = Readiness::new(
+            false,
+            "NotListed",
+            "vtctld reads only the cluster's unnamed (or first) backup location; backups of this one are not listed",
+        );
+        report(&ctx, owner, readiness, 0).await?;
+        return Ok(Action::requeue(ctx.backup_list_period));
+    }
+
+    let applier = Applier::new(&ctx.client, &ctx.events, owner).with_cache(&ctx.applied);
+    let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
+    // What exists already, by name: one list gives the applies their current objects and the
+    // prune what is there.
+    let existing: BTreeMap<String, VitessBackup> =
+        apply::children_full::<VitessBackup, _>(&ctx.client, owner, &selector)
+            .await?
+            .into_iter()
+            .map(|b| (b.name_any(), b))
+            .collect();
+    let found = inventory(&ctx.client, &applier, &vtctld, &cluster, &shards, &existing).await?;
+    // A shard that could not be listed keeps its objects: vanished means listed and absent.
+    if found.failures.is_empty() {
+        let listed = existing.into_values().map(|b| b.metadata).collect();
+        applier
+            .prune_listed::<VitessBackup>(listed, &found.desired)
+            .await?;
+    }
+    let count = i32::try_from(found.desired.len()).unwrap_or(i32::MAX);
+    report(&ctx, owner, found.readiness(count), count).await?;
+    Ok(Action::requeue(ctx.backup_list_period))
+}
+
+/// Writes the storage's status (only when it changed): its Ready condition and count.
+async fn report(
+    ctx: &Context,
+    owner: &VitessBackupStorage,
+    readiness: Readiness,
+    count: i32,
+) -> Result<(), Error> {
+    let generation = owner.meta().generation;
+    let previous = owner.status.clone().unwrap_or_default();
+    let status = VitessBackupStorageStatus {
+        observed_generation: generation,
+        total_backup_count: count,
+        conditions: condition::with_ready(&previous.conditions, &readiness, generation),
+    };
+    apply::status(&ctx.client, owner, owner.status.as_ref(), &status).await?;
+    Ok(())
+}
+
+/// The VitessShards of `cluster`, in the storage's namespace.
+async fn shards_of(
+    ctx: &Context,
+    owner: &VitessBackupStorage,
+    cluster: &str,
+) -> Result<Vec<VitessShard>, Error> {
     let shards: Api<VitessShard> = ctx.api_in(owner);
-    let shards = shards
-        .list(&ListParams::default().labels(&apply::selector(&[(labels::CLUSTER, &cluster)], &[])))
+    let selector = apply::selector(&[(labels::CLUSTER, cluster)], &[]);
+    Ok(shards
+        .list(&ListParams::default().labels(&selector))
         .await
         .map_err(|source| Error::List {
             what: format!("VitessShards of cluster {cluster}"),
             source: Box::new(source),
         })?
-        .items;
-    if vtctld_location(&shards).is_some_and(|l| l != location) {
-        // vtctld has the flags of one location only; listing another would list that one.
-        let status = report(
-            Readiness::new(
-                false,
-                "NotListed",
-                "vtctld reads only the cluster's unnamed (or first) backup location; backups of this one are not listed",
-            ),
-            0,
-        );
-        apply::status(client, owner, owner.status.as_ref(), &status).await?;
-        return Ok(Action::requeue(ctx.backup_list_period));
-    }
-
-    let selector = apply::selector(&[(labels::CLUSTER, &cluster)], &[labels::BACKUP_LOCATION]);
-    let Inventory {
-        desired,
-        failures,
-        listed,
-    } = inventory(ctx.as_ref(), owner, &vtctld, &cluster, &shards, &selector).await?;
-    // A shard that could not be listed keeps its objects: vanished means listed and absent.
-    if failures.is_empty() {
-        let pruned = apply::prune::<VitessBackup, _>(client, owner, &selector, &desired).await?;
-        ctx.events.pruned::<VitessBackup, _>(owner, &pruned).await;
-    }
-    let count = i32::try_from(desired.len()).unwrap_or(i32::MAX);
-    let readiness = if failures.is_empty() {
-        Readiness::new(
-            true,
-            "Listed",
-            format!("{count} backups in {listed} shards"),
-        )
-    } else {
-        Readiness::new(false, "ListFailed", failures.join("; "))
-    };
-    let status = report(readiness, count);
-    apply::status(client, owner, owner.status.as_ref(), &status).await?;
-    Ok(Action::requeue(ctx.backup_list_period))
+        .items)
 }
 
 /// What listing the shards' backups found: the VitessBackups that should exist, the shards
@@ -148,27 +151,35 @@ struct Inventory {
     listed: usize,
 }
 
+impl Inventory {
+    /// Ready when every shard was listed.
+    fn readiness(&self, count: i32) -> Readiness {
+        if self.failures.is_empty() {
+            Readiness::new(
+                true,
+                "Listed",
+                format!("{count} backups in {} shards", self.listed),
+            )
+        } else {
+            Readiness::new(false, "ListFailed", self.failures.join("; "))
+        }
+    }
+}
+
 /// Lists every shard's backups through vtctld and keeps one VitessBackup per backup (applied
-/// and its status written only when they differ from what exists).
+/// unless unchanged since this process applied it, its status written only when it differs),
+/// so a steady inventory is read-only.
 async fn inventory(
-    ctx: &Context,
-    owner: &VitessBackupStorage,
+    client: &kube::Client,
+    applier: &Applier<'_, VitessBackupStorage>,
     vtctld: &Vtctld,
     cluster: &str,
     shards: &[VitessShard],
-    selector: &str,
+    existing: &BTreeMap<String, VitessBackup>,
 ) -> Result<Inventory, Error> {
-    let client = &ctx.client;
+    let owner = applier.owner();
     let location = owner.spec.location.name.clone();
     let namespace = owner.meta().namespace.clone();
-    // What exists already, by name: an entry whose labels and status are as listed costs no
-    // request, so a steady inventory is read-only.
-    let existing: BTreeMap<String, VitessBackup> =
-        apply::children_full::<VitessBackup, _>(client, owner, selector)
-            .await?
-            .into_iter()
-            .map(|b| (b.name_any(), b))
-            .collect();
     let mut desired = BTreeSet::new();
     let mut failures = Vec::new();
     let mut listed = 0usize;
@@ -196,15 +207,11 @@ async fn inventory(
                 cluster, &namespace, &location, keyspace, &range, info,
             );
             let name = entry.backup.name_any();
-            let current = match existing.get(&name) {
-                Some(have)
-                    if have.metadata.deletion_timestamp.is_none()
-                        && have.metadata.labels == entry.backup.metadata.labels =>
-                {
-                    have.clone()
-                }
-                _ => apply::owned(client, owner, entry.backup).await?,
-            };
+            let have = existing
+                .get(&name)
+                .filter(|b| b.metadata.deletion_timestamp.is_none())
+                .cloned();
+            let current = applier.unless_unchanged(entry.backup, have).await?;
             let mut status = entry.status;
             status.observed_generation = current.meta().generation;
             apply::status(client, &current, current.status.as_ref(), &status).await?;
@@ -264,8 +271,7 @@ mod reconcile_tests {
         let address = vtctld.local_addr().to_string();
         let (ctx, server) = testing::context(Some(&address));
         let cluster = testing::cluster_in(include_str!("../../examples/scheduled-backups.yaml"));
-        let name = cluster.metadata.name.clone().unwrap_or_default();
-        ctx.set_vtctld_tls(testing::NAMESPACE, &name, Ok(None));
+        server.insert_object(&cluster);
         let children = desired::cluster::children(&cluster).expect("children");
         let storage = server.insert_object(&children.backup_storages[0]);
         let shard = desired::keyspace::shards(&children.keyspaces[0])
@@ -283,11 +289,19 @@ mod reconcile_tests {
         let object = "vitessbackups/example-commerce-x-x-20260102-030405-64-d2c06640";
         let (apply, status) = (format!("apply {object}"), format!("status {object}"));
         let own_status = "status vitessbackupstorages/example-90089e05";
+        // The storage reads its cluster (vtctld's TLS settings), then lists.
+        let cluster_read = "get vitessclusters/example";
         let lists = ["list vitessshards", "list vitessbackups"];
-        let prune_list = "list vitessbackups";
         assert_eq!(
             requests(&first),
-            [lists[0], lists[1], &apply, &status, prune_list, own_status]
+            [
+                cluster_read,
+                lists[0],
+                lists[1],
+                &apply,
+                &status,
+                own_status
+            ]
         );
         assert_eq!(
             writes(&first),
@@ -299,7 +313,7 @@ mod reconcile_tests {
             .expect("second reconcile");
         let second = server.take_calls();
         // Steady: an inventory that did not change is only read.
-        assert_eq!(requests(&second), [lists[0], lists[1], prune_list]);
+        assert_eq!(requests(&second), [cluster_read, lists[0], lists[1]]);
 
         assert!(vtctld.remove_backup(keyspace, "-", backup));
         let storage = server.object_like(&storage).expect("still there");
@@ -308,6 +322,18 @@ mod reconcile_tests {
             .expect("third reconcile");
         let third = server.take_calls();
         let delete = format!("delete {object}");
+        // The prune deletes from the list the inventory read: no second list.
+        assert_eq!(
+            requests(&third),
+            [
+                cluster_read,
+                lists[0],
+                lists[1],
+                &delete,
+                "create events",
+                own_status
+            ]
+        );
         assert_eq!(
             writes(&third),
             [delete.as_str(), "create events", own_status]

@@ -13,8 +13,6 @@
 //! - Removing `started` aborts: `acknowledged` and `finished` are taken away again.
 //! - A finished pod the operator itself wants gone (no longer in the spec, or out of date) is
 //!   deleted; other finished pods wait for whoever started the drain.
-//!
-//! Long because its table of scenario tests sits beside the state machine it pins down.
 
 use std::collections::BTreeMap;
 
@@ -125,107 +123,154 @@ const SCHEDULED: &str = "vitess-operator: the pod's spec changed; release it to 
 /// The next steps for `shard`. Annotation steps come first, then at most one of a reparent,
 /// a first election, a finish or a deletion.
 pub fn plan(shard: &Shard) -> Plan {
-    let mut plan = Plan::default();
-    // The annotations as they will be once this plan's annotation steps are applied.
-    let mut after: Vec<Tablet> = shard.tablets.clone();
-    let mut changes: BTreeMap<usize, (BTreeMap<String, String>, Vec<String>)> = BTreeMap::new();
-    let mut set = |after: &mut Vec<Tablet>, i: usize, key: &str, value: Option<&str>| {
-        let entry = changes.entry(i).or_default();
-        match value {
-            Some(v) => {
-                after[i].annotations.insert(key.into(), v.into());
-                entry.0.insert(key.into(), v.into());
-            }
-            None => {
-                after[i].annotations.remove(key);
-                entry.1.push(key.into());
-            }
-        }
-    };
+    let mut edits = Edits::new(shard);
+    edits.abort_and_start(shard);
+    edits.start_rollout(shard);
+    edits.acknowledge();
+    let draining = edits
+        .after
+        .iter()
+        .filter(|t| t.has(drain::STARTED))
+        .map(|t| t.alias.clone())
+        .collect();
 
-    for i in 0..after.len() {
-        let t = &after[i];
-        // Aborted drains: whoever started it took `started` away.
-        if !t.has(drain::STARTED) {
-            for key in [drain::ACKNOWLEDGED, drain::FINISHED] {
-                if after[i].has(key) {
-                    set(&mut after, i, key, None);
-                }
-            }
-        }
-        let t = &after[i];
-        match t.wanted {
-            Wanted::Unwanted if !t.has(drain::STARTED) => {
-                set(&mut after, i, drain::STARTED, Some(STARTED_SCALE_DOWN));
-            }
-            Wanted::Outdated
-                if shard.rollout == Rollout::External && !t.has(rollout::SCHEDULED) =>
-            {
-                set(&mut after, i, rollout::SCHEDULED, Some(SCHEDULED));
-            }
-            _ => {}
+    let finish = finish(shard, &edits.after);
+    if let Some(Finish::Mark(i)) = finish {
+        edits.set(i, drain::FINISHED, Some(FINISHED));
+    }
+    let mut plan = Plan {
+        draining,
+        ..Plan::default()
+    };
+    plan.steps = edits.steps(shard);
+    match finish {
+        Some(Finish::Step(step)) => plan.steps.push(step),
+        Some(Finish::Blocked(why)) => plan.blocked = Some(why),
+        Some(Finish::Mark(_)) | None => {}
+    }
+    plan.election = election(shard, &edits.after, &mut plan.steps);
+    plan
+}
+
+/// The annotation changes a plan makes, and the tablets as they will be once applied.
+struct Edits {
+    after: Vec<Tablet>,
+    /// Per tablet index: the annotations set, and the keys removed (in order).
+    changes: BTreeMap<usize, (BTreeMap<String, String>, Vec<String>)>,
+}
+
+impl Edits {
+    fn new(shard: &Shard) -> Self {
+        Self {
+            after: shard.tablets.clone(),
+            changes: BTreeMap::new(),
         }
     }
 
-    // Rolling update: one operator-started drain at a time, the primary last.
-    if !after.iter().any(|t| t.has(drain::STARTED)) {
+    /// Sets (`Some`) or removes (`None`) annotation `key` of tablet `i`.
+    fn set(&mut self, i: usize, key: &str, value: Option<&str>) {
+        let entry = self.changes.entry(i).or_default();
+        match value {
+            Some(v) => {
+                self.after[i].annotations.insert(key.into(), v.into());
+                entry.0.insert(key.into(), v.into());
+            }
+            None => {
+                self.after[i].annotations.remove(key);
+                entry.1.push(key.into());
+            }
+        }
+    }
+
+    /// Takes back what aborted drains left, starts the drains of unwanted tablets and
+    /// schedules the outdated ones of an external rollout.
+    fn abort_and_start(&mut self, shard: &Shard) {
+        for i in 0..self.after.len() {
+            // Aborted drains: whoever started it took `started` away.
+            if !self.after[i].has(drain::STARTED) {
+                for key in [drain::ACKNOWLEDGED, drain::FINISHED] {
+                    if self.after[i].has(key) {
+                        self.set(i, key, None);
+                    }
+                }
+            }
+            let t = &self.after[i];
+            match t.wanted {
+                Wanted::Unwanted if !t.has(drain::STARTED) => {
+                    self.set(i, drain::STARTED, Some(STARTED_SCALE_DOWN));
+                }
+                Wanted::Outdated
+                    if shard.rollout == Rollout::External && !t.has(rollout::SCHEDULED) =>
+                {
+                    self.set(i, rollout::SCHEDULED, Some(SCHEDULED));
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Rolling update: one operator-started drain at a time, the primary last.
+    fn start_rollout(&mut self, shard: &Shard) {
+        if self.after.iter().any(|t| t.has(drain::STARTED)) {
+            return;
+        }
         let releasable = |t: &Tablet| {
             t.wanted == Wanted::Outdated
                 && (shard.rollout == Rollout::Immediate || t.has(rollout::RELEASED))
         };
         let is_primary = |t: &Tablet| Some(&t.alias) == shard.primary.as_ref();
-        let next = after
+        let next = self
+            .after
             .iter()
             .enumerate()
             .filter(|(_, t)| releasable(t))
             .min_by_key(|(_, t)| (is_primary(t), t.alias.clone()))
             .map(|(i, _)| i);
         if let Some(i) = next {
-            set(&mut after, i, drain::STARTED, Some(STARTED_ROLLOUT));
+            self.set(i, drain::STARTED, Some(STARTED_ROLLOUT));
         }
     }
 
-    for i in 0..after.len() {
-        if after[i].has(drain::STARTED) && !after[i].has(drain::ACKNOWLEDGED) {
-            set(&mut after, i, drain::ACKNOWLEDGED, Some(ACKNOWLEDGED));
-        }
-    }
-    plan.draining = after
-        .iter()
-        .filter(|t| t.has(drain::STARTED))
-        .map(|t| t.alias.clone())
-        .collect();
-
-    let finish = finish(shard, &after);
-    if let Some(Finish::Mark(i)) = finish {
-        set(&mut after, i, drain::FINISHED, Some(FINISHED));
-    }
-    plan.steps = changes
-        .into_iter()
-        .map(|(i, (set, remove))| Step::Annotate {
-            pod: shard.tablets[i].pod.clone(),
-            set,
-            remove,
-        })
-        .collect();
-    match finish {
-        Some(Finish::Step(step)) => plan.steps.push(step),
-        Some(Finish::Blocked(why)) => plan.blocked = Some(why),
-        Some(Finish::Mark(_)) | None => {}
-    }
-    if let (None, Some(why)) = (&shard.primary, &shard.hold_election) {
-        plan.election = Some(why.clone());
-    } else if shard.primary.is_none() {
-        match elect(&after) {
-            Ok(to) => {
-                if !plan.steps.iter().any(|s| matches!(s, Step::Delete { .. })) {
-                    plan.steps.push(Step::ElectPrimary { to });
-                }
+    /// Acknowledges every started drain.
+    fn acknowledge(&mut self) {
+        for i in 0..self.after.len() {
+            if self.after[i].has(drain::STARTED) && !self.after[i].has(drain::ACKNOWLEDGED) {
+                self.set(i, drain::ACKNOWLEDGED, Some(ACKNOWLEDGED));
             }
-            Err(why) => plan.election = Some(why),
         }
     }
-    plan
+
+    /// One annotation step per pod changed, in tablet order.
+    fn steps(&mut self, shard: &Shard) -> Vec<Step> {
+        std::mem::take(&mut self.changes)
+            .into_iter()
+            .map(|(i, (set, remove))| Step::Annotate {
+                pod: shard.tablets[i].pod.clone(),
+                set,
+                remove,
+            })
+            .collect()
+    }
+}
+
+/// Why the first primary is not elected yet; pushes the election onto `steps` when it may
+/// happen (not in a plan that deletes a pod).
+fn election(shard: &Shard, after: &[Tablet], steps: &mut Vec<Step>) -> Option<String> {
+    if let (None, Some(why)) = (&shard.primary, &shard.hold_election) {
+        return Some(why.clone());
+    }
+    if shard.primary.is_some() {
+        return None;
+    }
+    match elect(after) {
+        Ok(to) => {
+            if !steps.iter().any(|s| matches!(s, Step::Delete { .. })) {
+                steps.push(Step::ElectPrimary { to });
+            }
+            None
+        }
+        Err(why) => Some(why),
+    }
 }
 
 enum Finish {
@@ -342,385 +387,4 @@ fn elect(after: &[Tablet]) -> Result<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn tablet(alias: &str) -> Tablet {
-        Tablet {
-            alias: alias.into(),
-            pod: format!("pod-{alias}"),
-            cell: alias.split('-').next().unwrap_or_default().into(),
-            ready: true,
-            running: true,
-            replica_pool: true,
-            vitess_replica: true,
-            registered: true,
-            wanted: Wanted::Current,
-            annotations: BTreeMap::new(),
-        }
-    }
-
-    fn with(mut t: Tablet, keys: &[&str]) -> Tablet {
-        for k in keys {
-            t.annotations.insert(k.to_string(), "x".into());
-        }
-        t
-    }
-
-    fn shard(tablets: Vec<Tablet>, primary: Option<&str>) -> Shard {
-        let tablets = tablets
-            .into_iter()
-            .map(|mut t| {
-                if Some(t.alias.as_str()) == primary {
-                    t.vitess_replica = false;
-                }
-                t
-            })
-            .collect();
-        Shard {
-            tablets,
-            primary: primary.map(Into::into),
-            rollout: Rollout::Immediate,
-            hold_election: None,
-        }
-    }
-
-    fn annotate(pod: &str, set: &[(&str, &str)], remove: &[&str]) -> Step {
-        Step::Annotate {
-            pod: pod.into(),
-            set: set
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-            remove: remove.iter().map(|k| k.to_string()).collect(),
-        }
-    }
-
-    #[test]
-    fn a_steady_shard_needs_nothing() {
-        let plan = plan(&shard(vec![tablet("a-1"), tablet("a-2")], Some("a-1")));
-        assert_eq!(plan, Plan::default());
-    }
-
-    #[test]
-    fn a_draining_replica_is_acknowledged_and_finished_without_a_reparent() {
-        let plan = plan(&shard(
-            vec![tablet("a-1"), with(tablet("a-2"), &[drain::STARTED])],
-            Some("a-1"),
-        ));
-        assert_eq!(
-            plan.steps,
-            vec![annotate(
-                "pod-a-2",
-                &[
-                    (drain::ACKNOWLEDGED, ACKNOWLEDGED),
-                    (drain::FINISHED, FINISHED)
-                ],
-                &[]
-            )]
-        );
-        assert_eq!(plan.blocked, None);
-        assert_eq!(plan.draining, vec!["a-2".to_string()]);
-    }
-
-    #[test]
-    fn a_draining_primary_is_reparented_first_and_finished_after() {
-        let draining = with(tablet("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED]);
-        let before = shard(vec![draining.clone(), tablet("a-2")], Some("a-1"));
-        assert_eq!(
-            plan(&before).steps,
-            vec![Step::Reparent {
-                from: "a-1".into(),
-                to: "a-2".into()
-            }]
-        );
-        // Once Vitess records the new primary, the old pod is finished.
-        let after = shard(vec![draining, tablet("a-2")], Some("a-2"));
-        assert_eq!(
-            plan(&after).steps,
-            vec![annotate("pod-a-1", &[(drain::FINISHED, FINISHED)], &[])]
-        );
-    }
-
-    #[test]
-    fn the_candidate_prefers_an_up_to_date_replica_in_the_primarys_cell() {
-        let mut other_cell = tablet("b-1");
-        other_cell.cell = "b".into();
-        let mut outdated = tablet("a-2");
-        outdated.wanted = Wanted::Outdated;
-        let mut rdonly = tablet("a-0");
-        rdonly.replica_pool = false;
-        let mut s = shard(
-            vec![
-                with(tablet("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED]),
-                rdonly,
-                outdated,
-                other_cell,
-                tablet("a-3"),
-            ],
-            Some("a-1"),
-        );
-        s.rollout = Rollout::External;
-        let steps = plan(&s).steps;
-        assert!(steps.contains(&Step::Reparent {
-            from: "a-1".into(),
-            to: "a-3".into()
-        }));
-    }
-
-    #[test]
-    fn no_candidate_blocks_and_says_why() {
-        // The only replica drains too: the primary goes first and has nowhere to go, and the
-        // replica is not finished either (it is the primary's only way out).
-        let plan = plan(&shard(
-            vec![
-                with(tablet("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED]),
-                with(tablet("a-2"), &[drain::STARTED, drain::ACKNOWLEDGED]),
-            ],
-            Some("a-1"),
-        ));
-        assert_eq!(plan.steps, vec![]);
-        assert!(
-            plan.blocked
-                .unwrap()
-                .contains("no other tablet can take over")
-        );
-        let plan = super::plan(&shard(
-            vec![
-                with(tablet("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED]),
-                with(
-                    tablet("a-2"),
-                    &[drain::STARTED, drain::ACKNOWLEDGED, drain::FINISHED],
-                ),
-            ],
-            Some("a-1"),
-        ));
-        // At most one finished pod: nothing moves while a-2 waits for its drainer.
-        assert_eq!(plan.steps, vec![]);
-        // An rdonly tablet is no candidate.
-        let mut s = shard(
-            vec![
-                with(tablet("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED]),
-                tablet("a-2"),
-            ],
-            Some("a-1"),
-        );
-        s.tablets[1].replica_pool = false;
-        let plan = super::plan(&s);
-        assert_eq!(plan.steps, vec![]);
-        assert!(
-            plan.blocked
-                .unwrap()
-                .contains("no other tablet can take over")
-        );
-    }
-
-    #[test]
-    fn drains_wait_for_other_tablets_and_a_primary() {
-        let mut unready = tablet("a-3");
-        unready.ready = false;
-        let plan = plan(&shard(
-            vec![
-                tablet("a-1"),
-                with(tablet("a-2"), &[drain::STARTED, drain::ACKNOWLEDGED]),
-                unready,
-            ],
-            Some("a-1"),
-        ));
-        assert_eq!(plan.steps, vec![]);
-        assert!(plan.blocked.unwrap().contains("not ready: a-3"));
-        // The draining pod itself may be unready (its node is going away).
-        let mut draining = with(tablet("a-2"), &[drain::STARTED, drain::ACKNOWLEDGED]);
-        draining.ready = false;
-        let plan = super::plan(&shard(vec![tablet("a-1"), draining], Some("a-1")));
-        assert_eq!(
-            plan.steps,
-            vec![annotate("pod-a-2", &[(drain::FINISHED, FINISHED)], &[])]
-        );
-        let plan = super::plan(&shard(
-            vec![tablet("a-1"), with(tablet("a-2"), &[drain::STARTED])],
-            None,
-        ));
-        assert!(plan.blocked.unwrap().contains("no primary"));
-    }
-
-    #[test]
-    fn removing_started_aborts() {
-        let plan = plan(&shard(
-            vec![
-                tablet("a-1"),
-                with(tablet("a-2"), &[drain::ACKNOWLEDGED, drain::FINISHED]),
-            ],
-            Some("a-1"),
-        ));
-        assert_eq!(
-            plan.steps,
-            vec![annotate(
-                "pod-a-2",
-                &[],
-                &[drain::ACKNOWLEDGED, drain::FINISHED]
-            )]
-        );
-    }
-
-    #[test]
-    fn unwanted_pods_are_drained_then_deleted() {
-        let mut gone = tablet("a-3");
-        gone.wanted = Wanted::Unwanted;
-        let plan = plan(&shard(
-            vec![tablet("a-1"), tablet("a-2"), gone.clone()],
-            Some("a-1"),
-        ));
-        assert_eq!(
-            plan.steps,
-            vec![annotate(
-                "pod-a-3",
-                &[
-                    (drain::STARTED, STARTED_SCALE_DOWN),
-                    (drain::ACKNOWLEDGED, ACKNOWLEDGED),
-                    (drain::FINISHED, FINISHED)
-                ],
-                &[]
-            )]
-        );
-        let done = with(
-            gone,
-            &[drain::STARTED, drain::ACKNOWLEDGED, drain::FINISHED],
-        );
-        let plan = super::plan(&shard(
-            vec![tablet("a-1"), tablet("a-2"), done],
-            Some("a-1"),
-        ));
-        assert_eq!(
-            plan.steps,
-            vec![Step::Delete {
-                pod: "pod-a-3".into(),
-                alias: "a-3".into(),
-                wanted: Wanted::Unwanted
-            }]
-        );
-    }
-
-    #[test]
-    fn immediate_rollout_goes_one_at_a_time_primary_last() {
-        let outdated = |alias| Tablet {
-            wanted: Wanted::Outdated,
-            ..tablet(alias)
-        };
-        let s = shard(
-            vec![outdated("a-1"), outdated("a-2"), outdated("a-3")],
-            Some("a-2"),
-        );
-        let first = plan(&s);
-        // a-1 is started, acknowledged and (all others ready, a primary exists) finished.
-        assert_eq!(
-            first.steps,
-            vec![annotate(
-                "pod-a-1",
-                &[
-                    (drain::STARTED, STARTED_ROLLOUT),
-                    (drain::ACKNOWLEDGED, ACKNOWLEDGED),
-                    (drain::FINISHED, FINISHED)
-                ],
-                &[]
-            )]
-        );
-        // a-1 replaced (Current now), a-3 next, the primary a-2 last.
-        let s = shard(
-            vec![tablet("a-1"), outdated("a-2"), outdated("a-3")],
-            Some("a-2"),
-        );
-        let steps = plan(&s).steps;
-        assert!(matches!(&steps[0], Step::Annotate { pod, .. } if pod == "pod-a-3"));
-        let s = shard(
-            vec![tablet("a-1"), outdated("a-2"), tablet("a-3")],
-            Some("a-2"),
-        );
-        let steps = plan(&s).steps;
-        assert_eq!(
-            steps,
-            vec![
-                annotate(
-                    "pod-a-2",
-                    &[
-                        (drain::STARTED, STARTED_ROLLOUT),
-                        (drain::ACKNOWLEDGED, ACKNOWLEDGED)
-                    ],
-                    &[]
-                ),
-                Step::Reparent {
-                    from: "a-2".into(),
-                    to: "a-1".into()
-                }
-            ]
-        );
-    }
-
-    #[test]
-    fn external_rollout_schedules_and_waits_for_a_release() {
-        let outdated = Tablet {
-            wanted: Wanted::Outdated,
-            ..tablet("a-2")
-        };
-        let mut s = shard(vec![tablet("a-1"), outdated.clone()], Some("a-1"));
-        s.rollout = Rollout::External;
-        assert_eq!(
-            plan(&s).steps,
-            vec![annotate("pod-a-2", &[(rollout::SCHEDULED, SCHEDULED)], &[])]
-        );
-        s.tablets[1] = with(outdated, &[rollout::SCHEDULED, rollout::RELEASED]);
-        let steps = plan(&s).steps;
-        assert!(
-            matches!(&steps[0], Step::Annotate { set, .. } if set.contains_key(drain::STARTED))
-        );
-    }
-
-    #[test]
-    fn the_first_primary_waits_for_every_tablet() {
-        let mut unregistered = tablet("a-2");
-        unregistered.registered = false;
-        let plan = plan(&shard(vec![tablet("a-1"), unregistered], None));
-        assert_eq!(plan.steps, vec![]);
-        assert!(plan.election.unwrap().contains("a-2"));
-        let mut rdonly = tablet("a-0");
-        rdonly.replica_pool = false;
-        let plan = super::plan(&shard(vec![rdonly, tablet("a-2"), tablet("a-1")], None));
-        assert_eq!(plan.steps, vec![Step::ElectPrimary { to: "a-1".into() }]);
-    }
-
-    #[test]
-    fn the_first_primary_needs_running_tablets_not_ready_ones() {
-        // Before a primary, real tablets run and register but are not Ready.
-        let not_ready = |alias: &str| {
-            let mut t = tablet(alias);
-            t.ready = false;
-            t
-        };
-        let plan = plan(&shard(vec![not_ready("a-1"), not_ready("a-2")], None));
-        assert_eq!(plan.steps, vec![Step::ElectPrimary { to: "a-1".into() }]);
-        let mut starting = not_ready("a-2");
-        starting.running = false;
-        let plan = super::plan(&shard(vec![not_ready("a-1"), starting], None));
-        assert_eq!(plan.steps, vec![]);
-        assert!(
-            plan.election
-                .unwrap()
-                .contains("running and registered in Vitess: a-2")
-        );
-    }
-
-    #[test]
-    fn a_held_election_waits_and_says_why() {
-        let mut held = shard(vec![tablet("a-1"), tablet("a-2")], None);
-        held.hold_election = Some("waiting for vtbackup-init pod p".into());
-        let plan = plan(&held);
-        assert_eq!(plan.steps, vec![]);
-        assert_eq!(
-            plan.election.as_deref(),
-            Some("waiting for vtbackup-init pod p")
-        );
-        // A hold means nothing once the shard has a primary.
-        held.primary = Some("a-1".into());
-        assert_eq!(super::plan(&held).election, None);
-    }
-}
+mod tests;

@@ -18,6 +18,7 @@ use crate::api::keyspace::{
 };
 use crate::api::shared::OrphanStatus;
 use crate::api::{VitessKeyspace, VitessShard};
+use crate::k8s::applier::Applier;
 use crate::{cli::validate, desired, domain::labels, k8s::apply};
 
 pub async fn run(ctx: Arc<Context>) {
@@ -39,8 +40,9 @@ struct Observed {
 #[tracing::instrument(skip_all, fields(keyspace = %keyspace.name_any()))]
 async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<Action, Error> {
     let client = &ctx.client;
+    let applier = Applier::new(client, &ctx.events, keyspace.as_ref()).with_cache(&ctx.applied);
     // One list instead of one apply per shard: a shard whose desired state this process
-    // already applied, unchanged since, is not applied again (see `apply::Applied`).
+    // already applied, unchanged since, is not applied again (`Applier::unless_unchanged`).
     let mut existing: BTreeMap<String, VitessShard> =
         apply::children_full::<VitessShard, _>(client, keyspace.as_ref(), &shards_of(&keyspace))
             .await?
@@ -52,10 +54,7 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
         // Counted from the same builder the shard controller uses, so "desired" agrees.
         let desired_tablets = desired::vttablet::build(&shard)?.len();
         let current = existing.remove(&shard.name_any());
-        let shard = ctx
-            .applied
-            .owned(client, keyspace.as_ref(), shard, current)
-            .await?;
+        let shard = applier.unless_unchanged(shard, current).await?;
         observed.push(Observed {
             shard,
             desired_tablets,
@@ -66,7 +65,7 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
         .into_values()
         .filter(|s| s.metadata.deletion_timestamp.is_none())
         .collect();
-    let orphans = prune_shards(&ctx, &keyspace, unwanted).await?;
+    let orphans = prune_shards(&ctx, &applier, unwanted).await?;
     let mut status = status(&keyspace, &observed);
     status.orphaned_shards = orphans;
     apply::status(client, keyspace.as_ref(), keyspace.status.as_ref(), &status).await?;
@@ -90,9 +89,10 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
 /// user's explicit `Immediate` turns a shard down (DESIGN §7). Tablet PVCs are kept either way.
 async fn prune_shards(
     ctx: &Context,
-    keyspace: &VitessKeyspace,
+    applier: &Applier<'_, VitessKeyspace>,
     unwanted: Vec<VitessShard>,
 ) -> Result<BTreeMap<String, OrphanStatus>, Error> {
+    let keyspace = applier.owner();
     let immediate = keyspace.spec.template.turndown_policy == Some(TurndownPolicy::Immediate);
     let mut orphans = BTreeMap::new();
     for shard in unwanted {
@@ -105,9 +105,12 @@ async fn prune_shards(
         if immediate {
             if let Err(orphan) = forget_shard(ctx, keyspace, &shard_name).await {
                 orphans.insert(shard_name, orphan);
-            } else if apply::delete_meta::<VitessShard>(&ctx.client, &shard.metadata).await? {
-                ctx.applied.forget::<VitessShard>(&shard.metadata);
-                ctx.events.pruned::<VitessShard, _>(keyspace, &[name]).await;
+            } else {
+                // Past its guard: deleted through the Applier (forgotten, a `Pruned` Event).
+                let listed = vec![shard.metadata.clone()];
+                applier
+                    .prune_listed::<VitessShard>(listed, &BTreeSet::new())
+                    .await?;
             }
         } else {
             orphans.insert(
@@ -150,7 +153,7 @@ async fn forget_shard(
         return Ok(());
     }
     let name = &keyspace.spec.template.name;
-    let vtctld = ctx.vtctld(keyspace).map_err(|why| OrphanStatus {
+    let vtctld = ctx.vtctld(keyspace).await.map_err(|why| OrphanStatus {
         reason: "VtctldUnavailable".into(),
         message: format!(
             "shard {name}/{shard} is removed from Vitess before its object is deleted: {why}"
@@ -319,6 +322,57 @@ mod reconcile_tests {
         reconcile(Arc::new(keyspace), ctx.clone())
             .await
             .expect("second reconcile");
+        assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
+    }
+
+    #[tokio::test]
+    async fn an_unwanted_shard_of_an_immediate_keyspace_is_deleted_once_and_said() {
+        let (ctx, server) = testing::context(None);
+        let children = desired::cluster::children(&testing::example_cluster()).expect("children");
+        let mut keyspace = children.keyspaces[0].clone();
+        keyspace.spec.template.turndown_policy = Some(TurndownPolicy::Immediate);
+        // Not in Vitess to forget first: the prune needs no vtctld.
+        keyspace.spec.topology_reconciliation = Some(crate::api::shared::TopoReconcileConfig {
+            prune_shards: Some(false),
+            ..Default::default()
+        });
+        let keyspace = server.insert_object(&keyspace);
+        reconcile(Arc::new(keyspace.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        server.take_calls();
+
+        // A shard an earlier spec wanted, owned and labelled like the one applied.
+        let wanted = crate::domain::names::cluster::shard("example", "commerce", "x-x");
+        let mut probe = VitessShard::new(&wanted, Default::default());
+        probe.metadata.namespace = Some(testing::NAMESPACE.into());
+        let mut gone = server.object_like(&probe).expect("applied");
+        let gone_name = crate::domain::names::cluster::shard("example", "commerce", "x-80");
+        gone.metadata.name = Some(gone_name.clone());
+        gone.metadata.uid = None;
+        gone.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::SHARD.into(), "x-80".into());
+        server.insert_object(&gone);
+
+        let keyspace = server.object_like(&keyspace).expect("still there");
+        reconcile(Arc::new(keyspace.clone()), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let delete = format!("delete vitessshards/{gone_name}");
+        let calls = server.take_calls();
+        assert_eq!(
+            requests(&calls),
+            ["list vitessshards", &delete, "create events"]
+        );
+        assert_eq!(writes(&calls), [delete.as_str(), "create events"]);
+
+        // Steady again: only the list.
+        let keyspace = server.object_like(&keyspace).expect("still there");
+        reconcile(Arc::new(keyspace), ctx.clone())
+            .await
+            .expect("third reconcile");
         assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
     }
 }

@@ -28,6 +28,7 @@ use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
+use crate::api::VitessCluster;
 use crate::{desired, k8s::apply, vitess};
 use vtctld::VtctldError;
 
@@ -87,9 +88,6 @@ impl Error {
     }
 }
 
-/// How one cluster's vtctld is called: its TLS settings, or why they cannot be read.
-type VtctldTls = Result<Option<vitess::Tls>, String>;
-
 /// What every reconcile shares.
 pub struct Context {
     pub client: Client,
@@ -104,10 +102,6 @@ pub struct Context {
     pub events: crate::k8s::events::Events,
     /// vtctld clients, one channel per address.
     vitess: vitess::Clients,
-    /// How each cluster's vtctld is called (its TLS settings, read from the VitessCluster and
-    /// its Secrets by the cluster controller), by (namespace, cluster). Children of a cluster
-    /// not reconciled yet wait for it.
-    vtctld_tls: Mutex<HashMap<(String, String), VtctldTls>>,
     /// How often each backup location's backups are listed through vtctld.
     pub backup_list_period: Duration,
     /// The BackupShard calls of VitessBackup requests this process sent, by request uid.
@@ -124,21 +118,11 @@ impl Context {
             failures: Mutex::new(HashMap::new()),
             events: crate::k8s::events::Events::new(client.clone()),
             vitess,
-            vtctld_tls: Mutex::new(HashMap::new()),
             backup_list_period: DEFAULT_BACKUP_LIST_PERIOD,
             backup_requests: Mutex::new(HashMap::new()),
             applied: apply::Applied::default(),
             client,
         }
-    }
-
-    /// Records how `cluster`'s vtctld is called (`Err`: why it cannot be, e.g. a TLS Secret
-    /// is missing).
-    fn set_vtctld_tls(&self, namespace: &str, cluster: &str, tls: VtctldTls) {
-        self.vtctld_tls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert((namespace.into(), cluster.into()), tls);
     }
 
     /// Runs `f` on the BackupShard calls of VitessBackup requests.
@@ -153,8 +137,8 @@ impl Context {
     }
 
     /// The vtctld client of the cluster `object` belongs to (its `planetscale.com/cluster`
-    /// label), or why there is none yet. No I/O: the channel connects on first use.
-    fn vtctld(&self, object: &impl Resource) -> Result<vitess::Vtctld, VtctldError> {
+    /// label), or why there is none: see [`Context::vtctld_of`].
+    async fn vtctld(&self, object: &impl Resource) -> Result<vitess::Vtctld, VtctldError> {
         let meta = object.meta();
         let cluster = meta
             .labels
@@ -162,21 +146,42 @@ impl Context {
             .and_then(|l| l.get(crate::domain::labels::CLUSTER))
             .ok_or(VtctldError::NoClusterLabel)?;
         self.vtctld_of(meta.namespace.as_deref().unwrap_or_default(), cluster)
+            .await
     }
 
-    /// The vtctld client of cluster `cluster` in `namespace`, or why there is none yet.
-    fn vtctld_of(&self, namespace: &str, cluster: &str) -> Result<vitess::Vtctld, VtctldError> {
-        let tls = self
-            .vtctld_tls
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&(namespace.to_string(), cluster.to_string()))
-            .cloned()
+    /// The vtctld client of cluster `cluster` in `namespace`, or why there is none: the
+    /// caller's own read of the VitessCluster and of the TLS Secrets its spec names, so that
+    /// no controller waits for another to have run. The channel connects on first use.
+    async fn vtctld_of(
+        &self,
+        namespace: &str,
+        cluster: &str,
+    ) -> Result<vitess::Vtctld, VtctldError> {
+        let clusters: Api<VitessCluster> = Api::namespaced(self.client.clone(), namespace);
+        let found = clusters
+            .get_opt(cluster)
+            .await
+            .map_err(|e| VtctldError::ClusterUnreadable {
+                cluster: cluster.to_string(),
+                message: e.to_string(),
+            })?
             .ok_or_else(|| VtctldError::ClusterPending {
                 cluster: cluster.to_string(),
-            })?
+            })?;
+        let tls = topology::tls(self, &found)
+            .await
             .map_err(VtctldError::Tls)?;
-        Ok(self.vitess.get(namespace, cluster, tls.as_ref())?)
+        self.vtctld_with(namespace, cluster, tls.as_ref())
+    }
+
+    /// The vtctld client of `cluster` with TLS settings already read.
+    fn vtctld_with(
+        &self,
+        namespace: &str,
+        cluster: &str,
+        tls: Option<&vitess::Tls>,
+    ) -> Result<vitess::Vtctld, VtctldError> {
+        Ok(self.vitess.get(namespace, cluster, tls)?)
     }
 
     /// An API for `K` in the watched scope.

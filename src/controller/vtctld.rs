@@ -10,9 +10,12 @@ pub enum VtctldError {
     /// The object does not say which cluster it belongs to.
     #[error("the object has no {} label", labels::CLUSTER)]
     NoClusterLabel,
-    /// The cluster's reconcile has not yet said how its vtctld is called.
+    /// The object's VitessCluster is not there (not yet, or no longer).
     #[error("waiting for VitessCluster {cluster} to be reconciled")]
     ClusterPending { cluster: String },
+    /// The object's VitessCluster could not be read.
+    #[error("cannot read VitessCluster {cluster}: {message}")]
+    ClusterUnreadable { cluster: String, message: String },
     /// The cluster's vtctld TLS settings cannot be read (which field, which Secret).
     #[error("{0}")]
     Tls(String),

@@ -8,10 +8,10 @@ use super::defaults;
 use super::{Error, cluster_name, meta};
 use crate::api::backupstorage::{VitessBackupStorage, VitessBackupStorageSpec};
 use crate::api::cell::{VitessCell, VitessCellImages, VitessCellSpec, VitessCellTemplate};
-use crate::api::cluster::VitessCluster;
+use crate::api::cluster::{VitessCluster, VitessClusterSpec};
 use crate::api::etcd::{EtcdLockserver, EtcdLockserverSpec};
 use crate::api::keyspace::{VitessKeyspace, VitessKeyspaceSpec};
-use crate::api::shared::{MysqldImage, VitessImages, VitessKeyspaceImages};
+use crate::api::shared::{MysqldImage, VitessImages, VitessKeyspaceImages, VitessLockserverParams};
 use crate::domain::labels;
 use crate::domain::names;
 
@@ -30,14 +30,32 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
     let namespace = cluster.metadata.namespace.clone();
     let spec = &cluster.spec;
     let images = resolved_images(spec.images.as_ref());
-    let lockserver = spec.global_lockserver.clone().unwrap_or_default();
+    let etcd = etcd(cluster, name, &namespace);
+    let global = super::lockserver::global(cluster)?;
+    let parts = Parts {
+        spec,
+        name,
+        namespace: &namespace,
+        images: &images,
+        global: &global,
+    };
+    Ok(ClusterChildren {
+        etcd,
+        cells: parts.cells(),
+        keyspaces: parts.keyspaces(),
+        backup_storages: parts.backup_storages(),
+    })
+}
 
-    let etcd = match &lockserver.external {
+/// The global lockserver the cluster runs itself, unless it names an external one.
+fn etcd(cluster: &VitessCluster, name: &str, namespace: &Option<String>) -> Option<EtcdLockserver> {
+    let lockserver = cluster.spec.global_lockserver.clone().unwrap_or_default();
+    match &lockserver.external {
         Some(_) => None,
         None => Some(EtcdLockserver {
             metadata: meta(
                 names::cluster::global_etcd(name),
-                &namespace,
+                namespace,
                 labels::set(&[(labels::CLUSTER, name)]),
                 None,
             ),
@@ -47,98 +65,110 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
             },
             status: None,
         }),
-    };
-    let global = super::lockserver::global(cluster)?;
+    }
+}
 
-    let all_cells: Vec<String> = spec.cells.iter().map(|c| c.name.clone()).collect();
-    let cells = spec
-        .cells
-        .iter()
-        .map(|cell| VitessCell {
-            metadata: meta(
-                names::cluster::cell(name, &cell.name),
-                &namespace,
-                labels::set(&[(labels::CLUSTER, name), (labels::CELL, &cell.name)]),
-                None,
-            ),
-            spec: VitessCellSpec {
-                template: cell_template(cell),
-                global_lockserver: global.clone(),
-                all_cells: all_cells.clone(),
-                images: VitessCellImages {
-                    vtgate: images.vtgate.clone(),
-                    mysqld: images.mysqld.clone(),
+/// What the cluster's cells, keyspaces and backup storages are built from.
+struct Parts<'a> {
+    spec: &'a VitessClusterSpec,
+    name: &'a str,
+    namespace: &'a Option<String>,
+    images: &'a VitessImages,
+    global: &'a VitessLockserverParams,
+}
+
+impl Parts<'_> {
+    /// One VitessCell per cell of the spec.
+    fn cells(&self) -> Vec<VitessCell> {
+        let (spec, name) = (self.spec, self.name);
+        let all_cells: Vec<String> = spec.cells.iter().map(|c| c.name.clone()).collect();
+        spec.cells
+            .iter()
+            .map(|cell| VitessCell {
+                metadata: meta(
+                    names::cluster::cell(name, &cell.name),
+                    self.namespace,
+                    labels::set(&[(labels::CLUSTER, name), (labels::CELL, &cell.name)]),
+                    None,
+                ),
+                spec: VitessCellSpec {
+                    template: cell_template(cell),
+                    global_lockserver: self.global.clone(),
+                    all_cells: all_cells.clone(),
+                    images: VitessCellImages {
+                        vtgate: self.images.vtgate.clone(),
+                        mysqld: self.images.mysqld.clone(),
+                    },
+                    image_pull_policies: spec.image_pull_policies.clone(),
+                    image_pull_secrets: spec.image_pull_secrets.clone(),
+                    extra_vitess_flags: spec.extra_vitess_flags.clone(),
+                    topology_reconciliation: spec.topology_reconciliation.clone(),
+                    tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
                 },
-                image_pull_policies: spec.image_pull_policies.clone(),
-                image_pull_secrets: spec.image_pull_secrets.clone(),
-                extra_vitess_flags: spec.extra_vitess_flags.clone(),
-                topology_reconciliation: spec.topology_reconciliation.clone(),
-                tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
-            },
-            status: None,
-        })
-        .collect();
+                status: None,
+            })
+            .collect()
+    }
 
-    let zone_map: BTreeMap<String, String> = spec
-        .cells
-        .iter()
-        .map(|c| (c.name.clone(), c.zone.clone().unwrap_or_default()))
-        .collect();
-    let backup_locations = spec.backup.as_ref().map(|b| b.locations.clone());
-    let backup_engine = spec.backup.as_ref().map(|b| b.engine.unwrap_or_default());
-    let keyspaces = spec
-        .keyspaces
-        .iter()
-        .map(|keyspace| VitessKeyspace {
-            metadata: meta(
-                names::cluster::keyspace(name, &keyspace.name),
-                &namespace,
-                labels::set(&[(labels::CLUSTER, name), (labels::KEYSPACE, &keyspace.name)]),
-                keyspace.annotations.clone(),
-            ),
-            spec: VitessKeyspaceSpec {
-                template: keyspace.clone(),
-                global_lockserver: global.clone(),
-                images: keyspace_images(&images, keyspace.images.as_ref()),
-                image_pull_policies: spec.image_pull_policies.clone(),
-                image_pull_secrets: spec.image_pull_secrets.clone(),
-                zone_map: zone_map.clone(),
-                backup_locations: backup_locations.clone(),
-                backup_engine,
-                extra_vitess_flags: spec.extra_vitess_flags.clone(),
-                topology_reconciliation: spec.topology_reconciliation.clone(),
-                update_strategy: spec.update_strategy.clone(),
-                tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
-            },
-            status: None,
-        })
-        .collect();
+    /// One VitessKeyspace per keyspace of the spec.
+    fn keyspaces(&self) -> Vec<VitessKeyspace> {
+        let (spec, name) = (self.spec, self.name);
+        let zone_map: BTreeMap<String, String> = spec
+            .cells
+            .iter()
+            .map(|c| (c.name.clone(), c.zone.clone().unwrap_or_default()))
+            .collect();
+        let backup_locations = spec.backup.as_ref().map(|b| b.locations.clone());
+        let backup_engine = spec.backup.as_ref().map(|b| b.engine.unwrap_or_default());
+        spec.keyspaces
+            .iter()
+            .map(|keyspace| VitessKeyspace {
+                metadata: meta(
+                    names::cluster::keyspace(name, &keyspace.name),
+                    self.namespace,
+                    labels::set(&[(labels::CLUSTER, name), (labels::KEYSPACE, &keyspace.name)]),
+                    keyspace.annotations.clone(),
+                ),
+                spec: VitessKeyspaceSpec {
+                    template: keyspace.clone(),
+                    global_lockserver: self.global.clone(),
+                    images: keyspace_images(self.images, keyspace.images.as_ref()),
+                    image_pull_policies: spec.image_pull_policies.clone(),
+                    image_pull_secrets: spec.image_pull_secrets.clone(),
+                    zone_map: zone_map.clone(),
+                    backup_locations: backup_locations.clone(),
+                    backup_engine,
+                    extra_vitess_flags: spec.extra_vitess_flags.clone(),
+                    topology_reconciliation: spec.topology_reconciliation.clone(),
+                    update_strategy: spec.update_strategy.clone(),
+                    tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
+                },
+                status: None,
+            })
+            .collect()
+    }
 
-    let backup_storages = spec
-        .backup
-        .iter()
-        .flat_map(|b| &b.locations)
-        .map(|location| VitessBackupStorage {
-            metadata: meta(
-                names::cluster::backup_storage(name, &location.name),
-                &namespace,
-                labels::set(&[(labels::CLUSTER, name)]),
-                None,
-            ),
-            spec: VitessBackupStorageSpec {
-                location: location.clone(),
-                subcontroller: spec.backup.as_ref().and_then(|b| b.subcontroller.clone()),
-            },
-            status: None,
-        })
-        .collect();
-
-    Ok(ClusterChildren {
-        etcd,
-        cells,
-        keyspaces,
-        backup_storages,
-    })
+    /// One VitessBackupStorage per backup location.
+    fn backup_storages(&self) -> Vec<VitessBackupStorage> {
+        let (spec, name) = (self.spec, self.name);
+        spec.backup
+            .iter()
+            .flat_map(|b| &b.locations)
+            .map(|location| VitessBackupStorage {
+                metadata: meta(
+                    names::cluster::backup_storage(name, &location.name),
+                    self.namespace,
+                    labels::set(&[(labels::CLUSTER, name)]),
+                    None,
+                ),
+                spec: VitessBackupStorageSpec {
+                    location: location.clone(),
+                    subcontroller: spec.backup.as_ref().and_then(|b| b.subcontroller.clone()),
+                },
+                status: None,
+            })
+            .collect()
+    }
 }
 
 /// The cluster's images with the operator's defaults filled in.

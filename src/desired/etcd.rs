@@ -1,13 +1,11 @@
 //! From an EtcdLockserver to the etcd cluster that serves it: three member Pods, each with its
 //! own PVC, a client Service, a headless peer Service and a PodDisruptionBudget. The members
 //! bootstrap statically (every member knows the others' names up front), like the Go operator's.
-//!
-//! Long because its tests sit beside the builder.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    Affinity, Container, EnvVar, ExecAction, PersistentVolumeClaim, PersistentVolumeClaimSpec,
     PersistentVolumeClaimVolumeSource, Pod, PodAntiAffinity, PodSpec, Probe, Service, Volume,
     VolumeMount, VolumeResourceRequirements,
 };
@@ -17,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use super::flags::FlagSet;
 use super::podspec::{self, HOSTNAME_LABEL, ZONE_LABEL};
 use super::{Error, defaults, meta};
-use crate::api::etcd::EtcdLockserver;
+use crate::api::etcd::{EtcdLockserver, EtcdLockserverTemplate};
 use crate::domain::labels;
 
 const CLIENT_PORT_NAME: &str = "client";
@@ -59,57 +57,153 @@ pub fn pdb_name(lockserver: &str) -> String {
 
 /// Builds the members, Services and PDB of `lockserver`.
 pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
-    let name = lockserver
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("EtcdLockserver"))?;
-    let cluster = lockserver
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(labels::CLUSTER))
-        .ok_or(Error::MissingLabel {
-            kind: "EtcdLockserver",
-            label: labels::CLUSTER,
-        })?;
-    let namespace = &lockserver.metadata.namespace;
-    let spec = &lockserver.spec.template;
-
-    // Selects every member; Services and the PDB use it, pods add their index.
-    let selector = selector_labels(name);
-    let mut common = selector.clone();
-    common.insert(labels::CLUSTER.into(), cluster.clone());
-
+    let parts = Parts::of(lockserver)?;
+    let spec = parts.spec;
     let members: Vec<u32> = match spec.local_member_index {
         Some(index) => vec![index.clamp(1, defaults::ETCD_MEMBERS as i32) as u32],
         None => (1..=defaults::ETCD_MEMBERS).collect(),
     };
-    let ns = namespace.as_deref().unwrap_or("default");
-    let peer_urls: Vec<String> = (1..=defaults::ETCD_MEMBERS)
-        .map(|index| {
-            spec.advertise_peer_urls
-                .as_ref()
-                .and_then(|urls| urls.get(index as usize - 1).cloned())
-                .unwrap_or_else(|| member_url(name, index, ns, defaults::ETCD_PEER_PORT))
-        })
-        .collect();
-    let initial_cluster = peer_urls
-        .iter()
-        .zip(1..)
-        .map(|(url, index)| format!("{}={url}", member_name(name, index)))
-        .collect::<Vec<_>>()
-        .join(",");
-
     let mut objects = EtcdObjects::default();
     for index in members {
-        let member = member_name(name, index);
-        let mut own = common.clone();
-        own.insert(labels::ETCD_INDEX.into(), index.to_string());
+        let (pod, pvc) = parts.member(index);
+        objects.pvcs.push(pvc);
+        objects.pods.push(pod);
+    }
+    if spec.create_client_service != Some(false) {
+        objects.client_service = Some(parts.client_service());
+    }
+    if spec.create_peer_service != Some(false) {
+        objects.peer_service = Some(parts.peer_service());
+    }
+    if spec.create_pdb != Some(false) {
+        objects.pdb = Some(parts.pdb());
+    }
+    // Services are labelled like the PDB, with the cluster, so they are found as ours.
+    for svc in [&mut objects.client_service, &mut objects.peer_service]
+        .into_iter()
+        .flatten()
+    {
+        svc.metadata.labels = Some(parts.common.clone());
+    }
+    Ok(objects)
+}
 
+/// What every part of one lockserver is built from.
+struct Parts<'a> {
+    lockserver: &'a EtcdLockserver,
+    name: &'a str,
+    namespace: &'a Option<String>,
+    /// The namespace in member URLs.
+    ns: &'a str,
+    spec: &'a EtcdLockserverTemplate,
+    /// Selects every member; Services and the PDB use it, pods add their index.
+    selector: BTreeMap<String, String>,
+    /// The selector and the cluster label.
+    common: BTreeMap<String, String>,
+    /// Every member's peer URL, by index - 1.
+    peer_urls: Vec<String>,
+    /// `--initial-cluster`: every member's name and peer URL.
+    initial_cluster: String,
+}
+
+impl<'a> Parts<'a> {
+    fn of(lockserver: &'a EtcdLockserver) -> Result<Self, Error> {
+        let name = lockserver
+            .metadata
+            .name
+            .as_deref()
+            .ok_or(Error::MissingName("EtcdLockserver"))?;
+        let cluster = lockserver
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::CLUSTER))
+            .ok_or(Error::MissingLabel {
+                kind: "EtcdLockserver",
+                label: labels::CLUSTER,
+            })?;
+        let namespace = &lockserver.metadata.namespace;
+        let spec = &lockserver.spec.template;
+        let selector = selector_labels(name);
+        let mut common = selector.clone();
+        common.insert(labels::CLUSTER.into(), cluster.clone());
+        let ns = namespace.as_deref().unwrap_or("default");
+        let peer_urls: Vec<String> = (1..=defaults::ETCD_MEMBERS)
+            .map(|index| {
+                spec.advertise_peer_urls
+                    .as_ref()
+                    .and_then(|urls| urls.get(index as usize - 1).cloned())
+                    .unwrap_or_else(|| member_url(name, index, ns, defaults::ETCD_PEER_PORT))
+            })
+            .collect();
+        let initial_cluster = peer_urls
+            .iter()
+            .zip(1..)
+            .map(|(url, index)| format!("{}={url}", member_name(name, index)))
+            .collect::<Vec<_>>()
+            .join(",");
+        Ok(Self {
+            lockserver,
+            name,
+            namespace,
+            ns,
+            spec,
+            selector,
+            common,
+            peer_urls,
+            initial_cluster,
+        })
+    }
+
+    /// Member `index`'s Pod and its data claim.
+    fn member(&self, index: u32) -> (Pod, PersistentVolumeClaim) {
+        let (name, namespace, spec) = (self.name, self.namespace, self.spec);
+        let member = member_name(name, index);
+        let mut own = self.common.clone();
+        own.insert(labels::ETCD_INDEX.into(), index.to_string());
+        let pvc = PersistentVolumeClaim {
+            metadata: meta(member.clone(), namespace, own.clone(), None),
+            spec: Some(
+                spec.data_volume_claim_template
+                    .clone()
+                    .unwrap_or_else(default_claim),
+            ),
+            status: None,
+        };
+        let mut pod_meta = meta(member.clone(), namespace, own, None);
+        let mut pod_spec = PodSpec {
+            // hostname + subdomain give each member the DNS name the URLs use.
+            hostname: Some(member.clone()),
+            subdomain: Some(peer_service_name(name)),
+            containers: vec![self.container(index, &member)],
+            volumes: Some(vec![Volume {
+                name: DATA_VOLUME.into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: member.clone(),
+                    ..PersistentVolumeClaimVolumeSource::default()
+                }),
+                ..Volume::default()
+            }]),
+            affinity: self.affinity(),
+            image_pull_secrets: spec.image_pull_secrets.clone(),
+            priority_class_name: defaults::vitess_priority_class(),
+            ..PodSpec::default()
+        };
+        podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["etcd"], &spec.pod);
+        let pod = Pod {
+            metadata: pod_meta,
+            spec: Some(pod_spec),
+            status: None,
+        };
+        (pod, pvc)
+    }
+
+    /// Member `index`'s etcd flags: static bootstrap from the member URLs.
+    fn flags(&self, index: u32, member: &str) -> FlagSet {
+        let (name, ns) = (self.name, self.ns);
         let mut flags = FlagSet::plain();
         flags
-            .set("name", &member)
+            .set("name", member)
             .set("data-dir", DATA_DIR)
             .set(
                 "listen-peer-urls",
@@ -125,15 +219,20 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             )
             .set(
                 "initial-advertise-peer-urls",
-                &peer_urls[index as usize - 1],
+                &self.peer_urls[index as usize - 1],
             )
-            .set("initial-cluster", &initial_cluster)
+            .set("initial-cluster", &self.initial_cluster)
             // initial-* flags only matter on the first start; later starts read the data dir.
             .set("initial-cluster-state", "new")
             .set("initial-cluster-token", name)
-            .extend(spec.extra_flags.as_ref());
+            .extend(self.spec.extra_flags.as_ref());
+        flags
+    }
 
-        let etcd = Container {
+    /// Member `index`'s etcd container.
+    fn container(&self, index: u32, member: &str) -> Container {
+        let spec = self.spec;
+        Container {
             name: "etcd".into(),
             image: Some(
                 spec.image
@@ -142,7 +241,7 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             ),
             image_pull_policy: podspec::pull_policy(spec.image_pull_policy),
             command: Some(vec!["/usr/local/bin/etcd".into()]),
-            args: Some(flags.args()),
+            args: Some(self.flags(index, member).args()),
             ports: Some(vec![
                 podspec::container_port(CLIENT_PORT_NAME, defaults::ETCD_CLIENT_PORT),
                 podspec::container_port(PEER_PORT_NAME, defaults::ETCD_PEER_PORT),
@@ -162,83 +261,58 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
                 ..VolumeMount::default()
             }]),
             ..Container::default()
-        };
-
-        // Spread members over nodes, and over zones when not pinned to one.
-        let zone = lockserver.spec.zone.as_deref().filter(|z| !z.is_empty());
-        let mut spread = vec![podspec::spread_term(2, &selector, HOSTNAME_LABEL)];
-        if zone.is_none() {
-            spread.push(podspec::spread_term(1, &selector, ZONE_LABEL));
         }
-        let affinity = podspec::affinity(
-            spec.pod.affinity.as_ref(),
+    }
+
+    /// Spread members over nodes, and over zones when not pinned to one.
+    fn affinity(&self) -> Option<Affinity> {
+        let zone = self
+            .lockserver
+            .spec
+            .zone
+            .as_deref()
+            .filter(|z| !z.is_empty());
+        let mut spread = vec![podspec::spread_term(2, &self.selector, HOSTNAME_LABEL)];
+        if zone.is_none() {
+            spread.push(podspec::spread_term(1, &self.selector, ZONE_LABEL));
+        }
+        podspec::affinity(
+            self.spec.pod.affinity.as_ref(),
             zone,
             Some(PodAntiAffinity {
                 preferred_during_scheduling_ignored_during_execution: Some(spread),
                 ..PodAntiAffinity::default()
             }),
-        );
-
-        objects.pvcs.push(PersistentVolumeClaim {
-            metadata: meta(member.clone(), namespace, own.clone(), None),
-            spec: Some(
-                spec.data_volume_claim_template
-                    .clone()
-                    .unwrap_or_else(default_claim),
-            ),
-            status: None,
-        });
-        let mut pod_meta = meta(member.clone(), namespace, own, None);
-        let mut pod_spec = PodSpec {
-            // hostname + subdomain give each member the DNS name the URLs above use.
-            hostname: Some(member.clone()),
-            subdomain: Some(peer_service_name(name)),
-            containers: vec![etcd],
-            volumes: Some(vec![Volume {
-                name: DATA_VOLUME.into(),
-                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: member.clone(),
-                    ..PersistentVolumeClaimVolumeSource::default()
-                }),
-                ..Volume::default()
-            }]),
-            affinity,
-            image_pull_secrets: spec.image_pull_secrets.clone(),
-            priority_class_name: defaults::vitess_priority_class(),
-            ..PodSpec::default()
-        };
-        podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["etcd"], &spec.pod);
-        objects.pods.push(Pod {
-            metadata: pod_meta,
-            spec: Some(pod_spec),
-            status: None,
-        });
+        )
     }
 
-    if spec.create_client_service != Some(false) {
-        objects.client_service = Some(podspec::service(
-            client_service_name(name),
-            namespace,
-            selector.clone(),
+    /// The Service Vitess connects to.
+    fn client_service(&self) -> Service {
+        podspec::service(
+            client_service_name(self.name),
+            self.namespace,
+            self.selector.clone(),
             vec![podspec::service_port(
                 CLIENT_PORT_NAME,
                 defaults::ETCD_CLIENT_PORT,
             )],
-            spec.client_service.as_ref(),
+            self.spec.client_service.as_ref(),
             false,
-        ));
+        )
     }
-    if spec.create_peer_service != Some(false) {
+
+    /// The headless Service that gives each member its DNS name.
+    fn peer_service(&self) -> Service {
         // Always headless: a cluster IP would give the members no DNS names of their own.
-        let annotations_only = spec.peer_service.as_ref().map(|o| {
+        let annotations_only = self.spec.peer_service.as_ref().map(|o| {
             let mut o = o.clone();
             o.cluster_ip = None;
             o
         });
         let mut peer = podspec::service(
-            peer_service_name(name),
-            namespace,
-            selector.clone(),
+            peer_service_name(self.name),
+            self.namespace,
+            self.selector.clone(),
             vec![podspec::service_port(
                 PEER_PORT_NAME,
                 defaults::ETCD_PEER_PORT,
@@ -250,27 +324,26 @@ pub fn build(lockserver: &EtcdLockserver) -> Result<EtcdObjects, Error> {
             // Members must find each other before any of them is ready.
             spec.publish_not_ready_addresses = Some(true);
         }
-        objects.peer_service = Some(peer);
+        peer
     }
-    if spec.create_pdb != Some(false) {
-        objects.pdb = Some(PodDisruptionBudget {
-            metadata: meta(pdb_name(name), namespace, common.clone(), None),
+
+    /// Keeps a quorum of members up through voluntary disruptions.
+    fn pdb(&self) -> PodDisruptionBudget {
+        PodDisruptionBudget {
+            metadata: meta(
+                pdb_name(self.name),
+                self.namespace,
+                self.common.clone(),
+                None,
+            ),
             spec: Some(PodDisruptionBudgetSpec {
                 min_available: Some(IntOrString::Int(defaults::ETCD_QUORUM)),
-                selector: Some(podspec::selector(&selector)),
+                selector: Some(podspec::selector(&self.selector)),
                 ..PodDisruptionBudgetSpec::default()
             }),
             status: None,
-        });
+        }
     }
-    // Services are labelled like the PDB, with the cluster, so they are found as ours.
-    for svc in [&mut objects.client_service, &mut objects.peer_service]
-        .into_iter()
-        .flatten()
-    {
-        svc.metadata.labels = Some(common.clone());
-    }
-    Ok(objects)
 }
 
 /// `http://<member>.<peer service>.<namespace>.svc:<port>`.
@@ -332,215 +405,4 @@ pub fn selector_labels(lockserver: &str) -> BTreeMap<String, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::etcd::{EtcdLockserverSpec, EtcdLockserverTemplate};
-    use crate::api::shared::ServiceOverrides;
-
-    fn lockserver(template: EtcdLockserverTemplate, zone: Option<&str>) -> EtcdLockserver {
-        let mut ls = EtcdLockserver::new(
-            "example-etcd-faf13de3",
-            EtcdLockserverSpec {
-                template,
-                zone: zone.map(Into::into),
-            },
-        );
-        ls.metadata.namespace = Some("ns".into());
-        ls.metadata.labels = Some(labels::set(&[(labels::CLUSTER, "example")]));
-        ls
-    }
-
-    fn args(pod: &Pod) -> Vec<String> {
-        pod.spec.as_ref().unwrap().containers[0]
-            .args
-            .clone()
-            .unwrap()
-    }
-
-    #[test]
-    fn three_members_with_static_bootstrap() {
-        let objects = build(&lockserver(EtcdLockserverTemplate::default(), None)).unwrap();
-        let names: Vec<&str> = objects
-            .pods
-            .iter()
-            .map(|p| p.metadata.name.as_deref().unwrap())
-            .collect();
-        assert_eq!(
-            names,
-            [
-                "example-etcd-faf13de3-1",
-                "example-etcd-faf13de3-2",
-                "example-etcd-faf13de3-3"
-            ]
-        );
-        let args = args(&objects.pods[1]);
-        let ls = "example-etcd-faf13de3";
-        let url = |i: u32| format!("http://{ls}-{i}.{ls}-peer.ns.svc:2380");
-        assert!(args.contains(&format!(
-            "--initial-cluster={ls}-1={},{ls}-2={},{ls}-3={}",
-            url(1),
-            url(2),
-            url(3)
-        )));
-        assert!(args.contains(&"--initial-cluster-state=new".to_string()));
-        assert!(args.contains(&format!("--initial-cluster-token={ls}")));
-        assert!(args.contains(&format!("--name={ls}-2")));
-        assert!(args.contains(&format!("--initial-advertise-peer-urls={}", url(2))));
-        assert!(args.contains(&format!(
-            "--advertise-client-urls=http://{ls}-2.{ls}-peer.ns.svc:2379"
-        )));
-
-        let labels = objects.pods[2].metadata.labels.as_ref().unwrap();
-        assert_eq!(labels["planetscale.com/component"], "etcd");
-        assert_eq!(labels["etcd.planetscale.com/lockserver"], ls);
-        assert_eq!(labels["etcd.planetscale.com/index"], "3");
-        assert_eq!(labels["planetscale.com/cluster"], "example");
-
-        // One PVC per member, named like it, 1Gi RWO by default.
-        assert_eq!(objects.pvcs.len(), 3);
-        assert_eq!(objects.pvcs[0].metadata.name.as_deref(), Some(names[0]));
-        let claim = objects.pvcs[0].spec.as_ref().unwrap();
-        assert_eq!(
-            claim.access_modes.as_deref(),
-            Some(&["ReadWriteOnce".to_string()][..])
-        );
-        assert_eq!(
-            claim.resources.as_ref().unwrap().requests.as_ref().unwrap()["storage"].0,
-            "1Gi"
-        );
-        let pod_spec = objects.pods[0].spec.as_ref().unwrap();
-        assert_eq!(
-            pod_spec.volumes.as_ref().unwrap()[0]
-                .persistent_volume_claim
-                .as_ref()
-                .unwrap()
-                .claim_name,
-            names[0]
-        );
-        let resources = pod_spec.containers[0].resources.as_ref().unwrap();
-        assert_eq!(resources.requests.as_ref().unwrap()["cpu"].0, "100m");
-        assert_eq!(resources.requests.as_ref().unwrap()["memory"].0, "256Mi");
-        assert_eq!(
-            pod_spec.containers[0].image.as_deref(),
-            Some(defaults::ETCD_IMAGE)
-        );
-    }
-
-    #[test]
-    fn services_and_pdb() {
-        let objects = build(&lockserver(
-            EtcdLockserverTemplate {
-                client_service: Some(ServiceOverrides {
-                    annotations: Some([("lb".to_string(), "internal".to_string())].into()),
-                    cluster_ip: None,
-                }),
-                ..EtcdLockserverTemplate::default()
-            },
-            None,
-        ))
-        .unwrap();
-        let client = objects.client_service.unwrap();
-        assert_eq!(
-            client.metadata.name.as_deref(),
-            Some("example-etcd-faf13de3-client")
-        );
-        assert_eq!(client.metadata.annotations.unwrap()["lb"], "internal");
-        let spec = client.spec.unwrap();
-        assert_eq!(spec.ports.unwrap()[0].port, 2379);
-        assert_eq!(spec.cluster_ip, None);
-        assert_eq!(
-            spec.selector.unwrap(),
-            selector_labels("example-etcd-faf13de3")
-        );
-
-        let peer = objects.peer_service.unwrap().spec.unwrap();
-        assert_eq!(peer.ports.unwrap()[0].port, 2380);
-        assert_eq!(peer.cluster_ip.as_deref(), Some("None"));
-        assert_eq!(peer.publish_not_ready_addresses, Some(true));
-
-        let pdb = objects.pdb.unwrap();
-        assert_eq!(
-            pdb.metadata.name.as_deref(),
-            Some("etcd-lockserver-example-etcd-faf13de3")
-        );
-        assert_eq!(pdb.spec.unwrap().min_available, Some(IntOrString::Int(2)));
-    }
-
-    #[test]
-    fn switches_local_member_and_overrides() {
-        let objects = build(&lockserver(
-            EtcdLockserverTemplate {
-                create_pdb: Some(false),
-                create_client_service: Some(false),
-                create_peer_service: Some(false),
-                local_member_index: Some(2),
-                advertise_peer_urls: Some(vec![
-                    "http://a:2380".into(),
-                    "http://b:2380".into(),
-                    "http://c:2380".into(),
-                ]),
-                extra_flags: Some(
-                    [(
-                        "--initial-cluster-state".to_string(),
-                        "existing".to_string(),
-                    )]
-                    .into(),
-                ),
-                image: Some("etcd:mine".into()),
-                ..EtcdLockserverTemplate::default()
-            },
-            Some("zone-a"),
-        ))
-        .unwrap();
-        assert!(objects.pdb.is_none());
-        assert!(objects.client_service.is_none());
-        assert!(objects.peer_service.is_none());
-        assert_eq!(objects.pods.len(), 1);
-        assert_eq!(objects.pvcs.len(), 1);
-        let pod = &objects.pods[0];
-        assert_eq!(
-            pod.metadata.name.as_deref(),
-            Some("example-etcd-faf13de3-2")
-        );
-        let args = args(pod);
-        assert!(args.contains(&"--initial-cluster-state=existing".to_string()));
-        assert!(!args.contains(&"--initial-cluster-state=new".to_string()));
-        assert!(args.contains(&"--initial-advertise-peer-urls=http://b:2380".to_string()));
-        let ls = "example-etcd-faf13de3";
-        assert!(args.contains(&format!(
-            "--initial-cluster={ls}-1=http://a:2380,{ls}-2=http://b:2380,{ls}-3=http://c:2380"
-        )));
-        let spec = pod.spec.as_ref().unwrap();
-        assert_eq!(spec.containers[0].image.as_deref(), Some("etcd:mine"));
-        let node = spec
-            .affinity
-            .as_ref()
-            .unwrap()
-            .node_affinity
-            .as_ref()
-            .unwrap();
-        let req = &node
-            .required_during_scheduling_ignored_during_execution
-            .as_ref()
-            .unwrap()
-            .node_selector_terms[0]
-            .match_expressions
-            .as_ref()
-            .unwrap()[0];
-        assert_eq!(req.key, "topology.kubernetes.io/zone");
-        assert_eq!(req.values.as_deref(), Some(&["zone-a".to_string()][..]));
-    }
-
-    #[test]
-    fn requires_the_cluster_label() {
-        let mut ls = lockserver(EtcdLockserverTemplate::default(), None);
-        ls.metadata.labels = None;
-        assert_eq!(
-            build(&ls).unwrap_err(),
-            Error::MissingLabel {
-                kind: "EtcdLockserver",
-                label: labels::CLUSTER
-            }
-        );
-    }
-}
+mod tests;

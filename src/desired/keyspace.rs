@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::{Error, meta};
-use crate::api::keyspace::VitessKeyspace;
+use crate::api::keyspace::{VitessKeyspace, VitessKeyspaceSpec};
 use crate::api::shard::{VitessKeyRange, VitessShard, VitessShardSpec, VitessShardTemplate};
 use crate::domain::keyrange::{self, KeyRange, compare_bounds};
 use crate::domain::labels;
@@ -22,11 +22,16 @@ pub fn shards(keyspace: &VitessKeyspace) -> Result<Vec<VitessShard>, Error> {
             kind: "VitessKeyspace",
             label: labels::CLUSTER,
         })?;
-    let namespace = keyspace.metadata.namespace.clone();
-    let spec = &keyspace.spec;
-    let ks_name = &spec.template.name;
+    Ok(ranges(&keyspace.spec)
+        .into_iter()
+        .map(|(range, template)| shard(keyspace, cluster, &range, template))
+        .collect())
+}
 
-    // Key range (exact bounds) -> template; later partitionings overwrite earlier ones.
+/// Every shard's key range with its template, in Vitess order: later partitionings overwrite
+/// earlier ones for the same range.
+fn ranges(spec: &VitessKeyspaceSpec) -> Vec<(KeyRange, &VitessShardTemplate)> {
+    // Key range (exact bounds) -> template.
     let mut by_range: BTreeMap<(String, String), &VitessShardTemplate> = BTreeMap::new();
     for partitioning in &spec.template.partitionings {
         if let Some(equal) = &partitioning.equal {
@@ -55,45 +60,52 @@ pub fn shards(keyspace: &VitessKeyspace) -> Result<Vec<VitessShard>, Error> {
             }
         })
     });
+    ranges
+}
 
-    Ok(ranges
-        .into_iter()
-        .map(|(range, template)| {
-            let safe = range.safe_name();
-            VitessShard {
-                metadata: meta(
-                    names::cluster::shard(cluster, ks_name, &safe),
-                    &namespace,
-                    labels::set(&[
-                        (labels::CLUSTER, cluster),
-                        (labels::KEYSPACE, ks_name),
-                        (labels::SHARD, &safe),
-                    ]),
-                    template.annotations.clone(),
-                ),
-                spec: VitessShardSpec {
-                    template: template.clone(),
-                    name: range.to_string(),
-                    database_name: spec.template.database_name.clone(),
-                    zone_map: spec.zone_map.clone(),
-                    images: spec.images.clone(),
-                    image_pull_policies: spec.image_pull_policies.clone(),
-                    image_pull_secrets: spec.image_pull_secrets.clone(),
-                    key_range: VitessKeyRange {
-                        start: range.start.clone(),
-                        end: range.end.clone(),
-                    },
-                    global_lockserver: spec.global_lockserver.clone(),
-                    vitess_orchestrator: spec.template.vitess_orchestrator.clone(),
-                    backup_locations: spec.backup_locations.clone(),
-                    backup_engine: spec.backup_engine,
-                    extra_vitess_flags: spec.extra_vitess_flags.clone(),
-                    topology_reconciliation: spec.topology_reconciliation.clone(),
-                    update_strategy: spec.update_strategy.clone(),
-                    tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
-                },
-                status: None,
-            }
-        })
-        .collect())
+/// The VitessShard of `range`, from its template and what the keyspace passes down.
+fn shard(
+    keyspace: &VitessKeyspace,
+    cluster: &str,
+    range: &KeyRange,
+    template: &VitessShardTemplate,
+) -> VitessShard {
+    let namespace = &keyspace.metadata.namespace;
+    let spec = &keyspace.spec;
+    let ks_name = &spec.template.name;
+    let safe = range.safe_name();
+    VitessShard {
+        metadata: meta(
+            names::cluster::shard(cluster, ks_name, &safe),
+            namespace,
+            labels::set(&[
+                (labels::CLUSTER, cluster),
+                (labels::KEYSPACE, ks_name),
+                (labels::SHARD, &safe),
+            ]),
+            template.annotations.clone(),
+        ),
+        spec: VitessShardSpec {
+            template: template.clone(),
+            name: range.to_string(),
+            database_name: spec.template.database_name.clone(),
+            zone_map: spec.zone_map.clone(),
+            images: spec.images.clone(),
+            image_pull_policies: spec.image_pull_policies.clone(),
+            image_pull_secrets: spec.image_pull_secrets.clone(),
+            key_range: VitessKeyRange {
+                start: range.start.clone(),
+                end: range.end.clone(),
+            },
+            global_lockserver: spec.global_lockserver.clone(),
+            vitess_orchestrator: spec.template.vitess_orchestrator.clone(),
+            backup_locations: spec.backup_locations.clone(),
+            backup_engine: spec.backup_engine,
+            extra_vitess_flags: spec.extra_vitess_flags.clone(),
+            topology_reconciliation: spec.topology_reconciliation.clone(),
+            update_strategy: spec.update_strategy.clone(),
+            tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
+        },
+        status: None,
+    }
 }

@@ -3,6 +3,8 @@
 //! for a shard with backups and `replication.initializeBackup` not false; whether the shard
 //! needs one (no complete backup, no primary) is the shard controller's call.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{
     Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
     PodSpec, Volume, VolumeMount,
@@ -13,7 +15,7 @@ use super::flags::FlagSet;
 use super::{Error, ShardIdentity, defaults, meta, podspec, vttablet};
 use crate::api::VitessBackup;
 use crate::api::backup::VitessBackupSpec;
-use crate::api::shard::VitessShard;
+use crate::api::shard::{VitessShard, VitessShardTabletPool};
 use crate::{domain::labels, domain::names};
 
 const DATA_VOLUME: &str = "vtdataroot";
@@ -42,139 +44,188 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
     if locations.is_empty() || !wanted {
         return Ok(None);
     }
-    let ShardIdentity {
-        object,
-        cluster,
-        keyspace,
-        range,
-    } = ShardIdentity::of(shard)?;
-    let safe = range.safe_name();
+    let identity = ShardIdentity::of(shard)?;
+    let (object, cluster) = (&identity.object, identity.cluster);
     let location = backup::location(
         locations,
         first_pool.backup_location_name.as_deref(),
-        &object,
+        object,
         "spec.tabletPools[0].backupLocationName",
     )?;
-    let storage = backup::storage(location, cluster, &object)?;
+    let storage = backup::storage(location, cluster, object)?;
     if storage.flags.is_empty() {
         return Ok(None);
     }
     let init_script = podspec::secret_file(
         &spec.template.database_init_script_secret,
         "db-init-script",
-        &object,
+        object,
         "spec.databaseInitScriptSecret",
     )?;
+    let parts = Parts {
+        shard,
+        first_pool,
+        identity: &identity,
+        storage,
+        init_script,
+    };
+    Ok(Some(parts.build()))
+}
 
-    let name = names::cluster::vtbackup_init_pod(cluster, keyspace, &safe);
-    let own = labels::set(&[
-        (labels::COMPONENT, labels::component::VTBACKUP),
-        (labels::CLUSTER, cluster),
-        (labels::KEYSPACE, keyspace),
-        (labels::SHARD, &safe),
-    ]);
+/// What the init pod and its claim are built from.
+struct Parts<'a> {
+    shard: &'a VitessShard,
+    first_pool: &'a VitessShardTabletPool,
+    identity: &'a ShardIdentity<'a>,
+    storage: backup::BackupStorage,
+    init_script: podspec::SecretFile,
+}
 
-    let mut flags = FlagSet::vitess();
-    flags
-        .global_topo(&spec.global_lockserver)
-        .set("logtostderr", true)
-        .set("init-keyspace", keyspace)
-        .set("init-shard", range.to_string())
-        .set(
-            "init-db-name-override",
-            spec.database_name
-                .clone()
-                .unwrap_or_else(|| format!("vt_{keyspace}")),
-        )
-        // An empty database, uploaded only if the shard has no backup yet.
-        .set("initial-backup", true)
-        .set("init-db-sql-file", &init_script.path)
-        .set("db-dba-user", "vt_dba")
-        .set("mysql-socket", format!("{VT_DATA_ROOT}/mysql.sock"));
-    storage.apply_flags(&mut flags);
-    backup::engine_flags(spec.backup_engine.unwrap_or_default(), &mut flags);
-    // Not the pool's vttablet `extraFlags`: vtbackup has few of vttablet's flags and exits on
-    // one it lacks (`--queryserver-config-pool-size`, say). The Go operator gives it only
-    // `vtbackupExtraFlags` too.
-    flags
-        .mysql_server_version(&vttablet::mysqld_image(spec.images.mysqld.as_ref()))
-        .extend(spec.extra_vitess_flags.as_ref())
-        .extend(first_pool.vttablet.vtbackup_extra_flags.as_ref());
-
-    let vtbackup = spec.template.vtbackup.clone().unwrap_or_default();
-    let empty_dir = vtbackup.use_empty_dir_for_initial_backup == Some(true);
-    let claim = vtbackup
-        .data_volume_claim_template
-        .or_else(|| first_pool.data_volume_claim_template.clone());
-    let data = match (&claim, empty_dir) {
-        (Some(_), false) => Volume {
-            name: DATA_VOLUME.into(),
-            persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                claim_name: name.clone(),
-                ..PersistentVolumeClaimVolumeSource::default()
+impl Parts<'_> {
+    fn build(&self) -> VtbackupInit {
+        let ShardIdentity {
+            cluster,
+            keyspace,
+            range,
+            ..
+        } = self.identity;
+        let (cluster, keyspace) = (*cluster, *keyspace);
+        let safe = range.safe_name();
+        let name = names::cluster::vtbackup_init_pod(cluster, keyspace, &safe);
+        let own = labels::set(&[
+            (labels::COMPONENT, labels::component::VTBACKUP),
+            (labels::CLUSTER, cluster),
+            (labels::KEYSPACE, keyspace),
+            (labels::SHARD, &safe),
+        ]);
+        let vtbackup = self
+            .shard
+            .spec
+            .template
+            .vtbackup
+            .clone()
+            .unwrap_or_default();
+        let empty_dir = vtbackup.use_empty_dir_for_initial_backup == Some(true);
+        let claim = vtbackup
+            .data_volume_claim_template
+            .or_else(|| self.first_pool.data_volume_claim_template.clone());
+        let namespace = &self.shard.metadata.namespace;
+        let pod = self.pod(&name, own.clone(), claim.is_some() && !empty_dir);
+        let pvc = match (claim, empty_dir) {
+            (Some(claim), false) => Some(PersistentVolumeClaim {
+                metadata: meta(name, namespace, own, None),
+                spec: Some(claim),
+                status: None,
             }),
-            ..Volume::default()
-        },
-        _ => Volume {
-            name: DATA_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        },
-    };
-    let mut volumes = vec![data];
-    volumes.extend(init_script.volume.clone());
-    volumes.extend(storage.volumes.iter().cloned());
-    let mut mounts = vec![
-        VolumeMount {
-            name: DATA_VOLUME.into(),
-            mount_path: VT_DATA_ROOT.into(),
-            ..VolumeMount::default()
-        },
-        init_script.mount.clone(),
-    ];
-    mounts.extend(storage.mounts.iter().cloned());
+            _ => None,
+        };
+        VtbackupInit { pod, pvc }
+    }
 
-    let image = spec
-        .images
-        .vtbackup
-        .clone()
-        .or_else(|| spec.images.vttablet.clone())
-        .unwrap_or_else(|| defaults::VITESS_IMAGE.into());
-    let container = Container {
-        name: "vtbackup".into(),
-        image: Some(image),
-        image_pull_policy: podspec::pull_policy(
-            spec.image_pull_policies.as_ref().and_then(|p| p.vtbackup),
-        ),
-        command: Some(vec!["/vt/bin/vtbackup".into()]),
-        args: Some(flags.args()),
-        env: (!storage.env.is_empty()).then(|| storage.env.clone()),
-        resources: first_pool.mysqld.as_ref().and_then(|m| m.resources.clone()),
-        volume_mounts: Some(mounts),
-        ..Container::default()
-    };
-    let pod = Pod {
-        metadata: meta(name.clone(), &shard.metadata.namespace, own.clone(), None),
-        spec: Some(PodSpec {
-            containers: vec![container],
-            volumes: Some(volumes),
-            // Retried in place until the first backup is uploaded; then it stays Succeeded.
-            restart_policy: Some("OnFailure".into()),
-            image_pull_secrets: spec.image_pull_secrets.clone(),
-            security_context: Some(podspec::vitess_pod_security()),
-            ..PodSpec::default()
-        }),
-        status: None,
-    };
-    let pvc = match (claim, empty_dir) {
-        (Some(claim), false) => Some(PersistentVolumeClaim {
-            metadata: meta(name, &shard.metadata.namespace, own, None),
-            spec: Some(claim),
+    /// vtbackup's flags: initialise an empty database and upload it.
+    fn flags(&self) -> FlagSet {
+        let spec = &self.shard.spec;
+        let ShardIdentity {
+            keyspace, range, ..
+        } = self.identity;
+        let mut flags = FlagSet::vitess();
+        flags
+            .global_topo(&spec.global_lockserver)
+            .set("logtostderr", true)
+            .set("init-keyspace", *keyspace)
+            .set("init-shard", range.to_string())
+            .set(
+                "init-db-name-override",
+                spec.database_name
+                    .clone()
+                    .unwrap_or_else(|| format!("vt_{keyspace}")),
+            )
+            // An empty database, uploaded only if the shard has no backup yet.
+            .set("initial-backup", true)
+            .set("init-db-sql-file", &self.init_script.path)
+            .set("db-dba-user", "vt_dba")
+            .set("mysql-socket", format!("{VT_DATA_ROOT}/mysql.sock"));
+        self.storage.apply_flags(&mut flags);
+        backup::engine_flags(spec.backup_engine.unwrap_or_default(), &mut flags);
+        // Not the pool's vttablet `extraFlags`: vtbackup has few of vttablet's flags and exits
+        // on one it lacks (`--queryserver-config-pool-size`, say). The Go operator gives it
+        // only `vtbackupExtraFlags` too.
+        flags
+            .mysql_server_version(&vttablet::mysqld_image(spec.images.mysqld.as_ref()))
+            .extend(spec.extra_vitess_flags.as_ref())
+            .extend(self.first_pool.vttablet.vtbackup_extra_flags.as_ref());
+        flags
+    }
+
+    /// The pod `name`, its data on the claim of the same name when `on_claim`, else in an
+    /// emptyDir.
+    fn pod(&self, name: &str, own: BTreeMap<String, String>, on_claim: bool) -> Pod {
+        let (spec, storage, init_script) = (&self.shard.spec, &self.storage, &self.init_script);
+        let data = if on_claim {
+            Volume {
+                name: DATA_VOLUME.into(),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: name.to_string(),
+                    ..PersistentVolumeClaimVolumeSource::default()
+                }),
+                ..Volume::default()
+            }
+        } else {
+            Volume {
+                name: DATA_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            }
+        };
+        let mut volumes = vec![data];
+        volumes.extend(init_script.volume.clone());
+        volumes.extend(storage.volumes.iter().cloned());
+        let mut mounts = vec![
+            VolumeMount {
+                name: DATA_VOLUME.into(),
+                mount_path: VT_DATA_ROOT.into(),
+                ..VolumeMount::default()
+            },
+            init_script.mount.clone(),
+        ];
+        mounts.extend(storage.mounts.iter().cloned());
+        let image = spec
+            .images
+            .vtbackup
+            .clone()
+            .or_else(|| spec.images.vttablet.clone())
+            .unwrap_or_else(|| defaults::VITESS_IMAGE.into());
+        let container = Container {
+            name: "vtbackup".into(),
+            image: Some(image),
+            image_pull_policy: podspec::pull_policy(
+                spec.image_pull_policies.as_ref().and_then(|p| p.vtbackup),
+            ),
+            command: Some(vec!["/vt/bin/vtbackup".into()]),
+            args: Some(self.flags().args()),
+            env: (!storage.env.is_empty()).then(|| storage.env.clone()),
+            resources: self
+                .first_pool
+                .mysqld
+                .as_ref()
+                .and_then(|m| m.resources.clone()),
+            volume_mounts: Some(mounts),
+            ..Container::default()
+        };
+        Pod {
+            metadata: meta(name.to_string(), &self.shard.metadata.namespace, own, None),
+            spec: Some(PodSpec {
+                containers: vec![container],
+                volumes: Some(volumes),
+                // Retried in place until the first backup is uploaded; then it stays Succeeded.
+                restart_policy: Some("OnFailure".into()),
+                image_pull_secrets: spec.image_pull_secrets.clone(),
+                security_context: Some(podspec::vitess_pod_security()),
+                ..PodSpec::default()
+            }),
             status: None,
-        }),
-        _ => None,
-    };
-    Ok(Some(VtbackupInit { pod, pvc }))
+        }
+    }
 }
 
 /// The VitessBackup request a shard that already serves makes for its first backup: the

@@ -2,17 +2,19 @@
 //! cell's Service and, when autoscaled, a HorizontalPodAutoscaler; plus the cluster-wide vtgate
 //! Service over every cell's vtgates.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::autoscaling::v2::{
     CrossVersionObjectReference, HorizontalPodAutoscaler, HorizontalPodAutoscalerSpec,
 };
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service, VolumeMount};
 use kube::api::ObjectMeta;
 
 use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, MYSQL_PORT_NAME, SecretFile, WEB_PORT_NAME};
 use super::{Error, cluster_name, defaults, meta, vttablet};
-use crate::api::cell::{VitessCell, VitessCellGatewaySpec};
+use crate::api::cell::{VitessCell, VitessCellGatewaySpec, VitessCellSpec};
 use crate::api::cluster::VitessCluster;
 use crate::domain::labels;
 use crate::domain::names;
@@ -38,205 +40,262 @@ pub fn replicas(gateway: &VitessCellGatewaySpec) -> i32 {
 
 /// Builds the vtgates of `cell`.
 pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
-    let object_name = cell
-        .metadata
-        .name
-        .as_deref()
-        .ok_or(Error::MissingName("VitessCell"))?;
-    let cluster = cell
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(labels::CLUSTER))
-        .ok_or(Error::MissingLabel {
-            kind: "VitessCell",
-            label: labels::CLUSTER,
-        })?;
-    let namespace = &cell.metadata.namespace;
-    let spec = &cell.spec;
-    let cell_name = &spec.template.name;
-    let gateway = spec.template.gateway.clone().unwrap_or_default();
-    let object = format!("VitessCell/{object_name}");
-
-    let own = labels::set(&[
-        (labels::COMPONENT, labels::component::VTGATE),
-        (labels::CLUSTER, cluster),
-        (labels::CELL, cell_name),
-    ]);
-
-    let cells_to_watch = if spec.all_cells.is_empty() {
-        cell_name.clone()
-    } else {
-        spec.all_cells.join(",")
-    };
-    let mut flags = FlagSet::vitess();
+    let parts = Parts::of(cell)?;
+    let mut flags = parts.flags();
+    let files = parts.secret_files(&mut flags)?;
     flags
-        .vitess_common(&spec.global_lockserver)
-        .set("cell", cell_name)
-        .set("cells-to-watch", cells_to_watch)
-        .set("tablet-types-to-wait", "PRIMARY,REPLICA")
-        .set("service-map", "grpc-vtgateservice")
-        .set("mysql-server-port", defaults::MYSQL_PORT);
-    if let Some(interval) = &spec.tablet_refresh_interval {
-        flags.set("tablet-refresh-interval", interval);
+        .mysql_server_version(&vttablet::mysqld_image(parts.spec.images.mysqld.as_ref()))
+        .extend(parts.spec.extra_vitess_flags.as_ref())
+        .extend(parts.gateway.extra_flags.as_ref());
+    Ok(VtgateObjects {
+        deployment: parts.deployment(&flags, &files),
+        service: parts.service(),
+        autoscaler: parts.autoscaler(),
+    })
+}
+
+/// What every part of one cell's vtgates is built from.
+struct Parts<'a> {
+    cluster: &'a str,
+    namespace: &'a Option<String>,
+    spec: &'a VitessCellSpec,
+    cell_name: &'a str,
+    gateway: VitessCellGatewaySpec,
+    /// `VitessCell/<name>`, for errors.
+    object: String,
+    own: BTreeMap<String, String>,
+    deployment_name: String,
+    /// The VitessCell's own name, which its HPA takes and scales.
+    cell_object: &'a str,
+}
+
+impl<'a> Parts<'a> {
+    fn of(cell: &'a VitessCell) -> Result<Self, Error> {
+        let object_name = cell
+            .metadata
+            .name
+            .as_deref()
+            .ok_or(Error::MissingName("VitessCell"))?;
+        let cluster = cell
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::CLUSTER))
+            .ok_or(Error::MissingLabel {
+                kind: "VitessCell",
+                label: labels::CLUSTER,
+            })?;
+        let spec = &cell.spec;
+        let cell_name = &spec.template.name;
+        let own = labels::set(&[
+            (labels::COMPONENT, labels::component::VTGATE),
+            (labels::CLUSTER, cluster),
+            (labels::CELL, cell_name),
+        ]);
+        Ok(Self {
+            cluster,
+            namespace: &cell.metadata.namespace,
+            spec,
+            cell_name,
+            gateway: spec.template.gateway.clone().unwrap_or_default(),
+            object: format!("VitessCell/{object_name}"),
+            own,
+            deployment_name: names::cluster::vtgate_deployment(cluster, cell_name),
+            cell_object: object_name,
+        })
     }
 
-    let mut files: Vec<SecretFile> = Vec::new();
-    let static_secret = gateway
-        .authentication
-        .as_ref()
-        .and_then(|a| a.static_.as_ref())
-        .and_then(|s| s.secret.as_ref());
-    if let Some(secret) = static_secret {
-        let file = podspec::secret_file(
-            secret,
-            "vtgate-static-auth",
-            &object,
-            "spec.gateway.authentication.static.secret",
-        )?;
+    /// vtgate's flags, before the secret files and the user's extra flags.
+    fn flags(&self) -> FlagSet {
+        let spec = self.spec;
+        let cells_to_watch = if spec.all_cells.is_empty() {
+            self.cell_name.to_string()
+        } else {
+            spec.all_cells.join(",")
+        };
+        let mut flags = FlagSet::vitess();
         flags
-            .set("mysql-auth-server-impl", "static")
-            .set("mysql-auth-server-static-file", &file.path);
-        files.push(file);
+            .vitess_common(&spec.global_lockserver)
+            .set("cell", self.cell_name)
+            .set("cells-to-watch", cells_to_watch)
+            .set("tablet-types-to-wait", "PRIMARY,REPLICA")
+            .set("service-map", "grpc-vtgateservice")
+            .set("mysql-server-port", defaults::MYSQL_PORT);
+        if let Some(interval) = &spec.tablet_refresh_interval {
+            flags.set("tablet-refresh-interval", interval);
+        }
+        flags
     }
-    let transport = gateway.secure_transport.clone().unwrap_or_default();
-    let tls = transport.tls.clone().unwrap_or_default();
-    // Certificate and key come together; one without the other would not start vtgate.
-    if let (Some(cert), Some(key)) = (&tls.cert_secret, &tls.key_secret) {
-        let field = "spec.gateway.secureTransport.tls";
-        let cert = podspec::secret_file(cert, "vtgate-tls-cert", &object, field)?;
-        let key = podspec::secret_file(key, "vtgate-tls-key", &object, field)?;
-        // As in the Go operator, the same certificate serves gRPC: with TLS on, all of
-        // vtgate's traffic is encrypted.
-        flags
-            .set("mysql-server-ssl-cert", &cert.path)
-            .set("mysql-server-ssl-key", &key.path)
-            .set("grpc-cert", &cert.path)
-            .set("grpc-key", &key.path)
-            .set(
-                "mysql-server-require-secure-transport",
-                transport.required.unwrap_or(false),
-            );
-        files.extend([cert, key]);
-        if let Some(ca) = &tls.client_ca_cert_secret {
-            let ca = podspec::secret_file(ca, "vtgate-tls-ca", &object, field)?;
+
+    /// The static authentication file and the TLS files vtgate reads, with their flags.
+    fn secret_files(&self, flags: &mut FlagSet) -> Result<Vec<SecretFile>, Error> {
+        let (gateway, object) = (&self.gateway, &self.object);
+        let mut files: Vec<SecretFile> = Vec::new();
+        let static_secret = gateway
+            .authentication
+            .as_ref()
+            .and_then(|a| a.static_.as_ref())
+            .and_then(|s| s.secret.as_ref());
+        if let Some(secret) = static_secret {
+            let file = podspec::secret_file(
+                secret,
+                "vtgate-static-auth",
+                object,
+                "spec.gateway.authentication.static.secret",
+            )?;
             flags
-                .set("mysql-server-ssl-ca", &ca.path)
-                .set("grpc-ca", &ca.path);
-            files.push(ca);
+                .set("mysql-auth-server-impl", "static")
+                .set("mysql-auth-server-static-file", &file.path);
+            files.push(file);
+        }
+        let transport = gateway.secure_transport.clone().unwrap_or_default();
+        let tls = transport.tls.clone().unwrap_or_default();
+        // Certificate and key come together; one without the other would not start vtgate.
+        if let (Some(cert), Some(key)) = (&tls.cert_secret, &tls.key_secret) {
+            let field = "spec.gateway.secureTransport.tls";
+            let cert = podspec::secret_file(cert, "vtgate-tls-cert", object, field)?;
+            let key = podspec::secret_file(key, "vtgate-tls-key", object, field)?;
+            // As in the Go operator, the same certificate serves gRPC: with TLS on, all of
+            // vtgate's traffic is encrypted.
+            flags
+                .set("mysql-server-ssl-cert", &cert.path)
+                .set("mysql-server-ssl-key", &key.path)
+                .set("grpc-cert", &cert.path)
+                .set("grpc-key", &key.path)
+                .set(
+                    "mysql-server-require-secure-transport",
+                    transport.required.unwrap_or(false),
+                );
+            files.extend([cert, key]);
+            if let Some(ca) = &tls.client_ca_cert_secret {
+                let ca = podspec::secret_file(ca, "vtgate-tls-ca", object, field)?;
+                flags
+                    .set("mysql-server-ssl-ca", &ca.path)
+                    .set("grpc-ca", &ca.path);
+                files.push(ca);
+            }
+        }
+        Ok(files)
+    }
+
+    /// The vtgate container, mounting `mounts`.
+    fn container(&self, flags: &FlagSet, mounts: Vec<VolumeMount>) -> Container {
+        let (spec, gateway) = (self.spec, &self.gateway);
+        Container {
+            name: "vtgate".into(),
+            image: Some(
+                spec.images
+                    .vtgate
+                    .clone()
+                    .unwrap_or_else(|| defaults::VITESS_IMAGE.into()),
+            ),
+            image_pull_policy: podspec::pull_policy(
+                spec.image_pull_policies.as_ref().and_then(|p| p.vtgate),
+            ),
+            command: Some(vec!["/vt/bin/vtgate".into()]),
+            args: Some(flags.args()),
+            ports: Some(vec![
+                podspec::container_port(WEB_PORT_NAME, defaults::WEB_PORT),
+                podspec::container_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
+                podspec::container_port(MYSQL_PORT_NAME, defaults::MYSQL_PORT),
+            ]),
+            resources: Some(podspec::resources_or(
+                gateway.resources.as_ref(),
+                defaults::VTGATE_CPU,
+                defaults::VTGATE_MEMORY,
+            )),
+            readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
+            liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
+            volume_mounts: (!mounts.is_empty()).then_some(mounts),
+            lifecycle: gateway.lifecycle.clone(),
+            ..Container::default()
         }
     }
-    flags
-        .mysql_server_version(&vttablet::mysqld_image(spec.images.mysqld.as_ref()))
-        .extend(spec.extra_vitess_flags.as_ref())
-        .extend(gateway.extra_flags.as_ref());
 
-    let volumes: Vec<_> = files.iter().filter_map(|f| f.volume.clone()).collect();
-    let mounts: Vec<_> = files.iter().map(|f| f.mount.clone()).collect();
-
-    let vtgate = Container {
-        name: "vtgate".into(),
-        image: Some(
-            spec.images
-                .vtgate
-                .clone()
-                .unwrap_or_else(|| defaults::VITESS_IMAGE.into()),
-        ),
-        image_pull_policy: podspec::pull_policy(
-            spec.image_pull_policies.as_ref().and_then(|p| p.vtgate),
-        ),
-        command: Some(vec!["/vt/bin/vtgate".into()]),
-        args: Some(flags.args()),
-        ports: Some(vec![
-            podspec::container_port(WEB_PORT_NAME, defaults::WEB_PORT),
-            podspec::container_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
-            podspec::container_port(MYSQL_PORT_NAME, defaults::MYSQL_PORT),
-        ]),
-        resources: Some(podspec::resources_or(
-            gateway.resources.as_ref(),
-            defaults::VTGATE_CPU,
-            defaults::VTGATE_MEMORY,
-        )),
-        readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
-        liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
-        volume_mounts: (!mounts.is_empty()).then_some(mounts),
-        lifecycle: gateway.lifecycle.clone(),
-        ..Container::default()
-    };
-    let mut pod_meta = ObjectMeta {
-        labels: Some(own.clone()),
-        ..ObjectMeta::default()
-    };
-    let mut pod_spec = PodSpec {
-        containers: vec![vtgate],
-        volumes: (!volumes.is_empty()).then_some(volumes),
-        affinity: podspec::affinity(
-            gateway.pod.affinity.as_ref(),
-            spec.template.zone.as_deref(),
-            None,
-        ),
-        termination_grace_period_seconds: gateway.termination_grace_period_seconds,
-        image_pull_secrets: spec.image_pull_secrets.clone(),
-        security_context: Some(podspec::vitess_pod_security()),
-        priority_class_name: defaults::vitess_priority_class(),
-        ..PodSpec::default()
-    };
-    podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtgate"], &gateway.pod);
-
-    let deployment_name = names::cluster::vtgate_deployment(cluster, cell_name);
-    let deployment = Deployment {
-        metadata: meta(deployment_name.clone(), namespace, own.clone(), None),
-        spec: Some(DeploymentSpec {
-            // The cell's count, which with an autoscaler the HPA keeps (through the VitessCell's
-            // scale subresource, as with the Go operator).
-            replicas: Some(replicas(&gateway)),
-            revision_history_limit: Some(0),
-            selector: podspec::selector(&own),
-            strategy: gateway.strategy.clone(),
-            template: PodTemplateSpec {
-                metadata: Some(pod_meta),
-                spec: Some(pod_spec),
-            },
-            ..DeploymentSpec::default()
-        }),
-        status: None,
-    };
-
-    let service = podspec::service(
-        names::join_service(&[cluster, cell_name, labels::component::VTGATE]),
-        namespace,
-        own.clone(),
-        gateway_ports(),
-        gateway.service.as_ref(),
-        false,
-    );
-
-    let autoscaler = gateway
-        .autoscaler
-        .as_ref()
-        .map(|hpa| HorizontalPodAutoscaler {
-            // Named as the VitessCell and scaling it, as the Go operator's does: a takeover
-            // finds one HPA, not two fighting over the vtgates.
-            metadata: meta(object_name.to_string(), namespace, own.clone(), None),
-            spec: Some(HorizontalPodAutoscalerSpec {
-                scale_target_ref: CrossVersionObjectReference {
-                    api_version: Some("planetscale.com/v2".into()),
-                    kind: "VitessCell".into(),
-                    name: object_name.to_string(),
+    /// The vtgate Deployment.
+    fn deployment(&self, flags: &FlagSet, files: &[SecretFile]) -> Deployment {
+        let (spec, gateway, own) = (self.spec, &self.gateway, &self.own);
+        let volumes: Vec<_> = files.iter().filter_map(|f| f.volume.clone()).collect();
+        let mounts: Vec<_> = files.iter().map(|f| f.mount.clone()).collect();
+        let mut pod_meta = ObjectMeta {
+            labels: Some(own.clone()),
+            ..ObjectMeta::default()
+        };
+        let mut pod_spec = PodSpec {
+            containers: vec![self.container(flags, mounts)],
+            volumes: (!volumes.is_empty()).then_some(volumes),
+            affinity: podspec::affinity(
+                gateway.pod.affinity.as_ref(),
+                spec.template.zone.as_deref(),
+                None,
+            ),
+            termination_grace_period_seconds: gateway.termination_grace_period_seconds,
+            image_pull_secrets: spec.image_pull_secrets.clone(),
+            security_context: Some(podspec::vitess_pod_security()),
+            priority_class_name: defaults::vitess_priority_class(),
+            ..PodSpec::default()
+        };
+        podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtgate"], &gateway.pod);
+        Deployment {
+            metadata: meta(
+                self.deployment_name.clone(),
+                self.namespace,
+                own.clone(),
+                None,
+            ),
+            spec: Some(DeploymentSpec {
+                // The cell's count, which with an autoscaler the HPA keeps (through the
+                // VitessCell's scale subresource, as with the Go operator).
+                replicas: Some(replicas(gateway)),
+                revision_history_limit: Some(0),
+                selector: podspec::selector(own),
+                strategy: gateway.strategy.clone(),
+                template: PodTemplateSpec {
+                    metadata: Some(pod_meta),
+                    spec: Some(pod_spec),
                 },
-                min_replicas: hpa.min_replicas,
-                max_replicas: hpa.max_replicas,
-                metrics: hpa.metrics.clone(),
-                behavior: hpa.behavior.clone(),
+                ..DeploymentSpec::default()
             }),
             status: None,
-        });
+        }
+    }
 
-    Ok(VtgateObjects {
-        deployment,
-        service,
-        autoscaler,
-    })
+    /// The cell's own vtgate Service.
+    fn service(&self) -> Service {
+        podspec::service(
+            names::join_service(&[self.cluster, self.cell_name, labels::component::VTGATE]),
+            self.namespace,
+            self.own.clone(),
+            gateway_ports(),
+            self.gateway.service.as_ref(),
+            false,
+        )
+    }
+
+    /// The HorizontalPodAutoscaler of the cell, when `gateway.autoscaler` is set: named as the
+    /// VitessCell and scaling it, as the Go operator's does, so a takeover finds one HPA, not
+    /// two fighting over the vtgates.
+    fn autoscaler(&self) -> Option<HorizontalPodAutoscaler> {
+        let name = self.cell_object;
+        self.gateway
+            .autoscaler
+            .as_ref()
+            .map(|hpa| HorizontalPodAutoscaler {
+                metadata: meta(name.to_string(), self.namespace, self.own.clone(), None),
+                spec: Some(HorizontalPodAutoscalerSpec {
+                    scale_target_ref: CrossVersionObjectReference {
+                        api_version: Some("planetscale.com/v2".into()),
+                        kind: "VitessCell".into(),
+                        name: name.to_string(),
+                    },
+                    min_replicas: hpa.min_replicas,
+                    max_replicas: hpa.max_replicas,
+                    metrics: hpa.metrics.clone(),
+                    behavior: hpa.behavior.clone(),
+                }),
+                status: None,
+            })
+    }
 }
 
 /// The cluster-wide vtgate Service: every vtgate of every cell behind one address.
@@ -264,238 +323,4 @@ fn gateway_ports() -> Vec<k8s_openapi::api::core::v1::ServicePort> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::api::cell::{
-        AutoscalerSpec, VitessCellGatewaySpec, VitessCellSpec, VitessCellTemplate,
-        VitessGatewayAuthentication, VitessGatewaySecureTransport,
-        VitessGatewayStaticAuthentication, VitessGatewayTlsSecureTransport,
-    };
-    use crate::api::shared::{SecretSource, ServiceOverrides, VitessLockserverParams};
-    use k8s_openapi::api::apps::v1::DeploymentStrategy;
-
-    fn cell(gateway: VitessCellGatewaySpec) -> VitessCell {
-        let mut cell = VitessCell::new(
-            "example-zone1-5abb61ae",
-            VitessCellSpec {
-                template: VitessCellTemplate {
-                    name: "zone1".into(),
-                    zone: Some("us-east-1a".into()),
-                    gateway: Some(gateway),
-                    ..VitessCellTemplate::default()
-                },
-                global_lockserver: VitessLockserverParams {
-                    implementation: "etcd2".into(),
-                    address: "etcd:2379".into(),
-                    root_path: "/vitess/example/global".into(),
-                },
-                all_cells: vec!["zone1".into(), "zone2".into()],
-                ..VitessCellSpec::default()
-            },
-        );
-        cell.metadata.namespace = Some("ns".into());
-        cell.metadata.labels = Some(labels::set(&[
-            (labels::CLUSTER, "example"),
-            (labels::CELL, "zone1"),
-        ]));
-        cell
-    }
-
-    fn pod(objects: &VtgateObjects) -> PodSpec {
-        objects
-            .deployment
-            .spec
-            .clone()
-            .unwrap()
-            .template
-            .spec
-            .unwrap()
-    }
-
-    fn args(objects: &VtgateObjects) -> Vec<String> {
-        pod(objects).containers[0].args.clone().unwrap()
-    }
-
-    fn secret(name: &str, key: &str) -> Option<SecretSource> {
-        Some(SecretSource {
-            name: Some(name.into()),
-            volume_name: None,
-            key: key.into(),
-        })
-    }
-
-    #[test]
-    fn deployment_defaults() {
-        let objects = build(&cell(VitessCellGatewaySpec::default())).unwrap();
-        let d = &objects.deployment;
-        assert_eq!(
-            d.metadata.name.as_deref(),
-            Some("example-zone1-vtgate-bc6cde92")
-        );
-        let spec = d.spec.as_ref().unwrap();
-        assert_eq!(spec.replicas, Some(2));
-        let labels = d.metadata.labels.as_ref().unwrap();
-        assert_eq!(labels["planetscale.com/component"], "vtgate");
-        assert_eq!(labels["planetscale.com/cell"], "zone1");
-        assert_eq!(labels["planetscale.com/cluster"], "example");
-
-        let args = args(&objects);
-        for want in [
-            "--cell=zone1",
-            "--cells-to-watch=zone1,zone2",
-            "--tablet-types-to-wait=PRIMARY,REPLICA",
-            "--service-map=grpc-vtgateservice",
-            "--topo-global-server-address=etcd:2379",
-            "--topo-global-root=/vitess/example/global",
-            "--topo-implementation=etcd2",
-            "--mysql-server-port=3306",
-        ] {
-            assert!(args.contains(&want.to_string()), "{want} missing: {args:?}");
-        }
-        assert!(
-            !args
-                .iter()
-                .any(|a| a.starts_with("--mysql-auth-server-impl"))
-        );
-        let c = &pod(&objects).containers[0];
-        let ports: Vec<i32> = c
-            .ports
-            .as_ref()
-            .unwrap()
-            .iter()
-            .map(|p| p.container_port)
-            .collect();
-        assert_eq!(ports, [15000, 15999, 3306]);
-        let requests = c.resources.as_ref().unwrap().requests.clone().unwrap();
-        assert_eq!(requests["cpu"].0, "500m");
-        assert_eq!(requests["memory"].0, "1Gi");
-        assert!(objects.autoscaler.is_none());
-        assert!(pod(&objects).affinity.unwrap().node_affinity.is_some());
-
-        let svc = &objects.service;
-        assert_eq!(
-            svc.metadata.name.as_deref(),
-            Some(names::join_service(&["example", "zone1", "vtgate"]).as_str())
-        );
-        assert_eq!(svc.spec.as_ref().unwrap().selector.as_ref(), Some(labels));
-    }
-
-    #[test]
-    fn static_auth_and_tls_are_mounted() {
-        let objects = build(&cell(VitessCellGatewaySpec {
-            authentication: Some(VitessGatewayAuthentication {
-                static_: Some(VitessGatewayStaticAuthentication {
-                    secret: secret("users", "users.json"),
-                }),
-            }),
-            secure_transport: Some(VitessGatewaySecureTransport {
-                required: Some(true),
-                tls: Some(VitessGatewayTlsSecureTransport {
-                    client_ca_cert_secret: secret("ca", "ca.pem"),
-                    cert_secret: secret("tls", "tls.crt"),
-                    key_secret: Some(SecretSource {
-                        name: None,
-                        volume_name: Some("my-keys".into()),
-                        key: "tls.key".into(),
-                    }),
-                }),
-            }),
-            ..VitessCellGatewaySpec::default()
-        }))
-        .unwrap();
-        let args = args(&objects);
-        for want in [
-            "--mysql-auth-server-impl=static",
-            "--mysql-auth-server-static-file=/vt/secrets/vtgate-static-auth/users.json",
-            "--mysql-server-ssl-cert=/vt/secrets/vtgate-tls-cert/tls.crt",
-            "--mysql-server-ssl-key=/vt/secrets/vtgate-tls-key/tls.key",
-            "--mysql-server-ssl-ca=/vt/secrets/vtgate-tls-ca/ca.pem",
-            "--mysql-server-require-secure-transport=true",
-        ] {
-            assert!(args.contains(&want.to_string()), "{want} missing: {args:?}");
-        }
-        let pod = pod(&objects);
-        let volumes: Vec<String> = pod.volumes.unwrap().into_iter().map(|v| v.name).collect();
-        // The key comes from a volume the pod already has: no new volume for it.
-        assert_eq!(
-            volumes,
-            ["vtgate-static-auth", "vtgate-tls-cert", "vtgate-tls-ca"]
-        );
-        let mounts: Vec<String> = pod.containers[0]
-            .volume_mounts
-            .clone()
-            .unwrap()
-            .into_iter()
-            .map(|m| m.name)
-            .collect();
-        assert!(mounts.contains(&"my-keys".to_string()));
-    }
-
-    #[test]
-    fn an_autoscaled_gateway_scales_its_cell_as_the_go_operator_does() {
-        let objects = build(&cell(VitessCellGatewaySpec {
-            replicas: Some(5),
-            autoscaler: Some(AutoscalerSpec {
-                min_replicas: Some(2),
-                max_replicas: 8,
-                ..AutoscalerSpec::default()
-            }),
-            strategy: Some(DeploymentStrategy {
-                type_: Some("Recreate".into()),
-                ..DeploymentStrategy::default()
-            }),
-            extra_flags: Some([("tablet_types_to_wait".to_string(), "REPLICA".to_string())].into()),
-            service: Some(ServiceOverrides {
-                annotations: None,
-                cluster_ip: Some("10.0.0.9".into()),
-            }),
-            ..VitessCellGatewaySpec::default()
-        }))
-        .unwrap();
-        let spec = objects.deployment.spec.as_ref().unwrap();
-        // The cell's count, which the HPA keeps through the VitessCell's scale subresource.
-        assert_eq!(spec.replicas, Some(5));
-        assert_eq!(
-            spec.strategy.as_ref().unwrap().type_.as_deref(),
-            Some("Recreate")
-        );
-        let hpa = objects.autoscaler.clone().unwrap();
-        assert_eq!(hpa.metadata.name.as_deref(), Some("example-zone1-5abb61ae"));
-        let hpa = hpa.spec.unwrap();
-        assert_eq!(hpa.scale_target_ref.name, "example-zone1-5abb61ae");
-        assert_eq!(hpa.scale_target_ref.kind, "VitessCell");
-        assert_eq!(
-            hpa.scale_target_ref.api_version.as_deref(),
-            Some("planetscale.com/v2")
-        );
-        assert_eq!((hpa.min_replicas, hpa.max_replicas), (Some(2), 8));
-        let args = args(&objects);
-        assert!(args.contains(&"--tablet-types-to-wait=REPLICA".to_string()));
-        assert_eq!(
-            objects.service.spec.unwrap().cluster_ip.as_deref(),
-            Some("10.0.0.9")
-        );
-    }
-
-    #[test]
-    fn cluster_wide_service() {
-        let mut cluster = VitessCluster::new("example", Default::default());
-        cluster.spec.gateway_service = Some(ServiceOverrides {
-            annotations: Some([("a".to_string(), "b".to_string())].into()),
-            cluster_ip: None,
-        });
-        let svc = cluster_service(&cluster).unwrap();
-        assert_eq!(
-            svc.metadata.name.as_deref(),
-            Some(names::join_service(&["example", "vtgate"]).as_str())
-        );
-        assert_eq!(svc.metadata.annotations.unwrap()["a"], "b");
-        assert_eq!(
-            svc.spec.unwrap().selector.unwrap(),
-            labels::set(&[
-                ("planetscale.com/component", "vtgate"),
-                ("planetscale.com/cluster", "example")
-            ])
-        );
-    }
-}
+mod tests;

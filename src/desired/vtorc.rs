@@ -11,6 +11,7 @@ use kube::api::ObjectMeta;
 use super::flags::FlagSet;
 use super::podspec::{self, WEB_PORT_NAME};
 use super::{Error, ShardIdentity, defaults, meta};
+use crate::api::keyspace::VitessOrchestratorSpec;
 use crate::api::shard::TabletPoolType;
 use crate::api::shard::VitessShard;
 use crate::domain::{labels, names};
@@ -19,29 +20,43 @@ use crate::domain::{labels, names};
 pub fn build(shard: &VitessShard) -> Result<Vec<Deployment>, Error> {
     let id = ShardIdentity::of(shard)?;
     let spec = &shard.spec;
-    let vtorc = spec.vitess_orchestrator.clone().unwrap_or_default();
-    let safe = id.range.safe_name();
     let mut cells: Vec<&str> = Vec::new();
     for pool in &spec.template.tablet_pools {
         if pool.type_ == TabletPoolType::Replica && !cells.contains(&pool.cell.as_str()) {
             cells.push(&pool.cell);
         }
     }
-    let image = spec
-        .images
-        .vtorc
-        .clone()
-        .unwrap_or_else(|| defaults::VITESS_IMAGE.into());
-    let pull_policy = spec.image_pull_policies.as_ref().and_then(|p| p.vtorc);
-    let mut deployments = Vec::with_capacity(cells.len());
-    for cell in cells {
-        let own = labels::set(&[
-            (labels::COMPONENT, labels::component::VTORC),
-            (labels::CLUSTER, id.cluster),
-            (labels::KEYSPACE, id.keyspace),
-            (labels::SHARD, &safe),
-            (labels::CELL, cell),
-        ]);
+    let parts = Parts {
+        shard,
+        vtorc: spec.vitess_orchestrator.clone().unwrap_or_default(),
+        safe: id.range.safe_name(),
+        id: &id,
+    };
+    Ok(cells
+        .into_iter()
+        .map(|cell| parts.deployment(cell))
+        .collect())
+}
+
+/// What every vtorc Deployment of a shard is built from.
+struct Parts<'a> {
+    shard: &'a VitessShard,
+    vtorc: VitessOrchestratorSpec,
+    /// The shard's name in object names.
+    safe: String,
+    id: &'a ShardIdentity<'a>,
+}
+
+impl Parts<'_> {
+    /// vtorc's container in `cell`.
+    fn container(&self, cell: &str) -> Container {
+        let (spec, vtorc, id) = (&self.shard.spec, &self.vtorc, self.id);
+        let image = spec
+            .images
+            .vtorc
+            .clone()
+            .unwrap_or_else(|| defaults::VITESS_IMAGE.into());
+        let pull_policy = spec.image_pull_policies.as_ref().and_then(|p| p.vtorc);
         let mut flags = FlagSet::vitess();
         flags
             .global_topo(&spec.global_lockserver)
@@ -51,9 +66,9 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Deployment>, Error> {
             .set("logtostderr", true)
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(vtorc.extra_flags.as_ref());
-        let container = Container {
+        Container {
             name: "vtorc".into(),
-            image: Some(image.clone()),
+            image: Some(image),
             image_pull_policy: podspec::pull_policy(pull_policy),
             command: Some(vec!["/vt/bin/vtorc".into()]),
             args: Some(flags.args()),
@@ -69,13 +84,25 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Deployment>, Error> {
             readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
             liveness_probe: Some(podspec::patient_liveness("/debug/liveness", WEB_PORT_NAME)),
             ..Container::default()
-        };
+        }
+    }
+
+    /// vtorc's Deployment in `cell`.
+    fn deployment(&self, cell: &str) -> Deployment {
+        let (spec, vtorc, id, safe) = (&self.shard.spec, &self.vtorc, self.id, &self.safe);
+        let own = labels::set(&[
+            (labels::COMPONENT, labels::component::VTORC),
+            (labels::CLUSTER, id.cluster),
+            (labels::KEYSPACE, id.keyspace),
+            (labels::SHARD, safe),
+            (labels::CELL, cell),
+        ]);
         let mut pod_meta = ObjectMeta {
             labels: Some(own.clone()),
             ..ObjectMeta::default()
         };
         let mut pod_spec = PodSpec {
-            containers: vec![container],
+            containers: vec![self.container(cell)],
             affinity: podspec::affinity(
                 vtorc.pod.affinity.as_ref(),
                 spec.zone_map.get(cell).map(String::as_str),
@@ -87,10 +114,10 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Deployment>, Error> {
             ..PodSpec::default()
         };
         podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["vtorc"], &vtorc.pod);
-        deployments.push(Deployment {
+        Deployment {
             metadata: meta(
-                names::cluster::vtorc_deployment(id.cluster, id.keyspace, &safe, cell),
-                &shard.metadata.namespace,
+                names::cluster::vtorc_deployment(id.cluster, id.keyspace, safe, cell),
+                &self.shard.metadata.namespace,
                 own.clone(),
                 None,
             ),
@@ -105,9 +132,8 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Deployment>, Error> {
                 ..DeploymentSpec::default()
             }),
             status: None,
-        });
+        }
     }
-    Ok(deployments)
 }
 
 #[cfg(test)]

@@ -64,6 +64,15 @@ pub fn check_cluster(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
         "spec.extraVitessFlags",
         &mut push,
     );
+    check_gateways(spec, &mut push);
+    for (k, keyspace) in spec.keyspaces.iter().enumerate() {
+        check_keyspace(&ctx, keyspace, &format!("spec.keyspaces[{k}]"), &mut push);
+    }
+    check_schedules(spec, &mut push);
+}
+
+/// Each cell's gateway: its extra flags, and TLS given whole.
+fn check_gateways(spec: &VitessClusterSpec, push: &mut impl FnMut(String, String)) {
     for (i, cell) in spec.cells.iter().enumerate() {
         let Some(gateway) = &cell.gateway else {
             continue;
@@ -72,7 +81,7 @@ pub fn check_cluster(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
         check_flags(
             gateway.extra_flags.as_ref(),
             &format!("{path}.extraFlags"),
-            &mut push,
+            push,
         );
         if let Some(tls) = gateway
             .secure_transport
@@ -86,20 +95,22 @@ pub fn check_cluster(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
             );
         }
     }
-    for (k, keyspace) in spec.keyspaces.iter().enumerate() {
-        check_keyspace(&ctx, keyspace, &format!("spec.keyspaces[{k}]"), &mut push);
-    }
-    if let Some(backup) = &spec.backup {
-        for (s, schedule) in backup.schedules.iter().enumerate() {
-            for (t, strategy) in schedule.strategies.iter().enumerate() {
-                let path = format!("spec.backup.schedules[{s}].strategies[{t}]");
-                check_schedule_target(spec, strategy, &path, &mut push);
-                check_flags(
-                    strategy.extra_flags.as_ref(),
-                    &format!("{path}.extraFlags"),
-                    &mut push,
-                );
-            }
+}
+
+/// Each backup schedule's strategies: what they back up exists, and their extra flags.
+fn check_schedules(spec: &VitessClusterSpec, push: &mut impl FnMut(String, String)) {
+    let Some(backup) = &spec.backup else {
+        return;
+    };
+    for (s, schedule) in backup.schedules.iter().enumerate() {
+        for (t, strategy) in schedule.strategies.iter().enumerate() {
+            let path = format!("spec.backup.schedules[{s}].strategies[{t}]");
+            check_schedule_target(spec, strategy, &path, push);
+            check_flags(
+                strategy.extra_flags.as_ref(),
+                &format!("{path}.extraFlags"),
+                push,
+            );
         }
     }
 }

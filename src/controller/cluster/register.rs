@@ -1,5 +1,5 @@
-//! The cluster's Vitess step: how its vtctld is reached (TLS from the spec's Secrets, which
-//! the children's reconciles use too), then the topology registered (cells, cells alias,
+//! The cluster's Vitess step: how its vtctld is reached (TLS from the spec's Secrets; the
+//! children's reconciles read them alike, see `Context::vtctld`), then the topology registered (cells, cells alias,
 //! keyspaces), with a `TopologyRegistered` Event when something changed.
 
 use kube::ResourceExt;
@@ -20,11 +20,10 @@ pub(super) async fn register(
 ) -> (Result<Vec<String>, TopologyError>, Option<Vtctld>) {
     let name = cluster.name_any();
     let namespace = cluster.namespace().unwrap_or_default();
-    let tls = topology::tls(ctx, cluster).await;
-    ctx.set_vtctld_tls(&namespace, &name, tls.clone());
-    let vtctld = tls
+    let vtctld = topology::tls(ctx, cluster)
+        .await
         .map_err(VtctldError::Tls)
-        .and_then(|_| ctx.vtctld_of(&namespace, &name));
+        .and_then(|tls| ctx.vtctld_with(&namespace, &name, tls.as_ref()));
     let registered = match &vtctld {
         Ok(vtctld) => topology::register(vtctld, cluster).await,
         Err(why) => Err(TopologyError::Vtctld(why.clone())),

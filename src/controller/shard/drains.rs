@@ -79,22 +79,11 @@ pub(super) async fn execute(
 ) -> Result<Outcome, Error> {
     let mut outcome = Outcome::default();
     let pod_named = |name: &str| pods.iter().find(|p| p.name_any() == name).copied();
-    let (keyspace, name) = vitess_names(shard);
     for step in &plan.steps {
         match step {
             Step::Annotate { pod, set, remove } => {
                 if let Some(pod) = pod_named(pod) {
-                    apply::annotate::<Pod>(&ctx.client, &pod.metadata, set, remove).await?;
-                    if set.contains_key(labels::drain::FINISHED) {
-                        ctx.events
-                            .publish(
-                                shard,
-                                EventType::Normal,
-                                events::DRAIN_FINISHED,
-                                &format!("pod {} is drained and safe to delete", pod.name_any()),
-                            )
-                            .await;
-                    }
+                    annotate(ctx, shard, pod, set, remove).await?;
                 }
             }
             Step::Reparent { to, .. } | Step::ElectPrimary { to } if vitess.is_some() => {
@@ -102,70 +91,121 @@ pub(super) async fn execute(
                     Step::Reparent { from, .. } => Some(from),
                     _ => None,
                 };
-                let result = reparent(ctx, shard, &keyspace, &name, to, from).await;
-                match result {
-                    Ok(primary) => {
-                        let (reason, note) = match from {
-                            Some(from) => (
-                                events::REPARENTED,
-                                format!(
-                                    "PlannedReparentShard {keyspace}/{name}: primary moved \
-                                     from {from} to {primary} so that {from} can drain"
-                                ),
-                            ),
-                            None => (
-                                events::PRIMARY_ELECTED,
-                                format!(
-                                    "PlannedReparentShard {keyspace}/{name}: {primary} is the \
-                                     shard's first primary"
-                                ),
-                            ),
-                        };
-                        ctx.events
-                            .publish(shard, EventType::Normal, reason, &note)
-                            .await;
-                        outcome.primary = Some(primary);
-                    }
-                    Err(message) => {
-                        ctx.events
-                            .publish(shard, EventType::Warning, events::REPARENT_FAILED, &message)
-                            .await;
-                        outcome.failed = Some(message);
-                    }
+                match move_primary(ctx, shard, to, from).await {
+                    Ok(primary) => outcome.primary = Some(primary),
+                    Err(message) => outcome.failed = Some(message),
                 }
             }
             Step::Reparent { .. } | Step::ElectPrimary { .. } => {}
             Step::Delete { pod, alias, wanted } => {
-                let Some(pod) = pod_named(pod) else { continue };
-                if !apply::delete_meta::<Pod>(&ctx.client, &pod.metadata).await? {
-                    continue;
-                }
-                let note = match wanted {
-                    Wanted::Outdated => format!(
-                        "deleted drained Pod {} of tablet {alias} to roll out the new spec; \
-                         it is created again with the same data volume",
-                        pod.name_any()
-                    ),
-                    _ => format!(
-                        "deleted drained Pod {} of tablet {alias}: no longer in the spec (its \
-                         PVC is kept)",
-                        pod.name_any()
-                    ),
-                };
-                let reason = match wanted {
-                    Wanted::Outdated => events::TABLET_REPLACED,
-                    _ => events::TABLET_REMOVED,
-                };
-                ctx.events
-                    .publish(shard, EventType::Normal, reason, &note)
-                    .await;
-                if *wanted == Wanted::Unwanted && vitess.is_some() && prune_tablets(shard) {
-                    forget_tablet(ctx, shard, alias).await;
+                if let Some(pod) = pod_named(pod) {
+                    delete_drained(ctx, shard, pod, alias, *wanted, vitess.is_some()).await?;
                 }
             }
         }
     }
     Ok(outcome)
+}
+
+/// Sets and removes a pod's drain annotations; `DrainFinished` when it is marked finished.
+async fn annotate(
+    ctx: &Context,
+    shard: &VitessShard,
+    pod: &Pod,
+    set: &BTreeMap<String, String>,
+    remove: &[String],
+) -> Result<(), Error> {
+    apply::annotate::<Pod>(&ctx.client, &pod.metadata, set, remove).await?;
+    if set.contains_key(labels::drain::FINISHED) {
+        ctx.events
+            .publish(
+                shard,
+                EventType::Normal,
+                events::DRAIN_FINISHED,
+                &format!("pod {} is drained and safe to delete", pod.name_any()),
+            )
+            .await;
+    }
+    Ok(())
+}
+
+/// Reparents the shard to `to` (away from `from`, or its first election when `None`), with
+/// the Event that says so; returns the new primary, or why vtctld failed.
+async fn move_primary(
+    ctx: &Context,
+    shard: &VitessShard,
+    to: &str,
+    from: Option<&String>,
+) -> Result<String, String> {
+    let (keyspace, name) = vitess_names(shard);
+    match reparent(ctx, shard, &keyspace, &name, to, from).await {
+        Ok(primary) => {
+            let (reason, note) = match from {
+                Some(from) => (
+                    events::REPARENTED,
+                    format!(
+                        "PlannedReparentShard {keyspace}/{name}: primary moved \
+                         from {from} to {primary} so that {from} can drain"
+                    ),
+                ),
+                None => (
+                    events::PRIMARY_ELECTED,
+                    format!(
+                        "PlannedReparentShard {keyspace}/{name}: {primary} is the \
+                         shard's first primary"
+                    ),
+                ),
+            };
+            ctx.events
+                .publish(shard, EventType::Normal, reason, &note)
+                .await;
+            Ok(primary)
+        }
+        Err(message) => {
+            ctx.events
+                .publish(shard, EventType::Warning, events::REPARENT_FAILED, &message)
+                .await;
+            Err(message)
+        }
+    }
+}
+
+/// Deletes a drained pod the operator wants gone, with its Event; an unwanted tablet is then
+/// forgotten by Vitess (when vtctld is reachable and the shard prunes tablets).
+async fn delete_drained(
+    ctx: &Context,
+    shard: &VitessShard,
+    pod: &Pod,
+    alias: &str,
+    wanted: Wanted,
+    reachable: bool,
+) -> Result<(), Error> {
+    if !apply::delete_meta::<Pod>(&ctx.client, &pod.metadata).await? {
+        return Ok(());
+    }
+    let note = match wanted {
+        Wanted::Outdated => format!(
+            "deleted drained Pod {} of tablet {alias} to roll out the new spec; \
+             it is created again with the same data volume",
+            pod.name_any()
+        ),
+        _ => format!(
+            "deleted drained Pod {} of tablet {alias}: no longer in the spec (its \
+             PVC is kept)",
+            pod.name_any()
+        ),
+    };
+    let reason = match wanted {
+        Wanted::Outdated => events::TABLET_REPLACED,
+        _ => events::TABLET_REMOVED,
+    };
+    ctx.events
+        .publish(shard, EventType::Normal, reason, &note)
+        .await;
+    if wanted == Wanted::Unwanted && reachable && prune_tablets(shard) {
+        forget_tablet(ctx, shard, alias).await;
+    }
+    Ok(())
 }
 
 /// Pods no longer in the spec that are still there, and why.

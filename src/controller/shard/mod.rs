@@ -36,6 +36,7 @@ use crate::api::shard::{ShardBackupLocationStatus, VitessShardStatus, VitessTabl
 use crate::api::shared::{ConditionStatus, OrphanStatus, UpdateStrategyType};
 use crate::api::{VitessBackup, VitessShard};
 use crate::desired::vtbackup::VtbackupInit;
+use crate::k8s::applier::Applier;
 use crate::vitess::{Alias, TabletType};
 use crate::{desired, domain::labels, domain::names, k8s::apply, k8s::events};
 use kube::core::PartialObjectMeta;
@@ -172,6 +173,8 @@ async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<(Vec<Observed>, V
             .into_iter()
             .map(|c| (c.name_any(), c))
             .collect();
+    // Only missing pods and claims are applied: pods are never patched.
+    let applier = Applier::new(client, &ctx.events, shard);
     let mut observed = Vec::new();
     for tablet in desired::vttablet::build(shard)? {
         let name = tablet.pod.name_any();
@@ -180,10 +183,10 @@ async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<(Vec<Observed>, V
             None => {
                 // The claim first: a pod whose volume claim is missing cannot be scheduled.
                 let claim = match tablet.pvc {
-                    Some(pvc) => Some(apply::claim(client, pvc).await?),
+                    Some(pvc) => Some(applier.claim(pvc).await?),
                     None => None,
                 };
-                let pod = apply::owned(client, shard, tablet.pod.clone()).await?;
+                let pod = applier.owned(tablet.pod.clone()).await?;
                 (pod, claim)
             }
         };

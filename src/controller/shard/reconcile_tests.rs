@@ -11,8 +11,9 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
         .expect("fake vtctld");
     let address = vtctld.local_addr().to_string();
     let (ctx, server) = testing::context(Some(&address));
-    ctx.set_vtctld_tls(testing::NAMESPACE, "example", Ok(None));
     let cluster = testing::example_cluster();
+    // The shard reads its cluster (for vtctld's TLS settings) itself.
+    server.insert_object(&cluster);
     let children = crate::desired::cluster::children(&cluster).expect("children");
     let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
         .expect("shards")
@@ -33,10 +34,12 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
     let vtorc = "apply deployments/example-commerce-x-x-zone1-vtorc-c13ef6ff";
     let status = "status vitessshards/example-commerce-x-x-0f5afee6";
     let lists = ["list pods", "list persistentvolumeclaims"];
+    // Asking vtctld starts with reading the cluster, for its TLS settings.
+    let cluster_read = "get vitessclusters/example";
     let expected: Vec<&str> = lists
         .iter()
         .chain(&tablets)
-        .chain([&"list deployments", &vtorc, &status])
+        .chain([&"list deployments", &vtorc, &cluster_read, &status])
         .copied()
         .collect();
     assert_eq!(requests(&first), expected);
@@ -54,11 +57,62 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
     reconcile(Arc::new(shard), ctx.clone())
         .await
         .expect("second reconcile");
-    let steady: Vec<&str> = lists.iter().chain(&["list deployments"]).copied().collect();
+    let steady: Vec<&str> = lists
+        .iter()
+        .chain(&["list deployments", cluster_read])
+        .copied()
+        .collect();
     assert_eq!(requests(&server.take_calls()), steady);
     let again: Vec<String> = vtctld.calls()[rpcs.len()..]
         .iter()
         .map(ToString::to_string)
         .collect();
     assert_eq!(again, rpcs);
+}
+
+#[tokio::test]
+async fn a_vtorc_deployment_no_longer_wanted_is_pruned_from_the_one_list() {
+    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let (ctx, server) = testing::context(Some(&address));
+    let cluster = testing::example_cluster();
+    server.insert_object(&cluster);
+    let children = crate::desired::cluster::children(&cluster).expect("children");
+    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
+        .expect("shards")
+        .remove(0);
+    let shard = server.insert_object(&shard);
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    server.take_calls();
+
+    // A vtorc Deployment of a cell the shard no longer has, as an earlier spec left it.
+    let wanted = crate::desired::vtorc::build(&shard)
+        .expect("vtorc")
+        .remove(0);
+    let applied = server.object_like(&wanted).expect("applied");
+    let mut gone = applied.clone();
+    gone.metadata.name = Some("example-commerce-x-x-zone2-vtorc-00000000".into());
+    gone.metadata.uid = None;
+    gone.metadata.resource_version = None;
+    server.insert_object(&gone);
+
+    let shard = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(shard), ctx.clone())
+        .await
+        .expect("second reconcile");
+    let calls = server.take_calls();
+    let delete = "delete deployments/example-commerce-x-x-zone2-vtorc-00000000";
+    // One list of Deployments serves both the applies and the prune.
+    let lists: Vec<&str> = requests(&calls)
+        .into_iter()
+        .filter(|r| r.starts_with("list deployments"))
+        .collect();
+    assert_eq!(lists, ["list deployments"]);
+    assert_eq!(writes(&calls), [delete, "create events"]);
+    assert!(server.object_like(&gone).is_none());
+    assert!(server.object_like(&applied).is_some());
 }

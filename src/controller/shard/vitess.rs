@@ -8,7 +8,7 @@ pub(super) async fn vitess_view(
     ctx: &Context,
     shard: &VitessShard,
 ) -> Result<VitessView, VtctldError> {
-    let vtctld = ctx.vtctld(shard)?;
+    let vtctld = ctx.vtctld(shard).await?;
     let (keyspace, name) = vitess_names(shard);
     let record = vtctld.shard(&keyspace, &name).await?;
     let tablets = vtctld.tablets(&keyspace, &name).await?;
@@ -45,7 +45,7 @@ pub(super) async fn reparent(
     to: &str,
     from: Option<&String>,
 ) -> Result<String, String> {
-    let vtctld = ctx.vtctld(shard).map_err(|e| e.to_string())?;
+    let vtctld = ctx.vtctld(shard).await.map_err(|e| e.to_string())?;
     let parse = |alias: &str| {
         alias
             .parse::<Alias>()
@@ -75,7 +75,7 @@ pub(super) fn prune_tablets(shard: &VitessShard) -> bool {
 /// reported; the record is harmless meanwhile and the next removal retries nothing, so the
 /// Event says what to run by hand.
 pub(super) async fn forget_tablet(ctx: &Context, shard: &VitessShard, alias: &str) {
-    let result = match (ctx.vtctld(shard), alias.parse::<Alias>()) {
+    let result = match (ctx.vtctld(shard).await, alias.parse::<Alias>()) {
         (Ok(vtctld), Ok(parsed)) => vtctld
             .delete_tablets(&[parsed])
             .await

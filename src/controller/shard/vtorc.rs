@@ -5,15 +5,17 @@ use k8s_openapi::api::apps::v1::Deployment;
 
 use super::*;
 use crate::api::shard::VitessOrchestratorStatus;
+use crate::k8s::applier::Applier;
 
 /// The shard's vtorc: its Deployments applied (an unchanged one is not applied again, see
-/// `apply::Applied`), those of cells it no longer has pruned. One list a reconcile. Available
+/// `Applier::unless_unchanged`), those of cells it no longer has pruned. One list a reconcile. Available
 /// when any one is, as the Go operator reports it (somebody answers), else what they say.
 pub(super) async fn vtorc(
     ctx: &Context,
     shard: &VitessShard,
 ) -> Result<VitessOrchestratorStatus, Error> {
     let client = &ctx.client;
+    let applier = Applier::new(client, &ctx.events, shard).with_cache(&ctx.applied);
     let selector = crate::controller::selector(
         shard,
         labels::component::VTORC,
@@ -22,17 +24,20 @@ pub(super) async fn vtorc(
     let namespace = shard.namespace().unwrap_or_default();
     let owner = crate::controller::describe(shard);
     let uid = shard.uid().unwrap_or_default();
-    let mut current: BTreeMap<String, Deployment> =
+    // One list: it gives the applies their current objects and the prune what is there.
+    let listed: Vec<Deployment> =
         apply::labelled::<Deployment>(client, &namespace, &selector, &owner)
             .await?
             .into_iter()
             .filter(|d| apply::controlled_by(&d.metadata, &uid))
-            .map(|d| (d.name_any(), d))
             .collect();
     let mut available = ConditionStatus::Unknown;
+    let mut desired = BTreeSet::new();
     for deployment in desired::vtorc::build(shard)? {
-        let now = current.remove(&deployment.name_any());
-        let applied = ctx.applied.owned(client, shard, deployment, now).await?;
+        let name = deployment.name_any();
+        let now = listed.iter().find(|d| d.name_any() == name).cloned();
+        let applied = applier.unless_unchanged(deployment, now).await?;
+        desired.insert(name);
         let said = applied
             .status
             .and_then(|s| s.conditions)
@@ -48,15 +53,10 @@ pub(super) async fn vtorc(
             _ => {}
         }
     }
-    // What is left is ours and no longer wanted (a cell's last replica pool went away).
-    let mut pruned = Vec::new();
-    for (name, deployment) in current {
-        if apply::delete_meta::<Deployment>(client, &deployment.metadata).await? {
-            ctx.applied.forget::<Deployment>(&deployment.metadata);
-            pruned.push(name);
-        }
-    }
-    ctx.events.pruned::<Deployment, _>(shard, &pruned).await;
+    // Ours and no longer wanted: a cell's last replica pool went away.
+    applier
+        .prune_listed::<Deployment>(listed.into_iter().map(|d| d.metadata).collect(), &desired)
+        .await?;
     Ok(VitessOrchestratorStatus {
         available,
         service_name: None,
