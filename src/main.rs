@@ -86,7 +86,7 @@ fn main() -> ExitCode {
             for problem in &problems {
                 println!("{problem}");
             }
-            if problems.is_empty() {
+            if !problems.iter().any(validate::Problem::is_error) {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE

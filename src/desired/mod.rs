@@ -42,6 +42,13 @@ pub enum Error {
         field: String,
         name: String,
     },
+    #[error("VitessCluster/{cluster}: spec.backup.schedules[{index}] ({name}): {message}")]
+    Schedule {
+        cluster: String,
+        index: usize,
+        name: String,
+        message: String,
+    },
     #[error("{object}: backup location {name:?}: volume is not a core/v1 VolumeSource: {message}")]
     BackupVolume {
         object: String,

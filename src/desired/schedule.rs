@@ -10,7 +10,7 @@
 //!
 //! Long because its tests sit beside the builder.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Volume, VolumeMount};
@@ -48,7 +48,7 @@ pub struct Target {
 /// The shards `schedule` backs up, in the order of its strategies: scope `Shard` names one,
 /// `Keyspace` stands for every shard the keyspace's partitionings make, `Cluster` for every
 /// shard of every keyspace of the spec (in spec order, each keyspace's shards in key-range
-/// order). A shard named twice is backed up once, with the flags of the first strategy that
+/// order) except keyspaces a schedule backs up with scope `Keyspace`. A shard named twice is backed up once, with the flags of the first strategy that
 /// names it. Shards come from the spec (as the VitessShards are built), not from Vitess.
 pub fn targets(
     cluster: &VitessCluster,
@@ -66,6 +66,19 @@ pub fn targets(
         shards.insert(name, names);
     }
     let of_keyspace = |ks: &str| shards.get(ks).cloned().unwrap_or_default();
+    // As in the Go operator, a keyspace that a schedule in force (this one or another of the
+    // cluster's, not suspended) backs up with scope Keyspace is left out of scope Cluster: a
+    // keyspace with a schedule of its own is not backed up twice.
+    let excluded: BTreeSet<&str> = cluster
+        .spec
+        .backup
+        .iter()
+        .flat_map(|b| b.schedules.iter())
+        .filter(|s| s.suspend != Some(true))
+        .flat_map(|s| s.strategies.iter())
+        .filter(|t| t.scope == Some(BackupScope::Keyspace) && !t.keyspace.is_empty())
+        .map(|t| t.keyspace.as_str())
+        .collect();
     let mut out: Vec<Target> = Vec::new();
     for strategy in &schedule.strategies {
         let pairs: Vec<(String, String)> = match strategy.scope.unwrap_or_default() {
@@ -76,6 +89,7 @@ pub fn targets(
                 .collect(),
             BackupScope::Cluster => order
                 .iter()
+                .filter(|ks| !excluded.contains(ks.as_str()))
                 .flat_map(|ks| of_keyspace(ks).into_iter().map(|s| (ks.clone(), s)))
                 .collect(),
         };
@@ -103,7 +117,11 @@ pub fn build(cluster: &VitessCluster) -> Result<Vec<CronJob>, Error> {
         .as_ref()
         .map(|b| b.schedules.as_slice())
         .unwrap_or_default();
-    schedules.iter().map(|s| cron_job(cluster, s)).collect()
+    schedules
+        .iter()
+        .enumerate()
+        .map(|(index, s)| cron_job(cluster, index, s))
+        .collect()
 }
 
 /// The CronJob of one schedule.
@@ -115,9 +133,16 @@ pub fn build(cluster: &VitessCluster) -> Result<Vec<CronJob>, Error> {
 /// shell (no quoting of user flags) and with the pod's resources counted once, not per shard.
 fn cron_job(
     cluster: &VitessCluster,
+    index: usize,
     schedule: &VitessBackupScheduleTemplate,
 ) -> Result<CronJob, Error> {
     let name = cluster_name(cluster)?;
+    let cron = schedule.cron(name).map_err(|message| Error::Schedule {
+        cluster: name.into(),
+        index,
+        name: schedule.name.clone(),
+        message,
+    })?;
     let namespace = &cluster.metadata.namespace;
     let spec = &cluster.spec;
     let images = resolved_images(spec.images.as_ref());
@@ -184,6 +209,11 @@ fn cron_job(
             restart_policy: Some("OnFailure".into()),
             volumes: (!tls.volumes.is_empty()).then_some(tls.volumes),
             affinity: schedule.affinity.clone(),
+            tolerations: schedule.tolerations.clone().or_else(|| {
+                spec.vitess_dashboard
+                    .as_ref()
+                    .and_then(|d| d.pod.tolerations.clone())
+            }),
             image_pull_secrets: spec.image_pull_secrets.clone(),
             security_context: Some(podspec::vitess_pod_security()),
             ..PodSpec::default()
@@ -201,7 +231,7 @@ fn cron_job(
             None,
         ),
         spec: Some(CronJobSpec {
-            schedule: schedule.schedule.clone(),
+            schedule: cron,
             suspend: Some(schedule.suspend.unwrap_or(false)),
             concurrency_policy: Some(concurrency.into()),
             starting_deadline_seconds: schedule.starting_deadline_seconds,
@@ -473,6 +503,79 @@ spec:
     partitionings:
     - equal: {parts: 2, shardTemplate: {databaseInitScriptSecret: {name: init, key: init.sql}}}
 "#;
+
+    /// The Go operator's own test YAML (102_initial_cluster_keyspace_backup_schedule): a
+    /// cluster-wide schedule and one for a keyspace, both by `frequency`.
+    const GO_FREQUENCY: &str = r#"
+apiVersion: planetscale.com/v2
+kind: VitessCluster
+metadata: {name: example, namespace: default}
+spec:
+  cells: [{name: zone1}]
+  vitessDashboard:
+    tolerations: [{key: dedicated, operator: Exists}]
+  backup:
+    locations: [{volume: {emptyDir: {}}}]
+    schedules:
+    - name: cluster-every-day
+      frequency: 24h
+      strategies: [{name: all, scope: Cluster}]
+    - name: customer-every-two-hours
+      frequency: 2h
+      backupMethod: vtctldclient
+      tolerations: []
+      strategies: [{name: customer-all, scope: Keyspace, keyspace: customer}]
+  keyspaces:
+  - name: commerce
+    partitionings:
+    - equal: {parts: 1, shardTemplate: {databaseInitScriptSecret: {name: init, key: init.sql}}}
+  - name: customer
+    partitionings:
+    - equal: {parts: 2, shardTemplate: {databaseInitScriptSecret: {name: init, key: init.sql}}}
+"#;
+
+    #[test]
+    fn frequency_tolerations_and_keyspaces_with_their_own_schedule() {
+        let cluster = cluster(GO_FREQUENCY);
+        let jobs = build(&cluster).unwrap();
+        let crons: Vec<String> = jobs
+            .iter()
+            .map(|j| j.spec.as_ref().unwrap().schedule.clone())
+            .collect();
+        // Fixed offsets within the period, from the cluster's and the schedule's names.
+        let schedules = &cluster.spec.backup.as_ref().unwrap().schedules;
+        assert_eq!(crons[0], schedules[0].cron("example").unwrap());
+        assert_eq!(crons[1], schedules[1].cron("example").unwrap());
+        let daily: Vec<&str> = crons[0].split(' ').collect();
+        assert_eq!(daily[2..], ["*", "*", "*"], "{}", crons[0]);
+        assert!(daily[0].parse::<u32>().unwrap() < 60 && daily[1].parse::<u32>().unwrap() < 24);
+        assert!(crons[1].contains("/2 * * *"), "{}", crons[1]);
+        // Another cluster or schedule name gives another offset, the same names the same one.
+        assert_eq!(schedules[0].cron("example"), schedules[0].cron("example"));
+
+        // customer has a schedule of its own, so the cluster-wide one leaves it out.
+        let got: Vec<String> = targets(&cluster, &schedules[0])
+            .unwrap()
+            .iter()
+            .map(|t| format!("{}/{}", t.keyspace, t.shard))
+            .collect();
+        assert_eq!(got, ["commerce/-"]);
+
+        // Unset tolerations: vtctld's; an empty list clears them.
+        let tolerations = pod_of(&jobs[0]).tolerations.unwrap();
+        assert_eq!(tolerations[0].key.as_deref(), Some("dedicated"));
+        assert_eq!(pod_of(&jobs[1]).tolerations, Some(vec![]));
+
+        // A frequency cron cannot express is the operator's error, naming the field.
+        let mut bad = cluster.clone();
+        bad.spec.backup.as_mut().unwrap().schedules[1].frequency = "7m".into();
+        let err = build(&bad).unwrap_err().to_string();
+        assert!(
+            err.contains("spec.backup.schedules[1] (customer-every-two-hours)")
+                && err.contains("\"7m\" cannot be run exactly by cron"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn scopes_expand_to_shards_each_backed_up_once() {

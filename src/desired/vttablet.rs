@@ -1089,6 +1089,7 @@ mod tests {
                 bucket: "bkt".into(),
                 endpoint: Some("minio:9000".into()),
                 force_path_style: Some(true),
+                min_part_size: Some(16 << 20),
                 key_prefix: None,
                 auth_secret: Some(SecretSource {
                     name: Some("s3-auth".into()),
@@ -1109,6 +1110,7 @@ mod tests {
                 "--backup-storage-implementation=s3",
                 "--restore-from-backup=true",
                 "--s3-backup-aws-endpoint=minio:9000",
+                "--s3-backup-aws-min-partsize=16777216",
                 "--s3-backup-aws-region=eu-west-1",
                 "--s3-backup-force-path-style=true",
                 "--s3-backup-storage-bucket=bkt",
