@@ -90,6 +90,13 @@ const REFUSALS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "*",
+        "*.partitionings[].equal",
+        r#"we require "shardTemplate""#,
+        "a partitioning's shards need their template: inside it the Go operator requires \
+         databaseInitScriptSecret too, so a partitioning without one cannot make a tablet",
+    ),
+    (
+        "*",
         "*.gateway.autoscaler",
         r#"we require "maxReplicas""#,
         "an autoscaler without maxReplicas makes an HPA Kubernetes refuses (maxReplicas must \

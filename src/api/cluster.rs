@@ -73,16 +73,17 @@ pub struct VitessClusterSpec {
     pub vtadmin: Option<VtAdminSpec>,
     /// Cells (failure domains, usually zones). Tablet pools and vtctld refer to them by name.
     #[serde(default, deserialize_with = "null_as_default")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "nullable" = true))]
     #[schemars(length(max = 50))]
     pub cells: Vec<VitessCellTemplate>,
-    /// Keyspaces (logical databases) and how each is sharded.
+    /// Keyspaces (logical databases) and how each is sharded. `null` (a bare `keyspaces:`, as
+    /// the Go operator's teardown example writes it) means none, also with server-side apply.
     #[serde(
         default,
         skip_serializing_if = "Vec::is_empty",
         deserialize_with = "null_as_default"
     )]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "nullable" = true))]
     #[schemars(length(max = 200))]
     pub keyspaces: Vec<VitessKeyspaceTemplate>,
     /// Flags for every vtgate, vtctld, vtorc and vttablet, `flag: value`; component flags win.

@@ -86,7 +86,6 @@ pub struct VitessKeyspaceEqualPartitioning {
     #[schemars(range(min = 0, max = 65536))]
     pub hex_width: Option<i32>,
     /// Settings of every shard.
-    #[serde(default)]
     pub shard_template: VitessShardTemplate,
 }
 
