@@ -485,3 +485,102 @@ fn other_documents_and_wrong_versions() {
     assert_eq!(broken.len(), 1);
     assert!(broken[0].to_string().contains("line"), "{}", broken[0]);
 }
+
+/// Schedule fields of the Go operator's newest API, as its own end-to-end YAML writes them.
+#[test]
+fn go_operator_schedule_fields() {
+    let checker = Checker::new();
+    let schedule = "/spec/backup/schedules/0";
+    let path = "spec.backup.schedules[0]";
+    let one_of = "set exactly one of schedule (a cron expression) and frequency (e.g. 1h)";
+    // (what, fields of the schedule to set or remove, the problems expected)
+    type Case<'a> = (&'a str, Vec<(&'a str, Option<Value>)>, Vec<String>);
+    let cases: Vec<Case> = vec![
+        (
+            "frequency instead of schedule",
+            vec![("schedule", None), ("frequency", Some(json!("24h")))],
+            vec![],
+        ),
+        (
+            "vtctldclient, tolerations cleared",
+            vec![
+                ("backupMethod", Some(json!("vtctldclient"))),
+                ("tolerations", Some(json!([]))),
+            ],
+            vec![],
+        ),
+        (
+            "tolerations",
+            vec![(
+                "tolerations",
+                Some(json!([{"key": "backups", "operator": "Exists", "effect": "NoSchedule"}])),
+            )],
+            vec![],
+        ),
+        (
+            "both",
+            vec![("frequency", Some(json!("1h")))],
+            vec![format!("{path}: {one_of}")],
+        ),
+        (
+            "neither",
+            vec![("schedule", None)],
+            vec![format!("{path}: {one_of}")],
+        ),
+        (
+            "a frequency cron cannot run exactly",
+            vec![("schedule", None), ("frequency", Some(json!("7m")))],
+            vec![format!(
+                "{path}.frequency: \"7m\" cannot be run exactly by cron; use one of 1m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h, 24h"
+            )],
+        ),
+        (
+            "not a duration",
+            vec![("schedule", None), ("frequency", Some(json!("daily")))],
+            vec![format!(
+                "{path}.frequency: \"daily\" is not a duration such as 30m or 1h"
+            )],
+        ),
+        (
+            "unknown method",
+            vec![("backupMethod", Some(json!("mysqldump")))],
+            vec![format!(
+                "{path}.backupMethod: unsupported value \"mysqldump\": supported values are \"vtbackup\", \"vtctldclient\""
+            )],
+        ),
+    ];
+    for (what, changes, want) in cases {
+        let mut doc = example("scheduled-backups.yaml");
+        for (field, value) in changes {
+            let pointer = format!("{schedule}/{field}");
+            match value {
+                Some(value) => set(&mut doc, &pointer, value),
+                None => remove(&mut doc, &pointer),
+            }
+        }
+        assert_eq!(problems(&checker, &doc), want, "{what}");
+    }
+
+    // vtbackup is accepted and warned about: it runs as vtctldclient here.
+    let mut doc = example("scheduled-backups.yaml");
+    set(
+        &mut doc,
+        &format!("{schedule}/backupMethod"),
+        json!("vtbackup"),
+    );
+    let text = yaml::to_documents(&[&doc]).unwrap();
+    let found = check_text(&checker, "test.yaml", &text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(!found[0].is_error());
+    assert_eq!(found[0].path, format!("{path}.backupMethod"));
+    assert!(
+        found[0]
+            .to_string()
+            .contains("warning: vtbackup is not implemented")
+    );
+
+    // `keyspaces:` with nothing after it (the Go operator's 102_keyspace_teardown.yaml).
+    let mut doc = example("initial-cluster.yaml");
+    set(&mut doc, "/spec/keyspaces", Value::Null);
+    assert_eq!(problems(&checker, &doc), Vec::<String>::new());
+}

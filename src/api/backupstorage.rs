@@ -83,6 +83,11 @@ pub struct S3BackupLocation {
     /// Address the bucket by path (`endpoint/bucket`) instead of by virtual host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub force_path_style: Option<bool>,
+    /// Smallest part of a multipart upload, in bytes (Vitess' default is 5 MiB; larger parts
+    /// for very large backups); 0 or unset: Vitess' default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub min_part_size: Option<i64>,
     /// Prefix for all objects; the root is `<keyPrefix>/<cluster>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 256), regex(pattern = r"^[^\r\n]*$"))]

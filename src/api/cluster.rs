@@ -2,8 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::Affinity;
+use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use kube::{CustomResource, KubeSchema};
+use md5::{Digest, Md5};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +15,7 @@ use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, LockserverSpec, LockserverStatus,
     OrphanStatus, PodOverrides, Resources, SecretSource, ServiceOverrides, StringMap,
     TopoReconcileConfig, VitessClusterUpdateStrategy, VitessImagePullPolicies, VitessImages, core,
-    preserve_object,
+    null_as_default, preserve_object,
 };
 
 /// A whole Vitess cluster: cells, keyspaces, lockserver, vtctld, backups.
@@ -71,13 +72,18 @@ pub struct VitessClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vtadmin: Option<VtAdminSpec>,
     /// Cells (failure domains, usually zones). Tablet pools and vtctld refer to them by name.
-    #[serde(default)]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    #[serde(default, deserialize_with = "null_as_default")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "nullable" = true))]
     #[schemars(length(max = 50))]
     pub cells: Vec<VitessCellTemplate>,
-    /// Keyspaces (logical databases) and how each is sharded.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
+    /// Keyspaces (logical databases) and how each is sharded. `null` (a bare `keyspaces:`, as
+    /// the Go operator's teardown example writes it) means none, also with server-side apply.
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "null_as_default"
+    )]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"], "nullable" = true))]
     #[schemars(length(max = 200))]
     pub keyspaces: Vec<VitessKeyspaceTemplate>,
     /// Flags for every vtgate, vtctld, vtorc and vttablet, `flag: value`; component flags win.
@@ -159,8 +165,9 @@ pub enum ConcurrencyPolicy {
 }
 
 /// A backup schedule.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("(has(self.schedule) && self.schedule != '') != (has(self.frequency) && self.frequency != '')").message("set exactly one of schedule (a cron expression) and frequency (e.g. 1h)"))]
 pub struct VitessBackupScheduleTemplate {
     /// Schedule name, unique in the cluster.
     #[schemars(
@@ -168,8 +175,27 @@ pub struct VitessBackupScheduleTemplate {
         regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
     )]
     pub name: String,
-    /// Cron expression, e.g. `0 2 * * *`.
+    /// Cron expression, e.g. `0 2 * * *`. Set this or `frequency`, not both.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub schedule: String,
+    /// How often to back up, as a Go duration that cron can express exactly: `1m`, `5m`,
+    /// `15m`, `30m`, `1h`, `2h`, `4h`, `6h`, `12h` or `24h` (a minute count dividing an hour,
+    /// an hour count dividing a day, or one day). Set this or `schedule`, not both. The
+    /// CronJob runs at a fixed offset within the period derived from the cluster's and the
+    /// schedule's names, so that schedules of one period do not all start at once (the Go
+    /// operator staggers each shard of a schedule; here one Job backs up a schedule's shards
+    /// one after the other).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub frequency: String,
+    /// How backups are taken. Every schedule here runs as the Go operator's `vtctldclient`
+    /// method: a Job asks vtctld for `BackupShard`, which has a serving replica (not the
+    /// primary, unless `allow-primary`) take the backup. `vtbackup` (the Go operator's default:
+    /// a Job with a mysqld and a volume of its own that restores the latest backup, catches up
+    /// and uploads) is not implemented: it is accepted, run as `vtctldclient`, and `validate`
+    /// warns about it, because with the builtin engine that replica stops serving while it
+    /// copies.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_method: Option<BackupMethod>,
     /// What to back up: shards, keyspaces or the whole cluster, one after the other in one
     /// Job.
     #[schemars(length(min = 1, max = 100))]
@@ -214,6 +240,139 @@ pub struct VitessBackupScheduleTemplate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "preserve_object")]
     pub affinity: Option<Affinity>,
+    /// Tolerations of the backup job pods. Unset: vtctld's (`spec.vitessDashboard.tolerations`),
+    /// as the Go operator does for its vtctldclient jobs; an empty list clears them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "core::<Option<Vec<Toleration>>>")]
+    pub tolerations: Option<Vec<Toleration>>,
+}
+
+impl VitessBackupScheduleTemplate {
+    /// The CronJob's cron expression: `schedule` as written, or one made from `frequency`
+    /// with an offset within the period that follows from `cluster` and the schedule's name.
+    /// `Err` says what is wrong with `frequency` (or that neither is set).
+    pub fn cron(&self, cluster: &str) -> Result<String, String> {
+        match (self.schedule.is_empty(), self.frequency.is_empty()) {
+            (false, true) => Ok(self.schedule.clone()),
+            (true, false) => {
+                let period = frequency_minutes(&self.frequency)?;
+                let mut md5 = Md5::new();
+                for part in [cluster, &self.name] {
+                    md5.update(part.as_bytes());
+                    md5.update([0u8]);
+                }
+                let digest = md5.finalize();
+                let mut head = [0u8; 8];
+                head.copy_from_slice(&digest[..8]);
+                let offset = u64::from_be_bytes(head) % u64::from(period);
+                // `offset < period <= 1440`, so it fits.
+                Ok(staggered_cron(period, u32::try_from(offset).unwrap_or(0)))
+            }
+            (false, false) => Err("set either schedule or frequency, not both".into()),
+            (true, true) => Err("set schedule (a cron expression) or frequency (e.g. 1h)".into()),
+        }
+    }
+}
+
+/// Minutes in a backup `frequency`, a Go duration (`30m`, `1h`, `1h30m`, `90s`...), when cron
+/// can express it exactly: whole minutes that divide an hour, whole hours that divide a day,
+/// or one day (as the Go operator requires).
+pub fn frequency_minutes(text: &str) -> Result<u32, String> {
+    const EXAMPLES: &str = "1m, 5m, 15m, 30m, 1h, 2h, 4h, 6h, 12h, 24h";
+    let nanos = go_duration_nanos(text)
+        .ok_or_else(|| format!("{text:?} is not a duration such as 30m or 1h"))?;
+    const MINUTE: u128 = 60_000_000_000;
+    if nanos < MINUTE {
+        return Err(format!("{text:?} is less than 1 minute"));
+    }
+    if nanos % MINUTE != 0 {
+        return Err(format!("{text:?} is not a whole number of minutes"));
+    }
+    let minutes = nanos / MINUTE;
+    let exact = match minutes {
+        m if m < 60 => 60 % m == 0,
+        m if m < 1440 => m % 60 == 0 && 24 % (m / 60) == 0,
+        m => m == 1440,
+    };
+    if !exact {
+        return Err(format!(
+            "{text:?} cannot be run exactly by cron; use one of {EXAMPLES}"
+        ));
+    }
+    u32::try_from(minutes).map_err(|_| format!("{text:?} is too long"))
+}
+
+/// A Go `time.ParseDuration` text in nanoseconds (no sign; `None` when it is not one).
+fn go_duration_nanos(text: &str) -> Option<u128> {
+    let mut rest = text.trim();
+    if rest.is_empty() {
+        return None;
+    }
+    let mut total: u128 = 0;
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return None,
+        };
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if whole.is_empty() && fraction.is_empty() {
+            return None;
+        }
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let mut part = whole.checked_mul(scale)?;
+        let mut unit_of_digit = scale;
+        for digit in fraction.chars() {
+            unit_of_digit /= 10;
+            part += u128::from(digit.to_digit(10)?) * unit_of_digit;
+        }
+        total = total.checked_add(part)?;
+        rest = tail;
+    }
+    Some(total)
+}
+
+/// A cron expression that runs every `period` minutes (as `frequency_minutes` allows), starting
+/// `offset` minutes into the period.
+fn staggered_cron(period: u32, offset: u32) -> String {
+    if period >= 1440 {
+        format!("{} {} * * *", offset % 60, offset / 60 % 24)
+    } else if period >= 60 {
+        let step = period / 60;
+        if step == 1 {
+            format!("{} * * * *", offset % 60)
+        } else {
+            format!("{} {}/{step} * * *", offset % 60, offset / 60 % step)
+        }
+    } else {
+        format!("{}/{period} * * * *", offset % period)
+    }
+}
+
+/// How a schedule takes its backups (`backupMethod`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum BackupMethod {
+    /// A Job with a mysqld of its own (the Go operator's default); run as `Vtctldclient` here.
+    Vtbackup,
+    /// A Job asks vtctld for BackupShard.
+    Vtctldclient,
 }
 
 /// What one strategy of a schedule backs up.
@@ -461,4 +620,77 @@ pub struct VitessClusterStatus {
     /// Standard conditions (`Ready`, `Valid`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Conditions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frequencies_cron_can_express() {
+        for (text, minutes) in [
+            ("1m", 1),
+            ("5m", 5),
+            ("30m", 30),
+            ("60s", 1),
+            ("1h", 60),
+            ("90m0s", 0),
+            ("0.5h", 30),
+            ("6h", 360),
+            ("12h", 720),
+            ("24h", 1440),
+            ("1440m", 1440),
+        ] {
+            let got = frequency_minutes(text);
+            if minutes == 0 {
+                assert!(got.is_err(), "{text}: {got:?}");
+            } else {
+                assert_eq!(got, Ok(minutes), "{text}");
+            }
+        }
+        for bad in [
+            "", "7m", "90s", "5h", "48h", "1d", "m", "-1h", "1.5", "30sec",
+        ] {
+            assert!(frequency_minutes(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn staggered_crons_keep_the_period() {
+        assert_eq!(staggered_cron(1, 0), "0/1 * * * *");
+        assert_eq!(staggered_cron(15, 7), "7/15 * * * *");
+        assert_eq!(staggered_cron(60, 42), "42 * * * *");
+        assert_eq!(staggered_cron(360, 125), "5 2/6 * * *");
+        assert_eq!(staggered_cron(1440, 61), "1 1 * * *");
+    }
+
+    #[test]
+    fn schedule_or_frequency() {
+        let mut schedule = VitessBackupScheduleTemplate {
+            name: "nightly".into(),
+            schedule: "0 2 * * *".into(),
+            ..Default::default()
+        };
+        assert_eq!(schedule.cron("example").as_deref(), Ok("0 2 * * *"));
+        schedule.frequency = "1h".into();
+        assert!(schedule.cron("example").is_err(), "both set");
+        schedule.schedule.clear();
+        let hourly = schedule.cron("example").unwrap();
+        assert!(hourly.ends_with(" * * * *"), "{hourly}");
+        schedule.frequency.clear();
+        assert!(schedule.cron("example").is_err(), "neither set");
+    }
+
+    /// The Go operator's `keyspaces:` with nothing after it (its 102_keyspace_teardown.yaml).
+    #[test]
+    fn null_lists_read_as_empty() {
+        let cluster: VitessCluster = serde_json::from_value(serde_json::json!({
+            "apiVersion": "planetscale.com/v2",
+            "kind": "VitessCluster",
+            "metadata": {"name": "example"},
+            "spec": {"cells": null, "keyspaces": null}
+        }))
+        .unwrap();
+        assert!(cluster.spec.keyspaces.is_empty() && cluster.spec.cells.is_empty());
+    }
 }

@@ -284,4 +284,28 @@ pub struct VitessKeyspaceStatus {
     /// Standard conditions (`Ready`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Conditions,
+    /// The active resharding workflow, as the Go operator reports it. This operator does not
+    /// watch workflows and never writes it; it is in the schema so that a status the Go
+    /// operator wrote is kept, not pruned, when this operator takes the keyspace over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resharding: Option<ReshardingStatus>,
+}
+
+/// A resharding workflow of a keyspace (written by the Go operator).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReshardingStatus {
+    /// Name of the VReplication workflow.
+    pub workflow: String,
+    /// `Running`, `Copying`, `Error` or `Unknown`.
+    pub state: String,
+    /// Shards copied from.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub source_shards: Vec<String>,
+    /// Shards copied to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub target_shards: Vec<String>,
+    /// Percent copied (0-100), -1 when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy_progress: Option<i64>,
 }

@@ -29,6 +29,16 @@ pub fn preserve_object(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
+/// Reads `null` as the empty value, as Go's JSON decoding does for lists and maps: the Go
+/// operator's own YAML writes `keyspaces:` with nothing after it.
+pub fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
+}
+
 /// Schema for a list of embedded Kubernetes objects (Containers, Volumes, Tolerations, ...).
 pub fn preserve_list(_: &mut SchemaGenerator) -> Schema {
     json_schema!({

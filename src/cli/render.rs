@@ -44,7 +44,10 @@ pub fn run(path: &Path) -> Result<String, Error> {
         file: file.clone(),
         source,
     })?;
-    let problems = validate::check_text(&Checker::new(), &file, &text);
+    let problems: Vec<_> = validate::check_text(&Checker::new(), &file, &text)
+        .into_iter()
+        .filter(validate::Problem::is_error)
+        .collect();
     if !problems.is_empty() {
         let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
         return Err(Error::Invalid {

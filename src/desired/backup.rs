@@ -132,6 +132,9 @@ pub fn storage(
         if s3.force_path_style == Some(true) {
             out.flag("s3-backup-force-path-style", true);
         }
+        if let Some(size) = s3.min_part_size.filter(|&size| size > 0) {
+            out.flag("s3-backup-aws-min-partsize", size);
+        }
         if let Some(secret) = &s3.auth_secret {
             let path = out.auth(secret, object, &field("s3"))?;
             out.env("AWS_SHARED_CREDENTIALS_FILE", &path);

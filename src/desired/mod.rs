@@ -55,6 +55,13 @@ pub enum Error {
         cell: String,
         pool_type: String,
     },
+    #[error("VitessCluster/{cluster}: spec.backup.schedules[{index}] ({name}): {message}")]
+    Schedule {
+        cluster: String,
+        index: usize,
+        name: String,
+        message: String,
+    },
     #[error("{object}: backup location {name:?}: volume is not a core/v1 VolumeSource: {message}")]
     BackupVolume {
         object: String,

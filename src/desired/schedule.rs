@@ -8,7 +8,7 @@
 //! mean exactly what they mean on a CronJob. `allowedMissedRun` has no CronJob equivalent and
 //! is ignored (the field's doc says why).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Volume, VolumeMount};
@@ -46,7 +46,7 @@ pub struct Target {
 /// The shards `schedule` backs up, in the order of its strategies: scope `Shard` names one,
 /// `Keyspace` stands for every shard the keyspace's partitionings make, `Cluster` for every
 /// shard of every keyspace of the spec (in spec order, each keyspace's shards in key-range
-/// order). A shard named twice is backed up once, with the flags of the first strategy that
+/// order) but those with a schedule of their own ([`own_schedules`]). A shard named twice is backed up once, with the flags of the first strategy that
 /// names it. Shards come from the spec (as the VitessShards are built), not from Vitess.
 pub fn targets(
     cluster: &VitessCluster,
@@ -64,6 +64,7 @@ pub fn targets(
         shards.insert(name, names);
     }
     let of_keyspace = |ks: &str| shards.get(ks).cloned().unwrap_or_default();
+    let excluded = own_schedules(cluster);
     let mut out: Vec<Target> = Vec::new();
     for strategy in &schedule.strategies {
         let pairs: Vec<(String, String)> = match strategy.scope.unwrap_or_default() {
@@ -74,6 +75,7 @@ pub fn targets(
                 .collect(),
             BackupScope::Cluster => order
                 .iter()
+                .filter(|ks| !excluded.contains(ks.as_str()))
                 .flat_map(|ks| of_keyspace(ks).into_iter().map(|s| (ks.clone(), s)))
                 .collect(),
         };
@@ -94,6 +96,22 @@ pub fn targets(
 }
 
 /// One CronJob per schedule of `cluster`, in spec order (none without `spec.backup`).
+/// The keyspaces that a schedule in force (not suspended) backs up with scope `Keyspace`: as
+/// in the Go operator, scope `Cluster` leaves them out, so a keyspace with a schedule of its
+/// own is not backed up twice.
+fn own_schedules(cluster: &VitessCluster) -> BTreeSet<&str> {
+    cluster
+        .spec
+        .backup
+        .iter()
+        .flat_map(|b| b.schedules.iter())
+        .filter(|s| s.suspend != Some(true))
+        .flat_map(|s| s.strategies.iter())
+        .filter(|t| t.scope == Some(BackupScope::Keyspace) && !t.keyspace.is_empty())
+        .map(|t| t.keyspace.as_str())
+        .collect()
+}
+
 pub fn build(cluster: &VitessCluster) -> Result<Vec<CronJob>, Error> {
     let schedules = cluster
         .spec
@@ -101,7 +119,11 @@ pub fn build(cluster: &VitessCluster) -> Result<Vec<CronJob>, Error> {
         .as_ref()
         .map(|b| b.schedules.as_slice())
         .unwrap_or_default();
-    schedules.iter().map(|s| cron_job(cluster, s)).collect()
+    schedules
+        .iter()
+        .enumerate()
+        .map(|(index, s)| cron_job(cluster, index, s))
+        .collect()
 }
 
 /// The CronJob of one schedule.
@@ -113,9 +135,16 @@ pub fn build(cluster: &VitessCluster) -> Result<Vec<CronJob>, Error> {
 /// shell (no quoting of user flags) and with the pod's resources counted once, not per shard.
 fn cron_job(
     cluster: &VitessCluster,
+    index: usize,
     schedule: &VitessBackupScheduleTemplate,
 ) -> Result<CronJob, Error> {
     let name = cluster_name(cluster)?;
+    let cron = schedule.cron(name).map_err(|message| Error::Schedule {
+        cluster: name.into(),
+        index,
+        name: schedule.name.clone(),
+        message,
+    })?;
     let own = labels::set(&[
         (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
         (labels::CLUSTER, name),
@@ -147,7 +176,7 @@ fn cron_job(
             None,
         ),
         spec: Some(CronJobSpec {
-            schedule: schedule.schedule.clone(),
+            schedule: cron,
             suspend: Some(schedule.suspend.unwrap_or(false)),
             concurrency_policy: Some(concurrency.into()),
             starting_deadline_seconds: schedule.starting_deadline_seconds,
@@ -240,6 +269,15 @@ fn pod(
             restart_policy: Some("OnFailure".into()),
             volumes: (!tls.volumes.is_empty()).then_some(tls.volumes),
             affinity: schedule.affinity.clone(),
+            // Unset: vtctld's tolerations, as the Go operator gives its vtctldclient jobs; an
+            // empty list clears them.
+            tolerations: schedule.tolerations.clone().or_else(|| {
+                cluster
+                    .spec
+                    .vitess_dashboard
+                    .as_ref()
+                    .and_then(|d| d.pod.tolerations.clone())
+            }),
             image_pull_secrets: cluster.spec.image_pull_secrets.clone(),
             security_context: Some(podspec::vitess_pod_security()),
             priority_class_name: defaults::vitess_priority_class(),

@@ -33,6 +33,16 @@ pub struct Problem {
     pub path: String,
     /// What is wrong.
     pub message: String,
+    /// Accepted, but it does not do what the Go operator does with it; does not fail
+    /// `validate`.
+    pub warning: bool,
+}
+
+impl Problem {
+    /// Whether the object is refused (not only warned about).
+    pub fn is_error(&self) -> bool {
+        !self.warning
+    }
 }
 
 impl fmt::Display for Problem {
@@ -40,6 +50,9 @@ impl fmt::Display for Problem {
         write!(f, "{}: {}: ", self.file, self.object)?;
         if !self.path.is_empty() {
             write!(f, "{}: ", self.path)?;
+        }
+        if self.warning {
+            write!(f, "warning: ")?;
         }
         write!(f, "{}", self.message)
     }
@@ -134,6 +147,20 @@ impl Checker {
             issues.push(decode);
         }
         Some(issues)
+    }
+}
+
+impl Checker {
+    /// What an object of our kinds asks for that is accepted but works otherwise than in the
+    /// Go operator (empty for a document that does not decode: `check` says why).
+    pub fn warnings(&self, doc: &Value) -> Vec<Issue> {
+        let mut out = Vec::new();
+        if doc.get("kind").and_then(Value::as_str) == Some("VitessCluster")
+            && let Ok(cluster) = serde_json::from_value::<VitessCluster>(doc.clone())
+        {
+            semantic::cluster_warnings(&cluster.spec, &mut out);
+        }
+        out
     }
 }
 
@@ -234,6 +261,7 @@ pub fn check_text(checker: &Checker, file: &str, text: &str) -> Vec<Problem> {
                 object: "YAML".into(),
                 path: String::new(),
                 message: err.to_string(),
+                warning: false,
             }];
         }
     };
@@ -243,11 +271,17 @@ pub fn check_text(checker: &Checker, file: &str, text: &str) -> Vec<Problem> {
             continue;
         };
         let object = object_name(doc, index);
-        problems.extend(issues.into_iter().map(|issue| Problem {
+        let warnings = checker.warnings(doc);
+        let marked = issues
+            .into_iter()
+            .map(|issue| (issue, false))
+            .chain(warnings.into_iter().map(|issue| (issue, true)));
+        problems.extend(marked.map(|(issue, warning)| Problem {
             file: file.into(),
             object: object.clone(),
             path: issue.path,
             message: issue.message,
+            warning,
         }));
     }
     problems
@@ -286,6 +320,7 @@ pub fn run(files: &[PathBuf]) -> Vec<Problem> {
                 object: "file".into(),
                 path: String::new(),
                 message: format!("cannot read: {err}"),
+                warning: false,
             }),
         }
     }

@@ -4,7 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::api::cluster::{BackupScope, VitessBackupScheduleStrategy, VitessClusterSpec};
+use crate::api::cluster::{
+    BackupMethod, BackupScope, VitessBackupScheduleStrategy, VitessClusterSpec, frequency_minutes,
+};
 use crate::api::keyspace::{VitessKeyspacePartitioning, VitessKeyspaceTemplate};
 use crate::api::shard::{VitessKeyRange, VitessShardTabletPool, VitessShardTemplate};
 use crate::api::shared::Flags;
@@ -103,6 +105,11 @@ fn check_schedules(spec: &VitessClusterSpec, push: &mut impl FnMut(String, Strin
         return;
     };
     for (s, schedule) in backup.schedules.iter().enumerate() {
+        if !schedule.frequency.is_empty()
+            && let Err(message) = frequency_minutes(&schedule.frequency)
+        {
+            push(format!("spec.backup.schedules[{s}].frequency"), message);
+        }
         for (t, strategy) in schedule.strategies.iter().enumerate() {
             let path = format!("spec.backup.schedules[{s}].strategies[{t}]");
             check_schedule_target(spec, strategy, &path, push);
@@ -111,6 +118,23 @@ fn check_schedules(spec: &VitessClusterSpec, push: &mut impl FnMut(String, Strin
                 &format!("{path}.extraFlags"),
                 push,
             );
+        }
+    }
+}
+
+/// What a VitessCluster spec asks for that runs otherwise than in the Go operator; paths start
+/// at `spec`.
+pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
+    let schedules = spec.backup.iter().flat_map(|b| b.schedules.iter());
+    for (s, schedule) in schedules.enumerate() {
+        if schedule.backup_method == Some(BackupMethod::Vtbackup) {
+            out.push(Issue {
+                path: format!("spec.backup.schedules[{s}].backupMethod"),
+                message: "vtbackup is not implemented by this operator: the schedule runs as \
+                          vtctldclient BackupShard, which has a serving replica take the backup \
+                          (with the builtin engine it stops serving while it copies)"
+                    .into(),
+            });
         }
     }
 }

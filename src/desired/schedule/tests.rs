@@ -175,6 +175,79 @@ spec:
     - equal: {parts: 2, shardTemplate: {databaseInitScriptSecret: {name: init, key: init.sql}}}
 "#;
 
+/// The Go operator's own test YAML (102_initial_cluster_keyspace_backup_schedule): a
+/// cluster-wide schedule and one for a keyspace, both by `frequency`.
+const GO_FREQUENCY: &str = r#"
+apiVersion: planetscale.com/v2
+kind: VitessCluster
+metadata: {name: example, namespace: default}
+spec:
+  cells: [{name: zone1}]
+  vitessDashboard:
+    tolerations: [{key: dedicated, operator: Exists}]
+  backup:
+    locations: [{volume: {emptyDir: {}}}]
+    schedules:
+    - name: cluster-every-day
+      frequency: 24h
+      strategies: [{name: all, scope: Cluster}]
+    - name: customer-every-two-hours
+      frequency: 2h
+      backupMethod: vtctldclient
+      tolerations: []
+      strategies: [{name: customer-all, scope: Keyspace, keyspace: customer}]
+  keyspaces:
+  - name: commerce
+    partitionings:
+    - equal: {parts: 1, shardTemplate: {databaseInitScriptSecret: {name: init, key: init.sql}}}
+  - name: customer
+    partitionings:
+    - equal: {parts: 2, shardTemplate: {databaseInitScriptSecret: {name: init, key: init.sql}}}
+"#;
+
+#[test]
+fn frequency_tolerations_and_keyspaces_with_their_own_schedule() {
+    let cluster = cluster(GO_FREQUENCY);
+    let jobs = build(&cluster).unwrap();
+    let crons: Vec<String> = jobs
+        .iter()
+        .map(|j| j.spec.as_ref().unwrap().schedule.clone())
+        .collect();
+    // Fixed offsets within the period, from the cluster's and the schedule's names.
+    let schedules = &cluster.spec.backup.as_ref().unwrap().schedules;
+    assert_eq!(crons[0], schedules[0].cron("example").unwrap());
+    assert_eq!(crons[1], schedules[1].cron("example").unwrap());
+    let daily: Vec<&str> = crons[0].split(' ').collect();
+    assert_eq!(daily[2..], ["*", "*", "*"], "{}", crons[0]);
+    assert!(daily[0].parse::<u32>().unwrap() < 60 && daily[1].parse::<u32>().unwrap() < 24);
+    assert!(crons[1].contains("/2 * * *"), "{}", crons[1]);
+    // Another cluster or schedule name gives another offset, the same names the same one.
+    assert_eq!(schedules[0].cron("example"), schedules[0].cron("example"));
+
+    // customer has a schedule of its own, so the cluster-wide one leaves it out.
+    let got: Vec<String> = targets(&cluster, &schedules[0])
+        .unwrap()
+        .iter()
+        .map(|t| format!("{}/{}", t.keyspace, t.shard))
+        .collect();
+    assert_eq!(got, ["commerce/-"]);
+
+    // Unset tolerations: vtctld's; an empty list clears them.
+    let tolerations = pod_of(&jobs[0]).tolerations.unwrap();
+    assert_eq!(tolerations[0].key.as_deref(), Some("dedicated"));
+    assert_eq!(pod_of(&jobs[1]).tolerations, Some(vec![]));
+
+    // A frequency cron cannot express is the operator's error, naming the field.
+    let mut bad = cluster.clone();
+    bad.spec.backup.as_mut().unwrap().schedules[1].frequency = "7m".into();
+    let err = build(&bad).unwrap_err().to_string();
+    assert!(
+        err.contains("spec.backup.schedules[1] (customer-every-two-hours)")
+            && err.contains("\"7m\" cannot be run exactly by cron"),
+        "{err}"
+    );
+}
+
 #[test]
 fn scopes_expand_to_shards_each_backed_up_once() {
     let cluster = cluster(SCOPES);

@@ -523,6 +523,7 @@ fn s3_and_builtin_flags_mounts_and_env() {
             bucket: "bkt".into(),
             endpoint: Some("minio:9000".into()),
             force_path_style: Some(true),
+            min_part_size: Some(16 << 20),
             key_prefix: None,
             auth_secret: Some(SecretSource {
                 name: Some("s3-auth".into()),
@@ -543,6 +544,7 @@ fn s3_and_builtin_flags_mounts_and_env() {
             "--backup-storage-implementation=s3",
             "--restore-from-backup=true",
             "--s3-backup-aws-endpoint=minio:9000",
+            "--s3-backup-aws-min-partsize=16777216",
             "--s3-backup-aws-region=eu-west-1",
             "--s3-backup-force-path-style=true",
             "--s3-backup-storage-bucket=bkt",
