@@ -385,22 +385,32 @@ async fn mysqld_and_vttablet_run_together_on_images_built_here() -> Result<()> {
     let pod = ready_pod(&pods, "tablet").await?;
     let ip = pod_ip(&pod);
 
-    // mysqld answers, and it is the MySQL of the image.
-    let version = kubectl(&[
-        "-n",
-        &name,
-        "exec",
-        "tablet",
-        "-c",
-        "mysqld",
-        "--",
-        "mysql",
-        "--socket=/vt/socket/mysql.sock",
-        "--user=vt_dba",
-        "-N",
-        "-e",
-        "SELECT @@version",
-    ])
+    // mysqld answers, and it is the MySQL of the image. Its port opens (Ready) while mysqlctld
+    // still runs the init SQL that creates vt_dba, so the first tries may be refused.
+    let version = wait_for(
+        "mysqld to answer vt_dba on its socket",
+        Duration::from_secs(90),
+        async |seen: &mut String| {
+            let out = kubectl(&[
+                "-n",
+                &name,
+                "exec",
+                "tablet",
+                "-c",
+                "mysqld",
+                "--",
+                "mysql",
+                "--socket=/vt/socket/mysql.sock",
+                "--user=vt_dba",
+                "-N",
+                "-e",
+                "SELECT @@version",
+            ])
+            .await;
+            *seen = format!("{out:?}");
+            Ok(out.ok())
+        },
+    )
     .await?;
     ensure!(
         version.trim().starts_with("9.7."),
