@@ -1,0 +1,531 @@
+//! Takeover from the Go operator (`--features compat`; not in `make compat` yet: it fails today
+//! with the list of differences it finds, see the report it writes).
+//!
+//! The Go operator (built from `../shared/anchors/` by `e2e/go-operator`) runs as a local process
+//! with its own CRDs on a cluster of two cells, a sharded keyspace (2 shards), a named pool, a
+//! vtgate autoscaler, a volume backup location and a schedule, `updateStrategy: Immediate`. Its
+//! global lockserver is external: the e2e etcd under `/vitess/global`, the root the e2e vtctld
+//! serves, so both operators see one topology. Then it is stopped, our CRDs are installed over its
+//! CRDs and our operator runs for a while. The report (`target/e2e-figures/takeover.json`) says,
+//! object by object, what was recreated, whose pod spec or template changed (field by field),
+//! what we made that the Go operator did not, and what of its objects nothing manages now.
+//! KWOK pods never run, so tablets have no primary; that is expected.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail, ensure};
+use serde_json::{Value, json};
+use vitess_operator_e2e::{
+    Operator, TestNamespace, client, e2e_dir, in_ci, kubectl, kubectl_with_stdin, unique_suffix,
+    vtctld_addr, vtctldclient, wait_for, workspace_dir,
+};
+
+/// How long our operator runs on the Go operator's objects before the report is taken.
+const OURS_RUN: Duration = Duration::from_secs(90);
+const CONVERGE: Duration = Duration::from_secs(180);
+
+/// What the report lists; a Pod, PVC, Service or Deployment recreated fails the test.
+const MUST_KEEP: &[&str] = &["Pod", "PersistentVolumeClaim", "Service", "Deployment"];
+
+/// Kinds read for the snapshot (`kubectl get` resource names).
+const RESOURCES: &str = "pods,persistentvolumeclaims,services,deployments,\
+    horizontalpodautoscalers,cronjobs,poddisruptionbudgets,vitesscells,vitesskeyspaces,\
+    vitessshards,vitessbackupstorages,etcdlockservers";
+
+fn anchors_dir() -> PathBuf {
+    match std::env::var_os("VITESS_OPERATOR_ANCHORS") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => workspace_dir().join("../shared/anchors"),
+    }
+}
+
+/// `e2e/go-operator build` and `source`, or `None` outside CI when the anchors are missing.
+fn go_operator() -> Result<Option<(PathBuf, PathBuf)>> {
+    let dir = anchors_dir();
+    let has_tarball = std::fs::read_dir(&dir).is_ok_and(|entries| {
+        entries.flatten().any(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.starts_with("vitess-operator-go-") && name.ends_with(".tar.gz")
+        })
+    });
+    if !has_tarball {
+        let why = format!(
+            "no vitess-operator-go-<commit>.tar.gz in {} (set VITESS_OPERATOR_ANCHORS)",
+            dir.display()
+        );
+        if in_ci() {
+            bail!("takeover: {why}; CI=true needs the anchors for `make compat`");
+        }
+        eprintln!("SKIPPED takeover: {why}");
+        return Ok(None);
+    }
+    let run = |what: &str| -> Result<PathBuf> {
+        let out = std::process::Command::new(e2e_dir().join("go-operator"))
+            .arg(what)
+            .output()
+            .with_context(|| format!("running e2e/go-operator {what}"))?;
+        ensure!(
+            out.status.success(),
+            "e2e/go-operator {what} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
+    };
+    Ok(Some((run("build")?, run("source")?)))
+}
+
+fn cluster_yaml(cell_a: &str, cell_b: &str, keyspace: &str) -> String {
+    let pool = |cell: &str, kind: &str, replicas: u32, name: &str| {
+        format!(
+            r#"
+          - cell: {cell}
+            type: {kind}
+            replicas: {replicas}{name}
+            vttablet:
+              resources: {{requests: {{cpu: 100m, memory: 256Mi}}}}
+            mysqld:
+              resources: {{requests: {{cpu: 100m, memory: 256Mi}}}}
+            dataVolumeClaimTemplate:
+              accessModes: ["ReadWriteOnce"]
+              resources: {{requests: {{storage: 1Gi}}}}"#
+        )
+    };
+    let pools = [
+        pool(cell_a, "replica", 2, "\n            name: main"),
+        pool(cell_b, "rdonly", 1, ""),
+    ]
+    .concat();
+    format!(
+        r#"apiVersion: planetscale.com/v2
+kind: VitessCluster
+metadata:
+  name: takeover
+spec:
+  globalLockserver:
+    external: {{implementation: etcd2, address: "127.0.0.1:23790", rootPath: /vitess/global}}
+  images:
+    vtctld: vitess/lite:v24.0.3
+    vtgate: vitess/lite:v24.0.3
+    vttablet: vitess/lite:v24.0.3
+    vtorc: vitess/lite:v24.0.3
+    vtbackup: vitess/lite:v24.0.3
+    mysqld:
+      mysql80Compatible: mysql:9.7
+    mysqldExporter: prom/mysqld-exporter:v0.16.0
+  backup:
+    locations:
+    - volume:
+        persistentVolumeClaim:
+          claimName: takeover-backups
+    schedules:
+    - name: hourly
+      schedule: "0 * * * *"
+      resources: {{requests: {{cpu: 100m, memory: 128Mi}}}}
+      successfulJobsHistoryLimit: 2
+      failedJobsHistoryLimit: 3
+      jobTimeoutMinute: 5
+      strategies:
+      - {{name: low, keyspace: {keyspace}, shard: "-80"}}
+      - {{name: high, keyspace: {keyspace}, shard: "80-"}}
+  cells:
+  - name: {cell_a}
+    gateway:
+      replicas: 1
+      autoscaler:
+        minReplicas: 1
+        maxReplicas: 3
+        metrics:
+        - type: Resource
+          resource: {{name: cpu, target: {{type: Utilization, averageUtilization: 80}}}}
+      resources: {{requests: {{cpu: 100m, memory: 256Mi}}}}
+  - name: {cell_b}
+    gateway:
+      replicas: 1
+  vitessDashboard:
+    cells: [{cell_a}]
+    replicas: 1
+  keyspaces:
+  - name: {keyspace}
+    turndownPolicy: Immediate
+    partitionings:
+    - equal:
+        parts: 2
+        shardTemplate:
+          databaseInitScriptSecret: {{name: takeover-config, key: init_db.sql}}
+          tabletPools:{pools}
+  updateStrategy:
+    type: Immediate
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: takeover-config
+type: Opaque
+stringData:
+  init_db.sql: "SELECT 1;"
+---
+apiVersion: v1
+kind: PersistentVolumeClaim
+metadata:
+  name: takeover-backups
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 1Gi}}}}
+"#
+    )
+}
+
+/// One object of the snapshot: what a takeover must keep.
+#[derive(Clone, Debug)]
+struct Seen {
+    uid: String,
+    labels: Value,
+    annotations: Value,
+    /// A Pod's spec, a Deployment's pod template, a CronJob's job template; else null.
+    template: Value,
+    owners: Vec<String>,
+}
+
+async fn snapshot(ns: &str) -> Result<BTreeMap<String, Seen>> {
+    let text = kubectl(&["get", "-n", ns, RESOURCES, "-o", "json"]).await?;
+    let list: Value = serde_json::from_str(&text).context("kubectl get -o json")?;
+    let mut out = BTreeMap::new();
+    for item in list["items"].as_array().into_iter().flatten() {
+        let kind = item["kind"].as_str().unwrap_or_default();
+        let name = item["metadata"]["name"].as_str().unwrap_or_default();
+        let template = match kind {
+            "Pod" => item["spec"].clone(),
+            "Deployment" => item["spec"]["template"].clone(),
+            "CronJob" => item["spec"]["jobTemplate"].clone(),
+            _ => Value::Null,
+        };
+        let owners = item["metadata"]["ownerReferences"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|o| {
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap_or_default(),
+                    o["name"].as_str().unwrap_or_default()
+                )
+            })
+            .collect();
+        out.insert(
+            format!("{kind}/{name}"),
+            Seen {
+                uid: item["metadata"]["uid"].as_str().unwrap_or_default().into(),
+                labels: item["metadata"]["labels"].clone(),
+                annotations: item["metadata"]["annotations"].clone(),
+                template,
+                owners,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Every leaf path where `a` and `b` differ, with both values.
+fn diff(path: &str, a: &Value, b: &Value, out: &mut Vec<String>) {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for key in x.keys().chain(y.keys().filter(|k| !x.contains_key(*k))) {
+                let null = Value::Null;
+                diff(
+                    &format!("{path}.{key}"),
+                    x.get(key).unwrap_or(&null),
+                    y.get(key).unwrap_or(&null),
+                    out,
+                );
+            }
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                // Containers, env and volumes by name, when they have one.
+                let label = p["name"].as_str().map_or(i.to_string(), str::to_string);
+                diff(&format!("{path}[{label}]"), p, q, out);
+            }
+        }
+        _ if a != b => out.push(format!("{path}: {a} -> {b}")),
+        _ => {}
+    }
+}
+
+/// Labels and annotations the kube controllers or the drain protocol write are not ours.
+fn report(before: &BTreeMap<String, Seen>, after: &BTreeMap<String, Seen>) -> Value {
+    let mut recreated = Vec::new();
+    let mut deleted = Vec::new();
+    let mut changed = BTreeMap::new();
+    for (key, old) in before {
+        let Some(new) = after.get(key) else {
+            deleted.push(key.clone());
+            continue;
+        };
+        if new.uid != old.uid {
+            recreated.push(key.clone());
+        }
+        let mut diffs = Vec::new();
+        diff("spec", &old.template, &new.template, &mut diffs);
+        diff("labels", &old.labels, &new.labels, &mut diffs);
+        diff(
+            "annotations",
+            &old.annotations,
+            &new.annotations,
+            &mut diffs,
+        );
+        if old.owners != new.owners {
+            diffs.push(format!(
+                "ownerReferences: {:?} -> {:?}",
+                old.owners, new.owners
+            ));
+        }
+        diffs.retain(|d| !d.contains("deployment.kubernetes.io/revision"));
+        if !diffs.is_empty() {
+            changed.insert(key.clone(), diffs);
+        }
+    }
+    let new: Vec<_> = after
+        .keys()
+        .filter(|k| !before.contains_key(*k))
+        .cloned()
+        .collect();
+    json!({
+        "go_objects": before.len(),
+        "recreated": recreated,
+        "deleted": deleted,
+        "changed": changed,
+        "new_by_ours": new,
+    })
+}
+
+async fn install(dir: &str) -> Result<()> {
+    kubectl(&["apply", "--server-side", "--force-conflicts", "-f", dir]).await?;
+    Ok(())
+}
+
+async fn wait_established(kind_plural: &str) -> Result<()> {
+    kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        &format!("crd/{kind_plural}.planetscale.com"),
+    ])
+    .await?;
+    Ok(())
+}
+
+/// Starts the Go operator on `ns` (WATCH_NAMESPACE; it skips leader election out of a cluster).
+fn start_go(binary: &std::path::Path, ns: &str) -> Result<Operator> {
+    let watch = format!("WATCH_NAMESPACE={ns}");
+    let binary = binary.to_string_lossy();
+    Operator::start_binary(
+        std::path::Path::new("/usr/bin/env"),
+        "takeover-go",
+        &[&watch, &binary],
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn takeover_from_the_go_operator() -> Result<()> {
+    let Some((go_binary, go_source)) = go_operator()? else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let client = client().await?;
+    let had_schedule_crd = kubectl(&["get", "crd", "vitessbackupschedules.planetscale.com"])
+        .await
+        .is_ok();
+    let ns = TestNamespace::create(&client, "takeover").await?;
+    let suffix = unique_suffix().replace('-', "");
+    let (cell_a, cell_b, keyspace) = (
+        format!("tka{suffix}"),
+        format!("tkb{suffix}"),
+        format!("tk{suffix}"),
+    );
+    let result = run(
+        ns.name(),
+        &go_binary,
+        &go_source,
+        &cell_a,
+        &cell_b,
+        &keyspace,
+    )
+    .await;
+    // Whatever happened: our CRDs back, as the other tests expect, and the namespace gone.
+    let crds = workspace_dir().join("crds");
+    let priority = workspace_dir().join("config/priority");
+    let restored = async {
+        install(&crds.to_string_lossy()).await?;
+        install(&priority.to_string_lossy()).await?;
+        if !had_schedule_crd {
+            kubectl(&[
+                "delete",
+                "crd",
+                "vitessbackupschedules.planetscale.com",
+                "--ignore-not-found",
+            ])
+            .await?;
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    let deleted = ns.delete(Duration::from_secs(120)).await;
+    for args in [
+        vec![
+            "DeleteKeyspace",
+            "--recursive",
+            "--force",
+            keyspace.as_str(),
+        ],
+        vec!["DeleteCellInfo", "--force", cell_a.as_str()],
+        vec!["DeleteCellInfo", "--force", cell_b.as_str()],
+    ] {
+        let _ = vtctldclient(&args).await;
+    }
+    eprintln!("takeover test: {:.0} s", started.elapsed().as_secs_f64());
+    restored.context("re-installing our CRDs")?;
+    deleted?;
+    result
+}
+
+async fn run(
+    ns: &str,
+    go_binary: &std::path::Path,
+    go_source: &std::path::Path,
+    cell_a: &str,
+    cell_b: &str,
+    keyspace: &str,
+) -> Result<()> {
+    // 1. The Go operator's CRDs over ours, and the PriorityClass its pods name.
+    install(&go_source.join("deploy/crds").to_string_lossy()).await?;
+    install(&workspace_dir().join("config/priority").to_string_lossy()).await?;
+    for kind in ["vitessclusters", "vitessbackupschedules", "vitessshards"] {
+        wait_established(kind).await?;
+    }
+    // 2. The Go operator, 3. the cluster, until its children are there.
+    let mut go = start_go(go_binary, ns)?;
+    kubectl_with_stdin(
+        &["apply", "--server-side", "-n", ns, "-f", "-"],
+        Some(&cluster_yaml(cell_a, cell_b, keyspace)),
+    )
+    .await?;
+    // Converged: 6 tablet pods (2 shards x (2 replica + 1 rdonly)), the HPA, both shards.
+    let converged = wait_for(
+        "the Go operator's children",
+        CONVERGE,
+        async |seen: &mut String| {
+            go.check_running()?;
+            let snap = snapshot(ns).await?;
+            let count = |kind: &str| snap.keys().filter(|k| k.starts_with(kind)).count();
+            let tablets = snap
+                .iter()
+                .filter(|(k, s)| {
+                    k.starts_with("Pod/") && s.labels["planetscale.com/component"] == "vttablet"
+                })
+                .count();
+            *seen = format!(
+                "tablet pods {tablets}, HPAs {}, CronJobs {}, shards {}, deployments {}",
+                count("HorizontalPodAutoscaler/"),
+                count("CronJob/"),
+                count("VitessShard/"),
+                count("Deployment/")
+            );
+            Ok((tablets == 6
+                && count("HorizontalPodAutoscaler/") >= 1
+                && count("VitessShard/") == 2)
+                .then_some(()))
+        },
+    )
+    .await;
+    // Let it settle (topology writes, schedules) before the record.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let go_log = go.log_contents().unwrap_or_default();
+    converged.with_context(|| format!("--- Go operator log tail ---\n{}", tail(&go_log)))?;
+    let before = snapshot(ns).await?;
+    let schedules = kubectl(&["get", "-n", ns, "vitessbackupschedules", "-o", "name"]).await?;
+    let cells_before = vtctldclient(&["GetCellInfoNames"])
+        .await
+        .unwrap_or_default();
+    go.stop().await?;
+
+    // 4. Our CRDs over its CRDs (the user's upgrade), then our operator.
+    install(&workspace_dir().join("crds").to_string_lossy()).await?;
+    install(&workspace_dir().join("config/priority").to_string_lossy()).await?;
+    for kind in ["vitessclusters", "vitessshards"] {
+        wait_established(kind).await?;
+    }
+    let address = format!("*={}", vtctld_addr());
+    let mut ours = Operator::start(
+        "takeover-ours",
+        &[
+            "run",
+            "--namespace",
+            ns,
+            "--vtctld-address",
+            &address,
+            vitess_operator_e2e::METRICS_ADDRESS,
+        ],
+    )?;
+    let deadline = Instant::now() + OURS_RUN;
+    while Instant::now() < deadline {
+        ours.check_running()?;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let after = snapshot(ns).await?;
+    let cells_after = vtctldclient(&["GetCellInfoNames"])
+        .await
+        .unwrap_or_default();
+    let cell_info = vtctldclient(&["GetCellInfo", cell_a])
+        .await
+        .unwrap_or_default();
+    let ready = kubectl(&[
+        "get",
+        "-n",
+        ns,
+        "vitesscluster/takeover",
+        "-o",
+        "jsonpath={.status.conditions}",
+    ])
+    .await
+    .unwrap_or_default();
+    ours.stop().await?;
+
+    let mut figures = report(&before, &after);
+    figures["go_vitessbackupschedules"] = json!(schedules.lines().collect::<Vec<_>>());
+    figures["cells_before"] = json!(cells_before.lines().collect::<Vec<_>>());
+    figures["cells_after"] = json!(cells_after.lines().collect::<Vec<_>>());
+    figures["cell_info_after"] = json!(cell_info);
+    figures["cluster_conditions_after"] = json!(ready);
+    figures["go_objects_list"] = json!(
+        before
+            .iter()
+            .map(|(k, s)| format!("{k} uid={}", s.uid))
+            .collect::<Vec<_>>()
+    );
+    let text = serde_json::to_string_pretty(&figures)?;
+    let dir = workspace_dir().join("target/e2e-figures");
+    std::fs::create_dir_all(&dir)?;
+    std::fs::write(dir.join("takeover.json"), &text)?;
+    println!("{text}");
+
+    let broken: Vec<String> = before
+        .iter()
+        .filter(|(k, _)| MUST_KEEP.iter().any(|m| k.starts_with(&format!("{m}/"))))
+        .filter(|(k, s)| after.get(*k).is_none_or(|a| a.uid != s.uid))
+        .map(|(k, _)| k.clone())
+        .collect();
+    ensure!(
+        broken.is_empty(),
+        "takeover recreated or deleted {} Pod/PVC/Service/Deployment objects: {broken:#?}\n\
+         full report: {text}",
+        broken.len()
+    );
+    Ok(())
+}
+
+fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
