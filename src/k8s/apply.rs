@@ -81,15 +81,13 @@ where
         + Serialize
         + DeserializeOwned,
 {
-    let (namespace, name) = locate(object)?;
-    let api: Api<K> = Api::namespaced(client.clone(), &namespace);
-    let params = PatchParams::apply(INITIAL_FIELD_MANAGER);
-    api.patch(&name, &params, &Patch::Apply(&fields))
-        .await
-        .map_err(|source| Error::Apply {
-            object: format!("{} {namespace}/{name}", K::kind(&())),
-            source: Box::new(source),
-        })
+    apply_as(
+        client,
+        object,
+        &PatchParams::apply(INITIAL_FIELD_MANAGER),
+        &fields,
+    )
+    .await
 }
 
 /// Applies `child` with a controller owner reference to `owner`, and returns the object as the
@@ -246,10 +244,33 @@ where
         + Serialize
         + DeserializeOwned,
 {
+    apply_as(
+        client,
+        object,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        object,
+    )
+    .await
+}
+
+/// Server-side apply of `body` to where `object` lives (its namespace and name), with `params`
+/// (the field manager, forced or not); returns the object as the server now has it.
+async fn apply_as<K, B>(
+    client: &Client,
+    object: &K,
+    params: &PatchParams,
+    body: &B,
+) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+    B: Serialize + Debug,
+{
     let (namespace, name) = locate(object)?;
     let api: Api<K> = Api::namespaced(client.clone(), &namespace);
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    api.patch(&name, &params, &Patch::Apply(object))
+    api.patch(&name, params, &Patch::Apply(body))
         .await
         .map_err(|source| Error::Apply {
             object: format!("{} {namespace}/{name}", K::kind(&())),
