@@ -5,6 +5,7 @@ pub mod backup;
 pub mod bundle;
 pub mod cluster;
 pub mod defaults;
+pub mod equivalent;
 pub mod etcd;
 pub mod flags;
 pub mod keyspace;

@@ -253,6 +253,46 @@ where
     .await
 }
 
+/// Whether the operator's field manager has server-side applied to the object: false for an
+/// object another writer made (the Go operator writes with updates, not applies) that this
+/// operator has not taken over yet.
+pub fn applied_by_us(meta: &ObjectMeta) -> bool {
+    meta.managed_fields.iter().flatten().any(|entry| {
+        entry.manager.as_deref() == Some(FIELD_MANAGER)
+            && entry.operation.as_deref() == Some("Apply")
+    })
+}
+
+/// Takes `object` over without changing its spec: one annotation applied under the operator's
+/// field manager (the object's uid in the body, so a re-created namesake is not touched), which
+/// makes [`applied_by_us`] true from then on. Returns the object as the server now has it.
+pub async fn adopt<K>(client: &Client, object: &K, key: &str, value: &str) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned,
+{
+    let (namespace, name) = locate(object)?;
+    let body = serde_json::json!({
+        "apiVersion": K::api_version(&()),
+        "kind": K::kind(&()),
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "uid": object.meta().uid,
+            "annotations": {key: value},
+        },
+    });
+    apply_as(
+        client,
+        object,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &body,
+    )
+    .await
+}
+
 /// Server-side apply of `body` to where `object` lives (its namespace and name), with `params`
 /// (the field manager, forced or not); returns the object as the server now has it.
 async fn apply_as<K, B>(

@@ -5,6 +5,7 @@
 //! `vtorc` (its Deployments), `vitess` (what vtctld says), `backups` (inventory, first backup), `plan` (the drain
 //! state machine of `controller::drain`), `drains` (carry the plan out), `status`.
 
+mod adopt;
 mod backups;
 mod drains;
 #[cfg(test)]
@@ -190,10 +191,13 @@ async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<(Vec<Observed>, V
                 (pod, claim)
             }
         };
-        let wanted = if hash_of(&pod) == hash_of(&tablet.pod) {
-            Wanted::Current
+        let (pod, wanted) = if hash_of(&pod) == hash_of(&tablet.pod) {
+            (pod, Wanted::Current)
         } else {
-            Wanted::Outdated
+            match adopt::tablet(ctx, shard, &pod, &tablet.pod).await? {
+                Some(adopted) => (adopted, Wanted::Current),
+                None => (pod, Wanted::Outdated),
+            }
         };
         observed.push(Observed {
             alias: tablet.alias,
