@@ -56,6 +56,16 @@ pub const VTGATE_CPU: &str = "500m";
 /// vtgate memory request and limit.
 pub const VTGATE_MEMORY: &str = "1Gi";
 
+/// vtgate's buffer of queries to a primary during a reparent: at most this many queries...
+pub const VTGATE_BUFFER_SIZE: u32 = 1000;
+/// ...held at most this long...
+pub const VTGATE_BUFFER_MAX_FAILOVER: &str = "10s";
+/// ...and a new buffering window no sooner than this after the last.
+pub const VTGATE_BUFFER_MIN_BETWEEN: &str = "20s";
+/// The largest gRPC message vtgate and vttablet send or take: 64 MiB (the Go operator's value,
+/// for large result sets).
+pub const GRPC_MAX_MESSAGE_SIZE: u32 = 64 * 1024 * 1024;
+
 /// Grace period of tablet pods: long, so mysqld can shut down cleanly (a killed mysqld means
 /// crash recovery on the next start).
 pub const VTTABLET_TERMINATION_GRACE_SECONDS: i64 = 1800;

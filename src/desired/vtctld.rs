@@ -11,7 +11,7 @@ use super::flags::FlagSet;
 use super::podspec::{self, GRPC_PORT_NAME, WEB_PORT_NAME};
 use super::{Error, cluster_name, defaults, meta, vttablet};
 use crate::api::cell::VitessCellTemplate;
-use crate::api::cluster::{VitessCluster, VitessClusterSpec, VitessDashboardSpec};
+use crate::api::cluster::{BackupEngine, VitessCluster, VitessClusterSpec, VitessDashboardSpec};
 use crate::api::shared::{VitessImages, VitessLockserverParams};
 use crate::domain::labels;
 use crate::domain::names;
@@ -105,6 +105,20 @@ impl Parts<'_> {
             .set("cell", cell)
             .set("service-map", "grpc-vtctl,grpc-vtctld");
         self.storage.apply_flags(&mut flags);
+        // With a backup location, the engine its backups are made with (as the Go operator
+        // sets it, so that a vtctld it made is taken over unchanged).
+        if let Some(backup) = self
+            .spec
+            .backup
+            .as_ref()
+            .filter(|b| !b.locations.is_empty())
+        {
+            let engine = backup.engine.unwrap_or_default();
+            flags.set("backup-engine-implementation", engine.as_str());
+            if engine == BackupEngine::Xtrabackup {
+                flags.set("backup-storage-compress", true);
+            }
+        }
         flags
             .mysql_server_version(&vttablet::mysqld_image(self.images.mysqld.as_ref()))
             .extend(self.spec.extra_vitess_flags.as_ref())

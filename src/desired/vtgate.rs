@@ -120,7 +120,21 @@ impl<'a> Parts<'a> {
             .set("cells-to-watch", cells_to_watch)
             .set("tablet-types-to-wait", "PRIMARY,REPLICA")
             .set("service-map", "grpc-vtgateservice")
-            .set("mysql-server-port", defaults::MYSQL_PORT);
+            .set("mysql-server-port", defaults::MYSQL_PORT)
+            // Queries to a primary wait through a reparent (drains, rolling updates) instead of
+            // failing: the Go operator's buffer settings, so that its vtgates are taken over
+            // unchanged.
+            .set("enable-buffer", true)
+            .set("buffer-size", defaults::VTGATE_BUFFER_SIZE)
+            .set(
+                "buffer-max-failover-duration",
+                defaults::VTGATE_BUFFER_MAX_FAILOVER,
+            )
+            .set(
+                "buffer-min-time-between-failovers",
+                defaults::VTGATE_BUFFER_MIN_BETWEEN,
+            )
+            .set("grpc-max-message-size", defaults::GRPC_MAX_MESSAGE_SIZE);
         if let Some(interval) = &spec.tablet_refresh_interval {
             flags.set("tablet-refresh-interval", interval);
         }
@@ -207,7 +221,11 @@ impl<'a> Parts<'a> {
             readiness_probe: Some(podspec::http_probe("/debug/health", WEB_PORT_NAME)),
             liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
             volume_mounts: (!mounts.is_empty()).then_some(mounts),
-            lifecycle: gateway.lifecycle.clone(),
+            // An empty lifecycle is none (as the Go operator leaves it), not `{}`.
+            lifecycle: gateway
+                .lifecycle
+                .clone()
+                .filter(|l| l != &Default::default()),
             ..Container::default()
         }
     }

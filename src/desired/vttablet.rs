@@ -467,7 +467,12 @@ impl TabletContext<'_> {
             // vttablet's /debug/health mixes readiness and liveness; /healthz is readiness.
             readiness_probe: Some(podspec::http_probe("/healthz", WEB_PORT_NAME)),
             liveness_probe: Some(podspec::patient_liveness("/debug/status", WEB_PORT_NAME)),
-            lifecycle: pool.vttablet.lifecycle.clone(),
+            // An empty lifecycle is none (as the Go operator leaves it), not `{}`.
+            lifecycle: pool
+                .vttablet
+                .lifecycle
+                .clone()
+                .filter(|l| l != &Default::default()),
             volume_mounts: Some(mounts),
             ..Container::default()
         }

@@ -85,6 +85,7 @@ fn backup_storage_reaches_vtctld() {
     assert_eq!(
         backup,
         [
+            "--backup-engine-implementation=builtin",
             "--backup-storage-implementation=gcs",
             "--gcs-backup-storage-bucket=bkt",
             "--gcs-backup-storage-root=example",

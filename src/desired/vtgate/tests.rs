@@ -84,6 +84,13 @@ fn deployment_defaults() {
         "--topo-global-root=/vitess/example/global",
         "--topo-implementation=etcd2",
         "--mysql-server-port=3306",
+        // The Go operator's reparent buffer and message size, so that its vtgates are taken
+        // over unchanged.
+        "--enable-buffer=true",
+        "--buffer-size=1000",
+        "--buffer-max-failover-duration=10s",
+        "--buffer-min-time-between-failovers=20s",
+        "--grpc-max-message-size=67108864",
     ] {
         assert!(args.contains(&want.to_string()), "{want} missing: {args:?}");
     }
@@ -93,6 +100,10 @@ fn deployment_defaults() {
             .any(|a| a.starts_with("--mysql-auth-server-impl"))
     );
     let c = &pod(&objects).containers[0];
+    assert_eq!(
+        c.lifecycle, None,
+        "an empty lifecycle is none, as the Go operator leaves it"
+    );
     let ports: Vec<i32> = c
         .ports
         .as_ref()
