@@ -49,23 +49,23 @@ async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, E
     } = desired::vtgate::build(owner)?;
     // The vtgate Deployment and Service only go with the cell (garbage collection), or when
     // their names change; the autoscaler goes when `gateway.autoscaler` is removed.
-    let desired_deployments = BTreeSet::from([deployment.name_any()]);
     let desired_services = BTreeSet::from([service.name_any()]);
     let desired_hpas: BTreeSet<String> = autoscaler.iter().map(|h| h.name_any()).collect();
     let applier = Applier::new(&ctx.client, &ctx.events, owner);
-    let service = applier.owned(service).await?;
-    let deployment = applier.owned(deployment).await?;
-    applier.all(autoscaler).await?;
     let selector = super::selector(
         owner,
         labels::component::VTGATE,
         &[labels::CLUSTER, labels::CELL],
     );
+    let service = applier.owned(service).await?;
+    // One full list of the cell's Deployments: a vtgate another writer made keeps its pods
+    // when it already runs ours (`adopt`), and the list serves the prune.
+    let deployment = super::adopt::deployments(&applier, &selector, vec![deployment])
+        .await?
+        .remove(0);
+    applier.all(autoscaler).await?;
     applier
         .prune::<HorizontalPodAutoscaler>(&selector, &desired_hpas)
-        .await?;
-    applier
-        .prune::<Deployment>(&selector, &desired_deployments)
         .await?;
     applier
         .prune::<Service>(&selector, &desired_services)
@@ -195,18 +195,20 @@ mod reconcile_tests {
         let deployment = format!("apply deployments/{vtgate}");
         let status = format!("status vitesscells/{}", cell.name_any());
         let reqs = requests(&first);
-        assert_eq!(reqs[1], deployment.as_str(), "{reqs:?}");
         assert!(reqs[0].starts_with("apply services/"), "{reqs:?}");
+        // The Deployments' one list serves the apply (a template another writer made may be
+        // kept) and the prune.
         assert_eq!(
-            reqs[2..],
+            reqs[1..],
             [
-                "list horizontalpodautoscalers",
                 "list deployments",
+                deployment.as_str(),
+                "list horizontalpodautoscalers",
                 "list services",
                 status.as_str()
             ]
         );
-        assert_eq!(writes(&first), [reqs[0], reqs[1], status.as_str()]);
+        assert_eq!(writes(&first), [reqs[0], reqs[2], status.as_str()]);
 
         let cell = server.object_like(&cell).expect("still there");
         reconcile(Arc::new(cell), ctx.clone())

@@ -2,6 +2,7 @@
 //! DESIGN §4 (read -> validate -> build -> apply -> report status). Children that are no
 //! longer desired are pruned, except data and what may still serve (DESIGN §7).
 
+pub mod adopt;
 pub mod backup;
 pub mod backupinit;
 pub mod backupstorage;

@@ -22,6 +22,17 @@ use std::collections::BTreeMap;
 
 use kube::api::ObjectMeta;
 
+/// The MD5 (hex) of `object`'s JSON as the builders render it: what changes when any field
+/// of it does.
+pub fn content_hash<T: serde::Serialize>(object: &T) -> String {
+    use md5::{Digest, Md5};
+    let json = serde_json::to_vec(object).unwrap_or_default();
+    Md5::digest(&json)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
     #[error("{0} has no metadata.name")]

@@ -68,11 +68,7 @@ const EXTRA_MY_CNF: &str =
 /// The hex MD5 of a pod's JSON as the builder makes it (labels, annotations, spec). JSON of
 /// these types is deterministic (maps are ordered), so equal pods have equal hashes.
 pub fn desired_state_hash(pod: &Pod) -> String {
-    let json = serde_json::to_vec(pod).unwrap_or_default();
-    Md5::digest(&json)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::content_hash(pod)
 }
 
 /// One tablet: its pod and, with a local mysqld, its data volume claim.

@@ -50,6 +50,9 @@ pub mod rollout {
     pub const SCHEDULED: &str = "rollout.planetscale.com/scheduled";
     /// Set by someone else to let a scheduled pod roll now.
     pub const RELEASED: &str = "rollout.planetscale.com/released";
+    /// On a Deployment another writer made whose pod template was kept as it was: the hash of
+    /// the template ours would have had then. While ours is still that, the kept one stays.
+    pub const ADOPTED_FOR: &str = "vitess.io/adopted-template-for";
 }
 
 /// A label set built up key by key.

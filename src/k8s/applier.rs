@@ -181,6 +181,11 @@ impl<'a, P: Resource<DynamicType = ()>> Applier<'a, P> {
         Ok(pruned)
     }
 
+    /// The client the writes go through (for the reads a caller makes around them).
+    pub fn client(&self) -> &'a Client {
+        self.client
+    }
+
     /// The parent whose children these are.
     pub fn owner(&self) -> &'a P {
         self.owner

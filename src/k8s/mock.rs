@@ -205,6 +205,10 @@ impl ApiServer {
                     }
                 };
                 let spec_changed = wrote;
+                let (object, wrote) = match verb {
+                    "apply" => applied_by(object, &field_manager(query), wrote),
+                    _ => (object, wrote),
+                };
                 let object = store.save(&target, object, wrote, spec_changed);
                 (StatusCode::OK, object, wrote)
             }
@@ -328,6 +332,32 @@ fn parse(path: &str) -> Option<Target> {
 }
 
 /// The `labelSelector` of a query: `key=value` pairs and bare keys, ANDed.
+/// The `fieldManager` of a request's query.
+fn field_manager(query: &str) -> String {
+    query
+        .split('&')
+        .find_map(|pair| pair.strip_prefix("fieldManager="))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Records in `metadata.managedFields` that `manager` has applied to `object` (as the API
+/// server does; the fields themselves are not tracked), which is a write the first time.
+fn applied_by(mut object: Value, manager: &str, wrote: bool) -> (Value, bool) {
+    let entry = json!({"manager": manager, "operation": "Apply"});
+    let fields = &mut object["metadata"]["managedFields"];
+    if !fields.is_array() {
+        *fields = json!([]);
+    }
+    match fields.as_array_mut() {
+        Some(entries) if !entries.contains(&entry) => {
+            entries.push(entry);
+            (object, true)
+        }
+        _ => (object, wrote),
+    }
+}
+
 fn label_selector(query: &str) -> Vec<(String, Option<String>)> {
     query
         .split('&')

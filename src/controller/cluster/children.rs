@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
 use kube::{Resource, ResourceExt};
@@ -26,7 +25,6 @@ pub(super) struct Wanted {
     pub(super) cells: BTreeSet<String>,
     pub(super) keyspaces: BTreeSet<String>,
     storages: BTreeSet<String>,
-    vtctlds: BTreeSet<String>,
     services: BTreeSet<String>,
     schedules: BTreeSet<String>,
 }
@@ -45,9 +43,10 @@ impl Wanted {
                     keyspaces,
                     backup_storages,
                 },
+            // Pruned as they are applied, from their one list (`adopt::deployments`).
             vtctld:
                 VtctldObjects {
-                    deployments,
+                    deployments: _,
                     service: vtctld_service,
                 },
             gateway_service,
@@ -58,7 +57,6 @@ impl Wanted {
             cells: names(cells),
             keyspaces: names(keyspaces),
             storages: names(backup_storages),
-            vtctlds: names(deployments),
             services: names([vtctld_service, gateway_service, tablet_service]),
             schedules: names(schedules),
         }
@@ -96,7 +94,11 @@ pub(super) async fn apply(
     let keyspaces = applier.all(keyspaces).await?;
     applier.all(backup_storages).await?;
     let vtctld_service = applier.owned(vtctld_service).await?.name_any();
-    let vtctlds = applier.all(deployments).await?;
+    // One full list of the vtctld Deployments: one another writer made keeps its pods when it
+    // already runs ours (`adopt`), and the list serves the prune.
+    let vtctlds =
+        crate::controller::adopt::deployments(applier, &vtctld_selector(cluster), deployments)
+            .await?;
     let gateway_service = applier.owned(gateway_service).await?.name_any();
     applier.owned(tablet_service).await?;
     applier.all(schedules).await?;
@@ -143,7 +145,13 @@ async fn first_gateway_counts(
     Ok(out)
 }
 
-/// Prunes the vtctld Deployments, cluster-wide Services, backup storages and schedule
+/// The labels of the cluster's vtctld Deployments.
+fn vtctld_selector(cluster: &VitessCluster) -> String {
+    crate::controller::selector(cluster, labels::component::VTCTLD, &[labels::CLUSTER])
+}
+
+/// Prunes (the vtctld Deployments are pruned as they are applied, from their one list) the
+/// cluster-wide Services, backup storages and schedule
 /// CronJobs the bundle no longer names (with Pruned Events).
 pub(super) async fn prune(
     applier: &Applier<'_, VitessCluster>,
@@ -152,12 +160,6 @@ pub(super) async fn prune(
 ) -> Result<(), Error> {
     let name = cluster.name_any();
     let ours = [(labels::CLUSTER, name.as_str())];
-    applier
-        .prune::<Deployment>(
-            &crate::controller::selector(cluster, labels::component::VTCTLD, &[labels::CLUSTER]),
-            &wanted.vtctlds,
-        )
-        .await?;
     applier
         .prune::<Service>(
             &apply::selector(&ours, &[labels::COMPONENT]),

@@ -116,3 +116,66 @@ async fn a_vtorc_deployment_no_longer_wanted_is_pruned_from_the_one_list() {
     assert!(server.object_like(&gone).is_none());
     assert!(server.object_like(&applied).is_some());
 }
+
+#[tokio::test]
+async fn a_go_made_tablet_pod_that_runs_our_spec_is_adopted_and_one_that_does_not_is_kept_outdated()
+{
+    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let (ctx, server) = testing::context(Some(&address));
+    let cluster = testing::example_cluster();
+    server.insert_object(&cluster);
+    let children = crate::desired::cluster::children(&cluster).expect("children");
+    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
+        .expect("shards")
+        .remove(0);
+    let shard = server.insert_object(&shard);
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    server.take_calls();
+
+    // As the Go operator leaves them: its own hash, no server-side apply of ours, and flags
+    // spelled with underscores; the second also runs another vttablet image.
+    let desired = crate::desired::vttablet::build(&shard).expect("tablets");
+    let go_made = |tablet: &crate::desired::vttablet::Tablet, image: Option<&str>| {
+        let mut pod = server.object_like(&tablet.pod).expect("created");
+        pod.metadata.managed_fields = None;
+        pod.annotations_mut()
+            .insert(labels::rollout::DESIRED_STATE_HASH.into(), "go-hash".into());
+        let spec = pod.spec.as_mut().expect("spec");
+        let vttablet = &mut spec.containers[0];
+        for arg in vttablet.args.iter_mut().flatten() {
+            if let Some((name, value)) = arg.split_once('=') {
+                *arg = format!("{}={value}", name.replace('-', "_").replacen("__", "--", 1));
+            }
+        }
+        if let Some(image) = image {
+            vttablet.image = Some(image.into());
+        }
+        server.insert_object(&pod)
+    };
+    let same = go_made(&desired[0], None);
+    let other = go_made(&desired[1], Some("vitess/lite:v23.0.0"));
+
+    let shard = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(shard), ctx.clone())
+        .await
+        .expect("second reconcile");
+    let calls = server.take_calls();
+    let adopted = format!("apply pods/{}", same.name_any());
+    assert!(writes(&calls).contains(&adopted.as_str()), "{calls:?}");
+    let hash = |pod: &Pod| hash_of(&server.object_like(pod).expect("kept")).to_string();
+    assert_eq!(hash(&same), hash_of(&desired[0].pod));
+    assert_eq!(hash(&other), "go-hash");
+    // Neither was replaced: adopting writes only the annotation, and the outdated one waits
+    // for its rollout (updateStrategy External by default).
+    assert_eq!(
+        server.object_like(&same).expect("kept").spec,
+        same.spec,
+        "the adopted pod's spec is untouched"
+    );
+    assert!(!writes(&calls).iter().any(|w| w.starts_with("delete pods")));
+}

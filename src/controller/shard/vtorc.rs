@@ -1,8 +1,6 @@
 //! The shard's vtorc step: its Deployments (one per cell with a replica pool, see
 //! `desired::vtorc`) applied when changed, those no longer wanted pruned, their availability.
 
-use k8s_openapi::api::apps::v1::Deployment;
-
 use super::*;
 use crate::api::shard::VitessOrchestratorStatus;
 use crate::k8s::applier::Applier;
@@ -21,23 +19,9 @@ pub(super) async fn vtorc(
         labels::component::VTORC,
         &[labels::CLUSTER, labels::KEYSPACE, labels::SHARD],
     );
-    let namespace = shard.namespace().unwrap_or_default();
-    let owner = crate::controller::describe(shard);
-    let uid = shard.uid().unwrap_or_default();
-    // One list: it gives the applies their current objects and the prune what is there.
-    let listed: Vec<Deployment> =
-        apply::labelled::<Deployment>(client, &namespace, &selector, &owner)
-            .await?
-            .into_iter()
-            .filter(|d| apply::controlled_by(&d.metadata, &uid))
-            .collect();
     let mut available = ConditionStatus::Unknown;
-    let mut desired = BTreeSet::new();
-    for deployment in desired::vtorc::build(shard)? {
-        let name = deployment.name_any();
-        let now = listed.iter().find(|d| d.name_any() == name).cloned();
-        let applied = applier.unless_unchanged(deployment, now).await?;
-        desired.insert(name);
+    let desired = desired::vtorc::build(shard)?;
+    for applied in crate::controller::adopt::deployments(&applier, &selector, desired).await? {
         let said = applied
             .status
             .and_then(|s| s.conditions)
@@ -53,10 +37,6 @@ pub(super) async fn vtorc(
             _ => {}
         }
     }
-    // Ours and no longer wanted: a cell's last replica pool went away.
-    applier
-        .prune_listed::<Deployment>(listed.into_iter().map(|d| d.metadata).collect(), &desired)
-        .await?;
     Ok(VitessOrchestratorStatus {
         available,
         service_name: None,

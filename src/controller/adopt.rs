@@ -1,0 +1,238 @@
+//! Deployments another writer made (the Go operator, before a takeover) whose pod template
+//! already runs what ours would ([`crate::desired::equivalent`]: flag spellings, API defaults
+//! and the pod securityContext aside) keep that template, so their pods are not replaced.
+//!
+//! Pure: [`deployment`] rewrites the Deployment about to be applied, from the one listed. The
+//! kept template is marked with the hash of the template ours would have had
+//! ([`labels::rollout::ADOPTED_FOR`]); while ours is still that, the kept one is applied again.
+//! When the spec changes (ours hashes otherwise), ours is applied and the mark goes with it —
+//! a field a user removes is removed, as for a Deployment ours made.
+
+use std::collections::BTreeSet;
+
+use k8s_openapi::api::apps::v1::Deployment;
+use kube::{Resource, ResourceExt};
+
+use super::Error;
+use crate::desired::equivalent;
+use crate::domain::labels;
+use crate::k8s::applier::Applier;
+use crate::k8s::apply;
+
+/// The parent's Deployments that `selector` matches, in one full list: each of `desired`
+/// applied (unless unchanged, given the applier's cache), with the listed template kept when
+/// [`deployment`] adopts it; those listed, controlled by the parent and no longer desired,
+/// pruned. Returns the applied Deployments in `desired`'s order.
+pub async fn deployments<P>(
+    applier: &Applier<'_, P>,
+    selector: &str,
+    desired: Vec<Deployment>,
+) -> Result<Vec<Deployment>, Error>
+where
+    P: Resource<DynamicType = ()>,
+{
+    let owner = applier.owner();
+    let namespace = owner.meta().namespace.clone().unwrap_or_default();
+    let uid = owner.meta().uid.clone().unwrap_or_default();
+    let described = format!("{} {namespace}/{}", P::kind(&()), owner.name_any());
+    let listed: Vec<Deployment> =
+        apply::labelled::<Deployment>(applier.client(), &namespace, selector, &described)
+            .await?
+            .into_iter()
+            .filter(|d| apply::controlled_by(&d.metadata, &uid))
+            .collect();
+    let mut names = BTreeSet::new();
+    let mut applied = Vec::with_capacity(desired.len());
+    for mut wanted in desired {
+        let name = wanted.name_any();
+        let now = listed.iter().find(|d| d.name_any() == name);
+        match deployment(&mut wanted, now) {
+            Template::Ours => {}
+            Template::Kept => {
+                tracing::debug!(deployment = %name, "kept the pod template another writer made")
+            }
+            Template::Differs(differences) => tracing::info!(
+                deployment = %name,
+                %differences,
+                "Deployment made by another writer differs from ours: its pods will be replaced"
+            ),
+        }
+        applied.push(applier.unless_unchanged(wanted, now.cloned()).await?);
+        names.insert(name);
+    }
+    applier
+        .prune_listed::<Deployment>(listed.into_iter().map(|d| d.metadata).collect(), &names)
+        .await?;
+    Ok(applied)
+}
+
+/// What [`deployment`] did with the listed Deployment's template.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Template {
+    /// Ours is applied (nothing listed, made by us, or not equivalent).
+    Ours,
+    /// The listed template is kept (adopted now or earlier); the Deployment's pods stay.
+    Kept,
+    /// Another writer's template that differs from ours: the differences, for the log.
+    Differs(String),
+}
+
+/// Rewrites `desired` to keep `observed`'s pod template when that is adopted (see the module
+/// documentation).
+pub fn deployment(desired: &mut Deployment, observed: Option<&Deployment>) -> Template {
+    let Some(observed) = observed else {
+        return Template::Ours;
+    };
+    let (Some(want), Some(seen)) = (desired.spec.as_mut(), observed.spec.as_ref()) else {
+        return Template::Ours;
+    };
+    let ours = crate::desired::content_hash(&want.template);
+    let marked = observed
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::rollout::ADOPTED_FOR))
+        == Some(&ours);
+    if !marked {
+        if apply::applied_by_us(&observed.metadata) {
+            return Template::Ours;
+        }
+        let differences = template_differences(&seen.template, &want.template);
+        if !differences.is_empty() {
+            return Template::Differs(equivalent::describe(&differences));
+        }
+    }
+    want.template = seen.template.clone();
+    desired
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(labels::rollout::ADOPTED_FOR.into(), ours);
+    Template::Kept
+}
+
+/// The pod template's labels and annotations ours sets must be there; its spec equivalent.
+fn template_differences(
+    observed: &k8s_openapi::api::core::v1::PodTemplateSpec,
+    desired: &k8s_openapi::api::core::v1::PodTemplateSpec,
+) -> Vec<equivalent::Difference> {
+    let value = |spec| serde_json::to_value(spec).unwrap_or_default();
+    let mut out = equivalent::pod_spec(&value(&observed.spec), &value(&desired.spec));
+    let (seen, want) = (
+        observed.metadata.clone().unwrap_or_default(),
+        desired.metadata.clone().unwrap_or_default(),
+    );
+    for (what, seen, want) in [
+        ("labels", seen.labels, want.labels),
+        ("annotations", seen.annotations, want.annotations),
+    ] {
+        let seen = seen.unwrap_or_default();
+        for (key, value) in want.unwrap_or_default() {
+            if seen.get(&key) != Some(&value) {
+                out.push(equivalent::Difference {
+                    path: format!("template.metadata.{what}.{key}"),
+                    desired: value,
+                    observed: seen.get(&key).cloned().unwrap_or_default(),
+                });
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+
+    fn vtgate() -> Deployment {
+        let cell =
+            crate::desired::cluster::children(&crate::controller::testing::example_cluster())
+                .expect("children")
+                .cells
+                .remove(0);
+        crate::desired::vtgate::build(&cell)
+            .expect("vtgate")
+            .deployment
+    }
+
+    /// `ours` as the Go operator writes it: flags with underscores, no securityContext, no
+    /// server-side apply of ours.
+    fn go_made(ours: &Deployment) -> Deployment {
+        let mut go = ours.clone();
+        let pod = go.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        pod.security_context = None;
+        for arg in pod.containers[0].args.iter_mut().flatten() {
+            let (name, value) = arg.split_once('=').unwrap();
+            *arg = format!(
+                "--{}={value}",
+                name.trim_start_matches('-').replace('-', "_")
+            );
+        }
+        go
+    }
+
+    fn template(d: &Deployment) -> &k8s_openapi::api::core::v1::PodTemplateSpec {
+        &d.spec.as_ref().unwrap().template
+    }
+
+    #[test]
+    fn a_go_made_equivalent_template_is_kept_and_marked_until_ours_changes() {
+        let ours = vtgate();
+        let go = go_made(&ours);
+        let mut desired = ours.clone();
+        assert_eq!(deployment(&mut desired, Some(&go)), Template::Kept);
+        assert_eq!(template(&desired), template(&go));
+        let mark = desired.annotations()[labels::rollout::ADOPTED_FOR].clone();
+        assert_eq!(mark, crate::desired::content_hash(template(&ours)));
+
+        // Applied by us with the mark: kept again while ours is the same.
+        let mut applied = desired.clone();
+        applied.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(apply::FIELD_MANAGER.into()),
+            operation: Some("Apply".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
+        let mut again = ours.clone();
+        assert_eq!(deployment(&mut again, Some(&applied)), Template::Kept);
+        assert_eq!(template(&again), template(&go));
+
+        // The spec changed (a resource removed, say): ours, without the mark.
+        let mut changed = ours.clone();
+        let pod = changed
+            .spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap();
+        pod.containers[0].resources = None;
+        assert_eq!(deployment(&mut changed, Some(&applied)), Template::Ours);
+        assert!(pod_of(&changed).containers[0].resources.is_none());
+        assert!(
+            !changed
+                .annotations()
+                .contains_key(labels::rollout::ADOPTED_FOR)
+        );
+    }
+
+    fn pod_of(d: &Deployment) -> &k8s_openapi::api::core::v1::PodSpec {
+        template(d).spec.as_ref().unwrap()
+    }
+
+    #[test]
+    fn a_go_made_template_that_runs_something_else_is_replaced_and_says_why() {
+        let ours = vtgate();
+        let mut go = go_made(&ours);
+        let pod = go.spec.as_mut().unwrap().template.spec.as_mut().unwrap();
+        pod.containers[0].image = Some("vitess/lite:v23.0.0".into());
+        let mut desired = ours.clone();
+        match deployment(&mut desired, Some(&go)) {
+            Template::Differs(why) => assert!(why.contains("image"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(template(&desired), template(&ours));
+        assert_eq!(deployment(&mut ours.clone(), None), Template::Ours);
+    }
+}
