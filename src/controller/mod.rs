@@ -14,7 +14,7 @@ pub mod etcd;
 pub mod keyspace;
 pub mod shard;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 pub mod topology;
 pub mod vtctld;
 

@@ -39,12 +39,26 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
         images: &images,
         global: &global,
     };
+    let keyspaces = parts.keyspaces();
+    let mysqld = first_shard_mysqld(&keyspaces).or_else(|| images.mysqld.clone());
     Ok(ClusterChildren {
         etcd,
-        cells: parts.cells(),
-        keyspaces: parts.keyspaces(),
+        cells: parts.cells(mysqld),
+        keyspaces,
         backup_storages: parts.backup_storages(),
     })
+}
+
+/// The mysqld image of the cluster's first VitessShard by name (its keyspace's, else the
+/// cluster's): vtgate reports that MySQL version, as the Go operator's cell controller picks
+/// it from the first shard it lists. None without shards.
+fn first_shard_mysqld(keyspaces: &[VitessKeyspace]) -> Option<MysqldImage> {
+    keyspaces
+        .iter()
+        .filter_map(|ks| super::keyspace::shards(ks).ok())
+        .flatten()
+        .min_by(|a, b| a.metadata.name.cmp(&b.metadata.name))
+        .and_then(|shard| shard.spec.images.mysqld)
 }
 
 /// The global lockserver the cluster runs itself, unless it names an external one.
@@ -78,8 +92,9 @@ struct Parts<'a> {
 }
 
 impl Parts<'_> {
-    /// One VitessCell per cell of the spec.
-    fn cells(&self) -> Vec<VitessCell> {
+    /// One VitessCell per cell of the spec; `mysqld` is the image vtgate takes its MySQL
+    /// version from.
+    fn cells(&self, mysqld: Option<MysqldImage>) -> Vec<VitessCell> {
         let (spec, name) = (self.spec, self.name);
         let all_cells: Vec<String> = spec.cells.iter().map(|c| c.name.clone()).collect();
         spec.cells
@@ -97,7 +112,7 @@ impl Parts<'_> {
                     all_cells: all_cells.clone(),
                     images: VitessCellImages {
                         vtgate: self.images.vtgate.clone(),
-                        mysqld: self.images.mysqld.clone(),
+                        mysqld: mysqld.clone(),
                     },
                     image_pull_policies: spec.image_pull_policies.clone(),
                     image_pull_secrets: spec.image_pull_secrets.clone(),
@@ -220,5 +235,34 @@ fn keyspace_images(
         mysqld_exporter: over
             .mysqld_exporter
             .or_else(|| cluster.mysqld_exporter.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::testing;
+
+    fn cell_mysqld(cluster: &VitessCluster) -> Option<String> {
+        let cells = children(cluster).expect("children").cells;
+        cells[0].spec.images.mysqld.clone()?.mysql80_compatible
+    }
+
+    #[test]
+    fn vtgate_takes_the_mysqld_image_of_the_first_shard_by_name_as_the_go_operator_does() {
+        let mut cluster = testing::example_cluster();
+        let cluster_image = cell_mysqld(&cluster);
+        assert!(cluster_image.is_some());
+        // The only keyspace runs another mysqld: its shards are the first (and only) ones.
+        let keyspace = &mut cluster.spec.keyspaces[0];
+        let images = keyspace.images.get_or_insert_with(Default::default);
+        images.mysqld = Some(MysqldImage {
+            mysql80_compatible: Some("mysql:9.7".into()),
+            ..MysqldImage::default()
+        });
+        assert_eq!(cell_mysqld(&cluster).as_deref(), Some("mysql:9.7"));
+        // Without shards, the cluster's.
+        cluster.spec.keyspaces.clear();
+        assert_eq!(cell_mysqld(&cluster), cluster_image);
     }
 }
