@@ -19,6 +19,21 @@ use crate::domain::labels;
 use crate::k8s::applier::Applier;
 use crate::k8s::apply;
 
+/// Whether `object` (a VitessCell, VitessKeyspace or VitessShard) still holds what another
+/// writer gave it: it has a controller (a parent made it) but our parent controller has not
+/// applied it yet. Its spec is then the other writer's (the Go operator's, just after a
+/// takeover), and acting on it could roll pods for a spec that is about to change: its
+/// reconcile waits for the parent's apply (which wakes it).
+pub fn awaiting_parent<K: Resource>(object: &K) -> bool {
+    let meta = object.meta();
+    let has_controller = meta
+        .owner_references
+        .iter()
+        .flatten()
+        .any(|o| o.controller == Some(true));
+    has_controller && !apply::applied_by_us(meta)
+}
+
 /// The parent's Deployments that `selector` matches, in one full list: each of `desired`
 /// applied (unless unchanged, given the applier's cache), with the listed template kept when
 /// [`deployment`] adopts it; those listed, controlled by the parent and no longer desired,
@@ -219,6 +234,32 @@ mod tests {
 
     fn pod_of(d: &Deployment) -> &k8s_openapi::api::core::v1::PodSpec {
         template(d).spec.as_ref().unwrap()
+    }
+
+    #[test]
+    fn a_child_its_parent_made_waits_until_our_parent_controller_has_applied_it() {
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+        let mut cell =
+            crate::desired::cluster::children(&crate::controller::testing::example_cluster())
+                .expect("children")
+                .cells
+                .remove(0);
+        // Made by hand (no controller): never waits.
+        assert!(!awaiting_parent(&cell));
+        cell.metadata.owner_references = Some(vec![OwnerReference {
+            controller: Some(true),
+            kind: "VitessCluster".into(),
+            name: "example".into(),
+            ..OwnerReference::default()
+        }]);
+        // The Go operator's, as a takeover finds it: waits.
+        assert!(awaiting_parent(&cell));
+        cell.metadata.managed_fields = Some(vec![ManagedFieldsEntry {
+            manager: Some(apply::FIELD_MANAGER.into()),
+            operation: Some("Apply".into()),
+            ..ManagedFieldsEntry::default()
+        }]);
+        assert!(!awaiting_parent(&cell));
     }
 
     #[test]

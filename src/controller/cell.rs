@@ -41,6 +41,12 @@ pub async fn run(ctx: Arc<Context>) {
 
 #[tracing::instrument(skip_all, fields(cell = %cell.name_any()))]
 async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if crate::controller::adopt::awaiting_parent(cell.as_ref()) {
+        tracing::info!(
+            "not applied by its parent's controller yet (made by another writer): waiting for it"
+        );
+        return Ok(Action::await_change());
+    }
     let owner = cell.as_ref();
     let desired::vtgate::VtgateObjects {
         deployment,

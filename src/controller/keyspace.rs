@@ -39,6 +39,12 @@ struct Observed {
 
 #[tracing::instrument(skip_all, fields(keyspace = %keyspace.name_any()))]
 async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if crate::controller::adopt::awaiting_parent(keyspace.as_ref()) {
+        tracing::info!(
+            "not applied by its parent's controller yet (made by another writer): waiting for it"
+        );
+        return Ok(Action::await_change());
+    }
     let client = &ctx.client;
     let applier = Applier::new(client, &ctx.events, keyspace.as_ref()).with_cache(&ctx.applied);
     // One list instead of one apply per shard: a shard whose desired state this process

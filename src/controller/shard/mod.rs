@@ -109,6 +109,12 @@ pub(super) struct VitessView {
 
 #[tracing::instrument(skip_all, fields(shard = %shard.name_any()))]
 async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action, Error> {
+    if crate::controller::adopt::awaiting_parent(shard.as_ref()) {
+        tracing::info!(
+            "not applied by its parent's controller yet (made by another writer): waiting for it"
+        );
+        return Ok(Action::await_change());
+    }
     let namespace = shard.namespace().unwrap_or_default();
     let (observed, unwanted) = tablets(&ctx, &shard).await?;
     let orchestrator = vtorc(&ctx, &shard).await?;
