@@ -8,6 +8,7 @@ use crate::api::VitessCluster;
 use crate::cli::yaml;
 use crate::k8s::mock::{ApiServer, Call};
 use crate::vitess::{Clients, Endpoints};
+use vtctld_fake::FakeVtctld;
 
 /// The namespace every test object lives in.
 pub const NAMESPACE: &str = "default";
@@ -51,4 +52,23 @@ pub fn writes(calls: &[Call]) -> Vec<&str> {
         .filter(|c| c.wrote)
         .map(|c| c.what.as_str())
         .collect()
+}
+
+/// A fake vtctld, a context whose clusters use it, the example cluster stored (shards read
+/// it for vtctld's TLS settings), and its first keyspace's first shard stored. Keep the
+/// vtctld: it stops when dropped.
+pub async fn example_shard() -> (FakeVtctld, Arc<Context>, ApiServer, crate::api::VitessShard) {
+    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let (ctx, server) = context(Some(&address));
+    let cluster = example_cluster();
+    server.insert_object(&cluster);
+    let children = crate::desired::cluster::children(&cluster).expect("children");
+    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
+        .expect("shards")
+        .remove(0);
+    let shard = server.insert_object(&shard);
+    (vtctld, ctx, server, shard)
 }

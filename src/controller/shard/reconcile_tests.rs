@@ -2,23 +2,10 @@
 
 use super::*;
 use crate::controller::testing::{self, requests, writes};
-use vtctld_fake::FakeVtctld;
 
 #[tokio::test]
 async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
-    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("fake vtctld");
-    let address = vtctld.local_addr().to_string();
-    let (ctx, server) = testing::context(Some(&address));
-    let cluster = testing::example_cluster();
-    // The shard reads its cluster (for vtctld's TLS settings) itself.
-    server.insert_object(&cluster);
-    let children = crate::desired::cluster::children(&cluster).expect("children");
-    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
-        .expect("shards")
-        .remove(0);
-    let shard = server.insert_object(&shard);
+    let (vtctld, ctx, server, shard) = testing::example_shard().await;
 
     reconcile(Arc::new(shard.clone()), ctx.clone())
         .await
@@ -72,18 +59,7 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
 
 #[tokio::test]
 async fn a_vtorc_deployment_no_longer_wanted_is_pruned_from_the_one_list() {
-    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("fake vtctld");
-    let address = vtctld.local_addr().to_string();
-    let (ctx, server) = testing::context(Some(&address));
-    let cluster = testing::example_cluster();
-    server.insert_object(&cluster);
-    let children = crate::desired::cluster::children(&cluster).expect("children");
-    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
-        .expect("shards")
-        .remove(0);
-    let shard = server.insert_object(&shard);
+    let (_vtctld, ctx, server, shard) = testing::example_shard().await;
     reconcile(Arc::new(shard.clone()), ctx.clone())
         .await
         .expect("first reconcile");
@@ -120,18 +96,7 @@ async fn a_vtorc_deployment_no_longer_wanted_is_pruned_from_the_one_list() {
 #[tokio::test]
 async fn a_go_made_tablet_pod_that_runs_our_spec_is_adopted_and_one_that_does_not_is_kept_outdated()
 {
-    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("fake vtctld");
-    let address = vtctld.local_addr().to_string();
-    let (ctx, server) = testing::context(Some(&address));
-    let cluster = testing::example_cluster();
-    server.insert_object(&cluster);
-    let children = crate::desired::cluster::children(&cluster).expect("children");
-    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
-        .expect("shards")
-        .remove(0);
-    let shard = server.insert_object(&shard);
+    let (_vtctld, ctx, server, shard) = testing::example_shard().await;
     reconcile(Arc::new(shard.clone()), ctx.clone())
         .await
         .expect("first reconcile");
