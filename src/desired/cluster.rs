@@ -53,12 +53,15 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
 /// cluster's): vtgate reports that MySQL version, as the Go operator's cell controller picks
 /// it from the first shard it lists. None without shards.
 fn first_shard_mysqld(keyspaces: &[VitessKeyspace]) -> Option<MysqldImage> {
+    // A shard's images are its keyspace's.
     keyspaces
         .iter()
-        .filter_map(|ks| super::keyspace::shards(ks).ok())
-        .flatten()
-        .min_by(|a, b| a.metadata.name.cmp(&b.metadata.name))
-        .and_then(|shard| shard.spec.images.mysqld)
+        .filter_map(|ks| {
+            let first = super::keyspace::shard_names(ks).ok()?.into_iter().min()?;
+            Some((first, ks))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0))
+        .and_then(|(_, ks)| ks.spec.images.mysqld.clone())
 }
 
 /// The global lockserver the cluster runs itself, unless it names an external one.

@@ -13,19 +13,38 @@ use crate::domain::names;
 
 /// Builds the shards of `keyspace`, sorted by key range.
 pub fn shards(keyspace: &VitessKeyspace) -> Result<Vec<VitessShard>, Error> {
-    let cluster = keyspace
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(labels::CLUSTER))
-        .ok_or(Error::MissingLabel {
-            kind: "VitessKeyspace",
-            label: labels::CLUSTER,
-        })?;
+    let cluster = cluster_of(keyspace)?;
     Ok(ranges(&keyspace.spec)
         .into_iter()
         .map(|(range, template)| shard(keyspace, cluster, &range, template))
         .collect())
+}
+
+/// The names [`shards`] gives, without building the shards.
+pub fn shard_names(keyspace: &VitessKeyspace) -> Result<Vec<String>, Error> {
+    let cluster = cluster_of(keyspace)?;
+    Ok(ranges(&keyspace.spec)
+        .into_iter()
+        .map(|(range, _)| shard_name(keyspace, cluster, &range))
+        .collect())
+}
+
+/// The cluster a keyspace belongs to (its label).
+fn cluster_of(keyspace: &VitessKeyspace) -> Result<&str, Error> {
+    keyspace
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::CLUSTER))
+        .map(String::as_str)
+        .ok_or(Error::MissingLabel {
+            kind: "VitessKeyspace",
+            label: labels::CLUSTER,
+        })
+}
+
+fn shard_name(keyspace: &VitessKeyspace, cluster: &str, range: &KeyRange) -> String {
+    names::cluster::shard(cluster, &keyspace.spec.template.name, &range.safe_name())
 }
 
 /// Every shard's key range with its template, in Vitess order: later partitionings overwrite
@@ -76,7 +95,7 @@ fn shard(
     let safe = range.safe_name();
     VitessShard {
         metadata: meta(
-            names::cluster::shard(cluster, ks_name, &safe),
+            shard_name(keyspace, cluster, range),
             namespace,
             labels::set(&[
                 (labels::CLUSTER, cluster),
@@ -107,5 +126,27 @@ fn shard(
             tablet_refresh_interval: spec.tablet_refresh_interval.clone(),
         },
         status: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shard_names_are_the_names_of_the_shards() {
+        let cluster = crate::controller::testing::cluster_in(
+            &include_str!("../../examples/initial-cluster.yaml").replace("parts: 1", "parts: 4"),
+        );
+        let keyspaces = crate::desired::cluster::children(&cluster)
+            .expect("children")
+            .keyspaces;
+        let built: Vec<String> = shards(&keyspaces[0])
+            .expect("shards")
+            .iter()
+            .map(|s| s.metadata.name.clone().unwrap_or_default())
+            .collect();
+        assert_eq!(built.len(), 4);
+        assert_eq!(shard_names(&keyspaces[0]).expect("names"), built);
     }
 }
