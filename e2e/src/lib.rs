@@ -14,6 +14,7 @@
 
 mod agent;
 mod apply;
+mod go_operator;
 mod kinds;
 mod namespace;
 mod node;
@@ -26,6 +27,7 @@ mod wait;
 
 pub use agent::{SharedFake, TabletLabels, start_tablet_agent, tablet_of, with_fake_vtctld};
 pub use apply::{FIELD_MANAGER, apply_yaml};
+pub use go_operator::{anchors_dir, go_operator};
 pub use kinds::{
     METRICS_ADDRESS, condition, dynamic, install_crds, is_ready, versions, with_operator,
     with_operator_at,

@@ -161,16 +161,10 @@ impl Writer {
     }
 }
 
-/// The ids in `database.table` on the mysqld of tablet pod `pod`, read on its own socket as
-/// vt_dba (not through vtgate: every copy is counted, the primary's and each replica's).
-pub async fn ids_on_tablet(
-    namespace: &str,
-    pod: &str,
-    database: &str,
-    table: &str,
-) -> Result<BTreeSet<u64>> {
-    let query = format!("SELECT id FROM {database}.{table}");
-    let out = crate::kubectl(&[
+/// `query`'s rows (tab-separated, no header) as the tablet pod's mysqld answers them to
+/// vt_dba on its socket (`kubectl exec` into the mysqld container).
+pub async fn dba_query(namespace: &str, pod: &str, query: &str) -> Result<String> {
+    crate::kubectl(&[
         "-n",
         namespace,
         "exec",
@@ -183,8 +177,24 @@ pub async fn ids_on_tablet(
         "--user=vt_dba",
         "-N",
         "-e",
-        &query,
+        query,
     ])
+    .await
+}
+
+/// The ids in `database.table` on the mysqld of tablet pod `pod`, read on its own socket as
+/// vt_dba (not through vtgate: every copy is counted, the primary's and each replica's).
+pub async fn ids_on_tablet(
+    namespace: &str,
+    pod: &str,
+    database: &str,
+    table: &str,
+) -> Result<BTreeSet<u64>> {
+    let out = dba_query(
+        namespace,
+        pod,
+        &format!("SELECT id FROM {database}.{table}"),
+    )
     .await?;
     out.lines()
         .map(|l| {

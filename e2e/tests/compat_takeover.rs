@@ -12,13 +12,12 @@
 //! KWOK pods never run, so tablets have no primary; that is expected.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, client, e2e_dir, in_ci, kubectl, kubectl_with_stdin, unique_suffix,
+    Operator, TestNamespace, client, go_operator, kubectl, kubectl_with_stdin, unique_suffix,
     vtctld_addr, vtctldclient, wait_for, workspace_dir,
 };
 
@@ -33,48 +32,6 @@ const MUST_KEEP: &[&str] = &["Pod", "PersistentVolumeClaim", "Service", "Deploym
 const RESOURCES: &str = "pods,persistentvolumeclaims,services,deployments,\
     horizontalpodautoscalers,cronjobs,poddisruptionbudgets,vitesscells,vitesskeyspaces,\
     vitessshards,vitessbackupstorages,etcdlockservers";
-
-fn anchors_dir() -> PathBuf {
-    match std::env::var_os("VITESS_OPERATOR_ANCHORS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_dir().join("../shared/anchors"),
-    }
-}
-
-/// `e2e/go-operator build` and `source`, or `None` outside CI when the anchors are missing.
-fn go_operator() -> Result<Option<(PathBuf, PathBuf)>> {
-    let dir = anchors_dir();
-    let has_tarball = std::fs::read_dir(&dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("vitess-operator-go-") && name.ends_with(".tar.gz")
-        })
-    });
-    if !has_tarball {
-        let why = format!(
-            "no vitess-operator-go-<commit>.tar.gz in {} (set VITESS_OPERATOR_ANCHORS)",
-            dir.display()
-        );
-        if in_ci() {
-            bail!("takeover: {why}; CI=true needs the anchors for `make compat`");
-        }
-        eprintln!("SKIPPED takeover: {why}");
-        return Ok(None);
-    }
-    let run = |what: &str| -> Result<PathBuf> {
-        let out = std::process::Command::new(e2e_dir().join("go-operator"))
-            .arg(what)
-            .output()
-            .with_context(|| format!("running e2e/go-operator {what}"))?;
-        ensure!(
-            out.status.success(),
-            "e2e/go-operator {what} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        Ok(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()))
-    };
-    Ok(Some((run("build")?, run("source")?)))
-}
 
 fn cluster_yaml(cell_a: &str, cell_b: &str, keyspace: &str) -> String {
     let pool = |cell: &str, kind: &str, replicas: u32, name: &str| {
@@ -329,9 +286,10 @@ fn start_go(binary: &std::path::Path, ns: &str) -> Result<Operator> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn takeover_from_the_go_operator() -> Result<()> {
-    let Some((go_binary, go_source)) = go_operator()? else {
+    let Some(paths) = go_operator("takeover", &["build", "source"])? else {
         return Ok(());
     };
+    let (go_binary, go_source) = (&paths[0], &paths[1]);
     let started = Instant::now();
     let client = client().await?;
     let had_schedule_crd = kubectl(&["get", "crd", "vitessbackupschedules.planetscale.com"])
@@ -344,15 +302,7 @@ async fn takeover_from_the_go_operator() -> Result<()> {
         format!("tkb{suffix}"),
         format!("tk{suffix}"),
     );
-    let result = run(
-        ns.name(),
-        &go_binary,
-        &go_source,
-        &cell_a,
-        &cell_b,
-        &keyspace,
-    )
-    .await;
+    let result = run(ns.name(), go_binary, go_source, &cell_a, &cell_b, &keyspace).await;
     // Whatever happened: our CRDs back, as the other tests expect, and the namespace gone.
     let crds = workspace_dir().join("crds");
     let priority = workspace_dir().join("config/priority");

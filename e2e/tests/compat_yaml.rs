@@ -14,11 +14,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, Result, bail, ensure};
+use anyhow::{Context as _, Result, ensure};
 use serde_json::Value;
 use vitess_operator::cli::validate::{self, Checker};
 use vitess_operator_e2e::{
-    TestNamespace, client, e2e_dir, in_ci, install_crds, kubectl_with_stdin, workspace_dir,
+    TestNamespace, client, go_operator, install_crds, kubectl_with_stdin, workspace_dir,
 };
 
 /// What of the Go operator's CRDs we do not serve as it does, and why: (kind, path, the
@@ -104,46 +104,12 @@ const REFUSALS: &[(&str, &str, &str, &str)] = &[
     ),
 ];
 
-/// The anchors folder (`$VITESS_OPERATOR_ANCHORS`, else `<repo>/../shared/anchors`).
-fn anchors_dir() -> PathBuf {
-    match std::env::var_os("VITESS_OPERATOR_ANCHORS") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => workspace_dir().join("../shared/anchors"),
-    }
-}
-
 /// The extracted Go operator source (`e2e/go-operator source`), or `None` when the anchors are
-/// missing outside CI (after saying the test is skipped). Under `CI=true` missing anchors fail.
+/// missing outside CI (see [`go_operator`]). Under `CI=true` missing anchors fail.
 fn go_source(test: &str) -> Result<Option<PathBuf>> {
-    let dir = anchors_dir();
-    let has_tarball = std::fs::read_dir(&dir).is_ok_and(|entries| {
-        entries.flatten().any(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.starts_with("vitess-operator-go-") && name.ends_with(".tar.gz")
-        })
-    });
-    if !has_tarball {
-        let why = format!(
-            "no vitess-operator-go-<commit>.tar.gz in {} (set VITESS_OPERATOR_ANCHORS to the \
-             folder of the Go operator's source tarball)",
-            dir.display()
-        );
-        if in_ci() {
-            bail!("{test}: {why}; CI=true needs the anchors for `make compat`");
-        }
-        eprintln!("SKIPPED {test}: {why}");
+    let Some(path) = go_operator(test, &["source"])?.and_then(|mut p| p.pop()) else {
         return Ok(None);
-    }
-    let out = std::process::Command::new(e2e_dir().join("go-operator"))
-        .arg("source")
-        .output()
-        .context("running e2e/go-operator source")?;
-    ensure!(
-        out.status.success(),
-        "e2e/go-operator source failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    };
     ensure!(
         path.join("deploy/crds").is_dir(),
         "{} has no deploy/crds",

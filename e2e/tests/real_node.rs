@@ -391,22 +391,8 @@ async fn mysqld_and_vttablet_run_together_on_images_built_here() -> Result<()> {
         "mysqld to answer vt_dba on its socket",
         Duration::from_secs(90),
         async |seen: &mut String| {
-            let out = kubectl(&[
-                "-n",
-                &name,
-                "exec",
-                "tablet",
-                "-c",
-                "mysqld",
-                "--",
-                "mysql",
-                "--socket=/vt/socket/mysql.sock",
-                "--user=vt_dba",
-                "-N",
-                "-e",
-                "SELECT @@version",
-            ])
-            .await;
+            let out =
+                vitess_operator_e2e::sql::dba_query(&name, "tablet", "SELECT @@version").await;
             *seen = format!("{out:?}");
             Ok(out.ok())
         },
