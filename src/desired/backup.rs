@@ -20,8 +20,6 @@ use crate::{domain::labels, domain::names};
 pub const VOLUME_MOUNT_PATH: &str = "/vt/backups";
 /// Name of the pod volume of a `volume` location.
 const VOLUME_NAME: &str = "vitess-backups";
-/// Name of the pod volume (and `/vt/secrets/<name>` directory) of a location's auth secret.
-const AUTH_VOLUME: &str = "backup-auth";
 /// The MySQL user xtrabackup connects as (the tablet's DBA user).
 const XTRABACKUP_USER: &str = "vt_dba";
 /// Stripes of an xtrabackup stream: parallel upload and restore.
@@ -57,14 +55,18 @@ impl BackupStorage {
         });
     }
 
-    /// Mounts the auth secret read-only and returns the path of its file.
+    /// Mounts the auth secret of a `backend` location read-only, at
+    /// `/vt/secrets/<backend>-backup-auth/` (the Go operator's path), and returns the path of
+    /// its file.
     fn auth(
         &mut self,
+        backend: &str,
         source: &crate::api::shared::SecretSource,
         object: &str,
         field: &str,
     ) -> Result<String, Error> {
-        let file = podspec::secret_file(source, AUTH_VOLUME, object, field)?;
+        let dir = format!("{backend}-backup-auth");
+        let file = podspec::secret_file(source, &dir, object, field)?;
         self.volumes.extend(file.volume);
         self.mounts.push(file.mount);
         Ok(file.path)
@@ -115,7 +117,7 @@ pub fn storage(
             root(gcs.key_prefix.as_deref(), cluster),
         );
         if let Some(secret) = &gcs.auth_secret {
-            let path = out.auth(secret, object, &field("gcs"))?;
+            let path = out.auth("gcs", secret, object, &field("gcs"))?;
             out.env("GOOGLE_APPLICATION_CREDENTIALS", &path);
         }
     } else if let Some(s3) = &location.s3 {
@@ -129,14 +131,15 @@ pub fn storage(
         if let Some(endpoint) = &s3.endpoint {
             out.flag("s3-backup-aws-endpoint", endpoint);
         }
-        if s3.force_path_style == Some(true) {
-            out.flag("s3-backup-force-path-style", true);
-        }
+        out.flag(
+            "s3-backup-force-path-style",
+            s3.force_path_style.unwrap_or(false),
+        );
         if let Some(size) = s3.min_part_size.filter(|&size| size > 0) {
             out.flag("s3-backup-aws-min-partsize", size);
         }
         if let Some(secret) = &s3.auth_secret {
-            let path = out.auth(secret, object, &field("s3"))?;
+            let path = out.auth("s3", secret, object, &field("s3"))?;
             out.env("AWS_SHARED_CREDENTIALS_FILE", &path);
         }
     } else if let Some(azblob) = &location.azblob {
@@ -147,12 +150,13 @@ pub fn storage(
             "azblob-backup-storage-root",
             root(azblob.key_prefix.as_deref(), cluster),
         );
-        let path = out.auth(&azblob.auth_secret, object, &field("azblob"))?;
+        let path = out.auth("azblob", &azblob.auth_secret, object, &field("azblob"))?;
         out.flag("azblob-backup-account-key-file", path);
     } else if let Some(ceph) = &location.ceph {
         out.flag("backup-storage-implementation", "ceph");
-        let path = out.auth(&ceph.auth_secret, object, &field("ceph"))?;
-        out.flag("ceph-backup-storage-config", path);
+        let path = out.auth("ceph", &ceph.auth_secret, object, &field("ceph"))?;
+        out.flag("ceph-backup-storage-config", &path);
+        out.env("CEPH_CREDENTIALS_FILE", &path);
     } else if let Some(volume) = &location.volume {
         let source = serde_json::Value::Object(volume.clone());
         let mut pod_volume: Volume =
@@ -178,16 +182,30 @@ pub fn storage(
     Ok(out)
 }
 
-/// Engine flags of the pods that take backups (vttablet, vtbackup).
-pub fn engine_flags(engine: BackupEngine, flags: &mut FlagSet) {
+/// Engine flags of the pods that take or restore backups (vttablet, vtbackup). xtrabackup
+/// copies with `backup_threads` and restores with `restore_threads` (each at least one), the
+/// Go operator's sizing from the pod's CPU requests; its stream is compressed.
+pub fn engine_flags(
+    engine: BackupEngine,
+    backup_threads: u64,
+    restore_threads: u64,
+    flags: &mut FlagSet,
+) {
     flags.set("backup-engine-implementation", engine.as_str());
     if engine == BackupEngine::Xtrabackup {
         flags
             .set("xtrabackup-user", XTRABACKUP_USER)
             .set("xtrabackup-stream-mode", "xbstream")
             .set("xtrabackup-stripes", XTRABACKUP_STRIPES)
-            .set("xtrabackup-backup-flags", "--parallel=2")
-            .set("xbstream-restore-flags", "--parallel=2");
+            .set(
+                "xtrabackup-backup-flags",
+                format!("--parallel={}", backup_threads.max(1)),
+            )
+            .set(
+                "xbstream-restore-flags",
+                format!("--parallel={}", restore_threads.max(1)),
+            )
+            .set("backup-storage-compress", true);
     }
 }
 
@@ -396,7 +414,7 @@ mod tests {
         let out = storage(&location, "example", "o").unwrap();
         assert_eq!(
             out.env[0].value.as_deref(),
-            Some("/vt/secrets/backup-auth/credentials")
+            Some("/vt/secrets/s3-backup-auth/credentials")
         );
         assert!(out.mounts[0].read_only == Some(true));
         assert!(!out.flags.iter().any(|(_, v)| v.contains("s3-auth")));

@@ -66,6 +66,21 @@ pub const VTGATE_BUFFER_MIN_BETWEEN: &str = "20s";
 /// for large result sets).
 pub const GRPC_MAX_MESSAGE_SIZE: u32 = 64 * 1024 * 1024;
 
+/// vttablet's query server, as the Go operator sizes it: connections of the transaction-less
+/// and streaming pools, open transactions at once...
+pub const VTTABLET_POOL_SIZE: u32 = 96;
+pub const VTTABLET_STREAM_POOL_SIZE: u32 = 96;
+pub const VTTABLET_TRANSACTION_CAP: u32 = 300;
+/// ...the longest a query may run, and the most rows a result may hold.
+pub const VTTABLET_QUERY_TIMEOUT: &str = "900s";
+pub const VTTABLET_MAX_RESULT_SIZE: u32 = 100_000;
+/// Backup files restored at once (vttablet) or written at once (vtbackup).
+pub const BACKUP_CONCURRENCY: u32 = 10;
+/// CPU and memory requested by a tablet's init containers (short copy and sed scripts), under
+/// whatever the pool asks for vttablet.
+pub const INIT_CPU_REQUEST: &str = "100m";
+pub const INIT_MEMORY_REQUEST: &str = "32Mi";
+
 /// Grace period of tablet pods: long, so mysqld can shut down cleanly (a killed mysqld means
 /// crash recovery on the next start).
 pub const VTTABLET_TERMINATION_GRACE_SECONDS: i64 = 1800;

@@ -12,7 +12,11 @@
 //!   path, with the API server's service-account token volume and mount ignored;
 //! - the pod's `securityContext` is not compared: the Go operator sets none, ours sets the
 //!   mysql user and group; a pod that has run without them keeps running without them until
-//!   the spec changes (README, "Taking over a cluster the Go operator made").
+//!   the spec changes (README, "Taking over a cluster the Go operator made");
+//! - init containers' command and args are not compared (their name, image, mounts and
+//!   resources are): an init container of a running pod has done its work and will not run
+//!   again in it, and ours do the same work as the Go operator's (the same files in the same
+//!   places) in scripts of our own wording.
 //!
 //! Anything else that differs is a [`Difference`], named by path, so the log says why a pod
 //! was not adopted.
@@ -54,6 +58,11 @@ pub fn pod_spec(observed: &Value, desired: &Value) -> Vec<Difference> {
         if let Some(map) = spec.as_object_mut() {
             for field in IGNORED {
                 map.remove(*field);
+            }
+            let init = map.get_mut("initContainers").and_then(Value::as_array_mut);
+            for container in init.into_iter().flatten().filter_map(Value::as_object_mut) {
+                container.remove("command");
+                container.remove("args");
             }
         }
         normalise(spec);
@@ -333,6 +342,38 @@ mod tests {
             found[0].path,
             "spec.containers[vttablet].volumeMounts (mountPaths)"
         );
+    }
+
+    #[test]
+    fn an_init_script_worded_otherwise_is_the_same_pod_but_another_init_image_is_not() {
+        let with_init = |script: &str, image: &str| {
+            let mut pod = tablet(json!(["--port=15000"]));
+            pod["initContainers"] = json!([{
+                "name": "init-vt-root",
+                "image": image,
+                "command": ["bash", "-c"],
+                "args": [script],
+                "volumeMounts": [{"name": "vt-root", "mountPath": "/mnt/vt"}],
+            }]);
+            pod
+        };
+        let ours = with_init(
+            "cp -f /vt/bin/mysqlctld /mnt/vt/bin/",
+            "vitess/lite:v24.0.3",
+        );
+        let go = with_init(
+            "cp --no-clobber /vt/bin/mysqlctld /mnt/vt/bin/",
+            "vitess/lite:v24.0.3",
+        );
+        assert_eq!(pod_spec(&go, &ours), vec![]);
+
+        let older = with_init(
+            "cp -f /vt/bin/mysqlctld /mnt/vt/bin/",
+            "vitess/lite:v23.0.0",
+        );
+        let found = pod_spec(&older, &ours);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].path, "spec.initContainers[init-vt-root].image");
     }
 
     #[test]

@@ -263,6 +263,20 @@ pub fn selector(labels: &BTreeMap<String, String>) -> LabelSelector {
     }
 }
 
+/// A CPU quantity in whole cores, rounded up as Kubernetes rounds it (`1500m` and `1.5` are 2,
+/// `100m` is 1, `0` is 0); `None` when it is not a plain or milli quantity.
+pub fn whole_cpus(quantity: &Quantity) -> Option<u64> {
+    let text = quantity.0.trim();
+    if let Some(millis) = text.strip_suffix('m') {
+        return millis.parse::<u64>().ok().map(|m| m.div_ceil(1000));
+    }
+    let cores: f64 = text.parse().ok()?;
+    (cores.is_finite() && cores >= 0.0).then(|| cores.ceil() as u64)
+}
+
+/// Mode of secret files: read-only, for every user.
+const SECRET_FILE_MODE: i32 = 0o444;
+
 /// A file taken from a [`SecretSource`], as a container sees it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SecretFile {
@@ -275,8 +289,9 @@ pub struct SecretFile {
 }
 
 /// Mounts the file of `source` at `/vt/secrets/<name>/<key>`. A Secret becomes a volume called
-/// `name` holding only that key; a `volumeName` reuses that volume of the pod (from
-/// extraVolumes). `field` names the spec field in errors.
+/// `<name>-secret` (the Go operator's name) holding only that key, readable by all (mode 0444:
+/// the containers run as another user than the kubelet's); a `volumeName` reuses that volume
+/// of the pod (from extraVolumes). `field` names the spec field in errors.
 pub fn secret_file(
     source: &SecretSource,
     name: &str,
@@ -289,9 +304,10 @@ pub fn secret_file(
         (Some(existing), _) => (None, existing.clone()),
         (None, Some(secret)) => (
             Some(Volume {
-                name: name.into(),
+                name: format!("{name}-secret"),
                 secret: Some(SecretVolumeSource {
                     secret_name: Some(secret.clone()),
+                    default_mode: Some(SECRET_FILE_MODE),
                     items: Some(vec![KeyToPath {
                         key: source.key.clone(),
                         path: source.key.clone(),
@@ -301,7 +317,7 @@ pub fn secret_file(
                 }),
                 ..Volume::default()
             }),
-            name.to_string(),
+            format!("{name}-secret"),
         ),
         (None, None) => {
             return Err(Error::SecretSource {

@@ -146,7 +146,22 @@ impl Parts<'_> {
             .set("db-dba-user", "vt_dba")
             .set("mysql-socket", format!("{VT_DATA_ROOT}/mysql.sock"));
         self.storage.apply_flags(&mut flags);
-        backup::engine_flags(spec.backup_engine.unwrap_or_default(), &mut flags);
+        // xtrabackup copies and prepares with a thread per core requested for mysqld.
+        let threads = self
+            .first_pool
+            .mysqld
+            .as_ref()
+            .and_then(|m| m.resources.as_ref())
+            .and_then(|r| r.requests.as_ref())
+            .and_then(|r| r.get("cpu"))
+            .and_then(podspec::whole_cpus)
+            .unwrap_or(1);
+        backup::engine_flags(
+            spec.backup_engine.unwrap_or_default(),
+            threads,
+            threads,
+            &mut flags,
+        );
         // Not the pool's vttablet `extraFlags`: vtbackup has few of vttablet's flags and exits
         // on one it lacks (`--queryserver-config-pool-size`, say). The Go operator gives it
         // only `vtbackupExtraFlags` too.

@@ -182,7 +182,7 @@ impl<'a> Parts<'a> {
                 );
             files.extend([cert, key]);
             if let Some(ca) = &tls.client_ca_cert_secret {
-                let ca = podspec::secret_file(ca, "vtgate-tls-ca", object, field)?;
+                let ca = podspec::secret_file(ca, "vtgate-tls-ca-cert", object, field)?;
                 flags
                     .set("mysql-server-ssl-ca", &ca.path)
                     .set("grpc-ca", &ca.path);

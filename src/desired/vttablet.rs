@@ -38,7 +38,17 @@ const DATA_VOLUME: &str = "persistent-volume-claim";
 const VT_DATA_ROOT: &str = "/vt/vtdataroot";
 const SOCKET_DIR: &str = "/vt/socket";
 const MYSQL_SOCKET: &str = "/vt/socket/mysql.sock";
-const MYSQLCTL_SOCKET: &str = "/vt/vtdataroot/mysqlctl.sock";
+const MYSQLCTL_SOCKET: &str = "/vt/socket/mysqlctl.sock";
+/// Directory (under `/vt/secrets/`) of the database init script; its volume is this name with
+/// `-secret` (see [`podspec::secret_file`]).
+const DB_INIT_SCRIPT_DIR: &str = "db-init-script";
+/// Directories of an external datastore's credentials and CA certificate.
+const EXTERNAL_CREDENTIALS_DIR: &str = "external-datastore-credentials";
+const EXTERNAL_CA_DIR: &str = "external-datastore-ca-cert";
+/// vttablet's `--db-flags` bit asking for TLS to the database (MySQL's CLIENT_SSL).
+const CLIENT_SSL_FLAG: u32 = 2048;
+/// The MySQL users of a tablet's own mysqld (made by the database init script).
+const DBA_USER: &str = "vt_dba";
 const METRICS_PORT_NAME: &str = "metrics";
 /// What the drain annotation says: the operator honours drains of this pod.
 const DRAIN_SUPPORTED: &str = "ensure that the tablet is not a primary";
@@ -58,6 +68,15 @@ echo "log-error = /vt/config/stderr.symlink" > /mnt/vt/config/mycnf/log-error.cn
 echo "binlog_format=row" > /mnt/vt/config/mycnf/rbr.cnf
 echo "socket = /vt/socket/mysql.sock" > /mnt/vt/config/mycnf/socket.cnf
 printf '[client]\nuser=vt_dba\nsocket=/vt/socket/mysql.sock\n' > /mnt/vt/config/mycnf/client.cnf
+"#;
+/// Points every tablet my.cnf already on the data volume at the socket path above: a data
+/// directory set up with another socket path (an older layout, or another operator's) would
+/// otherwise start a mysqld that vttablet cannot reach. Nothing to do on a new volume.
+const INIT_MYSQL_SOCKET_SCRIPT: &str = r#"set -ex
+for cnf in /vt/vtdataroot/vt_*/my.cnf; do
+  [ -f "$cnf" ] || continue
+  sed -i 's|^socket[[:space:]]*=.*$|socket = /vt/socket/mysql.sock|' "$cnf"
+done
 "#;
 /// The exporter's login file written above: user vt_dba (no password) over the socket.
 const EXPORTER_MY_CNF: &str = "/vt/config/mycnf/client.cnf";
@@ -140,7 +159,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
     let spec = &shard.spec;
     let init_script = podspec::secret_file(
         &spec.template.database_init_script_secret,
-        "db-init-script",
+        DB_INIT_SCRIPT_DIR,
         &object,
         "spec.databaseInitScriptSecret",
     )?;
@@ -150,8 +169,9 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
     let mut tablets = Vec::new();
     for (pool_index, pool) in spec.template.tablet_pools.iter().enumerate() {
         // A location without a backend (rejected by the schema) gives no flags: then nothing
-        // may restore either, or every new tablet would fail to start.
-        let backup = if locations.is_empty() {
+        // may restore either, or every new tablet would fail to start. A tablet of an external
+        // datastore neither backs up nor restores: its MySQL is someone else's.
+        let backup = if locations.is_empty() || pool.external_datastore.is_some() {
             None
         } else {
             let location = backup::location(
@@ -166,6 +186,11 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
                 engine: spec.backup_engine.unwrap_or_default(),
             })
         };
+        let external = pool
+            .external_datastore
+            .as_ref()
+            .map(|datastore| ExternalFiles::of(datastore, &object, pool_index))
+            .transpose()?;
         for index in 1..=pool.replicas.max(0).unsigned_abs() {
             let uid = tablet_uid(
                 &pool.cell,
@@ -187,6 +212,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
                 alias: names::tablet_alias(&pool.cell, uid),
                 init_script: &init_script,
                 backup: backup.as_ref(),
+                external: external.as_ref(),
             };
             tablets.push(ctx.tablet());
         }
@@ -207,6 +233,38 @@ struct TabletContext<'a> {
     alias: String,
     init_script: &'a podspec::SecretFile,
     backup: Option<&'a TabletBackup>,
+    external: Option<&'a ExternalFiles>,
+}
+
+/// The secret files of an external datastore, as its tablets mount them.
+struct ExternalFiles {
+    credentials: podspec::SecretFile,
+    ca: Option<podspec::SecretFile>,
+}
+
+impl ExternalFiles {
+    fn of(datastore: &ExternalDatastore, object: &str, pool_index: usize) -> Result<Self, Error> {
+        let field = |name: &str| format!("spec.tabletPools[{pool_index}].externalDatastore.{name}");
+        Ok(Self {
+            credentials: podspec::secret_file(
+                &datastore.credentials_secret,
+                EXTERNAL_CREDENTIALS_DIR,
+                object,
+                &field("credentialsSecret"),
+            )?,
+            ca: datastore
+                .server_ca_cert_secret
+                .as_ref()
+                .map(|ca| {
+                    podspec::secret_file(ca, EXTERNAL_CA_DIR, object, &field("serverCACertSecret"))
+                })
+                .transpose()?,
+        })
+    }
+
+    fn all(&self) -> impl Iterator<Item = &podspec::SecretFile> {
+        std::iter::once(&self.credentials).chain(self.ca.as_ref())
+    }
 }
 
 /// The backup location and engine of a tablet pool.
@@ -225,7 +283,7 @@ impl TabletContext<'_> {
         let local_mysqld = pool.external_datastore.is_none();
         let has_pvc = local_mysqld && pool.data_volume_claim_template.is_some();
 
-        let volumes = self.volumes(&name, has_pvc, local_mysqld);
+        let volumes = self.volumes(&name, has_pvc);
         let mut containers = vec![self.vttablet(has_pvc, local_mysqld)];
         if local_mysqld {
             containers.push(self.mysqld(has_pvc));
@@ -239,8 +297,12 @@ impl TabletContext<'_> {
             DRAIN_SUPPORTED.to_string(),
         )]);
         let mut pod_meta = meta(name.clone(), namespace, own.clone(), Some(annotations));
+        let mut init_containers = vec![self.init_vt_root()];
+        if has_pvc {
+            init_containers.push(self.init_mysql_socket());
+        }
         let mut pod_spec = PodSpec {
-            init_containers: Some(vec![self.init_vt_root()]),
+            init_containers: Some(init_containers),
             containers,
             volumes: Some(volumes),
             affinity: podspec::affinity(
@@ -264,6 +326,17 @@ impl TabletContext<'_> {
             &["vttablet", "mysqld"],
             &pool.pod,
         );
+        // The user's environment reaches the exporter too (its mounts do not).
+        if let Some(extra) = &pool.pod.extra_env {
+            for exporter in pod_spec
+                .containers
+                .iter_mut()
+                .filter(|c| c.name == "mysqld-exporter")
+            {
+                let ours = exporter.env.take().unwrap_or_default();
+                exporter.env = Some(podspec::merge_env(ours, Some(extra)));
+            }
+        }
         let mut pod = Pod {
             metadata: pod_meta,
             spec: Some(pod_spec),
@@ -286,9 +359,9 @@ impl TabletContext<'_> {
         }
     }
 
-    /// The pod's volumes: the shared root, the data claim if any, the init script (with a
-    /// local mysqld) and the backup storage's.
-    fn volumes(&self, name: &str, has_pvc: bool, local_mysqld: bool) -> Vec<Volume> {
+    /// The pod's volumes: the shared root, the data claim if any, the init script, an
+    /// external datastore's secrets and the backup storage's.
+    fn volumes(&self, name: &str, has_pvc: bool) -> Vec<Volume> {
         let mut volumes = vec![Volume {
             name: VT_ROOT_VOLUME.into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
@@ -304,8 +377,9 @@ impl TabletContext<'_> {
                 ..Volume::default()
             });
         }
-        if local_mysqld {
-            volumes.extend(self.init_script.volume.clone());
+        volumes.extend(self.init_script.volume.clone());
+        for file in self.external.into_iter().flat_map(ExternalFiles::all) {
+            volumes.extend(file.volume.clone());
         }
         if let Some(backup) = self.backup {
             volumes.extend(backup.storage.volumes.iter().cloned());
@@ -350,61 +424,130 @@ impl TabletContext<'_> {
         podspec::pull_policy(self.spec.image_pull_policies.as_ref().and_then(pick))
     }
 
-    fn init_vt_root(&self) -> Container {
+    /// An init container of the vttablet image running `script` with `mount`, asking for a
+    /// little CPU and memory under what the pool gives vttablet.
+    fn init_container(&self, name: &str, script: &str, mount: VolumeMount) -> Container {
+        let mut resources = ResourceRequirements {
+            requests: Some(podspec::quantities(&[
+                ("cpu", defaults::INIT_CPU_REQUEST),
+                ("memory", defaults::INIT_MEMORY_REQUEST),
+            ])),
+            ..ResourceRequirements::default()
+        };
+        if let Some(pool) = &self.pool.vttablet.resources {
+            for (ours, theirs) in [
+                (&mut resources.requests, &pool.requests),
+                (&mut resources.limits, &pool.limits),
+            ] {
+                if let Some(theirs) = theirs {
+                    ours.get_or_insert_with(BTreeMap::new)
+                        .extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
+                }
+            }
+        }
         Container {
-            name: "init-vt-root".into(),
+            name: name.into(),
             image: Some(self.vttablet_image()),
             image_pull_policy: self.pull_policy(|p| p.vttablet),
             command: Some(vec!["bash".into(), "-c".into()]),
-            args: Some(vec![INIT_VT_ROOT_SCRIPT.into()]),
-            volume_mounts: Some(vec![VolumeMount {
-                name: VT_ROOT_VOLUME.into(),
-                mount_path: "/mnt/vt".into(),
-                ..VolumeMount::default()
-            }]),
+            args: Some(vec![script.into()]),
+            resources: Some(resources),
+            volume_mounts: Some(vec![mount]),
             ..Container::default()
         }
     }
 
-    /// Mounts vttablet and mysqld share: config and socket from the shared volume, the data
-    /// directory from the PVC (or the shared volume when there is none).
+    fn init_vt_root(&self) -> Container {
+        let mount = VolumeMount {
+            name: VT_ROOT_VOLUME.into(),
+            mount_path: "/mnt/vt".into(),
+            ..VolumeMount::default()
+        };
+        self.init_container("init-vt-root", INIT_VT_ROOT_SCRIPT, mount)
+    }
+
+    fn init_mysql_socket(&self) -> Container {
+        let mount = data_mount(DATA_VOLUME);
+        self.init_container("init-mysql-socket", INIT_MYSQL_SOCKET_SCRIPT, mount)
+    }
+
+    /// Mounts every container of the tablet shares: config and socket from the shared
+    /// volume, the data directory from the PVC (or the shared volume when there is none), the
+    /// database init script and an external datastore's secrets.
     fn shared_mounts(&self, has_pvc: bool) -> Vec<VolumeMount> {
-        let mount = |name: &str, path: &str, sub: &str, read_only: bool| VolumeMount {
-            name: name.into(),
+        let mount = |path: &str, sub: &str, read_only: bool| VolumeMount {
+            name: VT_ROOT_VOLUME.into(),
             mount_path: path.into(),
             sub_path: Some(sub.into()),
             read_only: read_only.then_some(true),
             ..VolumeMount::default()
         };
-        let data_volume = if has_pvc { DATA_VOLUME } else { VT_ROOT_VOLUME };
-        vec![
-            mount(VT_ROOT_VOLUME, "/vt/config", "config", true),
-            mount(VT_ROOT_VOLUME, SOCKET_DIR, "socket", false),
-            // A subdirectory, so the volume's root can hold other data later.
-            mount(data_volume, VT_DATA_ROOT, "vtdataroot", false),
-        ]
+        let mut mounts = vec![
+            mount("/vt/config", "config", true),
+            mount(SOCKET_DIR, "socket", false),
+            data_mount(if has_pvc { DATA_VOLUME } else { VT_ROOT_VOLUME }),
+            self.init_script.mount.clone(),
+        ];
+        for file in self.external.into_iter().flat_map(ExternalFiles::all) {
+            mounts.push(file.mount.clone());
+        }
+        mounts
     }
 
+    /// mysqld's (and mysqld-exporter's) mounts: the shared ones and the Vitess binaries the
+    /// init container copied.
+    fn mysqld_mounts(&self, has_pvc: bool) -> Vec<VolumeMount> {
+        let mut mounts = vec![VolumeMount {
+            name: VT_ROOT_VOLUME.into(),
+            mount_path: "/vt/bin".into(),
+            sub_path: Some("bin".into()),
+            read_only: Some(true),
+            ..VolumeMount::default()
+        }];
+        mounts.extend(self.shared_mounts(has_pvc));
+        mounts
+    }
+
+    /// The environment vttablet and mysqld share: Vitess' directories, the MySQL flavour,
+    /// the my.cnf fragments and the pod's IP.
     fn base_env(&self) -> Vec<EnvVar> {
         let var = |name: &str, value: &str| EnvVar {
             name: name.into(),
             value: Some(value.into()),
             ..EnvVar::default()
         };
-        vec![
+        let mut env = vec![
             var("VTROOT", "/vt"),
             var("VTDATAROOT", VT_DATA_ROOT),
             var("VT_MYSQL_ROOT", "/usr"),
             var("EXTRA_MY_CNF", EXTRA_MY_CNF),
-        ]
+            EnvVar {
+                name: "POD_IP".into(),
+                value_from: Some(EnvVarSource {
+                    field_ref: Some(ObjectFieldSelector {
+                        field_path: "status.podIP".into(),
+                        ..ObjectFieldSelector::default()
+                    }),
+                    ..EnvVarSource::default()
+                }),
+                ..EnvVar::default()
+            },
+        ];
+        let flavour = MysqldFlavour::of(self.spec.images.mysqld.as_ref());
+        if let Some(name) = flavour.name {
+            env.push(var("MYSQL_FLAVOR", name));
+        }
+        env
     }
 
     fn vttablet(&self, has_pvc: bool, local_mysqld: bool) -> Container {
         let spec = self.spec;
         let pool = self.pool;
+        let flavour = MysqldFlavour::of(spec.images.mysqld.as_ref());
         let mut flags = FlagSet::vitess();
         flags
             .vitess_common(&spec.global_lockserver)
+            .set("grpc-max-message-size", defaults::GRPC_MAX_MESSAGE_SIZE)
             .set(
                 "service-map",
                 "grpc-queryservice,grpc-tabletmanager,grpc-updatestream",
@@ -415,38 +558,81 @@ impl TabletContext<'_> {
             .set("init-keyspace", self.keyspace)
             .set("init-shard", self.range.to_string())
             .set("init-tablet-type", init_tablet_type(pool.type_))
+            .set("health-check-interval", "5s")
             .set(
-                "init-db-name-override",
-                spec.database_name
-                    .clone()
-                    .unwrap_or_else(|| format!("vt_{}", self.keyspace)),
+                "queryserver-config-max-result-size",
+                defaults::VTTABLET_MAX_RESULT_SIZE,
             )
-            .set("health-check-interval", "5s");
-        if local_mysqld {
-            flags
-                .set("mysqlctl-socket", MYSQLCTL_SOCKET)
-                .set("db-socket", MYSQL_SOCKET);
+            .set(
+                "queryserver-config-query-timeout",
+                defaults::VTTABLET_QUERY_TIMEOUT,
+            )
+            .set("queryserver-config-pool-size", defaults::VTTABLET_POOL_SIZE)
+            .set(
+                "queryserver-config-stream-pool-size",
+                defaults::VTTABLET_STREAM_POOL_SIZE,
+            )
+            .set(
+                "queryserver-config-transaction-cap",
+                defaults::VTTABLET_TRANSACTION_CAP,
+            )
+            // Incremental restores stage binlogs in the data volume, not the container's disk.
+            .set("builtinbackup-incremental-restore-path", VT_DATA_ROOT);
+        match self.external.zip(pool.external_datastore.as_ref()) {
+            Some((files, external)) => external_datastore_flags(&mut flags, external, files),
+            None if local_mysqld => {
+                flags
+                    .set("db-charset", flavour.charset)
+                    .set("db-app-user", "vt_app")
+                    .set("db-dba-user", DBA_USER)
+                    .set("db-repl-user", "vt_repl")
+                    .set("db-filtered-user", "vt_filtered")
+                    .set(
+                        "init-db-name-override",
+                        spec.database_name
+                            .clone()
+                            .unwrap_or_else(|| format!("vt_{}", self.keyspace)),
+                    )
+                    .set("enforce-strict-trans-tables", true)
+                    .set("enable-replication-reporter", true)
+                    .set("mysqlctl-socket", MYSQLCTL_SOCKET)
+                    .set("mycnf-socket-file", MYSQL_SOCKET);
+            }
+            None => {}
         }
         let mut mounts = self.shared_mounts(has_pvc);
+        let mut env = self.base_env();
         if let Some(backup) = self.backup {
             backup.storage.apply_flags(&mut flags);
-            backup::engine_flags(backup.engine, &mut flags);
+            // xtrabackup on a tablet restores with a thread per requested core of the pod's
+            // two busy containers, and backs up with one (the tablet is serving).
+            let restore_threads =
+                cpu_count(pool.mysqld.as_ref().and_then(|m| m.resources.as_ref()))
+                    + cpu_count(pool.vttablet.resources.as_ref());
+            backup::engine_flags(backup.engine, 1, restore_threads, &mut flags);
             // A new tablet starts from the latest backup instead of an empty database, and
             // waits for the first backup (vtbackup-init's, or the operator's first BackupShard)
             // rather than start empty: an empty tablet in the serving graph would make the
             // initial backup refuse to run.
             flags
                 .set("restore-from-backup", true)
+                .set("restore-concurrency", defaults::BACKUP_CONCURRENCY)
                 .set("wait-for-backup-interval", "10s");
             mounts.extend(backup.storage.mounts.iter().cloned());
-        }
-        if let Some(external) = &pool.external_datastore {
-            external_datastore_flags(&mut flags, external);
+            env.extend(backup.storage.env.iter().cloned());
         }
         flags
-            .mysql_server_version(&mysqld_image(spec.images.mysqld.as_ref()))
+            .mysql_server_version(&flavour.image)
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(pool.vttablet.extra_flags.as_ref());
+        // Go's runtime sizes itself to the node's cores, not to the container's CPU limit.
+        if let Some(procs) = cpu_limit(pool.vttablet.resources.as_ref()) {
+            env.push(EnvVar {
+                name: "GOMAXPROCS".into(),
+                value: Some(procs.to_string()),
+                ..EnvVar::default()
+            });
+        }
 
         Container {
             name: "vttablet".into(),
@@ -458,7 +644,7 @@ impl TabletContext<'_> {
                 podspec::container_port(WEB_PORT_NAME, defaults::WEB_PORT),
                 podspec::container_port(GRPC_PORT_NAME, defaults::GRPC_PORT),
             ]),
-            env: Some(self.vttablet_env()),
+            env: Some(env),
             resources: pool.vttablet.resources.clone(),
             // vttablet's /debug/health mixes readiness and liveness; /healthz is readiness.
             readiness_probe: Some(podspec::http_probe("/healthz", WEB_PORT_NAME)),
@@ -474,53 +660,24 @@ impl TabletContext<'_> {
         }
     }
 
-    /// vttablet's environment: its pod IP (for `--tablet-hostname`), the base variables and
-    /// the backup storage's.
-    fn vttablet_env(&self) -> Vec<EnvVar> {
-        let mut env = vec![EnvVar {
-            name: "POD_IP".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "status.podIP".into(),
-                    ..ObjectFieldSelector::default()
-                }),
-                ..EnvVarSource::default()
-            }),
-            ..EnvVar::default()
-        }];
-        env.extend(self.base_env());
-        if let Some(backup) = self.backup {
-            env.extend(backup.storage.env.iter().cloned());
-        }
-        env
-    }
-
     fn mysqld(&self, has_pvc: bool) -> Container {
         let pool = self.pool;
+        let flavour = MysqldFlavour::of(self.spec.images.mysqld.as_ref());
         let mut flags = FlagSet::vitess();
         flags
             .set("logtostderr", true)
             .set("tablet-uid", self.uid)
             .set("socket-file", MYSQLCTL_SOCKET)
             .set("mysql-socket", MYSQL_SOCKET)
-            .set("db-dba-user", "vt_dba")
-            .set("db-charset", "utf8mb4")
+            .set("db-dba-user", DBA_USER)
+            .set("db-charset", flavour.charset)
             .set("init-db-sql-file", &self.init_script.path)
             // Crash recovery of a large database takes long; restarting it helps nobody.
             .set("wait-time", "2h0m0s")
-            .mysql_server_version(&mysqld_image(self.spec.images.mysqld.as_ref()));
-        let mut mounts = vec![VolumeMount {
-            name: VT_ROOT_VOLUME.into(),
-            mount_path: "/vt/bin".into(),
-            sub_path: Some("bin".into()),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        }];
-        mounts.extend(self.shared_mounts(has_pvc));
-        mounts.push(self.init_script.mount.clone());
+            .mysql_server_version(&flavour.image);
         Container {
             name: "mysqld".into(),
-            image: Some(mysqld_image(self.spec.images.mysqld.as_ref())),
+            image: Some(flavour.image),
             image_pull_policy: self.pull_policy(|p| p.mysqld),
             command: Some(vec!["/vt/bin/mysqlctld".into()]),
             args: Some(flags.args()),
@@ -538,7 +695,7 @@ impl TabletContext<'_> {
                 period_seconds: Some(2),
                 ..Probe::default()
             }),
-            volume_mounts: Some(mounts),
+            volume_mounts: Some(self.mysqld_mounts(has_pvc)),
             ..Container::default()
         }
     }
@@ -572,7 +729,7 @@ impl TabletContext<'_> {
             args: Some(flags.args()),
             env: Some(vec![EnvVar {
                 name: "DATA_SOURCE_NAME".into(),
-                value: Some(format!("vt_dba@unix({MYSQL_SOCKET})/")),
+                value: Some(format!("{DBA_USER}@unix({MYSQL_SOCKET})/")),
                 ..EnvVar::default()
             }]),
             ports: Some(vec![podspec::container_port(
@@ -580,9 +737,83 @@ impl TabletContext<'_> {
                 defaults::MYSQLD_EXPORTER_PORT,
             )]),
             resources: Some(resources),
-            volume_mounts: Some(self.shared_mounts(has_pvc)),
+            volume_mounts: Some(self.mysqld_mounts(has_pvc)),
             ..Container::default()
         })
+    }
+}
+
+/// The data directory's mount: a sub-directory of `volume`, so the volume's root can hold
+/// other data later.
+fn data_mount(volume: &str) -> VolumeMount {
+    VolumeMount {
+        name: volume.into(),
+        mount_path: VT_DATA_ROOT.into(),
+        sub_path: Some("vtdataroot".into()),
+        ..VolumeMount::default()
+    }
+}
+
+/// The whole CPUs of a container's limit, rounded up (`1500m` is 2); none without a limit.
+fn cpu_limit(resources: Option<&ResourceRequirements>) -> Option<u64> {
+    let limit = resources?.limits.as_ref()?.get("cpu")?;
+    podspec::whole_cpus(limit)
+}
+
+/// The whole CPUs of a container's request, rounded up; 0 without one.
+fn cpu_count(resources: Option<&ResourceRequirements>) -> u64 {
+    resources
+        .and_then(|r| r.requests.as_ref())
+        .and_then(|r| r.get("cpu"))
+        .and_then(podspec::whole_cpus)
+        .unwrap_or(0)
+}
+
+/// A tablet's MySQL: the image, Vitess' name of its flavour and the connection charset.
+pub(super) struct MysqldFlavour {
+    pub image: String,
+    pub name: Option<&'static str>,
+    pub charset: &'static str,
+}
+
+impl MysqldFlavour {
+    /// The first flavour set, in the Go operator's order (5.6, 8.0, MariaDB, MariaDB 10.3),
+    /// or the operator's default MySQL 8.0 image when none is. The charset is `utf8mb4` when
+    /// an 8.0-compatible image is given (Vitess' default since 8.0), `utf8` otherwise.
+    pub fn of(image: Option<&MysqldImage>) -> Self {
+        let Some(image) = image else {
+            return Self::default_image();
+        };
+        let charset = if image.mysql80_compatible.is_some() {
+            "utf8mb4"
+        } else {
+            "utf8"
+        };
+        let flavours = [
+            (&image.mysql56_compatible, "MySQL56"),
+            (&image.mysql80_compatible, "MySQL80"),
+            (&image.mariadb_compatible, "MariaDB"),
+            (&image.mariadb103_compatible, "MariaDB103"),
+        ];
+        match flavours
+            .into_iter()
+            .find_map(|(i, n)| i.clone().map(|i| (i, n)))
+        {
+            Some((image, name)) => Self {
+                image,
+                name: Some(name),
+                charset,
+            },
+            None => Self::default_image(),
+        }
+    }
+
+    fn default_image() -> Self {
+        Self {
+            image: defaults::MYSQLD_IMAGE.into(),
+            name: Some("MySQL80"),
+            charset: "utf8mb4",
+        }
     }
 }
 
@@ -613,28 +844,30 @@ fn spread(own: &BTreeMap<String, String>) -> PodAntiAffinity {
     }
 }
 
-/// vttablet's flags for a MySQL it does not run: where it is and who to log in as.
-fn external_datastore_flags(flags: &mut FlagSet, external: &ExternalDatastore) {
+/// vttablet's flags for a MySQL it does not run: where it is, who to log in as (the user
+/// for every role), from which mounted file, and that it neither manages, restores nor
+/// reports on that MySQL's replication.
+fn external_datastore_flags(
+    flags: &mut FlagSet,
+    external: &ExternalDatastore,
+    files: &ExternalFiles,
+) {
     flags
+        .set("unmanaged", true)
+        .set("restore-from-backup", false)
         .set("db-host", &external.host)
         .set("db-port", external.port)
-        .set("init-db-name-override", &external.database);
-    for user in ["app", "dba", "repl", "filtered", "allprivs"] {
+        .set("init-db-name-override", &external.database)
+        .set("db-credentials-file", &files.credentials.path)
+        .set("enable-replication-reporter", false)
+        .set("enforce-strict-trans-tables", false);
+    for user in ["app", "appdebug", "allprivs", "dba", "filtered", "repl"] {
         flags.set(&format!("db-{user}-user"), &external.user);
     }
-    // Paths only: the controller that resolves these secrets mounts them (later issue).
-    flags.set("db-credentials-server", "file").set(
-        "db-credentials-file",
-        format!(
-            "/vt/secrets/external-datastore/{}",
-            external.credentials_secret.key
-        ),
-    );
-    if let Some(ca) = &external.server_ca_cert_secret {
-        flags.set(
-            "db-ssl-ca",
-            format!("/vt/secrets/external-datastore-ca/{}", ca.key),
-        );
+    if let Some(ca) = &files.ca {
+        flags
+            .set("db-ssl-ca", &ca.path)
+            .set("db-flags", CLIENT_SSL_FLAG);
     }
 }
 
@@ -647,17 +880,9 @@ fn init_tablet_type(pool_type: TabletPoolType) -> &'static str {
     }
 }
 
-/// The image of whichever MySQL flavour is set, or the operator's default.
+/// The image of the MySQL flavour a tablet runs (see [`MysqldFlavour::of`]).
 pub(super) fn mysqld_image(image: Option<&MysqldImage>) -> String {
-    image
-        .and_then(|i| {
-            i.mysql80_compatible
-                .clone()
-                .or_else(|| i.mysql56_compatible.clone())
-                .or_else(|| i.mariadb_compatible.clone())
-                .or_else(|| i.mariadb103_compatible.clone())
-        })
-        .unwrap_or_else(|| defaults::MYSQLD_IMAGE.into())
+    MysqldFlavour::of(image).image
 }
 
 /// The cluster-wide headless vttablet Service: one DNS record per tablet pod, for monitoring.

@@ -265,11 +265,18 @@ fn secret_files_from_secret_or_existing_volume() {
     let file = secret_file(&from_secret, "static-auth", "X", "f").unwrap();
     assert_eq!(file.path, "/vt/secrets/static-auth/users.json");
     let volume = file.volume.unwrap();
-    assert_eq!(volume.name, "static-auth");
+    assert_eq!(volume.name, "static-auth-secret");
+    assert_eq!(file.mount.name, "static-auth-secret");
+    let secret = volume.secret.unwrap();
     assert_eq!(
-        volume.secret.unwrap().secret_name.as_deref(),
+        secret.secret_name.as_deref(),
         Some("s"),
         "the Secret is mounted"
+    );
+    assert_eq!(
+        secret.default_mode,
+        Some(0o444),
+        "readable by the Vitess user"
     );
 
     let from_volume = SecretSource {
@@ -310,4 +317,15 @@ fn headless_unless_overridden() {
     );
     assert_eq!(svc.spec.unwrap().cluster_ip.as_deref(), Some("None"));
     assert_eq!(svc.metadata.annotations.unwrap()["a"], "b");
+}
+
+#[test]
+fn cpu_quantities_round_up_to_whole_cores() {
+    let cores = |q: &str| whole_cpus(&Quantity(q.into()));
+    assert_eq!(cores("1500m"), Some(2));
+    assert_eq!(cores("100m"), Some(1));
+    assert_eq!(cores("2"), Some(2));
+    assert_eq!(cores("1.5"), Some(2));
+    assert_eq!(cores("0"), Some(0));
+    assert_eq!(cores("lots"), None);
 }

@@ -324,14 +324,18 @@ fn tls_flags_name_mounted_files_and_schedule_settings_pass_through() {
     assert_eq!(
         secrets,
         [
-            ("vtctld-tls-ca".into(), "vtctld-ca".into(), "ca.pem".into()),
             (
-                "vtctld-tls-cert".into(),
+                "vtctld-tls-ca-secret".into(),
+                "vtctld-ca".into(),
+                "ca.pem".into()
+            ),
+            (
+                "vtctld-tls-cert-secret".into(),
                 "vtctld-client".into(),
                 "tls.crt".into()
             ),
             (
-                "vtctld-tls-key".into(),
+                "vtctld-tls-key-secret".into(),
                 "vtctld-client".into(),
                 "tls.key".into()
             ),

@@ -155,7 +155,7 @@ fn static_auth_and_tls_are_mounted() {
         "--mysql-auth-server-static-file=/vt/secrets/vtgate-static-auth/users.json",
         "--mysql-server-ssl-cert=/vt/secrets/vtgate-tls-cert/tls.crt",
         "--mysql-server-ssl-key=/vt/secrets/vtgate-tls-key/tls.key",
-        "--mysql-server-ssl-ca=/vt/secrets/vtgate-tls-ca/ca.pem",
+        "--mysql-server-ssl-ca=/vt/secrets/vtgate-tls-ca-cert/ca.pem",
         "--mysql-server-require-secure-transport=true",
     ] {
         assert!(args.contains(&want.to_string()), "{want} missing: {args:?}");
@@ -165,7 +165,11 @@ fn static_auth_and_tls_are_mounted() {
     // The key comes from a volume the pod already has: no new volume for it.
     assert_eq!(
         volumes,
-        ["vtgate-static-auth", "vtgate-tls-cert", "vtgate-tls-ca"]
+        [
+            "vtgate-static-auth-secret",
+            "vtgate-tls-cert-secret",
+            "vtgate-tls-ca-cert-secret"
+        ]
     );
     let mounts: Vec<String> = pod.containers[0]
         .volume_mounts

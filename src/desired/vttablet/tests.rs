@@ -155,14 +155,33 @@ fn vttablet_flags() {
         "--port=15000".into(),
         "--grpc-port=15999".into(),
         "--service-map=grpc-queryservice,grpc-tabletmanager,grpc-updatestream".into(),
-        "--mysqlctl-socket=/vt/vtdataroot/mysqlctl.sock".into(),
-        "--db-socket=/vt/socket/mysql.sock".into(),
+        "--mysqlctl-socket=/vt/socket/mysqlctl.sock".into(),
+        "--mycnf-socket-file=/vt/socket/mysql.sock".into(),
         "--topo-implementation=etcd2".into(),
         "--topo-global-server-address=etcd:2379".into(),
         "--topo-global-root=/vitess/example/global".into(),
+        // The Go operator's query-server sizing, users and checks of a local mysqld.
+        "--logtostderr=true".into(),
+        "--grpc-max-message-size=67108864".into(),
+        "--health-check-interval=5s".into(),
+        "--queryserver-config-max-result-size=100000".into(),
+        "--queryserver-config-query-timeout=900s".into(),
+        "--queryserver-config-pool-size=96".into(),
+        "--queryserver-config-stream-pool-size=96".into(),
+        "--queryserver-config-transaction-cap=300".into(),
+        "--builtinbackup-incremental-restore-path=/vt/vtdataroot".into(),
+        "--db-charset=utf8mb4".into(),
+        "--db-app-user=vt_app".into(),
+        "--db-dba-user=vt_dba".into(),
+        "--db-repl-user=vt_repl".into(),
+        "--db-filtered-user=vt_filtered".into(),
+        "--enforce-strict-trans-tables=true".into(),
+        "--enable-replication-reporter=true".into(),
+        "--mysql-server-version=8.0.40-Vitess".into(),
     ] {
         assert!(has(&args, &want), "{want} missing: {args:?}");
     }
+    assert_eq!(args.len(), 31, "no other flag: {args:?}");
     assert!(!args.iter().any(|a| a.starts_with("--restore-from-backup")));
     assert_eq!(
         pod.metadata.labels.as_ref().unwrap()["planetscale.com/shard"],
@@ -248,8 +267,67 @@ fn mysqld_exporter_init_and_pod_settings() {
         .collect();
     assert_eq!(
         volumes,
-        ["vt-root", "persistent-volume-claim", "db-init-script"]
+        [
+            "vt-root",
+            "persistent-volume-claim",
+            "db-init-script-secret"
+        ]
     );
+    // Every container sees the init script, the config, the socket and the data; mysqld and
+    // the exporter also the copied binaries.
+    for (name, extra) in [
+        ("vttablet", None),
+        ("mysqld", Some("/vt/bin")),
+        ("mysqld-exporter", Some("/vt/bin")),
+    ] {
+        let mut paths: Vec<&str> = container(pod, name)
+            .unwrap()
+            .volume_mounts
+            .as_ref()
+            .unwrap()
+            .iter()
+            .map(|m| m.mount_path.as_str())
+            .collect();
+        paths.sort();
+        let mut want = vec![
+            "/vt/config",
+            "/vt/secrets/db-init-script",
+            "/vt/socket",
+            "/vt/vtdataroot",
+        ];
+        want.extend(extra);
+        want.sort();
+        assert_eq!(paths, want, "{name}");
+    }
+    // With a data volume, a second init container points old my.cnf files at the socket.
+    let inits: Vec<&str> = spec
+        .init_containers
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(inits, ["init-vt-root", "init-mysql-socket"]);
+    let socket_init = &spec.init_containers.as_ref().unwrap()[1];
+    assert_eq!(
+        socket_init.volume_mounts.as_ref().unwrap()[0].name,
+        "persistent-volume-claim"
+    );
+    let requests = socket_init
+        .resources
+        .as_ref()
+        .unwrap()
+        .requests
+        .as_ref()
+        .unwrap();
+    assert_eq!(requests["cpu"].0, "100m");
+    assert_eq!(requests["memory"].0, "32Mi");
+    for name in ["vttablet", "mysqld"] {
+        let env = container(pod, name).unwrap().env.clone().unwrap();
+        let flavour = env.iter().find(|e| e.name == "MYSQL_FLAVOR").unwrap();
+        assert_eq!(flavour.value.as_deref(), Some("MySQL80"), "{name}");
+        assert!(env.iter().any(|e| e.name == "POD_IP"), "{name}");
+    }
     // zone1 maps to a zone: required node affinity; the default spreading stays.
     let affinity = spec.affinity.as_ref().unwrap();
     let req = &affinity
@@ -448,7 +526,19 @@ fn backup_args(args: &[String]) -> Vec<String> {
 
 #[test]
 fn gcs_and_xtrabackup_flags_mounts_and_env() {
-    let mut s = shard(vec![pool("zone1", TabletPoolType::Replica, 1)], ("", ""));
+    let mut p = pool("zone1", TabletPoolType::Replica, 1);
+    // xtrabackup restores with a thread per requested core (rounded up) of mysqld and
+    // vttablet: 2 + 1.
+    let cpu = |q: &str| ResourceRequirements {
+        requests: Some(podspec::quantities(&[("cpu", q)])),
+        ..ResourceRequirements::default()
+    };
+    p.mysqld = Some(MysqldSpec {
+        resources: Some(cpu("1500m")),
+        ..MysqldSpec::default()
+    });
+    p.vttablet.resources = Some(cpu("1"));
+    let mut s = shard(vec![p], ("", ""));
     s.spec.backup_locations = Some(vec![gcs("", "my-vitess-backup-bucket")]);
     s.spec.backup_engine = Some(BackupEngine::Xtrabackup);
     let tablets = build(&s).unwrap();
@@ -459,13 +549,15 @@ fn gcs_and_xtrabackup_flags_mounts_and_env() {
         got,
         [
             "--backup-engine-implementation=xtrabackup",
+            "--backup-storage-compress=true",
             "--backup-storage-implementation=gcs",
             "--gcs-backup-storage-bucket=my-vitess-backup-bucket",
             "--gcs-backup-storage-root=prod/example",
+            "--restore-concurrency=10",
             "--restore-from-backup=true",
             "--wait-for-backup-interval=10s",
-            "--xbstream-restore-flags=--parallel=2",
-            "--xtrabackup-backup-flags=--parallel=2",
+            "--xbstream-restore-flags=--parallel=3",
+            "--xtrabackup-backup-flags=--parallel=1",
             "--xtrabackup-stream-mode=xbstream",
             "--xtrabackup-stripes=8",
             "--xtrabackup-user=vt_dba",
@@ -477,9 +569,9 @@ fn gcs_and_xtrabackup_flags_mounts_and_env() {
         .as_ref()
         .unwrap()
         .iter()
-        .find(|m| m.name == "backup-auth")
+        .find(|m| m.name == "gcs-backup-auth-secret")
         .unwrap();
-    assert_eq!(mount.mount_path, "/vt/secrets/backup-auth");
+    assert_eq!(mount.mount_path, "/vt/secrets/gcs-backup-auth");
     assert_eq!(mount.read_only, Some(true));
     let env = vttablet.env.as_ref().unwrap();
     let creds = env
@@ -488,7 +580,7 @@ fn gcs_and_xtrabackup_flags_mounts_and_env() {
         .unwrap();
     assert_eq!(
         creds.value.as_deref(),
-        Some("/vt/secrets/backup-auth/gcs_key.json")
+        Some("/vt/secrets/gcs-backup-auth/gcs_key.json")
     );
     let volume = pod
         .spec
@@ -498,7 +590,7 @@ fn gcs_and_xtrabackup_flags_mounts_and_env() {
         .as_ref()
         .unwrap()
         .iter()
-        .find(|v| v.name == "backup-auth")
+        .find(|v| v.name == "gcs-backup-auth-secret")
         .unwrap();
     let secret = volume.secret.as_ref().unwrap();
     assert_eq!(secret.secret_name.as_deref(), Some("gcs-auth"));
@@ -510,7 +602,7 @@ fn gcs_and_xtrabackup_flags_mounts_and_env() {
             .as_ref()
             .unwrap()
             .iter()
-            .any(|m| m.name == "backup-auth")
+            .any(|m| m.name == "gcs-backup-auth-secret")
     );
 }
 
@@ -542,6 +634,7 @@ fn s3_and_builtin_flags_mounts_and_env() {
         [
             "--backup-engine-implementation=builtin",
             "--backup-storage-implementation=s3",
+            "--restore-concurrency=10",
             "--restore-from-backup=true",
             "--s3-backup-aws-endpoint=minio:9000",
             "--s3-backup-aws-min-partsize=16777216",
@@ -560,10 +653,13 @@ fn s3_and_builtin_flags_mounts_and_env() {
         .unwrap();
     assert_eq!(
         creds.value.as_deref(),
-        Some("/vt/secrets/backup-auth/credentials")
+        Some("/vt/secrets/s3-backup-auth/credentials")
     );
     let mounts = vttablet.volume_mounts.as_ref().unwrap();
-    let auth = mounts.iter().find(|m| m.name == "backup-auth").unwrap();
+    let auth = mounts
+        .iter()
+        .find(|m| m.name == "s3-backup-auth-secret")
+        .unwrap();
     assert_eq!(auth.read_only, Some(true));
     // The secret's name appears only as a volume source, never in a flag or env value.
     for arg in args(pod, "vttablet") {
@@ -615,9 +711,56 @@ fn external_datastore_has_no_mysqld_and_no_pvc() {
     assert!(container(pod, "mysqld").is_none());
     assert!(container(pod, "mysqld-exporter").is_none());
     let args = args(pod, "vttablet");
-    assert!(has(&args, "--db-host=db.example.com"));
-    assert!(has(&args, "--init-db-name-override=shop"));
-    assert!(!args.iter().any(|a| a.starts_with("--db-socket")));
+    for want in [
+        "--db-host=db.example.com",
+        "--db-port=3306",
+        "--init-db-name-override=shop",
+        "--unmanaged=true",
+        "--restore-from-backup=false",
+        "--enable-replication-reporter=false",
+        "--enforce-strict-trans-tables=false",
+        "--db-app-user=app",
+        "--db-dba-user=app",
+        "--db-repl-user=app",
+        "--db-credentials-file=/vt/secrets/external-datastore-credentials/creds.json",
+    ] {
+        assert!(has(&args, want), "{want} missing: {args:?}");
+    }
+    assert!(!args.iter().any(|a| a.starts_with("--mysqlctl-socket")));
+    // The credentials file the flag names is there: the Secret is mounted.
+    let mounts = container(pod, "vttablet")
+        .unwrap()
+        .volume_mounts
+        .clone()
+        .unwrap();
+    let creds = mounts
+        .iter()
+        .find(|m| m.mount_path == "/vt/secrets/external-datastore-credentials")
+        .unwrap();
+    assert_eq!(creds.name, "external-datastore-credentials-secret");
+    let volumes = pod.spec.as_ref().unwrap().volumes.clone().unwrap();
+    let volume = volumes.iter().find(|v| v.name == creds.name).unwrap();
+    assert_eq!(
+        volume.secret.as_ref().unwrap().secret_name.as_deref(),
+        Some("creds")
+    );
+
+    // A CA certificate turns on TLS to the database.
+    let mut p = external(pool("zone1", TabletPoolType::Externalmaster, 1), "");
+    if let Some(datastore) = p.external_datastore.as_mut() {
+        datastore.server_ca_cert_secret = Some(SecretSource {
+            name: Some("ca".into()),
+            volume_name: None,
+            key: "ca.pem".into(),
+        });
+    }
+    let tablets = build(&shard(vec![p], ("", ""))).unwrap();
+    let args = self::args(&tablets[0].pod, "vttablet");
+    assert!(has(
+        &args,
+        "--db-ssl-ca=/vt/secrets/external-datastore-ca-cert/ca.pem"
+    ));
+    assert!(has(&args, "--db-flags=2048"));
 }
 
 #[test]
