@@ -19,10 +19,11 @@ test: check cluster-up tools
 
 ## compat: parity with the Go operator, from its source in ../shared/anchors/ (VITESS_OPERATOR_ANCHORS
 ## overrides; outside CI the tests skip without it, under CI=true they fail): every field path of
-## its CRDs is in ours or a documented refusal, and every cluster YAML of its end-to-end suite
-## validates, renders and applies (server-side dry run) on the local control plane.
-compat: cluster-up
-	cargo test --locked -p vitess-operator-e2e --features compat --test compat_yaml
+## its CRDs is in ours or a documented refusal, every cluster YAML of its end-to-end suite
+## validates, renders and applies (server-side dry run) on the local control plane, and a cluster
+## the Go operator (built by e2e/go-operator) made is taken over without a pod restarted.
+compat: build cluster-up
+	cargo test --locked -p vitess-operator-e2e --features compat --test compat_yaml --test compat_takeover
 
 ## bench: the scale benchmark (e2e/bench/README.md): the operator's release build against the
 ## local control plane at 1, 8, 64 and 256 shards and 10 clusters of 8; prints the table and

@@ -1,5 +1,4 @@
-//! Takeover from the Go operator (`--features compat`; not in `make compat` yet: it fails today
-//! with the list of differences it finds, see the report it writes).
+//! Takeover from the Go operator (`--features compat`, in `make compat`).
 //!
 //! The Go operator (built from `../shared/anchors/` by `e2e/go-operator`) runs as a local process
 //! with its own CRDs on a cluster of two cells, a sharded keyspace (2 shards), a named pool, a
@@ -9,7 +8,11 @@
 //! CRDs and our operator runs for a while. The report (`target/e2e-figures/takeover.json`) says,
 //! object by object, what was recreated, whose pod spec or template changed (field by field),
 //! what we made that the Go operator did not, and what of its objects nothing manages now.
-//! KWOK pods never run, so tablets have no primary; that is expected.
+//! It fails when a Pod, PVC, Service or Deployment is recreated or deleted, a Go-made tablet is
+//! put on a rolling update, anything changes but our marks ([`ALLOWED_CHANGES`]), we make
+//! anything but the schedule's CronJob, a cell's topology moves, or the cluster does not become
+//! Ready with its topology registered. KWOK pods never run, so tablets have no primary and
+//! register no tablet record; that is expected.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -27,6 +30,13 @@ const CONVERGE: Duration = Duration::from_secs(180);
 
 /// What the report lists; a Pod, PVC, Service or Deployment recreated fails the test.
 const MUST_KEEP: &[&str] = &["Pod", "PersistentVolumeClaim", "Service", "Deployment"];
+
+/// The only changes a takeover may make to the Go operator's objects: our adoption marks (a
+/// Deployment's kept template, a tablet pod's desired-state hash in our computation).
+const ALLOWED_CHANGES: &[&str] = &[
+    "annotations.vitess.io/adopted-template-for: null -> ",
+    "annotations.planetscale.com/desired-state-hash: ",
+];
 
 /// Kinds read for the snapshot (`kubectl get` resource names).
 const RESOURCES: &str = "pods,persistentvolumeclaims,services,deployments,\
@@ -491,6 +501,52 @@ async fn run(
          why each differs: 'differs from ours'): {rolled:#?}",
         rolled.len()
     );
+    let unexpected: Vec<String> = figures["changed"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(object, diffs)| {
+            diffs
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .filter(|d| !ALLOWED_CHANGES.iter().any(|a| d.starts_with(a)))
+                .map(move |d| format!("{object}: {d}"))
+        })
+        .collect();
+    ensure!(
+        unexpected.is_empty(),
+        "takeover changed the Go operator's objects: {unexpected:#?}"
+    );
+    let made: Vec<&str> = figures["new_by_ours"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|k| !k.starts_with("CronJob/"))
+        .collect();
+    ensure!(
+        made.is_empty(),
+        "takeover made objects the Go operator had not: {made:?}"
+    );
+    ensure!(
+        cells_after == cells_before,
+        "cells before {cells_before:?}, after {cells_after:?}"
+    );
+    let root = format!("/vitess/takeover/local/{cell_a}");
+    ensure!(
+        cell_info.contains(&format!("\"{root}\"")),
+        "cell {cell_a} is no longer at {root}: {cell_info}"
+    );
+    let conditions: Vec<Value> = serde_json::from_str(&ready).unwrap_or_default();
+    for wanted in ["Ready", "TopologyRegistered"] {
+        let condition = conditions.iter().find(|c| c["type"] == wanted);
+        ensure!(
+            condition.is_some_and(|c| c["status"] == "True"),
+            "condition {wanted} of the cluster after takeover: {condition:?}"
+        );
+    }
     Ok(())
 }
 

@@ -71,6 +71,19 @@ async fn cells_and_keyspaces(
         aliases.get(alias) == Some(&vec![cell.to_string()]),
         "{aliases:?}"
     );
+    // Another alias over the same cell is refused, as our fake refuses it.
+    let other_alias = format!("{alias}b");
+    let overlap = vtctld
+        .update_cells_alias(&other_alias, &[cell.to_string()])
+        .await;
+    ensure!(overlap.is_err(), "an overlapping alias was accepted");
+    vtctld.delete_cells_alias(alias).await?;
+    ensure!(
+        !vtctld.cells_aliases().await?.contains_key(alias),
+        "DeleteCellsAlias left {alias}"
+    );
+    // Deleting an alias that is gone succeeds (the operator may be retrying).
+    vtctld.delete_cells_alias(alias).await?;
 
     // Keyspaces.
     vtctld.create_keyspace(keyspace, "semi_sync").await?;

@@ -143,6 +143,10 @@ fn legacy_root(cluster: &str, cell: &str, have: &CellInfo, want: &CellInfo) -> b
         && have.root == format!("/vitess/{cluster}/{cell}")
 }
 
+/// The cells alias over a cluster's cells: the Go operator's name, whatever the cluster's, so
+/// a cluster it registered keeps its alias (one cell may be in one alias only).
+pub const CELLS_ALIAS: &str = "planetscale_operator_default";
+
 /// Registers `cluster`'s cells alias, cells and keyspaces that Vitess does not have as the
 /// spec says. Returns one line per change made (none in a steady state, which costs only
 /// reads) or why vtctld refused or could not be reached.
@@ -163,14 +167,28 @@ pub async fn register(
         let aliases = vtctld.cells_aliases().await.map_err(err)?;
         let mut want = cells.clone();
         want.sort();
-        let have = aliases.get(name).map(|c| {
+        let sorted = |c: &Vec<String>| {
             let mut c = c.clone();
             c.sort();
             c
-        });
-        if have.as_ref() != Some(&want) {
-            vtctld.update_cells_alias(name, &want).await.map_err(err)?;
-            changes.push(format!("cells alias {name}: {}", want.join(",")));
+        };
+        if aliases.get(CELLS_ALIAS).map(sorted).as_ref() != Some(&want) {
+            // Vitess refuses two aliases sharing a cell: the one earlier versions of this
+            // operator named after the cluster goes first.
+            let earlier = aliases
+                .get(name)
+                .filter(|theirs| name != CELLS_ALIAS && theirs.iter().any(|c| want.contains(c)));
+            if earlier.is_some() {
+                vtctld.delete_cells_alias(name).await.map_err(err)?;
+                changes.push(format!(
+                    "cells alias {name} (an earlier version's name) deleted"
+                ));
+            }
+            vtctld
+                .update_cells_alias(CELLS_ALIAS, &want)
+                .await
+                .map_err(err)?;
+            changes.push(format!("cells alias {CELLS_ALIAS}: {}", want.join(",")));
         }
     }
     if enabled(config, |c| c.register_cells) {

@@ -681,6 +681,29 @@ impl Vtctld {
         Ok(())
     }
 
+    /// Deletes a cells alias (its cells stay). Deleting one that is not there succeeds.
+    pub async fn delete_cells_alias(&self, name: &str) -> Result<(), Error> {
+        let req = vtctldata::DeleteCellsAliasRequest {
+            name: name.to_string(),
+        };
+        let result = self
+            .call(
+                "DeleteCellsAlias",
+                name,
+                Retry::Yes,
+                self.timeout,
+                |mut c, t| {
+                    let req = req.clone();
+                    async move { c.delete_cells_alias(request(req, t)).await }
+                },
+            )
+            .await;
+        match result {
+            Err(e) if e.is_not_found_at(&format!("cells_aliases/{name}")) => Ok(()),
+            other => other.map(drop),
+        }
+    }
+
     /// All keyspaces.
     pub async fn keyspaces(&self) -> Result<Vec<Keyspace>, Error> {
         let resp = self

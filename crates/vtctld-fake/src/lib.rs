@@ -760,11 +760,33 @@ impl VtctldService for Service {
         )
         .await?;
         self.with(|topo| {
+            // Vitess' rule: an alias may not share a cell with another alias.
+            let overlap = topo.aliases.iter().find(|(name, theirs)| {
+                **name != req.name && theirs.iter().any(|c| cells.contains(c))
+            });
+            if let Some((other, _)) = overlap {
+                return Err(Status::unknown(format!(
+                    "cells alias {} is not valid: cell set overlaps with existing alias {other}",
+                    req.name
+                )));
+            }
             topo.aliases.insert(req.name.clone(), cells.clone());
             Ok(UpdateCellsAliasResponse {
                 name: req.name,
                 cells_alias: Some(topodata::CellsAlias { cells }),
             })
+        })
+    }
+
+    async fn delete_cells_alias(
+        &self,
+        req: Request<DeleteCellsAliasRequest>,
+    ) -> Reply<DeleteCellsAliasResponse> {
+        let req = req.into_inner();
+        self.enter("DeleteCellsAlias", req.name.clone()).await?;
+        self.with(|topo| match topo.aliases.remove(&req.name) {
+            Some(_) => Ok(DeleteCellsAliasResponse {}),
+            None => Err(no_node(&format!("cells_aliases/{}/CellsAlias", req.name))),
         })
     }
 

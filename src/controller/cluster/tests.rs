@@ -7,6 +7,7 @@ use crate::api::keyspace::TurndownPolicy;
 use crate::api::shared::OrphanStatus;
 use crate::controller::condition;
 use crate::controller::testing::{self, requests, writes};
+use crate::controller::topology;
 use crate::k8s::events;
 use vtctld_fake::FakeVtctld;
 
@@ -72,7 +73,7 @@ async fn a_new_cluster_is_applied_and_registered_then_a_steady_one_writes_nothin
         methods(&registered),
         [
             "GetCellsAliases ",
-            "UpdateCellsAlias example zone1",
+            "UpdateCellsAlias planetscale_operator_default zone1",
             "GetCellInfo zone1",
             "AddCellInfo zone1",
             "GetKeyspace commerce",
@@ -96,6 +97,50 @@ async fn a_new_cluster_is_applied_and_registered_then_a_steady_one_writes_nothin
             "GetCellInfo zone1",
             "GetKeyspace commerce"
         ]
+    );
+}
+
+#[tokio::test]
+async fn the_alias_an_earlier_version_named_after_the_cluster_gives_way_to_the_go_operators() {
+    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let client = crate::vitess::Vtctld::connect_lazy(&address, None).expect("client");
+    client
+        .update_cells_alias("example", &["zone1".to_string()])
+        .await
+        .expect("the earlier alias");
+    // Vitess refuses a second alias over the same cell.
+    let refused = client
+        .update_cells_alias(topology::CELLS_ALIAS, &["zone1".to_string()])
+        .await;
+    assert!(refused.is_err(), "{refused:?}");
+
+    let (ctx, server) = testing::context(Some(&address));
+    let cluster = server.insert_object(&testing::example_cluster());
+    reconcile(Arc::new(cluster), ctx.clone())
+        .await
+        .expect("reconcile");
+    let calls = methods(&vtctld.calls());
+    let alias_calls: Vec<&str> = calls
+        .iter()
+        .map(String::as_str)
+        .filter(|c| c.contains("CellsAlias ") && !c.starts_with("GetCellsAliases"))
+        .collect();
+    assert_eq!(
+        alias_calls,
+        [
+            "UpdateCellsAlias example zone1",
+            "UpdateCellsAlias planetscale_operator_default zone1",
+            "DeleteCellsAlias example",
+            "UpdateCellsAlias planetscale_operator_default zone1",
+        ]
+    );
+    let aliases = client.cells_aliases().await.expect("aliases");
+    assert_eq!(
+        aliases,
+        BTreeMap::from([(topology::CELLS_ALIAS.to_string(), vec!["zone1".to_string()])])
     );
 }
 
