@@ -4,7 +4,8 @@
 //! with its own CRDs on a cluster of two cells, a sharded keyspace (2 shards), a named pool, a
 //! vtgate autoscaler, a volume backup location and a schedule, `updateStrategy: Immediate`. Its
 //! global lockserver is external: the e2e etcd under `/vitess/global`, the root the e2e vtctld
-//! serves, so both operators see one topology. Then it is stopped, our CRDs are installed over its
+//! serves, so both operators see one topology. Beside it a second cluster runs the Go
+//! operator's own etcd (an EtcdLockserver: three member pods and their PVCs). Then it is stopped, our CRDs are installed over its
 //! CRDs and our operator runs for a while. The report (`target/e2e-figures/takeover.json`) says,
 //! object by object, what was recreated, whose pod spec or template changed (field by field),
 //! what we made that the Go operator did not, and what of its objects nothing manages now.
@@ -32,10 +33,14 @@ const CONVERGE: Duration = Duration::from_secs(180);
 const MUST_KEEP: &[&str] = &["Pod", "PersistentVolumeClaim", "Service", "Deployment"];
 
 /// The only changes a takeover may make to the Go operator's objects: our adoption marks (a
-/// Deployment's kept template, a tablet pod's desired-state hash in our computation).
+/// Deployment's kept template, a tablet pod's desired-state hash in our computation), and the
+/// component and cluster labels every child of ours carries (DESIGN §3), which the Go operator
+/// leaves off its etcd disruption budget. None restarts anything.
 const ALLOWED_CHANGES: &[&str] = &[
     "annotations.vitess.io/adopted-template-for: null -> ",
     "annotations.planetscale.com/desired-state-hash: ",
+    "labels.planetscale.com/component: null -> ",
+    "labels.planetscale.com/cluster: null -> ",
 ];
 
 /// Kinds read for the snapshot (`kubectl get` resource names).
@@ -124,6 +129,26 @@ spec:
           tabletPools:{pools}
   updateStrategy:
     type: Immediate
+---
+# The Go operator's own etcd (an EtcdLockserver, three member pods with their PVCs): topology
+# registration off, so this cluster's cells stay out of the shared e2e topology.
+apiVersion: planetscale.com/v2
+kind: VitessCluster
+metadata:
+  name: takeover-etcd
+spec:
+  globalLockserver:
+    etcd: {{}}
+  images:
+    vtctld: vitess/lite:v24.0.3
+    vtgate: vitess/lite:v24.0.3
+  cells:
+  - name: {cell_a}
+    gateway:
+      replicas: 1
+  topologyReconciliation:
+    registerCells: false
+    registerCellsAliases: false
 ---
 apiVersion: v1
 kind: Secret
@@ -371,7 +396,8 @@ async fn run(
         Some(&cluster_yaml(cell_a, cell_b, keyspace)),
     )
     .await?;
-    // Converged: 6 tablet pods (2 shards x (2 replica + 1 rdonly)), the HPA, both shards.
+    // Converged: 6 tablet pods (2 shards x (2 replica + 1 rdonly)), the HPA, both shards, and
+    // the other cluster's 3 etcd members.
     let converged = wait_for(
         "the Go operator's children",
         CONVERGE,
@@ -379,20 +405,23 @@ async fn run(
             go.check_running()?;
             let snap = snapshot(ns).await?;
             let count = |kind: &str| snap.keys().filter(|k| k.starts_with(kind)).count();
-            let tablets = snap
-                .iter()
-                .filter(|(k, s)| {
-                    k.starts_with("Pod/") && s.labels["planetscale.com/component"] == "vttablet"
-                })
-                .count();
+            let component = |name: &str| {
+                snap.iter()
+                    .filter(|(k, s)| {
+                        k.starts_with("Pod/") && s.labels["planetscale.com/component"] == name
+                    })
+                    .count()
+            };
+            let (tablets, etcds) = (component("vttablet"), component("etcd"));
             *seen = format!(
-                "tablet pods {tablets}, HPAs {}, CronJobs {}, shards {}, deployments {}",
+                "tablet pods {tablets}, etcd pods {etcds}, HPAs {}, CronJobs {}, shards {}, deployments {}",
                 count("HorizontalPodAutoscaler/"),
                 count("CronJob/"),
                 count("VitessShard/"),
                 count("Deployment/")
             );
             Ok((tablets == 6
+                && etcds == 3
                 && count("HorizontalPodAutoscaler/") >= 1
                 && count("VitessShard/") == 2)
                 .then_some(()))

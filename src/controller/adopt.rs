@@ -1,6 +1,7 @@
 //! Deployments another writer made (the Go operator, before a takeover) whose pod template
 //! already runs what ours would ([`crate::desired::equivalent`]: flag spellings, API defaults
-//! and the pod securityContext aside) keep that template, so their pods are not replaced.
+//! and the pod securityContext aside) keep that template, so their pods are not replaced; etcd
+//! member pods likewise are kept as they are ([`member`]).
 //!
 //! Pure: [`deployment`] rewrites the Deployment about to be applied, from the one listed. The
 //! kept template is marked with the hash of the template ours would have had
@@ -11,6 +12,7 @@
 use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
 use kube::{Resource, ResourceExt};
 
 use super::Error;
@@ -124,6 +126,54 @@ pub fn deployment(desired: &mut Deployment, observed: Option<&Deployment>) -> Te
         .get_or_insert_with(Default::default)
         .insert(labels::rollout::ADOPTED_FOR.into(), ours);
     Template::Kept
+}
+
+/// What [`member`] decided for one etcd member pod.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Member {
+    /// Apply ours: no pod yet, or one this operator applied.
+    Apply,
+    /// Keep the pod as it is, at no request: adopted earlier, and ours is still what it was
+    /// adopted for.
+    Keep,
+    /// Another writer's pod that runs what ours would: mark it adopted (one apply of the mark,
+    /// [`apply::adopt`]), then keep it.
+    Adopt(String),
+    /// Another writer's pod that runs something else: kept as it is all the same (a member holds
+    /// the topology, and its spec cannot change in place); the differences, for the log.
+    Differs(String),
+}
+
+/// What to do with the member pod `observed` (the listed pod of `desired`'s name), see
+/// [`Member`]. A pod's spec is immutable but for images, so applying ours over an equivalent
+/// pod another writer made would be refused (flags spelled otherwise are another spec): an
+/// adopted pod is marked with the hash of the spec ours had ([`labels::rollout::ADOPTED_FOR`])
+/// and left alone while ours hashes the same.
+pub fn member(desired: &Pod, observed: Option<&Pod>) -> Member {
+    let Some(observed) = observed else {
+        return Member::Apply;
+    };
+    let ours = crate::desired::content_hash(&desired.spec);
+    let marked = observed
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::rollout::ADOPTED_FOR));
+    if marked == Some(&ours) {
+        return Member::Keep;
+    }
+    if apply::applied_by_us(&observed.metadata) {
+        return Member::Apply;
+    }
+    let value = |spec| serde_json::to_value(spec).unwrap_or_default();
+    let namespace = observed.namespace().unwrap_or_default();
+    let differences =
+        equivalent::running_pod(&value(&observed.spec), &value(&desired.spec), &namespace);
+    if differences.is_empty() {
+        Member::Adopt(ours)
+    } else {
+        Member::Differs(equivalent::describe(&differences))
+    }
 }
 
 /// The pod template's labels and annotations ours sets must be there; its spec equivalent.

@@ -10,8 +10,10 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 
+use super::adopt;
 use super::condition::{self, Readiness};
 use super::shard::pod_ready;
 use super::{Context, Error, REQUEUE};
@@ -65,7 +67,6 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
     for claim in pvcs {
         applier.claim(claim).await?;
     }
-    let pods = applier.all(pods).await?;
     let name = owner.name_any();
     let selector = apply::selector(
         &[
@@ -74,6 +75,7 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
         ],
         &[],
     );
+    let pods = members(&applier, &ctx, owner, &selector, pods).await?;
     applier
         .prune::<Service>(&selector, &desired_services)
         .await?;
@@ -84,6 +86,55 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
     apply::status(&ctx.client, owner, owner.status.as_ref(), &status).await?;
     tracing::debug!(requests = applier.requests(), "applied");
     Ok(Action::requeue(REQUEUE))
+}
+
+/// The member pods, from one list: each of `desired` applied, unless the listed pod of its
+/// name is another writer's (the Go operator's, before a takeover), which is kept as it is
+/// ([`adopt::member`]: marked adopted when it runs what ours would, else left running and
+/// its differences logged). Returns the pods as the server has them.
+async fn members(
+    applier: &Applier<'_, EtcdLockserver>,
+    ctx: &Context,
+    owner: &EtcdLockserver,
+    selector: &str,
+    desired: Vec<Pod>,
+) -> Result<Vec<Pod>, Error> {
+    let namespace = owner.namespace().unwrap_or_default();
+    let described = format!("EtcdLockserver {namespace}/{}", owner.name_any());
+    let listed: Vec<Pod> = apply::labelled(&ctx.client, &namespace, selector, &described).await?;
+    let mut out = Vec::with_capacity(desired.len());
+    for wanted in desired {
+        let name = wanted.name_any();
+        let now = listed.iter().find(|p| p.name_any() == name);
+        match (adopt::member(&wanted, now), now) {
+            (adopt::Member::Keep, Some(pod)) => out.push(pod.clone()),
+            (adopt::Member::Adopt(hash), Some(pod)) => {
+                let adopted =
+                    apply::adopt(&ctx.client, pod, labels::rollout::ADOPTED_FOR, &hash).await?;
+                tracing::info!(pod = %name, "adopted etcd member pod: it already runs what ours would");
+                ctx.events
+                    .publish(
+                        owner,
+                        EventType::Normal,
+                        "Adopted",
+                        &format!("Pod {name} (made by another writer) already runs this spec: kept as it is, not restarted"),
+                    )
+                    .await;
+                out.push(adopted);
+            }
+            (adopt::Member::Differs(differences), Some(pod)) => {
+                tracing::info!(
+                    pod = %name,
+                    %differences,
+                    "etcd member pod made by another writer differs from ours: kept as it is \
+                     (delete it to have ours made, one member at a time)"
+                );
+                out.push(pod.clone());
+            }
+            _ => out.push(applier.owned(wanted).await?),
+        }
+    }
+    Ok(out)
 }
 
 /// Available when every member this object runs is ready (etcd needs a quorum, but the
@@ -141,6 +192,7 @@ mod tests {
         "apply persistentvolumeclaims/example-etcd-faf13de3-1",
         "apply persistentvolumeclaims/example-etcd-faf13de3-2",
         "apply persistentvolumeclaims/example-etcd-faf13de3-3",
+        "list pods",
         "apply pods/example-etcd-faf13de3-1",
         "apply pods/example-etcd-faf13de3-2",
         "apply pods/example-etcd-faf13de3-3",
@@ -160,8 +212,8 @@ mod tests {
         let mut expected = APPLIES.to_vec();
         expected.push("status etcdlockservers/example-etcd-faf13de3");
         assert_eq!(requests(&first), expected);
-        // Everything but the two lists wrote: all of it is new.
-        assert_eq!(writes(&first).len(), expected.len() - 2);
+        // Everything but the three lists wrote: all of it is new.
+        assert_eq!(writes(&first).len(), expected.len() - 3);
 
         let lockserver = server.object_like(&lockserver).expect("still there");
         reconcile(Arc::new(lockserver), ctx.clone())
@@ -170,6 +222,76 @@ mod tests {
         let second = server.take_calls();
         assert_eq!(requests(&second), APPLIES);
         assert_eq!(writes(&second), Vec::<&str>::new());
+    }
+
+    #[tokio::test]
+    async fn go_made_members_are_kept_as_they_are_adopted_when_they_run_ours() {
+        let (ctx, server) = testing::context(None);
+        let lockserver = stored_lockserver(&server);
+        reconcile(Arc::new(lockserver.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        server.take_calls();
+        // As the Go operator leaves them: no server-side apply of ours, flags spelled with
+        // underscores; the third runs another etcd image.
+        let go_made = |member: u32, image: Option<&str>| {
+            let name = format!("example-etcd-faf13de3-{member}");
+            let stored = server
+                .get("", "pods", testing::NAMESPACE, &name)
+                .expect("made");
+            let mut pod: Pod = serde_json::from_value(stored).expect("a pod");
+            pod.metadata.managed_fields = None;
+            let spec = pod.spec.as_mut().expect("spec");
+            for arg in spec.containers[0].args.iter_mut().flatten() {
+                if let Some((flag, value)) = arg.split_once('=') {
+                    *arg = format!(
+                        "--{}={value}",
+                        flag.trim_start_matches('-').replace('-', "_")
+                    );
+                }
+            }
+            if let Some(image) = image {
+                spec.containers[0].image = Some(image.into());
+            }
+            server.insert_object(&pod)
+        };
+        let (same, other) = (
+            go_made(1, None),
+            go_made(3, Some("quay.io/coreos/etcd:v3.4.0")),
+        );
+
+        let lockserver = server.object_like(&lockserver).expect("still there");
+        reconcile(Arc::new(lockserver.clone()), ctx.clone())
+            .await
+            .expect("second reconcile");
+        let calls = server.take_calls();
+        // The equivalent one is marked (its spec untouched), the other left as it is.
+        let kept = |pod: &Pod| server.object_like(pod).expect("kept");
+        assert!(
+            kept(&same)
+                .annotations()
+                .contains_key(labels::rollout::ADOPTED_FOR)
+        );
+        assert_eq!(kept(&same).spec, same.spec);
+        assert_eq!(kept(&other).spec, other.spec);
+        assert!(
+            !kept(&other)
+                .annotations()
+                .contains_key(labels::rollout::ADOPTED_FOR)
+        );
+        assert!(!writes(&calls).iter().any(|w| w.starts_with("delete pods")));
+
+        // Then neither is applied again: the adopted one is marked, the other not ours.
+        let lockserver = server.object_like(&lockserver).expect("still there");
+        reconcile(Arc::new(lockserver), ctx.clone())
+            .await
+            .expect("third reconcile");
+        let third = server.take_calls();
+        let applied: Vec<&str> = requests(&third)
+            .into_iter()
+            .filter(|r| r.starts_with("apply pods/"))
+            .collect();
+        assert_eq!(applied, ["apply pods/example-etcd-faf13de3-2"]);
     }
 
     #[tokio::test]

@@ -40,7 +40,7 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
         global: &global,
     };
     let keyspaces = parts.keyspaces();
-    let mysqld = first_shard_mysqld(&keyspaces).or_else(|| images.mysqld.clone());
+    let mysqld = first_shard_mysqld(&keyspaces);
     Ok(ClusterChildren {
         etcd,
         cells: parts.cells(mysqld),
@@ -51,7 +51,8 @@ pub fn children(cluster: &VitessCluster) -> Result<ClusterChildren, Error> {
 
 /// The mysqld image of the cluster's first VitessShard by name (its keyspace's, else the
 /// cluster's): vtgate reports that MySQL version, as the Go operator's cell controller picks
-/// it from the first shard it lists. None without shards.
+/// it from the first shard it lists. None without shards: then vtgate reports Vitess' own
+/// default, as there (no tablet serves anyway).
 fn first_shard_mysqld(keyspaces: &[VitessKeyspace]) -> Option<MysqldImage> {
     // A shard's images are its keyspace's.
     keyspaces
@@ -254,8 +255,7 @@ mod tests {
     #[test]
     fn vtgate_takes_the_mysqld_image_of_the_first_shard_by_name_as_the_go_operator_does() {
         let mut cluster = testing::example_cluster();
-        let cluster_image = cell_mysqld(&cluster);
-        assert!(cluster_image.is_some());
+        assert!(cell_mysqld(&cluster).is_some());
         // The only keyspace runs another mysqld: its shards are the first (and only) ones.
         let keyspace = &mut cluster.spec.keyspaces[0];
         let images = keyspace.images.get_or_insert_with(Default::default);
@@ -264,8 +264,8 @@ mod tests {
             ..MysqldImage::default()
         });
         assert_eq!(cell_mysqld(&cluster).as_deref(), Some("mysql:9.7"));
-        // Without shards, the cluster's.
+        // Without shards, none (and so no --mysql-server-version for vtgate).
         cluster.spec.keyspaces.clear();
-        assert_eq!(cell_mysqld(&cluster), cluster_image);
+        assert_eq!(cell_mysqld(&cluster), None);
     }
 }

@@ -18,6 +18,12 @@
 //!   again in it, and ours do the same work as the Go operator's (the same files in the same
 //!   places) in scripts of our own wording.
 //!
+//! A pod that is already running ([`running_pod`]) is compared on what it runs, not on how it
+//! was placed: its scheduling-only fields (`affinity`, `topologySpreadConstraints`; both act
+//! at scheduling only) are not compared, and a host named relative to the pod's namespace in a
+//! flag value (`member.peer:2380`) is the one named in full (`member.peer.<ns>.svc:2380`), as
+//! the pod's DNS search path resolves it.
+//!
 //! Anything else that differs is a [`Difference`], named by path, so the log says why a pod
 //! was not adopted.
 
@@ -52,8 +58,76 @@ const KEYED_LISTS: &[(&str, &str)] = &[
 /// Empty when `observed` runs what `desired` would (see the module documentation for the
 /// rules); else every difference, by path.
 pub fn pod_spec(observed: &Value, desired: &Value) -> Vec<Difference> {
-    let mut observed = observed.clone();
-    let mut desired = desired.clone();
+    compare(observed.clone(), desired.clone())
+}
+
+/// Pod-spec fields that act only when a pod is scheduled.
+const SCHEDULING_ONLY: &[&str] = &["affinity", "topologySpreadConstraints"];
+
+/// [`pod_spec`] for a pod already running in `namespace`: scheduling-only fields are not
+/// compared, and flag values name hosts of the namespace in full on both sides.
+pub fn running_pod(observed: &Value, desired: &Value, namespace: &str) -> Vec<Difference> {
+    let (mut observed, mut desired) = (observed.clone(), desired.clone());
+    for spec in [&mut observed, &mut desired] {
+        if let Some(map) = spec.as_object_mut() {
+            for field in SCHEDULING_ONLY {
+                map.remove(*field);
+            }
+        }
+        full_hosts(spec, namespace);
+    }
+    compare(observed, desired)
+}
+
+/// Rewrites every `scheme://pod.service:port` in containers' command lines to
+/// `scheme://pod.service.<namespace>.svc:port` (and `...svc.cluster.local` to `...svc`), so
+/// both spellings compare equal. (A one-dot host could also be `service.namespace`; both sides
+/// are rewritten alike, so only that name against its spelled-out pod name would be confused.)
+fn full_hosts(spec: &mut Value, namespace: &str) {
+    let long = format!(".{namespace}.svc.cluster.local:");
+    let full = format!(".{namespace}.svc");
+    for list in ["containers", "initContainers"] {
+        let Some(containers) = spec.get_mut(list).and_then(Value::as_array_mut) else {
+            continue;
+        };
+        for container in containers {
+            for key in ["command", "args"] {
+                let words = container.get_mut(key).and_then(Value::as_array_mut);
+                for word in words.into_iter().flatten() {
+                    if let Some(text) = word.as_str() {
+                        let text = text.replace(&long, &format!("{full}:"));
+                        *word = Value::String(relative_hosts_in_full(&text, &full));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `http://a.b:2380,c=http://d.e.ns.svc:2379` -> `http://a.b.ns.svc:2380,c=http://d.e.ns.svc:2379`
+/// (`suffix` is `.ns.svc`): every URL host with exactly one dot, followed by a port, gets it.
+fn relative_hosts_in_full(text: &str, suffix: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let (before, after) = rest.split_at(at + 3);
+        out.push_str(before);
+        let end = after
+            .find([':', '/', ','])
+            .unwrap_or(after.len());
+        let host = &after[..end];
+        out.push_str(host);
+        if host.matches('.').count() == 1 && after[end..].starts_with(':') {
+            out.push_str(suffix);
+        }
+        rest = &after[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The comparison of two specs, after the rewrites of the module documentation.
+fn compare(mut observed: Value, mut desired: Value) -> Vec<Difference> {
     for spec in [&mut observed, &mut desired] {
         if let Some(map) = spec.as_object_mut() {
             for field in IGNORED {
@@ -374,6 +448,45 @@ mod tests {
         let found = pod_spec(&older, &ours);
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].path, "spec.initContainers[init-vt-root].image");
+    }
+
+    #[test]
+    fn a_running_pod_is_compared_without_its_placement_and_with_hosts_in_full() {
+        let member = |urls: &str, zone_key: &str| {
+            json!({
+                "containers": [{
+                    "name": "etcd",
+                    "image": "quay.io/coreos/etcd:v3.5.17",
+                    "command": ["etcd"],
+                    "args": [format!("--initial-cluster={urls}"), "--name=m-1"],
+                }],
+                "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                    {"weight": 1, "podAffinityTerm": {"topologyKey": zone_key}},
+                ]}},
+            })
+        };
+        let go = member(
+            "m-1=http://m-1.peer:2380,m-2=http://m-2.peer:2380",
+            "failure-domain.beta.kubernetes.io/zone",
+        );
+        let ours = member(
+            "m-1=http://m-1.peer.ns.svc:2380,m-2=http://m-2.peer.ns.svc.cluster.local:2380",
+            "topology.kubernetes.io/zone",
+        );
+        assert_eq!(running_pod(&go, &ours, "ns"), vec![]);
+        // A template (pods still to be scheduled) is compared on both.
+        assert_eq!(pod_spec(&go, &ours).len(), 2, "{:?}", pod_spec(&go, &ours));
+        // Another namespace's name, or another member, is another host.
+        assert_eq!(running_pod(&go, &ours, "other").len(), 1);
+        let elsewhere = member(
+            "m-1=http://m-9.peer:2380,m-2=http://m-2.peer:2380",
+            "topology.kubernetes.io/zone",
+        );
+        assert_eq!(running_pod(&elsewhere, &ours, "ns").len(), 1);
+        assert_eq!(
+            relative_hosts_in_full("http://10.0.0.1:2379,http://localhost:2379", ".ns.svc"),
+            "http://10.0.0.1:2379,http://localhost:2379"
+        );
     }
 
     #[test]

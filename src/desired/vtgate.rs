@@ -43,8 +43,11 @@ pub fn build(cell: &VitessCell) -> Result<VtgateObjects, Error> {
     let parts = Parts::of(cell)?;
     let mut flags = parts.flags();
     let files = parts.secret_files(&mut flags)?;
+    // The MySQL version of the cell's shards (see `desired::cluster`); none without shards.
+    if let Some(mysqld) = parts.spec.images.mysqld.as_ref() {
+        flags.mysql_server_version(&vttablet::mysqld_image(Some(mysqld)));
+    }
     flags
-        .mysql_server_version(&vttablet::mysqld_image(parts.spec.images.mysqld.as_ref()))
         .extend(parts.spec.extra_vitess_flags.as_ref())
         .extend(parts.gateway.extra_flags.as_ref());
     Ok(VtgateObjects {

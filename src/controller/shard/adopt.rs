@@ -27,7 +27,8 @@ pub(super) async fn tablet(
     }
     let name = observed.name_any();
     let spec = |pod: &Pod| serde_json::to_value(&pod.spec).unwrap_or_default();
-    let differences = equivalent::pod_spec(&spec(observed), &spec(desired));
+    let namespace = observed.namespace().unwrap_or_default();
+    let differences = equivalent::running_pod(&spec(observed), &spec(desired), &namespace);
     if !differences.is_empty() {
         tracing::info!(
             pod = %name,

@@ -99,6 +99,15 @@ fn deployment_defaults() {
             .iter()
             .any(|a| a.starts_with("--mysql-auth-server-impl"))
     );
+    // No shard, no mysqld image on the cell: no MySQL version to report.
+    assert!(!args.iter().any(|a| a.starts_with("--mysql-server-version")));
+    let mut with_shards = cell(VitessCellGatewaySpec::default());
+    with_shards.spec.images.mysqld = Some(crate::api::shared::MysqldImage {
+        mysql80_compatible: Some("mysql:9.7".into()),
+        ..Default::default()
+    });
+    let shard_args = self::args(&build(&with_shards).unwrap());
+    assert!(shard_args.contains(&"--mysql-server-version=9.7-Vitess".to_string()));
     let c = &pod(&objects).containers[0];
     assert_eq!(
         c.lifecycle, None,
