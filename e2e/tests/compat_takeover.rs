@@ -28,6 +28,8 @@ use vitess_operator_e2e::{
 /// How long our operator runs on the Go operator's objects before the report is taken.
 const OURS_RUN: Duration = Duration::from_secs(90);
 const CONVERGE: Duration = Duration::from_secs(180);
+/// How long the Go operator runs again on what ours left (the reverse direction, reported).
+const REVERSE_RUN: Duration = Duration::from_secs(60);
 
 /// What the report lists; a Pod, PVC, Service or Deployment recreated fails the test.
 const MUST_KEEP: &[&str] = &["Pod", "PersistentVolumeClaim", "Service", "Deployment"];
@@ -309,12 +311,12 @@ async fn wait_established(kind_plural: &str) -> Result<()> {
 }
 
 /// Starts the Go operator on `ns` (WATCH_NAMESPACE; it skips leader election out of a cluster).
-fn start_go(binary: &std::path::Path, ns: &str) -> Result<Operator> {
+fn start_go(binary: &std::path::Path, ns: &str, name: &str) -> Result<Operator> {
     let watch = format!("WATCH_NAMESPACE={ns}");
     let binary = binary.to_string_lossy();
     Operator::start_binary(
         std::path::Path::new("/usr/bin/env"),
-        "takeover-go",
+        name,
         &[&watch, &binary],
     )
 }
@@ -390,7 +392,7 @@ async fn run(
         wait_established(kind).await?;
     }
     // 2. The Go operator, 3. the cluster, until its children are there.
-    let mut go = start_go(go_binary, ns)?;
+    let mut go = start_go(go_binary, ns, "takeover-go")?;
     kubectl_with_stdin(
         &["apply", "--server-side", "-n", ns, "-f", "-"],
         Some(&cluster_yaml(cell_a, cell_b, keyspace)),
@@ -481,7 +483,54 @@ async fn run(
     .unwrap_or_default();
     ours.stop().await?;
 
+    // 5. The reverse, reported: the Go operator's CRDs back over ours and the Go operator run
+    // again on what ours left. Only its safety is asserted (no PVC deleted): the rest is what
+    // a user going back would meet.
+    install(&go_source.join("deploy/crds").to_string_lossy()).await?;
+    wait_established("vitessclusters").await?;
+    let mut back = start_go(go_binary, ns, "takeover-go-back")?;
+    let mut exited = None;
+    // It cannot read a VitessShard whose status has our conditions (a list; its are a map):
+    // cleared after a while, the way README tells a user going back.
+    for clear in [false, true] {
+        if clear {
+            let shards = kubectl(&["get", "-n", ns, "vitessshards", "-o", "name"]).await?;
+            for shard in shards.lines() {
+                kubectl(&[
+                    "patch",
+                    "-n",
+                    ns,
+                    shard,
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    r#"{"status":{"conditions":null}}"#,
+                ])
+                .await?;
+            }
+        }
+        let deadline = Instant::now() + REVERSE_RUN / 2;
+        while Instant::now() < deadline && exited.is_none() {
+            exited = back.check_running().err().map(|e| format!("{e:#}"));
+            tokio::time::sleep(Duration::from_secs(5)).await;
+        }
+    }
+    let reverse = snapshot(ns).await?;
+    let back_log = back.log_contents().unwrap_or_default();
+    let _ = back.stop().await;
+    let mut reverse_report = report(&after, &reverse);
+    reverse_report["go_exited"] = json!(exited);
+    reverse_report["go_errors"] = json!(
+        back_log
+            .lines()
+            .filter(|l| l.contains("\"level\":\"error\"") || l.contains("ERROR"))
+            .map(|l| l.chars().take(300).collect::<String>())
+            .take(10)
+            .collect::<Vec<_>>()
+    );
+
     let mut figures = report(&before, &after);
+    figures["reverse"] = reverse_report;
     figures["go_vitessbackupschedules"] = json!(schedules.lines().collect::<Vec<_>>());
     figures["cells_before"] = json!(cells_before.lines().collect::<Vec<_>>());
     figures["cells_after"] = json!(cells_after.lines().collect::<Vec<_>>());
@@ -518,6 +567,17 @@ async fn run(
         })
         .map(|(k, _)| k.clone())
         .collect();
+    let lost_claims: Vec<&str> = figures["reverse"]["deleted"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|k| k.starts_with("PersistentVolumeClaim/"))
+        .collect();
+    ensure!(
+        lost_claims.is_empty(),
+        "going back to the Go operator deleted data claims: {lost_claims:?}"
+    );
     ensure!(
         broken.is_empty(),
         "takeover recreated or deleted {} Pod/PVC/Service/Deployment objects: {broken:#?}\n\

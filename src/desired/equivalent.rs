@@ -112,9 +112,7 @@ fn relative_hosts_in_full(text: &str, suffix: &str) -> String {
     while let Some(at) = rest.find("://") {
         let (before, after) = rest.split_at(at + 3);
         out.push_str(before);
-        let end = after
-            .find([':', '/', ','])
-            .unwrap_or(after.len());
+        let end = after.find([':', '/', ',']).unwrap_or(after.len());
         let host = &after[..end];
         out.push_str(host);
         if host.matches('.').count() == 1 && after[end..].starts_with(':') {
