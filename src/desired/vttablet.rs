@@ -540,7 +540,9 @@ impl TabletContext<'_> {
         env
     }
 
-    fn vttablet(&self, has_pvc: bool, local_mysqld: bool) -> Container {
+    /// vttablet's flags before backups and the user's: the Go operator's set, and how to
+    /// reach the tablet's MySQL (its own mysqld, or an external datastore).
+    fn vttablet_flags(&self, local_mysqld: bool) -> FlagSet {
         let spec = self.spec;
         let pool = self.pool;
         let flavour = MysqldFlavour::of(spec.images.mysqld.as_ref());
@@ -600,6 +602,14 @@ impl TabletContext<'_> {
             }
             None => {}
         }
+        flags
+    }
+
+    fn vttablet(&self, has_pvc: bool, local_mysqld: bool) -> Container {
+        let spec = self.spec;
+        let pool = self.pool;
+        let flavour = MysqldFlavour::of(spec.images.mysqld.as_ref());
+        let mut flags = self.vttablet_flags(local_mysqld);
         let mut mounts = self.shared_mounts(has_pvc);
         let mut env = self.base_env();
         if let Some(backup) = self.backup {
