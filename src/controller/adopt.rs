@@ -13,9 +13,11 @@ use std::collections::BTreeSet;
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
-use super::Error;
+use super::{Context, Error};
 use crate::desired::equivalent;
 use crate::domain::labels;
 use crate::k8s::applier::Applier;
@@ -104,13 +106,7 @@ pub fn deployment(desired: &mut Deployment, observed: Option<&Deployment>) -> Te
         return Template::Ours;
     };
     let ours = crate::desired::content_hash(&want.template);
-    let marked = observed
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(labels::rollout::ADOPTED_FOR))
-        == Some(&ours);
-    if !marked {
+    if !marked_for(&observed.metadata, &ours) {
         if apply::applied_by_us(&observed.metadata) {
             return Template::Ours;
         }
@@ -154,26 +150,48 @@ pub fn member(desired: &Pod, observed: Option<&Pod>) -> Member {
         return Member::Apply;
     };
     let ours = crate::desired::content_hash(&desired.spec);
-    let marked = observed
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(labels::rollout::ADOPTED_FOR));
-    if marked == Some(&ours) {
+    if marked_for(&observed.metadata, &ours) {
         return Member::Keep;
     }
     if apply::applied_by_us(&observed.metadata) {
         return Member::Apply;
     }
-    let value = |spec| serde_json::to_value(spec).unwrap_or_default();
-    let namespace = observed.namespace().unwrap_or_default();
-    let differences =
-        equivalent::running_pod(&value(&observed.spec), &value(&desired.spec), &namespace);
+    let differences = running_pod_differences(observed, desired);
     if differences.is_empty() {
         Member::Adopt(ours)
     } else {
         Member::Differs(equivalent::describe(&differences))
     }
+}
+
+/// Whether `meta` carries the adoption mark for the desired content hashed `hash`.
+fn marked_for(meta: &ObjectMeta, hash: &str) -> bool {
+    meta.annotations
+        .as_ref()
+        .and_then(|a| a.get(labels::rollout::ADOPTED_FOR))
+        .is_some_and(|mark| mark == hash)
+}
+
+/// How the running pod `observed` differs from `desired` ([`equivalent::running_pod`], in
+/// the pod's namespace): tablets and etcd members are judged alike.
+pub fn running_pod_differences(observed: &Pod, desired: &Pod) -> Vec<equivalent::Difference> {
+    let value = |spec| serde_json::to_value(spec).unwrap_or_default();
+    let namespace = observed.namespace().unwrap_or_default();
+    equivalent::running_pod(&value(&observed.spec), &value(&desired.spec), &namespace)
+}
+
+/// The Event of a pod another writer made that is kept as it is, on `owner`.
+pub async fn publish_adopted<K: Resource<DynamicType = ()>>(ctx: &Context, owner: &K, pod: &str) {
+    ctx.events
+        .publish(
+            owner,
+            EventType::Normal,
+            "Adopted",
+            &format!(
+                "Pod {pod} (made by another writer) already runs this spec: kept as it is, not restarted"
+            ),
+        )
+        .await;
 }
 
 /// The pod template's labels and annotations ours sets must be there; its spec equivalent.

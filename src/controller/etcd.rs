@@ -10,7 +10,6 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
-use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 
 use super::adopt;
@@ -112,14 +111,7 @@ async fn members(
                 let adopted =
                     apply::adopt(&ctx.client, pod, labels::rollout::ADOPTED_FOR, &hash).await?;
                 tracing::info!(pod = %name, "adopted etcd member pod: it already runs what ours would");
-                ctx.events
-                    .publish(
-                        owner,
-                        EventType::Normal,
-                        "Adopted",
-                        &format!("Pod {name} (made by another writer) already runs this spec: kept as it is, not restarted"),
-                    )
-                    .await;
+                adopt::publish_adopted(ctx, owner, &name).await;
                 out.push(adopted);
             }
             (adopt::Member::Differs(differences), Some(pod)) => {

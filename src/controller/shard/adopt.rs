@@ -6,7 +6,6 @@
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::runtime::events::EventType;
 
 use super::{Context, Error, hash_of};
 use crate::api::VitessShard;
@@ -26,9 +25,7 @@ pub(super) async fn tablet(
         return Ok(None);
     }
     let name = observed.name_any();
-    let spec = |pod: &Pod| serde_json::to_value(&pod.spec).unwrap_or_default();
-    let namespace = observed.namespace().unwrap_or_default();
-    let differences = equivalent::running_pod(&spec(observed), &spec(desired), &namespace);
+    let differences = crate::controller::adopt::running_pod_differences(observed, desired);
     if !differences.is_empty() {
         tracing::info!(
             pod = %name,
@@ -46,13 +43,6 @@ pub(super) async fn tablet(
     )
     .await?;
     tracing::info!(pod = %name, shard = %shard.name_any(), "adopted tablet pod: its spec already runs what ours would");
-    ctx.events
-        .publish(
-            shard,
-            EventType::Normal,
-            "Adopted",
-            &format!("Pod {name} (made by another writer) already runs this spec: kept as it is, not restarted"),
-        )
-        .await;
+    crate::controller::adopt::publish_adopted(ctx, shard, &name).await;
     Ok(Some(adopted))
 }
