@@ -146,16 +146,10 @@ impl Parts<'_> {
             .set("db-dba-user", "vt_dba")
             .set("mysql-socket", format!("{VT_DATA_ROOT}/mysql.sock"));
         self.storage.apply_flags(&mut flags);
-        // xtrabackup copies and prepares with a thread per core requested for mysqld.
-        let threads = self
-            .first_pool
-            .mysqld
-            .as_ref()
-            .and_then(|m| m.resources.as_ref())
-            .and_then(|r| r.requests.as_ref())
-            .and_then(|r| r.get("cpu"))
-            .and_then(podspec::whole_cpus)
-            .unwrap_or(1);
+        // xtrabackup copies and prepares with a thread per core requested for mysqld (at least
+        // one: `engine_flags`).
+        let mysqld = self.first_pool.mysqld.as_ref();
+        let threads = vttablet::cpu_count(mysqld.and_then(|m| m.resources.as_ref()));
         backup::engine_flags(
             spec.backup_engine.unwrap_or_default(),
             threads,

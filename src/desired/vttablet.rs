@@ -165,6 +165,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
     )?;
 
     distinct_local_pools(&spec.template.tablet_pools, &object)?;
+    let flavour = MysqldFlavour::of(spec.images.mysqld.as_ref());
     let locations = spec.backup_locations.as_deref().unwrap_or_default();
     let mut tablets = Vec::new();
     for (pool_index, pool) in spec.template.tablet_pools.iter().enumerate() {
@@ -213,6 +214,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
                 init_script: &init_script,
                 backup: backup.as_ref(),
                 external: external.as_ref(),
+                flavour: &flavour,
             };
             tablets.push(ctx.tablet());
         }
@@ -234,6 +236,8 @@ struct TabletContext<'a> {
     init_script: &'a podspec::SecretFile,
     backup: Option<&'a TabletBackup>,
     external: Option<&'a ExternalFiles>,
+    /// The shard's MySQL image and flavour.
+    flavour: &'a MysqldFlavour,
 }
 
 /// The secret files of an external datastore, as its tablets mount them.
@@ -533,7 +537,7 @@ impl TabletContext<'_> {
                 ..EnvVar::default()
             },
         ];
-        let flavour = MysqldFlavour::of(self.spec.images.mysqld.as_ref());
+        let flavour = self.flavour;
         if let Some(name) = flavour.name {
             env.push(var("MYSQL_FLAVOR", name));
         }
@@ -545,7 +549,7 @@ impl TabletContext<'_> {
     fn vttablet_flags(&self, local_mysqld: bool) -> FlagSet {
         let spec = self.spec;
         let pool = self.pool;
-        let flavour = MysqldFlavour::of(spec.images.mysqld.as_ref());
+        let flavour = self.flavour;
         let mut flags = FlagSet::vitess();
         flags
             .vitess_common(&spec.global_lockserver)
@@ -608,7 +612,7 @@ impl TabletContext<'_> {
     fn vttablet(&self, has_pvc: bool, local_mysqld: bool) -> Container {
         let spec = self.spec;
         let pool = self.pool;
-        let flavour = MysqldFlavour::of(spec.images.mysqld.as_ref());
+        let flavour = self.flavour;
         let mut flags = self.vttablet_flags(local_mysqld);
         let mut mounts = self.shared_mounts(has_pvc);
         let mut env = self.base_env();
@@ -672,7 +676,7 @@ impl TabletContext<'_> {
 
     fn mysqld(&self, has_pvc: bool) -> Container {
         let pool = self.pool;
-        let flavour = MysqldFlavour::of(self.spec.images.mysqld.as_ref());
+        let flavour = self.flavour;
         let mut flags = FlagSet::vitess();
         flags
             .set("logtostderr", true)
@@ -687,7 +691,7 @@ impl TabletContext<'_> {
             .mysql_server_version(&flavour.image);
         Container {
             name: "mysqld".into(),
-            image: Some(flavour.image),
+            image: Some(flavour.image.clone()),
             image_pull_policy: self.pull_policy(|p| p.mysqld),
             command: Some(vec!["/vt/bin/mysqlctld".into()]),
             args: Some(flags.args()),
@@ -771,7 +775,7 @@ fn cpu_limit(resources: Option<&ResourceRequirements>) -> Option<u64> {
 }
 
 /// The whole CPUs of a container's request, rounded up; 0 without one.
-fn cpu_count(resources: Option<&ResourceRequirements>) -> u64 {
+pub(super) fn cpu_count(resources: Option<&ResourceRequirements>) -> u64 {
     resources
         .and_then(|r| r.requests.as_ref())
         .and_then(|r| r.get("cpu"))
