@@ -25,7 +25,7 @@ use std::time::Duration;
 
 use k8s_openapi::NamespaceResourceScope;
 use kube::runtime::controller::{self, Action};
-use kube::runtime::reflector::ObjectRef;
+use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource};
 
@@ -109,11 +109,17 @@ pub struct Context {
     backup_requests: Mutex<HashMap<String, backup::RequestState>>,
     /// What was last applied to children that are not applied again while unchanged.
     applied: apply::Applied,
+    /// The VitessClusters the cluster controller watches (whole: our own kind), read by the
+    /// other controllers to find a cluster's vtctld without a GET per reconcile: the cluster
+    /// controller's store, given once when it starts ([`Context::share_clusters`]). Before
+    /// that, before its first list, and in tests without it, a miss falls back to a GET.
+    clusters: std::sync::OnceLock<reflector::Store<VitessCluster>>,
 }
 
 impl Context {
     pub fn new(client: Client, namespace: Option<String>, vitess: vitess::Clients) -> Self {
         Self {
+            clusters: std::sync::OnceLock::new(),
             namespace,
             checker: Mutex::new(crate::cli::validate::Checker::new()),
             failures: Mutex::new(HashMap::new()),
@@ -124,6 +130,30 @@ impl Context {
             applied: apply::Applied::default(),
             client,
         }
+    }
+
+    /// Shares the cluster controller's store of VitessClusters; only its first call counts.
+    fn share_clusters(&self, store: reflector::Store<VitessCluster>) {
+        // A second controller in one process (tests) keeps the first one's store.
+        let _ = self.clusters.set(store);
+    }
+
+    /// Cluster `name` in `namespace`: from the shared cache, else (not listed yet, or just
+    /// made) from the API server.
+    async fn cluster(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Arc<VitessCluster>>, kube::Error> {
+        if let Some(cached) = self
+            .clusters
+            .get()
+            .and_then(|store| store.get(&ObjectRef::new(name).within(namespace)))
+        {
+            return Ok(Some(cached));
+        }
+        let clusters: Api<VitessCluster> = Api::namespaced(self.client.clone(), namespace);
+        Ok(clusters.get_opt(name).await?.map(Arc::new))
     }
 
     /// Runs `f` on the BackupShard calls of VitessBackup requests.
@@ -151,16 +181,15 @@ impl Context {
     }
 
     /// The vtctld client of cluster `cluster` in `namespace`, or why there is none: the
-    /// caller's own read of the VitessCluster and of the TLS Secrets its spec names, so that
-    /// no controller waits for another to have run. The channel connects on first use.
+    /// caller's own read of the VitessCluster (the shared cache, a GET on a miss) and of the
+    /// TLS Secrets its spec names, so that no controller waits for another to have run. The channel connects on first use.
     async fn vtctld_of(
         &self,
         namespace: &str,
         cluster: &str,
     ) -> Result<vitess::Vtctld, VtctldError> {
-        let clusters: Api<VitessCluster> = Api::namespaced(self.client.clone(), namespace);
-        let found = clusters
-            .get_opt(cluster)
+        let found = self
+            .cluster(namespace, cluster)
             .await
             .map_err(|e| VtctldError::ClusterUnreadable {
                 cluster: cluster.to_string(),

@@ -36,7 +36,10 @@ use crate::k8s::applier::Applier;
 pub const TOPOLOGY_REGISTERED: &str = "TopologyRegistered";
 
 pub async fn run(ctx: Arc<Context>) {
-    Controller::new(ctx.api::<VitessCluster>(), watcher::Config::default())
+    let controller = Controller::new(ctx.api::<VitessCluster>(), watcher::Config::default());
+    // Its watch of VitessClusters is the cache the other controllers read them from.
+    ctx.share_clusters(controller.store());
+    controller
         .owns(ctx.api::<VitessCell>(), watcher::Config::default())
         .owns(ctx.api::<VitessKeyspace>(), watcher::Config::default())
         .owns(ctx.api::<EtcdLockserver>(), watcher::Config::default())

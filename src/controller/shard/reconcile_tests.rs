@@ -144,3 +144,31 @@ async fn a_go_made_tablet_pod_that_runs_our_spec_is_adopted_and_one_that_does_no
     );
     assert!(!writes(&calls).iter().any(|w| w.starts_with("delete pods")));
 }
+
+/// With the cluster controller's store shared, a shard finds its cluster (for vtctld's TLS
+/// settings) there: no GET of the VitessCluster per reconcile.
+#[tokio::test]
+async fn the_shared_cluster_cache_saves_the_cluster_get() {
+    let (vtctld, ctx, server, shard) = testing::example_shard().await;
+    let cluster = server
+        .object_like(&testing::example_cluster())
+        .expect("the example cluster is stored");
+    let (store, mut writer) = kube::runtime::reflector::store();
+    writer.apply_watcher_event(&kube::runtime::watcher::Event::Apply(cluster));
+    ctx.share_clusters(store);
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    let calls = server.take_calls();
+    assert!(
+        !requests(&calls).contains(&"get vitessclusters/example"),
+        "{:?}",
+        requests(&calls)
+    );
+    // vtctld was still asked, through the cached cluster's settings.
+    let rpcs: Vec<String> = vtctld.calls().iter().map(ToString::to_string).collect();
+    assert_eq!(
+        rpcs,
+        ["GetShard commerce/-", "GetTablets commerce/- cells="]
+    );
+}
