@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams};
@@ -100,12 +100,26 @@ pub async fn with_fake_vtctld<F>(test: &str, body: F) -> Result<()>
 where
     F: AsyncFnOnce(&Client, &str, &mut Operator, &SharedFake, SocketAddr) -> Result<()>,
 {
-    let fake = FakeVtctld::start(([127, 0, 0, 1], 0).into()).await?;
+    with_fake_and_agent(test, None, body).await
+}
+
+/// [`with_fake_vtctld`] with `env` arguments put before the operator (`operator_args`).
+pub(crate) async fn with_fake_and_agent<F>(
+    test: &str,
+    operator_args: Option<&[&str]>,
+    body: F,
+) -> Result<()>
+where
+    F: AsyncFnOnce(&Client, &str, &mut Operator, &SharedFake, SocketAddr) -> Result<()>,
+{
+    let fake = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .context("starting a fake vtctld")?;
     let address = fake.local_addr();
     let shared: SharedFake = Arc::new(Mutex::new(Some(fake)));
     let result = with_operator_at(
         test,
-        None,
+        operator_args,
         &address.to_string(),
         async |client, ns, operator| {
             let agent = start_tablet_agent(client.clone(), ns.to_string(), shared.clone());
@@ -119,6 +133,42 @@ where
         fake.stop().await;
     }
     result
+}
+
+/// A fake vtctld and its tablet agent on one namespace, for tests that start their operators
+/// themselves (`--vtctld-address *=` [`FakeTopology::address`]).
+pub struct FakeTopology {
+    shared: SharedFake,
+    address: SocketAddr,
+    agent: tokio::task::JoinHandle<()>,
+}
+
+impl FakeTopology {
+    pub async fn start(client: &Client, ns: &str) -> Result<Self> {
+        let fake = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .context("starting a fake vtctld")?;
+        let address = fake.local_addr();
+        let shared: SharedFake = Arc::new(Mutex::new(Some(fake)));
+        let agent = start_tablet_agent(client.clone(), ns.to_string(), shared.clone());
+        Ok(Self {
+            shared,
+            address,
+            agent,
+        })
+    }
+
+    /// The operator's `--vtctld-address` for it: every cluster's vtctld is the fake.
+    pub fn vtctld_address(&self) -> String {
+        format!("*={}", self.address)
+    }
+
+    pub async fn stop(self) {
+        self.agent.abort();
+        if let Some(fake) = self.shared.lock().await.take() {
+            fake.stop().await;
+        }
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use std::time::Instant;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -141,20 +141,20 @@ pub async fn versions(client: &Client, ns: &str) -> Result<BTreeMap<String, Stri
 /// waiting, on failure when dropped). `operator_args`: `env` arguments put before the
 /// operator (`VAR=value`).
 ///
-/// The operator's vtctld is a private fake (`vtctld_fake`) with no tablets,
-/// so that tests running at once do not register and prune each other's cells and keyspaces
-/// in the one real vtctld; tests of what Vitess sees use [`with_operator_at`] with it.
+/// The operator's vtctld is a private fake (`vtctld_fake`) with the tablet agent
+/// ([`crate::start_tablet_agent`]) registering each Ready tablet pod in it, so that shards
+/// get a primary and become Ready, and tests running at once do not register and prune each
+/// other's cells and keyspaces in the one real vtctld; tests of what Vitess sees use
+/// [`with_operator_at`] with it; tests that need the fake itself use
+/// [`crate::with_fake_vtctld`].
 pub async fn with_operator<F>(test: &str, operator_args: Option<&[&str]>, body: F) -> Result<()>
 where
     F: AsyncFnOnce(&Client, &str, &mut Operator) -> Result<()>,
 {
-    let fake = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
-        .await
-        .context("starting a fake vtctld")?;
-    let address = fake.local_addr().to_string();
-    let result = with_operator_at(test, operator_args, &address, body).await;
-    fake.stop().await;
-    result
+    crate::agent::with_fake_and_agent(test, operator_args, async |client, ns, operator, _, _| {
+        body(client, ns, operator).await
+    })
+    .await
 }
 
 /// [`with_operator`] with every cluster's vtctld at `vtctld` (`HOST:PORT`), e.g. a fake.

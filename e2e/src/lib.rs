@@ -25,7 +25,9 @@ pub mod sql;
 mod tools;
 mod wait;
 
-pub use agent::{SharedFake, TabletLabels, start_tablet_agent, tablet_of, with_fake_vtctld};
+pub use agent::{
+    FakeTopology, SharedFake, TabletLabels, start_tablet_agent, tablet_of, with_fake_vtctld,
+};
 pub use apply::{FIELD_MANAGER, apply_yaml};
 pub use go_operator::{anchors_dir, go_operator};
 pub use kinds::{

@@ -11,9 +11,10 @@
 //! what we made that the Go operator did not, and what of its objects nothing manages now.
 //! It fails when a Pod, PVC, Service or Deployment is recreated or deleted, a Go-made tablet is
 //! put on a rolling update, anything changes but our marks ([`ALLOWED_CHANGES`]), we make
-//! anything but the schedule's CronJob, a cell's topology moves, or the cluster does not become
-//! Ready with its topology registered. KWOK pods never run, so tablets have no primary and
-//! register no tablet record; that is expected.
+//! anything but the schedule's CronJob, a cell's topology moves, or the cluster's topology is
+//! not registered. KWOK pods never run, so tablets register no tablet record and no shard has a
+//! primary: the cluster must be not Ready for its keyspaces alone (lockserver, vtctld and cells
+//! taken over and available).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -629,13 +630,28 @@ async fn run(
         "cell {cell_a} is no longer at {root}: {cell_info}"
     );
     let conditions: Vec<Value> = serde_json::from_str(&ready).unwrap_or_default();
-    for wanted in ["Ready", "TopologyRegistered"] {
-        let condition = conditions.iter().find(|c| c["type"] == wanted);
-        ensure!(
-            condition.is_some_and(|c| c["status"] == "True"),
-            "condition {wanted} of the cluster after takeover: {condition:?}"
-        );
-    }
+    let registered = conditions
+        .iter()
+        .find(|c| c["type"] == "TopologyRegistered");
+    ensure!(
+        registered.is_some_and(|c| c["status"] == "True"),
+        "condition TopologyRegistered of the cluster after takeover: {registered:?}"
+    );
+    // The tablet pods are KWOK's: no vttablet registers, so no shard has a primary and the
+    // cluster is honestly not Ready, but only for its keyspaces: the lockserver, vtctld and
+    // every cell it took over are.
+    let ready = conditions.iter().find(|c| c["type"] == "Ready");
+    let waiting = ready
+        .and_then(|c| c["message"].as_str())
+        .and_then(|m| m.strip_prefix("waiting for "))
+        .unwrap_or_default();
+    ensure!(
+        ready.is_some_and(|c| c["status"] == "False")
+            && !waiting.is_empty()
+            && waiting.split(", ").all(|w| w.starts_with("keyspace ")),
+        "condition Ready of the cluster after takeover, wanted False waiting only for \
+         keyspaces: {ready:?}"
+    );
     Ok(())
 }
 

@@ -12,35 +12,12 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use kube::api::ListParams;
+#[path = "support/argocd.rs"]
+mod argocd;
+use argocd::argocd_health;
 use vitess_operator_e2e::{
     condition, dynamic, kubectl, versions, wait_for, with_operator, workspace_dir,
 };
-
-/// Runs the chart's Argo CD health check (`charts/vitess-operator/docs/health.lua`) on
-/// `object` as Argo CD does (global `obj`, the script returns `hs`): (status, message).
-fn argocd_health(object: &serde_json::Value) -> Result<(String, String)> {
-    use mlua::{LuaSerdeExt, SerializeOptions};
-    let script =
-        std::fs::read_to_string(workspace_dir().join("charts/vitess-operator/docs/health.lua"))?;
-    let lua = mlua::Lua::new();
-    // JSON null is Lua nil, as in Argo CD.
-    let options = SerializeOptions::new()
-        .serialize_none_to_null(false)
-        .serialize_unit_to_null(false);
-    let obj = lua
-        .to_value_with(object, options)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    lua.globals()
-        .set("obj", obj)
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let hs: mlua::Table = lua
-        .load(&script)
-        .eval()
-        .map_err(|e| anyhow::anyhow!("health.lua: {e}"))?;
-    let status: String = hs.get("status").map_err(|e| anyhow::anyhow!("{e}"))?;
-    let message: Option<String> = hs.get("message").map_err(|e| anyhow::anyhow!("{e}"))?;
-    Ok((status, message.unwrap_or_default()))
-}
 
 #[test]
 fn argocd_health_follows_ready_and_observed_generation() -> Result<()> {

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use vitess_operator_e2e::{
-    METRICS_ADDRESS, Operator, TestNamespace, apply_yaml, client, condition, dynamic, http_address,
-    http_get, identity_of, install_crds, lease_holder, wait_for, workspace_dir,
+    FakeTopology, METRICS_ADDRESS, Operator, TestNamespace, apply_yaml, client, condition, dynamic,
+    http_address, http_get, identity_of, install_crds, lease_holder, wait_for, workspace_dir,
 };
 
 const LEASE: &str = "vitess-operator-leader-e2e";
@@ -18,13 +18,15 @@ const TAKEOVER_BOUND: Duration = Duration::from_secs(20);
 /// A SIGTERM handover is one follower retry (2 s) plus an API round trip; this is generous.
 const HANDOVER_BOUND: Duration = Duration::from_secs(5);
 
-fn start(ns: &str, name: &str) -> Result<Operator> {
+fn start(ns: &str, name: &str, vtctld: &FakeTopology) -> Result<Operator> {
     Operator::start(
         &format!("leader-{name}-{ns}"),
         &[
             "run",
             "--namespace",
             ns,
+            "--vtctld-address",
+            &vtctld.vtctld_address(),
             METRICS_ADDRESS,
             "--leader-elect",
             "--leader-election-lease-name",
@@ -80,12 +82,14 @@ async fn one_leader_writes_takeover_after_kill_and_handover_on_sigterm() -> Resu
     let client = client().await?;
     let ns = TestNamespace::create(&client, "leader").await?;
     let ns_name = ns.name().to_string();
+    // The shards' primaries come from a fake vtctld that registers the Ready tablet pods.
+    let vtctld = FakeTopology::start(&client, &ns_name).await?;
 
-    let mut a = start(&ns_name, "a")?;
+    let mut a = start(&ns_name, "a", &vtctld)?;
     let a_id = identity_of(&a)?;
     let a_http = http_address(&mut a).await?;
     wait_holder(&ns_name, &a_id, Instant::now(), Duration::from_secs(20)).await?;
-    let mut b = start(&ns_name, "b")?;
+    let mut b = start(&ns_name, "b", &vtctld)?;
     let b_id = identity_of(&b)?;
     let b_http = http_address(&mut b).await?;
 
@@ -123,7 +127,7 @@ async fn one_leader_writes_takeover_after_kill_and_handover_on_sigterm() -> Resu
     eprintln!("leader: a={a_id} leads with {a_reconciles} reconciles; b={b_id} waits with 0");
 
     // A third process, so that b's SIGTERM has someone to hand over to.
-    let mut c = start(&ns_name, "c")?;
+    let mut c = start(&ns_name, "c", &vtctld)?;
     let c_id = identity_of(&c)?;
     let c_http = http_address(&mut c).await?;
 
@@ -190,5 +194,6 @@ async fn one_leader_writes_takeover_after_kill_and_handover_on_sigterm() -> Resu
     other.stop().await?;
     assert_eq!(lease_holder(&client, &ns_name, LEASE).await?, None);
     drop(a);
+    vtctld.stop().await;
     ns.delete(Duration::from_secs(120)).await
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use vitess_operator::k8s::rbac;
 use vitess_operator_e2e::{
-    METRICS_ADDRESS, Operator, TestNamespace, apply_yaml, client, condition, dynamic, install_crds,
-    kubectl, kubectl_with_stdin, service_account_kubeconfig, wait_for, workspace_dir,
+    FakeTopology, METRICS_ADDRESS, Operator, TestNamespace, apply_yaml, client, condition, dynamic,
+    install_crds, kubectl, kubectl_with_stdin, service_account_kubeconfig, wait_for, workspace_dir,
 };
 
 /// Resources every authenticated user may use (system:basic-user), not the operator's grant.
@@ -106,6 +106,9 @@ async fn operator_runs_under_the_config_role_without_forbidden() -> Result<()> {
     let kubeconfig_env = format!("KUBECONFIG={}", kubeconfig.display());
     let binary = Operator::binary();
     let binary = binary.to_string_lossy();
+    // The shards' primaries come from a fake vtctld that registers the Ready tablet pods.
+    let vtctld = FakeTopology::start(&client, ns.name()).await?;
+    let vtctld_address = vtctld.vtctld_address();
     let mut operator = Operator::start_binary(
         std::path::Path::new("/usr/bin/env"),
         // A log of its own: the log file of a test name is appended to across runs.
@@ -116,6 +119,8 @@ async fn operator_runs_under_the_config_role_without_forbidden() -> Result<()> {
             "run",
             "--namespace",
             ns.name(),
+            "--vtctld-address",
+            &vtctld_address,
             METRICS_ADDRESS,
             "--leader-elect",
             "--log-format=json",
@@ -162,6 +167,7 @@ async fn operator_runs_under_the_config_role_without_forbidden() -> Result<()> {
     }
     .await;
     let stopped = operator.stop().await;
+    vtctld.stop().await;
     if let Err(err) = result {
         let log = operator.log_contents().unwrap_or_default();
         bail!("{err:#}\n--- operator log ---\n{log}");

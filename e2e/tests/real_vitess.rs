@@ -15,6 +15,9 @@
 //! the replica still points at the old pod's address), or moves the primary if it sees the
 //! old one dead first; writes are acknowledged again, and no acknowledged row is lost.
 //!
+//! Before the first primary neither the shard nor the cluster may be Ready, nor Healthy to the
+//! chart's Argo CD health check; after it both must become both.
+//!
 //! Figures (times, rows written and lost, the writer's longest outage) are written to
 //! `target/e2e-figures/real-vitess.json`; nothing here asserts a time except the bounds that
 //! stop a stuck test.
@@ -28,6 +31,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use mysql_async::prelude::Queryable;
+#[path = "support/argocd.rs"]
+mod argocd;
+use argocd::argocd_health;
 use vitess_operator_e2e::sql::{Writer, connect, missing_on_tablet, vtgate_address};
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, dynamic, install_crds, kubectl_with_stdin, on_real_node,
@@ -55,6 +61,46 @@ fn primary_of(shard: &DynamicObject) -> Option<String> {
         .or_else(|| shard.data["status"]["masterAlias"].as_str())
         .filter(|a| !a.is_empty())
         .map(str::to_string)
+}
+
+/// The status of an object's `Ready` condition.
+fn ready(object: &DynamicObject) -> Option<&str> {
+    object.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == "Ready")?["status"]
+        .as_str()
+}
+
+/// What was seen of the shard and the cluster while the shard had no primary.
+#[derive(Default)]
+struct BeforePrimary {
+    /// Looks at the shard in which Argo CD saw it Progressing.
+    progressing: usize,
+}
+
+impl BeforePrimary {
+    /// Fails when the shard (no primary) or the cluster read before it says Ready or looks
+    /// Healthy.
+    fn check(&mut self, cluster: Option<&DynamicObject>, shard: &DynamicObject) -> Result<()> {
+        for (kind, object) in [("VitessCluster", cluster), ("VitessShard", Some(shard))] {
+            let Some(object) = object else { continue };
+            let (health, message) = argocd_health(&serde_json::to_value(object)?)?;
+            ensure!(
+                ready(object) != Some("True") && health != "Healthy",
+                "{kind} {} is Ready {:?} / Argo CD {health} ({message}) while the shard has \
+                 no primary: {}",
+                object.name_any(),
+                ready(object),
+                object.data["status"]
+            );
+        }
+        let (health, _) = argocd_health(&serde_json::to_value(shard)?)?;
+        if health == "Progressing" {
+            self.progressing += 1;
+        }
+        Ok(())
+    }
 }
 
 #[tokio::test]
@@ -87,8 +133,13 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
     let applied = Instant::now();
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&example)).await?;
 
-    // The operator elects the first primary through the real vtctld.
+    // The operator elects the first primary through the real vtctld. Until then neither the
+    // shard nor the cluster may say Ready, nor look Healthy to Argo CD: pods that run are not
+    // a database an application can write to. (The cluster is read before the shard: a Ready
+    // cluster read first must find the shard it rolled up with its primary.)
     let shards = dynamic(&client, &name, "VitessShard");
+    let clusters = dynamic(&client, &name, "VitessCluster");
+    let mut before_primary = BeforePrimary::default();
     let primary = wait_for(
         &format!(
             "VitessShard {SHARD} to report a primary (operator log: {})",
@@ -97,13 +148,52 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
         CONVERGE,
         async |seen: &mut String| {
             operator.check_running()?;
-            let shard = shards.get(SHARD).await?;
+            let cluster = clusters.get_opt(CLUSTER).await?;
+            let Some(shard) = shards.get_opt(SHARD).await? else {
+                *seen = "no VitessShard yet".into();
+                return Ok(None);
+            };
             *seen = format!("{}", shard.data["status"]);
-            Ok(primary_of(&shard))
+            let primary = primary_of(&shard);
+            if primary.is_none() {
+                before_primary.check(cluster.as_ref(), &shard)?;
+            }
+            Ok(primary)
         },
     )
     .await?;
     let to_primary = applied.elapsed();
+    ensure!(
+        before_primary.progressing > 0,
+        "the shard was never seen Progressing before its primary: the check saw nothing"
+    );
+    // Then both say Ready, and Argo CD sees them Healthy.
+    wait_for(
+        "the VitessShard and the VitessCluster to be Ready and Healthy to Argo CD",
+        CONVERGE,
+        async |seen: &mut String| {
+            let shard = shards.get(SHARD).await?;
+            let cluster = clusters.get(CLUSTER).await?;
+            let health = (
+                argocd_health(&serde_json::to_value(&shard)?)?,
+                argocd_health(&serde_json::to_value(&cluster)?)?,
+            );
+            *seen = format!("shard {:?}, cluster {:?}", health.0, health.1);
+            Ok((ready(&shard) == Some("True")
+                && ready(&cluster) == Some("True")
+                && health.0.0 == "Healthy"
+                && health.1.0 == "Healthy")
+                .then_some(()))
+        },
+    )
+    .await?;
+    let to_ready = applied.elapsed();
+    eprintln!(
+        "before the primary: {} looks at the shard, all Progressing; cluster Ready {:.0} s after \
+         apply",
+        before_primary.progressing,
+        to_ready.as_secs_f64()
+    );
 
     // An application: through vtgate, with the example's user.
     let vtgate = vtgate_address(&client, &name, CLUSTER).await?;
@@ -157,6 +247,7 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
     let deleted = primary_pod_deleted_under_load(&client, &name, &vtgate, &mut conn).await?;
     let mut figures = serde_json::json!({
         "apply_to_first_primary_s": to_primary.as_secs_f64(),
+        "apply_to_cluster_ready_s": to_ready.as_secs_f64(),
         "drain": drain,
         "rolling_update": rollout,
         "primary_pod_deleted": deleted,

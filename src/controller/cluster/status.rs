@@ -1,5 +1,5 @@
 //! The cluster's status: the Go operator's roll-ups per cell and keyspace from the applied
-//! children, and Ready when every cell and keyspace is.
+//! children, and Ready when the lockserver, vtctld, every cell and every keyspace are.
 
 use std::collections::BTreeMap;
 
@@ -16,6 +16,7 @@ use crate::controller::topology::TopologyError;
 use crate::controller::{Context, Error};
 use crate::k8s::apply;
 use crate::k8s::events;
+use kube::ResourceExt;
 use kube::runtime::events::EventType;
 
 /// The applied children the status is computed from.
@@ -39,6 +40,10 @@ fn deployment_available(deployment: &Deployment) -> bool {
         && status.available_replicas.unwrap_or(0) >= desired
 }
 
+fn vtctld_available(observed: &Observed) -> bool {
+    !observed.vtctlds.is_empty() && observed.vtctlds.iter().all(deployment_available)
+}
+
 /// Ready as its own controller reported it for the spec it last saw.
 fn child_ready(
     conditions: Option<&crate::api::shared::Conditions>,
@@ -54,6 +59,15 @@ fn cell_ready(cell: &VitessCell) -> bool {
         status.map(|s| &s.conditions),
         status.and_then(|s| s.observed_generation),
         cell.metadata.generation,
+    )
+}
+
+fn lockserver_ready(etcd: &EtcdLockserver) -> bool {
+    let status = etcd.status.as_ref();
+    child_ready(
+        status.map(|s| &s.conditions),
+        status.and_then(|s| s.observed_generation),
+        etcd.metadata.generation,
     )
 }
 
@@ -122,7 +136,8 @@ fn keyspace_rollups(observed: &Observed) -> BTreeMap<String, VitessClusterKeyspa
 }
 
 /// The cluster's status: the Go operator's roll-ups per cell and keyspace, and Ready when
-/// every cell and keyspace is.
+/// the cluster serves: its own lockserver (when it has one) and vtctld are available, and
+/// every cell (vtgates) and keyspace (shards with a serving primary) is Ready.
 pub(super) fn status(cluster: &VitessCluster, observed: &Observed) -> VitessClusterStatus {
     let mut status = cluster.status.clone().unwrap_or_default();
     status.observed_generation = cluster.metadata.generation;
@@ -131,9 +146,7 @@ pub(super) fn status(cluster: &VitessCluster, observed: &Observed) -> VitessClus
     });
     status.gateway_service_name = Some(observed.gateway_service.clone());
     status.vitess_dashboard = Some(ServiceStatus {
-        available: condition::status_of(
-            !observed.vtctlds.is_empty() && observed.vtctlds.iter().all(deployment_available),
-        ),
+        available: condition::status_of(vtctld_available(observed)),
         service_name: Some(observed.vtctld_service.clone()),
     });
     status.cells = cell_rollups(&status, observed);
@@ -147,11 +160,21 @@ pub(super) fn status(cluster: &VitessCluster, observed: &Observed) -> VitessClus
         .count();
     status.summary = Some(format!("{ready}/{desired}"));
     let mut waiting: Vec<String> = observed
-        .cells
+        .etcd
         .iter()
-        .filter(|c| !cell_ready(c))
-        .map(|c| format!("cell {}", c.spec.template.name))
+        .filter(|etcd| !lockserver_ready(etcd))
+        .map(|etcd| format!("EtcdLockserver {}", etcd.name_any()))
         .collect();
+    if !vtctld_available(observed) {
+        waiting.push(format!("vtctld (Service {})", observed.vtctld_service));
+    }
+    waiting.extend(
+        observed
+            .cells
+            .iter()
+            .filter(|c| !cell_ready(c))
+            .map(|c| format!("cell {}", c.spec.template.name)),
+    );
     waiting.extend(
         observed
             .keyspaces
@@ -164,7 +187,7 @@ pub(super) fn status(cluster: &VitessCluster, observed: &Observed) -> VitessClus
             true,
             "AllReady",
             format!(
-                "{} cells and {desired} keyspaces ready",
+                "lockserver and vtctld available, {} cells and {desired} keyspaces ready",
                 observed.cells.len()
             ),
         )
@@ -250,4 +273,97 @@ pub(super) async fn report(
         )
         .await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn ready(status: &str) -> serde_json::Value {
+        json!({"observedGeneration": 1, "conditions": [{"type": "Ready", "status": status,
+            "reason": "R", "message": "", "lastTransitionTime": "2026-12-02T00:00:00Z"}]})
+    }
+
+    fn child<T: serde::de::DeserializeOwned>(kind: &str, spec: serde_json::Value, up: bool) -> T {
+        serde_json::from_value(json!({
+            "apiVersion": "planetscale.com/v2", "kind": kind,
+            "metadata": {"name": "example-x", "generation": 1},
+            "spec": spec,
+            "status": ready(if up { "True" } else { "False" }),
+        }))
+        .expect("a valid child")
+    }
+
+    fn lockserver() -> serde_json::Value {
+        json!({"implementation": "etcd2", "address": "example-etcd:2379", "rootPath": "/vitess"})
+    }
+
+    fn vtctld(available: i32) -> Deployment {
+        serde_json::from_value(json!({
+            "metadata": {"name": "example-zone1-vtctld-1", "generation": 1},
+            "spec": {"replicas": 1, "selector": {}, "template": {}},
+            "status": {"observedGeneration": 1, "availableReplicas": available},
+        }))
+        .expect("a valid Deployment")
+    }
+
+    fn observed(etcd: bool, vtctld_up: i32, keyspace: bool) -> Observed {
+        Observed {
+            etcd: Some(child("EtcdLockserver", json!({}), etcd)),
+            cells: vec![child(
+                "VitessCell",
+                json!({"name": "zone1", "globalLockserver": lockserver()}),
+                true,
+            )],
+            keyspaces: vec![child(
+                "VitessKeyspace",
+                json!({"name": "commerce", "partitionings": [], "globalLockserver": lockserver()}),
+                keyspace,
+            )],
+            vtctlds: vec![vtctld(vtctld_up)],
+            vtctld_service: "example-vtctld-625ee430".into(),
+            gateway_service: "example-vtgate-ae7df4b6".into(),
+        }
+    }
+
+    fn ready_condition(observed: &Observed) -> (String, String) {
+        let cluster: VitessCluster = serde_json::from_value(json!({
+            "apiVersion": "planetscale.com/v2", "kind": "VitessCluster",
+            "metadata": {"name": "example", "generation": 1}, "spec": {},
+        }))
+        .expect("a valid cluster");
+        let status = status(&cluster, observed);
+        let ready = status
+            .conditions
+            .iter()
+            .find(|c| c.type_ == "Ready")
+            .expect("a Ready condition");
+        (ready.status.clone(), ready.message.clone())
+    }
+
+    /// Every part a client needs is waited for, by name; Ready only when all serve.
+    #[test]
+    fn ready_waits_for_lockserver_vtctld_cells_and_keyspaces() {
+        let (status, message) = ready_condition(&observed(false, 0, false));
+        assert_eq!(status, "False");
+        assert_eq!(
+            message,
+            "waiting for EtcdLockserver example-x, vtctld (Service example-vtctld-625ee430), \
+             keyspace commerce"
+        );
+        let (status, message) = ready_condition(&observed(true, 0, true));
+        assert_eq!(
+            (status.as_str(), message.as_str()),
+            (
+                "False",
+                "waiting for vtctld (Service example-vtctld-625ee430)"
+            )
+        );
+        let (status, _) = ready_condition(&observed(true, 1, true));
+        assert_eq!(status, "True");
+        let mut external = observed(true, 1, true);
+        external.etcd = None;
+        assert_eq!(ready_condition(&external).0, "True");
+    }
 }

@@ -53,7 +53,8 @@ pub(super) fn status(
     }
     let ready = tablets.iter().filter(|t| pod_ready(&t.pod)).count();
     status.summary = Some(format!("{ready}/{}", tablets.len()));
-    let mut conditions = condition::with_ready(&status.conditions, &readiness(tablets), generation);
+    let readiness = readiness(tablets, status.primary_alias.as_deref());
+    let mut conditions = condition::with_ready(&status.conditions, &readiness, generation);
     conditions = condition::with_condition(
         &conditions,
         SCALE_DOWN_BLOCKED,
@@ -126,29 +127,52 @@ fn tablet_statuses(
         .collect()
 }
 
-/// Ready when every desired tablet's pod is.
-fn readiness(tablets: &[Observed]) -> Readiness {
+/// Ready when the shard serves: every desired tablet's pod is Ready (vttablet's `/healthz`
+/// answers only while it serves queries) and one of them is the primary Vitess knows (the
+/// last one it named while vtctld cannot be asked). Pods that are Ready without a primary
+/// are not a database a client can write to, so GitOps tools must not see them as healthy.
+fn readiness(tablets: &[Observed], primary: Option<&str>) -> Readiness {
     let desired = tablets.len();
     let ready = tablets.iter().filter(|t| pod_ready(&t.pod)).count();
-    if ready == desired {
+    if ready != desired {
+        let waiting: Vec<&str> = tablets
+            .iter()
+            .filter(|t| !pod_ready(&t.pod))
+            .map(|t| t.alias.as_str())
+            .collect();
         return Readiness::new(
-            true,
-            "AllTabletsReady",
-            format!("{ready}/{desired} tablets ready"),
+            false,
+            "TabletsNotReady",
+            format!(
+                "{ready}/{desired} tablets ready; waiting for {}",
+                waiting.join(", ")
+            ),
         );
     }
-    let waiting: Vec<&str> = tablets
-        .iter()
-        .filter(|t| !pod_ready(&t.pod))
-        .map(|t| t.alias.as_str())
-        .collect();
+    let Some(primary) = primary else {
+        return Readiness::new(
+            false,
+            "NoPrimary",
+            format!(
+                "{ready}/{desired} tablets ready but Vitess has no primary for the shard; see \
+                 condition PrimaryElected"
+            ),
+        );
+    };
+    if !tablets.iter().any(|t| t.alias == primary) {
+        return Readiness::new(
+            false,
+            "PrimaryNotDesired",
+            format!(
+                "{ready}/{desired} tablets ready but the primary {primary} is not one of the \
+                 shard's desired tablets"
+            ),
+        );
+    }
     Readiness::new(
-        false,
-        "TabletsNotReady",
-        format!(
-            "{ready}/{desired} tablets ready; waiting for {}",
-            waiting.join(", ")
-        ),
+        true,
+        "Serving",
+        format!("primary {primary} and {ready}/{desired} tablets serving"),
     )
 }
 

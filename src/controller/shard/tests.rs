@@ -149,6 +149,50 @@ fn a_shard_without_primary_polls_fast_only_while_its_tablets_just_started() {
     assert_eq!(election_poll(&[at(600), at(300)], now), WAIT);
 }
 
+/// Ready pods are not enough: a shard serves once Vitess has a primary among its tablets.
+#[test]
+fn ready_needs_a_primary_among_the_desired_tablets() {
+    let plan = drain::Plan::default();
+    let outcome = Outcome::default();
+    let ready = [tablet("zone1-1", true), tablet("zone1-2", true)];
+    let with_primary = |primary: Option<&str>| {
+        let view = Ok(VitessView {
+            primary: primary.map(Into::into),
+            ..VitessView::default()
+        });
+        status(
+            &shard(),
+            &ready,
+            BTreeMap::new(),
+            &view,
+            &plan,
+            &outcome,
+            &Backups::None,
+        )
+    };
+    let none = with_primary(None);
+    assert_eq!(find(&none, "Ready"), Some(("False", "NoPrimary")));
+    assert_eq!(find(&none, PRIMARY_ELECTED).map(|c| c.0), Some("False"));
+    let elsewhere = with_primary(Some("zone1-9"));
+    assert_eq!(
+        find(&elsewhere, "Ready"),
+        Some(("False", "PrimaryNotDesired"))
+    );
+    let serving = with_primary(Some("zone1-2"));
+    assert_eq!(find(&serving, "Ready"), Some(("True", "Serving")));
+    // vtctld unreachable and never answered: nobody knows of a primary.
+    let unknown = status(
+        &shard(),
+        &ready,
+        BTreeMap::new(),
+        &Err(refused()),
+        &plan,
+        &outcome,
+        &Backups::None,
+    );
+    assert_eq!(find(&unknown, "Ready"), Some(("False", "NoPrimary")));
+}
+
 #[test]
 fn undrained_orphans_block_scale_down() {
     let alias = orphan_alias(&labels::set(&[
@@ -166,8 +210,14 @@ fn undrained_orphans_block_scale_down() {
     let orphans = orphans(&[pod], &drain::Plan::default(), Some(&error));
     assert_eq!(orphans["zone1-0123456789"].reason, "NotDrained");
     assert!(orphans["zone1-0123456789"].message.contains(&why));
+    // vtctld named zone1-1 the primary when it last answered.
+    let mut known = shard();
+    known.status = Some(VitessShardStatus {
+        primary_alias: Some("zone1-1".into()),
+        ..Default::default()
+    });
     let status = status(
-        &shard(),
+        &known,
         &[tablet("zone1-1", true)],
         orphans,
         &Err(error),
@@ -179,7 +229,8 @@ fn undrained_orphans_block_scale_down() {
         find(&status, SCALE_DOWN_BLOCKED),
         Some(("True", "NotDrained"))
     );
-    // Still Ready: the desired tablets are; the orphan is reported on its own.
+    // Still Ready: the desired tablets serve with the primary vtctld named last; the orphan
+    // is reported on its own.
     assert!(condition::is_ready(&status.conditions));
 }
 
