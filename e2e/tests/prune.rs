@@ -1,6 +1,6 @@
 //! Pruning on a real API server, with its data-safety guards: a scale-down keeps the extra
-//! tablet until its drain is finished (reported in orphanedTablets and a ScaleDownBlocked
-//! condition),
+//! tablet while vtctld cannot be asked to drain it (reported in orphanedTablets and a
+//! ScaleDownBlocked condition) and deletes it once the operator drained it,
 //! a keyspace with `turndownPolicy: Immediate` goes with its shards and pods, one with
 //! `RequireIdle` stays (orphanedKeyspaces), a cell still used by a kept keyspace stays
 //! (orphanedCells), and no PVC is ever deleted.
@@ -10,10 +10,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
-use serde_json::{Value, json};
-use vitess_operator_e2e::{Operator, apply_yaml, condition, dynamic, wait_for, with_operator};
+use serde_json::Value;
+use vitess_operator_e2e::{
+    Operator, SharedFake, apply_yaml, condition, dynamic, wait_for, with_fake_vtctld,
+};
+use vtctld_fake::Mode;
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -22,8 +25,6 @@ const CLUSTER: &str = "prune";
 const KEYSPACE_LABEL: &str = "planetscale.com/keyspace";
 /// Tablet pods only (a keyspace's vtorc pods carry its label too).
 const TABLET_PODS: &str = "planetscale.com/component=vttablet";
-const FINISHED: &str = "drain.planetscale.com/finished";
-const STARTED: &str = "drain.planetscale.com/started";
 
 /// A small cluster: `commerce` stays (its zone1 pool scales 2 -> 1), `fast` (Immediate) and
 /// `slow` (RequireIdle) live in zone2 and are removed, and so is zone2.
@@ -107,13 +108,24 @@ where
 
 #[tokio::test]
 async fn pruning_keeps_data_and_undrained_tablets() -> Result<()> {
-    with_operator("prune", None, async |client, ns, operator| {
-        prune_and_check(client, ns, operator).await
+    with_fake_vtctld("prune", async |client, ns, operator, fake, _| {
+        prune_and_check(client, ns, operator, fake).await
     })
     .await
 }
 
-async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> Result<()> {
+async fn set_mode(fake: &SharedFake, mode: Mode) {
+    if let Some(fake) = fake.lock().await.as_ref() {
+        fake.set_mode(mode);
+    }
+}
+
+async fn prune_and_check(
+    client: &Client,
+    ns: &str,
+    operator: &mut Operator,
+    fake: &SharedFake,
+) -> Result<()> {
     let clusters = dynamic(client, ns, "VitessCluster");
     let keyspaces = dynamic(client, ns, "VitessKeyspace");
     let shards = dynamic(client, ns, "VitessShard");
@@ -149,9 +161,9 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
     );
     eprintln!("converged {:?} after applying", start.elapsed());
 
-    // Same field manager as the first apply: the removed keyspaces, cell and replica leave
-    // the object rather than staying owned by another manager.
-    apply_yaml(client, ns, &cluster_yaml(1, false)).await?;
+    // Same field manager as the first apply: the removed keyspaces and cell leave the object
+    // rather than staying owned by another manager.
+    apply_yaml(client, ns, &cluster_yaml(2, false)).await?;
 
     // Immediate: the keyspace, its shards and its pods go; its PVC stays.
     wait_for(
@@ -201,16 +213,17 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
     let zone2 = names(&cells, "planetscale.com/cell=zone2").await?;
     ensure!(zone2.len() == 1, "cell zone2 was not kept: {zone2:?}");
 
-    // Scale-down: the extra pod stays until drained, named in the shard's status. The operator
-    // starts its drain itself; with no primary in (this test's fake) Vitess, the drain is
-    // blocked, which the orphan's reason says.
+    // Scale-down while vtctld cannot be asked: the extra pod stays, undrained, named in the
+    // shard's status with why.
+    set_mode(fake, Mode::Fail).await;
+    apply_yaml(client, ns, &cluster_yaml(1, false)).await?;
     let commerce_shard = names(&shards, &format!("{KEYSPACE_LABEL}=commerce")).await?;
     let shard_name = commerce_shard
         .first()
         .context("the commerce VitessShard is missing")?
         .clone();
     let orphan_pod: String = wait_for(
-        "commerce shard to report one DrainBlocked orphan and ScaleDownBlocked True",
+        "commerce shard to report one NotDrained orphan and ScaleDownBlocked True",
         TIMEOUT,
         async |seen: &mut String| {
             operator.check_running()?;
@@ -234,7 +247,7 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
             );
             let extra: Vec<&String> = present.difference(&desired).collect();
             let ok = orphans.len() == 1
-                && orphans.values().all(|o| o["reason"] == "DrainBlocked")
+                && orphans.values().all(|o| o["reason"] == "NotDrained")
                 && blocked.as_deref() == Some("True")
                 && desired.len() == 1
                 && extra.len() == 1;
@@ -247,23 +260,9 @@ async fn prune_and_check(client: &Client, ns: &str, operator: &mut Operator) -> 
         "orphan {orphan_pod} is not one of the original pods {commerce_pods:?}"
     );
 
-    let started = pods
-        .get(&orphan_pod)
-        .await?
-        .annotations()
-        .get(STARTED)
-        .cloned();
-    ensure!(
-        started.is_some(),
-        "the operator did not start the drain of {orphan_pod}"
-    );
-
-    // Drained (here by hand, as someone who knows the tablet is safe to lose would): the pod
-    // goes, its PVC stays.
-    let patch = json!({"metadata": {"annotations": {FINISHED: "e2e"}}});
-    pods.patch(&orphan_pod, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| format!("annotating {orphan_pod} {FINISHED}"))?;
+    // vtctld answers again: the operator drains the tablet (a replica leaves at once, a
+    // primary after a reparent) and deletes the pod; its PVC stays.
+    set_mode(fake, Mode::Serve).await;
     wait_for(
         &format!("drained pod {orphan_pod} to be deleted and ScaleDownBlocked False"),
         TIMEOUT,
