@@ -17,6 +17,7 @@ HOSTPATH_PV_DIR=/tmp/hostpath_pv
 # The FORWARD and OUTPUT rules of the real node (see ensure_node_network).
 NODE_FORWARD_CHAIN=E2E-REAL-NODE
 NODE_OUTPUT_CHAIN=E2E-REAL-NODE-OUT
+NODE_APISERVER_CHAIN=E2E-REAL-NODE-API
 
 node_ctr() { ctr --address "$CONTAINERD_SOCK" --namespace k8s.io "$@"; }
 node_crictl() { "$BIN_DIR/crictl" --runtime-endpoint "unix://$CONTAINERD_SOCK" --timeout 30s "$@"; }
@@ -63,6 +64,19 @@ ensure_node_network() {
     ip addr add "$NODE_IP/$(node_prefix)" dev "$NODE_BRIDGE" || die "cannot address bridge $NODE_BRIDGE"
   fi
   ip link set "$NODE_BRIDGE" up
+  # Pods reach the API server as in any cluster, through the `kubernetes` Service (the
+  # operator's own pods in e2e/demo do). The API server listens on 127.0.0.1 only and gives
+  # that Service no endpoint at a loopback address, so the Service is translated here, for
+  # pods only; and a packet from the bridge to a loopback address is routed only when the
+  # bridge accepts them (route_localnet, which kube-proxy sets for NodePorts on localhost).
+  sysctl -qw "net.ipv4.conf.$NODE_BRIDGE.route_localnet=1" ||
+    die "cannot set net.ipv4.conf.$NODE_BRIDGE.route_localnet"
+  iptables -w -t nat -N "$NODE_APISERVER_CHAIN" 2>/dev/null || true
+  iptables -w -t nat -F "$NODE_APISERVER_CHAIN"
+  iptables -w -t nat -A "$NODE_APISERVER_CHAIN" -i "$NODE_BRIDGE" -d "$SERVICE_API_IP" -p tcp --dport 443 \
+    -j DNAT --to-destination "127.0.0.1:$APISERVER_PORT"
+  iptables -w -t nat -C PREROUTING -j "$NODE_APISERVER_CHAIN" 2>/dev/null ||
+    iptables -w -t nat -I PREROUTING 1 -j "$NODE_APISERVER_CHAIN"
   # Between pods (and to Services, which kube-proxy turns into pods): yes. Anything else that
   # would be forwarded (the bridge to another interface, or anything not on the bridge): no.
   iptables -w -N "$NODE_FORWARD_CHAIN" 2>/dev/null || true
@@ -297,6 +311,45 @@ ports:
 EOF
 }
 
+# The node's Ready condition as one line ("False KubeletNotReady: container runtime ...").
+node_ready_condition() {
+  kubectl_e2e get node "$REAL_NODE" \
+    -o jsonpath='{range .status.conditions[?(@.type=="Ready")]}{.status} {.reason}: {.message}{end}' 2>/dev/null
+}
+
+# Waits until kubelet reports the node Ready, saying what it waits for when that changes. If
+# kubelet dies, or the time runs out, says what the node last reported, what kubelet's process
+# is doing and the logs' ends (a CI log is all there is of that machine), and returns 1.
+wait_node_ready() { # wait_node_ready <timeout seconds>
+  local timeout="$1" start=$SECONDS seen="" now pid
+  while :; do
+    now="$(node_ready_condition)"
+    if [[ "$now" == True\ * ]]; then
+      log "node $REAL_NODE is Ready ($((SECONDS - start))s after kubelet started answering)"
+      return 0
+    fi
+    if [[ "$now" != "$seen" ]]; then
+      log "node $REAL_NODE after $((SECONDS - start))s: Ready=${now:-(no condition yet)}"
+      seen="$now"
+    fi
+    if ! pid="$(component_pid kubelet)"; then
+      tail -n 40 "$(log_file kubelet)" >&2 || true
+      log "kubelet exited before node $REAL_NODE became Ready; see $(log_file kubelet)"
+      return 1
+    fi
+    if ((SECONDS - start >= timeout)); then
+      kubectl_e2e get node "$REAL_NODE" -o jsonpath='{range .status.conditions[*]}{.type}={.status} {.reason}: {.message}{"\n"}{end}' >&2 || true
+      ps -o pid,stat,etime,rss,wchan:32,cmd -p "$pid" >&2 || true
+      grep -E '^[EW][0-9]{4} ' "$(log_file kubelet)" | tail -n 25 >&2 || true
+      tail -n 15 "$(log_file kubelet)" >&2 || true
+      tail -n 15 "$(log_file containerd)" >&2 || true
+      log "node $REAL_NODE did not become Ready in ${timeout}s (last: ${now:-no Ready condition}, kubelet pid $pid); see $(log_file kubelet) and $(log_file containerd)"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
 # Starts (or repairs) the real node, after the control plane is up.
 ensure_real_node() {
   local t0=$SECONDS
@@ -308,10 +361,14 @@ ensure_real_node() {
   ensure_component containerd 30
   import_images
   ensure_component kubelet 60
-  if ! kubectl_e2e wait --for=condition=Ready "node/$REAL_NODE" --timeout=120s >/dev/null 2>&1; then
-    kubectl_e2e get nodes -o wide >&2 || true
-    tail -n 30 "$(log_file kubelet)" >&2 || true
-    die "node $REAL_NODE did not become Ready; see $(log_file kubelet) and $(log_file containerd)"
+  # Once, a kubelet that went silent or died before the node was Ready is started again (a
+  # CI machine saw one stop logging right after it registered the node); twice is a failure.
+  if ! wait_node_ready 120; then
+    log "WARNING: restarting kubelet once (its log goes on in $(log_file kubelet))"
+    stop_component kubelet
+    ensure_component kubelet 60
+    wait_node_ready 120 ||
+      die "node $REAL_NODE did not become Ready, twice; see $(log_file kubelet) and $(log_file containerd)"
   fi
   dns_objects | kubectl_e2e apply --server-side --field-manager e2e-cluster -f - >/dev/null ||
     die "cannot apply the kube-dns Service"
@@ -357,6 +414,9 @@ purge_real_node() {
     iptables -w -D OUTPUT -j "$NODE_OUTPUT_CHAIN" 2>/dev/null || true
     iptables -w -F "$NODE_OUTPUT_CHAIN" 2>/dev/null || true
     iptables -w -X "$NODE_OUTPUT_CHAIN" 2>/dev/null || true
+    iptables -w -t nat -D PREROUTING -j "$NODE_APISERVER_CHAIN" 2>/dev/null || true
+    iptables -w -t nat -F "$NODE_APISERVER_CHAIN" 2>/dev/null || true
+    iptables -w -t nat -X "$NODE_APISERVER_CHAIN" 2>/dev/null || true
     # kubelet's own chains (kube-proxy --cleanup leaves them).
     local tool table chain
     for tool in iptables ip6tables; do
