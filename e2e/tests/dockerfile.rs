@@ -5,13 +5,28 @@
 //! (`~/.cache/vitess-operator/dockerfile-target/`, or `$VITESS_OPERATOR_CACHE/...`), so that
 //! later runs, also from fresh clones (CI), rebuild only the operator's own crate: the first
 //! run took 9 min on 2 cores, and its time is printed.
+//!
+//! Then the image of that binary runs in the cluster as a user installs it: loaded into the
+//! real node (`e2e/cluster load-image`), installed with `kubectl apply -k` of config/ (an
+//! overlay that only sets the namespace, names the image and places the pods on the real
+//! node), it reaches the API server through the `kubernetes` Service with its ServiceAccount,
+//! holds the leader Lease from one of its two replicas, and makes the example cluster's
+//! children. `make demo` installs it the same way.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
-use vitess_operator_e2e::{is_static_elf, workspace_dir};
+use anyhow::{Context, Result, bail, ensure};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use vitess_operator_e2e::{
+    REAL_NODE_LABEL, REAL_NODE_TAINT, TestNamespace, client, dynamic, e2e_dir, in_ci, is_ready,
+    is_static_elf, kubectl, kubectl_with_stdin, lease_holder, real_node, state_dir, wait_for,
+    workspace_dir,
+};
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
 
@@ -60,8 +75,9 @@ fn on_path(tool: &str) -> bool {
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
 }
 
-#[test]
-fn dockerfile_build_stage_builds_a_static_binary_that_runs() -> Result<()> {
+/// The binary the Dockerfile's build stage makes, built here with its `cargo build` line (see
+/// the module comment), and whether it is the static musl build (else the host's).
+fn dockerfile_binary() -> Result<(PathBuf, bool)> {
     let text = std::fs::read_to_string(workspace_dir().join("Dockerfile"))?;
     let instructions = instructions(&text);
 
@@ -144,6 +160,12 @@ fn dockerfile_build_stage_builds_a_static_binary_that_runs() -> Result<()> {
     } else {
         target_dir.join("release/vitess-operator")
     };
+    Ok((binary, static_build))
+}
+
+#[test]
+fn dockerfile_build_stage_builds_a_static_binary_that_runs() -> Result<()> {
+    let (binary, static_build) = dockerfile_binary()?;
     if static_build {
         assert!(
             is_static_elf(&binary)?,
@@ -161,6 +183,207 @@ fn dockerfile_build_stage_builds_a_static_binary_that_runs() -> Result<()> {
         binary.display(),
         size as f64 / 1e6
     );
+    Ok(())
+}
+
+/// The children of `examples/initial-cluster.yaml` the in-cluster operator must make, by kind.
+const CHILDREN: [(&str, &str); 4] = [
+    ("EtcdLockserver", "example-etcd-faf13de3"),
+    ("VitessCell", "example-zone1-5abb61ae"),
+    ("VitessKeyspace", "example-commerce-fb9b866a"),
+    ("VitessShard", "example-commerce-x-x-0f5afee6"),
+];
+const TIMEOUT: Duration = Duration::from_secs(180);
+
+/// The overlay of config/ a user on this machine would write: the namespace, the image built
+/// here, the real node's label and taint. Written under e2e/.state (kustomize reads bases by
+/// relative path).
+fn write_overlay(namespace: &str, tag: &str) -> Result<PathBuf> {
+    let dir = state_dir().join(format!("install-{namespace}"));
+    std::fs::create_dir_all(&dir)?;
+    let config = workspace_dir().join("config");
+    let depth = dir
+        .strip_prefix(workspace_dir())
+        .context("e2e/.state is not inside the workspace")?
+        .components()
+        .count();
+    let base = Path::new(&"../".repeat(depth)).join("config");
+    ensure!(
+        dir.join(&base).canonicalize()? == config.canonicalize()?,
+        "{}",
+        base.display()
+    );
+    let (label, value) = REAL_NODE_LABEL;
+    std::fs::write(
+        dir.join("kustomization.yaml"),
+        format!(
+            "apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+namespace: {namespace}
+resources:
+  - {base}
+images:
+  - name: vitess-operator
+    newName: vitess-operator
+    newTag: {tag}
+patches:
+  - target: {{kind: Deployment, name: vitess-operator}}
+    patch: |-
+      - {{op: add, path: /spec/template/spec/nodeSelector, value: {{{label}: {value}}}}}
+      - op: add
+        path: /spec/template/spec/tolerations
+        value: [{{key: {REAL_NODE_TAINT}, operator: Exists, effect: NoSchedule}}]
+",
+            base = base.display()
+        ),
+    )?;
+    Ok(dir)
+}
+
+#[tokio::test]
+async fn the_image_runs_in_the_cluster_as_config_installs_it() -> Result<()> {
+    const TEST: &str = "dockerfile in-cluster";
+    let client = client().await?;
+    let Some(node) = real_node(&client, TEST).await? else {
+        return Ok(());
+    };
+    let (binary, static_build) = tokio::task::spawn_blocking(dockerfile_binary).await??;
+    if !static_build {
+        ensure!(
+            !in_ci(),
+            "{TEST}: the image needs the static build (the {TARGET} target and musl-gcc)"
+        );
+        eprintln!("skipping {TEST}: no static build for the image");
+        return Ok(());
+    }
+    let digest = Command::new("sha256sum").arg(&binary).output()?;
+    // The tag e2e/demo gives the same binary: one image for both.
+    let digest = String::from_utf8_lossy(&digest.stdout).into_owned();
+    let tag = format!("dev-{}", digest.get(..12).context("sha256sum")?);
+    let image = format!("vitess-operator:{tag}");
+    let load = Command::new(e2e_dir().join("cluster"))
+        .args(["load-image", &image])
+        .arg(&binary)
+        .output()?;
+    ensure!(
+        load.status.success(),
+        "e2e/cluster load-image failed: {}",
+        String::from_utf8_lossy(&load.stderr)
+    );
+
+    let ns = TestNamespace::create(&client, "in-cluster").await?;
+    let namespace = ns.name().to_string();
+    let overlay = write_overlay(&namespace, &tag)?;
+    let overlay_path = overlay.to_string_lossy().into_owned();
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-k",
+        &overlay_path,
+    ])
+    .await?;
+
+    // Both replicas run the image on the real node and are Ready (/readyz), one holds the Lease.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
+    let selector = ListParams::default().labels("app.kubernetes.io/name=vitess-operator");
+    let names = wait_for(
+        "the operator's two pods Ready on the real node",
+        TIMEOUT,
+        async |seen: &mut String| {
+            let list = pods.list(&selector).await?;
+            let ready: Vec<String> = list
+                .items
+                .iter()
+                .filter(|p| is_ready(p))
+                .filter(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(&node))
+                .map(|p| p.name_any())
+                .collect();
+            *seen = format!(
+                "{} pods, Ready on {node}: {ready:?}; phases {:?}",
+                list.items.len(),
+                list.items
+                    .iter()
+                    .map(|p| p.status.as_ref().and_then(|s| s.phase.clone()))
+                    .collect::<Vec<_>>()
+            );
+            Ok((ready.len() == 2).then_some(ready))
+        },
+    )
+    .await?;
+    for name in &names {
+        let pod = pods.get(name).await?;
+        let container = &pod.spec.context("pod spec")?.containers[0];
+        assert_eq!(container.image.as_deref(), Some(image.as_str()), "{name}");
+    }
+    let holder = wait_for(
+        "the leader Lease held by one of the pods",
+        TIMEOUT,
+        async |seen: &mut String| {
+            let holder = lease_holder(&client, &namespace, "vitess-operator-leader").await?;
+            *seen = format!("holder {holder:?}");
+            Ok(holder.filter(|h| names.iter().any(|n| h.starts_with(n.as_str()))))
+        },
+    )
+    .await?;
+    eprintln!("{TEST}: pods {names:?}, leader {holder}");
+
+    // It acts: the example becomes its children (on KWOK nodes, as the example has no
+    // placement), made by the ServiceAccount the Role binds.
+    let yaml = std::fs::read_to_string(workspace_dir().join("examples/initial-cluster.yaml"))?;
+    kubectl_with_stdin(
+        &["apply", "--server-side", "-n", &namespace, "-f", "-"],
+        Some(&yaml),
+    )
+    .await?;
+    for (kind, name) in CHILDREN {
+        let api = dynamic(&client, &namespace, kind);
+        wait_for(
+            &format!("{kind}/{name}"),
+            TIMEOUT,
+            async |seen: &mut String| {
+                let found = api.get_opt(name).await?;
+                *seen = format!("exists: {}", found.is_some());
+                Ok(found.map(|_| ()))
+            },
+        )
+        .await?;
+    }
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), &namespace);
+    let made = wait_for(
+        "the vtctld and vtgate Deployments, made by the operator's ServiceAccount",
+        TIMEOUT,
+        async |seen: &mut String| {
+            let list = deployments
+                .list(&ListParams::default().labels("planetscale.com/cluster=example"))
+                .await?;
+            let managers: Vec<(String, Vec<String>)> = list
+                .items
+                .iter()
+                .map(|d| {
+                    let by = d
+                        .managed_fields()
+                        .iter()
+                        .filter_map(|f| f.manager.clone())
+                        .collect();
+                    (d.name_any(), by)
+                })
+                .collect();
+            *seen = format!("{managers:?}");
+            Ok((managers.len() >= 2).then_some(managers))
+        },
+    )
+    .await?;
+    for (name, by) in &made {
+        ensure!(
+            by.iter().any(|m| m.starts_with("vitess-operator")),
+            "Deployment {name} was not written by the operator: managers {by:?}"
+        );
+    }
+    let api = dynamic(&client, &namespace, "VitessCluster");
+    api.delete("example", &Default::default()).await?;
+    ns.delete(TIMEOUT).await?;
+    std::fs::remove_dir_all(&overlay).ok();
     Ok(())
 }
 
