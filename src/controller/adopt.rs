@@ -138,6 +138,11 @@ pub enum Member {
     /// Another writer's pod that runs something else: kept as it is all the same (a member holds
     /// the topology, and its spec cannot change in place); the differences, for the log.
     Differs(String),
+    /// Our own pod, built from another spec than ours is now (its desired-state hash differs;
+    /// or, made before pods carried one, it runs something else): a pod's spec cannot change
+    /// in place, so it is never applied over but recreated in a rolling update. What differs,
+    /// for the log and the Event.
+    Outdated(String),
 }
 
 /// What to do with the member pod `observed` (the listed pod of `desired`'s name), see
@@ -153,10 +158,24 @@ pub fn member(desired: &Pod, observed: Option<&Pod>) -> Member {
     if marked_for(&observed.metadata, &ours) {
         return Member::Keep;
     }
-    if apply::applied_by_us(&observed.metadata) {
-        return Member::Apply;
-    }
     let differences = running_pod_differences(observed, desired);
+    if apply::applied_by_us(&observed.metadata) {
+        let hash = |pod: &Pod| {
+            pod.annotations()
+                .get(labels::rollout::DESIRED_STATE_HASH)
+                .cloned()
+        };
+        return match hash(observed) {
+            Some(theirs) if Some(&theirs) == hash(desired).as_ref() => Member::Apply,
+            None if differences.is_empty() => Member::Apply,
+            // Only what the equivalence leaves out differs (affinity, spread, init
+            // containers' commands): a running pod cannot take that either.
+            _ if differences.is_empty() => Member::Outdated(
+                "scheduling settings or init containers, which a running pod cannot change".into(),
+            ),
+            _ => Member::Outdated(equivalent::describe(&differences)),
+        };
+    }
     if differences.is_empty() {
         Member::Adopt(ours)
     } else {

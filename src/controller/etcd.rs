@@ -1,8 +1,10 @@
 //! Reconciles an EtcdLockserver: three member Pods with their PVCs, the client and peer
-//! Services and the disruption budget; available when every member is ready.
+//! Services and the disruption budget; available when every member is ready. A member whose
+//! spec changed is recreated when released, one at a time (see [`roll`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -10,6 +12,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
 use kube::runtime::watcher;
 
 use super::adopt;
@@ -74,7 +77,7 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
         ],
         &[],
     );
-    let pods = members(&applier, &ctx, owner, &selector, pods).await?;
+    let (pods, rolling) = members(&applier, &ctx, owner, &selector, pods).await?;
     applier
         .prune::<Service>(&selector, &desired_services)
         .await?;
@@ -84,28 +87,39 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
     let status = status(owner, &pods, client_service);
     apply::status(&ctx.client, owner, owner.status.as_ref(), &status).await?;
     tracing::debug!(requests = applier.requests(), "applied");
-    Ok(Action::requeue(REQUEUE))
+    Ok(Action::requeue(if rolling { ROLL_POLL } else { REQUEUE }))
 }
 
 /// The member pods, from one list: each of `desired` applied, unless the listed pod of its
 /// name is another writer's (the Go operator's, before a takeover), which is kept as it is
 /// ([`adopt::member`]: marked adopted when it runs what ours would, else left running and
-/// its differences logged). Returns the pods as the server has them.
+/// its differences logged), or ours but built from an older spec, which is rolled
+/// ([`roll`]). Returns the pods as the server has them, and whether a released member waits
+/// for its turn (to be looked at again soon).
 async fn members(
     applier: &Applier<'_, EtcdLockserver>,
     ctx: &Context,
     owner: &EtcdLockserver,
     selector: &str,
     desired: Vec<Pod>,
-) -> Result<Vec<Pod>, Error> {
+) -> Result<(Vec<Pod>, bool), Error> {
     let namespace = owner.namespace().unwrap_or_default();
     let described = format!("EtcdLockserver {namespace}/{}", owner.name_any());
     let listed: Vec<Pod> = apply::labelled(&ctx.client, &namespace, selector, &described).await?;
+    // A rolling update deletes one member at a time, and only while every other one is up,
+    // each long enough for its peers to find it again.
+    let mut may_roll = listed.len() == desired.len()
+        && listed.iter().all(|p| {
+            p.metadata.deletion_timestamp.is_none() && ready_for(p, SystemTime::now()) >= SETTLE
+        });
     let mut out = Vec::with_capacity(desired.len());
+    let mut waiting = false;
     for wanted in desired {
         let name = wanted.name_any();
         let now = listed.iter().find(|p| p.name_any() == name);
         match (adopt::member(&wanted, now), now) {
+            // Going already (rolled, or deleted by someone): made again once it is gone.
+            (_, Some(pod)) if pod.metadata.deletion_timestamp.is_some() => out.push(pod.clone()),
             (adopt::Member::Keep, Some(pod)) => out.push(pod.clone()),
             (adopt::Member::Adopt(hash), Some(pod)) => {
                 let adopted =
@@ -123,10 +137,122 @@ async fn members(
                 );
                 out.push(pod.clone());
             }
+            (adopt::Member::Outdated(differences), Some(pod)) => {
+                match roll(ctx, owner, pod, &differences, may_roll).await? {
+                    Roll::Deleted => may_roll = false,
+                    Roll::Waits => waiting = true,
+                    Roll::Scheduled => {}
+                }
+                out.push(pod.clone());
+            }
+            (_, Some(pod)) if pod.annotations().contains_key(labels::rollout::SCHEDULED) => {
+                // Up to date again (the spec went back): nothing is scheduled any more.
+                let unscheduled = [labels::rollout::SCHEDULED.to_string()];
+                apply::annotate::<Pod>(
+                    &ctx.client,
+                    &pod.metadata,
+                    &Default::default(),
+                    &unscheduled,
+                )
+                .await?;
+                out.push(applier.owned(wanted).await?);
+            }
             _ => out.push(applier.owned(wanted).await?),
         }
     }
-    Ok(out)
+    Ok((out, waiting))
+}
+
+/// What [`roll`] did with an outdated member.
+enum Roll {
+    /// Scheduled only: nobody released it yet.
+    Scheduled,
+    /// Released, waiting until every other member is up and settled.
+    Waits,
+    /// Deleted, to be made again from the new spec.
+    Deleted,
+}
+
+/// How long every member must have been Ready before a released one goes: a new member pod
+/// has a new address, which its peers learn from its DNS name (the peer Service's endpoints,
+/// then the cluster DNS's 5 s TTL). Ready alone says it reached the leader, not that the
+/// leader reaches it.
+const SETTLE: Duration = Duration::from_secs(20);
+/// How soon a released member that waits for [`SETTLE`] is looked at again.
+const ROLL_POLL: Duration = Duration::from_secs(5);
+
+/// How long `pod` has been Ready at `now` (zero when it is not).
+fn ready_for(pod: &Pod, now: SystemTime) -> Duration {
+    if !pod_ready(pod) {
+        return Duration::ZERO;
+    }
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .and_then(|c| c.last_transition_time.as_ref())
+        .and_then(|t| now.duration_since(SystemTime::from(t.0)).ok())
+        // Ready without a time (never from a kubelet): as good as settled.
+        .unwrap_or(SETTLE)
+}
+
+/// One member pod of ours built from an older spec. Its spec cannot change in place, and
+/// restarting a member costs the quorum a voter, so as in the Go operator it is only
+/// scheduled (`rollout.planetscale.com/scheduled`, saying what differs, and an Event) until
+/// someone releases it (`rollout.planetscale.com/released`). A released member is deleted
+/// when `may_roll` (every member Ready for [`SETTLE`], none rolled in this reconcile) and made
+/// again from our spec by the next reconcile, on its PVC: it rejoins with its data.
+async fn roll(
+    ctx: &Context,
+    owner: &EtcdLockserver,
+    pod: &Pod,
+    differences: &str,
+    may_roll: bool,
+) -> Result<Roll, Error> {
+    let name = pod.name_any();
+    let annotations = pod.annotations();
+    if !annotations.contains_key(labels::rollout::SCHEDULED) {
+        let note = format!("the member's spec changed: {differences}");
+        let set = [(labels::rollout::SCHEDULED.to_string(), note)].into();
+        apply::annotate::<Pod>(&ctx.client, &pod.metadata, &set, &[]).await?;
+        tracing::info!(pod = %name, %differences, "etcd member pod out of date: rolling update scheduled");
+        ctx.events
+            .publish(
+                owner,
+                EventType::Normal,
+                "MemberUpdateScheduled",
+                &format!(
+                    "Pod {name} runs an older spec ({differences}); annotate it {}=true to have \
+                     it recreated (one member at a time, while the others are Ready)",
+                    labels::rollout::RELEASED
+                ),
+            )
+            .await;
+    }
+    if !annotations.contains_key(labels::rollout::RELEASED) {
+        return Ok(Roll::Scheduled);
+    }
+    if !may_roll {
+        tracing::info!(
+            pod = %name,
+            "released etcd member waits until every member has been Ready for {}s",
+            SETTLE.as_secs()
+        );
+        return Ok(Roll::Waits);
+    }
+    tracing::info!(pod = %name, %differences, "recreating released etcd member pod (rolling update)");
+    let deleted = apply::delete_meta::<Pod>(&ctx.client, &pod.metadata).await?;
+    if deleted {
+        ctx.events
+            .publish(
+                owner,
+                EventType::Normal,
+                "MemberRecreated",
+                &format!("Pod {name} deleted to be made again from the new spec, on its volume"),
+            )
+            .await;
+    }
+    Ok(if deleted { Roll::Deleted } else { Roll::Waits })
 }
 
 /// Available when every member this object runs is ready (etcd needs a quorum, but the
@@ -164,158 +290,4 @@ fn status(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::controller::testing::{self, requests, writes};
-
-    /// The example cluster's global lockserver, as the stand-in API server stores it.
-    fn stored_lockserver(server: &crate::k8s::mock::ApiServer) -> EtcdLockserver {
-        let lockserver = desired::cluster::children(&testing::example_cluster())
-            .expect("children")
-            .etcd
-            .expect("a global lockserver");
-        server.insert_object(&lockserver)
-    }
-
-    const APPLIES: &[&str] = &[
-        "apply services/example-etcd-faf13de3-peer",
-        "apply services/example-etcd-faf13de3-client",
-        "apply poddisruptionbudgets/etcd-lockserver-example-etcd-faf13de3",
-        "apply persistentvolumeclaims/example-etcd-faf13de3-1",
-        "apply persistentvolumeclaims/example-etcd-faf13de3-2",
-        "apply persistentvolumeclaims/example-etcd-faf13de3-3",
-        "list pods",
-        "apply pods/example-etcd-faf13de3-1",
-        "apply pods/example-etcd-faf13de3-2",
-        "apply pods/example-etcd-faf13de3-3",
-        "list services",
-        "list poddisruptionbudgets",
-    ];
-
-    #[tokio::test]
-    async fn a_new_lockserver_gets_its_members_then_a_steady_one_writes_nothing() {
-        let (ctx, server) = testing::context(None);
-        let lockserver = stored_lockserver(&server);
-
-        reconcile(Arc::new(lockserver.clone()), ctx.clone())
-            .await
-            .expect("first reconcile");
-        let first = server.take_calls();
-        let mut expected = APPLIES.to_vec();
-        expected.push("status etcdlockservers/example-etcd-faf13de3");
-        assert_eq!(requests(&first), expected);
-        // Everything but the three lists wrote: all of it is new.
-        assert_eq!(writes(&first).len(), expected.len() - 3);
-
-        let lockserver = server.object_like(&lockserver).expect("still there");
-        reconcile(Arc::new(lockserver), ctx.clone())
-            .await
-            .expect("second reconcile");
-        let second = server.take_calls();
-        assert_eq!(requests(&second), APPLIES);
-        assert_eq!(writes(&second), Vec::<&str>::new());
-    }
-
-    #[tokio::test]
-    async fn go_made_members_are_kept_as_they_are_adopted_when_they_run_ours() {
-        let (ctx, server) = testing::context(None);
-        let lockserver = stored_lockserver(&server);
-        reconcile(Arc::new(lockserver.clone()), ctx.clone())
-            .await
-            .expect("first reconcile");
-        server.take_calls();
-        // As the Go operator leaves them: no server-side apply of ours, flags spelled with
-        // underscores; the third runs another etcd image.
-        let go_made = |member: u32, image: Option<&str>| {
-            let name = format!("example-etcd-faf13de3-{member}");
-            let stored = server
-                .get("", "pods", testing::NAMESPACE, &name)
-                .expect("made");
-            let mut pod: Pod = serde_json::from_value(stored).expect("a pod");
-            pod.metadata.managed_fields = None;
-            let spec = pod.spec.as_mut().expect("spec");
-            for arg in spec.containers[0].args.iter_mut().flatten() {
-                if let Some((flag, value)) = arg.split_once('=') {
-                    *arg = format!(
-                        "--{}={value}",
-                        flag.trim_start_matches('-').replace('-', "_")
-                    );
-                }
-            }
-            if let Some(image) = image {
-                spec.containers[0].image = Some(image.into());
-            }
-            server.insert_object(&pod)
-        };
-        let (same, other) = (
-            go_made(1, None),
-            go_made(3, Some("quay.io/coreos/etcd:v3.4.0")),
-        );
-
-        let lockserver = server.object_like(&lockserver).expect("still there");
-        reconcile(Arc::new(lockserver.clone()), ctx.clone())
-            .await
-            .expect("second reconcile");
-        let calls = server.take_calls();
-        // The equivalent one is marked (its spec untouched), the other left as it is.
-        let kept = |pod: &Pod| server.object_like(pod).expect("kept");
-        assert!(
-            kept(&same)
-                .annotations()
-                .contains_key(labels::rollout::ADOPTED_FOR)
-        );
-        assert_eq!(kept(&same).spec, same.spec);
-        assert_eq!(kept(&other).spec, other.spec);
-        assert!(
-            !kept(&other)
-                .annotations()
-                .contains_key(labels::rollout::ADOPTED_FOR)
-        );
-        assert!(!writes(&calls).iter().any(|w| w.starts_with("delete pods")));
-
-        // Then neither is applied again: the adopted one is marked, the other not ours.
-        let lockserver = server.object_like(&lockserver).expect("still there");
-        reconcile(Arc::new(lockserver), ctx.clone())
-            .await
-            .expect("third reconcile");
-        let third = server.take_calls();
-        let applied: Vec<&str> = requests(&third)
-            .into_iter()
-            .filter(|r| r.starts_with("apply pods/"))
-            .collect();
-        assert_eq!(applied, ["apply pods/example-etcd-faf13de3-2"]);
-    }
-
-    #[tokio::test]
-    async fn switching_the_client_service_off_prunes_it_and_says_so() {
-        let (ctx, server) = testing::context(None);
-        let lockserver = stored_lockserver(&server);
-        reconcile(Arc::new(lockserver.clone()), ctx.clone())
-            .await
-            .expect("first reconcile");
-        server.take_calls();
-
-        let mut lockserver = server.object_like(&lockserver).expect("still there");
-        lockserver.spec.template.create_client_service = Some(false);
-        reconcile(Arc::new(lockserver), ctx.clone())
-            .await
-            .expect("second reconcile");
-        let calls = server.take_calls();
-        assert_eq!(
-            writes(&calls),
-            vec![
-                "delete services/example-etcd-faf13de3-client",
-                "create events",
-                "status etcdlockservers/example-etcd-faf13de3",
-            ]
-        );
-        assert!(!requests(&calls).contains(&"apply services/example-etcd-faf13de3-client"));
-        // The members and their claims are never pruned here.
-        for member in 1..=3 {
-            let name = format!("example-etcd-faf13de3-{member}");
-            assert!(server.get("", "pods", testing::NAMESPACE, &name).is_some());
-            let claims = "persistentvolumeclaims";
-            assert!(server.get("", claims, testing::NAMESPACE, &name).is_some());
-        }
-    }
-}
+mod tests;

@@ -190,11 +190,19 @@ impl<'a> Parts<'a> {
             ..PodSpec::default()
         };
         podspec::apply_overrides(&mut pod_meta, &mut pod_spec, &["etcd"], &spec.pod);
-        let pod = Pod {
+        let mut pod = Pod {
             metadata: pod_meta,
             spec: Some(pod_spec),
             status: None,
         };
+        // The spec the member was built from: a member pod of ours whose hash differs is out
+        // of date and is recreated in a rolling update, never applied over (a pod's spec is
+        // immutable; see controller::etcd). Labels and annotations are applied in place.
+        let hash = super::content_hash(&pod.spec);
+        pod.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::rollout::DESIRED_STATE_HASH.into(), hash);
         (pod, pvc)
     }
 
