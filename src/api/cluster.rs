@@ -1,4 +1,9 @@
 //! VitessCluster (`vt`): the one kind people write. Everything else is made from it.
+//!
+//! Long because it is the whole schema users write: every field the Go operator's
+//! VitessCluster accepts, each with the doc comment `kubectl explain` shows, and the CEL
+//! rules that refuse bad input at apply time. Splitting it would scatter one YAML document
+//! over files; the shared parts of pods and services are in `shared.rs` already.
 
 use std::collections::BTreeMap;
 

@@ -159,77 +159,127 @@ pub async fn register(
     let global = desired::lockserver::global(cluster)?;
     let cells: Vec<String> = cluster.spec.cells.iter().map(|c| c.name.clone()).collect();
     let mut changes = Vec::new();
-    let err = |e: crate::vitess::Error| TopologyError::Vtctld(VtctldError::Vitess(e));
-
     // The alias first, as the Go operator does: a vtgate that starts once the cells exist
     // should already find the alias that lets it route across them.
     if enabled(config, |c| c.register_cells_aliases) && !cells.is_empty() {
-        let aliases = vtctld.cells_aliases().await.map_err(err)?;
-        let mut want = cells.clone();
-        want.sort();
-        let sorted = |c: &Vec<String>| {
-            let mut c = c.clone();
-            c.sort();
-            c
-        };
-        if aliases.get(CELLS_ALIAS).map(sorted).as_ref() != Some(&want) {
-            // Vitess refuses two aliases sharing a cell: the one earlier versions of this
-            // operator named after the cluster goes first.
-            let earlier = aliases
-                .get(name)
-                .filter(|theirs| name != CELLS_ALIAS && theirs.iter().any(|c| want.contains(c)));
-            if earlier.is_some() {
-                vtctld.delete_cells_alias(name).await.map_err(err)?;
-                changes.push(format!(
-                    "cells alias {name} (an earlier version's name) deleted"
-                ));
-            }
-            vtctld
-                .update_cells_alias(CELLS_ALIAS, &want)
-                .await
-                .map_err(err)?;
-            changes.push(format!("cells alias {CELLS_ALIAS}: {}", want.join(",")));
-        }
+        register_alias(vtctld, name, &cells, &mut changes).await?;
     }
     if enabled(config, |c| c.register_cells) {
         for cell in &cells {
             let want = cell_info(cluster, cell, &global)?;
-            match vtctld.cell_info(cell).await.map_err(err)? {
-                None => {
-                    vtctld.add_cell_info(cell, &want).await.map_err(err)?;
-                    changes.push(format!(
-                        "cell {cell} (topology {} {})",
-                        want.server_address, want.root
-                    ));
-                }
-                Some(have) if legacy_root(name, cell, &have, &want) => {
-                    tracing::debug!(
-                        cluster = name,
-                        cell = %cell,
-                        root = %have.root,
-                        "keeping the cell's topology root written by an earlier version \
-                         (its tablets are registered there); new cells use /vitess/<cluster>/local/<cell>"
-                    );
-                }
-                Some(have) if have != want => {
-                    vtctld.update_cell_info(cell, &want).await.map_err(err)?;
-                    changes.push(format!(
-                        "cell {cell} updated (topology {} {})",
-                        want.server_address, want.root
-                    ));
-                }
-                Some(_) => {}
-            }
+            register_cell(vtctld, name, cell, &want, &mut changes).await?;
         }
     }
+    register_keyspaces(vtctld, cluster, &mut changes).await?;
+    Ok(changes)
+}
+
+fn vtctld_error(e: crate::vitess::Error) -> TopologyError {
+    TopologyError::Vtctld(VtctldError::Vitess(e))
+}
+
+/// The cells alias [`CELLS_ALIAS`] over exactly `cells`. Vitess refuses two aliases sharing a
+/// cell, so the one earlier versions of this operator named after the cluster (`name`) goes
+/// first.
+async fn register_alias(
+    vtctld: &Vtctld,
+    name: &str,
+    cells: &[String],
+    changes: &mut Vec<String>,
+) -> Result<(), TopologyError> {
+    let aliases = vtctld.cells_aliases().await.map_err(vtctld_error)?;
+    let sorted = |c: &[String]| {
+        let mut c = c.to_vec();
+        c.sort();
+        c
+    };
+    let want = sorted(cells);
+    if aliases.get(CELLS_ALIAS).map(|c| sorted(c)).as_ref() == Some(&want) {
+        return Ok(());
+    }
+    let earlier = aliases
+        .get(name)
+        .filter(|theirs| name != CELLS_ALIAS && theirs.iter().any(|c| want.contains(c)));
+    if earlier.is_some() {
+        vtctld
+            .delete_cells_alias(name)
+            .await
+            .map_err(vtctld_error)?;
+        changes.push(format!(
+            "cells alias {name} (an earlier version's name) deleted"
+        ));
+    }
+    vtctld
+        .update_cells_alias(CELLS_ALIAS, &want)
+        .await
+        .map_err(vtctld_error)?;
+    changes.push(format!("cells alias {CELLS_ALIAS}: {}", want.join(",")));
+    Ok(())
+}
+
+/// Cell `cell` of cluster `name` as `want` says: added when missing, updated when it differs
+/// (a root an earlier version wrote is kept: the cell's tablets are registered there).
+async fn register_cell(
+    vtctld: &Vtctld,
+    name: &str,
+    cell: &str,
+    want: &CellInfo,
+    changes: &mut Vec<String>,
+) -> Result<(), TopologyError> {
+    match vtctld.cell_info(cell).await.map_err(vtctld_error)? {
+        None => {
+            vtctld
+                .add_cell_info(cell, want)
+                .await
+                .map_err(vtctld_error)?;
+            changes.push(format!(
+                "cell {cell} (topology {} {})",
+                want.server_address, want.root
+            ));
+        }
+        Some(have) if legacy_root(name, cell, &have, want) => {
+            tracing::debug!(
+                cluster = name,
+                cell = %cell,
+                root = %have.root,
+                "keeping the cell's topology root written by an earlier version \
+                 (its tablets are registered there); new cells use /vitess/<cluster>/local/<cell>"
+            );
+        }
+        Some(have) if have != *want => {
+            vtctld
+                .update_cell_info(cell, want)
+                .await
+                .map_err(vtctld_error)?;
+            changes.push(format!(
+                "cell {cell} updated (topology {} {})",
+                want.server_address, want.root
+            ));
+        }
+        Some(_) => {}
+    }
+    Ok(())
+}
+
+/// Every keyspace of `cluster`: created when missing, its durability policy set when the spec
+/// names one that differs.
+async fn register_keyspaces(
+    vtctld: &Vtctld,
+    cluster: &VitessCluster,
+    changes: &mut Vec<String>,
+) -> Result<(), TopologyError> {
     for keyspace in &cluster.spec.keyspaces {
         let want = keyspace.durability_policy.as_deref();
-        match vtctld.keyspace(&keyspace.name).await.map_err(err)? {
+        match vtctld
+            .keyspace(&keyspace.name)
+            .await
+            .map_err(vtctld_error)?
+        {
             None => {
                 vtctld
                     .create_keyspace(&keyspace.name, want.unwrap_or_default())
                     .await
-                    .map_err(err)?;
+                    .map_err(vtctld_error)?;
                 changes.push(format!(
                     "keyspace {} (durability policy {})",
                     keyspace.name,
@@ -243,7 +293,7 @@ pub async fn register(
                     vtctld
                         .set_durability_policy(&keyspace.name, want)
                         .await
-                        .map_err(err)?;
+                        .map_err(vtctld_error)?;
                     changes.push(format!(
                         "keyspace {} durability policy {} (was {})",
                         keyspace.name, want, have.durability_policy
@@ -252,7 +302,7 @@ pub async fn register(
             }
         }
     }
-    Ok(changes)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -26,6 +26,9 @@
 //!
 //! Anything else that differs is a [`Difference`], named by path, so the log says why a pod
 //! was not adopted.
+//!
+//! Long (about 300 lines of rules, the rest their tests) because the rules act together on
+//! one JSON walk: split, each would need the others' normalisation to be tested.
 
 use serde_json::{Map, Value};
 

@@ -272,22 +272,6 @@ pub fn global() -> &'static Metrics {
     })
 }
 
-/// The name of an error's category for the `reason` label: its `Debug` variant name in
-/// lower case (`Apply(..)` -> `apply`). Read from `Debug` so that a variant added to an
-/// error enum gets its own label without this module knowing it.
-pub fn reason(error: &impl std::fmt::Debug) -> String {
-    let text = format!("{error:?}");
-    let name: String = text
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-        .collect();
-    if name.is_empty() {
-        "unknown".into()
-    } else {
-        name.to_ascii_lowercase()
-    }
-}
-
 /// The kind the controller whose module path is `target` reconciles, so that the duration
 /// histogram has the same `kind` label values as the counters (which take the kind from the
 /// object). The controller is the module right under `controller::`, so a pipeline step in a
@@ -376,22 +360,6 @@ mod tests {
         ] {
             assert!(text.contains(line), "missing {line} in\n{text}");
         }
-    }
-
-    #[derive(Debug)]
-    #[allow(dead_code)]
-    enum Sample {
-        Apply(String),
-        Encode { object: String },
-        Unit,
-    }
-
-    #[test]
-    fn reason_is_the_variant_name() {
-        assert_eq!(reason(&Sample::Apply("x".into())), "apply");
-        assert_eq!(reason(&Sample::Encode { object: "o".into() }), "encode");
-        assert_eq!(reason(&Sample::Unit), "unit");
-        assert_eq!(reason(&"quoted"), "unknown");
     }
 
     /// Every controller's reconcile is timed under the kind its counters use (the backup and
