@@ -105,12 +105,16 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::await_change());
     };
     let report = Report::new(&ctx, &request);
+    let key = request.meta().uid.clone().unwrap_or_default();
     let started = match phase(&report.previous) {
-        Phase::Finished => return Ok(Action::await_change()),
+        Phase::Finished => {
+            // The outcome is in the status this reconcile read: its entry is needed no more.
+            ctx.backup_requests(|m| m.remove(&key));
+            return Ok(Action::await_change());
+        }
         Phase::Started => true,
         Phase::New => false,
     };
-    let key = request.meta().uid.clone().unwrap_or_default();
     let state = ctx.backup_requests(|m| m.get(&key).cloned());
     tracing::debug!(?state, started, "backup request");
     match state {
@@ -118,8 +122,9 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
         None if started => report.interrupted().await,
         None => send(&ctx, &request, &report, key, keyspace, shard).await,
         Some(RequestState::Running) => Ok(Action::requeue(POLL)),
-        // The entry stays after either outcome: a reconcile that still sees the old status
-        // in the cache must find the outcome, not conclude that an earlier process sent it.
+        // The entry stays after either outcome until a reconcile reads the finished status
+        // (above): one that still sees the old status in the cache must find the outcome,
+        // not conclude that an earlier process sent it.
         Some(RequestState::Done(Err(message))) => report.failed(message).await,
         Some(RequestState::Done(Ok(outcome))) => {
             let storage_name =
@@ -403,10 +408,17 @@ mod reconcile_tests {
         let produced = vtctld.backups("commerce", "-");
         assert_eq!(done_status.storage_name.as_ref(), produced.first());
 
-        // Steady: a finished request makes no request at all, and is never sent again.
-        reconcile(Arc::new(done), ctx.clone())
+        // Steady: a finished request makes no request at all, and is never sent again; what
+        // this process kept of it goes, as its status holds the outcome.
+        reconcile(Arc::new(done.clone()), ctx.clone())
             .await
             .expect("third reconcile");
+        assert!(server.take_calls().is_empty());
+        assert_eq!(vtctld.count("BackupShard"), 1);
+        assert_eq!(ctx.backup_requests(|m| m.len()), 0);
+        reconcile(Arc::new(done), ctx.clone())
+            .await
+            .expect("fourth reconcile");
         assert!(server.take_calls().is_empty());
         assert_eq!(vtctld.count("BackupShard"), 1);
     }

@@ -105,7 +105,9 @@ pub struct Context {
     vitess: vitess::Clients,
     /// How often each backup location's backups are listed through vtctld.
     pub backup_list_period: Duration,
-    /// The BackupShard calls of VitessBackup requests this process sent, by request uid.
+    /// The BackupShard calls of VitessBackup requests this process sent, by request uid; an
+    /// entry goes once a reconcile reads the request's status as finished (the outcome is
+    /// then in the object).
     backup_requests: Mutex<HashMap<String, backup::RequestState>>,
     /// What was last applied to children that are not applied again while unchanged.
     applied: apply::Applied,
