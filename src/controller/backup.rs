@@ -36,7 +36,17 @@ const FINISHED: [&str; 3] = ["BackupComplete", "BackupFailed", "Interrupted"];
 #[derive(Clone, Debug)]
 pub enum RequestState {
     Running,
-    Done(Result<BackupOutcome, String>),
+    Done(Result<BackupOutcome, crate::vitess::Error>),
+}
+
+/// A request without the cluster label, in a namespace without exactly one VitessCluster.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "the namespace has {count} VitessClusters; say which with the {} label",
+    labels::CLUSTER
+)]
+struct WhichCluster {
+    count: usize,
 }
 
 pub async fn run(ctx: Arc<Context>) {
@@ -76,7 +86,7 @@ fn phase(status: &VitessBackupStatus) -> Phase {
 async fn cluster_of(
     ctx: &Context,
     request: &VitessBackup,
-) -> Result<Result<String, String>, Error> {
+) -> Result<Result<String, WhichCluster>, Error> {
     if let Some(cluster) = request.labels().get(labels::CLUSTER) {
         return Ok(Ok(cluster.clone()));
     }
@@ -90,11 +100,9 @@ async fn cluster_of(
         })?;
     Ok(match list.items.as_slice() {
         [only] => Ok(only.name_any()),
-        _ => Err(format!(
-            "the namespace has {} VitessClusters; say which with the {} label",
-            list.items.len(),
-            labels::CLUSTER
-        )),
+        _ => Err(WhichCluster {
+            count: list.items.len(),
+        }),
     })
 }
 
@@ -125,7 +133,7 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
         // The entry stays after either outcome until a reconcile reads the finished status
         // (above): one that still sees the old status in the cache must find the outcome,
         // not conclude that an earlier process sent it.
-        Some(RequestState::Done(Err(message))) => report.failed(message).await,
+        Some(RequestState::Done(Err(failed))) => report.failed(failed.to_string()).await,
         Some(RequestState::Done(Ok(outcome))) => {
             let storage_name =
                 produced_backup(&ctx, &request, keyspace, shard, &outcome, &report.previous).await;
@@ -258,7 +266,7 @@ async fn send(
 ) -> Result<Action, Error> {
     let cluster = match cluster_of(ctx, request).await? {
         Ok(cluster) => cluster,
-        Err(why) => return report.waiting("NoCluster", why).await,
+        Err(why) => return report.waiting("NoCluster", why.to_string()).await,
     };
     let namespace = request.meta().namespace.clone().unwrap_or_default();
     let vtctld = match ctx.vtctld_of(&namespace, &cluster).await {
@@ -270,10 +278,7 @@ async fn send(
     let (keyspace, shard, task_ctx) = (keyspace.to_string(), shard.to_string(), ctx.clone());
     let allow_primary = request.spec.allow_primary == Some(true);
     tokio::spawn(async move {
-        let result = vtctld
-            .backup_shard(&keyspace, &shard, allow_primary)
-            .await
-            .map_err(|e| e.to_string());
+        let result = vtctld.backup_shard(&keyspace, &shard, allow_primary).await;
         task_ctx.backup_requests(|m| m.insert(key, RequestState::Done(result)));
     });
     Ok(Action::requeue(POLL))

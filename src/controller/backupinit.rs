@@ -523,13 +523,14 @@ pub async fn execute(
                 request.spec.keyspace.clone().unwrap_or_default(),
                 request.spec.shard.clone().unwrap_or_default(),
             );
-            let listed = match ctx.vtctld(shard).await {
-                Ok(vtctld) => vtctld
+            let listed: Result<_, super::VtctldError> = async {
+                Ok(ctx
+                    .vtctld(shard)
+                    .await?
                     .backups(&keyspace, &name, 1)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(why) => Err(why.to_string()),
-            };
+                    .await?)
+            }
+            .await;
             match listed {
                 Ok(found) if found.is_empty() => {}
                 Ok(_) => {

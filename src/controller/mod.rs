@@ -195,7 +195,7 @@ impl Context {
             .await
             .map_err(|e| VtctldError::ClusterUnreadable {
                 cluster: cluster.to_string(),
-                message: e.to_string(),
+                source: Arc::new(e),
             })?
             .ok_or_else(|| VtctldError::ClusterPending {
                 cluster: cluster.to_string(),

@@ -4,6 +4,8 @@
 //! `topologyReconciliation` switch. Only what the operator's own child objects stand for is
 //! ever removed, so entries another cluster registered in a shared topology are never touched.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, ResourceExt};
 
@@ -47,9 +49,36 @@ impl TopologyError {
     }
 }
 
+/// Why the TLS settings of a cluster's vtctld connection cannot be read: the field of
+/// `spec.vitessDashboard.clientTLS` and the Secret at fault.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error(
+        "spec.vitessDashboard.clientTLS.{field}: cannot read Secret {namespace}/{secret}: {source}"
+    )]
+    Unreadable {
+        field: &'static str,
+        namespace: String,
+        secret: String,
+        source: Arc<kube::Error>,
+    },
+    #[error("spec.vitessDashboard.clientTLS.{field}: Secret {namespace}/{secret} not found")]
+    NotFound {
+        field: &'static str,
+        namespace: String,
+        secret: String,
+    },
+    #[error("spec.vitessDashboard.clientTLS.{field}: Secret {namespace}/{secret} has no key {key}")]
+    NoKey {
+        field: &'static str,
+        namespace: String,
+        secret: String,
+        key: String,
+    },
+}
+
 /// The TLS settings of `cluster`'s vtctld connection, read from the Secrets its spec names.
-/// `Err` says which field and Secret is wrong.
-pub async fn tls(ctx: &Context, cluster: &VitessCluster) -> Result<Option<Tls>, String> {
+pub async fn tls(ctx: &Context, cluster: &VitessCluster) -> Result<Option<Tls>, TlsError> {
     let Some(spec) = cluster
         .spec
         .vitess_dashboard
@@ -65,26 +94,29 @@ pub async fn tls(ctx: &Context, cluster: &VitessCluster) -> Result<Option<Tls>, 
         let namespace = namespace.clone();
         let source = source.clone();
         async move {
-            let path = format!("spec.vitessDashboard.clientTLS.{field}");
             let secret = secrets
                 .get_opt(&source.name)
                 .await
-                .map_err(|e| {
-                    format!(
-                        "{path}: cannot read Secret {namespace}/{}: {e}",
-                        source.name
-                    )
+                .map_err(|e| TlsError::Unreadable {
+                    field,
+                    namespace: namespace.clone(),
+                    secret: source.name.clone(),
+                    source: Arc::new(e),
                 })?
-                .ok_or_else(|| format!("{path}: Secret {namespace}/{} not found", source.name))?;
+                .ok_or_else(|| TlsError::NotFound {
+                    field,
+                    namespace: namespace.clone(),
+                    secret: source.name.clone(),
+                })?;
             secret
                 .data
                 .and_then(|mut d| d.remove(&source.key))
                 .map(|bytes| bytes.0)
-                .ok_or_else(|| {
-                    format!(
-                        "{path}: Secret {namespace}/{} has no key {}",
-                        source.name, source.key
-                    )
+                .ok_or_else(|| TlsError::NoKey {
+                    field,
+                    namespace: namespace.clone(),
+                    secret: source.name.clone(),
+                    key: source.key.clone(),
                 })
         }
     };

@@ -14,11 +14,14 @@ pub enum VtctldError {
     #[error("waiting for VitessCluster {cluster} to be reconciled")]
     ClusterPending { cluster: String },
     /// The object's VitessCluster could not be read.
-    #[error("cannot read VitessCluster {cluster}: {message}")]
-    ClusterUnreadable { cluster: String, message: String },
+    #[error("cannot read VitessCluster {cluster}: {source}")]
+    ClusterUnreadable {
+        cluster: String,
+        source: std::sync::Arc<kube::Error>,
+    },
     /// The cluster's vtctld TLS settings cannot be read (which field, which Secret).
-    #[error("{0}")]
-    Tls(String),
+    #[error(transparent)]
+    Tls(#[from] super::topology::TlsError),
     /// The client could not be made, or the call failed.
     #[error(transparent)]
     Vitess(#[from] vitess::Error),

@@ -65,7 +65,7 @@ pub(super) struct Outcome {
     /// The primary a reparent or election just moved to.
     pub(super) primary: Option<String>,
     /// Why a reparent or election vtctld was asked for failed.
-    pub(super) failed: Option<String>,
+    pub(super) failed: Option<VtctldError>,
 }
 
 /// Carries out `plan`'s steps in order. A failed vtctld call is reported (Event, condition)
@@ -136,7 +136,7 @@ async fn move_primary(
     shard: &VitessShard,
     to: &str,
     from: Option<&String>,
-) -> Result<String, String> {
+) -> Result<String, VtctldError> {
     let (keyspace, name) = vitess_names(shard);
     match reparent(ctx, shard, &keyspace, &name, to, from).await {
         Ok(primary) => {
@@ -161,11 +161,16 @@ async fn move_primary(
                 .await;
             Ok(primary)
         }
-        Err(message) => {
+        Err(failed) => {
             ctx.events
-                .publish(shard, EventType::Warning, events::REPARENT_FAILED, &message)
+                .publish(
+                    shard,
+                    EventType::Warning,
+                    events::REPARENT_FAILED,
+                    &failed.to_string(),
+                )
                 .await;
-            Err(message)
+            Err(failed)
         }
     }
 }

@@ -194,7 +194,15 @@ fn vitess_conditions(
     if vitess.is_ok() {
         let elected = match (primary, &outcome.failed, &plan.election) {
             (Some(primary), _, _) => Readiness::new(true, "Elected", format!("primary {primary}")),
-            (None, Some(failed), _) => Readiness::new(false, "ElectionFailed", failed.clone()),
+            (None, Some(failed), _) => {
+                // vtctld refused the election, or it was never asked (not reached).
+                let reason = if failed.reason() == crate::controller::vtctld::REJECTED {
+                    "ElectionRejected"
+                } else {
+                    "ElectionUnreachable"
+                };
+                Readiness::new(false, reason, failed.to_string())
+            }
             (None, None, Some(why)) => Readiness::new(false, "Waiting", why.clone()),
             (None, None, None) => Readiness::new(false, "Electing", "asking vtctld to elect one"),
         };
@@ -203,7 +211,7 @@ fn vitess_conditions(
     }
     let draining = match (&plan.blocked, &outcome.failed, plan.draining.is_empty()) {
         (Some(why), _, _) => Some(Readiness::new(true, "Blocked", why.clone())),
-        (None, Some(failed), false) => Some(Readiness::new(true, "Blocked", failed.clone())),
+        (None, Some(failed), false) => Some(Readiness::new(true, "Blocked", failed.to_string())),
         (None, _, false) => Some(Readiness::new(
             true,
             "InProgress",

@@ -193,6 +193,45 @@ fn ready_needs_a_primary_among_the_desired_tablets() {
     assert_eq!(find(&unknown, "Ready"), Some(("False", "NoPrimary")));
 }
 
+/// An election vtctld refused is told from one that could not be asked.
+#[test]
+fn a_failed_election_says_whether_vtctld_refused_it_or_was_not_reached() {
+    let plan = drain::Plan::default();
+    let ready = [tablet("zone1-1", true), tablet("zone1-2", true)];
+    let after = |failed: VtctldError| {
+        let outcome = Outcome {
+            primary: None,
+            failed: Some(failed),
+        };
+        let view = Ok(VitessView::default());
+        let status = status(
+            &shard(),
+            &ready,
+            BTreeMap::new(),
+            &view,
+            &plan,
+            &outcome,
+            &Backups::None,
+        );
+        find(&status, PRIMARY_ELECTED).map(|(s, r)| (s.to_string(), r.to_string()))
+    };
+    let rejected = VtctldError::Vitess(crate::vitess::Error::Rejected {
+        address: "10.0.0.1:15999".into(),
+        method: "PlannedReparentShard".into(),
+        target: "commerce/-".into(),
+        code: crate::vitess::Code::FailedPrecondition,
+        message: "primary-elect tablet zone1-1 is not a REPLICA".into(),
+    });
+    assert_eq!(
+        after(rejected),
+        Some(("False".into(), "ElectionRejected".into()))
+    );
+    assert_eq!(
+        after(refused()),
+        Some(("False".into(), "ElectionUnreachable".into()))
+    );
+}
+
 #[test]
 fn undrained_orphans_block_scale_down() {
     let alias = orphan_alias(&labels::set(&[

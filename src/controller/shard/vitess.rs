@@ -36,7 +36,8 @@ pub(super) fn vitess_names(shard: &VitessShard) -> (String, String) {
 }
 
 /// Asks vtctld for a PlannedReparentShard to `to` (from `from`, which must still be the
-/// primary). Returns the new primary or why it failed.
+/// primary). Returns the new primary, or why not: vtctld not reached, vtctld refused (as
+/// typed, so the condition can tell the two apart), or an alias that does not parse.
 pub(super) async fn reparent(
     ctx: &Context,
     shard: &VitessShard,
@@ -44,21 +45,15 @@ pub(super) async fn reparent(
     name: &str,
     to: &str,
     from: Option<&String>,
-) -> Result<String, String> {
-    let vtctld = ctx.vtctld(shard).await.map_err(|e| e.to_string())?;
-    let parse = |alias: &str| {
-        alias
-            .parse::<Alias>()
-            .map_err(|e| format!("tablet alias {alias}: {e}"))
-    };
-    let to_alias = parse(to)?;
-    let from_alias = from.map(|f| parse(f)).transpose()?;
+) -> Result<String, VtctldError> {
+    let vtctld = ctx.vtctld(shard).await?;
+    let to_alias = to.parse::<Alias>()?;
+    let from_alias = from.map(|f| f.parse::<Alias>()).transpose()?;
     tracing::info!(%keyspace, shard = %name, to, from = ?from, "PlannedReparentShard");
-    vtctld
+    let primary = vtctld
         .planned_reparent(keyspace, name, &to_alias, from_alias.as_ref())
-        .await
-        .map(|primary| primary.to_string())
-        .map_err(|e| e.to_string())
+        .await?;
+    Ok(primary.to_string())
 }
 
 /// Whether tablet records of removed tablets are deleted from Vitess.
@@ -75,14 +70,11 @@ pub(super) fn prune_tablets(shard: &VitessShard) -> bool {
 /// reported; the record is harmless meanwhile and the next removal retries nothing, so the
 /// Event says what to run by hand.
 pub(super) async fn forget_tablet(ctx: &Context, shard: &VitessShard, alias: &str) {
-    let result = match (ctx.vtctld(shard).await, alias.parse::<Alias>()) {
-        (Ok(vtctld), Ok(parsed)) => vtctld
-            .delete_tablets(&[parsed])
-            .await
-            .map_err(|e| e.to_string()),
-        (Err(e), _) => Err(e.to_string()),
-        (_, Err(e)) => Err(format!("tablet alias {alias}: {e}")),
-    };
+    let result: Result<(), VtctldError> = async {
+        let parsed = alias.parse::<Alias>()?;
+        Ok(ctx.vtctld(shard).await?.delete_tablets(&[parsed]).await?)
+    }
+    .await;
     match result {
         Ok(()) => {
             ctx.events
