@@ -172,3 +172,157 @@ async fn the_shared_cluster_cache_saves_the_cluster_get() {
         ["GetShard commerce/-", "GetTablets commerce/- cells="]
     );
 }
+
+/// Stores pod `name` Ready, as kubelet would report it.
+fn pod_ready(server: &crate::k8s::mock::ApiServer, name: &str) {
+    let stored = server
+        .get("", "pods", testing::NAMESPACE, name)
+        .expect("made");
+    let mut pod: Pod = serde_json::from_value(stored).expect("a pod");
+    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+        phase: Some("Running".into()),
+        conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
+    server.insert_object(&pod);
+}
+
+fn annotations_of(server: &crate::k8s::mock::ApiServer, name: &str) -> BTreeMap<String, String> {
+    let stored = server
+        .get("", "pods", testing::NAMESPACE, name)
+        .expect("made");
+    let pod: Pod = serde_json::from_value(stored).expect("a pod");
+    pod.metadata.annotations.unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_drained_primary_is_reparented_once_marked_finished_then_steady() {
+    use crate::vitess::{Alias, TabletType};
+    let (vtctld, ctx, server, shard) = testing::example_shard().await;
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    server.take_calls();
+    let (primary_pod, replica_pod) = (
+        "example-vttablet-zone1-2469782763-bfadd780",
+        "example-vttablet-zone1-2548885007-46a852d0",
+    );
+    let (primary, replica): (Alias, Alias) = (
+        "zone1-2469782763".parse().expect("alias"),
+        "zone1-2548885007".parse().expect("alias"),
+    );
+    for pod in [primary_pod, replica_pod] {
+        pod_ready(&server, pod);
+    }
+    vtctld.register_tablet(primary.clone(), "commerce", "-", TabletType::Primary);
+    vtctld.register_tablet(replica.clone(), "commerce", "-", TabletType::Replica);
+
+    // A user (or node-drain tooling) asks for the primary's pod to be drained.
+    let stored = server
+        .get("", "pods", testing::NAMESPACE, primary_pod)
+        .expect("made");
+    let mut pod: Pod = serde_json::from_value(stored).expect("a pod");
+    pod.annotations_mut()
+        .insert(labels::drain::STARTED.into(), "by a test".into());
+    server.insert_object(&pod);
+
+    // The primary moves through vtctld, then the pod is marked finished; a few reconciles
+    // may go to it (acknowledge, reparent, finish), each polled.
+    let mut reconciles = 0;
+    while !annotations_of(&server, primary_pod).contains_key(labels::drain::FINISHED) {
+        reconciles += 1;
+        assert!(reconciles <= 5, "not finished after 5 reconciles");
+        let shard = server.object_like(&shard).expect("still there");
+        reconcile(Arc::new(shard), ctx.clone())
+            .await
+            .expect("drain reconcile");
+    }
+    assert_eq!(vtctld.primary("commerce", "-"), Some(replica.clone()));
+    assert_eq!(vtctld.count("PlannedReparentShard"), 1);
+    let calls = server.take_calls();
+    assert!(
+        !writes(&calls).iter().any(|w| w.starts_with("delete")),
+        "a drained pod the spec still wants is not deleted: {:?}",
+        writes(&calls)
+    );
+
+    // Steady: the finished drain is neither repeated nor written again.
+    let shard = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("steady reconcile");
+    let shard = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(shard), ctx.clone())
+        .await
+        .expect("second steady reconcile");
+    assert_eq!(writes(&server.take_calls()), Vec::<&str>::new());
+    assert_eq!(vtctld.count("PlannedReparentShard"), 1);
+}
+
+#[tokio::test]
+async fn a_new_shard_with_backups_gets_its_vtbackup_init_pod_once_and_elects_nobody_meanwhile() {
+    let vtctld = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let (ctx, server) = testing::context(Some(&address));
+    let cluster = testing::cluster_in(include_str!("../../../examples/backup-gcs.yaml"));
+    server.insert_object(&cluster);
+    let children = crate::desired::cluster::children(&cluster).expect("children");
+    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
+        .expect("shards")
+        .remove(0);
+    let shard = server.insert_object(&shard);
+    let init = crate::desired::vtbackup::init(&shard)
+        .expect("builds")
+        .expect("a shard with backups gets an init pod");
+    let init_pod = format!("apply pods/{}", init.pod.name_any());
+
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    let first = server.take_calls();
+    assert!(
+        writes(&first).contains(&init_pod.as_str()),
+        "{:?}",
+        writes(&first)
+    );
+    if let Some(pvc) = &init.pvc {
+        let claim = format!("apply persistentvolumeclaims/{}", pvc.name_any());
+        assert!(
+            writes(&first).contains(&claim.as_str()),
+            "{:?}",
+            writes(&first)
+        );
+    }
+    assert!(writes(&first).contains(&"create events"));
+    assert_eq!(vtctld.count("PlannedReparentShard"), 0);
+
+    // The next reconcile sees the init pod it made: at most the status says so.
+    let now = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(now), ctx.clone())
+        .await
+        .expect("second reconcile");
+    let second = server.take_calls();
+    let status = format!("status vitessshards/{}", shard.name_any());
+    assert!(
+        writes(&second).iter().all(|w| *w == status),
+        "{:?}",
+        writes(&second)
+    );
+    // While the init pod runs: it is not made again, nothing is written, nobody elected.
+    for _ in 0..2 {
+        let now = server.object_like(&shard).expect("still there");
+        reconcile(Arc::new(now), ctx.clone())
+            .await
+            .expect("reconcile while the init pod runs");
+    }
+    let calls = server.take_calls();
+    assert_eq!(writes(&calls), Vec::<&str>::new());
+    assert!(!requests(&calls).contains(&init_pod.as_str()));
+    assert_eq!(vtctld.count("PlannedReparentShard"), 0);
+}
