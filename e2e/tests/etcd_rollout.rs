@@ -87,6 +87,16 @@ async fn etcdctl(ns: &str, index: u32, args: &[&str]) -> Result<String> {
     kubectl(&command).await
 }
 
+/// Every key etcd holds, read through member 1.
+async fn keys(ns: &str) -> Result<BTreeSet<String>> {
+    Ok(etcdctl(ns, 1, &["get", "--prefix", "--keys-only", ""])
+        .await?
+        .lines()
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .collect())
+}
+
 #[tokio::test]
 async fn a_changed_etcd_spec_rolls_released_members_one_at_a_time_keeping_the_quorum() -> Result<()>
 {
@@ -140,12 +150,7 @@ async fn a_changed_etcd_spec_rolls_released_members_one_at_a_time_keeping_the_qu
         },
     )
     .await?;
-    let keys_before: BTreeSet<String> = etcdctl(&name, 1, &["get", "--prefix", "--keys-only", ""])
-        .await?
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let keys_before = keys(&name).await?;
     ensure!(
         !keys_before.is_empty(),
         "etcd holds no key: nothing to keep"
@@ -275,12 +280,7 @@ async fn a_changed_etcd_spec_rolls_released_members_one_at_a_time_keeping_the_qu
         },
     )
     .await?;
-    let keys_after: BTreeSet<String> = etcdctl(&name, 1, &["get", "--prefix", "--keys-only", ""])
-        .await?
-        .lines()
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect();
+    let keys_after = keys(&name).await?;
     let lost: Vec<&String> = keys_before.difference(&keys_after).collect();
     ensure!(lost.is_empty(), "keys lost in the roll: {lost:?}");
     // A serializable read answers from the member's own store: each recreated one has it.

@@ -3,6 +3,10 @@
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
 use super::Context;
 use crate::api::VitessCluster;
 use crate::cli::yaml;
@@ -58,12 +62,24 @@ pub fn writes(calls: &[Call]) -> Vec<&str> {
 /// it for vtctld's TLS settings), and its first keyspace's first shard stored. Keep the
 /// vtctld: it stops when dropped.
 pub async fn example_shard() -> (FakeVtctld, Arc<Context>, ApiServer, crate::api::VitessShard) {
+    shard_of(example_cluster()).await
+}
+
+/// [`example_shard`] for the cluster of a YAML file's text.
+pub async fn shard_in(
+    text: &str,
+) -> (FakeVtctld, Arc<Context>, ApiServer, crate::api::VitessShard) {
+    shard_of(cluster_in(text)).await
+}
+
+async fn shard_of(
+    cluster: VitessCluster,
+) -> (FakeVtctld, Arc<Context>, ApiServer, crate::api::VitessShard) {
     let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
         .await
         .expect("fake vtctld");
     let address = vtctld.local_addr().to_string();
     let (ctx, server) = context(Some(&address));
-    let cluster = example_cluster();
     server.insert_object(&cluster);
     let children = crate::desired::cluster::children(&cluster).expect("children");
     let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
@@ -71,4 +87,37 @@ pub async fn example_shard() -> (FakeVtctld, Arc<Context>, ApiServer, crate::api
         .remove(0);
     let shard = server.insert_object(&shard);
     (vtctld, ctx, server, shard)
+}
+
+/// Pod `name` as the stand-in API server stores it.
+pub fn stored_pod(server: &ApiServer, name: &str) -> Pod {
+    let stored = server
+        .get("", "pods", NAMESPACE, name)
+        .expect("the pod was made");
+    serde_json::from_value(stored).expect("a pod")
+}
+
+/// Stores pod `name` changed by `change` (its status as kubelet would report it, the
+/// annotations a user sets), and returns it as stored.
+pub fn change_pod(server: &ApiServer, name: &str, change: impl FnOnce(&mut Pod)) -> Pod {
+    let mut pod = stored_pod(server, name);
+    change(&mut pod);
+    server.insert_object(&pod)
+}
+
+/// `pod` Running and Ready since `ago` seconds, as kubelet reports it.
+pub fn ready_since(pod: &mut Pod, ago: i64) {
+    let since = Timestamp::now()
+        .checked_sub(SignedDuration::from_secs(ago))
+        .expect("a time");
+    pod.status = Some(PodStatus {
+        phase: Some("Running".into()),
+        conditions: Some(vec![PodCondition {
+            type_: "Ready".into(),
+            status: "True".into(),
+            last_transition_time: Some(Time(since)),
+            ..Default::default()
+        }]),
+        ..Default::default()
+    });
 }

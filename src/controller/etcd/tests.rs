@@ -12,6 +12,17 @@ fn stored_lockserver(server: &crate::k8s::mock::ApiServer) -> EtcdLockserver {
     server.insert_object(&lockserver)
 }
 
+/// The lockserver stored and reconciled once (its members made), the calls so far taken.
+async fn made_lockserver() -> (Arc<Context>, crate::k8s::mock::ApiServer, EtcdLockserver) {
+    let (ctx, server) = testing::context(None);
+    let lockserver = stored_lockserver(&server);
+    reconcile(Arc::new(lockserver.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    server.take_calls();
+    (ctx, server, lockserver)
+}
+
 const APPLIES: &[&str] = &[
     "apply services/example-etcd-faf13de3-peer",
     "apply services/example-etcd-faf13de3-client",
@@ -53,20 +64,11 @@ async fn a_new_lockserver_gets_its_members_then_a_steady_one_writes_nothing() {
 
 #[tokio::test]
 async fn go_made_members_are_kept_as_they_are_adopted_when_they_run_ours() {
-    let (ctx, server) = testing::context(None);
-    let lockserver = stored_lockserver(&server);
-    reconcile(Arc::new(lockserver.clone()), ctx.clone())
-        .await
-        .expect("first reconcile");
-    server.take_calls();
+    let (ctx, server, lockserver) = made_lockserver().await;
     // As the Go operator leaves them: no server-side apply of ours, flags spelled with
     // underscores; the third runs another etcd image.
     let go_made = |member: u32, image: Option<&str>| {
-        let name = format!("example-etcd-faf13de3-{member}");
-        let stored = server
-            .get("", "pods", testing::NAMESPACE, &name)
-            .expect("made");
-        let mut pod: Pod = serde_json::from_value(stored).expect("a pod");
+        let mut pod = testing::stored_pod(&server, &member_pod(member));
         pod.metadata.managed_fields = None;
         let spec = pod.spec.as_mut().expect("spec");
         for arg in spec.containers[0].args.iter_mut().flatten() {
@@ -121,51 +123,18 @@ async fn go_made_members_are_kept_as_they_are_adopted_when_they_run_ours() {
     assert_eq!(applied, ["apply pods/example-etcd-faf13de3-2"]);
 }
 
-/// Stores member `member` as the server has it, changed by `change` (its status, the
-/// annotations a user sets).
-fn change_member(server: &crate::k8s::mock::ApiServer, member: u32, change: impl Fn(&mut Pod)) {
-    let name = format!("example-etcd-faf13de3-{member}");
-    let stored = server
-        .get("", "pods", testing::NAMESPACE, &name)
-        .expect("made");
-    let mut pod: Pod = serde_json::from_value(stored).expect("a pod");
-    change(&mut pod);
-    server.insert_object(&pod);
+fn member_pod(member: u32) -> String {
+    format!("example-etcd-faf13de3-{member}")
 }
 
-/// Ready since `ago` seconds.
-fn ready_since(ago: i64) -> impl Fn(&mut Pod) {
-    move |pod: &mut Pod| {
-        let since = k8s_openapi::jiff::Timestamp::now()
-            .checked_sub(k8s_openapi::jiff::SignedDuration::from_secs(ago))
-            .expect("a time");
-        pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
-            phase: Some("Running".into()),
-            conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
-                type_: "Ready".into(),
-                status: "True".into(),
-                last_transition_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-                    since,
-                )),
-                ..Default::default()
-            }]),
-            ..Default::default()
-        });
-    }
-}
-
+/// Ready long enough to count as settled.
 fn ready(pod: &mut Pod) {
-    ready_since(60)(pod);
+    testing::ready_since(pod, 60);
 }
 
 #[tokio::test]
 async fn a_changed_spec_rolls_released_members_one_at_a_time_never_applied_over() {
-    let (ctx, server) = testing::context(None);
-    let lockserver = stored_lockserver(&server);
-    reconcile(Arc::new(lockserver.clone()), ctx.clone())
-        .await
-        .expect("first reconcile");
-    server.take_calls();
+    let (ctx, server, lockserver) = made_lockserver().await;
     let member = |i: u32| -> Pod {
         let name = format!("example-etcd-faf13de3-{i}");
         serde_json::from_value(
@@ -209,12 +178,12 @@ async fn a_changed_spec_rolls_released_members_one_at_a_time_never_applied_over(
     assert_eq!(writes(&calls), Vec::<&str>::new());
 
     // Released while member 1 is not Ready: it waits (the quorum would be down to one).
-    change_member(&server, 2, |pod| {
+    testing::change_pod(&server, &member_pod(2), |pod| {
         pod.annotations_mut()
             .insert(labels::rollout::RELEASED.into(), "true".into());
     });
     for i in [2, 3] {
-        change_member(&server, i, ready);
+        testing::change_pod(&server, &member_pod(i), ready);
     }
     reconcile(Arc::new(lockserver.clone()), ctx.clone())
         .await
@@ -227,7 +196,7 @@ async fn a_changed_spec_rolls_released_members_one_at_a_time_never_applied_over(
 
     // Every member Ready, but member 1 only just: its peers may not reach it yet, so the
     // released ones wait, looked at again soon.
-    change_member(&server, 1, ready_since(2));
+    testing::change_pod(&server, &member_pod(1), |p| testing::ready_since(p, 2));
     let action = reconcile(Arc::new(lockserver.clone()), ctx.clone())
         .await
         .expect("reconcile while member 1 settles");
@@ -239,8 +208,8 @@ async fn a_changed_spec_rolls_released_members_one_at_a_time_never_applied_over(
     );
 
     // Every member settled, two released: one goes, the other waits for the next turn.
-    change_member(&server, 1, ready);
-    change_member(&server, 3, |pod| {
+    testing::change_pod(&server, &member_pod(1), ready);
+    testing::change_pod(&server, &member_pod(3), |pod| {
         pod.annotations_mut()
             .insert(labels::rollout::RELEASED.into(), "true".into());
     });
@@ -283,12 +252,7 @@ async fn a_changed_spec_rolls_released_members_one_at_a_time_never_applied_over(
 
 #[tokio::test]
 async fn switching_the_client_service_off_prunes_it_and_says_so() {
-    let (ctx, server) = testing::context(None);
-    let lockserver = stored_lockserver(&server);
-    reconcile(Arc::new(lockserver.clone()), ctx.clone())
-        .await
-        .expect("first reconcile");
-    server.take_calls();
+    let (ctx, server, lockserver) = made_lockserver().await;
 
     let mut lockserver = server.object_like(&lockserver).expect("still there");
     lockserver.spec.template.create_client_service = Some(false);

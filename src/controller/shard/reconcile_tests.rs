@@ -173,32 +173,6 @@ async fn the_shared_cluster_cache_saves_the_cluster_get() {
     );
 }
 
-/// Stores pod `name` Ready, as kubelet would report it.
-fn pod_ready(server: &crate::k8s::mock::ApiServer, name: &str) {
-    let stored = server
-        .get("", "pods", testing::NAMESPACE, name)
-        .expect("made");
-    let mut pod: Pod = serde_json::from_value(stored).expect("a pod");
-    pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
-        phase: Some("Running".into()),
-        conditions: Some(vec![k8s_openapi::api::core::v1::PodCondition {
-            type_: "Ready".into(),
-            status: "True".into(),
-            ..Default::default()
-        }]),
-        ..Default::default()
-    });
-    server.insert_object(&pod);
-}
-
-fn annotations_of(server: &crate::k8s::mock::ApiServer, name: &str) -> BTreeMap<String, String> {
-    let stored = server
-        .get("", "pods", testing::NAMESPACE, name)
-        .expect("made");
-    let pod: Pod = serde_json::from_value(stored).expect("a pod");
-    pod.metadata.annotations.unwrap_or_default()
-}
-
 #[tokio::test]
 async fn a_drained_primary_is_reparented_once_marked_finished_then_steady() {
     use crate::vitess::{Alias, TabletType};
@@ -216,24 +190,26 @@ async fn a_drained_primary_is_reparented_once_marked_finished_then_steady() {
         "zone1-2548885007".parse().expect("alias"),
     );
     for pod in [primary_pod, replica_pod] {
-        pod_ready(&server, pod);
+        testing::change_pod(&server, pod, |p| testing::ready_since(p, 60));
     }
     vtctld.register_tablet(primary.clone(), "commerce", "-", TabletType::Primary);
     vtctld.register_tablet(replica.clone(), "commerce", "-", TabletType::Replica);
 
     // A user (or node-drain tooling) asks for the primary's pod to be drained.
-    let stored = server
-        .get("", "pods", testing::NAMESPACE, primary_pod)
-        .expect("made");
-    let mut pod: Pod = serde_json::from_value(stored).expect("a pod");
-    pod.annotations_mut()
-        .insert(labels::drain::STARTED.into(), "by a test".into());
-    server.insert_object(&pod);
+    testing::change_pod(&server, primary_pod, |pod| {
+        pod.annotations_mut()
+            .insert(labels::drain::STARTED.into(), "by a test".into());
+    });
 
     // The primary moves through vtctld, then the pod is marked finished; a few reconciles
     // may go to it (acknowledge, reparent, finish), each polled.
     let mut reconciles = 0;
-    while !annotations_of(&server, primary_pod).contains_key(labels::drain::FINISHED) {
+    let finished = || {
+        testing::stored_pod(&server, primary_pod)
+            .annotations()
+            .contains_key(labels::drain::FINISHED)
+    };
+    while !finished() {
         reconciles += 1;
         assert!(reconciles <= 5, "not finished after 5 reconciles");
         let shard = server.object_like(&shard).expect("still there");
@@ -265,18 +241,8 @@ async fn a_drained_primary_is_reparented_once_marked_finished_then_steady() {
 
 #[tokio::test]
 async fn a_new_shard_with_backups_gets_its_vtbackup_init_pod_once_and_elects_nobody_meanwhile() {
-    let vtctld = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
-        .await
-        .expect("fake vtctld");
-    let address = vtctld.local_addr().to_string();
-    let (ctx, server) = testing::context(Some(&address));
-    let cluster = testing::cluster_in(include_str!("../../../examples/backup-gcs.yaml"));
-    server.insert_object(&cluster);
-    let children = crate::desired::cluster::children(&cluster).expect("children");
-    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
-        .expect("shards")
-        .remove(0);
-    let shard = server.insert_object(&shard);
+    let (vtctld, ctx, server, shard) =
+        testing::shard_in(include_str!("../../../examples/backup-gcs.yaml")).await;
     let init = crate::desired::vtbackup::init(&shard)
         .expect("builds")
         .expect("a shard with backups gets an init pod");
