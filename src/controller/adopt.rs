@@ -158,15 +158,17 @@ pub fn member(desired: &Pod, observed: Option<&Pod>) -> Member {
     if marked_for(&observed.metadata, &ours) {
         return Member::Keep;
     }
-    let differences = running_pod_differences(observed, desired);
     if apply::applied_by_us(&observed.metadata) {
-        let hash = |pod: &Pod| {
-            pod.annotations()
-                .get(labels::rollout::DESIRED_STATE_HASH)
-                .cloned()
-        };
-        return match hash(observed) {
-            Some(theirs) if Some(&theirs) == hash(desired).as_ref() => Member::Apply,
+        // Our member pods carry the hash of the spec they were built from (the builder's
+        // DESIRED_STATE_HASH is this same content hash of the spec).
+        let built_from = observed
+            .annotations()
+            .get(labels::rollout::DESIRED_STATE_HASH);
+        if built_from == Some(&ours) {
+            return Member::Apply;
+        }
+        let differences = running_pod_differences(observed, desired);
+        return match built_from {
             None if differences.is_empty() => Member::Apply,
             // Only what the equivalence leaves out differs (affinity, spread, init
             // containers' commands): a running pod cannot take that either.
@@ -176,6 +178,7 @@ pub fn member(desired: &Pod, observed: Option<&Pod>) -> Member {
             _ => Member::Outdated(equivalent::describe(&differences)),
         };
     }
+    let differences = running_pod_differences(observed, desired);
     if differences.is_empty() {
         Member::Adopt(ours)
     } else {

@@ -220,7 +220,7 @@ async fn roll(
             .publish(
                 owner,
                 EventType::Normal,
-                "MemberUpdateScheduled",
+                crate::k8s::events::MEMBER_UPDATE_SCHEDULED,
                 &format!(
                     "Pod {name} runs an older spec ({differences}); annotate it {}=true to have \
                      it recreated (one member at a time, while the others are Ready)",
@@ -247,7 +247,7 @@ async fn roll(
             .publish(
                 owner,
                 EventType::Normal,
-                "MemberRecreated",
+                crate::k8s::events::MEMBER_RECREATED,
                 &format!("Pod {name} deleted to be made again from the new spec, on its volume"),
             )
             .await;

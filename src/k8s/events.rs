@@ -36,6 +36,8 @@ pub const TOPOLOGY_PRUNED: &str = "TopologyPruned";
 pub const VTCTLD_UNREACHABLE: &str = "VtctldUnreachable";
 pub const BACKUP_INIT_STARTED: &str = "BackupInitStarted";
 pub const INITIAL_BACKUP_REQUESTED: &str = "InitialBackupRequested";
+pub const MEMBER_UPDATE_SCHEDULED: &str = "MemberUpdateScheduled";
+pub const MEMBER_RECREATED: &str = "MemberRecreated";
 
 /// Publishes Events for every controller; one per process, so kube's Recorder aggregates
 /// repeats of one reason on one object into a series.
