@@ -10,7 +10,7 @@ BIN := target/debug/vitess-operator
 ## demo: local control plane, CRDs, the operator, the example cluster, its status; on the real
 ## node also its primary and a query through vtgate (on-real-node places the example there).
 demo: build cluster-up
-	cargo build --locked -p vitess-operator-e2e --bin on-real-node
+	cargo build --locked -p vitess-operator-e2e --bin on-real-node --bin operator-overlay
 	e2e/demo
 
 ## test: formatting, lints, then every test (unit, CLI, and end-to-end on the local control plane).

@@ -81,6 +81,54 @@ pub fn placement_yaml(indent: usize) -> String {
     )
 }
 
+/// Writes `dir/kustomization.yaml`: the overlay of `config/` that installs the operator on the
+/// real node as a user of this machine would, and nothing else: the image
+/// `vitess-operator:<tag>` (`e2e/cluster load-image` puts it on the node), the node's label
+/// as nodeSelector and its taint tolerated, and `namespace` when given (else config/'s).
+/// `dir` must be inside the workspace: kustomize reads its base by relative path. Used by
+/// `make demo` (through the `operator-overlay` binary) and e2e/tests/dockerfile.rs.
+pub fn write_operator_overlay(
+    dir: &std::path::Path,
+    namespace: Option<&str>,
+    tag: &str,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = dir.canonicalize()?;
+    let workspace = crate::workspace_dir().canonicalize()?;
+    let depth = dir
+        .strip_prefix(&workspace)
+        .with_context(|| format!("{} is not inside the workspace", dir.display()))?
+        .components()
+        .count();
+    let base = format!("{}config", "../".repeat(depth));
+    let namespace = namespace
+        .map(|ns| format!("namespace: {ns}\n"))
+        .unwrap_or_default();
+    let (label, value) = REAL_NODE_LABEL;
+    let text = format!(
+        "# The operator as config/ installs it, with the image built on this machine and its pods
+# placed on the real node (its label and taint). Nothing else differs.
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+{namespace}resources:
+  - {base}
+images:
+  - name: vitess-operator
+    newName: vitess-operator
+    newTag: {tag}
+patches:
+  - target: {{kind: Deployment, name: vitess-operator}}
+    patch: |-
+      - {{op: add, path: /spec/template/spec/nodeSelector, value: {{{label}: {value}}}}}
+      - op: add
+        path: /spec/template/spec/tolerations
+        value: [{{key: {REAL_NODE_TAINT}, operator: Exists, effect: NoSchedule}}]
+"
+    );
+    let path = dir.join("kustomization.yaml");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
+
 /// The cluster DNS configuration of a pod, for a process of this machine that stands in for one
 /// (`$E2E_CLUSTER_RESOLV_CONF`, else `e2e/.state/node/cluster-resolv.conf`, written by
 /// `e2e/cluster up`).

@@ -13,7 +13,7 @@
 //! holds the leader Lease from one of its two replicas, and makes the example cluster's
 //! children. `make demo` installs it the same way.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -23,9 +23,9 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use vitess_operator_e2e::{
-    REAL_NODE_LABEL, REAL_NODE_TAINT, TestNamespace, client, dynamic, e2e_dir, in_ci, is_ready,
-    is_static_elf, kubectl, kubectl_with_stdin, lease_holder, real_node, state_dir, wait_for,
-    workspace_dir,
+    TestNamespace, client, dynamic, e2e_dir, in_ci, is_ready, is_static_elf, kubectl,
+    kubectl_with_stdin, lease_holder, real_node, state_dir, wait_for, workspace_dir,
+    write_operator_overlay,
 };
 
 const TARGET: &str = "x86_64-unknown-linux-musl";
@@ -195,51 +195,6 @@ const CHILDREN: [(&str, &str); 4] = [
 ];
 const TIMEOUT: Duration = Duration::from_secs(180);
 
-/// The overlay of config/ a user on this machine would write: the namespace, the image built
-/// here, the real node's label and taint. Written under e2e/.state (kustomize reads bases by
-/// relative path).
-fn write_overlay(namespace: &str, tag: &str) -> Result<PathBuf> {
-    let dir = state_dir().join(format!("install-{namespace}"));
-    std::fs::create_dir_all(&dir)?;
-    let config = workspace_dir().join("config");
-    let depth = dir
-        .strip_prefix(workspace_dir())
-        .context("e2e/.state is not inside the workspace")?
-        .components()
-        .count();
-    let base = Path::new(&"../".repeat(depth)).join("config");
-    ensure!(
-        dir.join(&base).canonicalize()? == config.canonicalize()?,
-        "{}",
-        base.display()
-    );
-    let (label, value) = REAL_NODE_LABEL;
-    std::fs::write(
-        dir.join("kustomization.yaml"),
-        format!(
-            "apiVersion: kustomize.config.k8s.io/v1beta1
-kind: Kustomization
-namespace: {namespace}
-resources:
-  - {base}
-images:
-  - name: vitess-operator
-    newName: vitess-operator
-    newTag: {tag}
-patches:
-  - target: {{kind: Deployment, name: vitess-operator}}
-    patch: |-
-      - {{op: add, path: /spec/template/spec/nodeSelector, value: {{{label}: {value}}}}}
-      - op: add
-        path: /spec/template/spec/tolerations
-        value: [{{key: {REAL_NODE_TAINT}, operator: Exists, effect: NoSchedule}}]
-",
-            base = base.display()
-        ),
-    )?;
-    Ok(dir)
-}
-
 #[tokio::test]
 async fn the_image_runs_in_the_cluster_as_config_installs_it() -> Result<()> {
     const TEST: &str = "dockerfile in-cluster";
@@ -273,7 +228,8 @@ async fn the_image_runs_in_the_cluster_as_config_installs_it() -> Result<()> {
 
     let ns = TestNamespace::create(&client, "in-cluster").await?;
     let namespace = ns.name().to_string();
-    let overlay = write_overlay(&namespace, &tag)?;
+    let overlay = state_dir().join(format!("install-{namespace}"));
+    write_operator_overlay(&overlay, Some(&namespace), &tag)?;
     let overlay_path = overlay.to_string_lossy().into_owned();
     kubectl(&[
         "apply",
