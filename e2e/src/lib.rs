@@ -14,6 +14,7 @@
 
 mod agent;
 mod apply;
+pub mod gcs;
 mod go_operator;
 mod kinds;
 mod namespace;

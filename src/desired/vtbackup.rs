@@ -6,20 +6,42 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EmptyDirVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod,
-    PodSpec, Volume, VolumeMount,
+    Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
+    Volume, VolumeMount,
 };
 
 use super::backup;
 use super::flags::FlagSet;
-use super::{Error, ShardIdentity, defaults, meta, podspec, vttablet};
+use super::vttablet::{self, MysqldFlavour};
+use super::{Error, ShardIdentity, defaults, meta, podspec};
 use crate::api::VitessBackup;
 use crate::api::backup::VitessBackupSpec;
 use crate::api::shard::{VitessShard, VitessShardTabletPool};
 use crate::{domain::labels, domain::names};
 
+/// The init pod's data volume (its claim, of the pod's name), when it has one.
 const DATA_VOLUME: &str = "vtdataroot";
-const VT_DATA_ROOT: &str = "/vt/vtdataroot";
+/// The `backup.planetscale.com/type` of the init pod (the Go operator's label and value).
+const TYPE_INIT: &str = "init";
+/// Where the init container leaves the Vitess image's CA bundle, mounted over the mysqld
+/// image's: the storage's HTTPS is checked with it, and a stock MySQL image may have none.
+const CA_DIR: &str = "/etc/ssl/certs";
+
+/// vtbackup runs in the mysqld image, as mysqlctld does in a tablet (it starts a mysqld of its
+/// own), so this copies vtbackup, the my.cnf fragments and the CA bundle from the Vitess image
+/// into the shared volume. Its mysqld only loads and copies an empty database: it may skip
+/// flushing to disk (`vtbackup.cnf`).
+const INIT_VTBACKUP_SCRIPT: &str = r#"set -ex
+mkdir -p /mnt/vt/bin /mnt/vt/config/mycnf /mnt/vt/socket /mnt/vt/vtdataroot /mnt/vt/certs
+cp -f /vt/bin/vtbackup /mnt/vt/bin/
+if [ -d /vt/config/mycnf ]; then cp -Rf /vt/config/mycnf/. /mnt/vt/config/mycnf/; fi
+ln -sf /dev/stderr /mnt/vt/config/stderr.symlink
+echo "log-error = /vt/config/stderr.symlink" > /mnt/vt/config/mycnf/log-error.cnf
+echo "binlog_format=row" > /mnt/vt/config/mycnf/rbr.cnf
+echo "socket = /vt/socket/mysql.sock" > /mnt/vt/config/mycnf/socket.cnf
+printf 'sync_binlog=0\ninnodb_flush_log_at_trx_commit=0\n' > /mnt/vt/config/mycnf/vtbackup.cnf
+if [ -f /etc/ssl/certs/ca-certificates.crt ]; then cp -f /etc/ssl/certs/ca-certificates.crt /mnt/vt/certs/; fi
+"#;
 
 /// The init pod and, unless it uses an emptyDir, its data volume claim (same name).
 #[derive(Clone, Debug)]
@@ -58,7 +80,7 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
     }
     let init_script = podspec::secret_file(
         &spec.template.database_init_script_secret,
-        "db-init-script",
+        vttablet::DB_INIT_SCRIPT_DIR,
         object,
         "spec.databaseInitScriptSecret",
     )?;
@@ -66,19 +88,26 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
         shard,
         first_pool,
         identity: &identity,
+        location: &location.name,
         storage,
         init_script,
+        flavour: MysqldFlavour::of(spec.images.mysqld.as_ref()),
     };
     Ok(Some(parts.build()))
 }
 
-/// What the init pod and its claim are built from.
+/// What the init pod and its claim are built from: the shard's first pool, as if it were one
+/// more tablet of it (the Go operator's shape: the pool's resources, placement and
+/// environment, the tablet's mounts).
 struct Parts<'a> {
     shard: &'a VitessShard,
     first_pool: &'a VitessShardTabletPool,
     identity: &'a ShardIdentity<'a>,
+    /// The backup location's name (empty: the unnamed one).
+    location: &'a str,
     storage: backup::BackupStorage,
     init_script: podspec::SecretFile,
+    flavour: MysqldFlavour,
 }
 
 impl Parts<'_> {
@@ -97,6 +126,8 @@ impl Parts<'_> {
             (labels::CLUSTER, cluster),
             (labels::KEYSPACE, keyspace),
             (labels::SHARD, &safe),
+            (labels::BACKUP_LOCATION, self.location),
+            (labels::BACKUP_TYPE, TYPE_INIT),
         ]);
         let vtbackup = self
             .shard
@@ -132,6 +163,7 @@ impl Parts<'_> {
         flags
             .global_topo(&spec.global_lockserver)
             .set("logtostderr", true)
+            .set("concurrency", defaults::BACKUP_CONCURRENCY)
             .set("init-keyspace", *keyspace)
             .set("init-shard", range.to_string())
             .set(
@@ -143,8 +175,14 @@ impl Parts<'_> {
             // An empty database, uploaded only if the shard has no backup yet.
             .set("initial-backup", true)
             .set("init-db-sql-file", &self.init_script.path)
-            .set("db-dba-user", "vt_dba")
-            .set("mysql-socket", format!("{VT_DATA_ROOT}/mysql.sock"));
+            .set("db-dba-user", vttablet::DBA_USER)
+            .set("db-charset", self.flavour.charset)
+            .set("mysql-socket", vttablet::MYSQL_SOCKET)
+            // Binlogs a restore applies are staged on the data volume, not the container's.
+            .set(
+                "builtinbackup-incremental-restore-path",
+                vttablet::VT_DATA_ROOT,
+            );
         self.storage.apply_flags(&mut flags);
         // xtrabackup copies and prepares with a thread per core requested for mysqld (at least
         // one: `engine_flags`).
@@ -160,78 +198,112 @@ impl Parts<'_> {
         // on one it lacks (`--queryserver-config-pool-size`, say). The Go operator gives it
         // only `vtbackupExtraFlags` too.
         flags
-            .mysql_server_version(&vttablet::mysqld_image(spec.images.mysqld.as_ref()))
+            .mysql_server_version(&self.flavour.image)
             .extend(spec.extra_vitess_flags.as_ref())
             .extend(self.first_pool.vttablet.vtbackup_extra_flags.as_ref());
         flags
     }
 
-    /// The pod `name`, its data on the claim of the same name when `on_claim`, else in an
-    /// emptyDir.
+    /// vtbackup's environment: a tablet's, its own home, the storage's; the pool's
+    /// `extraEnv` goes on top (see [`Self::pod`]).
+    fn env(&self) -> Vec<EnvVar> {
+        let mut env = vttablet::tablet_env(&self.flavour);
+        for var in &mut env {
+            if var.name == "EXTRA_MY_CNF" {
+                var.value = Some(format!(
+                    "{}:/vt/config/mycnf/vtbackup.cnf",
+                    vttablet::EXTRA_MY_CNF
+                ));
+            }
+        }
+        env.push(EnvVar {
+            name: "HOME".into(),
+            value: Some(vttablet::VT_DATA_ROOT.into()),
+            ..EnvVar::default()
+        });
+        env.extend(self.storage.env.iter().cloned());
+        env
+    }
+
+    /// The pod `name`: vtbackup in the mysqld image with what the init container copied; its
+    /// data on the claim of the same name when `on_claim`, else in the shared volume.
     fn pod(&self, name: &str, own: BTreeMap<String, String>, on_claim: bool) -> Pod {
-        let (spec, storage, init_script) = (&self.shard.spec, &self.storage, &self.init_script);
-        let data = if on_claim {
-            Volume {
+        let (spec, pool) = (&self.shard.spec, self.first_pool);
+        let mut volumes = vec![Volume {
+            name: vttablet::VT_ROOT_VOLUME.into(),
+            empty_dir: Some(Default::default()),
+            ..Volume::default()
+        }];
+        if on_claim {
+            volumes.push(Volume {
                 name: DATA_VOLUME.into(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
                     claim_name: name.to_string(),
                     ..PersistentVolumeClaimVolumeSource::default()
                 }),
                 ..Volume::default()
-            }
-        } else {
-            Volume {
-                name: DATA_VOLUME.into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
-                ..Volume::default()
-            }
-        };
-        let mut volumes = vec![data];
-        volumes.extend(init_script.volume.clone());
-        volumes.extend(storage.volumes.iter().cloned());
+            });
+        }
+        volumes.extend(self.init_script.volume.clone());
+        volumes.extend(self.storage.volumes.iter().cloned());
         let mut mounts = vec![
+            vttablet::vt_root_mount("/vt/bin", "bin", true),
+            vttablet::vt_root_mount("/vt/config", "config", true),
+            vttablet::vt_root_mount(vttablet::SOCKET_DIR, "socket", false),
+            vttablet::vt_root_mount(CA_DIR, "certs", true),
+            vttablet::data_mount(if on_claim {
+                DATA_VOLUME
+            } else {
+                vttablet::VT_ROOT_VOLUME
+            }),
+            self.init_script.mount.clone(),
+        ];
+        mounts.extend(self.storage.mounts.iter().cloned());
+        let init = vttablet::init_container(
+            spec,
+            pool,
+            "init-vt-root",
+            INIT_VTBACKUP_SCRIPT,
             VolumeMount {
-                name: DATA_VOLUME.into(),
-                mount_path: VT_DATA_ROOT.into(),
+                name: vttablet::VT_ROOT_VOLUME.into(),
+                mount_path: "/mnt/vt".into(),
                 ..VolumeMount::default()
             },
-            init_script.mount.clone(),
-        ];
-        mounts.extend(storage.mounts.iter().cloned());
-        let image = spec
-            .images
-            .vtbackup
-            .clone()
-            .or_else(|| spec.images.vttablet.clone())
-            .unwrap_or_else(|| defaults::VITESS_IMAGE.into());
+        );
         let container = Container {
             name: "vtbackup".into(),
-            image: Some(image),
+            image: Some(self.flavour.image.clone()),
             image_pull_policy: podspec::pull_policy(
-                spec.image_pull_policies.as_ref().and_then(|p| p.vtbackup),
+                spec.image_pull_policies.as_ref().and_then(|p| p.mysqld),
             ),
             command: Some(vec!["/vt/bin/vtbackup".into()]),
             args: Some(self.flags().args()),
-            env: (!storage.env.is_empty()).then(|| storage.env.clone()),
-            resources: self
-                .first_pool
-                .mysqld
-                .as_ref()
-                .and_then(|m| m.resources.clone()),
+            env: Some(self.env()),
+            resources: pool.mysqld.as_ref().and_then(|m| m.resources.clone()),
             volume_mounts: Some(mounts),
             ..Container::default()
         };
+        let mut metadata = meta(name.to_string(), &self.shard.metadata.namespace, own, None);
+        let mut pod_spec = PodSpec {
+            init_containers: Some(vec![init]),
+            containers: vec![container],
+            volumes: Some(volumes),
+            affinity: podspec::affinity(
+                pool.pod.affinity.as_ref(),
+                spec.zone_map.get(&pool.cell).map(String::as_str),
+                None,
+            ),
+            // Retried in place until the first backup is uploaded; then it stays Succeeded.
+            restart_policy: Some("OnFailure".into()),
+            image_pull_secrets: spec.image_pull_secrets.clone(),
+            security_context: Some(podspec::vitess_pod_security()),
+            priority_class_name: defaults::vitess_priority_class(),
+            ..PodSpec::default()
+        };
+        podspec::apply_overrides(&mut metadata, &mut pod_spec, &["vtbackup"], &pool.pod);
         Pod {
-            metadata: meta(name.to_string(), &self.shard.metadata.namespace, own, None),
-            spec: Some(PodSpec {
-                containers: vec![container],
-                volumes: Some(volumes),
-                // Retried in place until the first backup is uploaded; then it stays Succeeded.
-                restart_policy: Some("OnFailure".into()),
-                image_pull_secrets: spec.image_pull_secrets.clone(),
-                security_context: Some(podspec::vitess_pod_security()),
-                ..PodSpec::default()
-            }),
+            metadata,
+            spec: Some(pod_spec),
             status: None,
         }
     }
@@ -356,7 +428,103 @@ mod tests {
         }
         assert!(!args.iter().any(|a| a.contains("gcs-auth")));
         let env = spec.containers[0].env.clone().unwrap();
-        assert_eq!(env[0].name, "GOOGLE_APPLICATION_CREDENTIALS");
+        let credentials = env
+            .iter()
+            .find(|e| e.name == "GOOGLE_APPLICATION_CREDENTIALS")
+            .and_then(|e| e.value.as_deref());
+        assert_eq!(
+            credentials,
+            Some("/vt/secrets/gcs-backup-auth/gcs_key.json")
+        );
+        let labels = init.pod.metadata.labels.unwrap();
+        assert_eq!(labels[labels::COMPONENT], "vtbackup");
+        assert_eq!(labels[labels::BACKUP_TYPE], "init");
+        assert_eq!(labels[labels::BACKUP_LOCATION], "");
+    }
+
+    /// vtbackup starts a mysqld of its own: it runs in the mysqld image (the Vitess image has
+    /// no MySQL since v19), with vtbackup copied in by an init container of the Vitess image,
+    /// placed and given the environment of the pool it is a tablet of.
+    #[test]
+    fn vtbackup_runs_in_the_mysqld_image_placed_like_the_first_pool() {
+        let mut shard = shard(true);
+        shard.spec.images.mysqld = Some(crate::api::shared::MysqldImage {
+            mysql80_compatible: Some("mysql:9.7".into()),
+            ..Default::default()
+        });
+        shard.spec.zone_map = [("zone1".to_string(), "az-1".to_string())].into();
+        let pool = &mut shard.spec.template.tablet_pools[0];
+        pool.pod.tolerations = Some(vec![k8s_openapi::api::core::v1::Toleration {
+            key: Some("dedicated".into()),
+            operator: Some("Exists".into()),
+            ..Default::default()
+        }]);
+        pool.pod.extra_env = Some(vec![EnvVar {
+            name: "STORAGE_EMULATOR_HOST".into(),
+            value: Some("gcs.example:4443".into()),
+            ..EnvVar::default()
+        }]);
+        let spec = init(&shard).unwrap().unwrap().pod.spec.unwrap();
+        let vtbackup = &spec.containers[0];
+        assert_eq!(vtbackup.image.as_deref(), Some("mysql:9.7"));
+        assert_eq!(
+            vtbackup.command.as_deref(),
+            Some(&["/vt/bin/vtbackup".to_string()][..])
+        );
+        let init_container = &spec.init_containers.as_ref().unwrap()[0];
+        assert_eq!(
+            init_container.image.as_deref(),
+            Some(defaults::VITESS_IMAGE)
+        );
+        let script = &init_container.args.as_ref().unwrap()[0];
+        assert!(
+            script.contains("cp -f /vt/bin/vtbackup /mnt/vt/bin/"),
+            "{script}"
+        );
+        let mounts = vtbackup.volume_mounts.as_ref().unwrap();
+        for path in [
+            "/vt/bin",
+            "/vt/config",
+            "/vt/socket",
+            "/vt/vtdataroot",
+            CA_DIR,
+        ] {
+            assert!(
+                mounts.iter().any(|m| m.mount_path == path),
+                "{path}: {mounts:?}"
+            );
+        }
+        let env = vtbackup.env.as_ref().unwrap();
+        let value = |name: &str| {
+            env.iter()
+                .find(|e| e.name == name)
+                .and_then(|e| e.value.clone())
+        };
+        assert_eq!(
+            value("STORAGE_EMULATOR_HOST").as_deref(),
+            Some("gcs.example:4443")
+        );
+        assert_eq!(value("MYSQL_FLAVOR").as_deref(), Some("MySQL80"));
+        assert!(value("EXTRA_MY_CNF").unwrap().ends_with("vtbackup.cnf"));
+        let args = vtbackup.args.as_ref().unwrap();
+        assert!(
+            args.iter()
+                .any(|a| a == "--mysql-socket=/vt/socket/mysql.sock"),
+            "{args:?}"
+        );
+        assert_eq!(
+            spec.tolerations.as_ref().unwrap()[0].key.as_deref(),
+            Some("dedicated")
+        );
+        let zone = spec.affinity.unwrap().node_affinity.unwrap();
+        let term = &zone
+            .required_during_scheduling_ignored_during_execution
+            .unwrap()
+            .node_selector_terms[0];
+        assert_eq!(
+            term.match_expressions.as_ref().unwrap()[0].values,
+            Some(vec!["az-1".to_string()])
+        );
     }
 
     #[test]

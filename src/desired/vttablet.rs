@@ -32,23 +32,23 @@ use crate::domain::names;
 
 /// Volume shared by the init container, vttablet and mysqld: the Vitess files mysqld needs
 /// (the mysqld image may be a stock MySQL one) and the MySQL socket directory.
-const VT_ROOT_VOLUME: &str = "vt-root";
+pub(super) const VT_ROOT_VOLUME: &str = "vt-root";
 /// The tablet's PVC, as a pod volume (the Go operator's name).
 const DATA_VOLUME: &str = "persistent-volume-claim";
-const VT_DATA_ROOT: &str = "/vt/vtdataroot";
-const SOCKET_DIR: &str = "/vt/socket";
-const MYSQL_SOCKET: &str = "/vt/socket/mysql.sock";
+pub(super) const VT_DATA_ROOT: &str = "/vt/vtdataroot";
+pub(super) const SOCKET_DIR: &str = "/vt/socket";
+pub(super) const MYSQL_SOCKET: &str = "/vt/socket/mysql.sock";
 const MYSQLCTL_SOCKET: &str = "/vt/socket/mysqlctl.sock";
 /// Directory (under `/vt/secrets/`) of the database init script; its volume is this name with
 /// `-secret` (see [`podspec::secret_file`]).
-const DB_INIT_SCRIPT_DIR: &str = "db-init-script";
+pub(super) const DB_INIT_SCRIPT_DIR: &str = "db-init-script";
 /// Directories of an external datastore's credentials and CA certificate.
 const EXTERNAL_CREDENTIALS_DIR: &str = "external-datastore-credentials";
 const EXTERNAL_CA_DIR: &str = "external-datastore-ca-cert";
 /// vttablet's `--db-flags` bit asking for TLS to the database (MySQL's CLIENT_SSL).
 const CLIENT_SSL_FLAG: u32 = 2048;
 /// The MySQL users of a tablet's own mysqld (made by the database init script).
-const DBA_USER: &str = "vt_dba";
+pub(super) const DBA_USER: &str = "vt_dba";
 const METRICS_PORT_NAME: &str = "metrics";
 /// What the drain annotation says: the operator honours drains of this pod.
 const DRAIN_SUPPORTED: &str = "ensure that the tablet is not a primary";
@@ -81,7 +81,7 @@ done
 /// The exporter's login file written above: user vt_dba (no password) over the socket.
 const EXPORTER_MY_CNF: &str = "/vt/config/mycnf/client.cnf";
 /// The fragments above, in the order mysqlctl reads them.
-const EXTRA_MY_CNF: &str =
+pub(super) const EXTRA_MY_CNF: &str =
     "/vt/config/mycnf/rbr.cnf:/vt/config/mycnf/log-error.cnf:/vt/config/mycnf/socket.cnf";
 
 /// The hex MD5 of a pod's JSON as the builder makes it (labels, annotations, spec). JSON of
@@ -414,11 +414,7 @@ impl TabletContext<'_> {
     }
 
     fn vttablet_image(&self) -> String {
-        self.spec
-            .images
-            .vttablet
-            .clone()
-            .unwrap_or_else(|| defaults::VITESS_IMAGE.into())
+        vitess_image(self.spec)
     }
 
     fn pull_policy(
@@ -428,37 +424,8 @@ impl TabletContext<'_> {
         podspec::pull_policy(self.spec.image_pull_policies.as_ref().and_then(pick))
     }
 
-    /// An init container of the vttablet image running `script` with `mount`, asking for a
-    /// little CPU and memory under what the pool gives vttablet.
     fn init_container(&self, name: &str, script: &str, mount: VolumeMount) -> Container {
-        let mut resources = ResourceRequirements {
-            requests: Some(podspec::quantities(&[
-                ("cpu", defaults::INIT_CPU_REQUEST),
-                ("memory", defaults::INIT_MEMORY_REQUEST),
-            ])),
-            ..ResourceRequirements::default()
-        };
-        if let Some(pool) = &self.pool.vttablet.resources {
-            for (ours, theirs) in [
-                (&mut resources.requests, &pool.requests),
-                (&mut resources.limits, &pool.limits),
-            ] {
-                if let Some(theirs) = theirs {
-                    ours.get_or_insert_with(BTreeMap::new)
-                        .extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
-                }
-            }
-        }
-        Container {
-            name: name.into(),
-            image: Some(self.vttablet_image()),
-            image_pull_policy: self.pull_policy(|p| p.vttablet),
-            command: Some(vec!["bash".into(), "-c".into()]),
-            args: Some(vec![script.into()]),
-            resources: Some(resources),
-            volume_mounts: Some(vec![mount]),
-            ..Container::default()
-        }
+        init_container(self.spec, self.pool, name, script, mount)
     }
 
     fn init_vt_root(&self) -> Container {
@@ -479,16 +446,9 @@ impl TabletContext<'_> {
     /// volume, the data directory from the PVC (or the shared volume when there is none), the
     /// database init script and an external datastore's secrets.
     fn shared_mounts(&self, has_pvc: bool) -> Vec<VolumeMount> {
-        let mount = |path: &str, sub: &str, read_only: bool| VolumeMount {
-            name: VT_ROOT_VOLUME.into(),
-            mount_path: path.into(),
-            sub_path: Some(sub.into()),
-            read_only: read_only.then_some(true),
-            ..VolumeMount::default()
-        };
         let mut mounts = vec![
-            mount("/vt/config", "config", true),
-            mount(SOCKET_DIR, "socket", false),
+            vt_root_mount("/vt/config", "config", true),
+            vt_root_mount(SOCKET_DIR, "socket", false),
             data_mount(if has_pvc { DATA_VOLUME } else { VT_ROOT_VOLUME }),
             self.init_script.mount.clone(),
         ];
@@ -501,47 +461,14 @@ impl TabletContext<'_> {
     /// mysqld's (and mysqld-exporter's) mounts: the shared ones and the Vitess binaries the
     /// init container copied.
     fn mysqld_mounts(&self, has_pvc: bool) -> Vec<VolumeMount> {
-        let mut mounts = vec![VolumeMount {
-            name: VT_ROOT_VOLUME.into(),
-            mount_path: "/vt/bin".into(),
-            sub_path: Some("bin".into()),
-            read_only: Some(true),
-            ..VolumeMount::default()
-        }];
+        let mut mounts = vec![vt_root_mount("/vt/bin", "bin", true)];
         mounts.extend(self.shared_mounts(has_pvc));
         mounts
     }
 
-    /// The environment vttablet and mysqld share: Vitess' directories, the MySQL flavour,
-    /// the my.cnf fragments and the pod's IP.
+    /// The environment vttablet and mysqld share.
     fn base_env(&self) -> Vec<EnvVar> {
-        let var = |name: &str, value: &str| EnvVar {
-            name: name.into(),
-            value: Some(value.into()),
-            ..EnvVar::default()
-        };
-        let mut env = vec![
-            var("VTROOT", "/vt"),
-            var("VTDATAROOT", VT_DATA_ROOT),
-            var("VT_MYSQL_ROOT", "/usr"),
-            var("EXTRA_MY_CNF", EXTRA_MY_CNF),
-            EnvVar {
-                name: "POD_IP".into(),
-                value_from: Some(EnvVarSource {
-                    field_ref: Some(ObjectFieldSelector {
-                        field_path: "status.podIP".into(),
-                        ..ObjectFieldSelector::default()
-                    }),
-                    ..EnvVarSource::default()
-                }),
-                ..EnvVar::default()
-            },
-        ];
-        let flavour = self.flavour;
-        if let Some(name) = flavour.name {
-            env.push(var("MYSQL_FLAVOR", name));
-        }
-        env
+        tablet_env(self.flavour)
     }
 
     /// vttablet's flags before backups and the user's: the Go operator's set, and how to
@@ -757,9 +684,100 @@ impl TabletContext<'_> {
     }
 }
 
+/// An init container of the vttablet image running `script` with `mount`, asking for a little
+/// CPU and memory under what `pool` gives vttablet.
+pub(super) fn init_container(
+    spec: &VitessShardSpec,
+    pool: &VitessShardTabletPool,
+    name: &str,
+    script: &str,
+    mount: VolumeMount,
+) -> Container {
+    let mut resources = ResourceRequirements {
+        requests: Some(podspec::quantities(&[
+            ("cpu", defaults::INIT_CPU_REQUEST),
+            ("memory", defaults::INIT_MEMORY_REQUEST),
+        ])),
+        ..ResourceRequirements::default()
+    };
+    if let Some(given) = &pool.vttablet.resources {
+        for (ours, theirs) in [
+            (&mut resources.requests, &given.requests),
+            (&mut resources.limits, &given.limits),
+        ] {
+            if let Some(theirs) = theirs {
+                ours.get_or_insert_with(BTreeMap::new)
+                    .extend(theirs.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+        }
+    }
+    Container {
+        name: name.into(),
+        image: Some(vitess_image(spec)),
+        image_pull_policy: podspec::pull_policy(
+            spec.image_pull_policies.as_ref().and_then(|p| p.vttablet),
+        ),
+        command: Some(vec!["bash".into(), "-c".into()]),
+        args: Some(vec![script.into()]),
+        resources: Some(resources),
+        volume_mounts: Some(vec![mount]),
+        ..Container::default()
+    }
+}
+
+/// The Vitess image tablets run (vttablet, and where init containers copy Vitess files from).
+pub(super) fn vitess_image(spec: &VitessShardSpec) -> String {
+    spec.images
+        .vttablet
+        .clone()
+        .unwrap_or_else(|| defaults::VITESS_IMAGE.into())
+}
+
+/// A mount of the shared `vt-root` volume's `sub` directory at `path`.
+pub(super) fn vt_root_mount(path: &str, sub: &str, read_only: bool) -> VolumeMount {
+    VolumeMount {
+        name: VT_ROOT_VOLUME.into(),
+        mount_path: path.into(),
+        sub_path: Some(sub.into()),
+        read_only: read_only.then_some(true),
+        ..VolumeMount::default()
+    }
+}
+
+/// The environment of every process of a tablet pod that runs Vitess or mysqld code (and of
+/// vtbackup): Vitess' directories, the MySQL flavour, the my.cnf fragments and the pod's IP.
+pub(super) fn tablet_env(flavour: &MysqldFlavour) -> Vec<EnvVar> {
+    let var = |name: &str, value: &str| EnvVar {
+        name: name.into(),
+        value: Some(value.into()),
+        ..EnvVar::default()
+    };
+    let mut env = vec![
+        var("VTROOT", "/vt"),
+        var("VTDATAROOT", VT_DATA_ROOT),
+        var("VT_MYSQL_ROOT", "/usr"),
+        var("EXTRA_MY_CNF", EXTRA_MY_CNF),
+        EnvVar {
+            name: "POD_IP".into(),
+            value_from: Some(EnvVarSource {
+                field_ref: Some(ObjectFieldSelector {
+                    field_path: "status.podIP".into(),
+                    ..ObjectFieldSelector::default()
+                }),
+                ..EnvVarSource::default()
+            }),
+            ..EnvVar::default()
+        },
+    ];
+    if let Some(name) = flavour.name {
+        env.push(var("MYSQL_FLAVOR", name));
+    }
+    env
+}
+
 /// The data directory's mount: a sub-directory of `volume`, so the volume's root can hold
 /// other data later.
-fn data_mount(volume: &str) -> VolumeMount {
+pub(super) fn data_mount(volume: &str) -> VolumeMount {
     VolumeMount {
         name: volume.into(),
         mount_path: VT_DATA_ROOT.into(),

@@ -14,6 +14,8 @@ pub const TABLET_INDEX: &str = "planetscale.com/tablet-index";
 pub const POOL_NAME: &str = "planetscale.com/pool-name";
 /// The backup location (name, empty for the unnamed one) of a VitessBackup.
 pub const BACKUP_LOCATION: &str = "backup.planetscale.com/location";
+/// What a vtbackup pod is for (`init`: a new shard's first backup).
+pub const BACKUP_TYPE: &str = "backup.planetscale.com/type";
 /// The backup schedule (`spec.backup.schedules[].name`) a CronJob, its Jobs and pods run.
 pub const BACKUP_SCHEDULE: &str = "planetscale.com/backup-schedule";
 pub const ETCD_LOCKSERVER: &str = "etcd.planetscale.com/lockserver";
