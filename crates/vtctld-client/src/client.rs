@@ -217,6 +217,10 @@ impl FromStr for Alias {
 pub const MAX_BACKUP_LIMIT: u32 = 100;
 /// The least deadline of a BackupShard: the whole backup streams within it.
 pub const BACKUP_TIMEOUT: Duration = Duration::from_secs(6 * 60 * 60);
+/// Files a tablet copies at once in a BackupShard (vtctldclient's default). Vitess takes the
+/// request's value as it is: with 0 (the proto default) the tablet's builtin engine waits for
+/// a free slot forever, after it has stopped its mysqld.
+pub const BACKUP_CONCURRENCY: i32 = 4;
 
 /// Whether a backup can be restored, as far as vtctld says (`mysqlctl.BackupInfo.Status`).
 /// vtctld v0.24 never fills it in (`Unknown`).
@@ -1072,6 +1076,7 @@ impl Vtctld {
             keyspace: keyspace.to_string(),
             shard: shard.to_string(),
             allow_primary,
+            concurrency: BACKUP_CONCURRENCY,
             ..Default::default()
         };
         let method = "BackupShard";

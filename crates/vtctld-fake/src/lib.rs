@@ -579,6 +579,14 @@ impl VtctldService for Service {
             ),
         )
         .await?;
+        // A real tablet asked for a backup with no concurrency stops its mysqld and then
+        // waits for a copy slot forever; a stream that never ends is no use to a test.
+        if req.concurrency < 1 {
+            return Err(Status::invalid_argument(format!(
+                "BackupShard concurrency {} (a real vtctld's tablet would never finish)",
+                req.concurrency
+            )));
+        }
         let (keyspace, shard) = (req.keyspace.clone(), req.shard.clone());
         let alias = self
             .with(|topo| {
