@@ -11,7 +11,7 @@
 
 NODE_DIR="$STATE_DIR/node"
 CONTAINERD_SOCK="$NODE_DIR/containerd/containerd.sock"
-NODE_COMPONENTS=(volume-permissions containerd kubelet coredns kube-proxy)
+NODE_COMPONENTS=(volume-permissions containerd kubelet coredns kube-proxy gcs)
 # Where kube-controller-manager's in-tree hostPath provisioner makes every PV (its own path).
 HOSTPATH_PV_DIR=/tmp/hostpath_pv
 # The FORWARD and OUTPUT rules of the real node (see ensure_node_network).
@@ -277,6 +277,16 @@ start_coredns() {
   start_process coredns -conf "$NODE_DIR/coredns/Corefile"
 }
 
+# The GCS JSON-API server backups go to: on the node's address, so pods reach it; objects on
+# disk under the state directory (kept by `down`, removed by `down --purge`). Plain HTTP, as
+# the Go storage client speaks to an emulator; uploads come back to the same address.
+start_gcs() {
+  mkdir -p "$STATE_DIR/gcs"
+  start_process gcs -backend filesystem -filesystem-root "$STATE_DIR/gcs" -scheme http \
+    -host "$NODE_IP" -port "$GCS_PORT" -public-host "$NODE_IP:$GCS_PORT" \
+    -external-url "http://$NODE_IP:$GCS_PORT" -log-level warn
+}
+
 # The cluster DNS Service: CoreDNS runs on this machine at the node's address, so the Service
 # has no selector and one EndpointSlice of ours.
 dns_objects() {
@@ -374,6 +384,7 @@ ensure_real_node() {
     die "cannot apply the kube-dns Service"
   ensure_component coredns 30
   ensure_component kube-proxy 60
+  ensure_component gcs 30
   log "real node $REAL_NODE is Ready ($((SECONDS - t0))s)"
 }
 

@@ -1,0 +1,464 @@
+//! Real backups and restores on the real node, to a server of Google Cloud Storage's JSON API
+//! (fake-gcs-server, started by `e2e/cluster up`), with Vitess' `builtin` engine and MySQL 9.7.
+//!
+//! The example cluster, changed only as a user pointing at a private GCS endpoint would change
+//! it: a `backup.locations[].gcs` with a bucket, a key prefix and an `authSecret` holding
+//! Application Default Credentials, and `STORAGE_EMULATOR_HOST` in the `extraEnv` of the
+//! tablets and of vtctld. Then, as a user would check it:
+//!
+//! 1. The new shard gets its `vtbackup-init` pod, which uploads the first backup: its MANIFEST
+//!    is listed through the store's own API. No primary is elected before that pod succeeds.
+//! 2. The tablets restore from it (their logs name it), the first primary is elected, rows
+//!    are written through vtgate.
+//! 3. A VitessBackup request makes one real `BackupShard`: a second backup with a MANIFEST
+//!    appears in the store, and in the inventory as a VitessBackup.
+//! 4. A lost disk: a replica's pod and PVC are deleted; the operator makes them again, the new
+//!    tablet restores from the latest backup (its log names that one), catches up, and has every
+//!    row the primary has.
+//!
+//! Deleting the VitessBackup objects and then the namespace leaves every backup in the store.
+//!
+//! The only fake is Google's OAuth token service ([`FakeGoogleOAuth`]): Vitess asks it for a
+//! token before every session with the store, and it cannot run here.
+//!
+//! Figures (backup sizes, upload and restore times) go to `target/e2e-figures/real-backups.json`.
+//! Without the node this test skips, except under `CI=true`, where it fails.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams};
+use kube::{Client, ResourceExt};
+use mysql_async::prelude::Queryable;
+use vitess_operator_e2e::gcs::{
+    FakeGoogleOAuth, complete_backups, create_bucket, gcs_endpoint, list_objects,
+};
+use vitess_operator_e2e::sql::{connect, ids_on_tablet, missing_on_tablet, vtgate_address};
+use vitess_operator_e2e::{
+    Operator, TestNamespace, client, dynamic, install_crds, kubectl_with_stdin, on_real_node,
+    real_node, wait_for, workspace_dir,
+};
+
+const CLUSTER: &str = "example";
+const SHARD: &str = "example-commerce-x-x-0f5afee6";
+/// The Go operator's name of the shard's first-backup pod.
+const INIT_POD: &str = "example-commerce-x-x-vtbackup-init-c6db73c9";
+const KEY_PREFIX: &str = "e2e";
+const APP_USER: &str = "app";
+const TABLET_DB: &str = "vt_commerce";
+const ROWS: u64 = 200;
+/// From apply to a serving primary, the first backup included (a bound for a loaded machine).
+const CONVERGE: Duration = Duration::from_secs(900);
+
+#[tokio::test]
+async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> Result<()> {
+    let test = "backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them";
+    let client = client().await?;
+    if real_node(&client, test).await?.is_none() {
+        return Ok(());
+    }
+    install_crds().await?;
+    let ns = TestNamespace::create(&client, "real-backups").await?;
+    let name = ns.name().to_string();
+
+    // The store: a bucket of our own, and credentials whose tokens come from the fake.
+    let endpoint = gcs_endpoint();
+    let node_ip = endpoint
+        .rsplit_once(':')
+        .map(|(ip, _)| ip.to_string())
+        .context("E2E_GCS_ENDPOINT is not host:port")?;
+    let oauth = FakeGoogleOAuth::start(&node_ip).await?;
+    let bucket = format!("vitess-{name}");
+    create_bucket(&bucket)
+        .await
+        .context("the GCS server of `e2e/cluster up` (component gcs) must be running")?;
+    let dir = format!("{KEY_PREFIX}/{CLUSTER}/commerce/-/");
+
+    let mut operator = Operator::start_with_cluster_dns(
+        "real-backups",
+        &[
+            "run",
+            "--namespace",
+            &name,
+            "--metrics-address",
+            "127.0.0.1:0",
+        ],
+    )?;
+    let cluster_yaml = cluster_with_gcs_backups(&bucket, &endpoint, &oauth)?;
+    let applied = Instant::now();
+    kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&cluster_yaml)).await?;
+
+    // 1. The init pod uploads the first backup; nobody is elected before it has.
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
+    let shards = dynamic(&client, &name, "VitessShard");
+    let mut elected_early = None;
+    wait_for(
+        &format!(
+            "vtbackup-init pod {INIT_POD} to succeed (operator log: {})",
+            operator.log_path().display()
+        ),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let phase = pods
+                .get_opt(INIT_POD)
+                .await?
+                .and_then(|p| p.status?.phase)
+                .unwrap_or_default();
+            if let Some(shard) = shards.get_opt(SHARD).await?
+                && phase != "Succeeded"
+                && let Some(primary) = primary_of(&shard)
+            {
+                elected_early.get_or_insert(primary);
+            }
+            *seen = format!("init pod phase {phase:?}");
+            Ok((phase == "Succeeded").then_some(()))
+        },
+    )
+    .await?;
+    let uploaded_in = applied.elapsed();
+    ensure!(
+        elected_early.is_none(),
+        "primary {elected_early:?} was elected before {INIT_POD} uploaded the first backup"
+    );
+    let first = complete_backups(&list_objects(&bucket, &dir).await?, &dir);
+    ensure!(
+        first.len() == 1,
+        "after {INIT_POD} succeeded, gs://{bucket}/{dir} should hold one backup with a \
+         MANIFEST; it holds {first:?}"
+    );
+    let (first_backup, first_size) = first[0].clone();
+    eprintln!("first backup {first_backup} ({first_size} bytes) in {uploaded_in:.0?} after apply");
+
+    // 2. The tablets restore from it; the first primary is elected; rows are written.
+    let primary = wait_for(
+        &format!("VitessShard {SHARD} to report a primary"),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let shard = shards.get(SHARD).await?;
+            *seen = format!("{}", shard.data["status"]);
+            Ok(primary_of(&shard))
+        },
+    )
+    .await?;
+    for pod in tablet_pods(&client, &name).await? {
+        let log = vttablet_log(&pods, &pod.name_any()).await?;
+        ensure!(
+            log.contains(&format!("full:{first_backup}")),
+            "tablet pod {} did not restore the first backup {first_backup}; its vttablet log \
+             has no `full:{first_backup}`",
+            pod.name_any()
+        );
+    }
+    let vtgate = vtgate_address(&client, &name, CLUSTER).await?;
+    let mut conn = wait_for(
+        "vtgate to accept the example's user and reach the primary",
+        CONVERGE,
+        async |_seen: &mut String| {
+            let mut conn = connect(&vtgate, APP_USER, "commerce").await?;
+            conn.query_drop("SELECT 1").await?;
+            Ok(Some(conn))
+        },
+    )
+    .await?;
+    conn.query_drop("CREATE TABLE corder (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(64))")
+        .await
+        .context("CREATE TABLE through vtgate")?;
+    for id in 1..=ROWS {
+        conn.exec_drop(
+            "INSERT INTO corder (id, note) VALUES (?, ?)",
+            (id, format!("order {id}")),
+        )
+        .await
+        .with_context(|| format!("INSERT {id} through vtgate"))?;
+    }
+    let written: Vec<u64> = conn.query("SELECT id FROM corder ORDER BY id").await?;
+    ensure!(
+        written == (1..=ROWS).collect::<Vec<_>>(),
+        "the primary has {} rows",
+        written.len()
+    );
+
+    // 3. A VitessBackup request: one real BackupShard, a second backup in the store and in
+    // the inventory.
+    let backups = dynamic(&client, &name, "VitessBackup");
+    let request = serde_json::json!({
+        "apiVersion": "planetscale.com/v2",
+        "kind": "VitessBackup",
+        "metadata": {"name": "before-the-lost-disk"},
+        "spec": {"keyspace": "commerce", "shard": "-"},
+    });
+    kubectl_with_stdin(
+        &["-n", &name, "apply", "-f", "-"],
+        Some(&request.to_string()),
+    )
+    .await?;
+    let requested = Instant::now();
+    let outcome = wait_for(
+        "the VitessBackup request to finish",
+        Duration::from_secs(600),
+        async |seen: &mut String| {
+            let backup = backups.get("before-the-lost-disk").await?;
+            let complete = condition(&backup, "Complete");
+            *seen = format!("{complete:?}");
+            Ok(complete.filter(|(_, reason, _)| {
+                ["BackupComplete", "BackupFailed", "Interrupted"].contains(&reason.as_str())
+            }))
+        },
+    )
+    .await?;
+    let backup_took = requested.elapsed();
+    ensure!(
+        outcome.0 == "True",
+        "the backup request ended {outcome:?}, not complete"
+    );
+    let stored = list_objects(&bucket, &dir).await?;
+    let after_request = complete_backups(&stored, &dir);
+    ensure!(
+        after_request.len() == 2 && after_request[0].0 == first_backup,
+        "after the request gs://{bucket}/{dir} should hold the first backup and one more, \
+         each with a MANIFEST; it holds {after_request:?}"
+    );
+    let (latest_backup, latest_size) = after_request[1].clone();
+    let inventory = wait_for(
+        &format!("the inventory to list {latest_backup}"),
+        Duration::from_secs(300),
+        async |seen: &mut String| {
+            let list = backups.list(&ListParams::default()).await?;
+            let names: Vec<String> = list
+                .items
+                .iter()
+                .filter_map(|b| b.data["status"]["storageName"].as_str().map(String::from))
+                .collect();
+            *seen = format!("{names:?}");
+            // An inventory entry, not the request (which names the backup it made too).
+            Ok(list.items.into_iter().find(|b| {
+                b.data["spec"]["keyspace"].is_null()
+                    && b.data["status"]["storageName"] == latest_backup.as_str()
+            }))
+        },
+    )
+    .await?;
+    ensure!(
+        inventory.data["status"]["startTime"].is_string(),
+        "the inventory entry of {latest_backup} has no start time: {}",
+        inventory.data["status"]
+    );
+    eprintln!(
+        "BackupShard made {latest_backup} ({latest_size} bytes) in {backup_took:.0?}; \
+         inventory entry {}",
+        inventory.name_any()
+    );
+
+    // 4. A lost disk: the replica's pod and PVC go; the new tablet restores the latest backup.
+    let replica = tablet_pods(&client, &name)
+        .await?
+        .into_iter()
+        .find(|p| tablet_alias(p).as_deref() != Some(primary.as_str()))
+        .context("no replica tablet pod")?;
+    let replica_name = replica.name_any();
+    let old_uid = replica.uid();
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &name);
+    let old_claim_uid = claims.get(&replica_name).await?.uid();
+    let lost = Instant::now();
+    claims
+        .delete(&replica_name, &DeleteParams::default())
+        .await?;
+    pods.delete(&replica_name, &DeleteParams::default()).await?;
+    wait_for(
+        &format!("a new pod {replica_name} on a new claim to be Ready"),
+        Duration::from_secs(600),
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let pod = pods.get_opt(&replica_name).await?;
+            let claim = claims.get_opt(&replica_name).await?;
+            let new_pod = pod.as_ref().filter(|p| p.uid() != old_uid);
+            let new_claim = claim.as_ref().filter(|c| c.uid() != old_claim_uid);
+            *seen = format!(
+                "new pod {}, ready {}, new claim {}",
+                new_pod.is_some(),
+                new_pod.is_some_and(pod_ready),
+                new_claim.is_some()
+            );
+            Ok((new_pod.is_some_and(pod_ready) && new_claim.is_some()).then_some(()))
+        },
+    )
+    .await?;
+    let restored_in = lost.elapsed();
+    let log = vttablet_log(&pods, &replica_name).await?;
+    ensure!(
+        log.contains(&format!("full:{latest_backup}")),
+        "the new tablet {replica_name} did not restore the latest backup {latest_backup}"
+    );
+    let missing = missing_on_tablet(
+        &name,
+        &replica_name,
+        TABLET_DB,
+        "corder",
+        &written,
+        Duration::from_secs(120),
+    )
+    .await?;
+    ensure!(
+        missing.is_empty(),
+        "the restored replica {replica_name} lacks {} of {ROWS} rows, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(10)]
+    );
+    let primary_pod = tablet_pods(&client, &name)
+        .await?
+        .into_iter()
+        .find(|p| tablet_alias(p).as_deref() == Some(primary.as_str()))
+        .context("no primary tablet pod")?;
+    let on_primary = ids_on_tablet(&name, &primary_pod.name_any(), TABLET_DB, "corder").await?;
+    let on_replica = ids_on_tablet(&name, &replica_name, TABLET_DB, "corder").await?;
+    ensure!(
+        on_primary == on_replica,
+        "the restored replica has {} rows, the primary {}",
+        on_replica.len(),
+        on_primary.len()
+    );
+    eprintln!(
+        "lost disk: {replica_name} restored {latest_backup} and was Ready in {restored_in:.0?}, \
+         {} rows as on the primary",
+        on_replica.len()
+    );
+
+    // Deleting the inventory and the cluster deletes nothing in storage.
+    drop(conn);
+    operator.stop().await?;
+    backups
+        .delete_collection(&DeleteParams::default(), &ListParams::default())
+        .await?;
+    ns.delete(Duration::from_secs(600)).await?;
+    let left = list_objects(&bucket, &dir).await?;
+    ensure!(
+        stored == left,
+        "deleting the VitessBackups and the namespace changed the store: before {stored:?}, \
+         after {left:?}"
+    );
+    ensure!(
+        oauth.tokens_issued() > 0,
+        "no token was asked of the fake OAuth endpoint: did anything reach the store with the \
+         mounted credentials?"
+    );
+    write_figures(&serde_json::json!({
+        "engine": "builtin",
+        "store": "gcs (fake-gcs-server JSON API)",
+        "apply_to_first_backup_s": uploaded_in.as_secs_f64(),
+        "first_backup_bytes": first_size,
+        "backup_shard_s": backup_took.as_secs_f64(),
+        "backup_bytes": latest_size,
+        "rows": ROWS,
+        "lost_disk_to_restored_ready_s": restored_in.as_secs_f64(),
+        "oauth_tokens_issued": oauth.tokens_issued(),
+    }))
+}
+
+/// The example cluster on the real node with a GCS backup location in `bucket`, reached at
+/// `endpoint` with `oauth`'s credentials in Secret `gcs-auth`.
+fn cluster_with_gcs_backups(
+    bucket: &str,
+    endpoint: &str,
+    oauth: &FakeGoogleOAuth,
+) -> Result<String> {
+    let example = std::fs::read_to_string(workspace_dir().join("examples/initial-cluster.yaml"))?;
+    let emulator = serde_json::json!([{"name": "STORAGE_EMULATOR_HOST", "value": endpoint}]);
+    let mut docs: Vec<serde_json::Value> = on_real_node(&example)?
+        .split("\n---\n")
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()?;
+    for doc in &mut docs {
+        if doc["kind"] != "VitessCluster" {
+            continue;
+        }
+        let spec = &mut doc["spec"];
+        spec["backup"] = serde_json::json!({
+            "engine": "builtin",
+            "locations": [{"gcs": {
+                "bucket": bucket,
+                "keyPrefix": KEY_PREFIX,
+                "authSecret": {"name": "gcs-auth", "key": "gcs_key.json"},
+            }}],
+        });
+        spec["vitessDashboard"]["extraEnv"] = emulator.clone();
+        let pool = spec
+            .pointer_mut("/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0")
+            .context("the example has no tablet pool")?;
+        pool["extraEnv"] = emulator.clone();
+    }
+    docs.push(serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "gcs-auth"},
+        "stringData": {"gcs_key.json": oauth.credentials_json()},
+    }));
+    Ok(docs
+        .iter()
+        .map(serde_json::Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n---\n"))
+}
+
+fn primary_of(shard: &DynamicObject) -> Option<String> {
+    shard.data["status"]["primaryAlias"]
+        .as_str()
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+}
+
+/// The status, reason and message of condition `kind`.
+fn condition(object: &DynamicObject, kind: &str) -> Option<(String, String, String)> {
+    let c = object.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)?;
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
+}
+
+async fn tablet_pods(client: &Client, ns: &str) -> Result<Vec<Pod>> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+    Ok(pods
+        .list(&ListParams::default().labels("planetscale.com/component=vttablet"))
+        .await?
+        .items)
+}
+
+/// `zone1-0123456789` of a tablet pod.
+fn tablet_alias(pod: &Pod) -> Option<String> {
+    let labels = pod.labels();
+    let uid: u32 = labels.get("planetscale.com/tablet-uid")?.parse().ok()?;
+    Some(format!("{}-{uid:010}", labels.get("planetscale.com/cell")?))
+}
+
+fn pod_ready(pod: &Pod) -> bool {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+}
+
+/// The vttablet container's log of `pod`, from the real node's kubelet.
+async fn vttablet_log(pods: &Api<Pod>, pod: &str) -> Result<String> {
+    pods.logs(
+        pod,
+        &LogParams {
+            container: Some("vttablet".into()),
+            ..LogParams::default()
+        },
+    )
+    .await
+    .with_context(|| format!("reading the vttablet log of {pod}"))
+}
+
+fn write_figures(figures: &serde_json::Value) -> Result<()> {
+    let dir = workspace_dir().join("target/e2e-figures");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join("real-backups.json");
+    std::fs::write(&path, serde_json::to_string_pretty(figures)?)?;
+    eprintln!("figures written to {}", path.display());
+    Ok(())
+}
