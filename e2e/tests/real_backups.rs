@@ -18,6 +18,10 @@
 //!
 //! Deleting the VitessBackup objects and then the namespace leaves every backup in the store.
 //!
+//! A second cluster names a bucket that does not exist: its init pod fails, the shard's
+//! `BackupInitialized` condition and a Warning Event say what the store answered, no primary is
+//! elected onto an empty database that should have been restored, and no volume is deleted.
+//!
 //! The only fake is Google's OAuth token service ([`FakeGoogleOAuth`]): Vitess asks it for a
 //! token before every session with the store, and it cannot run here.
 //!
@@ -36,8 +40,8 @@ use vitess_operator_e2e::gcs::{
 };
 use vitess_operator_e2e::sql::{connect, ids_on_tablet, missing_on_tablet, vtgate_address};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, client, dynamic, install_crds, kubectl_with_stdin, on_real_node,
-    real_node, wait_for, workspace_dir,
+    Operator, TestNamespace, client, dynamic, install_crds, kubectl, kubectl_with_stdin,
+    on_real_node, real_node, wait_for, workspace_dir,
 };
 
 const CLUSTER: &str = "example";
@@ -355,6 +359,114 @@ async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> R
         "lost_disk_to_restored_ready_s": restored_in.as_secs_f64(),
         "oauth_tokens_issued": oauth.tokens_issued(),
     }))
+}
+
+#[tokio::test]
+async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_database() -> Result<()>
+{
+    let test = "a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_database";
+    let client = client().await?;
+    if real_node(&client, test).await?.is_none() {
+        return Ok(());
+    }
+    install_crds().await?;
+    let ns = TestNamespace::create(&client, "wrong-bucket").await?;
+    let name = ns.name().to_string();
+    let endpoint = gcs_endpoint();
+    let node_ip = endpoint
+        .rsplit_once(':')
+        .map(|(ip, _)| ip.to_string())
+        .context("E2E_GCS_ENDPOINT is not host:port")?;
+    let oauth = FakeGoogleOAuth::start(&node_ip).await?;
+    let mut operator = Operator::start_with_cluster_dns(
+        "wrong-bucket",
+        &[
+            "run",
+            "--namespace",
+            &name,
+            "--metrics-address",
+            "127.0.0.1:0",
+        ],
+    )?;
+    // Never created: the store answers that it does not exist.
+    let bucket = format!("missing-{name}");
+    let yaml = cluster_with_gcs_backups(&bucket, &endpoint, &oauth)?;
+    kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&yaml)).await?;
+
+    let shards = dynamic(&client, &name, "VitessShard");
+    let (status, message) = wait_for(
+        &format!(
+            "VitessShard {SHARD} to say its init pod fails (operator log: {})",
+            operator.log_path().display()
+        ),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let shard = shards.get(SHARD).await?;
+            ensure!(
+                primary_of(&shard).is_none(),
+                "a primary was elected although no backup could be uploaded: {}",
+                shard.data["status"]
+            );
+            let initialized = condition(&shard, "BackupInitialized");
+            *seen = format!("{initialized:?}");
+            Ok(initialized
+                .filter(|(_, reason, _)| reason == "InitPodFailing")
+                .map(|(status, _, message)| (status, message)))
+        },
+    )
+    .await?;
+    ensure!(
+        status == "False",
+        "BackupInitialized is {status}: {message}"
+    );
+    ensure!(
+        message.contains("bucket") && message.contains(INIT_POD),
+        "BackupInitialized should name the init pod and repeat what the store said about the \
+         bucket: {message}"
+    );
+    let events = kubectl(&[
+        "-n",
+        &name,
+        "get",
+        "events",
+        "--field-selector",
+        "reason=BackupInitFailing",
+        "-o",
+        "jsonpath={.items[*].message}",
+    ])
+    .await?;
+    ensure!(
+        events.contains("bucket"),
+        "no BackupInitFailing Event repeats the store's answer: {events:?}"
+    );
+    // A while later: still no primary, every tablet's volume still there.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &name);
+    let before: Vec<String> = claims
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|c| c.uid().unwrap_or_default())
+        .collect();
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let shard = shards.get(SHARD).await?;
+    ensure!(primary_of(&shard).is_none(), "a primary was elected later");
+    let after: Vec<String> = claims
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(|c| c.uid().unwrap_or_default())
+        .collect();
+    ensure!(
+        before.iter().all(|uid| after.contains(uid)),
+        "volumes were deleted: before {before:?}, after {after:?}"
+    );
+    eprintln!("wrong bucket: {message}");
+    operator.stop().await?;
+    ns.delete(Duration::from_secs(600)).await?;
+    Ok(())
 }
 
 /// The example cluster on the real node with a GCS backup location in `bucket`, reached at

@@ -41,13 +41,23 @@ pub const BACKUP_INITIALIZED: &str = "BackupInitialized";
 /// Condition: whether the latest complete backup is younger than `maxBackupAge`.
 pub const BACKUPS_FRESH: &str = "BackupsFresh";
 
-/// The phase of the shard's `vtbackup-init` pod.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Where the shard's `vtbackup-init` pod is.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct InitPod {
     pub name: String,
     /// `Pending`, `Running`, `Succeeded`, `Failed` (empty: not reported yet).
     pub phase: String,
+    /// How often vtbackup exited with an error (the pod restarts it in place).
+    pub failures: i32,
+    /// What vtbackup said last when it failed (the end of its log, which the kubelet keeps as
+    /// the container's termination message).
+    pub last_error: Option<String>,
+    /// The pod runs what the operator would build now (its desired-state hash matches).
+    pub current: bool,
 }
+
+/// The longest part of vtbackup's last words a condition or Event repeats.
+const LAST_ERROR_LIMIT: usize = 400;
 
 /// Where the shard's own first-backup request is, by its `Complete` condition.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -84,12 +94,15 @@ pub struct Inputs {
     pub request: Option<Request>,
 }
 
-/// What to create.
+/// What to create (or replace).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Create {
     Nothing,
     InitPod,
     Request,
+    /// Delete the failing init pod, whose spec is outdated (the user fixed the location, say):
+    /// the next reconcile makes it again from the spec as it is now.
+    ReplaceInitPod,
 }
 
 /// What [`decide`] concluded.
@@ -148,6 +161,18 @@ fn exists(counts: Counts) -> Readiness {
 
 /// A shard with a `vtbackup-init` pod: where that pod is.
 fn by_init_pod(inputs: &Inputs, pod: &InitPod) -> Decision {
+    let failing = pod.phase == "Failed" || pod.failures > 0;
+    if failing && !pod.current && pod.phase != "Succeeded" && inputs.primary.is_none() {
+        let why = format!(
+            "replacing vtbackup-init pod {}: it fails, and the shard's spec for it changed",
+            pod.name
+        );
+        return Decision::new(
+            Create::ReplaceInitPod,
+            Some(why.clone()),
+            Readiness::new(false, "InitPodReplaced", why),
+        );
+    }
     match pod.phase.as_str() {
         "Succeeded" => Decision::new(
             Create::Nothing,
@@ -164,13 +189,32 @@ fn by_init_pod(inputs: &Inputs, pod: &InitPod) -> Decision {
         }
         "Failed" => {
             let why = format!(
-                "vtbackup-init pod {} failed; see `kubectl logs {}`",
-                pod.name, pod.name
+                "vtbackup-init pod {} failed{}; see `kubectl logs {}`",
+                pod.name,
+                last_words(pod),
+                pod.name
             );
             Decision::new(
                 Create::Nothing,
                 Some(why.clone()),
                 Readiness::new(false, "InitPodFailed", why),
+            )
+        }
+        // Restarted in place after an error (a wrong bucket, missing credentials, an
+        // unreachable store): the shard waits, and says what vtbackup said.
+        _ if pod.failures > 0 => {
+            let why = format!(
+                "vtbackup-init pod {} has failed {} time(s){}; it is retried, and the first \
+                 primary waits for it (fix the backup location and the operator replaces the \
+                 pod)",
+                pod.name,
+                pod.failures,
+                last_words(pod)
+            );
+            Decision::new(
+                Create::Nothing,
+                Some(why.clone()),
+                Readiness::new(false, "InitPodFailing", why),
             )
         }
         phase => {
@@ -185,6 +229,66 @@ fn by_init_pod(inputs: &Inputs, pod: &InitPod) -> Decision {
                 Readiness::new(false, "InitPodRunning", why),
             )
         }
+    }
+}
+
+/// `: <what vtbackup said last>`, or nothing when it said nothing.
+fn last_words(pod: &InitPod) -> String {
+    pod.last_error
+        .as_deref()
+        .map(|e| format!(": {e}"))
+        .unwrap_or_default()
+}
+
+/// What vtbackup said last, from its container's termination message (the end of its log):
+/// the last line that says something, the message alone when the line is a JSON log record,
+/// cut to [`LAST_ERROR_LIMIT`] characters.
+pub fn last_error_of(message: &str) -> Option<String> {
+    let line = message
+        .lines()
+        .map(str::trim)
+        .rev()
+        .find(|l| !l.is_empty())?;
+    let text = serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|record| record["msg"].as_str().map(str::to_string))
+        .unwrap_or_else(|| line.to_string());
+    Some(match text.char_indices().nth(LAST_ERROR_LIMIT) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    })
+}
+
+/// The init pod as [`decide`] needs it: its phase, vtbackup's failures and last words, and
+/// whether it runs the spec the operator would build now (`desired_hash`).
+pub fn init_pod_of(pod: &Pod, desired_hash: Option<&str>) -> InitPod {
+    let status = pod.status.as_ref();
+    let vtbackup = status
+        .and_then(|s| s.container_statuses.as_ref())
+        .and_then(|c| c.iter().find(|c| c.name == desired::vtbackup::CONTAINER));
+    let terminated = vtbackup.and_then(|c| {
+        let now = c.state.as_ref().and_then(|s| s.terminated.as_ref());
+        let before = c.last_state.as_ref().and_then(|s| s.terminated.as_ref());
+        now.filter(|t| t.exit_code != 0)
+            .or(before.filter(|t| t.exit_code != 0))
+    });
+    let running_hash = pod
+        .annotations()
+        .get(labels::rollout::DESIRED_STATE_HASH)
+        .map(String::as_str);
+    InitPod {
+        name: pod.name_any(),
+        phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
+        failures: vtbackup.map_or(0, |c| c.restart_count)
+            + i32::from(
+                vtbackup
+                    .and_then(|c| c.state.as_ref()?.terminated.as_ref())
+                    .is_some_and(|t| t.exit_code != 0),
+            ),
+        last_error: terminated
+            .and_then(|t| t.message.as_deref().or(t.reason.as_deref()))
+            .and_then(last_error_of),
+        current: desired_hash.is_some() && running_hash == desired_hash,
     }
 }
 
@@ -445,10 +549,14 @@ pub async fn observe(
         Some(init) if primary.is_none() || empty => {
             let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
             let name = init.pod.name_any();
-            get(&pods, &name).await?.map(|pod| InitPod {
-                phase: pod.status.and_then(|s| s.phase).unwrap_or_default(),
-                name,
-            })
+            let desired_hash = init
+                .pod
+                .annotations()
+                .get(labels::rollout::DESIRED_STATE_HASH)
+                .map(String::as_str);
+            get(&pods, &name)
+                .await?
+                .map(|pod| init_pod_of(&pod, desired_hash))
         }
         _ => None,
     };
@@ -515,6 +623,21 @@ pub async fn execute(
                 )
                 .await;
         }
+        (Create::ReplaceInitPod, Some(init)) => {
+            let name = init.pod.name_any();
+            apply::delete_meta::<Pod>(&ctx.client, &init.pod.metadata).await?;
+            ctx.events
+                .publish(
+                    shard,
+                    EventType::Normal,
+                    events::BACKUP_INIT_REPLACED,
+                    &format!(
+                        "deleted the failing {name}: the shard's spec for it changed; it is \
+                         made again from the spec as it is now"
+                    ),
+                )
+                .await;
+        }
         (Create::Request, _) => {
             let request = desired::vtbackup::initial_backup_request(shard)?;
             // The inventory may not have listed the shard yet (a new operator, a new
@@ -560,7 +683,34 @@ pub async fn execute(
         }
         _ => {}
     }
+    publish_failure(ctx, shard, decision).await;
     Ok(())
+}
+
+/// A Warning Event each time the init pod's failure says something new (another failure, or
+/// other words): not on every reconcile, which would be a write for nothing.
+async fn publish_failure(ctx: &Context, shard: &VitessShard, decision: &Decision) {
+    let Some(condition) = &decision.condition else {
+        return;
+    };
+    if !["InitPodFailing", "InitPodFailed"].contains(&condition.reason.as_str()) {
+        return;
+    }
+    let said = shard
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == BACKUP_INITIALIZED))
+        .map(|c| c.message.as_str());
+    if said != Some(condition.message.as_str()) {
+        ctx.events
+            .publish(
+                shard,
+                EventType::Warning,
+                events::BACKUP_INIT_FAILING,
+                &condition.message,
+            )
+            .await;
+    }
 }
 
 #[cfg(test)]

@@ -19,6 +19,8 @@ use crate::api::backup::VitessBackupSpec;
 use crate::api::shard::{VitessShard, VitessShardTabletPool};
 use crate::{domain::labels, domain::names};
 
+/// The container that runs vtbackup (the Go operator's name).
+pub const CONTAINER: &str = "vtbackup";
 /// The init pod's data volume (its claim, of the pod's name), when it has one.
 const DATA_VOLUME: &str = "vtdataroot";
 /// The `backup.planetscale.com/type` of the init pod (the Go operator's label and value).
@@ -271,7 +273,7 @@ impl Parts<'_> {
             },
         );
         let container = Container {
-            name: "vtbackup".into(),
+            name: CONTAINER.into(),
             image: Some(self.flavour.image.clone()),
             image_pull_policy: podspec::pull_policy(
                 spec.image_pull_policies.as_ref().and_then(|p| p.mysqld),
@@ -281,6 +283,9 @@ impl Parts<'_> {
             env: Some(self.env()),
             resources: pool.mysqld.as_ref().and_then(|m| m.resources.clone()),
             volume_mounts: Some(mounts),
+            // The end of its log becomes the termination message of a failed run, which the
+            // shard's BackupInitialized condition and Events repeat (a wrong bucket, say).
+            termination_message_policy: Some("FallbackToLogsOnError".into()),
             ..Container::default()
         };
         let mut metadata = meta(name.to_string(), &self.shard.metadata.namespace, own, None);
@@ -300,12 +305,19 @@ impl Parts<'_> {
             priority_class_name: defaults::vitess_priority_class(),
             ..PodSpec::default()
         };
-        podspec::apply_overrides(&mut metadata, &mut pod_spec, &["vtbackup"], &pool.pod);
-        Pod {
+        podspec::apply_overrides(&mut metadata, &mut pod_spec, &[CONTAINER], &pool.pod);
+        let mut pod = Pod {
             metadata,
             spec: Some(pod_spec),
             status: None,
-        }
+        };
+        // A failing init pod whose spec changed is replaced (see `controller::backupinit`).
+        let hash = super::content_hash(&pod);
+        pod.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::rollout::DESIRED_STATE_HASH.into(), hash);
+        pod
     }
 }
 

@@ -36,6 +36,8 @@ pub const TOPOLOGY_PRUNED: &str = "TopologyPruned";
 pub const VTCTLD_UNREACHABLE: &str = "VtctldUnreachable";
 pub const BACKUP_INIT_STARTED: &str = "BackupInitStarted";
 pub const INITIAL_BACKUP_REQUESTED: &str = "InitialBackupRequested";
+pub const BACKUP_INIT_FAILING: &str = "BackupInitFailing";
+pub const BACKUP_INIT_REPLACED: &str = "BackupInitReplaced";
 pub const MEMBER_UPDATE_SCHEDULED: &str = "MemberUpdateScheduled";
 pub const MEMBER_RECREATED: &str = "MemberRecreated";
 

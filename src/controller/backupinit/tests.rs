@@ -20,7 +20,128 @@ fn pod(phase: &str) -> Option<InitPod> {
     Some(InitPod {
         name: "ex-commerce-x-x-vtbackup-init-c6db73c9".into(),
         phase: phase.into(),
+        current: true,
+        ..InitPod::default()
     })
+}
+
+/// An init pod vtbackup has failed in `failures` times, last saying `error`.
+fn failing(failures: i32, error: &str, current: bool) -> Option<InitPod> {
+    pod("Running").map(|p| InitPod {
+        failures,
+        last_error: Some(error.into()),
+        current,
+        ..p
+    })
+}
+
+#[test]
+fn a_failing_init_pod_holds_the_election_and_says_what_vtbackup_said() {
+    let d = decide(&Inputs {
+        init_pod: failing(3, "can't list backups: storage: bucket doesn't exist", true),
+        ..inputs()
+    });
+    assert_eq!(d.create, Create::Nothing);
+    assert_eq!(reason(&d), "InitPodFailing");
+    let message = &d.condition.as_ref().unwrap().message;
+    assert!(message.contains("failed 3 time(s)"), "{message}");
+    assert!(message.contains("bucket doesn't exist"), "{message}");
+    assert!(d.hold.unwrap().contains("bucket doesn't exist"));
+}
+
+#[test]
+fn a_failing_init_pod_with_an_outdated_spec_is_replaced_a_healthy_one_is_not() {
+    let d = decide(&Inputs {
+        init_pod: failing(2, "bucket doesn't exist", false),
+        ..inputs()
+    });
+    assert_eq!(d.create, Create::ReplaceInitPod);
+    assert!(d.hold.is_some());
+    assert_eq!(reason(&d), "InitPodReplaced");
+    // Running without a failure (another operator's pod, say): left to finish.
+    let healthy = decide(&Inputs {
+        init_pod: pod("Running").map(|p| InitPod {
+            current: false,
+            ..p
+        }),
+        ..inputs()
+    });
+    assert_eq!(healthy.create, Create::Nothing);
+    assert_eq!(reason(&healthy), "InitPodRunning");
+    // Succeeded, or the shard has its primary: nothing to replace.
+    for (phase, primary) in [
+        ("Succeeded", None),
+        ("Running", Some("zone1-1".to_string())),
+    ] {
+        let done = decide(&Inputs {
+            init_pod: failing(1, "x", false).map(|p| InitPod {
+                phase: phase.into(),
+                ..p
+            }),
+            primary,
+            ..inputs()
+        });
+        assert_eq!(done.create, Create::Nothing, "{phase}");
+    }
+}
+
+#[test]
+fn vtbackups_last_words_are_its_last_log_record() {
+    let log = "{\"level\":\"INFO\",\"msg\":\"starting\"}\n\
+               {\"level\":\"ERROR\",\"msg\":\"Can't take backup: storage: bucket doesn't exist\"}\n\n";
+    assert_eq!(
+        last_error_of(log).as_deref(),
+        Some("Can't take backup: storage: bucket doesn't exist")
+    );
+    assert_eq!(
+        last_error_of("plain words\n").as_deref(),
+        Some("plain words")
+    );
+    assert_eq!(last_error_of("  \n"), None);
+    let long = "x".repeat(1000);
+    let cut = last_error_of(&long).unwrap();
+    assert_eq!(cut.chars().count(), LAST_ERROR_LIMIT + 1);
+}
+
+#[test]
+fn the_init_pod_is_read_from_its_container_status() {
+    use k8s_openapi::api::core::v1::{
+        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+    };
+    let mut running = Pod::default();
+    running.metadata.name = Some("init".into());
+    running.metadata.annotations = Some(
+        [(
+            labels::rollout::DESIRED_STATE_HASH.to_string(),
+            "h1".to_string(),
+        )]
+        .into(),
+    );
+    running.status = Some(PodStatus {
+        phase: Some("Running".into()),
+        container_statuses: Some(vec![ContainerStatus {
+            name: desired::vtbackup::CONTAINER.into(),
+            restart_count: 2,
+            last_state: Some(ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    exit_code: 1,
+                    message: Some("{\"msg\":\"bucket doesn't exist\"}".into()),
+                    ..ContainerStateTerminated::default()
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]),
+        ..PodStatus::default()
+    });
+    let seen = init_pod_of(&running, Some("h1"));
+    assert_eq!(
+        (seen.phase.as_str(), seen.failures, seen.current),
+        ("Running", 2, true)
+    );
+    assert_eq!(seen.last_error.as_deref(), Some("bucket doesn't exist"));
+    assert!(!init_pod_of(&running, Some("h2")).current);
+    assert!(!init_pod_of(&running, None).current);
 }
 
 fn reason(d: &Decision) -> &str {
