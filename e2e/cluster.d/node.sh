@@ -11,7 +11,7 @@
 
 NODE_DIR="$STATE_DIR/node"
 CONTAINERD_SOCK="$NODE_DIR/containerd/containerd.sock"
-NODE_COMPONENTS=(volume-permissions containerd kubelet coredns kube-proxy gcs)
+NODE_COMPONENTS=(volume-permissions containerd kubelet coredns kube-proxy gcs s3)
 # Where kube-controller-manager's in-tree hostPath provisioner makes every PV (its own path).
 HOSTPATH_PV_DIR=/tmp/hostpath_pv
 # The FORWARD and OUTPUT rules of the real node (see ensure_node_network).
@@ -287,6 +287,13 @@ start_gcs() {
     -external-url "http://$NODE_IP:$GCS_PORT" -log-level warn
 }
 
+# The S3 API server backups go to, beside it: path-style buckets, objects in a bolt database
+# under the state directory.
+start_s3() {
+  mkdir -p "$STATE_DIR/s3"
+  start_process s3 -host "$NODE_IP:$S3_PORT" -backend bolt -bolt.db "$STATE_DIR/s3/objects.db" -quiet
+}
+
 # The cluster DNS Service: CoreDNS runs on this machine at the node's address, so the Service
 # has no selector and one EndpointSlice of ours.
 dns_objects() {
@@ -385,6 +392,7 @@ ensure_real_node() {
   ensure_component coredns 30
   ensure_component kube-proxy 60
   ensure_component gcs 30
+  ensure_component s3 30
   log "real node $REAL_NODE is Ready ($((SECONDS - t0))s)"
 }
 

@@ -90,6 +90,15 @@ pub fn condition(object: &DynamicObject, type_: &str) -> Option<String> {
         .and_then(|c| c["status"].as_str().map(str::to_string))
 }
 
+/// The primary a VitessShard reports (`status.primaryAlias`, or the older `masterAlias`).
+pub fn primary_of(shard: &DynamicObject) -> Option<String> {
+    shard.data["status"]["primaryAlias"]
+        .as_str()
+        .or_else(|| shard.data["status"]["masterAlias"].as_str())
+        .filter(|a| !a.is_empty())
+        .map(str::to_string)
+}
+
 pub fn is_ready(pod: &Pod) -> bool {
     let status = pod.status.as_ref();
     status.and_then(|s| s.phase.as_deref()) == Some("Running")

@@ -14,7 +14,6 @@
 
 mod agent;
 mod apply;
-pub mod gcs;
 mod go_operator;
 mod kinds;
 mod namespace;
@@ -23,6 +22,7 @@ mod operator;
 mod ops;
 mod paths;
 pub mod sql;
+pub mod stores;
 mod tools;
 mod wait;
 
@@ -32,8 +32,8 @@ pub use agent::{
 pub use apply::{FIELD_MANAGER, apply_yaml};
 pub use go_operator::{anchors_dir, go_operator};
 pub use kinds::{
-    METRICS_ADDRESS, condition, dynamic, install_crds, is_ready, versions, with_operator,
-    with_operator_at,
+    METRICS_ADDRESS, condition, dynamic, install_crds, is_ready, primary_of, versions,
+    with_operator, with_operator_at,
 };
 pub use namespace::{TestNamespace, unique_suffix};
 pub use node::{
@@ -43,11 +43,12 @@ pub use node::{
 };
 pub use operator::Operator;
 pub use ops::{
-    http_address, http_get, identity_of, is_static_elf, lease_holder, service_account_kubeconfig,
+    http_address, http_get, http_request, identity_of, is_static_elf, lease_holder,
+    service_account_kubeconfig,
 };
 pub use paths::{
     DEFAULT_VTCTLD_ADDR, e2e_dir, kubeconfig_path, logs_dir, state_dir, tool_path, vtctld_addr,
-    workspace_dir,
+    workspace_dir, write_figures,
 };
 pub use tools::{kubectl, kubectl_with_stdin, vtctldclient};
 pub use wait::wait_for;

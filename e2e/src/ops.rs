@@ -46,23 +46,51 @@ pub async fn http_address(operator: &mut Operator) -> Result<String> {
 /// close the connection (so the body ends where the stream does), and the whole exchange has
 /// 10 s: a server that keeps it open fails the call instead of hanging the test.
 pub async fn http_get(address: &str, path: &str) -> Result<(u16, String)> {
-    let exchange = async {
+    exchange(
+        address,
+        format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"),
+        Duration::from_secs(10),
+    )
+    .await
+}
+
+/// `method path` on `address` with a body (`content_type`; empty for none): the status code
+/// and the body. HTTP/1.0, so the reply is never chunked; 30 s for the whole exchange.
+pub async fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    content_type: &str,
+    body: &str,
+) -> Result<(u16, String)> {
+    exchange(
+        address,
+        format!(
+            "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+        Duration::from_secs(30),
+    )
+    .await
+}
+
+/// Sends `request` to `address` and reads the reply until the server closes the connection,
+/// within `timeout`: its status code and body.
+async fn exchange(address: &str, request: String, timeout: Duration) -> Result<(u16, String)> {
+    let line = request.lines().next().unwrap_or_default().to_string();
+    let talk = async {
         let mut stream = tokio::net::TcpStream::connect(address)
             .await
             .with_context(|| format!("connecting to {address}"))?;
-        stream
-            .write_all(
-                format!("GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            )
-            .await?;
+        stream.write_all(request.as_bytes()).await?;
         let mut out = String::new();
         stream.read_to_string(&mut out).await?;
         anyhow::Ok(out)
     };
-    let out = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+    let out = tokio::time::timeout(timeout, talk)
         .await
-        .with_context(|| format!("GET {path} on {address} took more than 10 s"))??;
+        .with_context(|| format!("{line} on {address} took more than {timeout:?}"))??;
     let code = out
         .split_whitespace()
         .nth(1)

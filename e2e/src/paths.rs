@@ -58,3 +58,14 @@ pub fn tool_path(name: &str) -> PathBuf {
     }
     PathBuf::from(name)
 }
+
+/// Writes `figures` as `target/e2e-figures/<name>.json` (what a test measured; tests assert no
+/// times) and returns the file's path.
+pub fn write_figures(name: &str, figures: &serde_json::Value) -> anyhow::Result<PathBuf> {
+    let dir = workspace_dir().join("target/e2e-figures");
+    std::fs::create_dir_all(&dir)?;
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::to_string_pretty(figures)?)?;
+    eprintln!("figures written to {}", path.display());
+    Ok(path)
+}

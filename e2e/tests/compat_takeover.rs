@@ -23,7 +23,7 @@ use anyhow::{Context as _, Result, ensure};
 use serde_json::{Value, json};
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, go_operator, kubectl, kubectl_with_stdin, unique_suffix,
-    vtctld_addr, vtctldclient, wait_for, workspace_dir,
+    vtctld_addr, vtctldclient, wait_for, workspace_dir, write_figures,
 };
 
 /// How long our operator runs on the Go operator's objects before the report is taken.
@@ -544,9 +544,7 @@ async fn run(
             .collect::<Vec<_>>()
     );
     let text = serde_json::to_string_pretty(&figures)?;
-    let dir = workspace_dir().join("target/e2e-figures");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("takeover.json"), &text)?;
+    write_figures("takeover", &figures)?;
     println!("{text}");
 
     let broken: Vec<String> = before

@@ -15,13 +15,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, dynamic, install_crds, is_ready, kubectl, kubectl_with_stdin,
-    on_real_node, real_node, wait_for, workspace_dir,
+    on_real_node, real_node, wait_for, workspace_dir, write_figures,
 };
 
 const LOCKSERVER: &str = "example-etcd-faf13de3";
@@ -309,13 +309,7 @@ async fn a_changed_etcd_spec_rolls_released_members_one_at_a_time_keeping_the_qu
         "keys_kept": keys_before.len(),
         "keys_lost": lost.len(),
     });
-    let dir = workspace_dir().join("target/e2e-figures");
-    std::fs::create_dir_all(&dir)?;
-    std::fs::write(
-        dir.join("etcd-rollout.json"),
-        serde_json::to_string_pretty(&figures)?,
-    )
-    .context("writing the figures")?;
+    write_figures("etcd-rollout", &figures)?;
 
     operator.stop().await?;
     ns.delete(Duration::from_secs(300)).await?;

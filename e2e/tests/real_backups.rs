@@ -1,10 +1,13 @@
-//! Real backups and restores on the real node, to a server of Google Cloud Storage's JSON API
-//! (fake-gcs-server, started by `e2e/cluster up`), with Vitess' `builtin` engine and MySQL 9.7.
+//! Real backups and restores on the real node, with Vitess' `builtin` engine and MySQL 9.7, to
+//! each kind of store a user tries: a server of Google Cloud Storage's JSON API
+//! (fake-gcs-server), a server of the S3 API (gofakes3), both started by `e2e/cluster up`, and
+//! a `volume` location (a hostPath directory of the real node).
 //!
-//! The example cluster, changed only as a user pointing at a private GCS endpoint would change
-//! it: a `backup.locations[].gcs` with a bucket, a key prefix and an `authSecret` holding
-//! Application Default Credentials, and `STORAGE_EMULATOR_HOST` in the `extraEnv` of the
-//! tablets and of vtctld. Then, as a user would check it:
+//! The example cluster, changed only as a user would change it: a `backup.locations[]` entry;
+//! for GCS a bucket, a key prefix, an `authSecret` holding Application Default Credentials and
+//! `STORAGE_EMULATOR_HOST` in the `extraEnv` of the tablets and vtctld (a private endpoint);
+//! for S3 the `endpoint`, `forcePathStyle`, a region and a shared credentials file. Then, for
+//! each store, as a user would check it:
 //!
 //! 1. The new shard gets its `vtbackup-init` pod, which uploads the first backup: its MANIFEST
 //!    is listed through the store's own API. No primary is elected before that pod succeeds.
@@ -23,11 +26,14 @@
 //! elected onto an empty database that should have been restored, and no volume is deleted.
 //!
 //! The only fake is Google's OAuth token service ([`FakeGoogleOAuth`]): Vitess asks it for a
-//! token before every session with the store, and it cannot run here.
+//! token before every session with the GCS store, and it cannot run here. The stores' tests run
+//! one at a time (each is a whole cluster on a 2-core machine).
 //!
-//! Figures (backup sizes, upload and restore times) go to `target/e2e-figures/real-backups.json`.
+//! Figures (backup sizes, upload and restore times) go to
+//! `target/e2e-figures/real-backups-<store>.json`.
 //! Without the node this test skips, except under `CI=true`, where it fails.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
@@ -35,13 +41,12 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams};
 use kube::{Client, ResourceExt};
 use mysql_async::prelude::Queryable;
-use vitess_operator_e2e::gcs::{
-    FakeGoogleOAuth, complete_backups, create_bucket, gcs_endpoint, list_objects,
-};
 use vitess_operator_e2e::sql::{connect, ids_on_tablet, missing_on_tablet, vtgate_address};
+use vitess_operator_e2e::stores::gcs::{self, FakeGoogleOAuth, gcs_endpoint};
+use vitess_operator_e2e::stores::{StoredObject, complete_backups, list_directory, s3};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, client, dynamic, install_crds, kubectl, kubectl_with_stdin,
-    on_real_node, real_node, wait_for, workspace_dir,
+    Operator, TestNamespace, client, dynamic, install_crds, is_ready, kubectl, kubectl_with_stdin,
+    on_real_node, primary_of, real_node, wait_for, workspace_dir, write_figures,
 };
 
 const CLUSTER: &str = "example";
@@ -54,30 +59,170 @@ const TABLET_DB: &str = "vt_commerce";
 const ROWS: u64 = 200;
 /// From apply to a serving primary, the first backup included (a bound for a loaded machine).
 const CONVERGE: Duration = Duration::from_secs(900);
+/// Where `volume` locations live on the real node (this machine).
+const VOLUME_ROOT: &str = "/tmp/e2e-backups";
+
+/// One whole cluster at a time: the stores' tests take turns.
+static ONE_CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Where a test's backups go, made ready for one test namespace.
+enum Store {
+    Gcs {
+        bucket: String,
+        oauth: FakeGoogleOAuth,
+    },
+    S3 {
+        bucket: String,
+    },
+    Volume {
+        dir: PathBuf,
+    },
+}
+
+impl Store {
+    /// A bucket (or directory) of `namespace`'s own in the store `kind` names.
+    async fn new(kind: &str, namespace: &str) -> Result<Self> {
+        let bucket = format!("vitess-{namespace}");
+        Ok(match kind {
+            "gcs" => {
+                let oauth = FakeGoogleOAuth::start(&node_ip()?).await?;
+                gcs::create_bucket(&bucket)
+                    .await
+                    .context("the GCS server of `e2e/cluster up` (component gcs) must run")?;
+                Store::Gcs { bucket, oauth }
+            }
+            "s3" => {
+                s3::create_bucket(&bucket)
+                    .await
+                    .context("the S3 server of `e2e/cluster up` (component s3) must run")?;
+                Store::S3 { bucket }
+            }
+            _ => {
+                // The tablets run as the vitess user (999): a hostPath is not chowned for them.
+                let dir = PathBuf::from(VOLUME_ROOT).join(namespace);
+                std::fs::create_dir_all(&dir)?;
+                for path in [PathBuf::from(VOLUME_ROOT), dir.clone()] {
+                    std::fs::set_permissions(
+                        &path,
+                        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+                    )?;
+                }
+                Store::Volume { dir }
+            }
+        })
+    }
+
+    /// The location, the Secret it reads, and the environment its clients need.
+    fn location(
+        &self,
+    ) -> (
+        serde_json::Value,
+        Option<serde_json::Value>,
+        serde_json::Value,
+    ) {
+        let secret = |key: &str, value: String| {
+            serde_json::json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {"name": "backup-auth"},
+                "stringData": {key: value},
+            })
+        };
+        match self {
+            Store::Gcs { bucket, oauth } => (
+                serde_json::json!({"gcs": {
+                    "bucket": bucket,
+                    "keyPrefix": KEY_PREFIX,
+                    "authSecret": {"name": "backup-auth", "key": "gcs_key.json"},
+                }}),
+                Some(secret("gcs_key.json", oauth.credentials_json())),
+                serde_json::json!([{"name": "STORAGE_EMULATOR_HOST", "value": gcs_endpoint()}]),
+            ),
+            Store::S3 { bucket } => (
+                serde_json::json!({"s3": {
+                    "bucket": bucket,
+                    "region": s3::REGION,
+                    "endpoint": format!("http://{}", s3::s3_endpoint()),
+                    "forcePathStyle": true,
+                    "keyPrefix": KEY_PREFIX,
+                    "authSecret": {"name": "backup-auth", "key": "credentials"},
+                }}),
+                Some(secret("credentials", s3::credentials_file())),
+                serde_json::json!([]),
+            ),
+            Store::Volume { dir } => (
+                serde_json::json!({"volume": {"hostPath": {
+                    "path": dir.to_string_lossy(),
+                    "type": "Directory",
+                }}}),
+                None,
+                serde_json::json!([]),
+            ),
+        }
+    }
+
+    /// Where the shard `commerce/-` of the example keeps its backups in [`Store::list`]'s names.
+    fn shard_dir(&self) -> String {
+        match self {
+            Store::Volume { .. } => format!("{CLUSTER}/commerce/-/"),
+            _ => format!("{KEY_PREFIX}/{CLUSTER}/commerce/-/"),
+        }
+    }
+
+    /// Everything the store holds of the cluster.
+    async fn list(&self) -> Result<Vec<StoredObject>> {
+        match self {
+            Store::Gcs { bucket, .. } => gcs::list_objects(bucket, KEY_PREFIX).await,
+            Store::S3 { bucket } => s3::list_objects(bucket, KEY_PREFIX).await,
+            Store::Volume { dir } => list_directory(dir),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Store::Gcs { bucket, .. } => format!("gs://{bucket} (fake-gcs-server, GCS JSON API)"),
+            Store::S3 { bucket } => format!("s3://{bucket} (gofakes3, S3 API)"),
+            Store::Volume { dir } => format!("volume hostPath {}", dir.display()),
+        }
+    }
+}
+
+/// The real node's address (where the stores listen), from the GCS endpoint.
+fn node_ip() -> Result<String> {
+    gcs_endpoint()
+        .rsplit_once(':')
+        .map(|(ip, _)| ip.to_string())
+        .context("E2E_GCS_ENDPOINT is not host:port")
+}
 
 #[tokio::test]
 async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> Result<()> {
-    let test = "backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them";
+    backups_and_a_lost_replica("gcs").await
+}
+
+#[tokio::test]
+async fn backups_go_to_an_s3_api_and_a_lost_replica_is_restored_from_them() -> Result<()> {
+    backups_and_a_lost_replica("s3").await
+}
+
+#[tokio::test]
+async fn backups_go_to_a_volume_and_a_lost_replica_is_restored_from_them() -> Result<()> {
+    backups_and_a_lost_replica("volume").await
+}
+
+/// The whole story of the module's doc on the store `kind` (`gcs`, `s3`, `volume`).
+async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
+    let test = format!("backups_and_a_lost_replica({kind})");
     let client = client().await?;
-    if real_node(&client, test).await?.is_none() {
+    if real_node(&client, &test).await?.is_none() {
         return Ok(());
     }
+    let _turn = ONE_CLUSTER.lock().await;
     install_crds().await?;
-    let ns = TestNamespace::create(&client, "real-backups").await?;
+    let ns = TestNamespace::create(&client, &format!("backups-{kind}")).await?;
     let name = ns.name().to_string();
-
-    // The store: a bucket of our own, and credentials whose tokens come from the fake.
-    let endpoint = gcs_endpoint();
-    let node_ip = endpoint
-        .rsplit_once(':')
-        .map(|(ip, _)| ip.to_string())
-        .context("E2E_GCS_ENDPOINT is not host:port")?;
-    let oauth = FakeGoogleOAuth::start(&node_ip).await?;
-    let bucket = format!("vitess-{name}");
-    create_bucket(&bucket)
-        .await
-        .context("the GCS server of `e2e/cluster up` (component gcs) must be running")?;
-    let dir = format!("{KEY_PREFIX}/{CLUSTER}/commerce/-/");
+    let store = Store::new(kind, &name).await?;
+    let dir = store.shard_dir();
 
     let mut operator = Operator::start_with_cluster_dns(
         "real-backups",
@@ -89,7 +234,7 @@ async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> R
             "127.0.0.1:0",
         ],
     )?;
-    let cluster_yaml = cluster_with_gcs_backups(&bucket, &endpoint, &oauth)?;
+    let cluster_yaml = cluster_with_backups(&store)?;
     let applied = Instant::now();
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&cluster_yaml)).await?;
 
@@ -126,11 +271,12 @@ async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> R
         elected_early.is_none(),
         "primary {elected_early:?} was elected before {INIT_POD} uploaded the first backup"
     );
-    let first = complete_backups(&list_objects(&bucket, &dir).await?, &dir);
+    let first = complete_backups(&store.list().await?, &dir);
     ensure!(
         first.len() == 1,
-        "after {INIT_POD} succeeded, gs://{bucket}/{dir} should hold one backup with a \
-         MANIFEST; it holds {first:?}"
+        "after {INIT_POD} succeeded, {} should hold one backup with a MANIFEST under {dir}; it \
+         holds {first:?}",
+        store.describe()
     );
     let (first_backup, first_size) = first[0].clone();
     eprintln!("first backup {first_backup} ({first_size} bytes) in {uploaded_in:.0?} after apply");
@@ -205,7 +351,7 @@ async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> R
         Duration::from_secs(600),
         async |seen: &mut String| {
             let backup = backups.get("before-the-lost-disk").await?;
-            let complete = condition(&backup, "Complete");
+            let complete = condition_detail(&backup, "Complete");
             *seen = format!("{complete:?}");
             Ok(complete.filter(|(_, reason, _)| {
                 ["BackupComplete", "BackupFailed", "Interrupted"].contains(&reason.as_str())
@@ -218,12 +364,13 @@ async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> R
         outcome.0 == "True",
         "the backup request ended {outcome:?}, not complete"
     );
-    let stored = list_objects(&bucket, &dir).await?;
+    let stored = store.list().await?;
     let after_request = complete_backups(&stored, &dir);
     ensure!(
         after_request.len() == 2 && after_request[0].0 == first_backup,
-        "after the request gs://{bucket}/{dir} should hold the first backup and one more, \
-         each with a MANIFEST; it holds {after_request:?}"
+        "after the request {} should hold the first backup and one more under {dir}, each \
+         with a MANIFEST; it holds {after_request:?}",
+        store.describe()
     );
     let (latest_backup, latest_size) = after_request[1].clone();
     let inventory = wait_for(
@@ -283,10 +430,10 @@ async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> R
             *seen = format!(
                 "new pod {}, ready {}, new claim {}",
                 new_pod.is_some(),
-                new_pod.is_some_and(pod_ready),
+                new_pod.is_some_and(is_ready),
                 new_claim.is_some()
             );
-            Ok((new_pod.is_some_and(pod_ready) && new_claim.is_some()).then_some(()))
+            Ok((new_pod.is_some_and(is_ready) && new_claim.is_some()).then_some(()))
         },
     )
     .await?;
@@ -336,29 +483,37 @@ async fn backups_go_to_a_gcs_api_and_a_lost_replica_is_restored_from_them() -> R
     backups
         .delete_collection(&DeleteParams::default(), &ListParams::default())
         .await?;
-    ns.delete(Duration::from_secs(600)).await?;
-    let left = list_objects(&bucket, &dir).await?;
+    ns.delete_now(Duration::from_secs(600)).await?;
+    let left = store.list().await?;
     ensure!(
         stored == left,
         "deleting the VitessBackups and the namespace changed the store: before {stored:?}, \
          after {left:?}"
     );
-    ensure!(
-        oauth.tokens_issued() > 0,
-        "no token was asked of the fake OAuth endpoint: did anything reach the store with the \
-         mounted credentials?"
-    );
-    write_figures(&serde_json::json!({
-        "engine": "builtin",
-        "store": "gcs (fake-gcs-server JSON API)",
-        "apply_to_first_backup_s": uploaded_in.as_secs_f64(),
-        "first_backup_bytes": first_size,
-        "backup_shard_s": backup_took.as_secs_f64(),
-        "backup_bytes": latest_size,
-        "rows": ROWS,
-        "lost_disk_to_restored_ready_s": restored_in.as_secs_f64(),
-        "oauth_tokens_issued": oauth.tokens_issued(),
-    }))
+    if let Store::Gcs { oauth, .. } = &store {
+        ensure!(
+            oauth.tokens_issued() > 0,
+            "no token was asked of the fake OAuth endpoint: did anything reach the store with \
+             the mounted credentials?"
+        );
+    }
+    if let Store::Volume { dir } = &store {
+        std::fs::remove_dir_all(dir)?;
+    }
+    write_figures(
+        &format!("real-backups-{kind}"),
+        &serde_json::json!({
+            "engine": "builtin",
+            "store": store.describe(),
+            "apply_to_first_backup_s": uploaded_in.as_secs_f64(),
+            "first_backup_bytes": first_size,
+            "backup_shard_s": backup_took.as_secs_f64(),
+            "backup_bytes": latest_size,
+            "rows": ROWS,
+            "lost_disk_to_restored_ready_s": restored_in.as_secs_f64(),
+        }),
+    )?;
+    Ok(())
 }
 
 #[tokio::test]
@@ -372,12 +527,7 @@ async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_data
     install_crds().await?;
     let ns = TestNamespace::create(&client, "wrong-bucket").await?;
     let name = ns.name().to_string();
-    let endpoint = gcs_endpoint();
-    let node_ip = endpoint
-        .rsplit_once(':')
-        .map(|(ip, _)| ip.to_string())
-        .context("E2E_GCS_ENDPOINT is not host:port")?;
-    let oauth = FakeGoogleOAuth::start(&node_ip).await?;
+    let oauth = FakeGoogleOAuth::start(&node_ip()?).await?;
     let mut operator = Operator::start_with_cluster_dns(
         "wrong-bucket",
         &[
@@ -389,8 +539,11 @@ async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_data
         ],
     )?;
     // Never created: the store answers that it does not exist.
-    let bucket = format!("missing-{name}");
-    let yaml = cluster_with_gcs_backups(&bucket, &endpoint, &oauth)?;
+    let store = Store::Gcs {
+        bucket: format!("missing-{name}"),
+        oauth,
+    };
+    let yaml = cluster_with_backups(&store)?;
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&yaml)).await?;
 
     let shards = dynamic(&client, &name, "VitessShard");
@@ -408,7 +561,7 @@ async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_data
                 "a primary was elected although no backup could be uploaded: {}",
                 shard.data["status"]
             );
-            let initialized = condition(&shard, "BackupInitialized");
+            let initialized = condition_detail(&shard, "BackupInitialized");
             *seen = format!("{initialized:?}");
             Ok(initialized
                 .filter(|(_, reason, _)| reason == "InitPodFailing")
@@ -465,19 +618,14 @@ async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_data
     );
     eprintln!("wrong bucket: {message}");
     operator.stop().await?;
-    ns.delete(Duration::from_secs(600)).await?;
+    ns.delete_now(Duration::from_secs(600)).await?;
     Ok(())
 }
 
-/// The example cluster on the real node with a GCS backup location in `bucket`, reached at
-/// `endpoint` with `oauth`'s credentials in Secret `gcs-auth`.
-fn cluster_with_gcs_backups(
-    bucket: &str,
-    endpoint: &str,
-    oauth: &FakeGoogleOAuth,
-) -> Result<String> {
+/// The example cluster on the real node, backing up to `store`.
+fn cluster_with_backups(store: &Store) -> Result<String> {
     let example = std::fs::read_to_string(workspace_dir().join("examples/initial-cluster.yaml"))?;
-    let emulator = serde_json::json!([{"name": "STORAGE_EMULATOR_HOST", "value": endpoint}]);
+    let (location, secret, env) = store.location();
     let mut docs: Vec<serde_json::Value> = on_real_node(&example)?
         .split("\n---\n")
         .map(serde_json::from_str)
@@ -487,26 +635,16 @@ fn cluster_with_gcs_backups(
             continue;
         }
         let spec = &mut doc["spec"];
-        spec["backup"] = serde_json::json!({
-            "engine": "builtin",
-            "locations": [{"gcs": {
-                "bucket": bucket,
-                "keyPrefix": KEY_PREFIX,
-                "authSecret": {"name": "gcs-auth", "key": "gcs_key.json"},
-            }}],
-        });
-        spec["vitessDashboard"]["extraEnv"] = emulator.clone();
-        let pool = spec
-            .pointer_mut("/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0")
-            .context("the example has no tablet pool")?;
-        pool["extraEnv"] = emulator.clone();
+        spec["backup"] = serde_json::json!({"engine": "builtin", "locations": [location]});
+        if env.as_array().is_some_and(|e| !e.is_empty()) {
+            spec["vitessDashboard"]["extraEnv"] = env.clone();
+            let pool = spec
+                .pointer_mut("/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0")
+                .context("the example has no tablet pool")?;
+            pool["extraEnv"] = env.clone();
+        }
     }
-    docs.push(serde_json::json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "gcs-auth"},
-        "stringData": {"gcs_key.json": oauth.credentials_json()},
-    }));
+    docs.extend(secret);
     Ok(docs
         .iter()
         .map(serde_json::Value::to_string)
@@ -514,15 +652,8 @@ fn cluster_with_gcs_backups(
         .join("\n---\n"))
 }
 
-fn primary_of(shard: &DynamicObject) -> Option<String> {
-    shard.data["status"]["primaryAlias"]
-        .as_str()
-        .filter(|a| !a.is_empty())
-        .map(str::to_string)
-}
-
 /// The status, reason and message of condition `kind`.
-fn condition(object: &DynamicObject, kind: &str) -> Option<(String, String, String)> {
+fn condition_detail(object: &DynamicObject, kind: &str) -> Option<(String, String, String)> {
     let c = object.data["status"]["conditions"]
         .as_array()?
         .iter()
@@ -546,13 +677,6 @@ fn tablet_alias(pod: &Pod) -> Option<String> {
     Some(format!("{}-{uid:010}", labels.get("planetscale.com/cell")?))
 }
 
-fn pod_ready(pod: &Pod) -> bool {
-    pod.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
-}
-
 /// The vttablet container's log of `pod`, from the real node's kubelet.
 async fn vttablet_log(pods: &Api<Pod>, pod: &str) -> Result<String> {
     pods.logs(
@@ -564,13 +688,4 @@ async fn vttablet_log(pods: &Api<Pod>, pod: &str) -> Result<String> {
     )
     .await
     .with_context(|| format!("reading the vttablet log of {pod}"))
-}
-
-fn write_figures(figures: &serde_json::Value) -> Result<()> {
-    let dir = workspace_dir().join("target/e2e-figures");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("real-backups.json");
-    std::fs::write(&path, serde_json::to_string_pretty(figures)?)?;
-    eprintln!("figures written to {}", path.display());
-    Ok(())
 }

@@ -37,7 +37,7 @@ use argocd::argocd_health;
 use vitess_operator_e2e::sql::{Writer, connect, missing_on_tablet, vtgate_address};
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, dynamic, install_crds, kubectl_with_stdin, on_real_node,
-    real_node, wait_for, workspace_dir,
+    primary_of, real_node, wait_for, workspace_dir, write_figures,
 };
 
 /// From apply to a serving primary: three etcd members, vtctld, vtgate and two MySQL 9.7
@@ -53,15 +53,6 @@ const TABLET_DB: &str = "vt_commerce";
 const WRITES_AROUND_DRAIN: usize = 50;
 /// How long a replica may take to catch up with every acknowledged row.
 const CATCH_UP: Duration = Duration::from_secs(120);
-
-/// The shard's primary, as the operator reports it from vtctld.
-fn primary_of(shard: &DynamicObject) -> Option<String> {
-    shard.data["status"]["primaryAlias"]
-        .as_str()
-        .or_else(|| shard.data["status"]["masterAlias"].as_str())
-        .filter(|a| !a.is_empty())
-        .map(str::to_string)
-}
 
 /// The status of an object's `Ready` condition.
 fn ready(object: &DynamicObject) -> Option<&str> {
@@ -266,7 +257,7 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
         deleted_in.as_secs_f64()
     );
     figures["namespace_delete_s"] = serde_json::json!(deleted_in.as_secs_f64());
-    write_figures(&figures)?;
+    write_figures("real-vitess", &figures)?;
     Ok(())
 }
 
@@ -603,14 +594,4 @@ fn with_vttablet_flag(applied: &str, flag: &str, value: &str) -> Result<String> 
         out.push(serde_json::to_string(&doc)?);
     }
     Ok(out.join("\n---\n"))
-}
-
-/// Writes the run's figures where `make test` leaves them (not in the source tree).
-fn write_figures(figures: &serde_json::Value) -> Result<()> {
-    let dir = workspace_dir().join("target/e2e-figures");
-    std::fs::create_dir_all(&dir)?;
-    let path = dir.join("real-vitess.json");
-    std::fs::write(&path, serde_json::to_string_pretty(figures)?)?;
-    eprintln!("figures written to {}", path.display());
-    Ok(())
 }

@@ -54,7 +54,13 @@ pub struct InitPod {
     pub last_error: Option<String>,
     /// The pod runs what the operator would build now (its desired-state hash matches).
     pub current: bool,
+    /// Why a container of the pod cannot start (`CreateContainerConfigError: secret
+    /// "gcs-auth" not found`, an image that cannot be pulled), if one cannot.
+    pub blocked: Option<String>,
 }
+
+/// Waiting reasons of a container that are a step on the way, not a problem.
+const ON_THE_WAY: [&str; 2] = ["ContainerCreating", "PodInitializing"];
 
 /// The longest part of vtbackup's last words a condition or Event repeats.
 const LAST_ERROR_LIMIT: usize = 400;
@@ -161,7 +167,7 @@ fn exists(counts: Counts) -> Readiness {
 
 /// A shard with a `vtbackup-init` pod: where that pod is.
 fn by_init_pod(inputs: &Inputs, pod: &InitPod) -> Decision {
-    let failing = pod.phase == "Failed" || pod.failures > 0;
+    let failing = pod.phase == "Failed" || pod.failures > 0 || pod.blocked.is_some();
     if failing && !pod.current && pod.phase != "Succeeded" && inputs.primary.is_none() {
         let why = format!(
             "replacing vtbackup-init pod {}: it fails, and the shard's spec for it changed",
@@ -198,6 +204,20 @@ fn by_init_pod(inputs: &Inputs, pod: &InitPod) -> Decision {
                 Create::Nothing,
                 Some(why.clone()),
                 Readiness::new(false, "InitPodFailed", why),
+            )
+        }
+        // A container cannot even start (a missing Secret, an image that is not there).
+        _ if pod.blocked.is_some() => {
+            let why = format!(
+                "vtbackup-init pod {} cannot start: {}; the first primary waits for it (fix \
+                 the spec and the operator replaces the pod)",
+                pod.name,
+                pod.blocked.as_deref().unwrap_or_default()
+            );
+            Decision::new(
+                Create::Nothing,
+                Some(why.clone()),
+                Readiness::new(false, "InitPodFailing", why),
             )
         }
         // Restarted in place after an error (a wrong bucket, missing credentials, an
@@ -276,8 +296,28 @@ pub fn init_pod_of(pod: &Pod, desired_hash: Option<&str>) -> InitPod {
         .annotations()
         .get(labels::rollout::DESIRED_STATE_HASH)
         .map(String::as_str);
+    let blocked = status
+        .into_iter()
+        .flat_map(|s| {
+            let init = s.init_container_statuses.iter().flatten();
+            init.chain(s.container_statuses.iter().flatten())
+        })
+        .find_map(|c| {
+            let waiting = c.state.as_ref()?.waiting.as_ref()?;
+            let reason = waiting.reason.as_deref().unwrap_or_default();
+            if reason.is_empty() || ON_THE_WAY.contains(&reason) || reason == "CrashLoopBackOff" {
+                return None;
+            }
+            Some(match waiting.message.as_deref() {
+                Some(message) if !message.is_empty() => {
+                    format!("{}: {reason}: {message}", c.name)
+                }
+                _ => format!("{}: {reason}", c.name),
+            })
+        });
     InitPod {
         name: pod.name_any(),
+        blocked,
         phase: status.and_then(|s| s.phase.clone()).unwrap_or_default(),
         failures: vtbackup.map_or(0, |c| c.restart_count)
             + i32::from(

@@ -86,6 +86,30 @@ fn a_failing_init_pod_with_an_outdated_spec_is_replaced_a_healthy_one_is_not() {
 }
 
 #[test]
+fn an_init_pod_that_cannot_start_says_why_and_is_replaced_once_fixed() {
+    let blocked = |current| {
+        pod("Pending").map(|p| InitPod {
+            blocked: Some(
+                "vtbackup: CreateContainerConfigError: secret \"backup-auth\" not found".into(),
+            ),
+            current,
+            ..p
+        })
+    };
+    let d = decide(&Inputs {
+        init_pod: blocked(true),
+        ..inputs()
+    });
+    assert_eq!((d.create, reason(&d)), (Create::Nothing, "InitPodFailing"));
+    assert!(d.hold.unwrap().contains("secret \"backup-auth\" not found"));
+    let fixed = decide(&Inputs {
+        init_pod: blocked(false),
+        ..inputs()
+    });
+    assert_eq!(fixed.create, Create::ReplaceInitPod);
+}
+
+#[test]
 fn vtbackups_last_words_are_its_last_log_record() {
     let log = "{\"level\":\"INFO\",\"msg\":\"starting\"}\n\
                {\"level\":\"ERROR\",\"msg\":\"Can't take backup: storage: bucket doesn't exist\"}\n\n";
@@ -134,6 +158,41 @@ fn the_init_pod_is_read_from_its_container_status() {
         }]),
         ..PodStatus::default()
     });
+    let mut creating = running.clone();
+    creating
+        .status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()[0]
+        .state = Some(ContainerState {
+        waiting: Some(k8s_openapi::api::core::v1::ContainerStateWaiting {
+            reason: Some("ContainerCreating".into()),
+            message: None,
+        }),
+        ..ContainerState::default()
+    });
+    assert_eq!(init_pod_of(&creating, Some("h1")).blocked, None);
+    let mut missing = creating.clone();
+    missing
+        .status
+        .as_mut()
+        .unwrap()
+        .container_statuses
+        .as_mut()
+        .unwrap()[0]
+        .state = Some(ContainerState {
+        waiting: Some(k8s_openapi::api::core::v1::ContainerStateWaiting {
+            reason: Some("CreateContainerConfigError".into()),
+            message: Some("secret \"backup-auth\" not found".into()),
+        }),
+        ..ContainerState::default()
+    });
+    assert_eq!(
+        init_pod_of(&missing, Some("h1")).blocked.as_deref(),
+        Some("vtbackup: CreateContainerConfigError: secret \"backup-auth\" not found")
+    );
     let seen = init_pod_of(&running, Some("h1"));
     assert_eq!(
         (seen.phase.as_str(), seen.failures, seen.current),

@@ -1,6 +1,6 @@
-//! The object store backups go to in the e2e cluster: a server of Google Cloud Storage's JSON
-//! API (fake-gcs-server, started by `e2e/cluster up` on the real node's address), read and
-//! written here through that same API, as `gsutil` or a console would show a bucket.
+//! The GCS store: a server of Google Cloud Storage's JSON API (fake-gcs-server, started by
+//! `e2e/cluster up` on the real node's address), read and written here through that same API,
+//! as `gsutil` or a console would show a bucket.
 //!
 //! And the one part of Google Cloud this machine cannot have: its OAuth token service. Vitess'
 //! GCS storage always asks Application Default Credentials for a token before it talks to the
@@ -16,6 +16,9 @@ use anyhow::{Context, Result, bail, ensure};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
+use super::{StoredObject, percent_encode};
+use crate::http_request;
+
 /// Where `e2e/cluster up` starts the GCS server when `E2E_GCS_ENDPOINT` is not set (the real
 /// node's address; `e2e/cluster env` prints it).
 pub const DEFAULT_GCS_ENDPOINT: &str = "10.244.9.1:26290";
@@ -27,13 +30,6 @@ pub fn gcs_endpoint() -> String {
     std::env::var("E2E_GCS_ENDPOINT").unwrap_or_else(|_| DEFAULT_GCS_ENDPOINT.to_string())
 }
 
-/// One object of a bucket: its name and size in bytes.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredObject {
-    pub name: String,
-    pub size: u64,
-}
-
 /// Creates bucket `name` (a fresh name per test run).
 pub async fn create_bucket(name: &str) -> Result<()> {
     let body = serde_json::json!({ "name": name }).to_string();
@@ -41,7 +37,8 @@ pub async fn create_bucket(name: &str) -> Result<()> {
         &gcs_endpoint(),
         "POST",
         "/storage/v1/b?project=e2e",
-        Some(&body),
+        "application/json",
+        &body,
     )
     .await?;
     ensure!(
@@ -55,7 +52,7 @@ pub async fn create_bucket(name: &str) -> Result<()> {
 /// Every object of `bucket` whose name starts with `prefix`, in name order.
 pub async fn list_objects(bucket: &str, prefix: &str) -> Result<Vec<StoredObject>> {
     let path = format!("/storage/v1/b/{bucket}/o?prefix={}", percent_encode(prefix));
-    let (code, reply) = http_request(&gcs_endpoint(), "GET", &path, None).await?;
+    let (code, reply) = http_request(&gcs_endpoint(), "GET", &path, "", "").await?;
     ensure!(
         code == 200,
         "listing gs://{bucket}/{prefix}: HTTP {code}: {reply}"
@@ -75,30 +72,6 @@ pub async fn list_objects(bucket: &str, prefix: &str) -> Result<Vec<StoredObject
         .collect();
     objects.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(objects)
-}
-
-/// The backups under `dir` (`<root>/<keyspace>/<shard>/`) that have a MANIFEST, which Vitess
-/// writes last: name of each and the bytes stored under it.
-pub fn complete_backups(objects: &[StoredObject], dir: &str) -> Vec<(String, u64)> {
-    let mut backups: Vec<(String, u64)> = Vec::new();
-    for object in objects {
-        let Some(rest) = object.name.strip_prefix(dir) else {
-            continue;
-        };
-        let Some((backup, _file)) = rest.split_once('/') else {
-            continue;
-        };
-        match backups.last_mut() {
-            Some((name, size)) if name == backup => *size += object.size,
-            _ => backups.push((backup.to_string(), object.size)),
-        }
-    }
-    backups.retain(|(name, _)| {
-        objects
-            .iter()
-            .any(|o| o.name == format!("{dir}{name}/MANIFEST"))
-    });
-    backups
 }
 
 /// A token endpoint of Google's OAuth service, on `address` (`ip:0` for any port), counting
@@ -233,85 +206,9 @@ async fn read_request(stream: &mut TcpStream) -> Result<String> {
     }
 }
 
-/// `method path` on `address` with an optional JSON body: the status code and the body. HTTP
-/// 1.0, so the reply is never chunked; 30 s for the whole exchange.
-async fn http_request(
-    address: &str,
-    method: &str,
-    path: &str,
-    body: Option<&str>,
-) -> Result<(u16, String)> {
-    let exchange = async {
-        let mut stream = TcpStream::connect(address)
-            .await
-            .with_context(|| format!("connecting to the GCS server at {address}"))?;
-        let body = body.unwrap_or("");
-        stream
-            .write_all(
-                format!(
-                    "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\n\
-                     Content-Length: {}\r\n\r\n{body}",
-                    body.len()
-                )
-                .as_bytes(),
-            )
-            .await?;
-        let mut out = String::new();
-        stream.read_to_string(&mut out).await?;
-        anyhow::Ok(out)
-    };
-    let out = tokio::time::timeout(Duration::from_secs(30), exchange)
-        .await
-        .with_context(|| format!("{method} {path} on {address} took more than 30 s"))??;
-    let code = out
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .with_context(|| format!("no HTTP status in {out:?}"))?;
-    let body = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok((code, body.to_string()))
-}
-
-/// `text` with every byte outside the URL-safe set as `%XX` (object prefixes hold `/`).
-fn percent_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn object(name: &str, size: u64) -> StoredObject {
-        StoredObject {
-            name: name.into(),
-            size,
-        }
-    }
-
-    #[test]
-    fn only_backups_with_a_manifest_are_complete() {
-        let dir = "e2e/example/commerce/-/";
-        let objects = [
-            object("e2e/example/commerce/-/2026-12-05.081800.zone1-1/0", 100),
-            object(
-                "e2e/example/commerce/-/2026-12-05.081800.zone1-1/MANIFEST",
-                10,
-            ),
-            object("e2e/example/commerce/-/2026-12-05.090000.zone1-2/0", 7),
-            object("e2e/example/other/-/x/MANIFEST", 1),
-        ];
-        assert_eq!(
-            complete_backups(&objects, dir),
-            vec![("2026-12-05.081800.zone1-1".to_string(), 110)]
-        );
-    }
 
     #[tokio::test]
     async fn the_token_endpoint_answers_only_its_client_refresh_grant() {
