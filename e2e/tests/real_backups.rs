@@ -14,7 +14,9 @@
 //! 2. The tablets restore from it (their logs name it), the first primary is elected, rows
 //!    are written through vtgate.
 //! 3. A VitessBackup request makes one real `BackupShard`: a second backup with a MANIFEST
-//!    appears in the store, and in the inventory as a VitessBackup.
+//!    appears in the store, and in the inventory as a VitessBackup. (GCS) A schedule added to
+//!    the cluster: its CronJob's Job runs `vtctldclient BackupShard` on the real node and a
+//!    third backup appears; the schedule is removed again.
 //! 4. A lost disk: a replica's pod and PVC are deleted; the operator makes them again, the new
 //!    tablet restores from the latest backup (its log names that one), catches up, and has every
 //!    row the primary has.
@@ -37,6 +39,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams};
 use kube::{Client, ResourceExt};
@@ -46,7 +49,7 @@ use vitess_operator_e2e::stores::gcs::{self, FakeGoogleOAuth, gcs_endpoint};
 use vitess_operator_e2e::stores::{StoredObject, complete_backups, list_directory, s3};
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, dynamic, install_crds, is_ready, kubectl, kubectl_with_stdin,
-    on_real_node, primary_of, real_node, wait_for, workspace_dir, write_figures,
+    on_real_node, primary_of, real_node, real_node_name, wait_for, workspace_dir, write_figures,
 };
 
 const CLUSTER: &str = "example";
@@ -402,6 +405,74 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
          inventory entry {}",
         inventory.name_any()
     );
+    // 3b. (GCS) A schedule, added as GitOps would add it: its CronJob's Job runs vtctldclient
+    // BackupShard on the real node, and one more backup is in the store. Then it is removed
+    // again, so nothing backs up behind the next steps' counts.
+    let (mut latest_backup, mut stored) = (latest_backup, stored);
+    let mut scheduled = serde_json::Value::Null;
+    if matches!(store, Store::Gcs { .. }) {
+        let took = Instant::now();
+        let with_schedule = cluster_with_backups_and(&store, true)?;
+        kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&with_schedule)).await?;
+        let jobs: Api<Job> = Api::namespaced(client.clone(), &name);
+        let job = wait_for(
+            "a Job of the backup schedule to succeed",
+            Duration::from_secs(300),
+            async |seen: &mut String| {
+                let list = jobs
+                    .list(&ListParams::default().labels("planetscale.com/backup-schedule"))
+                    .await?;
+                *seen = list
+                    .items
+                    .iter()
+                    .map(|j| format!("{} {:?}", j.name_any(), j.status))
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                Ok(list
+                    .items
+                    .into_iter()
+                    .find(|j| j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0))
+            },
+        )
+        .await?;
+        let job_pods = pods
+            .list(&ListParams::default().labels(&format!("job-name={}", job.name_any())))
+            .await?;
+        ensure!(
+            job_pods
+                .items
+                .iter()
+                .all(|p| p.spec.as_ref().and_then(|s| s.node_name.as_deref())
+                    == Some(real_node_name().as_str())),
+            "the schedule's Job ran off the real node (or has no pod left): nothing really \
+             backed up: {:?}",
+            job_pods
+                .items
+                .iter()
+                .map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+                .collect::<Vec<_>>()
+        );
+        ensure!(
+            !job_pods.items.is_empty(),
+            "the schedule's Job {} has no pod",
+            job.name_any()
+        );
+        kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&cluster_yaml)).await?;
+        stored = store.list().await?;
+        let now = complete_backups(&stored, &dir);
+        ensure!(
+            now.len() == 3,
+            "after the scheduled backup {} should hold three backups under {dir}; it holds {now:?}",
+            store.describe()
+        );
+        latest_backup = now[2].0.clone();
+        scheduled = serde_json::json!({
+            "backup": latest_backup,
+            "bytes": now[2].1,
+            "apply_to_job_succeeded_s": took.elapsed().as_secs_f64(),
+        });
+        eprintln!("the schedule's Job {} made {latest_backup}", job.name_any());
+    }
 
     // 4. A lost disk: the replica's pod and PVC go; the new tablet restores the latest backup.
     let replica = tablet_pods(&client, &name)
@@ -511,6 +582,7 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
             "backup_bytes": latest_size,
             "rows": ROWS,
             "lost_disk_to_restored_ready_s": restored_in.as_secs_f64(),
+            "scheduled_backup": scheduled,
         }),
     )?;
     Ok(())
@@ -624,6 +696,12 @@ async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_data
 
 /// The example cluster on the real node, backing up to `store`.
 fn cluster_with_backups(store: &Store) -> Result<String> {
+    cluster_with_backups_and(store, false)
+}
+
+/// [`cluster_with_backups`], with a schedule that backs up `commerce/-` every minute when
+/// `schedule`, its pods placed on the real node as vtctld's are.
+fn cluster_with_backups_and(store: &Store, schedule: bool) -> Result<String> {
     let example = std::fs::read_to_string(workspace_dir().join("examples/initial-cluster.yaml"))?;
     let (location, secret, env) = store.location();
     let mut docs: Vec<serde_json::Value> = on_real_node(&example)?
@@ -636,6 +714,15 @@ fn cluster_with_backups(store: &Store) -> Result<String> {
         }
         let spec = &mut doc["spec"];
         spec["backup"] = serde_json::json!({"engine": "builtin", "locations": [location]});
+        if schedule {
+            spec["backup"]["schedules"] = serde_json::json!([{
+                "name": "every-minute",
+                "schedule": "* * * * *",
+                "jobTimeoutMinute": 5,
+                "strategies": [{"name": "BackupShard", "keyspace": "commerce", "shard": "-"}],
+                "affinity": spec["vitessDashboard"]["affinity"].clone(),
+            }]);
+        }
         if env.as_array().is_some_and(|e| !e.is_empty()) {
             spec["vitessDashboard"]["extraEnv"] = env.clone();
             let pool = spec
