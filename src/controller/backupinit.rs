@@ -59,8 +59,9 @@ pub struct InitPod {
     pub blocked: Option<String>,
 }
 
-/// Waiting reasons of a container that are a step on the way, not a problem.
-const ON_THE_WAY: [&str; 2] = ["ContainerCreating", "PodInitializing"];
+/// Waiting reasons of a container that do not block it: steps on the way, and the back-off
+/// between restarts (which `failures` counts, with what vtbackup said).
+const NOT_BLOCKED: [&str; 3] = ["ContainerCreating", "PodInitializing", "CrashLoopBackOff"];
 
 /// The longest part of vtbackup's last words a condition or Event repeats.
 const LAST_ERROR_LIMIT: usize = 400;
@@ -305,7 +306,7 @@ pub fn init_pod_of(pod: &Pod, desired_hash: Option<&str>) -> InitPod {
         .find_map(|c| {
             let waiting = c.state.as_ref()?.waiting.as_ref()?;
             let reason = waiting.reason.as_deref().unwrap_or_default();
-            if reason.is_empty() || ON_THE_WAY.contains(&reason) || reason == "CrashLoopBackOff" {
+            if reason.is_empty() || NOT_BLOCKED.contains(&reason) {
                 return None;
             }
             Some(match waiting.message.as_deref() {
