@@ -19,7 +19,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::Api;
 use kube::runtime::events::EventType;
@@ -595,9 +595,18 @@ pub async fn observe(
                 .annotations()
                 .get(labels::rollout::DESIRED_STATE_HASH)
                 .map(String::as_str);
-            get(&pods, &name)
+            let mut seen = get(&pods, &name)
                 .await?
-                .map(|pod| init_pod_of(&pod, desired_hash))
+                .map(|pod| init_pod_of(&pod, desired_hash));
+            // A pod whose Secret volume cannot be mounted stays "ContainerCreating": only its
+            // Events say why. Look for the Secret itself while the pod has not started.
+            if let Some(pod) = seen
+                .as_mut()
+                .filter(|p| p.phase == "Pending" && p.blocked.is_none())
+            {
+                pod.blocked = missing_secret(ctx, shard).await?;
+            }
+            seen
         }
         _ => None,
     };
@@ -624,6 +633,42 @@ pub async fn observe(
         backups,
         init_pod,
         request,
+    })
+}
+
+/// What is wrong with the Secret the init pod's backup location reads, if anything: it does
+/// not exist, or lacks the key the location names.
+async fn missing_secret(ctx: &Context, shard: &VitessShard) -> Result<Option<String>, Error> {
+    let locations = shard.spec.backup_locations.as_deref().unwrap_or_default();
+    let first_pool = shard.spec.template.tablet_pools.first();
+    let name = first_pool.and_then(|p| p.backup_location_name.as_deref());
+    let Some((source, field)) = locations
+        .iter()
+        .find(|l| l.name == name.unwrap_or_default())
+        .and_then(desired::backup::auth_secret)
+    else {
+        return Ok(None);
+    };
+    let namespace = shard.namespace().unwrap_or_default();
+    let secret_name = source.name.clone().unwrap_or_default();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &namespace);
+    Ok(match get(&secrets, &secret_name).await? {
+        None => Some(format!(
+            "Secret {namespace}/{secret_name} ({field}) does not exist"
+        )),
+        Some(secret) => {
+            // `stringData` is write-only: the API server keeps it in `data`.
+            let has = secret
+                .data
+                .as_ref()
+                .is_some_and(|d| d.contains_key(&source.key));
+            (!has).then(|| {
+                format!(
+                    "Secret {namespace}/{secret_name} ({field}) has no key {:?}",
+                    source.key
+                )
+            })
+        }
     })
 }
 

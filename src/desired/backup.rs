@@ -12,6 +12,7 @@ use super::{Error, meta, podspec};
 use crate::api::backup::{VitessBackup, VitessBackupSpec, VitessBackupStatus};
 use crate::api::backupstorage::VitessBackupLocation;
 use crate::api::cluster::BackupEngine;
+use crate::api::shared::SecretSource;
 use crate::domain::keyrange::KeyRange;
 use crate::vitess::BackupInfo;
 use crate::{domain::labels, domain::names};
@@ -97,6 +98,27 @@ pub fn location<'a>(
             field: field.into(),
             name: name.into(),
         })
+}
+
+/// The Secret `location` reads its credentials from, and the field that names it (as
+/// [`storage`] names it in errors); `None` for a location without one, or whose credentials
+/// come from a volume the pod already has.
+pub fn auth_secret(location: &VitessBackupLocation) -> Option<(&SecretSource, String)> {
+    let (backend, source) = if let Some(gcs) = &location.gcs {
+        ("gcs", gcs.auth_secret.as_ref()?)
+    } else if let Some(s3) = &location.s3 {
+        ("s3", s3.auth_secret.as_ref()?)
+    } else if let Some(azblob) = &location.azblob {
+        ("azblob", &azblob.auth_secret)
+    } else {
+        ("ceph", &location.ceph.as_ref()?.auth_secret)
+    };
+    (source.volume_name.is_none() && source.name.is_some()).then(|| {
+        (
+            source,
+            format!("backup location {:?}: {backend}.authSecret", location.name),
+        )
+    })
 }
 
 /// The flags, volumes, mounts and env of `location` for a pod of `cluster`. `object` names the

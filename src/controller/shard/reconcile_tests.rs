@@ -292,3 +292,65 @@ async fn a_new_shard_with_backups_gets_its_vtbackup_init_pod_once_and_elects_nob
     assert!(!requests(&calls).contains(&init_pod.as_str()));
     assert_eq!(vtctld.count("PlannedReparentShard"), 0);
 }
+
+/// A pod whose Secret volume cannot be mounted stays `ContainerCreating` and its status says
+/// nothing; the shard looks for the Secret itself and says what is wrong, then stops saying
+/// it once the Secret is there.
+#[tokio::test]
+async fn an_init_pod_waiting_for_a_missing_secret_says_which_and_where() {
+    let (_vtctld, ctx, server, shard) =
+        testing::shard_in(include_str!("../../../examples/backup-gcs.yaml")).await;
+    let init = crate::desired::vtbackup::init(&shard)
+        .expect("builds")
+        .expect("an init pod");
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    testing::change_pod(&server, &init.pod.name_any(), |pod| {
+        pod.status = Some(k8s_openapi::api::core::v1::PodStatus {
+            phase: Some("Pending".into()),
+            ..Default::default()
+        });
+    });
+    let initialized = |server: &crate::k8s::mock::ApiServer| {
+        let now = server.object_like(&shard).expect("still there");
+        now.status
+            .unwrap_or_default()
+            .conditions
+            .into_iter()
+            .find(|c| c.type_ == backupinit::BACKUP_INITIALIZED)
+            .expect("BackupInitialized")
+    };
+    let now = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(now), ctx.clone())
+        .await
+        .expect("reconcile with the pod pending");
+    let condition = initialized(&server);
+    assert_eq!(condition.reason, "InitPodFailing");
+    assert!(
+        condition.message.contains(
+            "Secret default/gcs-auth (backup location \"\": gcs.authSecret) does not exist"
+        ),
+        "{}",
+        condition.message
+    );
+    server.take_calls();
+
+    let mut secret = k8s_openapi::api::core::v1::Secret::default();
+    secret.metadata.name = Some("gcs-auth".into());
+    secret.metadata.namespace = Some(testing::NAMESPACE.into());
+    secret.data = Some(
+        [(
+            "gcs_key.json".to_string(),
+            k8s_openapi::ByteString(b"{}".to_vec()),
+        )]
+        .into(),
+    );
+    server.insert_object(&secret);
+    let now = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(now), ctx.clone())
+        .await
+        .expect("reconcile with the Secret there");
+    let condition = initialized(&server);
+    assert_eq!(condition.reason, "InitPodRunning", "{}", condition.message);
+}
