@@ -23,9 +23,11 @@
 //!
 //! Deleting the VitessBackup objects and then the namespace leaves every backup in the store.
 //!
-//! A second cluster names a bucket that does not exist: its init pod fails, the shard's
-//! `BackupInitialized` condition and a Warning Event say what the store answered, no primary is
-//! elected onto an empty database that should have been restored, and no volume is deleted.
+//! A second cluster is applied first without its credentials' Secret (the shard says which
+//! Secret of which location is missing), then with it, naming a bucket that does not exist:
+//! its init pod fails, the shard's `BackupInitialized` condition and a Warning Event say what
+//! the store answered, no primary is elected onto an empty database that should have been
+//! restored, and no volume is deleted.
 //!
 //! The only fake is Google's OAuth token service ([`FakeGoogleOAuth`]): Vitess asks it for a
 //! token before every session with the GCS store, and it cannot run here. The stores' tests run
@@ -616,9 +618,42 @@ async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_data
         oauth,
     };
     let yaml = cluster_with_backups(&store)?;
-    kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&yaml)).await?;
-
+    // First without the credentials' Secret, as a user who forgot it: the init pod cannot
+    // start, and the shard says which Secret of which location is missing.
+    let (secret, cluster): (Vec<&str>, Vec<&str>) = yaml.split("\n---\n").partition(|doc| {
+        serde_json::from_str::<serde_json::Value>(doc)
+            .is_ok_and(|d| d["kind"] == "Secret" && d["metadata"]["name"] == "backup-auth")
+    });
+    kubectl_with_stdin(
+        &["-n", &name, "apply", "-f", "-"],
+        Some(&cluster.join("\n---\n")),
+    )
+    .await?;
     let shards = dynamic(&client, &name, "VitessShard");
+    let forgotten = wait_for(
+        &format!("VitessShard {SHARD} to say the backup Secret is missing"),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let shard = shards.get(SHARD).await?;
+            let initialized = condition_detail(&shard, "BackupInitialized");
+            *seen = format!("{initialized:?}");
+            Ok(initialized
+                .and_then(|(_, _, message)| message.contains("backup-auth").then_some(message)))
+        },
+    )
+    .await?;
+    ensure!(
+        forgotten.contains("does not exist") && forgotten.contains("gcs.authSecret"),
+        "BackupInitialized should say the Secret of gcs.authSecret does not exist: {forgotten}"
+    );
+    eprintln!("missing Secret: {forgotten}");
+    ensure!(
+        secret.len() == 1,
+        "the cluster YAML has no backup-auth Secret"
+    );
+    kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(secret[0])).await?;
+
     let (status, message) = wait_for(
         &format!(
             "VitessShard {SHARD} to say its init pod fails (operator log: {})",

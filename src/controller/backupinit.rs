@@ -638,7 +638,7 @@ pub async fn observe(
 
 /// What is wrong with the Secret the init pod's backup location reads, if anything: it does
 /// not exist, or lacks the key the location names.
-async fn missing_secret(ctx: &Context, shard: &VitessShard) -> Result<Option<String>, Error> {
+pub async fn missing_secret(ctx: &Context, shard: &VitessShard) -> Result<Option<String>, Error> {
     let locations = shard.spec.backup_locations.as_deref().unwrap_or_default();
     let first_pool = shard.spec.template.tablet_pools.first();
     let name = first_pool.and_then(|p| p.backup_location_name.as_deref());

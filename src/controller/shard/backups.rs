@@ -7,8 +7,10 @@ use super::*;
 pub(super) enum Backups {
     /// The shard has no backup locations.
     None,
-    /// vtctld cannot say whether the shard has a primary: the status keeps what it said.
-    Unknown,
+    /// vtctld cannot say whether the shard has a primary: the status keeps what it said,
+    /// unless the location's Secret is missing (vtctld, which mounts it too, cannot start
+    /// then): `BackupInitialized` says so.
+    Unknown { missing_secret: Option<Readiness> },
     Known {
         locations: Vec<ShardBackupLocationStatus>,
         decision: backupinit::Decision,
@@ -30,7 +32,10 @@ pub(super) async fn backups(
         return Ok((Backups::None, None));
     }
     let Some(view) = vitess else {
-        return Ok((Backups::Unknown, None));
+        let missing_secret = backupinit::missing_secret(ctx, shard)
+            .await?
+            .map(|why| Readiness::new(false, "BackupSecretMissing", why));
+        return Ok((Backups::Unknown { missing_secret }, None));
     };
     let init = desired::vtbackup::init(shard)?;
     let seen = backupinit::observe(ctx, shard, init.as_ref(), view.primary.as_deref()).await?;

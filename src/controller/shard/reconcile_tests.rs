@@ -354,3 +354,38 @@ async fn an_init_pod_waiting_for_a_missing_secret_says_which_and_where() {
     let condition = initialized(&server);
     assert_eq!(condition.reason, "InitPodRunning", "{}", condition.message);
 }
+
+/// vtctld mounts the location's Secret too, so without it vtctld does not start and the shard
+/// cannot ask Vitess anything: it still says which Secret is missing.
+#[tokio::test]
+async fn a_missing_backup_secret_is_reported_while_vtctld_cannot_be_reached() {
+    let cluster = testing::cluster_in(include_str!("../../../examples/backup-gcs.yaml"));
+    // Nothing listens there: vtctld is unreachable.
+    let (ctx, server) = testing::context(Some("127.0.0.1:1"));
+    server.insert_object(&cluster);
+    let children = crate::desired::cluster::children(&cluster).expect("children");
+    let shard = crate::desired::keyspace::shards(&children.keyspaces[0])
+        .expect("shards")
+        .remove(0);
+    let shard = server.insert_object(&shard);
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("reconcile");
+    let now = server.object_like(&shard).expect("still there");
+    let condition = now
+        .status
+        .unwrap_or_default()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == backupinit::BACKUP_INITIALIZED)
+        .expect("BackupInitialized");
+    assert_eq!(
+        (condition.status.as_str(), condition.reason.as_str()),
+        ("False", "BackupSecretMissing")
+    );
+    assert!(
+        condition.message.contains("Secret default/gcs-auth"),
+        "{}",
+        condition.message
+    );
+}

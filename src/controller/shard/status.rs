@@ -238,7 +238,16 @@ fn backup_conditions(
                 conditions = condition::with_condition(&conditions, type_, None, generation);
             }
         }
-        Backups::Unknown => {}
+        Backups::Unknown { missing_secret } => {
+            if missing_secret.is_some() {
+                conditions = condition::with_condition(
+                    &conditions,
+                    backupinit::BACKUP_INITIALIZED,
+                    missing_secret.as_ref(),
+                    generation,
+                );
+            }
+        }
         Backups::Known {
             locations,
             decision,
