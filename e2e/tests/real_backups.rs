@@ -255,15 +255,15 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
         CONVERGE,
         async |seen: &mut String| {
             operator.check_running()?;
+            // The shard first: a primary it reports while the pod read after it has not
+            // succeeded was elected before the first backup.
+            let primary = shards.get_opt(SHARD).await?.as_ref().and_then(primary_of);
             let phase = pods
                 .get_opt(INIT_POD)
                 .await?
                 .and_then(|p| p.status?.phase)
                 .unwrap_or_default();
-            if let Some(shard) = shards.get_opt(SHARD).await?
-                && phase != "Succeeded"
-                && let Some(primary) = primary_of(&shard)
-            {
+            if let Some(primary) = primary.filter(|_| phase != "Succeeded") {
                 elected_early.get_or_insert(primary);
             }
             *seen = format!("init pod phase {phase:?}");
