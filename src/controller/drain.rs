@@ -6,8 +6,9 @@
 //! - Someone (a person, node-drain tooling, or this module for scale-downs and rolling
 //!   updates) sets `drain.planetscale.com/started` on a tablet pod.
 //! - The operator acknowledges it, and marks at most one pod per shard `finished` at a time,
-//!   only when every other tablet is ready and the shard has a primary; a draining primary
-//!   goes first.
+//!   only when every other tablet is ready; a draining primary goes first. In a shard Vitess
+//!   never recorded a primary for, no tablet can be ready and none has served a write: its
+//!   drains are finished at once (one at a time), and the first election waits for them.
 //! - A primary is never finished: it is first reparented (PlannedReparentShard) to a ready
 //!   replica that is not draining; it is finished once Vitess records another primary.
 //! - Removing `started` aborts: `acknowledged` and `finished` are taken away again.
@@ -304,10 +305,12 @@ fn finish(shard: &Shard, after: &[Tablet]) -> Option<Finish> {
         .iter()
         .min_by_key(|&&i| (!is_primary(&after[i]), after[i].alias.clone()))?;
     let Some(primary) = &shard.primary else {
-        return Some(Finish::Blocked(format!(
-            "drain of {} waits: the shard has no primary yet",
-            after[pick].alias
-        )));
+        // Vitess never recorded a primary: the shard has served no writes, its tablets hold
+        // nothing a backup does not, and none of them can be Ready before an election. So
+        // the drain is finished at once (still one pod at a time: see above), and the first
+        // election waits for it (`elect`). Otherwise tablets started from a wrong spec
+        // would wait for an election that waits for them.
+        return Some(Finish::Mark(pick));
     };
     let unready: Vec<&str> = after
         .iter()
@@ -378,9 +381,20 @@ fn elect(after: &[Tablet]) -> Result<String, String> {
             waiting.join(", ")
         ));
     }
+    let draining: Vec<&str> = after
+        .iter()
+        .filter(|t| t.has(drain::STARTED))
+        .map(|t| t.alias.as_str())
+        .collect();
+    if !draining.is_empty() {
+        return Err(format!(
+            "waiting for the drain of {} to end (a primary is elected once no tablet drains)",
+            draining.join(", ")
+        ));
+    }
     wanted
         .iter()
-        .filter(|t| t.replica_pool && t.vitess_replica && !t.has(drain::STARTED))
+        .filter(|t| t.replica_pool && t.vitess_replica)
         .map(|t| t.alias.clone())
         .min()
         .ok_or_else(|| "no tablet can be primary: none is a REPLICA of a replica pool".into())

@@ -173,7 +173,7 @@ fn no_candidate_blocks_and_says_why() {
 }
 
 #[test]
-fn drains_wait_for_other_tablets_and_a_primary() {
+fn drains_wait_for_other_tablets_to_be_ready() {
     let mut unready = tablet("a-3");
     unready.ready = false;
     let plan = plan(&shard(
@@ -194,11 +194,6 @@ fn drains_wait_for_other_tablets_and_a_primary() {
         plan.steps,
         vec![annotate("pod-a-2", &[(drain::FINISHED, FINISHED)], &[])]
     );
-    let plan = super::plan(&shard(
-        vec![tablet("a-1"), with(tablet("a-2"), &[drain::STARTED])],
-        None,
-    ));
-    assert!(plan.blocked.unwrap().contains("no primary"));
 }
 
 #[test]
@@ -377,4 +372,64 @@ fn a_held_election_waits_and_says_why() {
     // A hold means nothing once the shard has a primary.
     held.primary = Some("a-1".into());
     assert_eq!(super::plan(&held).election, None);
+}
+
+#[test]
+fn a_shard_that_never_had_a_primary_rolls_without_waiting_for_readiness() {
+    // Tablets started from a wrong spec (say, a backup location the user then fixed): none
+    // is Ready, as none has a primary, and they are out of date.
+    let stale = |alias| {
+        let mut t = tablet(alias);
+        t.ready = false;
+        t.wanted = Wanted::Outdated;
+        t
+    };
+    let plan = super::plan(&shard(vec![stale("a-1"), stale("a-2")], None));
+    assert_eq!(
+        plan.steps,
+        vec![annotate(
+            "pod-a-1",
+            &[
+                (drain::STARTED, STARTED_ROLLOUT),
+                (drain::ACKNOWLEDGED, ACKNOWLEDGED),
+                (drain::FINISHED, FINISHED),
+            ],
+            &[]
+        )]
+    );
+    assert_eq!(plan.blocked, None);
+    assert!(
+        plan.election.as_deref().unwrap_or_default().contains("drain of a-1"),
+        "{plan:?}"
+    );
+
+    // Finished and out of date: deleted; the other one waits its turn, and nobody is elected.
+    let finished = with(stale("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED, drain::FINISHED]);
+    let plan = super::plan(&shard(vec![finished, stale("a-2")], None));
+    assert_eq!(
+        plan.steps,
+        vec![Step::Delete {
+            pod: "pod-a-1".into(),
+            alias: "a-1".into(),
+            wanted: Wanted::Outdated,
+        }]
+    );
+
+    // A drain someone else started is finished at once too, but one pod at a time.
+    let plan = super::plan(&shard(
+        vec![
+            with(tablet("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED]),
+            with(tablet("a-2"), &[drain::STARTED, drain::ACKNOWLEDGED]),
+        ],
+        None,
+    ));
+    assert_eq!(
+        plan.steps,
+        vec![annotate("pod-a-1", &[(drain::FINISHED, FINISHED)], &[])]
+    );
+    assert!(!plan.steps.iter().any(|s| matches!(s, Step::ElectPrimary { .. })));
+
+    // Once every tablet is current and none drains, the first primary is elected.
+    let plan = super::plan(&shard(vec![tablet("a-1"), tablet("a-2")], None));
+    assert_eq!(plan.steps, vec![Step::ElectPrimary { to: "a-1".into() }]);
 }
