@@ -57,6 +57,8 @@ pub struct InitPod {
     /// Why a container of the pod cannot start (`CreateContainerConfigError: secret
     /// "gcs-auth" not found`, an image that cannot be pulled), if one cannot.
     pub blocked: Option<String>,
+    /// When the running vtbackup container started (RFC 3339), while one runs.
+    pub running_since: Option<String>,
 }
 
 /// Waiting reasons of a container that do not block it: steps on the way, and the back-off
@@ -239,11 +241,23 @@ fn by_init_pod(inputs: &Inputs, pod: &InitPod) -> Decision {
             )
         }
         phase => {
-            let why = format!(
-                "waiting for vtbackup-init pod {} to upload the first backup (phase {})",
-                pod.name,
-                if phase.is_empty() { "unknown" } else { phase }
-            );
+            let why = match &pod.running_since {
+                // A time, not a duration: the message stays the same while the pod runs.
+                Some(since) => format!(
+                    "waiting for vtbackup-init pod {name} to upload the first backup \
+                     (vtbackup running since {since}; an empty shard's backup takes a minute \
+                     or two: if it does not end, its store or token endpoint may refuse \
+                     connections, which the GCS client retries without end; see `kubectl \
+                     logs {name} -c {container}`)",
+                    name = pod.name,
+                    container = desired::vtbackup::CONTAINER,
+                ),
+                None => format!(
+                    "waiting for vtbackup-init pod {} to upload the first backup (phase {})",
+                    pod.name,
+                    if phase.is_empty() { "unknown" } else { phase }
+                ),
+            };
             Decision::new(
                 Create::Nothing,
                 Some(why.clone()),
@@ -330,6 +344,9 @@ pub fn init_pod_of(pod: &Pod, desired_hash: Option<&str>) -> InitPod {
             .and_then(|t| t.message.as_deref().or(t.reason.as_deref()))
             .and_then(last_error_of),
         current: desired_hash.is_some() && running_hash == desired_hash,
+        running_since: vtbackup
+            .and_then(|c| c.state.as_ref()?.running.as_ref()?.started_at.as_ref())
+            .map(|t| t.0.to_string()),
     }
 }
 

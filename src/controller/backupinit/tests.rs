@@ -130,7 +130,7 @@ fn vtbackups_last_words_are_its_last_log_record() {
 #[test]
 fn the_init_pod_is_read_from_its_container_status() {
     use k8s_openapi::api::core::v1::{
-        ContainerState, ContainerStateTerminated, ContainerStatus, PodStatus,
+        ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStatus, PodStatus,
     };
     let mut running = Pod::default();
     running.metadata.name = Some("init".into());
@@ -146,6 +146,14 @@ fn the_init_pod_is_read_from_its_container_status() {
         container_statuses: Some(vec![ContainerStatus {
             name: desired::vtbackup::CONTAINER.into(),
             restart_count: 2,
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+                        "2026-12-05T16:00:00Z".parse().unwrap(),
+                    )),
+                }),
+                ..ContainerState::default()
+            }),
             last_state: Some(ContainerState {
                 terminated: Some(ContainerStateTerminated {
                     exit_code: 1,
@@ -198,6 +206,8 @@ fn the_init_pod_is_read_from_its_container_status() {
         (seen.phase.as_str(), seen.failures, seen.current),
         ("Running", 2, true)
     );
+    assert_eq!(seen.running_since.as_deref(), Some("2026-12-05T16:00:00Z"));
+    assert_eq!(init_pod_of(&creating, Some("h1")).running_since, None);
     assert_eq!(seen.last_error.as_deref(), Some("bucket doesn't exist"));
     assert!(!init_pod_of(&running, Some("h2")).current);
     assert!(!init_pod_of(&running, None).current);
@@ -489,4 +499,38 @@ fn durations() {
     for bad in ["", "h", "10", "1d", "1.5h"] {
         assert_eq!(parse_duration(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn a_running_init_pod_says_since_when_and_what_a_hang_means() {
+    let d = decide(&Inputs {
+        init_pod: pod("Running").map(|p| InitPod {
+            running_since: Some("2026-12-05T16:00:00Z".into()),
+            ..p
+        }),
+        ..inputs()
+    });
+    assert_eq!(reason(&d), "InitPodRunning");
+    let message = &d
+        .condition
+        .as_ref()
+        .map(|c| c.message.clone())
+        .unwrap_or_default();
+    assert!(
+        message.contains("running since 2026-12-05T16:00:00Z"),
+        "{message}"
+    );
+    assert!(
+        message.contains("kubectl logs ex-commerce-x-x-vtbackup-init-c6db73c9 -c vtbackup"),
+        "{message}"
+    );
+    // The same message on every reconcile while it runs: no status write for nothing.
+    let again = decide(&Inputs {
+        init_pod: pod("Running").map(|p| InitPod {
+            running_since: Some("2026-12-05T16:00:00Z".into()),
+            ..p
+        }),
+        ..inputs()
+    });
+    assert_eq!(again, d);
 }

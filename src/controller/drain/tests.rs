@@ -399,12 +399,18 @@ fn a_shard_that_never_had_a_primary_rolls_without_waiting_for_readiness() {
     );
     assert_eq!(plan.blocked, None);
     assert!(
-        plan.election.as_deref().unwrap_or_default().contains("drain of a-1"),
+        plan.election
+            .as_deref()
+            .unwrap_or_default()
+            .contains("drain of a-1"),
         "{plan:?}"
     );
 
     // Finished and out of date: deleted; the other one waits its turn, and nobody is elected.
-    let finished = with(stale("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED, drain::FINISHED]);
+    let finished = with(
+        stale("a-1"),
+        &[drain::STARTED, drain::ACKNOWLEDGED, drain::FINISHED],
+    );
     let plan = super::plan(&shard(vec![finished, stale("a-2")], None));
     assert_eq!(
         plan.steps,
@@ -427,7 +433,12 @@ fn a_shard_that_never_had_a_primary_rolls_without_waiting_for_readiness() {
         plan.steps,
         vec![annotate("pod-a-1", &[(drain::FINISHED, FINISHED)], &[])]
     );
-    assert!(!plan.steps.iter().any(|s| matches!(s, Step::ElectPrimary { .. })));
+    assert!(
+        !plan
+            .steps
+            .iter()
+            .any(|s| matches!(s, Step::ElectPrimary { .. }))
+    );
 
     // Once every tablet is current and none drains, the first primary is elected.
     let plan = super::plan(&shard(vec![tablet("a-1"), tablet("a-2")], None));
