@@ -23,11 +23,16 @@
 //!
 //! Deleting the VitessBackup objects and then the namespace leaves every backup in the store.
 //!
-//! A second cluster is applied first without its credentials' Secret (the shard says which
-//! Secret of which location is missing), then with it, naming a bucket that does not exist:
-//! its init pod fails, the shard's `BackupInitialized` condition and a Warning Event say what
-//! the store answered, no primary is elected onto an empty database that should have been
-//! restored, and no volume is deleted.
+//! A second cluster meets a user's mistakes one by one, each reported by the shard's
+//! `BackupInitialized` condition, and while any lasts no primary is elected onto an empty
+//! database that should have been restored: applied without its credentials' Secret (which
+//! Secret of which location is missing); then with it, naming a bucket that does not exist
+//! (the init pod fails, the condition and a Warning Event repeat what the store answered, no
+//! volume is deleted); then with the bucket fixed but a pasted PEM key for credentials (the
+//! failing init pod is replaced, and the new one says the credentials are wrong); then fixed:
+//! the first backup is uploaded, the tablets started from the mistaken spec are replaced and
+//! restore it, a primary is elected and takes a row through vtgate. A third cluster names an
+//! S3 endpoint that refuses connections, and is told so.
 //!
 //! The only fake is Google's OAuth token service ([`FakeGoogleOAuth`]): Vitess asks it for a
 //! token before every session with the GCS store, and it cannot run here. The stores' tests run
@@ -590,36 +595,32 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
     Ok(())
 }
 
+/// A PEM private key, as a user pastes it where the JSON credentials file belongs.
+const PASTED_KEY: &str =
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+
 #[tokio::test]
-async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_database() -> Result<()>
-{
-    let test = "a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_database";
+async fn backup_mistakes_are_reported_one_by_one_and_once_fixed_the_shard_comes_up_restored()
+-> Result<()> {
+    let test = "backup_mistakes_are_reported_one_by_one_and_once_fixed_the_shard_comes_up_restored";
     let client = client().await?;
     if real_node(&client, test).await?.is_none() {
         return Ok(());
     }
     install_crds().await?;
-    let ns = TestNamespace::create(&client, "wrong-bucket").await?;
+    let ns = TestNamespace::create(&client, "backup-mistakes").await?;
     let name = ns.name().to_string();
     let oauth = FakeGoogleOAuth::start(&node_ip()?).await?;
-    let mut operator = Operator::start_with_cluster_dns(
-        "wrong-bucket",
-        &[
-            "run",
-            "--namespace",
-            &name,
-            "--metrics-address",
-            "127.0.0.1:0",
-        ],
-    )?;
+    let mut operator = start_operator("backup-mistakes", &name)?;
     // Never created: the store answers that it does not exist.
-    let store = Store::Gcs {
+    let mut store = Store::Gcs {
         bucket: format!("missing-{name}"),
         oauth,
     };
     let yaml = cluster_with_backups(&store)?;
-    // First without the credentials' Secret, as a user who forgot it: the init pod cannot
-    // start, and the shard says which Secret of which location is missing.
+
+    // 1. Without the credentials' Secret, as a user who forgot it: the init pod cannot start,
+    // and the shard says which Secret of which location is missing.
     let (secret, cluster): (Vec<&str>, Vec<&str>) = yaml.split("\n---\n").partition(|doc| {
         serde_json::from_str::<serde_json::Value>(doc)
             .is_ok_and(|d| d["kind"] == "Secret" && d["metadata"]["name"] == "backup-auth")
@@ -630,33 +631,295 @@ async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_data
     )
     .await?;
     let shards = dynamic(&client, &name, "VitessShard");
-    let forgotten = wait_for(
-        &format!("VitessShard {SHARD} to say the backup Secret is missing"),
-        CONVERGE,
-        async |seen: &mut String| {
-            operator.check_running()?;
-            let shard = shards.get(SHARD).await?;
-            let initialized = condition_detail(&shard, "BackupInitialized");
-            *seen = format!("{initialized:?}");
-            Ok(initialized
-                .and_then(|(_, _, message)| message.contains("backup-auth").then_some(message)))
-        },
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
+    let forgotten = init_condition(
+        &mut operator,
+        &shards,
+        &pods,
+        "the backup Secret is missing",
+        |(_, _, message)| message.contains("backup-auth"),
     )
     .await?;
     ensure!(
-        forgotten.contains("does not exist") && forgotten.contains("gcs.authSecret"),
-        "BackupInitialized should say the Secret of gcs.authSecret does not exist: {forgotten}"
+        forgotten.2.contains("does not exist") && forgotten.2.contains("gcs.authSecret"),
+        "BackupInitialized should say the Secret of gcs.authSecret does not exist: {forgotten:?}"
     );
-    eprintln!("missing Secret: {forgotten}");
+    eprintln!("missing Secret: {}", forgotten.2);
     ensure!(
         secret.len() == 1,
         "the cluster YAML has no backup-auth Secret"
     );
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(secret[0])).await?;
 
-    let (status, message) = wait_for(
+    // 2. A bucket that does not exist: the init pod fails, the shard and an Event repeat what
+    // the store said, no primary is elected onto an empty database, no volume is deleted.
+    let (status, _, message) = init_condition(
+        &mut operator,
+        &shards,
+        &pods,
+        "its init pod fails on the bucket",
+        |(_, reason, _)| reason == "InitPodFailing",
+    )
+    .await?;
+    ensure!(
+        status == "False",
+        "BackupInitialized is {status}: {message}"
+    );
+    ensure!(
+        message.contains("bucket doesn't exist") && message.contains(INIT_POD),
+        "BackupInitialized should name the init pod and repeat what the store said about the \
+         bucket: {message}"
+    );
+    let events = event_messages(&name, "BackupInitFailing").await?;
+    ensure!(
+        events.contains("bucket doesn't exist"),
+        "no BackupInitFailing Event repeats the store's answer: {events:?}"
+    );
+    // A while later: still no primary, every tablet's volume still there.
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &name);
+    let claim_uids = async || -> Result<Vec<String>> {
+        Ok(claims
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .map(|c| c.uid().unwrap_or_default())
+            .collect())
+    };
+    let before = claim_uids().await?;
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    let shard = shards.get(SHARD).await?;
+    ensure!(primary_of(&shard).is_none(), "a primary was elected later");
+    let after = claim_uids().await?;
+    ensure!(
+        before.iter().all(|uid| after.contains(uid)),
+        "volumes were deleted: before {before:?}, after {after:?}"
+    );
+    eprintln!("wrong bucket: {message}");
+
+    // 3. The user fixes the bucket and, in the same apply, points the location at a Secret
+    // holding a pasted PEM key instead of the credentials file: the failing init pod is
+    // replaced, and the new one's failure names the credentials.
+    let Store::Gcs { bucket, .. } = &mut store else {
+        unreachable!("the store is GCS")
+    };
+    *bucket = format!("vitess-{name}");
+    gcs::create_bucket(bucket)
+        .await
+        .context("the GCS server of `e2e/cluster up` (component gcs) must run")?;
+    let fixed = cluster_with_backups(&store)?;
+    let pasted = with_auth_secret(&fixed, "backup-auth-pasted", Some(PASTED_KEY))?;
+    kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&pasted)).await?;
+    let (_, _, message) = init_condition(
+        &mut operator,
+        &shards,
+        &pods,
+        "its init pod fails on the credentials",
+        |(_, reason, message)| reason == "InitPodFailing" && message.contains("credentials"),
+    )
+    .await?;
+    let replaced = event_messages(&name, "BackupInitReplaced").await?;
+    ensure!(
+        replaced.contains(INIT_POD),
+        "no BackupInitReplaced Event names {INIT_POD}: {replaced:?}"
+    );
+    ensure!(
+        primary_of(&shards.get(SHARD).await?).is_none(),
+        "a primary was elected with unusable credentials"
+    );
+    eprintln!("pasted key: {message}");
+
+    // 4. The location fixed: the init pod is replaced and uploads the first backup; the
+    // tablets, started from the mistaken spec, are replaced and restore from it; the first
+    // primary is elected only after that, and rows go through vtgate.
+    let _turn = ONE_CLUSTER.lock().await;
+    let stale: Vec<String> = tablet_pods(&client, &name)
+        .await?
+        .iter()
+        .map(|p| p.uid().unwrap_or_default())
+        .collect();
+    let fixed_at = Instant::now();
+    kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&fixed)).await?;
+    let mut elected_early = None;
+    wait_for(
         &format!(
-            "VitessShard {SHARD} to say its init pod fails (operator log: {})",
+            "vtbackup-init pod {INIT_POD} to succeed (operator log: {})",
+            operator.log_path().display()
+        ),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            // The shard first: a primary it reports while the pod read after it has not
+            // succeeded was elected before the first backup.
+            let primary = shards.get_opt(SHARD).await?.as_ref().and_then(primary_of);
+            let pod = pods.get_opt(INIT_POD).await?;
+            let phase = pod
+                .as_ref()
+                .and_then(|p| p.status.as_ref()?.phase.clone())
+                .unwrap_or_default();
+            if let Some(primary) = primary.filter(|_| phase != "Succeeded") {
+                elected_early.get_or_insert(primary);
+            }
+            *seen = pod.as_ref().map(describe_pod).unwrap_or_default();
+            Ok((phase == "Succeeded").then_some(()))
+        },
+    )
+    .await?;
+    let uploaded_in = fixed_at.elapsed();
+    ensure!(
+        elected_early.is_none(),
+        "primary {elected_early:?} was elected before {INIT_POD} uploaded the first backup"
+    );
+    let dir = store.shard_dir();
+    let first = complete_backups(&store.list().await?, &dir);
+    ensure!(
+        first.len() == 1,
+        "{} should hold one backup with a MANIFEST under {dir}; it holds {first:?}",
+        store.describe()
+    );
+    let backup = first[0].0.clone();
+    let primary = wait_for(
+        &format!("VitessShard {SHARD} to report a primary"),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let shard = shards.get(SHARD).await?;
+            *seen = format!("{}", shard.data["status"]);
+            Ok(primary_of(&shard))
+        },
+    )
+    .await?;
+    let elected_in = fixed_at.elapsed();
+    let tablets = tablet_pods(&client, &name).await?;
+    for pod in &tablets {
+        let uid = pod.uid().unwrap_or_default();
+        ensure!(
+            !stale.contains(&uid),
+            "tablet pod {} was started from the mistaken spec and never replaced",
+            pod.name_any()
+        );
+        let log = vttablet_log(&pods, &pod.name_any()).await?;
+        ensure!(
+            log.contains(&format!("full:{backup}")),
+            "tablet pod {} did not restore {backup}; its vttablet log has no `full:{backup}`",
+            pod.name_any()
+        );
+    }
+    let vtgate = vtgate_address(&client, &name, CLUSTER).await?;
+    let mut conn = wait_for(
+        "vtgate to accept the example's user and reach the primary",
+        CONVERGE,
+        async |_seen: &mut String| {
+            let mut conn = connect(&vtgate, APP_USER, "commerce").await?;
+            conn.query_drop("SELECT 1").await?;
+            Ok(Some(conn))
+        },
+    )
+    .await?;
+    conn.query_drop("CREATE TABLE corder (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(64))")
+        .await
+        .context("CREATE TABLE through vtgate")?;
+    conn.exec_drop(
+        "INSERT INTO corder (id, note) VALUES (?, ?)",
+        (1, "after the mistakes"),
+    )
+    .await
+    .context("INSERT through vtgate")?;
+    let rows: Vec<u64> = conn.query("SELECT id FROM corder").await?;
+    ensure!(rows == vec![1], "the primary has rows {rows:?}, not [1]");
+    eprintln!(
+        "fixed: {backup} uploaded {uploaded_in:.0?} and primary {primary} elected \
+         {elected_in:.0?} after the fix"
+    );
+    write_figures(
+        "real-backups-mistakes",
+        &serde_json::json!({
+            "fix_to_first_backup_s": uploaded_in.as_secs_f64(),
+            "fix_to_primary_s": elected_in.as_secs_f64(),
+            "tablets_replaced": tablets.len(),
+        }),
+    )?;
+    drop(conn);
+    operator.stop().await?;
+    ns.delete_now(Duration::from_secs(600)).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unreachable_s3_endpoint_is_reported_and_no_primary_is_elected() -> Result<()> {
+    let test = "an_unreachable_s3_endpoint_is_reported_and_no_primary_is_elected";
+    let client = client().await?;
+    if real_node(&client, test).await?.is_none() {
+        return Ok(());
+    }
+    install_crds().await?;
+    let ns = TestNamespace::create(&client, "s3-refused").await?;
+    let name = ns.name().to_string();
+    let mut operator = start_operator("s3-refused", &name)?;
+    let store = Store::S3 {
+        bucket: format!("vitess-{name}"),
+    };
+    // Port 1 of the node: nothing listens, every connection is refused.
+    let refused = format!("http://{}:1", node_ip()?);
+    let yaml = edit_clusters(&cluster_with_backups(&store)?, |spec| {
+        spec["backup"]["locations"][0]["s3"]["endpoint"] = refused.clone().into();
+    })?;
+    kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&yaml)).await?;
+    let shards = dynamic(&client, &name, "VitessShard");
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
+    let (status, _, message) = init_condition(
+        &mut operator,
+        &shards,
+        &pods,
+        "its init pod fails on the endpoint",
+        |(_, reason, _)| reason == "InitPodFailing",
+    )
+    .await?;
+    ensure!(
+        status == "False" && message.contains("connection refused") && message.contains(INIT_POD),
+        "BackupInitialized should name the init pod and say the endpoint refused it: {message}"
+    );
+    let events = event_messages(&name, "BackupInitFailing").await?;
+    ensure!(
+        events.contains("connection refused"),
+        "no BackupInitFailing Event says the endpoint refused the connection: {events:?}"
+    );
+    ensure!(
+        primary_of(&shards.get(SHARD).await?).is_none(),
+        "a primary was elected although no backup could be uploaded"
+    );
+    eprintln!("refused S3 endpoint: {message}");
+    operator.stop().await?;
+    ns.delete_now(Duration::from_secs(600)).await?;
+    Ok(())
+}
+
+/// The operator, watching only `namespace`, with the cluster DNS its vtctld dials through.
+fn start_operator(log: &str, namespace: &str) -> Result<Operator> {
+    Operator::start_with_cluster_dns(
+        log,
+        &[
+            "run",
+            "--namespace",
+            namespace,
+            "--metrics-address",
+            "127.0.0.1:0",
+        ],
+    )
+}
+
+/// Waits until the shard's `BackupInitialized` (status, reason, message) satisfies `done`;
+/// no primary may be elected meanwhile. On a timeout the init pod's state is in the error.
+async fn init_condition(
+    operator: &mut Operator,
+    shards: &Api<DynamicObject>,
+    pods: &Api<Pod>,
+    what: &str,
+    done: impl Fn(&(String, String, String)) -> bool,
+) -> Result<(String, String, String)> {
+    wait_for(
+        &format!(
+            "VitessShard {SHARD} to say {what} (operator log: {})",
             operator.log_path().display()
         ),
         CONVERGE,
@@ -669,64 +932,94 @@ async fn a_wrong_bucket_is_reported_and_no_primary_is_elected_onto_an_empty_data
                 shard.data["status"]
             );
             let initialized = condition_detail(&shard, "BackupInitialized");
-            *seen = format!("{initialized:?}");
-            Ok(initialized
-                .filter(|(_, reason, _)| reason == "InitPodFailing")
-                .map(|(status, _, message)| (status, message)))
+            let pod = pods.get_opt(INIT_POD).await?;
+            *seen = format!(
+                "{initialized:?}; init pod: {}",
+                pod.as_ref().map(describe_pod).unwrap_or_default()
+            );
+            Ok(initialized.filter(|c| done(c)))
         },
     )
-    .await?;
-    ensure!(
-        status == "False",
-        "BackupInitialized is {status}: {message}"
-    );
-    ensure!(
-        message.contains("bucket") && message.contains(INIT_POD),
-        "BackupInitialized should name the init pod and repeat what the store said about the \
-         bucket: {message}"
-    );
-    let events = kubectl(&[
+    .await
+}
+
+/// A pod's uid, phase, deletion and containers' states, for a message.
+fn describe_pod(pod: &Pod) -> String {
+    let status = pod.status.as_ref();
+    let containers: Vec<String> = status
+        .into_iter()
+        .flat_map(|s| {
+            let init = s.init_container_statuses.iter().flatten();
+            init.chain(s.container_statuses.iter().flatten())
+        })
+        .map(|c| {
+            format!(
+                "{} restarts {} state {:?}",
+                c.name,
+                c.restart_count,
+                serde_json::to_string(&c.state).unwrap_or_default()
+            )
+        })
+        .collect();
+    format!(
+        "uid {} phase {:?} deleting {} [{}]",
+        pod.uid().unwrap_or_default(),
+        status.and_then(|s| s.phase.as_deref()),
+        pod.metadata.deletion_timestamp.is_some(),
+        containers.join("; ")
+    )
+}
+
+/// The messages of the namespace's Events with `reason`.
+async fn event_messages(namespace: &str, reason: &str) -> Result<String> {
+    kubectl(&[
         "-n",
-        &name,
+        namespace,
         "get",
         "events",
         "--field-selector",
-        "reason=BackupInitFailing",
+        &format!("reason={reason}"),
         "-o",
         "jsonpath={.items[*].message}",
     ])
-    .await?;
-    ensure!(
-        events.contains("bucket"),
-        "no BackupInitFailing Event repeats the store's answer: {events:?}"
-    );
-    // A while later: still no primary, every tablet's volume still there.
-    let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &name);
-    let before: Vec<String> = claims
-        .list(&ListParams::default())
-        .await?
-        .items
+    .await
+}
+
+/// `yaml` with `edit` applied to the spec of each VitessCluster in it.
+fn edit_clusters(yaml: &str, edit: impl Fn(&mut serde_json::Value)) -> Result<String> {
+    let docs: Vec<serde_json::Value> = yaml
+        .split("\n---\n")
+        .map(|doc| {
+            let mut doc: serde_json::Value = serde_json::from_str(doc)?;
+            if doc["kind"] == "VitessCluster" {
+                edit(&mut doc["spec"]);
+            }
+            Ok(doc)
+        })
+        .collect::<Result<_>>()?;
+    Ok(docs
         .iter()
-        .map(|c| c.uid().unwrap_or_default())
-        .collect();
-    tokio::time::sleep(Duration::from_secs(20)).await;
-    let shard = shards.get(SHARD).await?;
-    ensure!(primary_of(&shard).is_none(), "a primary was elected later");
-    let after: Vec<String> = claims
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .map(|c| c.uid().unwrap_or_default())
-        .collect();
-    ensure!(
-        before.iter().all(|uid| after.contains(uid)),
-        "volumes were deleted: before {before:?}, after {after:?}"
-    );
-    eprintln!("wrong bucket: {message}");
-    operator.stop().await?;
-    ns.delete_now(Duration::from_secs(600)).await?;
-    Ok(())
+        .map(serde_json::Value::to_string)
+        .collect::<Vec<_>>()
+        .join("\n---\n"))
+}
+
+/// `yaml` whose GCS location reads Secret `secret` (with `content` under the same key, in a
+/// new Secret, when given).
+fn with_auth_secret(yaml: &str, secret: &str, content: Option<&str>) -> Result<String> {
+    let mut out = edit_clusters(yaml, |spec| {
+        spec["backup"]["locations"][0]["gcs"]["authSecret"]["name"] = secret.into();
+    })?;
+    if let Some(content) = content {
+        let doc = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": secret},
+            "stringData": {"gcs_key.json": content},
+        });
+        out = format!("{doc}\n---\n{out}");
+    }
+    Ok(out)
 }
 
 /// The example cluster on the real node, backing up to `store`.
