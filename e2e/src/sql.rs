@@ -58,6 +58,27 @@ pub async fn connect(address: &str, user: &str, database: &str) -> Result<mysql_
         .with_context(|| format!("connecting to {address} as {user} (database {database})"))
 }
 
+/// A connection through vtgate at `address` once it answers `SELECT 1` (it does once the
+/// shard it routes to has a serving primary), trying for up to `timeout`.
+pub async fn connect_when_serving(
+    address: &str,
+    user: &str,
+    database: &str,
+    timeout: Duration,
+) -> Result<mysql_async::Conn> {
+    crate::wait_for(
+        &format!("vtgate {address} to accept {user} and reach a primary of {database}"),
+        timeout,
+        async |seen: &mut String| {
+            let mut conn = connect(address, user, database).await?;
+            conn.query_drop("SELECT 1").await?;
+            *seen = "connected".into();
+            Ok(Some(conn))
+        },
+    )
+    .await
+}
+
 /// What a [`Writer`] did.
 #[derive(Debug, Clone, Default)]
 pub struct WriterReport {

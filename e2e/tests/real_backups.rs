@@ -51,7 +51,9 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, LogParams};
 use kube::{Client, ResourceExt};
 use mysql_async::prelude::Queryable;
-use vitess_operator_e2e::sql::{connect, ids_on_tablet, missing_on_tablet, vtgate_address};
+use vitess_operator_e2e::sql::{
+    connect_when_serving, ids_on_tablet, missing_on_tablet, vtgate_address,
+};
 use vitess_operator_e2e::stores::gcs::{self, FakeGoogleOAuth, gcs_endpoint};
 use vitess_operator_e2e::stores::{StoredObject, complete_backups, list_directory, s3};
 use vitess_operator_e2e::{
@@ -251,36 +253,8 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
     // 1. The init pod uploads the first backup; nobody is elected before it has.
     let pods: Api<Pod> = Api::namespaced(client.clone(), &name);
     let shards = dynamic(&client, &name, "VitessShard");
-    let mut elected_early = None;
-    wait_for(
-        &format!(
-            "vtbackup-init pod {INIT_POD} to succeed (operator log: {})",
-            operator.log_path().display()
-        ),
-        CONVERGE,
-        async |seen: &mut String| {
-            operator.check_running()?;
-            // The shard first: a primary it reports while the pod read after it has not
-            // succeeded was elected before the first backup.
-            let primary = shards.get_opt(SHARD).await?.as_ref().and_then(primary_of);
-            let phase = pods
-                .get_opt(INIT_POD)
-                .await?
-                .and_then(|p| p.status?.phase)
-                .unwrap_or_default();
-            if let Some(primary) = primary.filter(|_| phase != "Succeeded") {
-                elected_early.get_or_insert(primary);
-            }
-            *seen = format!("init pod phase {phase:?}");
-            Ok((phase == "Succeeded").then_some(()))
-        },
-    )
-    .await?;
+    init_pod_succeeds(&mut operator, &shards, &pods).await?;
     let uploaded_in = applied.elapsed();
-    ensure!(
-        elected_early.is_none(),
-        "primary {elected_early:?} was elected before {INIT_POD} uploaded the first backup"
-    );
     let first = complete_backups(&store.list().await?, &dir);
     ensure!(
         first.len() == 1,
@@ -292,40 +266,11 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
     eprintln!("first backup {first_backup} ({first_size} bytes) in {uploaded_in:.0?} after apply");
 
     // 2. The tablets restore from it; the first primary is elected; rows are written.
-    let primary = wait_for(
-        &format!("VitessShard {SHARD} to report a primary"),
-        CONVERGE,
-        async |seen: &mut String| {
-            operator.check_running()?;
-            let shard = shards.get(SHARD).await?;
-            *seen = format!("{}", shard.data["status"]);
-            Ok(primary_of(&shard))
-        },
-    )
-    .await?;
-    for pod in tablet_pods(&client, &name).await? {
-        let log = vttablet_log(&pods, &pod.name_any()).await?;
-        ensure!(
-            log.contains(&format!("full:{first_backup}")),
-            "tablet pod {} did not restore the first backup {first_backup}; its vttablet log \
-             has no `full:{first_backup}`",
-            pod.name_any()
-        );
-    }
+    let primary = primary_elected(&mut operator, &shards).await?;
+    restored_from(&pods, &tablet_pods(&client, &name).await?, &first_backup).await?;
     let vtgate = vtgate_address(&client, &name, CLUSTER).await?;
-    let mut conn = wait_for(
-        "vtgate to accept the example's user and reach the primary",
-        CONVERGE,
-        async |_seen: &mut String| {
-            let mut conn = connect(&vtgate, APP_USER, "commerce").await?;
-            conn.query_drop("SELECT 1").await?;
-            Ok(Some(conn))
-        },
-    )
-    .await?;
-    conn.query_drop("CREATE TABLE corder (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(64))")
-        .await
-        .context("CREATE TABLE through vtgate")?;
+    let mut conn = connect_when_serving(&vtgate, APP_USER, "commerce", CONVERGE).await?;
+    create_orders_table(&mut conn).await?;
     for id in 1..=ROWS {
         conn.exec_drop(
             "INSERT INTO corder (id, note) VALUES (?, ?)",
@@ -740,36 +685,8 @@ async fn backup_mistakes_are_reported_one_by_one_and_once_fixed_the_shard_comes_
         .collect();
     let fixed_at = Instant::now();
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&fixed)).await?;
-    let mut elected_early = None;
-    wait_for(
-        &format!(
-            "vtbackup-init pod {INIT_POD} to succeed (operator log: {})",
-            operator.log_path().display()
-        ),
-        CONVERGE,
-        async |seen: &mut String| {
-            operator.check_running()?;
-            // The shard first: a primary it reports while the pod read after it has not
-            // succeeded was elected before the first backup.
-            let primary = shards.get_opt(SHARD).await?.as_ref().and_then(primary_of);
-            let pod = pods.get_opt(INIT_POD).await?;
-            let phase = pod
-                .as_ref()
-                .and_then(|p| p.status.as_ref()?.phase.clone())
-                .unwrap_or_default();
-            if let Some(primary) = primary.filter(|_| phase != "Succeeded") {
-                elected_early.get_or_insert(primary);
-            }
-            *seen = pod.as_ref().map(describe_pod).unwrap_or_default();
-            Ok((phase == "Succeeded").then_some(()))
-        },
-    )
-    .await?;
+    init_pod_succeeds(&mut operator, &shards, &pods).await?;
     let uploaded_in = fixed_at.elapsed();
-    ensure!(
-        elected_early.is_none(),
-        "primary {elected_early:?} was elected before {INIT_POD} uploaded the first backup"
-    );
     let dir = store.shard_dir();
     let first = complete_backups(&store.list().await?, &dir);
     ensure!(
@@ -778,17 +695,7 @@ async fn backup_mistakes_are_reported_one_by_one_and_once_fixed_the_shard_comes_
         store.describe()
     );
     let backup = first[0].0.clone();
-    let primary = wait_for(
-        &format!("VitessShard {SHARD} to report a primary"),
-        CONVERGE,
-        async |seen: &mut String| {
-            operator.check_running()?;
-            let shard = shards.get(SHARD).await?;
-            *seen = format!("{}", shard.data["status"]);
-            Ok(primary_of(&shard))
-        },
-    )
-    .await?;
+    let primary = primary_elected(&mut operator, &shards).await?;
     let elected_in = fixed_at.elapsed();
     let tablets = tablet_pods(&client, &name).await?;
     for pod in &tablets {
@@ -798,27 +705,11 @@ async fn backup_mistakes_are_reported_one_by_one_and_once_fixed_the_shard_comes_
             "tablet pod {} was started from the mistaken spec and never replaced",
             pod.name_any()
         );
-        let log = vttablet_log(&pods, &pod.name_any()).await?;
-        ensure!(
-            log.contains(&format!("full:{backup}")),
-            "tablet pod {} did not restore {backup}; its vttablet log has no `full:{backup}`",
-            pod.name_any()
-        );
     }
+    restored_from(&pods, &tablets, &backup).await?;
     let vtgate = vtgate_address(&client, &name, CLUSTER).await?;
-    let mut conn = wait_for(
-        "vtgate to accept the example's user and reach the primary",
-        CONVERGE,
-        async |_seen: &mut String| {
-            let mut conn = connect(&vtgate, APP_USER, "commerce").await?;
-            conn.query_drop("SELECT 1").await?;
-            Ok(Some(conn))
-        },
-    )
-    .await?;
-    conn.query_drop("CREATE TABLE corder (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(64))")
-        .await
-        .context("CREATE TABLE through vtgate")?;
+    let mut conn = connect_when_serving(&vtgate, APP_USER, "commerce", CONVERGE).await?;
+    create_orders_table(&mut conn).await?;
     conn.exec_drop(
         "INSERT INTO corder (id, note) VALUES (?, ?)",
         (1, "after the mistakes"),
@@ -908,6 +799,62 @@ fn start_operator(log: &str, namespace: &str) -> Result<Operator> {
     )
 }
 
+/// Waits for the shard's `vtbackup-init` pod to succeed; fails if the shard reports a primary
+/// before it has (read before the pod: a primary seen while the pod had not succeeded was
+/// elected before the first backup).
+async fn init_pod_succeeds(
+    operator: &mut Operator,
+    shards: &Api<DynamicObject>,
+    pods: &Api<Pod>,
+) -> Result<()> {
+    let mut elected_early = None;
+    wait_for(
+        &format!(
+            "vtbackup-init pod {INIT_POD} to succeed (operator log: {})",
+            operator.log_path().display()
+        ),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let primary = shards.get_opt(SHARD).await?.as_ref().and_then(primary_of);
+            let pod = pods.get_opt(INIT_POD).await?;
+            let phase = pod
+                .as_ref()
+                .and_then(|p| p.status.as_ref()?.phase.clone())
+                .unwrap_or_default();
+            if let Some(primary) = primary.filter(|_| phase != "Succeeded") {
+                elected_early.get_or_insert(primary);
+            }
+            *seen = pod.as_ref().map(describe_pod).unwrap_or_default();
+            Ok((phase == "Succeeded").then_some(()))
+        },
+    )
+    .await?;
+    match elected_early {
+        Some(primary) => {
+            anyhow::bail!(
+                "primary {primary} was elected before {INIT_POD} uploaded the first backup"
+            )
+        }
+        None => Ok(()),
+    }
+}
+
+/// Waits for the shard to report its primary, and returns it.
+async fn primary_elected(operator: &mut Operator, shards: &Api<DynamicObject>) -> Result<String> {
+    wait_for(
+        &format!("VitessShard {SHARD} to report a primary"),
+        CONVERGE,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let shard = shards.get(SHARD).await?;
+            *seen = format!("{}", shard.data["status"]);
+            Ok(primary_of(&shard))
+        },
+    )
+    .await
+}
+
 /// Waits until the shard's `BackupInitialized` (status, reason, message) satisfies `done`;
 /// no primary may be elected meanwhile. On a timeout the init pod's state is in the error.
 async fn init_condition(
@@ -917,7 +864,8 @@ async fn init_condition(
     what: &str,
     done: impl Fn(&(String, String, String)) -> bool,
 ) -> Result<(String, String, String)> {
-    wait_for(
+    let mut elected = None;
+    let condition = wait_for(
         &format!(
             "VitessShard {SHARD} to say {what} (operator log: {})",
             operator.log_path().display()
@@ -926,11 +874,9 @@ async fn init_condition(
         async |seen: &mut String| {
             operator.check_running()?;
             let shard = shards.get(SHARD).await?;
-            ensure!(
-                primary_of(&shard).is_none(),
-                "a primary was elected although no backup could be uploaded: {}",
-                shard.data["status"]
-            );
+            if let Some(primary) = primary_of(&shard) {
+                elected.get_or_insert(primary);
+            }
             let initialized = condition_detail(&shard, "BackupInitialized");
             let pod = pods.get_opt(INIT_POD).await?;
             *seen = format!(
@@ -940,7 +886,25 @@ async fn init_condition(
             Ok(initialized.filter(|c| done(c)))
         },
     )
-    .await
+    .await;
+    if let Err(timeout) = condition {
+        let log = pods
+            .logs(
+                INIT_POD,
+                &LogParams {
+                    container: Some("vtbackup".into()),
+                    tail_lines: Some(20),
+                    ..LogParams::default()
+                },
+            )
+            .await
+            .unwrap_or_else(|e| format!("(cannot be read: {e})"));
+        return Err(timeout.context(format!("the end of {INIT_POD}'s vtbackup log:\n{log}")));
+    }
+    if let Some(primary) = elected {
+        anyhow::bail!("primary {primary} was elected although no backup could be uploaded");
+    }
+    condition
 }
 
 /// A pod's uid, phase, deletion and containers' states, for a message.
@@ -1090,6 +1054,26 @@ fn tablet_alias(pod: &Pod) -> Option<String> {
     let labels = pod.labels();
     let uid: u32 = labels.get("planetscale.com/tablet-uid")?.parse().ok()?;
     Some(format!("{}-{uid:010}", labels.get("planetscale.com/cell")?))
+}
+
+/// Fails unless each of `tablets` restored `backup` (its vttablet log names `full:<backup>`).
+async fn restored_from(pods: &Api<Pod>, tablets: &[Pod], backup: &str) -> Result<()> {
+    for pod in tablets {
+        let log = vttablet_log(pods, &pod.name_any()).await?;
+        ensure!(
+            log.contains(&format!("full:{backup}")),
+            "tablet pod {} did not restore {backup}; its vttablet log has no `full:{backup}`",
+            pod.name_any()
+        );
+    }
+    Ok(())
+}
+
+/// The application's table, made through vtgate.
+async fn create_orders_table(conn: &mut mysql_async::Conn) -> Result<()> {
+    conn.query_drop("CREATE TABLE corder (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(64))")
+        .await
+        .context("CREATE TABLE through vtgate")
 }
 
 /// The vttablet container's log of `pod`, from the real node's kubelet.

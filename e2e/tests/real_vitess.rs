@@ -34,7 +34,9 @@ use mysql_async::prelude::Queryable;
 #[path = "support/argocd.rs"]
 mod argocd;
 use argocd::argocd_health;
-use vitess_operator_e2e::sql::{Writer, connect, missing_on_tablet, vtgate_address};
+use vitess_operator_e2e::sql::{
+    Writer, connect, connect_when_serving, missing_on_tablet, vtgate_address,
+};
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, dynamic, install_crds, kubectl_with_stdin, on_real_node,
     primary_of, real_node, wait_for, workspace_dir, write_figures,
@@ -188,17 +190,7 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
 
     // An application: through vtgate, with the example's user.
     let vtgate = vtgate_address(&client, &name, CLUSTER).await?;
-    let mut conn = wait_for(
-        "vtgate to accept the example's user and reach the primary",
-        CONVERGE,
-        async |seen: &mut String| {
-            let mut conn = connect(&vtgate, APP_USER, "commerce").await?;
-            conn.query_drop("SELECT 1").await?;
-            *seen = "connected".into();
-            Ok(Some(conn))
-        },
-    )
-    .await?;
+    let mut conn = connect_when_serving(&vtgate, APP_USER, "commerce", CONVERGE).await?;
     conn.query_drop("CREATE TABLE corder (id BIGINT NOT NULL PRIMARY KEY, note VARCHAR(64))")
         .await
         .context("CREATE TABLE through vtgate")?;
