@@ -653,7 +653,7 @@ async fn backup_mistakes_are_reported_one_by_one_and_once_fixed_the_shard_comes_
         .await
         .context("the GCS server of `e2e/cluster up` (component gcs) must run")?;
     let fixed = cluster_with_backups(&store)?;
-    let pasted = with_auth_secret(&fixed, "backup-auth-pasted", Some(PASTED_KEY))?;
+    let pasted = with_auth_secret(&fixed, "backup-auth-pasted", PASTED_KEY)?;
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&pasted)).await?;
     let (_, _, message) = init_condition(
         &mut operator,
@@ -754,6 +754,7 @@ async fn an_unreachable_s3_endpoint_is_reported_and_no_primary_is_elected() -> R
     let refused = format!("http://{}:1", node_ip()?);
     let yaml = edit_clusters(&cluster_with_backups(&store)?, |spec| {
         spec["backup"]["locations"][0]["s3"]["endpoint"] = refused.clone().into();
+        Ok(())
     })?;
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&yaml)).await?;
     let shards = dynamic(&client, &name, "VitessShard");
@@ -949,14 +950,18 @@ async fn event_messages(namespace: &str, reason: &str) -> Result<String> {
     .await
 }
 
-/// `yaml` with `edit` applied to the spec of each VitessCluster in it.
-fn edit_clusters(yaml: &str, edit: impl Fn(&mut serde_json::Value)) -> Result<String> {
+/// `yaml` (JSON documents joined by `---`) with `edit` applied to the spec of each
+/// VitessCluster in it.
+fn edit_clusters(
+    yaml: &str,
+    mut edit: impl FnMut(&mut serde_json::Value) -> Result<()>,
+) -> Result<String> {
     let docs: Vec<serde_json::Value> = yaml
         .split("\n---\n")
         .map(|doc| {
             let mut doc: serde_json::Value = serde_json::from_str(doc)?;
             if doc["kind"] == "VitessCluster" {
-                edit(&mut doc["spec"]);
+                edit(&mut doc["spec"])?;
             }
             Ok(doc)
         })
@@ -968,22 +973,20 @@ fn edit_clusters(yaml: &str, edit: impl Fn(&mut serde_json::Value)) -> Result<St
         .join("\n---\n"))
 }
 
-/// `yaml` whose GCS location reads Secret `secret` (with `content` under the same key, in a
-/// new Secret, when given).
-fn with_auth_secret(yaml: &str, secret: &str, content: Option<&str>) -> Result<String> {
-    let mut out = edit_clusters(yaml, |spec| {
+/// `yaml` whose GCS location reads a new Secret `secret`, holding `content` under the same
+/// key; the Secret comes first, so it exists when the pods that mount it are made.
+fn with_auth_secret(yaml: &str, secret: &str, content: &str) -> Result<String> {
+    let yaml = edit_clusters(yaml, |spec| {
         spec["backup"]["locations"][0]["gcs"]["authSecret"]["name"] = secret.into();
+        Ok(())
     })?;
-    if let Some(content) = content {
-        let doc = serde_json::json!({
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": secret},
-            "stringData": {"gcs_key.json": content},
-        });
-        out = format!("{doc}\n---\n{out}");
-    }
-    Ok(out)
+    let doc = serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": secret},
+        "stringData": {"gcs_key.json": content},
+    });
+    Ok(format!("{doc}\n---\n{yaml}"))
 }
 
 /// The example cluster on the real node, backing up to `store`.
@@ -996,15 +999,7 @@ fn cluster_with_backups(store: &Store) -> Result<String> {
 fn cluster_with_backups_and(store: &Store, schedule: bool) -> Result<String> {
     let example = std::fs::read_to_string(workspace_dir().join("examples/initial-cluster.yaml"))?;
     let (location, secret, env) = store.location();
-    let mut docs: Vec<serde_json::Value> = on_real_node(&example)?
-        .split("\n---\n")
-        .map(serde_json::from_str)
-        .collect::<Result<_, _>>()?;
-    for doc in &mut docs {
-        if doc["kind"] != "VitessCluster" {
-            continue;
-        }
-        let spec = &mut doc["spec"];
+    let yaml = edit_clusters(&on_real_node(&example)?, |spec| {
         spec["backup"] = serde_json::json!({"engine": "builtin", "locations": [location]});
         if schedule {
             spec["backup"]["schedules"] = serde_json::json!([{
@@ -1022,13 +1017,12 @@ fn cluster_with_backups_and(store: &Store, schedule: bool) -> Result<String> {
                 .context("the example has no tablet pool")?;
             pool["extraEnv"] = env.clone();
         }
-    }
-    docs.extend(secret);
-    Ok(docs
-        .iter()
-        .map(serde_json::Value::to_string)
-        .collect::<Vec<_>>()
-        .join("\n---\n"))
+        Ok(())
+    })?;
+    Ok(match secret {
+        Some(secret) => format!("{yaml}\n---\n{secret}"),
+        None => yaml,
+    })
 }
 
 /// The status, reason and message of condition `kind`.
