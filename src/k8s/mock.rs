@@ -119,6 +119,23 @@ impl ApiServer {
             .cloned()
     }
 
+    /// Forgets the stored object of `object`'s kind, namespace and name (gone as garbage
+    /// collection or a finalizer's end would make it), and returns it if there was one.
+    pub fn remove_like<K>(&self, object: &K) -> Option<Value>
+    where
+        K: kube::Resource<DynamicType = ()>,
+    {
+        let meta = object.meta();
+        let collection = (
+            format!("{}/{}", K::group(&()), K::plural(&())),
+            meta.namespace.clone().unwrap_or_else(|| "default".into()),
+        );
+        self.lock()
+            .objects
+            .get_mut(&collection)?
+            .remove(meta.name.as_deref().unwrap_or_default())
+    }
+
     /// Every request so far, in order, and forgets them.
     pub fn take_calls(&self) -> Vec<Call> {
         std::mem::take(&mut self.lock().calls)

@@ -116,7 +116,11 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         return Ok(Action::await_change());
     }
     let namespace = shard.namespace().unwrap_or_default();
-    let (observed, unwanted) = tablets(&ctx, &shard).await?;
+    let Tablets {
+        observed,
+        unwanted,
+        awaiting_claim,
+    } = tablets(&ctx, &shard).await?;
     let orchestrator = vtorc(&ctx, &shard).await?;
     let vitess = vitess_view(&ctx, &shard).await;
     let (backups, init) = backups(&ctx, &shard, &observed, &unwanted, vitess.as_ref().ok()).await?;
@@ -141,7 +145,12 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     publish_blocked(&ctx, &shard, &status).await;
     // A drain or reparent in progress is followed closely; vtctld not answering, less so
     // (each look costs two lists and two vtctld calls).
-    let busy = !plan.steps.is_empty() || plan.blocked.is_some() || !plan.draining.is_empty();
+    // A tablet waiting for its old claim to go is made again as soon as it has gone (claims
+    // are not watched: they have no owner).
+    let busy = !plan.steps.is_empty()
+        || plan.blocked.is_some()
+        || !plan.draining.is_empty()
+        || !awaiting_claim.is_empty();
     // An election held for the vtbackup-init pod waits for that pod's events (it is watched),
     // not for a fast poll; the slow one keeps the tablets' registration in status current.
     let held = matches!(&backups, Backups::Known { decision, .. } if decision.hold.is_some());
@@ -156,9 +165,19 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
     }))
 }
 
+/// The shard's tablets as [`tablets`] found and made them.
+struct Tablets {
+    /// The tablets the spec wants, each with its pod.
+    observed: Vec<Observed>,
+    /// Pods no longer wanted that are not already going.
+    unwanted: Vec<Pod>,
+    /// Tablets without a pod whose claim is being deleted: made again once it has gone.
+    awaiting_claim: Vec<String>,
+}
+
 /// The read and apply steps: the shard's tablet pods and claims (one list each), the missing
 /// ones created (claim first), and the pods no longer wanted that are not already going.
-async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<(Vec<Observed>, Vec<Pod>), Error> {
+async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<Tablets, Error> {
     let client = &ctx.client;
     let namespace = shard.namespace().unwrap_or_default();
     let selector = super::selector(
@@ -183,10 +202,22 @@ async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<(Vec<Observed>, V
     // Only missing pods and claims are applied: pods are never patched.
     let applier = Applier::new(client, &ctx.events, shard);
     let mut observed = Vec::new();
+    let mut awaiting_claim = Vec::new();
     for tablet in desired::vttablet::build(shard)? {
         let name = tablet.pod.name_any();
         let (pod, claim) = match pods.remove(&name) {
             Some(pod) => (pod, claims.get(&name).cloned()),
+            // A lost disk replaced by hand (its pod and claim deleted): the old claim stays
+            // until no pod uses it, so a pod made now would hold it forever and never be
+            // scheduled. The tablet is made again, on a new claim, once the old one has gone.
+            None if tablet.pvc.is_some() && claims.get(&name).is_some_and(being_deleted) => {
+                tracing::info!(
+                    tablet = %name,
+                    "waiting for the tablet's claim, being deleted, to go before making it again"
+                );
+                awaiting_claim.push(name);
+                continue;
+            }
             None => {
                 // The claim first: a pod whose volume claim is missing cannot be scheduled.
                 let claim = match tablet.pvc {
@@ -217,7 +248,15 @@ async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<(Vec<Observed>, V
         .into_values()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .collect();
-    Ok((observed, unwanted))
+    Ok(Tablets {
+        observed,
+        unwanted,
+        awaiting_claim,
+    })
+}
+
+fn being_deleted(claim: &PersistentVolumeClaim) -> bool {
+    claim.metadata.deletion_timestamp.is_some()
 }
 
 /// The drain state machine's plan for this reconcile. Without vtctld nothing moves forward:

@@ -58,6 +58,63 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_lost_disk_is_made_again_on_a_new_claim_only_once_the_old_one_has_gone() {
+    let (_vtctld, ctx, server, shard) = testing::example_shard().await;
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    server.take_calls();
+    let name = "example-vttablet-zone1-2548885007-46a852d0";
+
+    // A user replaces a lost disk: the claim is deleted (kept, as the pvc-protection finalizer
+    // keeps it while its pod runs), then the pod, which goes.
+    let pod = testing::stored_pod(&server, name);
+    let claim: PersistentVolumeClaim = serde_json::from_value(
+        server
+            .get("", "persistentvolumeclaims", testing::NAMESPACE, name)
+            .expect("the claim was made"),
+    )
+    .expect("a claim");
+    let mut terminating = claim.clone();
+    terminating.metadata.deletion_timestamp = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
+    );
+    server.insert_object(&terminating);
+    server.remove_like(&pod);
+
+    // A pod made now would hold the old claim forever: nothing is made, and soon looked at again.
+    let shard = server.object_like(&shard).expect("still there");
+    let action = reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("reconcile while the claim goes");
+    let calls = server.take_calls();
+    assert!(
+        !writes(&calls).iter().any(|w| w.contains(name)),
+        "{:?}",
+        writes(&calls)
+    );
+    assert_eq!(action, Action::requeue(POLL));
+
+    // Once the old claim has gone, the claim and then the pod are made again.
+    server.remove_like(&claim);
+    reconcile(Arc::new(shard), ctx.clone())
+        .await
+        .expect("reconcile once the claim has gone");
+    let calls = server.take_calls();
+    let remade: Vec<&str> = writes(&calls)
+        .into_iter()
+        .filter(|w| w.contains(name))
+        .collect();
+    assert_eq!(
+        remade,
+        [
+            format!("apply persistentvolumeclaims/{name}"),
+            format!("apply pods/{name}")
+        ]
+    );
+}
+
+#[tokio::test]
 async fn a_vtorc_deployment_no_longer_wanted_is_pruned_from_the_one_list() {
     let (_vtctld, ctx, server, shard) = testing::example_shard().await;
     reconcile(Arc::new(shard.clone()), ctx.clone())
