@@ -48,6 +48,34 @@ fn config_crds_are_the_committed_crds() {
     assert_eq!(listed, names, "config/crd/kustomization.yaml resources");
 }
 
+/// The chart installs the same admission policy as `kubectl apply -k config/`: its template is
+/// `config/admission/policy.yaml` between the switch's lines.
+#[test]
+fn the_chart_ships_the_config_admission_policy() {
+    let policy = std::fs::read_to_string(root().join("config/admission/policy.yaml")).unwrap();
+    let template = std::fs::read_to_string(
+        root().join("charts/vitess-operator/templates/admissionpolicy.yaml"),
+    )
+    .unwrap();
+    let inner: Vec<&str> = template
+        .lines()
+        .skip_while(|l| !l.contains(".Values.admissionPolicy.enabled"))
+        .skip(1)
+        .take_while(|l| !l.contains("{{- end }}"))
+        .collect();
+    assert_eq!(
+        inner.join("\n") + "\n",
+        policy,
+        "charts/vitess-operator/templates/admissionpolicy.yaml differs from \
+         config/admission/policy.yaml"
+    );
+    let kustomization = std::fs::read_to_string(root().join("config/kustomization.yaml")).unwrap();
+    assert!(
+        kustomization.contains("- admission/policy.yaml"),
+        "config/kustomization.yaml does not install the admission policy"
+    );
+}
+
 #[test]
 fn the_deployment_runs_hardened_with_probes_and_leader_election() {
     let text = std::fs::read_to_string(root().join("config/manager/deployment.yaml")).unwrap();

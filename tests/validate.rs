@@ -290,6 +290,84 @@ fn broken_variants_name_the_field() {
             Box::new(|d| set(d, "/spec/cells/0/gateway/replicas", json!("two"))),
             "spec.cells[0].gateway.replicas: must be an integer, not a string".into(),
         ),
+        // Mistakes the schema once let through, found only when the pods came up (issue 18).
+        (
+            "a zone that is no label value",
+            Box::new(|d| set(d, "/spec/cells/0/zone", json!("-80-40"))),
+            "spec.cells[0].zone: \"-80-40\" does not match the pattern ^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$".into(),
+        ),
+        (
+            "a durability policy Vitess does not register",
+            Box::new(|d| set(d, "/spec/keyspaces/0/durabilityPolicy", json!("UPPER_case"))),
+            "spec.keyspaces[0].durabilityPolicy: unsupported value \"UPPER_case\": supported values are \"\", \"none\", \"semi_sync\", \"cross_cell\", \"semi_sync_with_rdonly_ack\", \"cross_cell_with_rdonly_ack\", \"test\"".into(),
+        ),
+        (
+            "a GCS bucket name Google refuses",
+            Box::new(|d| {
+                set(
+                    d,
+                    "/spec/backup",
+                    json!({"locations": [{"gcs": {"bucket": "bücket"}}]}),
+                )
+            }),
+            "spec.backup.locations[0].gcs.bucket: \"bücket\" does not match the pattern ^[a-z0-9][-a-z0-9_.]*[a-z0-9]$".into(),
+        ),
+        (
+            "an access mode that does not exist",
+            Box::new(|d| {
+                set(
+                    d,
+                    &format!("{POOL}/dataVolumeClaimTemplate/accessModes/0"),
+                    json!("ReadWriteSometimes"),
+                )
+            }),
+            format!(
+                "{pool_path}.dataVolumeClaimTemplate.accessModes[0]: unsupported value \"ReadWriteSometimes\": supported values are \"ReadWriteOnce\", \"ReadOnlyMany\", \"ReadWriteMany\", \"ReadWriteOncePod\""
+            ),
+        ),
+        (
+            "an empty Secret name",
+            Box::new(|d| set(d, "/spec/cells/0/gateway/authentication/static/secret/name", json!(""))),
+            "spec.cells[0].gateway.authentication.static.secret.name: must not be empty".into(),
+        ),
+        (
+            "a negative storage request",
+            Box::new(|d| {
+                set(
+                    d,
+                    &format!("{POOL}/dataVolumeClaimTemplate/resources/requests/storage"),
+                    json!("-5Gi"),
+                )
+            }),
+            format!(
+                "{pool_path}.dataVolumeClaimTemplate.resources.requests.storage: \"-5Gi\" does not match the pattern {}",
+                vitess_operator::api::shared::POSITIVE_QUANTITY
+            ),
+        ),
+        (
+            "a zero storage request as a number",
+            Box::new(|d| {
+                set(
+                    d,
+                    &format!("{POOL}/dataVolumeClaimTemplate/resources/requests/storage"),
+                    json!(0),
+                )
+            }),
+            format!(
+                "{pool_path}.dataVolumeClaimTemplate.resources.requests.storage: must be at least 1, not 0"
+            ),
+        ),
+        (
+            "an emptied pool list",
+            Box::new(|d| {
+                set(
+                    d,
+                    "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools",
+                    json!([]),
+                )
+            }),
+            "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools: must have at least 1 item(s), not 0".into(),
+        ),
         (
             "vtctld in an unknown cell",
             Box::new(|d| set(d, "/spec/vitessDashboard/cells/0", json!("zone2"))),
@@ -369,6 +447,25 @@ fn custom_key_ranges_must_cover_without_overlap() {
         "{:?}",
         problems(&checker, &same_point)
     );
+
+    // The schema's one-pass rules: exactly one shard at each end of the keyspace.
+    let mut two_beginnings = example("two-keyspaces.yaml");
+    set(
+        &mut two_beginnings,
+        &format!("{shards}/1/keyRange"),
+        json!({"end": "c0"}),
+    );
+    let found = problems(&checker, &two_beginnings);
+    for expected in [
+        format!(
+            "{path}: exactly one shard must have an empty keyRange.start (the beginning of the keyspace)"
+        ),
+        format!(
+            "{path}: exactly one shard must have an empty keyRange.end (the end of the keyspace)"
+        ),
+    ] {
+        assert!(found.contains(&expected), "{expected} not in {found:?}");
+    }
 
     let mut reversed = example("two-keyspaces.yaml");
     set(

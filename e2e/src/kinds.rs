@@ -22,15 +22,16 @@ const TIMEOUT: Duration = Duration::from_secs(120);
 /// operators of tests running in parallel do not collide on the default `0.0.0.0:8080`.
 pub const METRICS_ADDRESS: &str = "--metrics-address=127.0.0.1:0";
 
-/// Installs the CRDs and the PriorityClasses of `config/priority/` (every Vitess pod names
-/// `vitess`, which admission refuses when it does not exist) once per test process,
+/// Installs the CRDs, the admission policy of `config/admission/` (what users get from
+/// `kubectl apply -k config/`) and the PriorityClasses of `config/priority/` (every Vitess pod
+/// names `vitess`, which admission refuses when it does not exist) once per test process,
 /// server-side (another test process may be doing the same; server-side apply of identical
 /// objects does not race to AlreadyExists).
 pub async fn install_crds() -> Result<()> {
     static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     INSTALLED
         .get_or_try_init(|| async {
-            for dir in ["crds", "config/priority"] {
+            for dir in ["crds", "config/admission", "config/priority"] {
                 let dir = workspace_dir().join(dir);
                 kubectl(&[
                     "apply",

@@ -77,6 +77,21 @@ const REFUSALS: &[(&str, &str, &str, &str)] = &[
     ),
     (
         "*",
+        "*.accessModes",
+        "we allow only",
+        "core/v1 knows only ReadWriteOnce, ReadOnlyMany, ReadWriteMany and ReadWriteOncePod; \
+         another mode fails when the claim is made under the Go operator, and at apply time here",
+    ),
+    (
+        "*",
+        "*.durabilityPolicy",
+        "we allow only",
+        "Vitess v0.24 registers only none, semi_sync, cross_cell, semi_sync_with_rdonly_ack, \
+         cross_cell_with_rdonly_ack and test; another is refused by vtctld under the Go \
+         operator, and at apply time here",
+    ),
+    (
+        "*",
         "*.valueFrom",
         r#"we require "name""#,
         "core/v1: an env var from a key of an unnamed ConfigMap or Secret is refused by pod \

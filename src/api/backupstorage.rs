@@ -55,8 +55,12 @@ pub struct VitessBackupLocation {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct GcsBackupLocation {
-    /// Bucket name.
-    #[schemars(length(min = 1))]
+    /// Bucket name, as Google allows it: 3 to 222 characters of lower-case letters, digits,
+    /// `-`, `_` and `.`, beginning and ending with a letter or digit.
+    #[schemars(
+        length(min = 3, max = 222),
+        regex(pattern = r"^[a-z0-9][-a-z0-9_.]*[a-z0-9]$")
+    )]
     pub bucket: String,
     /// Prefix for all objects; the root is `<keyPrefix>/<cluster>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -74,8 +78,13 @@ pub struct S3BackupLocation {
     /// Region of the bucket.
     #[schemars(length(min = 1))]
     pub region: String,
-    /// Bucket name.
-    #[schemars(length(min = 1))]
+    /// Bucket name: 3 to 255 ASCII letters, digits, `-`, `_` and `.`, beginning and ending
+    /// with a letter or digit (looser than AWS' rule for new buckets: S3-compatible stores and
+    /// older buckets allow upper case and `_`).
+    #[schemars(
+        length(min = 3, max = 255),
+        regex(pattern = r"^[A-Za-z0-9][-A-Za-z0-9_.]*[A-Za-z0-9]$")
+    )]
     pub bucket: String,
     /// Endpoint `host:port`, for S3-compatible stores (default: the region's AWS endpoint).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -28,6 +28,10 @@ pub struct VitessCellTemplate {
     /// Zone (node label `topology.kubernetes.io/zone`) whose nodes run this cell's pods; empty:
     /// any node.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 63),
+        regex(pattern = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+    )]
     pub zone: Option<String>,
     /// A cell-local lockserver; default: the cell uses the global one.
     #[serde(default, skip_serializing_if = "Option::is_none")]

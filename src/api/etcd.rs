@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, PodOverrides, PullPolicy, Resources,
-    ServiceOverrides, core,
+    ServiceOverrides, core, volume_claim,
 };
 
 /// Settings of an etcd cluster the operator deploys.
@@ -30,7 +30,7 @@ pub struct EtcdLockserverTemplate {
     pub resources: Option<Resources>,
     /// Volume claim of each member's data (default 1Gi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<PersistentVolumeClaimSpec>>")]
+    #[schemars(schema_with = "volume_claim")]
     pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
     /// Extra etcd flags, `flag: value`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,6 +99,10 @@ pub struct EtcdLockserverSpec {
     pub template: EtcdLockserverTemplate,
     /// Zone (node label `topology.kubernetes.io/zone`) the members run in; empty: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(max = 63),
+        regex(pattern = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+    )]
     pub zone: Option<String>,
 }
 

@@ -38,8 +38,19 @@ pub struct VitessKeyspaceTemplate {
     /// MySQL database name (default `vt_<keyspace>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database_name: Option<String>,
-    /// Vitess durability policy (`none`, `semi_sync`, `cross_cell`); unset: Vitess' default.
+    /// Vitess durability policy: one Vitess (v0.24) registers (`none`, `semi_sync`,
+    /// `cross_cell`, `semi_sync_with_rdonly_ack`, `cross_cell_with_rdonly_ack`, `test`);
+    /// unset or empty: Vitess' default.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("enum" = [
+        "",
+        "none",
+        "semi_sync",
+        "cross_cell",
+        "semi_sync_with_rdonly_ack",
+        "cross_cell_with_rdonly_ack",
+        "test"
+    ]))]
     pub durability_policy: Option<String>,
     /// Deploy vtorc (automated failure detection and repair) for this keyspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,9 +100,14 @@ pub struct VitessKeyspaceEqualPartitioning {
     pub shard_template: VitessShardTemplate,
 }
 
-/// Key ranges listed one by one.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+/// Key ranges listed one by one. The schema checks what one pass over the list can (exactly one
+/// shard starts at the beginning and one ends at the end); overlaps and gaps compare shards
+/// pairwise, too costly for a CRD rule, and are refused by `config/admission`'s policy and
+/// `vitess-operator validate`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.shards.filter(s, !has(s.keyRange.start) || s.keyRange.start == '').size() == 1").message("exactly one shard must have an empty keyRange.start (the beginning of the keyspace)").field_path(".shards"))]
+#[x_kube(validation = Rule::new("self.shards.filter(s, !has(s.keyRange.end) || s.keyRange.end == '').size() == 1").message("exactly one shard must have an empty keyRange.end (the end of the keyspace)").field_path(".shards"))]
 pub struct VitessKeyspaceCustomPartitioning {
     /// The shards; their key ranges must cover the keyspace without overlap.
     #[schemars(length(min = 1, max = 256))]

@@ -15,6 +15,7 @@ use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, OrphanStatus, PodOverrides, Resources,
     SecretSource, StringMap, TopoReconcileConfig, VitessClusterUpdateStrategy,
     VitessImagePullPolicies, VitessKeyspaceImages, VitessLockserverParams, core, preserve_object,
+    volume_claim,
 };
 
 /// A key range in hex; empty bounds are unbounded. `-80` is `{end: "80"}`.
@@ -69,7 +70,7 @@ pub struct VitessShardTemplate {
     /// Groups of tablets of the shard; at most one per (cell, type, name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type", "cell", "name"]))]
-    #[schemars(length(max = 16))]
+    #[schemars(length(min = 1, max = 16))]
     pub tablet_pools: Vec<VitessShardTabletPool>,
     /// Scratch space of vtbackup pods (the first backup of a new shard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,7 +115,7 @@ pub struct VitessShardVtbackup {
     pub use_empty_dir_for_initial_backup: Option<bool>,
     /// Volume claim of the vtbackup pod (default: the first tablet pool's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<PersistentVolumeClaimSpec>>")]
+    #[schemars(schema_with = "volume_claim")]
     pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
 }
 
@@ -146,7 +147,7 @@ pub struct VitessShardTabletPool {
     pub replicas: i32,
     /// Volume claim of each tablet's MySQL data; required with `mysqld`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "core::<Option<PersistentVolumeClaimSpec>>")]
+    #[schemars(schema_with = "volume_claim")]
     pub data_volume_claim_template: Option<PersistentVolumeClaimSpec>,
     /// Backup location (by name) this pool backs up to and restores from (default: unnamed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

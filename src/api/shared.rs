@@ -6,8 +6,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Affinity, Container, EnvVar, LocalObjectReference, ResourceRequirements, Toleration,
-    TopologySpreadConstraint, Volume, VolumeMount,
+    Affinity, Container, EnvVar, LocalObjectReference, PersistentVolumeClaimSpec,
+    ResourceRequirements, Toleration, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use kube::KubeSchema;
@@ -59,6 +59,69 @@ pub fn core<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
         map.values_mut().for_each(shorten_descriptions);
     }
     schema
+}
+
+/// A Kubernetes quantity greater than zero (`10Gi`, `500M`, `1.5Ti`, `1e9`): no sign but `+`,
+/// and some digit that is not 0. The API server's CEL budget is too small for quantity()
+/// comparisons on every amount, so this is a pattern.
+pub const POSITIVE_QUANTITY: &str = r"^\+?([0-9]*[1-9][0-9]*(\.[0-9]*)?|[0-9]*\.[0-9]*[1-9][0-9]*)([KMGTPE]i|[numkMGTPE]|[eE][-+]?[0-9]+)?$";
+
+/// The access modes core/v1 knows; any other is refused by the API server only when the claim
+/// is made, long after the spec was accepted.
+const ACCESS_MODES: [&str; 4] = [
+    "ReadWriteOnce",
+    "ReadOnlyMany",
+    "ReadWriteMany",
+    "ReadWriteOncePod",
+];
+
+/// Schema of a data volume claim template: core/v1's (see [`core`]), with the mistakes that
+/// would otherwise show only when the claim is made refused at apply time: an access mode that
+/// does not exist, and a storage amount that is not a positive quantity.
+pub fn volume_claim(generator: &mut SchemaGenerator) -> Schema {
+    let mut schema = core::<Option<PersistentVolumeClaimSpec>>(generator);
+    tighten_claim(schema.as_object_mut());
+    schema
+}
+
+fn tighten_claim(map: Option<&mut serde_json::Map<String, serde_json::Value>>) {
+    let Some(map) = map else { return };
+    // Option<T> may come as the object itself or as one branch of an anyOf.
+    for branch in ["anyOf", "oneOf"] {
+        if let Some(serde_json::Value::Array(items)) = map.get_mut(branch) {
+            items
+                .iter_mut()
+                .for_each(|item| tighten_claim(item.as_object_mut()));
+        }
+    }
+    let Some(properties) = map.get_mut("properties").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    if let Some(items) = properties
+        .get_mut("accessModes")
+        .and_then(|m| m.get_mut("items"))
+        .and_then(|i| i.as_object_mut())
+    {
+        items.insert("enum".into(), serde_json::json!(ACCESS_MODES));
+    }
+    let amounts = properties
+        .get_mut("resources")
+        .and_then(|r| r.get_mut("properties"))
+        .and_then(|p| p.as_object_mut());
+    for amounts in amounts.into_iter().flat_map(|p| p.values_mut()) {
+        let Some(amounts) = amounts.as_object_mut() else {
+            continue;
+        };
+        amounts.insert("maxProperties".into(), serde_json::json!(8));
+        if let Some(amount) = amounts
+            .get_mut("additionalProperties")
+            .and_then(|a| a.as_object_mut())
+        {
+            amount.insert("maxLength".into(), serde_json::json!(64));
+            amount.insert("pattern".into(), serde_json::json!(POSITIVE_QUANTITY));
+            amount.insert("minimum".into(), serde_json::json!(1));
+        }
+    }
 }
 
 fn shorten_descriptions(value: &mut serde_json::Value) {
@@ -135,9 +198,17 @@ pub struct PodOverrides {
 pub struct SecretSource {
     /// Name of a Secret in the same namespace as the cluster.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 253),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+    )]
     pub name: Option<String>,
     /// Name of a volume already on the pod (from extraVolumes); wins over `name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(
+        length(min = 1, max = 63),
+        regex(pattern = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    )]
     pub volume_name: Option<String>,
     /// Key within the Secret, or file name within the volume.
     #[schemars(length(min = 1))]

@@ -9,7 +9,7 @@
 //! Why one file: every RPC answers from the same in-memory topology, and its rules read best
 //! next to one another.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -31,13 +31,15 @@ use stubs::vtctld_server::{Vtctld as VtctldService, VtctldServer};
 
 mod stubs;
 
-/// The durability policies a stock Vitess knows.
+/// The durability policies a stock Vitess (v0.24) registers
+/// (`go/vt/vtctl/reparentutil/policy/durability.go`).
 const POLICIES: &[&str] = &[
     "none",
     "semi_sync",
     "cross_cell",
     "semi_sync_with_rdonly_ack",
     "cross_cell_with_rdonly_ack",
+    "test",
 ];
 
 /// Errors of starting or stopping the fake.
@@ -223,6 +225,8 @@ impl Topology {
 struct State {
     topology: Topology,
     calls: Vec<Call>,
+    /// Policies this vtctld does not register (see [`FakeVtctld::forget_policy`]).
+    forgotten: BTreeSet<String>,
 }
 
 struct Shared {
@@ -277,6 +281,7 @@ impl FakeVtctld {
             state: Mutex::new(State {
                 topology,
                 calls: Vec::new(),
+                forgotten: BTreeSet::new(),
             }),
             mode,
         });
@@ -391,6 +396,12 @@ impl FakeVtctld {
     /// A copy of the topology as it is now.
     pub fn topology(&self) -> Topology {
         self.shared.lock().topology.clone()
+    }
+
+    /// Makes this vtctld refuse `policy` as one it has not registered, as a Vitess built
+    /// without it would (the CRD lets only policies stock Vitess knows through).
+    pub fn forget_policy(&self, policy: &str) {
+        self.shared.lock().forgotten.insert(policy.to_string());
     }
 
     /// Durability policy of a keyspace, `None` if there is no such keyspace.
@@ -510,6 +521,14 @@ impl Service {
                 }
             }
         }
+    }
+
+    /// Refuses `policy` if this vtctld does not register it.
+    fn check_policy(&self, policy: &str) -> Result<(), Status> {
+        if self.shared.lock().forgotten.contains(policy) {
+            return Err(unknown_policy(policy));
+        }
+        check_policy(policy)
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Topology) -> Result<T, Status>) -> Reply<T> {
@@ -808,11 +827,11 @@ impl VtctldService for Service {
             format!("{} durability={}", req.name, req.durability_policy),
         )
         .await?;
+        self.check_policy(&req.durability_policy)?;
         self.with(|topo| {
             if topo.keyspaces.contains_key(&req.name) && !req.force {
                 return Err(node_exists(&format!("keyspaces/{}/Keyspace", req.name)));
             }
-            check_policy(&req.durability_policy)?;
             topo.keyspaces
                 .insert(req.name.clone(), req.durability_policy.clone());
             Ok(CreateKeyspaceResponse {
@@ -861,12 +880,12 @@ impl VtctldService for Service {
             format!("{} durability={}", req.keyspace, req.durability_policy),
         )
         .await?;
+        self.check_policy(&req.durability_policy)?;
         self.with(|topo| {
             let policy = topo
                 .keyspaces
                 .get_mut(&req.keyspace)
                 .ok_or_else(|| no_node(&format!("keyspaces/{}/Keyspace", req.keyspace)))?;
-            check_policy(&req.durability_policy)?;
             policy.clone_from(&req.durability_policy);
             Ok(SetKeyspaceDurabilityPolicyResponse {
                 keyspace: keyspace_proto(&req.keyspace, &req.durability_policy).keyspace,
@@ -1254,12 +1273,15 @@ fn check_policy(policy: &str) -> Result<(), Status> {
     if POLICIES.contains(&policy) {
         Ok(())
     } else {
-        // What vtctld v0.24 says, code and all.
-        Err(Status::unknown(format!(
-            "durability policy <{policy}> is not a valid policy. Please register it as a policy \
-             first"
-        )))
+        Err(unknown_policy(policy))
     }
+}
+
+/// What vtctld v0.24 says of a policy it has not registered, code and all.
+fn unknown_policy(policy: &str) -> Status {
+    Status::unknown(format!(
+        "durability policy <{policy}> is not a valid policy. Please register it as a policy first"
+    ))
 }
 
 #[cfg(test)]

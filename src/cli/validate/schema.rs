@@ -28,14 +28,14 @@ pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Issue>) {
             message,
         })
     };
+    // An int-or-string (a quantity) is either; its pattern then checks a string, its minimum
+    // an integer.
     let int_or_string = flag(schema, "x-kubernetes-int-or-string");
-    if int_or_string {
-        if !(value.is_string() || is_integer(value)) {
-            issue(format!(
-                "must be an integer or a string, not {}",
-                kind_of(value)
-            ));
-        }
+    if int_or_string && !(value.is_string() || is_integer(value)) {
+        issue(format!(
+            "must be an integer or a string, not {}",
+            kind_of(value)
+        ));
         return;
     }
     if let Some(expected) = schema.get("type").and_then(Value::as_str) {
@@ -230,6 +230,15 @@ fn check_object(schema: &Value, value: &Value, path: &str, out: &mut Vec<Issue>)
             });
         }
     }
+    let count = fields.len() as u64;
+    if let Some(max) = schema.get("maxProperties").and_then(Value::as_u64)
+        && count > max
+    {
+        out.push(Issue {
+            path: path.to_string(),
+            message: format!("must have at most {max} entries, not {count}"),
+        });
+    }
     let properties = schema.get("properties").and_then(Value::as_object);
     let additional = schema.get("additionalProperties").filter(|a| a.is_object());
     let preserve = flag(schema, "x-kubernetes-preserve-unknown-fields");
@@ -380,6 +389,32 @@ mod tests {
         assert_eq!(
             issues(schema, json!({"q": true})),
             vec!["spec.q: must be an integer or a string, not a boolean"]
+        );
+    }
+
+    #[test]
+    fn quantities_keep_their_pattern_and_minimum_and_maps_their_size() {
+        let amount = json!({"x-kubernetes-int-or-string": true, "pattern": "^[1-9][0-9]*Gi$",
+            "minimum": 1});
+        let schema = json!({"type": "object", "properties": {"requests": {
+            "type": "object", "maxProperties": 2, "additionalProperties": amount}}});
+        assert_eq!(
+            issues(
+                schema.clone(),
+                json!({"requests": {"storage": "10Gi", "x": 5}})
+            ),
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            issues(
+                schema,
+                json!({"requests": {"storage": "-1Gi", "x": 0, "y": "1Gi"}})
+            ),
+            vec![
+                "spec.requests: must have at most 2 entries, not 3",
+                "spec.requests.storage: \"-1Gi\" does not match the pattern ^[1-9][0-9]*Gi$",
+                "spec.requests.x: must be at least 1, not 0",
+            ]
         );
     }
 }
