@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, GroupVersionKind};
 use kube::discovery::ApiResource;
+use serde_json::json;
 use vitess_operator::api::VitessCluster;
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, kubectl, kubectl_with_stdin, wait_for, workspace_dir,
@@ -206,40 +207,235 @@ async fn api_server_and_validate_reject_bad_clusters_naming_the_same_field() -> 
             case.from
         );
         let bad = good_cluster.replacen(case.from, case.to, 1);
+        failures.extend(expect_refused(&ns, case.what, &bad, case.field, case.field).await?);
+    }
+    ns.delete(TIMEOUT).await?;
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}
 
-        let server = kubectl_with_stdin(
-            &[
-                "apply",
-                "--server-side",
-                "--dry-run=server",
-                "-n",
-                ns.name(),
-                "-f",
-                "-",
-            ],
-            Some(&bad),
-        )
-        .await;
-        match server {
-            Ok(out) => failures.push(format!("{}: the API server accepted it: {out}", case.what)),
-            Err(err) => {
-                let text = format!("{err:#}");
-                if !text.contains(&format!("{}:", case.field)) {
-                    failures.push(format!(
-                        "{}: the API server's refusal does not name {}: {text}",
-                        case.what, case.field
-                    ));
-                }
+/// Why `yaml` (`what`) was not refused as it must be: by a server-side dry run naming
+/// `server_field`, and by `validate` naming `offline_field`. Empty when both refused it so.
+async fn expect_refused(
+    ns: &TestNamespace,
+    what: &str,
+    yaml: &str,
+    server_field: &str,
+    offline_field: &str,
+) -> Result<Vec<String>> {
+    let mut failures = Vec::new();
+    match server_dry_run(ns, yaml).await {
+        Ok(out) => failures.push(format!("{what}: the API server accepted it: {out}")),
+        Err(err) => {
+            let text = format!("{err:#}");
+            if !text.contains(&format!("{server_field}:")) {
+                failures.push(format!(
+                    "{what}: the API server's refusal does not name {server_field}: {text}"
+                ));
             }
         }
+    }
+    let offline = validate_stdin(yaml).await?;
+    if !offline.contains(&format!("VitessCluster/example: {offline_field}:")) {
+        failures.push(format!(
+            "{what}: validate does not name {offline_field}: {offline}"
+        ));
+    }
+    Ok(failures)
+}
 
-        let offline = validate_stdin(&bad).await?;
-        if !offline.contains(&format!("VitessCluster/example: {}:", case.field)) {
-            failures.push(format!(
-                "{}: validate does not name {}: {offline}",
-                case.what, case.field
-            ));
+async fn server_dry_run(ns: &TestNamespace, yaml: &str) -> Result<String> {
+    kubectl_with_stdin(
+        &[
+            "apply",
+            "--server-side",
+            "--dry-run=server",
+            "-n",
+            ns.name(),
+            "-f",
+            "-",
+        ],
+        Some(yaml),
+    )
+    .await
+}
+
+/// A mistake a new user makes that only the pods would have shown (issue 18): the example it
+/// is made in, the edit (JSON pointer, new value), and the field the API server and
+/// `validate` name. Where they differ, the API server's refusal comes from the admission
+/// policy of `config/admission/`, which names the keyspace in its message.
+struct Mistake {
+    what: &'static str,
+    example: &'static str,
+    pointer: &'static str,
+    value: fn() -> serde_json::Value,
+    server: &'static str,
+    offline: &'static str,
+}
+
+const MISTAKES: &[Mistake] = &[
+    Mistake {
+        what: "a zone that is no label value",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/cells/0/zone",
+        value: || json!("-80-40"),
+        server: "spec.cells[0].zone",
+        offline: "spec.cells[0].zone",
+    },
+    Mistake {
+        what: "a durability policy Vitess does not register",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/keyspaces/0/durabilityPolicy",
+        value: || json!("UPPER_case"),
+        server: "spec.keyspaces[0].durabilityPolicy",
+        offline: "spec.keyspaces[0].durabilityPolicy",
+    },
+    Mistake {
+        what: "a GCS bucket name Google refuses",
+        example: "backup-gcs.yaml",
+        pointer: "/spec/backup/locations/0/gcs/bucket",
+        value: || json!("bücket"),
+        server: "spec.backup.locations[0].gcs.bucket",
+        offline: "spec.backup.locations[0].gcs.bucket",
+    },
+    Mistake {
+        what: "an access mode that does not exist",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0/dataVolumeClaimTemplate/accessModes/0",
+        value: || json!("ReadWriteSometimes"),
+        server: "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools[0].dataVolumeClaimTemplate.accessModes[0]",
+        offline: "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools[0].dataVolumeClaimTemplate.accessModes[0]",
+    },
+    Mistake {
+        what: "an empty Secret name",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/cells/0/gateway/authentication/static/secret/name",
+        value: || json!(""),
+        server: "spec.cells[0].gateway.authentication.static.secret.name",
+        offline: "spec.cells[0].gateway.authentication.static.secret.name",
+    },
+    Mistake {
+        what: "a negative storage request",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0/dataVolumeClaimTemplate/resources/requests/storage",
+        value: || json!("-5Gi"),
+        server: "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools[0].dataVolumeClaimTemplate.resources.requests.storage",
+        offline: "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools[0].dataVolumeClaimTemplate.resources.requests.storage",
+    },
+    Mistake {
+        what: "an emptied tablet pool list",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools",
+        value: || json!([]),
+        server: "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools",
+        offline: "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools",
+    },
+    Mistake {
+        what: "two shards at the beginning of a custom partitioning",
+        example: "two-keyspaces.yaml",
+        pointer: "/spec/keyspaces/1/partitionings/0/custom/shards/1/keyRange",
+        value: || json!({"end": "c0"}),
+        server: "spec.keyspaces[1].partitionings[0].custom.shards",
+        offline: "spec.keyspaces[1].partitionings[0].custom.shards",
+    },
+    // The admission policy's.
+    Mistake {
+        what: "a tablet pool in a cell the cluster lacks",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0/cell",
+        value: || json!("zone2"),
+        server: "spec.keyspaces",
+        offline: "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools[0].cell",
+    },
+    Mistake {
+        what: "overlapping custom key ranges",
+        example: "two-keyspaces.yaml",
+        pointer: "/spec/keyspaces/1/partitionings/0/custom/shards/1/keyRange",
+        value: || json!({"start": "40"}),
+        server: "spec.keyspaces",
+        offline: "spec.keyspaces[1].partitionings[0].custom.shards[1].keyRange",
+    },
+];
+
+/// The example's VitessCluster with `pointer` set to `value`, as JSON (which is YAML).
+fn edited_example(file: &str, pointer: &str, value: serde_json::Value) -> Result<String> {
+    let mut cluster = vitess_operator::cli::yaml::parse_documents(&example(file)?)?
+        .into_iter()
+        .find(|d| d["kind"] == "VitessCluster")
+        .with_context(|| format!("no VitessCluster in {file}"))?;
+    let (parent, key) = pointer.rsplit_once('/').context("a pointer")?;
+    let target = cluster
+        .pointer_mut(parent)
+        .with_context(|| format!("{file} has no {parent}"))?;
+    match target {
+        serde_json::Value::Object(map) => {
+            map.insert(key.to_string(), value);
         }
+        serde_json::Value::Array(items) => {
+            let index: usize = key.parse()?;
+            *items
+                .get_mut(index)
+                .with_context(|| format!("{file} has no {pointer}"))? = value;
+        }
+        other => bail!("{file}: cannot set {key} in {other}"),
+    }
+    Ok(serde_json::to_string_pretty(&cluster)?)
+}
+
+/// Each mistake the schema once let through (issue 18's list, and what only the pods showed)
+/// is refused at apply time naming its field, and `validate` names it too.
+#[tokio::test]
+async fn mistakes_only_pods_would_show_are_refused_at_apply_time() -> Result<()> {
+    install_crds().await?;
+    let policy = workspace_dir().join("config/admission/policy.yaml");
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-f",
+        &policy.to_string_lossy(),
+    ])
+    .await?;
+    let client = client().await?;
+    let ns = TestNamespace::create(&client, "crd-mistake").await?;
+    // Every example passes the policy; a fresh policy takes a moment to be enforced, so the
+    // first of its refusals is waited for.
+    for file in [
+        "initial-cluster.yaml",
+        "two-keyspaces.yaml",
+        "backup-gcs.yaml",
+    ] {
+        server_dry_run(&ns, &example(file)?)
+            .await
+            .with_context(|| format!("{file} is refused with the admission policy"))?;
+    }
+    let policy_case = MISTAKES
+        .iter()
+        .find(|m| m.server == "spec.keyspaces")
+        .context("a policy case")?;
+    let yaml = edited_example(
+        policy_case.example,
+        policy_case.pointer,
+        (policy_case.value)(),
+    )?;
+    wait_for(
+        "the admission policy to be enforced",
+        TIMEOUT,
+        async |seen: &mut String| match server_dry_run(&ns, &yaml).await {
+            Ok(out) => {
+                *seen = format!("accepted: {out}");
+                Ok(None)
+            }
+            Err(err) => Ok(Some(err)),
+        },
+    )
+    .await?;
+    let mut failures = Vec::new();
+    for case in MISTAKES {
+        let yaml = edited_example(case.example, case.pointer, (case.value)())?;
+        failures.extend(expect_refused(&ns, case.what, &yaml, case.server, case.offline).await?);
     }
     ns.delete(TIMEOUT).await?;
     if !failures.is_empty() {

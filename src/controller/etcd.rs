@@ -66,8 +66,14 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
         .first()
         .map(|s| s.name_any());
     applier.all(pdb).await?;
+    // A claim being deleted (a lost disk replaced by hand) keeps its volume until no pod uses
+    // it: its member is made again only once it has gone, on a new claim.
+    let mut claims_going = BTreeSet::new();
     for claim in pvcs {
-        applier.claim(claim).await?;
+        let applied = applier.claim(claim).await?;
+        if applied.metadata.deletion_timestamp.is_some() {
+            claims_going.insert(applied.name_any());
+        }
     }
     let name = owner.name_any();
     let selector = apply::selector(
@@ -77,7 +83,7 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
         ],
         &[],
     );
-    let (pods, rolling) = members(&applier, &ctx, owner, &selector, pods).await?;
+    let (pods, rolling) = members(&applier, &ctx, owner, &selector, pods, &claims_going).await?;
     applier
         .prune::<Service>(&selector, &desired_services)
         .await?;
@@ -95,13 +101,14 @@ async fn reconcile(lockserver: Arc<EtcdLockserver>, ctx: Arc<Context>) -> Result
 /// ([`adopt::member`]: marked adopted when it runs what ours would, else left running and
 /// its differences logged), or ours but built from an older spec, which is rolled
 /// ([`roll`]). Returns the pods as the server has them, and whether a released member waits
-/// for its turn (to be looked at again soon).
+/// for its turn or for its old claim to go (to be looked at again soon).
 async fn members(
     applier: &Applier<'_, EtcdLockserver>,
     ctx: &Context,
     owner: &EtcdLockserver,
     selector: &str,
     desired: Vec<Pod>,
+    claims_going: &BTreeSet<String>,
 ) -> Result<(Vec<Pod>, bool), Error> {
     let namespace = owner.namespace().unwrap_or_default();
     let described = format!("EtcdLockserver {namespace}/{}", owner.name_any());
@@ -157,10 +164,27 @@ async fn members(
                 .await?;
                 out.push(applier.owned(wanted).await?);
             }
+            // A pod made now would hold the old claim forever and never be scheduled.
+            (_, None) if claims_of(&wanted).any(|c| claims_going.contains(c)) => {
+                tracing::info!(
+                    pod = %name,
+                    "waiting for the member's claim, being deleted, to go before making it again"
+                );
+                waiting = true;
+            }
             _ => out.push(applier.owned(wanted).await?),
         }
     }
     Ok((out, waiting))
+}
+
+/// The names of the claims `pod` mounts.
+fn claims_of(pod: &Pod) -> impl Iterator<Item = &str> {
+    pod.spec
+        .iter()
+        .flat_map(|s| s.volumes.iter().flatten())
+        .filter_map(|v| v.persistent_volume_claim.as_ref())
+        .map(|c| c.claim_name.as_str())
 }
 
 /// What [`roll`] did with an outdated member.

@@ -277,3 +277,51 @@ async fn switching_the_client_service_off_prunes_it_and_says_so() {
         assert!(server.get("", claims, testing::NAMESPACE, &name).is_some());
     }
 }
+
+#[tokio::test]
+async fn a_member_whose_claim_is_going_is_made_again_only_once_it_has_gone() {
+    let (ctx, server, lockserver) = made_lockserver().await;
+    let name = member_pod(2);
+
+    // A lost disk replaced by hand: the claim deleted (kept by the pvc-protection finalizer
+    // while its pod runs), then the pod, which goes.
+    let pod = testing::stored_pod(&server, &name);
+    let mut claim: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(
+        server
+            .get("", "persistentvolumeclaims", testing::NAMESPACE, &name)
+            .expect("the claim was made"),
+    )
+    .expect("a claim");
+    claim.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+        k8s_openapi::jiff::Timestamp::now(),
+    ));
+    server.insert_object(&claim);
+    server.remove_like(&pod);
+
+    let action = reconcile(Arc::new(lockserver.clone()), ctx.clone())
+        .await
+        .expect("reconcile while the claim goes");
+    let calls = server.take_calls();
+    assert!(
+        !writes(&calls).contains(&format!("apply pods/{name}").as_str()),
+        "{:?}",
+        writes(&calls)
+    );
+    assert_eq!(action, Action::requeue(ROLL_POLL));
+
+    server.remove_like(&claim);
+    reconcile(Arc::new(lockserver), ctx.clone())
+        .await
+        .expect("reconcile once the claim has gone");
+    let calls = server.take_calls();
+    let written = writes(&calls);
+    let claim_at = written
+        .iter()
+        .position(|w| *w == format!("apply persistentvolumeclaims/{name}"))
+        .expect("the claim made again");
+    let pod_at = written
+        .iter()
+        .position(|w| *w == format!("apply pods/{name}"))
+        .expect("the pod made again");
+    assert!(claim_at < pod_at, "{written:?}");
+}
