@@ -5,7 +5,7 @@ CLUSTER := e2e/cluster
 KUBECONFIG_E2E := $(CURDIR)/e2e/.state/kubeconfig
 BIN := target/debug/vitess-operator
 
-.PHONY: demo demo-stop test compat check lint fmt crds build cluster-up cluster-down unit tools bench
+.PHONY: demo demo-stop test compat faults check lint fmt crds build cluster-up cluster-down unit tools bench
 
 ## demo: local control plane, CRDs, the operator, the example cluster, its status; on the real
 ## node also its primary and a query through vtgate (on-real-node places the example there).
@@ -24,6 +24,14 @@ test: check cluster-up tools
 ## the Go operator (built by e2e/go-operator) made is taken over without a pod restarted.
 compat: build cluster-up
 	cargo test --locked -p vitess-operator-e2e --features compat --test compat_yaml --test compat_takeover
+
+## faults: the long runs of the fault suite (issue 18); `make test` runs their fast subset. For
+## now: 20,000 generated hostile VitessClusters (tests/mutations.rs) from a new seed, printed
+## so that a failure can be replayed with PROPTEST_RNG_SEED=<seed>.
+FAULT_CASES ?= 20000
+faults:
+	seed=$$(date +%s); echo "PROPTEST_RNG_SEED=$$seed PROPTEST_CASES=$(FAULT_CASES)"; \
+	PROPTEST_RNG_SEED=$$seed PROPTEST_CASES=$(FAULT_CASES) cargo test --locked --test mutations
 
 ## bench: the scale benchmark (e2e/bench/README.md): the operator's release build against the
 ## local control plane at 1, 8, 64 and 256 shards and 10 clusters of 8; prints the table and

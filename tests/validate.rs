@@ -369,6 +369,28 @@ fn broken_variants_name_the_field() {
             "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools: must have at least 1 item(s), not 0".into(),
         ),
         (
+            "a Secret name set to null (the API server's CEL sees it as absent)",
+            Box::new(|d| {
+                set(
+                    d,
+                    "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/databaseInitScriptSecret/name",
+                    Value::Null,
+                )
+            }),
+            "spec.keyspaces[0].partitionings[0].equal.shardTemplate.databaseInitScriptSecret: set name (a Secret) or volumeName (an existing pod volume)".into(),
+        ),
+        (
+            "a backup volume that is no VolumeSource",
+            Box::new(|d| {
+                set(
+                    d,
+                    "/spec/backup",
+                    json!({"locations": [{"volume": {"hostPath": -1}}]}),
+                )
+            }),
+            "spec.backup.locations[0].volume: not a core/v1 VolumeSource: invalid type: integer `-1`, expected HostPathVolumeSource".into(),
+        ),
+        (
             "vtctld in an unknown cell",
             Box::new(|d| set(d, "/spec/vitessDashboard/cells/0", json!("zone2"))),
             "spec.vitessDashboard.cells[0]: cell \"zone2\" is not one of the cluster's cells (zone1)".into(),

@@ -180,13 +180,11 @@ pub fn storage(
         out.flag("ceph-backup-storage-config", &path);
         out.env("CEPH_CREDENTIALS_FILE", &path);
     } else if let Some(volume) = &location.volume {
-        let source = serde_json::Value::Object(volume.clone());
-        let mut pod_volume: Volume =
-            serde_json::from_value(source).map_err(|e| Error::BackupVolume {
-                object: object.into(),
-                name: location.name.clone(),
-                message: e.to_string(),
-            })?;
+        let mut pod_volume = location_volume(volume).map_err(|e| Error::BackupVolume {
+            object: object.into(),
+            name: location.name.clone(),
+            message: e.to_string(),
+        })?;
         pod_volume.name = VOLUME_NAME.into();
         out.volumes.push(pod_volume);
         out.mounts.push(VolumeMount {
@@ -289,6 +287,14 @@ pub fn inventory_entry(
         ..VitessBackupStatus::default()
     };
     InventoryEntry { backup, status }
+}
+
+/// A backup location's `volume` (a core/v1 VolumeSource, kept as given in the CRD) as the pod
+/// Volume it becomes; `validate` calls it too, so what it accepts builds.
+pub fn location_volume(
+    volume: &serde_json::Map<String, serde_json::Value>,
+) -> Result<Volume, serde_json::Error> {
+    serde_json::from_value(serde_json::Value::Object(volume.clone()))
 }
 
 #[cfg(test)]

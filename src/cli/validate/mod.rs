@@ -130,7 +130,10 @@ impl Checker {
         }
         check_metadata(doc, &mut issues);
         schema::check(&rules.schema, doc, "", &mut issues);
-        if let Err(errors) = self.cel.validate_compiled(&rules.cel, doc, None) {
+        // The API server's CEL sees a null field as absent (`has()` is false); kube-cel sees it
+        // as present, so the rules run on the document without its nulls.
+        let without_nulls = without_nulls(doc);
+        if let Err(errors) = self.cel.validate_compiled(&rules.cel, &without_nulls, None) {
             for error in errors.iter() {
                 issues.push(Issue {
                     path: error.field_path.clone(),
@@ -161,6 +164,20 @@ impl Checker {
             semantic::cluster_warnings(&cluster.spec, &mut out);
         }
         out
+    }
+}
+
+/// `value` without the object fields that are null, at any depth (list items stay).
+fn without_nulls(value: &Value) -> Value {
+    match value {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k.clone(), without_nulls(v)))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(without_nulls).collect()),
+        other => other.clone(),
     }
 }
 

@@ -71,6 +71,7 @@ pub fn check_cluster(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
         check_keyspace(&ctx, keyspace, &format!("spec.keyspaces[{k}]"), &mut push);
     }
     check_schedules(spec, &mut push);
+    check_location_volumes(spec, &mut push);
 }
 
 /// Each cell's gateway: its extra flags, and TLS given whole.
@@ -117,6 +118,21 @@ fn check_schedules(spec: &VitessClusterSpec, push: &mut impl FnMut(String, Strin
                 strategy.extra_flags.as_ref(),
                 &format!("{path}.extraFlags"),
                 push,
+            );
+        }
+    }
+}
+
+/// Each backup location's `volume` is a core/v1 VolumeSource (the schema keeps it as given).
+fn check_location_volumes(spec: &VitessClusterSpec, push: &mut impl FnMut(String, String)) {
+    let locations = spec.backup.iter().flat_map(|b| b.locations.iter());
+    for (i, location) in locations.enumerate() {
+        if let Some(volume) = &location.volume
+            && let Err(err) = crate::desired::backup::location_volume(volume)
+        {
+            push(
+                format!("spec.backup.locations[{i}].volume"),
+                format!("not a core/v1 VolumeSource: {err}"),
             );
         }
     }
