@@ -703,3 +703,24 @@ fn go_operator_schedule_fields() {
     set(&mut doc, "/spec/keyspaces", Value::Null);
     assert_eq!(problems(&checker, &doc), Vec::<String>::new());
 }
+
+/// A schedule's name is a label value of its CronJob: longer than 63 characters, the CronJob
+/// would be refused long after the cluster was accepted (found by tests/mutations.rs).
+#[test]
+fn schedule_names_fit_a_label_value() {
+    let checker = Checker::new();
+    let mut doc = example("scheduled-backups.yaml");
+    set(
+        &mut doc,
+        "/spec/backup/schedules/0/name",
+        json!("a".repeat(64)),
+    );
+    assert!(
+        problems(&checker, &doc).contains(
+            &"spec.backup.schedules[0].name: must be at most 63 characters long, not 64"
+                .to_string()
+        ),
+        "{:?}",
+        problems(&checker, &doc)
+    );
+}

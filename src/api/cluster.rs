@@ -174,9 +174,10 @@ pub enum ConcurrencyPolicy {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.schedule) && self.schedule != '') != (has(self.frequency) && self.frequency != '')").message("set exactly one of schedule (a cron expression) and frequency (e.g. 1h)"))]
 pub struct VitessBackupScheduleTemplate {
-    /// Schedule name, unique in the cluster.
+    /// Schedule name, unique in the cluster; at most 63 characters (it is a label value of the
+    /// schedule's CronJob and Jobs).
     #[schemars(
-        length(min = 1),
+        length(min = 1, max = 63),
         regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
     )]
     pub name: String,
