@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Pod, PodCondition, PodStatus};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
@@ -103,6 +103,21 @@ pub fn change_pod(server: &ApiServer, name: &str, change: impl FnOnce(&mut Pod))
     let mut pod = stored_pod(server, name);
     change(&mut pod);
     server.insert_object(&pod)
+}
+
+/// A lost disk replaced by hand: the claim of pod `name` deleted (kept, marked as being
+/// deleted, as the pvc-protection finalizer keeps it while its pod runs), then the pod, which
+/// goes. Returns the claim, to be removed when the test lets it go.
+pub fn lose_disk(server: &ApiServer, name: &str) -> PersistentVolumeClaim {
+    let pod = stored_pod(server, name);
+    let stored = server
+        .get("", "persistentvolumeclaims", NAMESPACE, name)
+        .expect("the claim was made");
+    let mut claim: PersistentVolumeClaim = serde_json::from_value(stored).expect("a claim");
+    claim.metadata.deletion_timestamp = Some(Time(Timestamp::now()));
+    server.insert_object(&claim);
+    server.remove_like(&pod);
+    claim
 }
 
 /// `pod` Running and Ready since `ago` seconds, as kubelet reports it.

@@ -283,20 +283,7 @@ async fn a_member_whose_claim_is_going_is_made_again_only_once_it_has_gone() {
     let (ctx, server, lockserver) = made_lockserver().await;
     let name = member_pod(2);
 
-    // A lost disk replaced by hand: the claim deleted (kept by the pvc-protection finalizer
-    // while its pod runs), then the pod, which goes.
-    let pod = testing::stored_pod(&server, &name);
-    let mut claim: k8s_openapi::api::core::v1::PersistentVolumeClaim = serde_json::from_value(
-        server
-            .get("", "persistentvolumeclaims", testing::NAMESPACE, &name)
-            .expect("the claim was made"),
-    )
-    .expect("a claim");
-    claim.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
-        k8s_openapi::jiff::Timestamp::now(),
-    ));
-    server.insert_object(&claim);
-    server.remove_like(&pod);
+    let claim = testing::lose_disk(&server, &name);
 
     let action = reconcile(Arc::new(lockserver.clone()), ctx.clone())
         .await

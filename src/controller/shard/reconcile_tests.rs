@@ -66,21 +66,7 @@ async fn a_lost_disk_is_made_again_on_a_new_claim_only_once_the_old_one_has_gone
     server.take_calls();
     let name = "example-vttablet-zone1-2548885007-46a852d0";
 
-    // A user replaces a lost disk: the claim is deleted (kept, as the pvc-protection finalizer
-    // keeps it while its pod runs), then the pod, which goes.
-    let pod = testing::stored_pod(&server, name);
-    let claim: PersistentVolumeClaim = serde_json::from_value(
-        server
-            .get("", "persistentvolumeclaims", testing::NAMESPACE, name)
-            .expect("the claim was made"),
-    )
-    .expect("a claim");
-    let mut terminating = claim.clone();
-    terminating.metadata.deletion_timestamp = Some(
-        k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::now()),
-    );
-    server.insert_object(&terminating);
-    server.remove_like(&pod);
+    let claim = testing::lose_disk(&server, name);
 
     // A pod made now would hold the old claim forever: nothing is made, and soon looked at again.
     let shard = server.object_like(&shard).expect("still there");
