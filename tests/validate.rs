@@ -391,6 +391,17 @@ fn broken_variants_name_the_field() {
             "spec.backup.locations[0].volume: not a core/v1 VolumeSource: invalid type: integer `-1`, expected HostPathVolumeSource".into(),
         ),
         (
+            "a pool list set to null (the API server refuses a null it neither keeps nor defaults)",
+            Box::new(|d| {
+                set(
+                    d,
+                    "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools",
+                    Value::Null,
+                )
+            }),
+            "spec.keyspaces[0].partitionings[0].equal.shardTemplate.tabletPools: must be a list, not null".into(),
+        ),
+        (
             "vtctld in an unknown cell",
             Box::new(|d| set(d, "/spec/vitessDashboard/cells/0", json!("zone2"))),
             "spec.vitessDashboard.cells[0]: cell \"zone2\" is not one of the cluster's cells (zone1)".into(),
@@ -723,4 +734,14 @@ fn schedule_names_fit_a_label_value() {
         "{:?}",
         problems(&checker, &doc)
     );
+}
+
+/// A null where the schema has a default is what the API server replaces with the default:
+/// accepted, as there.
+#[test]
+fn a_null_with_a_default_is_the_default() {
+    let checker = Checker::new();
+    let mut doc = example("backup-gcs.yaml");
+    set(&mut doc, "/spec/backup/locations/0/name", Value::Null);
+    assert_eq!(problems(&checker, &doc), Vec::<String>::new());
 }

@@ -44,7 +44,8 @@ pub fn run(path: &Path) -> Result<String, Error> {
         file: file.clone(),
         source,
     })?;
-    let problems: Vec<_> = validate::check_text(&Checker::new(), &file, &text)
+    let checker = Checker::new();
+    let problems: Vec<_> = validate::check_text(&checker, &file, &text)
         .into_iter()
         .filter(validate::Problem::is_error)
         .collect();
@@ -62,8 +63,9 @@ pub fn run(path: &Path) -> Result<String, Error> {
     let mut out = String::new();
     let mut clusters = 0;
     for doc in docs.iter().filter(|d| is_cluster(d)) {
+        // As the API server stores it: nulls replaced by the schema's defaults.
         let cluster: VitessCluster =
-            serde_json::from_value(doc.clone()).map_err(|source| Error::Decode {
+            serde_json::from_value(checker.defaulted(doc)).map_err(|source| Error::Decode {
                 file: file.clone(),
                 source,
             })?;

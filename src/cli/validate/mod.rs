@@ -130,6 +130,8 @@ impl Checker {
         }
         check_metadata(doc, &mut issues);
         schema::check(&rules.schema, doc, "", &mut issues);
+        // The CEL rules and the operator see the object as the API server stores it.
+        let doc = &schema::defaulted(&rules.schema, doc);
         // The API server's CEL sees a null field as absent (`has()` is false); kube-cel sees it
         // as present, so the rules run on the document without its nulls.
         let without_nulls = without_nulls(doc);
@@ -154,6 +156,19 @@ impl Checker {
 }
 
 impl Checker {
+    /// `doc` as the API server would store it: the nulls its schema defaults replaced by their
+    /// defaults (what the operator then reads). Unchanged when it is not one of our kinds.
+    pub fn defaulted(&self, doc: &Value) -> Value {
+        match doc
+            .get("kind")
+            .and_then(Value::as_str)
+            .and_then(|kind| self.kinds.get(kind))
+        {
+            Some(rules) => schema::defaulted(&rules.schema, doc),
+            None => doc.clone(),
+        }
+    }
+
     /// What an object of our kinds asks for that is accepted but works otherwise than in the
     /// Go operator (empty for a document that does not decode: `check` says why).
     pub fn warnings(&self, doc: &Value) -> Vec<Issue> {

@@ -18,16 +18,23 @@ pub struct Issue {
 
 /// Checks `value` against `schema`, appending every problem found.
 pub fn check(schema: &Value, value: &Value, path: &str, out: &mut Vec<Issue>) {
-    // The API server drops nulls of non-nullable fields before validating; nothing to check.
-    if value.is_null() {
-        return;
-    }
     let mut issue = |message: String| {
         out.push(Issue {
             path: path.to_string(),
             message,
         })
     };
+    // The API server keeps a null where the schema says nullable, puts the default in its
+    // place where there is one (see [`defaulted`]), and refuses it anywhere else.
+    if value.is_null() {
+        if !flag(schema, "nullable") && schema.get("default").is_none() {
+            issue(match schema.get("type").and_then(Value::as_str) {
+                Some(expected) => format!("must be {}, not null", article(expected)),
+                None => "must not be null".to_string(),
+            });
+        }
+        return;
+    }
     // An int-or-string (a quantity) is either; its pattern then checks a string, its minimum
     // an integer.
     let int_or_string = flag(schema, "x-kubernetes-int-or-string");
@@ -223,7 +230,7 @@ fn check_object(schema: &Value, value: &Value, path: &str, out: &mut Vec<Issue>)
         .flatten()
         .filter_map(Value::as_str)
     {
-        if fields.get(required).is_none_or(Value::is_null) {
+        if fields.get(required).is_none() {
             out.push(Issue {
                 path: join(required),
                 message: "required field is missing".to_string(),
@@ -254,6 +261,38 @@ fn check_object(schema: &Value, value: &Value, path: &str, out: &mut Vec<Issue>)
                 message: "unknown field".to_string(),
             });
         }
+    }
+}
+
+/// `value` as the API server defaults it before validating: each null of a field that is not
+/// nullable and has a default becomes that default.
+pub fn defaulted(schema: &Value, value: &Value) -> Value {
+    match value {
+        Value::Object(fields) => {
+            let properties = schema.get("properties").and_then(Value::as_object);
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            Value::Object(
+                fields
+                    .iter()
+                    .map(|(name, field)| {
+                        let sub = properties.and_then(|p| p.get(name)).or(additional);
+                        let field = match sub {
+                            Some(sub) if field.is_null() && !flag(sub, "nullable") => {
+                                sub.get("default").cloned().unwrap_or(Value::Null)
+                            }
+                            Some(sub) => defaulted(sub, field),
+                            None => field.clone(),
+                        };
+                        (name.clone(), field)
+                    })
+                    .collect(),
+            )
+        }
+        Value::Array(items) => match schema.get("items") {
+            Some(sub) => Value::Array(items.iter().map(|i| defaulted(sub, i)).collect()),
+            None => value.clone(),
+        },
+        other => other.clone(),
     }
 }
 
@@ -380,11 +419,25 @@ mod tests {
     fn int_or_string_and_nulls() {
         let schema = json!({"type": "object", "properties": {
             "q": {"x-kubernetes-int-or-string": true},
-            "s": {"type": "string"}
+            "s": {"type": "string", "nullable": true},
+            "d": {"type": "string", "default": ""},
+            "n": {"type": "integer"}
         }});
         assert_eq!(
-            issues(schema.clone(), json!({"q": "1Gi", "s": null})),
+            issues(schema.clone(), json!({"q": "1Gi", "s": null, "d": null})),
             Vec::<String>::new()
+        );
+        // As the API server: a null that is neither nullable nor defaulted is refused.
+        assert_eq!(
+            issues(schema.clone(), json!({"n": null, "q": null})),
+            vec![
+                "spec.n: must be an integer, not null",
+                "spec.q: must not be null"
+            ]
+        );
+        assert_eq!(
+            defaulted(&schema, &json!({"s": null, "d": null, "n": 1})),
+            json!({"s": null, "d": "", "n": 1})
         );
         assert_eq!(
             issues(schema, json!({"q": true})),
