@@ -552,6 +552,11 @@ async fn backup_mistakes_are_reported_one_by_one_and_once_fixed_the_shard_comes_
     if real_node(&client, test).await?.is_none() {
         return Ok(());
     }
+    // The whole test takes its turn with the stores' tests: in a CI run where its first steps
+    // shared the 2 cores with a whole cluster of another test, the init pod of step 3 (a
+    // pasted key for credentials) ran vtbackup for 900 s without failing; alone it fails at
+    // once, as it did in earlier runs. The cause is not known yet.
+    let _turn = ONE_CLUSTER.lock().await;
     install_crds().await?;
     let ns = TestNamespace::create(&client, "backup-mistakes").await?;
     let name = ns.name().to_string();
@@ -677,7 +682,6 @@ async fn backup_mistakes_are_reported_one_by_one_and_once_fixed_the_shard_comes_
     // 4. The location fixed: the init pod is replaced and uploads the first backup; the
     // tablets, started from the mistaken spec, are replaced and restore from it; the first
     // primary is elected only after that, and rows go through vtgate.
-    let _turn = ONE_CLUSTER.lock().await;
     let stale: Vec<String> = tablet_pods(&client, &name)
         .await?
         .iter()
