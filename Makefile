@@ -25,11 +25,15 @@ test: check cluster-up tools
 compat: build cluster-up
 	cargo test --locked -p vitess-operator-e2e --features compat --test compat_yaml --test compat_takeover
 
-## faults: the long runs of the fault suite (issue 18); `make test` runs their fast subset. For
-## now: 20,000 generated hostile VitessClusters (tests/mutations.rs) from a new seed, printed
-## so that a failure can be replayed with PROPTEST_RNG_SEED=<seed>.
+## faults: the long runs of the fault suite (issue 18); `make test` runs their fast subset.
+## FAULT_RUNS runs of each operator-crash scenario (e2e/tests/faults.rs: SIGKILL during a first
+## election, a drain of the primary, a scale-down; table in target/e2e-figures/faults.md), then
+## FAULT_CASES generated hostile VitessClusters (tests/mutations.rs). Seeds are printed:
+## FAULT_SEED=<seed> and PROPTEST_RNG_SEED=<seed> replay them.
+FAULT_RUNS ?= 20
 FAULT_CASES ?= 20000
-faults:
+faults: build cluster-up
+	FAULT_RUNS=$(FAULT_RUNS) cargo test --locked -p vitess-operator-e2e --test faults -- --nocapture
 	seed=$$(date +%s); echo "PROPTEST_RNG_SEED=$$seed PROPTEST_CASES=$(FAULT_CASES)"; \
 	PROPTEST_RNG_SEED=$$seed PROPTEST_CASES=$(FAULT_CASES) cargo test --locked --test mutations
 

@@ -154,6 +154,10 @@ async fn reparents_elect_then_move_the_primary_and_demote_the_old_one() {
         "{}",
         prs[1]
     );
+    assert_eq!(
+        fake.reparents("commerce", "-"),
+        vec![(None, alias(101)), (Some(alias(101)), alias(102))]
+    );
 }
 
 #[tokio::test]
@@ -302,6 +306,48 @@ async fn a_hanging_vtctld_hits_the_deadline() {
     assert!(err.to_string().contains("GetKeyspaces"), "{err}");
     fake.set_mode(Mode::Serve);
     assert!(vtctld.keyspaces().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn hanging_reparents_wait_while_other_calls_are_served_and_a_dropped_one_does_nothing() {
+    let (fake, vtctld) = start().await;
+    three_tablets(&fake);
+    fake.set_mode(Mode::HangReparents);
+    // The caller gives up (as a killed operator does): the reparent is never applied.
+    let short = vtctld.clone().with_timeout(Duration::from_millis(300));
+    let err = short
+        .planned_reparent("commerce", "-", &alias(101), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::DeadlineExceeded { .. }), "{err}");
+    // Everything else is served meanwhile.
+    vtctld.shard("commerce", "-").await.unwrap();
+    fake.set_mode(Mode::Serve);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(fake.primary("commerce", "-"), None);
+    // A reparent in flight when the mode changes back is served.
+    fake.set_mode(Mode::HangReparents);
+    let waiting = tokio::spawn({
+        let vtctld = vtctld.clone();
+        async move {
+            vtctld
+                .planned_reparent("commerce", "-", &alias(102), None)
+                .await
+        }
+    });
+    while fake.count("PlannedReparentShard") < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!waiting.is_finished());
+    fake.set_mode(Mode::Serve);
+    waiting.await.unwrap().unwrap();
+    assert_eq!(fake.primary("commerce", "-"), Some(alias(102)));
+    // Asking again for what is already so changes nothing; the history has the one change.
+    vtctld
+        .planned_reparent("commerce", "-", &alias(102), None)
+        .await
+        .unwrap();
+    assert_eq!(fake.reparents("commerce", "-"), vec![(None, alias(102))]);
 }
 
 #[tokio::test]

@@ -17,6 +17,17 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct Operator {
     child: Option<Child>,
     log: PathBuf,
+    /// How it was started, so that [`Operator::restart`] starts it the same way.
+    launch: Launch,
+}
+
+/// The command line of an operator process.
+#[derive(Clone, Debug)]
+struct Launch {
+    binary: PathBuf,
+    args: Vec<String>,
+    /// The cluster DNS `resolv.conf` it sees as `/etc/resolv.conf`, if any.
+    resolv: Option<PathBuf>,
 }
 
 impl Operator {
@@ -81,43 +92,55 @@ impl Operator {
             })
             .collect();
         let log = dir.join(format!("operator-{safe}.log"));
-        let stdout = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("opening {}", log.display()))?;
-        let stderr = stdout
-            .try_clone()
-            .with_context(|| format!("opening {}", log.display()))?;
-        let mut command = match resolv {
-            None => Command::new(binary),
-            // sh execs the operator, so the child's pid is the operator's.
-            Some(resolv) => {
-                let mut c = Command::new("unshare");
-                c.args(["--mount", "--propagation", "private", "sh", "-c"])
-                    .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
-                    .arg(resolv)
-                    .arg(binary);
-                c
-            }
+        let launch = Launch {
+            binary: binary.to_path_buf(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            resolv: resolv.map(Path::to_path_buf),
         };
-        command
-            .args(args)
-            .env("KUBECONFIG", kubeconfig_path())
-            .env("VTCTLD_ADDR", vtctld_addr())
-            .stdin(Stdio::null())
-            .stdout(stdout)
-            .stderr(stderr);
-        if std::env::var_os("RUST_LOG").is_none() {
-            command.env("RUST_LOG", "info");
-        }
-        let child = command
-            .spawn()
-            .with_context(|| format!("starting {}", binary.display()))?;
+        let child = launch.spawn(&log)?;
         Ok(Self {
             child: Some(child),
             log,
+            launch,
         })
+    }
+
+    /// Kills the operator with SIGKILL, as a crash or an OOM kill would, and reaps it; a
+    /// line in its log says so. An operator that had already exited is an error.
+    pub fn kill(&mut self) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            bail!("the operator was not running");
+        };
+        if let Some(status) = child.try_wait().context("checking the operator process")? {
+            bail!(
+                "the operator had exited ({status}) before it was killed; see {}",
+                self.log.display()
+            );
+        }
+        child.kill().context("killing the operator")?;
+        child.wait().context("waiting for the killed operator")?;
+        self.note("killed with SIGKILL by the test")
+    }
+
+    /// Starts the operator again as it was first started, logging to the same file.
+    pub fn restart(&mut self) -> Result<()> {
+        if self.child.is_some() {
+            bail!("the operator is still running");
+        }
+        self.note("started again by the test")?;
+        self.child = Some(self.launch.spawn(&self.log)?);
+        Ok(())
+    }
+
+    /// A line of the test's own in the operator's log.
+    fn note(&self, what: &str) -> Result<()> {
+        use std::io::Write as _;
+        let mut log = OpenOptions::new()
+            .append(true)
+            .open(&self.log)
+            .with_context(|| format!("opening {}", self.log.display()))?;
+        writeln!(log, "---- e2e: {what} ----")
+            .with_context(|| format!("writing {}", self.log.display()))
     }
 
     /// The operator's log file.
@@ -185,6 +208,45 @@ impl Operator {
     }
 }
 
+impl Launch {
+    /// Starts the process, appending its stdout and stderr to `log`.
+    fn spawn(&self, log: &Path) -> Result<Child> {
+        let stdout = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("opening {}", log.display()))?;
+        let stderr = stdout
+            .try_clone()
+            .with_context(|| format!("opening {}", log.display()))?;
+        let mut command = match &self.resolv {
+            None => Command::new(&self.binary),
+            // sh execs the operator, so the child's pid is the operator's.
+            Some(resolv) => {
+                let mut c = Command::new("unshare");
+                c.args(["--mount", "--propagation", "private", "sh", "-c"])
+                    .arg(r#"mount --bind "$0" /etc/resolv.conf && exec "$@""#)
+                    .arg(resolv)
+                    .arg(&self.binary);
+                c
+            }
+        };
+        command
+            .args(&self.args)
+            .env("KUBECONFIG", kubeconfig_path())
+            .env("VTCTLD_ADDR", vtctld_addr())
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
+        if std::env::var_os("RUST_LOG").is_none() {
+            command.env("RUST_LOG", "info");
+        }
+        command
+            .spawn()
+            .with_context(|| format!("starting {}", self.binary.display()))
+    }
+}
+
 impl Drop for Operator {
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
@@ -224,6 +286,51 @@ mod tests {
         assert!(op.pid().is_none());
         // stop() reaped the child, so its /proc entry is gone.
         assert!(!Path::new(&format!("/proc/{pid}")).exists());
+    }
+
+    #[tokio::test]
+    async fn a_killed_operator_restarts_with_the_same_command_line() {
+        let mut op = Operator::start_binary(
+            Path::new("/bin/sh"),
+            "self-test-kill",
+            &["-c", "echo \"started $$\"; exec sleep 30"],
+        )
+        .unwrap();
+        let first = op.pid().unwrap();
+        let wait_for_line = async |op: &Operator, line: String| {
+            let start = Instant::now();
+            loop {
+                let log = op.log_contents().unwrap_or_default();
+                if log.contains(&line) {
+                    return log;
+                }
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "no {line:?}: {log}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        };
+        wait_for_line(&op, format!("started {first}")).await;
+        op.kill().unwrap();
+        assert!(op.pid().is_none());
+        assert!(!Path::new(&format!("/proc/{first}")).exists());
+        assert!(op.kill().is_err(), "killing a stopped operator must fail");
+        op.restart().unwrap();
+        let second = op.pid().unwrap();
+        assert_ne!(first, second);
+        assert!(
+            op.restart().is_err(),
+            "a running operator must not start twice"
+        );
+        let log = wait_for_line(&op, format!("started {second}")).await;
+        // In order (the log may hold earlier runs of this test): the first process, the
+        // kill, the restart, the second process.
+        let first_line = log.find(&format!("started {first}")).unwrap();
+        let killed = first_line + log[first_line..].find("killed with SIGKILL").unwrap();
+        let again = killed + log[killed..].find("started again").unwrap();
+        assert!(log[again..].contains(&format!("started {second}")), "{log}");
+        op.stop().await.unwrap();
     }
 
     #[test]

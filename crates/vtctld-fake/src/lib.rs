@@ -69,6 +69,11 @@ pub enum Mode {
     Fail,
     /// Every RPC waits until the mode changes or the fake stops.
     Hang,
+    /// Reparents (`PlannedReparentShard`) wait until the mode changes or the fake stops, and
+    /// are then served by the new mode; everything else is served: a reparent in flight, to
+    /// kill its caller meanwhile (a caller that goes away cancels it, as it would a real
+    /// vtctld's).
+    HangReparents,
 }
 
 /// One RPC received: its method and a short text of its request.
@@ -97,6 +102,8 @@ pub struct ServerTls {
 struct ShardRecord {
     primary: Option<Alias>,
     is_primary_serving: bool,
+    /// Every change of primary, oldest first: (the primary before, the primary after).
+    reparents: Vec<(Option<Alias>, Alias)>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -358,6 +365,7 @@ impl FakeVtctld {
             .or_insert(ShardRecord {
                 primary: None,
                 is_primary_serving: false,
+                reparents: Vec::new(),
             });
         if tablet_type == TabletType::Primary {
             record.primary = Some(alias.clone());
@@ -381,6 +389,19 @@ impl FakeVtctld {
             .shards
             .get(&(keyspace.to_string(), shard.to_string()))
             .and_then(|s| s.primary.clone())
+    }
+
+    /// Every change of the shard's primary Vitess made, oldest first: (before, after). A
+    /// reparent that was refused, or that found the primary already where it was asked to
+    /// be, changed nothing and is not here.
+    pub fn reparents(&self, keyspace: &str, shard: &str) -> Vec<(Option<Alias>, Alias)> {
+        self.shared
+            .lock()
+            .topology
+            .shards
+            .get(&(keyspace.to_string(), shard.to_string()))
+            .map(|s| s.reparents.clone())
+            .unwrap_or_default()
     }
 
     /// A tablet's type, `None` if it is not registered.
@@ -513,8 +534,9 @@ impl Service {
             }
             match current {
                 Mode::Serve => return Ok(()),
+                Mode::HangReparents if !method.ends_with("ReparentShard") => return Ok(()),
                 Mode::Fail => return Err(Status::unavailable("fake vtctld set to fail")),
-                Mode::Hang => {
+                Mode::Hang | Mode::HangReparents => {
                     if mode.changed().await.is_err() {
                         return Err(Status::unavailable("fake vtctld is gone"));
                     }
@@ -1239,6 +1261,7 @@ impl VtctldService for Service {
                 t.tablet_type = TabletType::Primary;
             }
             if let Some(shard) = topo.shards.get_mut(&key) {
+                shard.reparents.push((current, elect.clone()));
                 shard.primary = Some(elect.clone());
                 shard.is_primary_serving = true;
             }
