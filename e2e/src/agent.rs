@@ -158,6 +158,16 @@ impl FakeTopology {
         })
     }
 
+    /// The fake, shared with its tablet agent.
+    pub fn shared(&self) -> &SharedFake {
+        &self.shared
+    }
+
+    /// The fake's address.
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
     /// The operator's `--vtctld-address` for it: every cluster's vtctld is the fake.
     pub fn vtctld_address(&self) -> String {
         format!("*={}", self.address)

@@ -1,4 +1,4 @@
-//! The fault suite, operator crashes (issue 18, item 1): the operator is killed with SIGKILL at
+//! The fault suite, operator crashes (issue 18, items 1 and 2): the operator is killed with SIGKILL at
 //! a kill point of an operation and started again (after up to 2 s); the kill points are taken
 //! in turn, each run a little later (up to 300 ms) than the moment it waited for:
 //!
@@ -10,7 +10,13 @@
 //!   the pod is `finished`;
 //! - a scale-down from 3 tablets to 2, the removed one a replica or (made so by hand first)
 //!   the primary: right after the apply, once its drain started, once it is finished, once
-//!   its pod is deleted; then back to 3.
+//!   its pod is deleted; then back to 3;
+//! - a rolling update (`updateStrategy: Immediate`, a new vttablet image): right after the
+//!   apply, once the first pod was replaced, while the primary's reparent is in flight, once
+//!   the old primary's pod is finished;
+//! - a drain of the primary with two operator replicas under leader election, the leader
+//!   killed right after `started` or while the reparent is in flight, and left down: the
+//!   other replica takes the Lease over and finishes the drain.
 //!
 //! Each run then checks what a user would: the shard converges again, its primary changed
 //! exactly as often as it had to (the fake's record of every change of primary Vitess made),
@@ -19,9 +25,9 @@
 //! Vitess (it answers by rules, holds reparents in flight on demand, and records every change
 //! of primary); there is no data to lose here.
 //!
-//! `FAULT_RUNS` runs of each scenario (default 5, which takes every kill point once; `make faults` 20), the small random delays
-//! from `FAULT_SEED` (printed). Every run is made; the table (scenario, runs, survived,
-//! objects lost, time from the restart to converged) goes to
+//! `FAULT_RUNS` runs of each scenario (default 5, which takes every kill point once; `make
+//! faults` 20), the small random delays from `FAULT_SEED` (printed). Every run is made; the
+//! table (scenario, runs, survived, objects lost, time from the restart to converged) goes to
 //! `target/e2e-figures/faults.{json,md}` and the test fails if any run did not survive.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -35,8 +41,9 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use vitess_operator::vitess::{Alias, Vtctld};
 use vitess_operator_e2e::{
-    Operator, SharedFake, apply_yaml, dynamic, is_ready, tablet_of, wait_for, with_fake_vtctld,
-    workspace_dir, write_figures,
+    FakeTopology, METRICS_ADDRESS, Operator, SharedFake, TestNamespace, apply_yaml, dynamic,
+    identity_of, is_ready, lease_holder, tablet_of, wait_for, with_fake_vtctld, workspace_dir,
+    write_figures,
 };
 use vtctld_fake::Mode;
 
@@ -81,6 +88,13 @@ async fn the_operator_killed_at_random_points_loses_nothing() -> Result<()> {
             row.record(i, suite.scale_down(i).await);
         }
         rows.push(row);
+        let mut row = Row::new("rolling update (Immediate)");
+        for i in 0..runs {
+            row.record(i, suite.rolling_update(i).await);
+        }
+        rows.push(row);
+        let rng = Rng::new(suite.rng.next());
+        rows.push(leader_failover(client, runs, rng).await?);
         report(seed, runs, &rows)
     })
     .await
@@ -100,6 +114,11 @@ struct Suite<'a> {
 /// The cluster the drain and scale-down runs share.
 const SHARED: &str = "faults";
 const SHARED_KEYSPACE: &str = "faultsks";
+const SHARED_PAIR: (&str, &str) = (SHARED, SHARED_KEYSPACE);
+/// The cluster of the rolling update runs (`updateStrategy: Immediate`), and the two images
+/// each run changes between.
+const ROLL: (&str, &str) = ("roll", "rollks");
+const IMAGES: [&str; 2] = ["vitess/lite:v24.0.3", "vitess/lite:v24.0.4"];
 
 /// What one run that survived measured.
 struct Survived {
@@ -275,7 +294,7 @@ impl Suite<'_> {
             &cluster_yaml(SHARED, SHARED_KEYSPACE, 3),
         )
         .await?;
-        self.converged(SHARED, 3, None).await.map(|_| ())
+        self.converged(SHARED_PAIR, 3, None, None).await.map(|_| ())
     }
 
     /// Before a drain or scale-down run: what a failed run may have left is undone (3
@@ -298,13 +317,15 @@ impl Suite<'_> {
         Ok(())
     }
 
-    /// Waits until the shared cluster has `tablets` Ready tablet pods, none of them being
-    /// deleted or drained, and a primary among them that Vitess and the shard's status agree
-    /// on; `witness` sees every poll. Returns the primary and the tablet pods.
+    /// Waits until `cluster` (whose keyspace is `keyspace`) has `tablets` Ready tablet pods,
+    /// none of them being deleted or drained, all running `image` if given, and a primary
+    /// among them that Vitess and the shard's status agree on; `witness` sees every poll.
+    /// Returns the primary and the tablet pods.
     async fn converged(
         &mut self,
-        cluster: &str,
+        (cluster, keyspace): (&str, &str),
         tablets: usize,
+        image: Option<&str>,
         mut witness: Option<&mut Witness<'_>>,
     ) -> Result<(String, BTreeMap<String, Pod>)> {
         let shards = dynamic(self.client, self.ns, "VitessShard");
@@ -319,7 +340,7 @@ impl Suite<'_> {
                     w.observe().await?;
                 }
                 let status = shard_status(&shards, cluster, "masterAlias").await?;
-                let vitess = fake_primary(fake, SHARED_KEYSPACE).await;
+                let vitess = fake_primary(fake, keyspace).await;
                 let all = pods
                     .list(&ListParams::default().labels(&format!(
                         "planetscale.com/component=vttablet,{CLUSTER_LABEL}={cluster}"
@@ -330,9 +351,11 @@ impl Suite<'_> {
                     .iter()
                     .filter(|p| p.metadata.deletion_timestamp.is_none() && is_ready(p))
                     .filter(|p| !has(p, STARTED) && !has(p, FINISHED))
+                    .filter(|p| image.is_none() || vttablet_image(p) == image)
                     .count();
+                let on = image.map(|i| format!(" on {i}")).unwrap_or_default();
                 *seen = format!(
-                    "{} tablet pods, {ready} Ready and not draining; masterAlias {status:?}, \
+                    "{} tablet pods, {ready} Ready{on} and not draining; masterAlias {status:?}, \
                      Vitess' primary {vitess:?}",
                     all.len()
                 );
@@ -358,7 +381,9 @@ impl Suite<'_> {
     async fn drain(&mut self, run: usize) -> Result<Survived> {
         self.reset_shared().await?;
         let mut witness = Witness::new(self.client, self.ns, SHARED);
-        let (primary, before) = self.converged(SHARED, 3, Some(&mut witness)).await?;
+        let (primary, before) = self
+            .converged(SHARED_PAIR, 3, None, Some(&mut witness))
+            .await?;
         let changes_before = reparents(self.fake, SHARED_KEYSPACE).await.len();
         let pod = before[&primary].name_any();
         let pods = self.pods();
@@ -399,8 +424,28 @@ impl Suite<'_> {
             format!("{at} (+{:?})", self.jitter().await)
         };
         witness.observe().await?;
-        let restarted = self.kill_and_restart().await?;
+        self.kill_and_restart().await?;
+        let recovered = self
+            .drain_completes(SHARED_PAIR, &primary, &before, changes_before, &mut witness)
+            .await?;
+        Ok(Survived { recovered, how })
+    }
 
+    /// After a crash during the drain of `primary` (whose tablets were `before`): waits for
+    /// its pod to be finished and the primary to have moved, checks that it moved exactly once
+    /// since `changes_before`, that no pod was replaced and nothing was lost, then ends the
+    /// drain. Returns how long the drain took to complete from the call.
+    async fn drain_completes(
+        &mut self,
+        (cluster, keyspace): (&str, &str),
+        primary: &str,
+        before: &BTreeMap<String, Pod>,
+        changes_before: usize,
+        witness: &mut Witness<'_>,
+    ) -> Result<Duration> {
+        let called = Instant::now();
+        let pods = self.pods();
+        let pod = before[primary].name_any();
         let shards = dynamic(self.client, self.ns, "VitessShard");
         let (fake, operator) = (self.fake, &mut *self.operator);
         let new_primary = wait_for(
@@ -410,8 +455,8 @@ impl Suite<'_> {
                 operator.check_running()?;
                 witness.observe().await?;
                 let p = pods.get(&pod).await?;
-                let status = shard_status(&shards, SHARED, "masterAlias").await?;
-                let vitess = fake_primary(fake, SHARED_KEYSPACE).await;
+                let status = shard_status(&shards, cluster, "masterAlias").await?;
+                let vitess = fake_primary(fake, keyspace).await;
                 *seen = format!(
                     "masterAlias {status:?}, Vitess' primary {vitess:?}, {pod}'s annotations {:?}",
                     p.annotations()
@@ -427,20 +472,20 @@ impl Suite<'_> {
             },
         )
         .await?;
-        let recovered = restarted.elapsed();
-        let changes = reparents(self.fake, SHARED_KEYSPACE).await;
+        let took = called.elapsed();
+        let changes = reparents(self.fake, keyspace).await;
         let this_run = &changes[changes_before.min(changes.len())..];
         ensure!(
-            this_run == [(Some(primary.clone()), new_primary.clone())],
+            this_run == [(Some(primary.to_string()), new_primary.clone())],
             "the primary should have moved once, from {primary} to {new_primary}; Vitess' \
              changes of primary in this run: {this_run:?}"
         );
-        let after = tablet_pods(&pods, SHARED).await?;
+        let after = tablet_pods(&pods, cluster).await?;
         ensure!(
             !has(&after[&new_primary], FINISHED),
             "the new primary's pod was finished"
         );
-        same_pods(&before, &after)?;
+        same_pods(before, &after)?;
         witness.check().await?;
 
         // The drain is over: `started` goes, and with it `acknowledged` and `finished`.
@@ -457,7 +502,7 @@ impl Suite<'_> {
             },
         )
         .await?;
-        Ok(Survived { recovered, how })
+        Ok(took)
     }
 
     /// Scales the shared cluster's pool from 3 tablets to 2 (the last one, index 3, goes;
@@ -467,7 +512,9 @@ impl Suite<'_> {
     async fn scale_down(&mut self, run: usize) -> Result<Survived> {
         self.reset_shared().await?;
         let mut witness = Witness::new(self.client, self.ns, SHARED);
-        let (mut primary, before) = self.converged(SHARED, 3, Some(&mut witness)).await?;
+        let (mut primary, before) = self
+            .converged(SHARED_PAIR, 3, None, Some(&mut witness))
+            .await?;
         let (removed, removed_pod) = before
             .iter()
             .max_by_key(|(_, p)| {
@@ -532,7 +579,9 @@ impl Suite<'_> {
         );
         witness.observe().await?;
         let restarted = self.kill_and_restart().await?;
-        let (new_primary, after) = self.converged(SHARED, 2, Some(&mut witness)).await?;
+        let (new_primary, after) = self
+            .converged(SHARED_PAIR, 2, None, Some(&mut witness))
+            .await?;
         let recovered = restarted.elapsed();
 
         ensure!(
@@ -571,8 +620,210 @@ impl Suite<'_> {
             &cluster_yaml(SHARED, SHARED_KEYSPACE, 3),
         )
         .await?;
-        self.converged(SHARED, 3, Some(&mut witness)).await?;
+        self.converged(SHARED_PAIR, 3, None, Some(&mut witness))
+            .await?;
         witness.check().await?;
+        Ok(Survived { recovered, how })
+    }
+    /// Changes the vttablet image of the `roll` cluster (`updateStrategy: Immediate`, 3
+    /// tablets), killing the operator at kill point `run` (of 4, in turn): right after the
+    /// apply, once the first pod was replaced, while the primary's reparent is in flight, once
+    /// the old primary's pod is finished or gone.
+    async fn rolling_update(&mut self, run: usize) -> Result<Survived> {
+        self.ready_for_a_run().await?;
+        let (cluster, keyspace) = ROLL;
+        let mut witness = Witness::new(self.client, self.ns, cluster);
+        // Where the previous run left it (the first run makes the cluster).
+        let from = IMAGES[run % 2];
+        let to = IMAGES[(run + 1) % 2];
+        let yaml = |image| cluster_yaml_with(cluster, keyspace, 3, "Immediate", image);
+        apply_yaml(self.client, self.ns, &yaml(from)).await?;
+        let (primary, before) = self
+            .converged(ROLL, 3, Some(from), Some(&mut witness))
+            .await?;
+        let changes_before = reparents(self.fake, keyspace).await.len();
+        let primary_pod = before[&primary].name_any();
+        let primary_uid = before[&primary].uid();
+        let point = run % 4;
+        if point == 2 {
+            set_mode(self.fake, Mode::HangReparents).await;
+        }
+        apply_yaml(self.client, self.ns, &yaml(to)).await?;
+        let pods = self.pods();
+        let at = match point {
+            0 => "right after the apply",
+            1 => {
+                until("the first tablet pod to be replaced", async || {
+                    let now = tablet_pods(&pods, cluster).await?;
+                    Ok(before
+                        .iter()
+                        .any(|(a, p)| now.get(a).is_none_or(|n| n.uid() != p.uid())))
+                })
+                .await?;
+                "once the first pod was replaced"
+            }
+            2 => {
+                self.hold_reparent(keyspace).await?;
+                "while the primary's PlannedReparentShard was in flight"
+            }
+            _ => {
+                until(
+                    &format!("{primary_pod} to be finished or gone"),
+                    async || {
+                        Ok(match pods.get_opt(&primary_pod).await? {
+                            Some(p) => p.uid() != primary_uid || has(&p, FINISHED),
+                            None => true,
+                        })
+                    },
+                )
+                .await?;
+                "once the old primary's pod was finished"
+            }
+        };
+        let how = format!("{at} (+{:?})", self.jitter().await);
+        witness.observe().await?;
+        let restarted = self.kill_and_restart().await?;
+        let (new_primary, after) = self
+            .converged(ROLL, 3, Some(to), Some(&mut witness))
+            .await?;
+        let recovered = restarted.elapsed();
+
+        let changes = reparents(self.fake, keyspace).await;
+        let this_run = &changes[changes_before.min(changes.len())..];
+        ensure!(
+            this_run == [(Some(primary.clone()), new_primary.clone())],
+            "the primary should have moved once, from {primary} to {new_primary}, before its \
+             pod went; Vitess' changes of primary in this run: {this_run:?}"
+        );
+        let kept: Vec<String> = before
+            .iter()
+            .filter(|(a, p)| after.get(*a).and_then(|n| n.uid()) == p.uid())
+            .map(|(_, p)| p.name_any())
+            .collect();
+        ensure!(
+            kept.is_empty(),
+            "pods not replaced by the rollout: {kept:?}"
+        );
+        witness.check().await?;
+        Ok(Survived { recovered, how })
+    }
+}
+
+/// The Lease the two operators of [`leader_failover`] share.
+const LEASE: &str = "vitess-operator-leader-faults";
+/// The cluster of the leader failover runs.
+const LEAD: (&str, &str) = ("lead", "leadks");
+
+/// Two operator replicas with leader election on a namespace of their own; in each run the
+/// leader is SIGKILLed during a drain of the primary (at a random moment after `started`, or
+/// while its PlannedReparentShard is in flight, in turn) and not started again until the
+/// drain is done: the other replica takes the Lease over once it expires and finishes the
+/// drain; the primary moves exactly once. Recovery is from the kill to the drain done.
+async fn leader_failover(client: &Client, runs: usize, rng: Rng) -> Result<Row> {
+    let mut row = Row::new("drain of the primary, leader of 2 replicas killed");
+    let ns = TestNamespace::create(client, "faults-leader").await?;
+    let topology = FakeTopology::start(client, ns.name()).await?;
+    let start = |name: &str| {
+        Operator::start(
+            &format!("faults-leader-{name}"),
+            &[
+                "run",
+                "--namespace",
+                ns.name(),
+                "--vtctld-address",
+                &topology.vtctld_address(),
+                METRICS_ADDRESS,
+                "--leader-elect",
+                "--leader-election-lease-name",
+                LEASE,
+            ],
+        )
+    };
+    let mut first = start("a")?;
+    let mut standby = start("b")?;
+    let logs = format!(
+        "the replicas' logs: {} and {}",
+        first.log_path().display(),
+        standby.log_path().display()
+    );
+    let mut suite = Suite {
+        client,
+        ns: ns.name(),
+        operator: &mut first,
+        fake: topology.shared(),
+        address: topology.address(),
+        rng,
+    };
+    let (cluster, keyspace) = LEAD;
+    apply_yaml(client, ns.name(), &cluster_yaml(cluster, keyspace, 3)).await?;
+    for run in 0..runs {
+        let result = suite.leader_killed(run, &mut standby).await;
+        row.record(run, result.with_context(|| logs.clone()));
+    }
+    let stopped = (first.stop().await, standby.stop().await);
+    topology.stop().await;
+    if row.failures.is_empty() {
+        stopped.0?;
+        stopped.1?;
+        ns.delete(TIMEOUT).await?;
+    }
+    Ok(row)
+}
+
+impl Suite<'_> {
+    /// One run of [`leader_failover`]: `self.operator` and `standby` are the two replicas;
+    /// afterwards `self.operator` is the leader.
+    async fn leader_killed(&mut self, run: usize, standby: &mut Operator) -> Result<Survived> {
+        // Both run (the one killed last time comes back as the standby).
+        self.ready_for_a_run().await?;
+        if standby.pid().is_none() {
+            standby.restart()?;
+        }
+        let mut witness = Witness::new(self.client, self.ns, LEAD.0);
+        let (primary, before) = self.converged(LEAD, 3, None, Some(&mut witness)).await?;
+        let holder = lease_holder(self.client, self.ns, LEASE).await?;
+        let (mine, other) = (identity_of(self.operator)?, identity_of(standby)?);
+        if holder.as_deref() == Some(other.as_str()) {
+            std::mem::swap(self.operator, standby);
+        } else if holder.as_deref() != Some(mine.as_str()) {
+            bail!("the Lease {LEASE} is held by {holder:?}, neither {mine} nor {other}");
+        }
+        let changes_before = reparents(self.fake, LEAD.1).await.len();
+        let pods = self.pods();
+        let pod = before[&primary].name_any();
+        let in_flight = run % 2 == 1;
+        if in_flight {
+            set_mode(self.fake, Mode::HangReparents).await;
+        }
+        annotate(
+            &pods,
+            &pod,
+            STARTED,
+            Some(&format!("faults leader run {run}")),
+        )
+        .await?;
+        let at = if in_flight {
+            self.hold_reparent(LEAD.1).await?;
+            "while its PlannedReparentShard was in flight"
+        } else {
+            "right after started"
+        };
+        let how = format!("the leader {at} (+{:?})", self.jitter().await);
+        witness.observe().await?;
+        self.operator.kill()?;
+        set_mode(self.fake, Mode::Serve).await;
+        // The standby is the one left; the killed leader stays down until the drain is done.
+        std::mem::swap(self.operator, standby);
+        let killed = Instant::now();
+        self.drain_completes(LEAD, &primary, &before, changes_before, &mut witness)
+            .await?;
+        let recovered = killed.elapsed();
+        let holder = lease_holder(self.client, self.ns, LEASE).await?;
+        let survivor = identity_of(self.operator)?;
+        ensure!(
+            holder.as_deref() == Some(survivor.as_str()),
+            "the Lease is held by {holder:?}, not by the surviving replica {survivor}"
+        );
         Ok(Survived { recovered, how })
     }
 }
@@ -597,6 +848,16 @@ where
 }
 
 fn cluster_yaml(name: &str, keyspace: &str, replicas: u32) -> String {
+    cluster_yaml_with(name, keyspace, replicas, "External", IMAGES[0])
+}
+
+fn cluster_yaml_with(
+    name: &str,
+    keyspace: &str,
+    replicas: u32,
+    strategy: &str,
+    image: &str,
+) -> String {
     format!(
         r#"
 apiVersion: v1
@@ -612,7 +873,9 @@ metadata:
   name: {name}
 spec:
   images:
-    vttablet: vitess/lite:v24.0.3
+    vttablet: {image}
+  updateStrategy:
+    type: {strategy}
   cells:
   - name: zone1
     gateway: {{replicas: 1}}
@@ -757,6 +1020,17 @@ fn same_pods(before: &BTreeMap<String, Pod>, after: &BTreeMap<String, Pod>) -> R
         "tablet pods the operator had no reason to replace were replaced: {replaced:?}"
     );
     Ok(())
+}
+
+/// The image of a tablet pod's vttablet container.
+fn vttablet_image(pod: &Pod) -> Option<&str> {
+    pod.spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == "vttablet")?
+        .image
+        .as_deref()
 }
 
 /// A cluster's tablet pods (not being deleted) by alias.
