@@ -27,7 +27,8 @@ compat: build cluster-up
 
 ## faults: the long runs of the fault suite (issue 18); `make test` runs their fast subset.
 ## FAULT_RUNS runs of each operator-crash scenario (e2e/tests/faults.rs: SIGKILL during a first
-## election, a drain of the primary, a scale-down; table in target/e2e-figures/faults.md), then
+## election, a drain of the primary, a scale-down, a rolling update, and of the leader of two
+## replicas mid-drain; table in target/e2e-figures/faults.md), then
 ## FAULT_CASES generated hostile VitessClusters (tests/mutations.rs). Seeds are printed:
 ## FAULT_SEED=<seed> and PROPTEST_RNG_SEED=<seed> replay them.
 FAULT_RUNS ?= 20

@@ -22,6 +22,13 @@ use crate::{Operator, is_ready, with_operator_at};
 /// The fake, shared between a test and its tablet agent; `None` while it is down.
 pub type SharedFake = Arc<Mutex<Option<FakeVtctld>>>;
 
+/// Changes how the shared fake answers (nothing while it is down).
+pub async fn set_fake_mode(fake: &SharedFake, mode: vtctld_fake::Mode) {
+    if let Some(fake) = fake.lock().await.as_ref() {
+        fake.set_mode(mode);
+    }
+}
+
 /// What a tablet pod's labels say about its tablet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TabletLabels {

@@ -14,6 +14,7 @@
 
 mod agent;
 mod apply;
+mod drains;
 mod go_operator;
 mod kinds;
 mod namespace;
@@ -27,9 +28,11 @@ mod tools;
 mod wait;
 
 pub use agent::{
-    FakeTopology, SharedFake, TabletLabels, start_tablet_agent, tablet_of, with_fake_vtctld,
+    FakeTopology, SharedFake, TabletLabels, set_fake_mode, start_tablet_agent, tablet_of,
+    with_fake_vtctld,
 };
 pub use apply::{FIELD_MANAGER, apply_yaml};
+pub use drains::{annotate, has_annotation, one_shard_cluster_yaml};
 pub use go_operator::{anchors_dir, go_operator};
 pub use kinds::{
     METRICS_ADDRESS, condition, dynamic, install_crds, is_ready, primary_of, versions,

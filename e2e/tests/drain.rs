@@ -16,7 +16,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use vitess_operator_e2e::{
-    Operator, SharedFake, apply_yaml, dynamic, is_ready, tablet_of, wait_for, with_fake_vtctld,
+    Operator, SharedFake, annotate, apply_yaml, dynamic, has_annotation as has, is_ready,
+    one_shard_cluster_yaml, set_fake_mode, tablet_of, wait_for, with_fake_vtctld,
 };
 use vtctld_fake::{FakeVtctld, Mode};
 
@@ -31,63 +32,12 @@ const PRS: &str = "PlannedReparentShard";
 /// The fake, shared with the tablet agent; `None` while it is down.
 type Shared = SharedFake;
 
-fn cluster_yaml(name: &str, image: &str, strategy: &str, replicas: u32) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {name}-config
-stringData:
-  init_db.sql: "CREATE DATABASE IF NOT EXISTS vt_commerce;"
----
-apiVersion: planetscale.com/v2
-kind: VitessCluster
-metadata:
-  name: {name}
-spec:
-  images:
-    vttablet: {image}
-  updateStrategy:
-    type: {strategy}
-  cells:
-  - name: zone1
-    gateway: {{replicas: 1}}
-  keyspaces:
-  - name: {KEYSPACE}
-    durabilityPolicy: none
-    turndownPolicy: Immediate
-    partitionings:
-    - equal:
-        parts: 1
-        shardTemplate:
-          databaseInitScriptSecret: {{name: {name}-config, key: init_db.sql}}
-          tabletPools:
-          - cell: zone1
-            type: replica
-            replicas: {replicas}
-            vttablet: {{}}
-            mysqld: {{}}
-            dataVolumeClaimTemplate:
-              accessModes: ["ReadWriteOnce"]
-              resources:
-                requests: {{storage: 1Gi}}
-"#
-    )
-}
-
 async fn fake_primary(fake: &Shared) -> Option<String> {
     let guard = fake.lock().await;
     guard
         .as_ref()
         .and_then(|f| f.primary(KEYSPACE, SHARD))
         .map(|a| a.to_string())
-}
-
-async fn set_mode(fake: &Shared, mode: Mode) {
-    if let Some(fake) = fake.lock().await.as_ref() {
-        fake.set_mode(mode);
-    }
 }
 
 async fn prs_count(fake: &Shared) -> usize {
@@ -106,18 +56,6 @@ async fn tablet_pods(pods: &Api<Pod>) -> Result<BTreeMap<String, Pod>> {
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| tablet_of(&p).map(|t| (t.alias.to_string(), p)))
         .collect())
-}
-
-async fn annotate(pods: &Api<Pod>, pod: &str, key: &str, value: Option<&str>) -> Result<()> {
-    let patch = json!({"metadata": {"annotations": {key: value}}});
-    pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| format!("annotating {pod} {key}={value:?}"))?;
-    Ok(())
-}
-
-fn has(pod: &Pod, key: &str) -> bool {
-    pod.annotations().contains_key(key)
 }
 
 /// The shard's status field `field` (a string), e.g. `masterAlias`.
@@ -186,7 +124,7 @@ async fn with_fake<F>(test: &str, strategy: &str, replicas: u32, body: F) -> Res
 where
     F: AsyncFnOnce(&Client, &str, &mut Operator, &Shared, SocketAddr) -> Result<()>,
 {
-    let yaml = cluster_yaml(test, "vitess/lite:v24.0.3", strategy, replicas);
+    let yaml = one_shard_cluster_yaml(test, KEYSPACE, replicas, strategy, "vitess/lite:v24.0.3");
     with_fake_vtctld(test, async |client, ns, operator, shared, address| {
         apply_yaml(client, ns, &yaml).await?;
         body(client, ns, operator, shared, address).await
@@ -273,11 +211,11 @@ async fn drain_scenarios(
     //    the Draining condition say why. vtctld fails while both are annotated, so that the
     //    operator first sees them together (one at a time, the first would just move on).
     let new_primary_pod = replica_pod.clone();
-    set_mode(fake, Mode::Fail).await;
+    set_fake_mode(fake, Mode::Fail).await;
     annotate(&pods, &new_primary_pod, STARTED, Some("maintenance")).await?;
     annotate(&pods, &primary_pod, STARTED, Some("maintenance")).await?;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    set_mode(fake, Mode::Serve).await;
+    set_fake_mode(fake, Mode::Serve).await;
     wait_for(
         "a DrainBlocked Event",
         TIMEOUT,

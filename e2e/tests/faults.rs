@@ -36,14 +36,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use vitess_operator::vitess::{Alias, Vtctld};
 use vitess_operator_e2e::{
-    FakeTopology, METRICS_ADDRESS, Operator, SharedFake, TestNamespace, apply_yaml, dynamic,
-    identity_of, is_ready, lease_holder, tablet_of, wait_for, with_fake_vtctld, workspace_dir,
-    write_figures,
+    FakeTopology, METRICS_ADDRESS, Operator, SharedFake, TestNamespace, annotate, apply_yaml,
+    dynamic, has_annotation as has, identity_of, is_ready, lease_holder, one_shard_cluster_yaml,
+    set_fake_mode, tablet_of, wait_for, with_fake_vtctld, workspace_dir, write_figures,
 };
 use vtctld_fake::Mode;
 
@@ -138,7 +138,7 @@ impl Suite<'_> {
     /// operator again after up to 2 s; returns when it was started.
     async fn kill_and_restart(&mut self) -> Result<Instant> {
         self.operator.kill()?;
-        set_mode(self.fake, Mode::Serve).await;
+        set_fake_mode(self.fake, Mode::Serve).await;
         let pause = self.rng.duration(Duration::from_secs(2));
         tokio::time::sleep(pause).await;
         self.operator.restart()?;
@@ -148,7 +148,7 @@ impl Suite<'_> {
     /// Before a run: the operator runs (a failed run may have left it killed) and the fake
     /// serves.
     async fn ready_for_a_run(&mut self) -> Result<()> {
-        set_mode(self.fake, Mode::Serve).await;
+        set_fake_mode(self.fake, Mode::Serve).await;
         if self.operator.pid().is_none() {
             self.operator.restart()?;
         }
@@ -165,7 +165,7 @@ impl Suite<'_> {
     /// Holds the next PlannedReparentShard of `keyspace` in flight: returns once vtctld
     /// received it (the fake then waits before it answers).
     async fn hold_reparent(&self, keyspace: &str) -> Result<()> {
-        set_mode(self.fake, Mode::HangReparents).await;
+        set_fake_mode(self.fake, Mode::HangReparents).await;
         let sent = prs_calls(self.fake, keyspace).await.len();
         let fake = self.fake;
         until("a PlannedReparentShard to be sent", async || {
@@ -178,7 +178,7 @@ impl Suite<'_> {
     /// operator could act on the answer.
     async fn release_reparent(&self, keyspace: &str) -> Result<()> {
         let before = reparents(self.fake, keyspace).await.len();
-        set_mode(self.fake, Mode::Serve).await;
+        set_fake_mode(self.fake, Mode::Serve).await;
         let fake = self.fake;
         until("Vitess to make the held reparent", async || {
             Ok(reparents(fake, keyspace).await.len() > before)
@@ -197,7 +197,7 @@ impl Suite<'_> {
         let pods = self.pods();
         let point = run % 5;
         if point >= 3 {
-            set_mode(self.fake, Mode::HangReparents).await;
+            set_fake_mode(self.fake, Mode::HangReparents).await;
         }
         apply_yaml(self.client, self.ns, &cluster_yaml(&name, &keyspace, 2)).await?;
         let at = match point {
@@ -389,7 +389,7 @@ impl Suite<'_> {
         let pods = self.pods();
         let point = run % 5;
         if point == 2 || point == 3 {
-            set_mode(self.fake, Mode::HangReparents).await;
+            set_fake_mode(self.fake, Mode::HangReparents).await;
         }
         annotate(&pods, &pod, STARTED, Some(&format!("faults run {run}"))).await?;
         let annotated = async |key: &'static str| {
@@ -625,6 +625,7 @@ impl Suite<'_> {
         witness.check().await?;
         Ok(Survived { recovered, how })
     }
+
     /// Changes the vttablet image of the `roll` cluster (`updateStrategy: Immediate`, 3
     /// tablets), killing the operator at kill point `run` (of 4, in turn): right after the
     /// apply, once the first pod was replaced, while the primary's reparent is in flight, once
@@ -636,7 +637,7 @@ impl Suite<'_> {
         // Where the previous run left it (the first run makes the cluster).
         let from = IMAGES[run % 2];
         let to = IMAGES[(run + 1) % 2];
-        let yaml = |image| cluster_yaml_with(cluster, keyspace, 3, "Immediate", image);
+        let yaml = |image| one_shard_cluster_yaml(cluster, keyspace, 3, "Immediate", image);
         apply_yaml(self.client, self.ns, &yaml(from)).await?;
         let (primary, before) = self
             .converged(ROLL, 3, Some(from), Some(&mut witness))
@@ -646,7 +647,7 @@ impl Suite<'_> {
         let primary_uid = before[&primary].uid();
         let point = run % 4;
         if point == 2 {
-            set_mode(self.fake, Mode::HangReparents).await;
+            set_fake_mode(self.fake, Mode::HangReparents).await;
         }
         apply_yaml(self.client, self.ns, &yaml(to)).await?;
         let pods = self.pods();
@@ -692,8 +693,8 @@ impl Suite<'_> {
         let this_run = &changes[changes_before.min(changes.len())..];
         ensure!(
             this_run == [(Some(primary.clone()), new_primary.clone())],
-            "the primary should have moved once, from {primary} to {new_primary}, before its \
-             pod went; Vitess' changes of primary in this run: {this_run:?}"
+            "the primary should have moved once, from {primary} to {new_primary}; Vitess' \
+             changes of primary in this run: {this_run:?}"
         );
         let kept: Vec<String> = before
             .iter()
@@ -793,7 +794,7 @@ impl Suite<'_> {
         let pod = before[&primary].name_any();
         let in_flight = run % 2 == 1;
         if in_flight {
-            set_mode(self.fake, Mode::HangReparents).await;
+            set_fake_mode(self.fake, Mode::HangReparents).await;
         }
         annotate(
             &pods,
@@ -811,7 +812,7 @@ impl Suite<'_> {
         let how = format!("the leader {at} (+{:?})", self.jitter().await);
         witness.observe().await?;
         self.operator.kill()?;
-        set_mode(self.fake, Mode::Serve).await;
+        set_fake_mode(self.fake, Mode::Serve).await;
         // The standby is the one left; the killed leader stays down until the drain is done.
         std::mem::swap(self.operator, standby);
         let killed = Instant::now();
@@ -848,58 +849,7 @@ where
 }
 
 fn cluster_yaml(name: &str, keyspace: &str, replicas: u32) -> String {
-    cluster_yaml_with(name, keyspace, replicas, "External", IMAGES[0])
-}
-
-fn cluster_yaml_with(
-    name: &str,
-    keyspace: &str,
-    replicas: u32,
-    strategy: &str,
-    image: &str,
-) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {name}-config
-stringData:
-  init_db.sql: "CREATE DATABASE IF NOT EXISTS vt_{keyspace};"
----
-apiVersion: planetscale.com/v2
-kind: VitessCluster
-metadata:
-  name: {name}
-spec:
-  images:
-    vttablet: {image}
-  updateStrategy:
-    type: {strategy}
-  cells:
-  - name: zone1
-    gateway: {{replicas: 1}}
-  keyspaces:
-  - name: {keyspace}
-    durabilityPolicy: none
-    turndownPolicy: Immediate
-    partitionings:
-    - equal:
-        parts: 1
-        shardTemplate:
-          databaseInitScriptSecret: {{name: {name}-config, key: init_db.sql}}
-          tabletPools:
-          - cell: zone1
-            type: replica
-            replicas: {replicas}
-            vttablet: {{}}
-            mysqld: {{}}
-            dataVolumeClaimTemplate:
-              accessModes: ["ReadWriteOnce"]
-              resources:
-                requests: {{storage: 1Gi}}
-"#
-    )
+    one_shard_cluster_yaml(name, keyspace, replicas, "External", IMAGES[0])
 }
 
 /// Everything whose loss would lose data or the lockserver, by kind/name, with the uid first
@@ -1061,24 +1011,6 @@ async fn shard_status(
         return Ok(None);
     };
     Ok(shard.data["status"][field].as_str().map(str::to_string))
-}
-
-async fn annotate(pods: &Api<Pod>, pod: &str, key: &str, value: Option<&str>) -> Result<()> {
-    let patch = json!({"metadata": {"annotations": {key: value}}});
-    pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-        .with_context(|| format!("annotating {pod} {key}={value:?}"))?;
-    Ok(())
-}
-
-fn has(pod: &Pod, key: &str) -> bool {
-    pod.annotations().contains_key(key)
-}
-
-async fn set_mode(fake: &SharedFake, mode: Mode) {
-    if let Some(fake) = fake.lock().await.as_ref() {
-        fake.set_mode(mode);
-    }
 }
 
 async fn fake_primary(fake: &SharedFake, keyspace: &str) -> Option<String> {

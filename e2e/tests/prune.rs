@@ -14,7 +14,7 @@ use kube::api::{Api, ListParams};
 use kube::{Client, ResourceExt};
 use serde_json::Value;
 use vitess_operator_e2e::{
-    Operator, SharedFake, apply_yaml, condition, dynamic, wait_for, with_fake_vtctld,
+    Operator, SharedFake, apply_yaml, condition, dynamic, set_fake_mode, wait_for, with_fake_vtctld,
 };
 use vtctld_fake::Mode;
 
@@ -114,12 +114,6 @@ async fn pruning_keeps_data_and_undrained_tablets() -> Result<()> {
     .await
 }
 
-async fn set_mode(fake: &SharedFake, mode: Mode) {
-    if let Some(fake) = fake.lock().await.as_ref() {
-        fake.set_mode(mode);
-    }
-}
-
 async fn prune_and_check(
     client: &Client,
     ns: &str,
@@ -215,7 +209,7 @@ async fn prune_and_check(
 
     // Scale-down while vtctld cannot be asked: the extra pod stays, undrained, named in the
     // shard's status with why.
-    set_mode(fake, Mode::Fail).await;
+    set_fake_mode(fake, Mode::Fail).await;
     apply_yaml(client, ns, &cluster_yaml(1, false)).await?;
     let commerce_shard = names(&shards, &format!("{KEYSPACE_LABEL}=commerce")).await?;
     let shard_name = commerce_shard
@@ -262,7 +256,7 @@ async fn prune_and_check(
 
     // vtctld answers again: the operator drains the tablet (a replica leaves at once, a
     // primary after a reparent) and deletes the pod; its PVC stays.
-    set_mode(fake, Mode::Serve).await;
+    set_fake_mode(fake, Mode::Serve).await;
     wait_for(
         &format!("drained pod {orphan_pod} to be deleted and ScaleDownBlocked False"),
         TIMEOUT,
