@@ -1,11 +1,15 @@
 //! What the drain and fault tests share: the one-shard cluster they apply, and the drain
 //! annotations they set and read on tablet pods.
 
+use std::collections::BTreeMap;
+
 use anyhow::{Context, Result};
 use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::json;
+
+use crate::tablet_of;
 
 /// A Secret with the database init script and a VitessCluster `name` of one cell (`zone1`, a
 /// vtgate) and one keyspace `keyspace` of one shard (`-`): `replicas` tablets of a `replica`
@@ -60,6 +64,25 @@ spec:
                 requests: {{storage: 1Gi}}
 "#
     )
+}
+
+/// The tablet pods (not being deleted) by alias: of the cluster `cluster`, or of every
+/// cluster (`None`).
+pub async fn tablet_pods(pods: &Api<Pod>, cluster: Option<&str>) -> Result<BTreeMap<String, Pod>> {
+    let mut selector = "planetscale.com/component=vttablet".to_string();
+    if let Some(cluster) = cluster {
+        selector.push_str(&format!(",planetscale.com/cluster={cluster}"));
+    }
+    let list = pods
+        .list(&ListParams::default().labels(&selector))
+        .await
+        .with_context(|| format!("listing the pods labelled {selector}"))?;
+    Ok(list
+        .items
+        .into_iter()
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
+        .filter_map(|p| tablet_of(&p).map(|t| (t.alias.to_string(), p)))
+        .collect())
 }
 
 /// Sets the annotation `key` of pod `pod` to `value`, or removes it (`None`).

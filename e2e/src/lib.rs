@@ -32,7 +32,7 @@ pub use agent::{
     with_fake_vtctld,
 };
 pub use apply::{FIELD_MANAGER, apply_yaml};
-pub use drains::{annotate, has_annotation, one_shard_cluster_yaml};
+pub use drains::{annotate, has_annotation, one_shard_cluster_yaml, tablet_pods};
 pub use go_operator::{anchors_dir, go_operator};
 pub use kinds::{
     METRICS_ADDRESS, condition, dynamic, install_crds, is_ready, primary_of, versions,

@@ -17,7 +17,7 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use vitess_operator_e2e::{
     Operator, SharedFake, annotate, apply_yaml, dynamic, has_annotation as has, is_ready,
-    one_shard_cluster_yaml, set_fake_mode, tablet_of, wait_for, with_fake_vtctld,
+    one_shard_cluster_yaml, set_fake_mode, tablet_pods, wait_for, with_fake_vtctld,
 };
 use vtctld_fake::{FakeVtctld, Mode};
 
@@ -43,19 +43,6 @@ async fn fake_primary(fake: &Shared) -> Option<String> {
 async fn prs_count(fake: &Shared) -> usize {
     let guard = fake.lock().await;
     guard.as_ref().map(|f| f.count(PRS)).unwrap_or_default()
-}
-
-/// Tablet pods by alias.
-async fn tablet_pods(pods: &Api<Pod>) -> Result<BTreeMap<String, Pod>> {
-    let list = pods
-        .list(&ListParams::default().labels("planetscale.com/component=vttablet"))
-        .await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| tablet_of(&p).map(|t| (t.alias.to_string(), p)))
-        .collect())
 }
 
 /// The shard's status field `field` (a string), e.g. `masterAlias`.
@@ -153,7 +140,7 @@ async fn drain_scenarios(
         elected.as_ref().is_some_and(|(r, _)| r == "Elected"),
         "PrimaryElected: {elected:?}"
     );
-    let all = tablet_pods(&pods).await?;
+    let all = tablet_pods(&pods, None).await?;
     let replica = all
         .keys()
         .find(|a| **a != primary)
@@ -336,7 +323,7 @@ async fn rollout(
     let shards = dynamic(client, ns, "VitessShard");
     let clusters = dynamic(client, ns, "VitessCluster");
     let primary = wait_first_primary(operator, &shards, fake).await?;
-    let before = tablet_pods(&pods).await?;
+    let before = tablet_pods(&pods, None).await?;
     ensure!(
         before.len() == 3,
         "expected 3 tablet pods, found {}",
@@ -366,7 +353,7 @@ async fn rollout(
         if tokio::time::Instant::now() > deadline {
             bail!("rollout incomplete after 240 s: replaced {replaced:?}");
         }
-        let now = tablet_pods(&pods).await?;
+        let now = tablet_pods(&pods, None).await?;
         let vitess_primary = fake_primary(fake).await;
         most_finished = most_finished.max(now.values().filter(|p| has(p, FINISHED)).count());
         most_missing = most_missing.max(
@@ -411,7 +398,7 @@ async fn rollout(
         "every tablet pod on the new image and Ready",
         TIMEOUT,
         async |seen: &mut String| {
-            let now = tablet_pods(&pods).await?;
+            let now = tablet_pods(&pods, None).await?;
             let images: Vec<String> = now
                 .values()
                 .filter(|p| is_ready(p))

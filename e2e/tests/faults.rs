@@ -43,7 +43,7 @@ use vitess_operator::vitess::{Alias, Vtctld};
 use vitess_operator_e2e::{
     FakeTopology, METRICS_ADDRESS, Operator, SharedFake, TestNamespace, annotate, apply_yaml,
     dynamic, has_annotation as has, identity_of, is_ready, lease_holder, one_shard_cluster_yaml,
-    set_fake_mode, tablet_of, wait_for, with_fake_vtctld, workspace_dir, write_figures,
+    set_fake_mode, tablet_pods, wait_for, with_fake_vtctld, workspace_dir, write_figures,
 };
 use vtctld_fake::Mode;
 
@@ -218,7 +218,7 @@ impl Suite<'_> {
             2 => {
                 let cluster = name.as_str();
                 until("the tablet pods", async || {
-                    Ok(tablet_pods(&pods, cluster).await?.len() == 2)
+                    Ok(tablet_pods(&pods, Some(cluster)).await?.len() == 2)
                 })
                 .await?;
                 "once the tablet pods existed"
@@ -250,7 +250,7 @@ impl Suite<'_> {
                 witness.observe().await?;
                 let status = shard_status(&shards, &name, "masterAlias").await?;
                 let vitess = fake_primary(fake, &keyspace).await;
-                let tablets = tablet_pods(&pods, &name).await?;
+                let tablets = tablet_pods(&pods, Some(&name)).await?;
                 let ready = tablets.values().filter(|p| is_ready(p)).count();
                 *seen = format!(
                     "masterAlias {status:?}, Vitess' primary {vitess:?}, {ready}/2 tablets Ready"
@@ -309,7 +309,7 @@ impl Suite<'_> {
         )
         .await?;
         let pods = self.pods();
-        for pod in tablet_pods(&pods, SHARED).await?.values() {
+        for pod in tablet_pods(&pods, Some(SHARED)).await?.values() {
             if has(pod, STARTED) {
                 annotate(&pods, &pod.name_any(), STARTED, None).await?;
             }
@@ -359,7 +359,7 @@ impl Suite<'_> {
                      Vitess' primary {vitess:?}",
                     all.len()
                 );
-                let tablets_now = tablet_pods(&pods, cluster).await?;
+                let tablets_now = tablet_pods(&pods, Some(cluster)).await?;
                 Ok(match (status, vitess) {
                     (Some(s), Some(v))
                         if s == v
@@ -480,7 +480,7 @@ impl Suite<'_> {
             "the primary should have moved once, from {primary} to {new_primary}; Vitess' \
              changes of primary in this run: {this_run:?}"
         );
-        let after = tablet_pods(&pods, cluster).await?;
+        let after = tablet_pods(&pods, Some(cluster)).await?;
         ensure!(
             !has(&after[&new_primary], FINISHED),
             "the new primary's pod was finished"
@@ -655,7 +655,7 @@ impl Suite<'_> {
             0 => "right after the apply",
             1 => {
                 until("the first tablet pod to be replaced", async || {
-                    let now = tablet_pods(&pods, cluster).await?;
+                    let now = tablet_pods(&pods, Some(cluster)).await?;
                     Ok(before
                         .iter()
                         .any(|(a, p)| now.get(a).is_none_or(|n| n.uid() != p.uid())))
@@ -981,21 +981,6 @@ fn vttablet_image(pod: &Pod) -> Option<&str> {
         .find(|c| c.name == "vttablet")?
         .image
         .as_deref()
-}
-
-/// A cluster's tablet pods (not being deleted) by alias.
-async fn tablet_pods(pods: &Api<Pod>, cluster: &str) -> Result<BTreeMap<String, Pod>> {
-    let list = pods
-        .list(&ListParams::default().labels(&format!(
-            "planetscale.com/component=vttablet,{CLUSTER_LABEL}={cluster}"
-        )))
-        .await?;
-    Ok(list
-        .items
-        .into_iter()
-        .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| tablet_of(&p).map(|t| (t.alias.to_string(), p)))
-        .collect())
 }
 
 /// The status field `field` of a cluster's one VitessShard.
