@@ -43,7 +43,8 @@ use vitess_operator::vitess::{Alias, Vtctld};
 use vitess_operator_e2e::{
     FakeTopology, METRICS_ADDRESS, Operator, SharedFake, TestNamespace, annotate, apply_yaml,
     dynamic, has_annotation as has, identity_of, is_ready, lease_holder, one_shard_cluster_yaml,
-    set_fake_mode, tablet_pods, wait_for, with_fake_vtctld, workspace_dir, write_figures,
+    set_fake_mode, tablet_of, tablet_pods, wait_for, with_fake_vtctld, workspace_dir,
+    write_figures,
 };
 use vtctld_fake::Mode;
 
@@ -162,11 +163,17 @@ impl Suite<'_> {
         pause
     }
 
-    /// Holds the next PlannedReparentShard of `keyspace` in flight: returns once vtctld
-    /// received it (the fake then waits before it answers).
-    async fn hold_reparent(&self, keyspace: &str) -> Result<()> {
+    /// From now on PlannedReparentShard is held in flight (the fake waits before it answers);
+    /// returns how many `keyspace` had received, for [`Suite::reparent_held`]. Called before
+    /// what makes the operator send one, so that none is missed.
+    async fn hold_reparents(&self, keyspace: &str) -> usize {
         set_fake_mode(self.fake, Mode::HangReparents).await;
-        let sent = prs_calls(self.fake, keyspace).await.len();
+        prs_calls(self.fake, keyspace).await.len()
+    }
+
+    /// Returns once vtctld received a PlannedReparentShard of `keyspace` beyond the `sent`
+    /// that [`Suite::hold_reparents`] counted.
+    async fn reparent_held(&self, keyspace: &str, sent: usize) -> Result<()> {
         let fake = self.fake;
         until("a PlannedReparentShard to be sent", async || {
             Ok(prs_calls(fake, keyspace).await.len() > sent)
@@ -196,9 +203,11 @@ impl Suite<'_> {
         let shards = dynamic(self.client, self.ns, "VitessShard");
         let pods = self.pods();
         let point = run % 5;
-        if point >= 3 {
-            set_fake_mode(self.fake, Mode::HangReparents).await;
-        }
+        let sent = if point >= 3 {
+            self.hold_reparents(&keyspace).await
+        } else {
+            0
+        };
         apply_yaml(self.client, self.ns, &cluster_yaml(&name, &keyspace, 2)).await?;
         let at = match point {
             0 => "right after the apply",
@@ -224,11 +233,11 @@ impl Suite<'_> {
                 "once the tablet pods existed"
             }
             3 => {
-                self.hold_reparent(&keyspace).await?;
+                self.reparent_held(&keyspace, sent).await?;
                 "while the first PlannedReparentShard was in flight"
             }
             _ => {
-                self.hold_reparent(&keyspace).await?;
+                self.reparent_held(&keyspace, sent).await?;
                 self.release_reparent(&keyspace).await?;
                 "once Vitess had elected, before the operator saw the answer"
             }
@@ -354,16 +363,20 @@ impl Suite<'_> {
                     .filter(|p| image.is_none() || vttablet_image(p) == image)
                     .count();
                 let on = image.map(|i| format!(" on {i}")).unwrap_or_default();
+                let listed = all.len();
                 *seen = format!(
-                    "{} tablet pods, {ready} Ready{on} and not draining; masterAlias {status:?}, \
-                     Vitess' primary {vitess:?}",
-                    all.len()
+                    "{listed} tablet pods, {ready} Ready{on} and not draining; masterAlias \
+                     {status:?}, Vitess' primary {vitess:?}"
                 );
-                let tablets_now = tablet_pods(&pods, Some(cluster)).await?;
+                let tablets_now: BTreeMap<String, Pod> = all
+                    .into_iter()
+                    .filter(|p| p.metadata.deletion_timestamp.is_none())
+                    .filter_map(|p| tablet_of(&p).map(|t| (t.alias.to_string(), p)))
+                    .collect();
                 Ok(match (status, vitess) {
                     (Some(s), Some(v))
                         if s == v
-                            && all.len() == tablets
+                            && listed == tablets
                             && ready == tablets
                             && tablets_now.contains_key(&s) =>
                     {
@@ -388,33 +401,29 @@ impl Suite<'_> {
         let pod = before[&primary].name_any();
         let pods = self.pods();
         let point = run % 5;
-        if point == 2 || point == 3 {
-            set_fake_mode(self.fake, Mode::HangReparents).await;
-        }
-        annotate(&pods, &pod, STARTED, Some(&format!("faults run {run}"))).await?;
-        let annotated = async |key: &'static str| {
-            until(&format!("{pod} to be {key}"), async || {
-                Ok(has(&pods.get(&pod).await?, key))
-            })
-            .await
+        let sent = if point == 2 || point == 3 {
+            self.hold_reparents(SHARED_KEYSPACE).await
+        } else {
+            0
         };
+        annotate(&pods, &pod, STARTED, Some(&format!("faults run {run}"))).await?;
         let at = match point {
             0 => "right after started",
             1 => {
-                annotated(ACKNOWLEDGED).await?;
+                until_annotated(&pods, &pod, ACKNOWLEDGED).await?;
                 "once acknowledged"
             }
             2 => {
-                self.hold_reparent(SHARED_KEYSPACE).await?;
+                self.reparent_held(SHARED_KEYSPACE, sent).await?;
                 "while its PlannedReparentShard was in flight"
             }
             3 => {
-                self.hold_reparent(SHARED_KEYSPACE).await?;
+                self.reparent_held(SHARED_KEYSPACE, sent).await?;
                 self.release_reparent(SHARED_KEYSPACE).await?;
                 "once Vitess had moved the primary, before the operator saw the answer"
             }
             _ => {
-                annotated(FINISHED).await?;
+                until_annotated(&pods, &pod, FINISHED).await?;
                 "once finished"
             }
         };
@@ -545,20 +554,14 @@ impl Suite<'_> {
         )
         .await?;
         let pods = self.pods();
-        let annotated = async |key: &'static str| {
-            until(&format!("{removed_pod} to be {key}"), async || {
-                Ok(has(&pods.get(&removed_pod).await?, key))
-            })
-            .await
-        };
         let at = match run % 4 {
             0 => "right after replicas 3 -> 2",
             1 => {
-                annotated(STARTED).await?;
+                until_annotated(&pods, &removed_pod, STARTED).await?;
                 "once the removed tablet's drain started"
             }
             2 => {
-                annotated(FINISHED).await?;
+                until_annotated(&pods, &removed_pod, FINISHED).await?;
                 "once the removed tablet was finished"
             }
             _ => {
@@ -646,9 +649,11 @@ impl Suite<'_> {
         let primary_pod = before[&primary].name_any();
         let primary_uid = before[&primary].uid();
         let point = run % 4;
-        if point == 2 {
-            set_fake_mode(self.fake, Mode::HangReparents).await;
-        }
+        let sent = if point == 2 {
+            self.hold_reparents(keyspace).await
+        } else {
+            0
+        };
         apply_yaml(self.client, self.ns, &yaml(to)).await?;
         let pods = self.pods();
         let at = match point {
@@ -664,7 +669,7 @@ impl Suite<'_> {
                 "once the first pod was replaced"
             }
             2 => {
-                self.hold_reparent(keyspace).await?;
+                self.reparent_held(keyspace, sent).await?;
                 "while the primary's PlannedReparentShard was in flight"
             }
             _ => {
@@ -793,9 +798,11 @@ impl Suite<'_> {
         let pods = self.pods();
         let pod = before[&primary].name_any();
         let in_flight = run % 2 == 1;
-        if in_flight {
-            set_fake_mode(self.fake, Mode::HangReparents).await;
-        }
+        let sent = if in_flight {
+            self.hold_reparents(LEAD.1).await
+        } else {
+            0
+        };
         annotate(
             &pods,
             &pod,
@@ -804,7 +811,7 @@ impl Suite<'_> {
         )
         .await?;
         let at = if in_flight {
-            self.hold_reparent(LEAD.1).await?;
+            self.reparent_held(LEAD.1, sent).await?;
             "while its PlannedReparentShard was in flight"
         } else {
             "right after started"
@@ -827,6 +834,14 @@ impl Suite<'_> {
         );
         Ok(Survived { recovered, how })
     }
+}
+
+/// Returns once the pod has the annotation `key` (polled every 20 ms).
+async fn until_annotated(pods: &Api<Pod>, pod: &str, key: &str) -> Result<()> {
+    until(&format!("{pod} to be {key}"), async || {
+        Ok(has(&pods.get(pod).await?, key))
+    })
+    .await
 }
 
 /// Polls `check` every 20 ms (kill points are short moments) until it is true; an error
