@@ -52,6 +52,7 @@ struct WhichCluster {
 pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessBackup>(), watcher::Config::default())
         .with_config(super::config())
+        .trigger_backoff(super::backoff::WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())
         .for_each(|result| super::report(&ctx, result))

@@ -33,6 +33,7 @@ pub async fn run(ctx: Arc<Context>) {
             watcher::Config::default().labels(labels::BACKUP_LOCATION),
         )
         .with_config(super::config())
+        .trigger_backoff(super::backoff::WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())
         .for_each(|result| super::report(&ctx, result))

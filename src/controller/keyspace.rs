@@ -25,6 +25,7 @@ pub async fn run(ctx: Arc<Context>) {
     Controller::new(ctx.api::<VitessKeyspace>(), watcher::Config::default())
         .owns(ctx.api::<VitessShard>(), watcher::Config::default())
         .with_config(super::config())
+        .trigger_backoff(super::backoff::WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())
         .for_each(|result| super::report(&ctx, result))

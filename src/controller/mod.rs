@@ -3,6 +3,7 @@
 //! longer desired are pruned, except data and what may still serve (DESIGN §7).
 
 pub mod adopt;
+pub mod backoff;
 pub mod backup;
 pub mod backupinit;
 pub mod backupstorage;

@@ -67,6 +67,7 @@ pub async fn run(ctx: Arc<Context>) {
             |backup| shard_of(backup.labels(), backup.namespace()),
         )
         .with_config(super::config())
+        .trigger_backoff(super::backoff::WatchBackoff::default())
         .shutdown_on_signal()
         .run(reconcile, super::error_policy, ctx.clone())
         .for_each(|result| super::report(&ctx, result))
