@@ -31,6 +31,7 @@ pub const REPARENTED: &str = "PlannedReparent";
 pub const REPARENT_FAILED: &str = "PlannedReparentFailed";
 pub const PRIMARY_ELECTED: &str = "PrimaryElected";
 pub const TABLET_REPLACED: &str = "TabletReplaced";
+pub const HASH_RESTORED: &str = "HashRestored";
 pub const TOPOLOGY_REGISTERED: &str = "TopologyRegistered";
 pub const TOPOLOGY_PRUNED: &str = "TopologyPruned";
 pub const VTCTLD_UNREACHABLE: &str = "VtctldUnreachable";

@@ -188,6 +188,57 @@ async fn a_go_made_tablet_pod_that_runs_our_spec_is_adopted_and_one_that_does_no
     assert!(!writes(&calls).iter().any(|w| w.starts_with("delete pods")));
 }
 
+#[tokio::test]
+async fn our_tablet_pod_stripped_of_its_hash_gets_it_back_and_one_with_another_hash_stays_outdated()
+{
+    let (_vtctld, ctx, server, shard) = testing::example_shard().await;
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    server.take_calls();
+    let desired = crate::desired::vttablet::build(&shard).expect("tablets");
+
+    // Another writer removes the hash from the first pod (it still runs our spec) and
+    // changes it on the second (as if built from another spec of ours).
+    let mut stripped = server.object_like(&desired[0].pod).expect("created");
+    stripped
+        .annotations_mut()
+        .remove(labels::rollout::DESIRED_STATE_HASH);
+    let stripped = server.insert_object(&stripped);
+    let mut other = server.object_like(&desired[1].pod).expect("created");
+    other
+        .annotations_mut()
+        .insert(labels::rollout::DESIRED_STATE_HASH.into(), "older".into());
+    let other = server.insert_object(&other);
+
+    let shard = server.object_like(&shard).expect("still there");
+    reconcile(Arc::new(shard), ctx.clone())
+        .await
+        .expect("second reconcile");
+    let calls = server.take_calls();
+    let restored = format!("patch pods/{}", stripped.name_any());
+    assert!(writes(&calls).contains(&restored.as_str()), "{calls:?}");
+    let hash = |pod: &Pod| hash_of(&server.object_like(pod).expect("kept")).to_string();
+    assert_eq!(hash(&stripped), hash_of(&desired[0].pod));
+    assert_eq!(hash(&other), "older", "another hash is not overwritten");
+    assert_eq!(
+        server.object_like(&stripped).expect("kept").spec,
+        stripped.spec,
+        "the pod's spec is untouched"
+    );
+    // The other is rolled (the example's updateStrategy is Immediate: its drain starts); the
+    // stripped one is not.
+    let drains = |pod: &Pod| {
+        server
+            .object_like(pod)
+            .expect("kept")
+            .annotations()
+            .contains_key(labels::drain::STARTED)
+    };
+    assert!(drains(&other));
+    assert!(!drains(&stripped));
+}
+
 /// With the cluster controller's store shared, a shard finds its cluster (for vtctld's TLS
 /// settings) there: no GET of the VitessCluster per reconcile.
 #[tokio::test]
