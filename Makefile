@@ -28,13 +28,17 @@ compat: build cluster-up
 ## faults: the long runs of the fault suite (issue 18); `make test` runs their fast subset.
 ## FAULT_RUNS runs of each operator-crash scenario (e2e/tests/faults.rs: SIGKILL during a first
 ## election, a drain of the primary, a scale-down, a rolling update, and of the leader of two
-## replicas mid-drain; table in target/e2e-figures/faults.md), then
-## FAULT_CASES generated hostile VitessClusters (tests/mutations.rs). Seeds are printed:
-## FAULT_SEED=<seed> and PROPTEST_RNG_SEED=<seed> replay them.
+## replicas mid-drain) and FAULT_OUTAGE_RUNS of each outage (vtctld down or hanging during a
+## drain and during registration, kube-apiserver or its etcd SIGKILLed during a drain); table
+## in target/e2e-figures/faults.md; then FAULT_CASES generated hostile VitessClusters
+## (tests/mutations.rs). Seeds are printed: FAULT_SEED=<seed> and PROPTEST_RNG_SEED=<seed>
+## replay them.
 FAULT_RUNS ?= 20
+FAULT_OUTAGE_RUNS ?= 10
 FAULT_CASES ?= 20000
 faults: build cluster-up
-	FAULT_RUNS=$(FAULT_RUNS) cargo test --locked -p vitess-operator-e2e --test faults -- --nocapture
+	FAULT_RUNS=$(FAULT_RUNS) FAULT_OUTAGE_RUNS=$(FAULT_OUTAGE_RUNS) \
+	  cargo test --locked -p vitess-operator-e2e --test faults -- --nocapture
 	seed=$$(date +%s); echo "PROPTEST_RNG_SEED=$$seed PROPTEST_CASES=$(FAULT_CASES)"; \
 	PROPTEST_RNG_SEED=$$seed PROPTEST_CASES=$(FAULT_CASES) cargo test --locked --test mutations
 

@@ -53,7 +53,7 @@ pub use paths::{
     DEFAULT_VTCTLD_ADDR, e2e_dir, kubeconfig_path, logs_dir, state_dir, tool_path, vtctld_addr,
     workspace_dir, write_figures,
 };
-pub use tools::{kubectl, kubectl_with_stdin, vtctldclient};
+pub use tools::{crash_component, kubectl, kubectl_with_stdin, vtctldclient};
 pub use wait::wait_for;
 
 use anyhow::{Context, Result};

@@ -1,4 +1,5 @@
-//! Running the command-line tools a user would run: kubectl and vtctldclient.
+//! Running the command-line tools a user would run (kubectl and vtctldclient), and the e2e
+//! cluster's own script for what a test does to the control plane.
 
 use std::process::Stdio;
 
@@ -31,10 +32,26 @@ pub async fn vtctldclient(args: &[&str]) -> Result<String> {
     run("vtctldclient", &full, None).await
 }
 
+/// Kills a component of the local control plane (`etcd`, `kube-apiserver`, ...) with SIGKILL
+/// and starts it again (`e2e/cluster crash`); returns once it is healthy again.
+pub async fn crash_component(component: &str) -> Result<()> {
+    let script = crate::paths::e2e_dir().join("cluster");
+    run_program(&script, &["crash", component], None)
+        .await
+        .map(|_| ())
+}
+
 async fn run(tool: &str, args: &[&str], stdin: Option<&str>) -> Result<String> {
-    let program = tool_path(tool);
+    run_program(&tool_path(tool), args, stdin).await
+}
+
+async fn run_program(
+    program: &std::path::Path,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Result<String> {
     let shown = format!("{} {}", program.display(), args.join(" "));
-    let mut child = tokio::process::Command::new(&program)
+    let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()

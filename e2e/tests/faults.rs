@@ -1,6 +1,6 @@
-//! The fault suite, operator crashes (issue 18, items 1 and 2): the operator is killed with SIGKILL at
-//! a kill point of an operation and started again (after up to 2 s); the kill points are taken
-//! in turn, each run a little later (up to 300 ms) than the moment it waited for:
+//! The fault suite (issue 18, items 1 to 4). Operator crashes: the operator is killed with
+//! SIGKILL at a kill point of an operation and started again (after up to 2 s); the kill points
+//! are taken in turn, each run a little later (up to 300 ms) than the moment it waited for:
 //!
 //! - a new shard's first primary election: right after the apply, once the VitessShard
 //!   exists, once the tablet pods exist, while its PlannedReparentShard is in flight, once
@@ -25,10 +25,15 @@
 //! Vitess (it answers by rules, holds reparents in flight on demand, and records every change
 //! of primary); there is no data to lose here.
 //!
-//! `FAULT_RUNS` runs of each scenario (default 5, which takes every kill point once; `make
-//! faults` 20), the small random delays from `FAULT_SEED` (printed). Every run is made; the
+//! Outages (`outages.rs`): vtctld down or hanging during a drain and during topology
+//! registration, the API server or its etcd SIGKILLed during a drain.
+//!
+//! `FAULT_RUNS` runs of each crash scenario (default 5, which takes every kill point once;
+//! `make faults` 20) and `FAULT_OUTAGE_RUNS` of each outage (default 3, every point once;
+//! `make faults` 10), the small random delays from `FAULT_SEED` (printed). Every run is made; the
 //! table (scenario, runs, survived, objects lost, time from the restart to converged) goes to
-//! `target/e2e-figures/faults.{json,md}` and the test fails if any run did not survive.
+//! `target/e2e-figures/faults.{json,md}` and the test fails if any run did not survive. Time to
+//! recover is from the restart, or from the end of the outage, to the shard converged.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -48,6 +53,9 @@ use vitess_operator_e2e::{
 };
 use vtctld_fake::Mode;
 
+#[path = "faults/outages.rs"]
+mod outages;
+
 const TIMEOUT: Duration = Duration::from_secs(180);
 const STARTED: &str = "drain.planetscale.com/started";
 const ACKNOWLEDGED: &str = "drain.planetscale.com/acknowledged";
@@ -60,8 +68,11 @@ const PRS: &str = "PlannedReparentShard";
 async fn the_operator_killed_at_random_points_loses_nothing() -> Result<()> {
     let runs = env_number("FAULT_RUNS", 5)?;
     ensure!(runs > 0, "FAULT_RUNS must be at least 1");
+    let outage_runs = env_number("FAULT_OUTAGE_RUNS", 3)?;
+    ensure!(outage_runs > 0, "FAULT_OUTAGE_RUNS must be at least 1");
     let seed = env_number("FAULT_SEED", now_seed())?;
-    eprintln!("faults: FAULT_SEED={seed} FAULT_RUNS={runs}");
+    let settings = format!("FAULT_SEED={seed} FAULT_RUNS={runs} FAULT_OUTAGE_RUNS={outage_runs}");
+    eprintln!("faults: {settings}");
     with_fake_vtctld("faults", async |client, ns, operator, fake, address| {
         let mut suite = Suite {
             client,
@@ -94,9 +105,31 @@ async fn the_operator_killed_at_random_points_loses_nothing() -> Result<()> {
             row.record(i, suite.rolling_update(i).await);
         }
         rows.push(row);
+
+        let mut row = Row::outage("vtctld down or hanging", "drain of the primary");
+        for i in 0..outage_runs {
+            row.record(i, suite.vtctld_out_mid_drain(i).await);
+        }
+        rows.push(row);
+        let mut row = Row::outage("vtctld down or hanging", "topology registration");
+        for i in 0..outage_runs {
+            row.record(i, suite.vtctld_out_at_registration(i).await);
+        }
+        rows.push(row);
+        for component in ["kube-apiserver", "etcd"] {
+            let fault = match component {
+                "etcd" => "the API server's etcd SIGKILLed",
+                _ => "kube-apiserver SIGKILLed",
+            };
+            let mut row = Row::outage(fault, "drain of the primary");
+            for i in 0..outage_runs {
+                row.record(i, suite.control_plane_crash(i, component).await);
+            }
+            rows.push(row);
+        }
         let rng = Rng::new(suite.rng.next());
         rows.push(leader_failover(client, runs, rng).await?);
-        report(seed, runs, &rows)
+        report(seed, &settings, &rows)
     })
     .await
 }
@@ -726,7 +759,10 @@ const LEAD: (&str, &str) = ("lead", "leadks");
 /// drain is done: the other replica takes the Lease over once it expires and finishes the
 /// drain; the primary moves exactly once. Recovery is from the kill to the drain done.
 async fn leader_failover(client: &Client, runs: usize, rng: Rng) -> Result<Row> {
-    let mut row = Row::new("drain of the primary, leader of 2 replicas killed");
+    let mut row = Row::outage(
+        "the leader of 2 operator replicas SIGKILLed",
+        "drain of the primary",
+    );
     let ns = TestNamespace::create(client, "faults-leader").await?;
     let topology = FakeTopology::start(client, ns.name()).await?;
     let start = |name: &str| {
@@ -1049,6 +1085,9 @@ async fn prs_calls(fake: &SharedFake, keyspace: &str) -> Vec<String> {
 
 /// One row of the table.
 struct Row {
+    /// What goes wrong.
+    fault: &'static str,
+    /// What the operator is doing meanwhile.
     scenario: &'static str,
     recovered: Vec<Duration>,
     failures: Vec<String>,
@@ -1056,8 +1095,15 @@ struct Row {
 }
 
 impl Row {
+    /// The operator SIGKILLed during `scenario`.
     fn new(scenario: &'static str) -> Self {
+        Self::outage("operator SIGKILLed", scenario)
+    }
+
+    /// `fault` during `scenario`.
+    fn outage(fault: &'static str, scenario: &'static str) -> Self {
         Self {
+            fault,
             scenario,
             recovered: Vec::new(),
             failures: Vec::new(),
@@ -1069,7 +1115,8 @@ impl Row {
         match result {
             Ok(survived) => {
                 eprintln!(
-                    "faults: {} run {run}: killed {}; recovered in {:.1} s",
+                    "faults: {}, {} run {run}: {}; recovered in {:.1} s",
+                    self.fault,
                     self.scenario,
                     survived.how,
                     survived.recovered.as_secs_f64()
@@ -1078,7 +1125,10 @@ impl Row {
             }
             Err(err) => {
                 let err = format!("{err:#}");
-                eprintln!("faults: {} run {run} FAILED: {err}", self.scenario);
+                eprintln!(
+                    "faults: {}, {} run {run} FAILED: {err}",
+                    self.fault, self.scenario
+                );
                 self.objects_lost += LostObjects::of(&err);
                 self.failures.push(format!("run {run}: {err}"));
             }
@@ -1100,23 +1150,26 @@ impl Row {
     }
 }
 
-/// Writes the table (JSON and Markdown) and fails if any run did not survive.
-fn report(seed: u64, runs: usize, rows: &[Row]) -> Result<()> {
+/// Writes the table (JSON and Markdown) and fails if any run did not survive; `settings` are
+/// the environment that replays the runs.
+fn report(seed: u64, settings: &str, rows: &[Row]) -> Result<()> {
     let mut markdown = String::from(
-        "| scenario (operator SIGKILLed) | runs | survived | data lost | objects lost | \
-         recovery median / max |\n|---|---|---|---|---|---|\n",
+        "| fault | during | runs | survived | data lost | objects lost | recovery median / max \
+         |\n|---|---|---|---|---|---|---|\n",
     );
     let mut json_rows = Vec::new();
     for row in rows {
         let (median, max) = row.recovery();
         markdown.push_str(&format!(
-            "| {} | {} | {} | n/a (KWOK) | {} | {median:.1} s / {max:.1} s |\n",
+            "| {} | {} | {} | {} | n/a (KWOK) | {} | {median:.1} s / {max:.1} s |\n",
+            row.fault,
             row.scenario,
             row.runs(),
             row.recovered.len(),
             row.objects_lost,
         ));
         json_rows.push(json!({
+            "fault": row.fault,
             "scenario": row.scenario,
             "runs": row.runs(),
             "survived": row.recovered.len(),
@@ -1126,14 +1179,11 @@ fn report(seed: u64, runs: usize, rows: &[Row]) -> Result<()> {
             "failures": row.failures,
         }));
     }
-    markdown.push_str(&format!(
-        "\nFAULT_SEED={seed} FAULT_RUNS={runs}, {}\n",
-        date()
-    ));
+    markdown.push_str(&format!("\n{settings}, {}\n", date()));
     eprintln!("{markdown}");
     write_figures(
         "faults",
-        &json!({"seed": seed, "runs_per_scenario": runs, "rows": json_rows}),
+        &json!({"seed": seed, "settings": settings, "rows": json_rows}),
     )?;
     let path = workspace_dir().join("target/e2e-figures/faults.md");
     std::fs::write(&path, &markdown).with_context(|| format!("writing {}", path.display()))?;
@@ -1142,13 +1192,12 @@ fn report(seed: u64, runs: usize, rows: &[Row]) -> Result<()> {
         .flat_map(|r| {
             r.failures
                 .iter()
-                .map(move |f| format!("{}: {f}", r.scenario))
+                .map(move |f| format!("{}, {}: {f}", r.fault, r.scenario))
         })
         .collect();
     if !failures.is_empty() {
         bail!(
-            "{} of the runs did not survive (FAULT_SEED={seed} FAULT_RUNS={runs} replays the \
-             same choices):\n{}",
+            "{} of the runs did not survive ({settings} replays the same choices):\n{}",
             failures.len(),
             failures.join("\n")
         );
