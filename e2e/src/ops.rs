@@ -12,7 +12,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::{Operator, kubeconfig_path, kubectl, state_dir, wait_for};
 
 /// The address the operator logged it serves /metrics on (`--metrics-address=127.0.0.1:0`
-/// picks a free port), waiting up to 30 s for the line.
+/// picks a free port), waiting up to 30 s for the line. The last such line: the log file is
+/// appended to by every start (an earlier run of the test, a restart), each on a new port.
 pub async fn http_address(operator: &mut Operator) -> Result<String> {
     wait_for(
         "the operator to log its HTTP address",
@@ -22,13 +23,13 @@ pub async fn http_address(operator: &mut Operator) -> Result<String> {
             let log = operator.log_contents().unwrap_or_default();
             let found = log
                 .lines()
+                .rev()
                 .filter(|l| l.contains("serving /metrics"))
-                .find_map(|l| l.split("address=").nth(1))
-                .or_else(|| {
+                .find_map(|l| {
                     // --log-format json: "address":"127.0.0.1:1234"
-                    log.lines()
-                        .filter(|l| l.contains("serving /metrics"))
-                        .find_map(|l| l.split("\"address\":\"").nth(1))
+                    l.split("address=")
+                        .nth(1)
+                        .or_else(|| l.split("\"address\":\"").nth(1))
                 })
                 .map(|rest| {
                     rest.chars()
