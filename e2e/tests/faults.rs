@@ -154,6 +154,19 @@ const SHARED_PAIR: (&str, &str) = (SHARED, SHARED_KEYSPACE);
 const ROLL: (&str, &str) = ("roll", "rollks");
 const IMAGES: [&str; 2] = ["vitess/lite:v24.0.3", "vitess/lite:v24.0.4"];
 
+/// Where a drain run of the shared cluster starts from.
+struct DrainStart<'a> {
+    /// Has seen the cluster converged.
+    witness: Witness<'a>,
+    /// The primary's alias, and its pod's name.
+    primary: String,
+    pod: String,
+    /// The tablet pods by alias.
+    before: BTreeMap<String, Pod>,
+    /// How many changes of primary Vitess had made.
+    changes_before: usize,
+}
+
 /// What one run that survived measured.
 struct Survived {
     /// From the restart to the shard converged again.
@@ -162,7 +175,7 @@ struct Survived {
     how: String,
 }
 
-impl Suite<'_> {
+impl<'a> Suite<'a> {
     fn pods(&self) -> Api<Pod> {
         Api::namespaced(self.client.clone(), self.ns)
     }
@@ -425,13 +438,13 @@ impl Suite<'_> {
     /// Drains the shared cluster's primary; the operator is killed at kill point `run` (of
     /// 5, in turn): before, during or after the reparent, or once the pod was finished.
     async fn drain(&mut self, run: usize) -> Result<Survived> {
-        self.reset_shared().await?;
-        let mut witness = Witness::new(self.client, self.ns, SHARED);
-        let (primary, before) = self
-            .converged(SHARED_PAIR, 3, None, Some(&mut witness))
-            .await?;
-        let changes_before = reparents(self.fake, SHARED_KEYSPACE).await.len();
-        let pod = before[&primary].name_any();
+        let DrainStart {
+            mut witness,
+            primary,
+            before,
+            changes_before,
+            pod,
+        } = self.drain_start().await?;
         let pods = self.pods();
         let point = run % 5;
         let sent = if point == 2 || point == 3 {
@@ -471,6 +484,25 @@ impl Suite<'_> {
             .drain_completes(SHARED_PAIR, &primary, &before, changes_before, &mut witness)
             .await?;
         Ok(Survived { recovered, how })
+    }
+
+    /// Before a drain run: the shared cluster reset and converged (3 tablets, one primary).
+    async fn drain_start(&mut self) -> Result<DrainStart<'a>> {
+        self.reset_shared().await?;
+        let mut witness = Witness::new(self.client, self.ns, SHARED);
+        let (primary, before) = self
+            .converged(SHARED_PAIR, 3, None, Some(&mut witness))
+            .await?;
+        witness.observe().await?;
+        let changes_before = reparents(self.fake, SHARED_KEYSPACE).await.len();
+        let pod = before[&primary].name_any();
+        Ok(DrainStart {
+            witness,
+            primary,
+            before,
+            changes_before,
+            pod,
+        })
     }
 
     /// After a crash during the drain of `primary` (whose tablets were `before`): waits for

@@ -57,13 +57,13 @@ impl Suite<'_> {
     /// turn): down when the drain starts, hanging when it starts, going down while its
     /// reparent is in flight.
     pub(super) async fn vtctld_out_mid_drain(&mut self, run: usize) -> Result<Survived> {
-        self.reset_shared().await?;
-        let mut witness = Witness::new(self.client, self.ns, SHARED);
-        let (primary, before) = self
-            .converged(SHARED_PAIR, 3, None, Some(&mut witness))
-            .await?;
-        let changes_before = reparents(self.fake, SHARED_KEYSPACE).await.len();
-        let pod = before[&primary].name_any();
+        let DrainStart {
+            mut witness,
+            primary,
+            before,
+            changes_before,
+            pod,
+        } = self.drain_start().await?;
         let pods = self.pods();
         let point = run % 3;
         let how = match point {
@@ -251,14 +251,13 @@ impl Suite<'_> {
         run: usize,
         component: &str,
     ) -> Result<Survived> {
-        self.reset_shared().await?;
-        let mut witness = Witness::new(self.client, self.ns, SHARED);
-        let (primary, before) = self
-            .converged(SHARED_PAIR, 3, None, Some(&mut witness))
-            .await?;
-        witness.observe().await?;
-        let changes_before = reparents(self.fake, SHARED_KEYSPACE).await.len();
-        let pod = before[&primary].name_any();
+        let DrainStart {
+            mut witness,
+            primary,
+            before,
+            changes_before,
+            pod,
+        } = self.drain_start().await?;
         let pods = self.pods();
         let started = format!("outages run {run}");
         let (how, back) = match run % 3 {
