@@ -122,22 +122,28 @@ async fn conflicting_writers_get_theirs_kept_and_ours_repaired_without_flapping(
                     if ctld.is_some() { "back" } else { "missing" },
                     replica.name_any(),
                 );
-                ensure!(gate.uid() == vtgate_uid, "the vtgate Deployment was replaced");
-                ensure!(
-                    pod.uid() == replica.uid(),
-                    "{} was replaced after its hash annotation was removed",
-                    replica.name_any()
-                );
+                // What must never happen ends the wait at once (an error would be retried).
+                if gate.uid() != vtgate_uid {
+                    return Ok(Some(Err(anyhow::anyhow!(
+                        "the vtgate Deployment was replaced"
+                    ))));
+                }
+                if pod.uid() != replica.uid() {
+                    return Ok(Some(Err(anyhow::anyhow!(
+                        "{} was replaced after its hash annotation was removed",
+                        replica.name_any()
+                    ))));
+                }
                 Ok((replicas == Some(1)
                     && kept
                     && ctld.is_some()
                     && services_back == vtgate_services
                     && pdbs_back == pdbs
                     && hash.is_some())
-                .then_some(()))
+                .then_some(Ok(())))
             },
         )
-        .await?;
+        .await??;
         let pod = pods.get(&replica.name_any()).await?;
         ensure!(
             pod.annotations().get(THEIRS).is_some(),

@@ -117,18 +117,20 @@ impl Suite<'_> {
             TIMEOUT,
             async |seen: &mut String| {
                 operator.check_running()?;
-                let p = pods.get(pod).await?;
-                ensure!(
-                    !has(&p, FINISHED),
-                    "{pod} was finished while vtctld was out"
-                );
+                // A finished pod ends the wait at once (an error would only be retried).
+                if has(&pods.get(pod).await?, FINISHED) {
+                    return Ok(Some(Err(anyhow::anyhow!(
+                        "{pod} was finished while vtctld was out"
+                    ))));
+                }
                 let reachable = shard_condition(&shards, SHARED, VTCTLD_REACHABLE).await?;
                 *seen = format!("VtctldReachable {reachable:?}");
                 Ok(reachable
-                    .filter(|(status, _, message)| status == "False" && !message.is_empty()))
+                    .filter(|(status, _, message)| status == "False" && !message.is_empty())
+                    .map(Ok))
             },
         )
-        .await?;
+        .await??;
         let until = Instant::now() + OUTAGE + self.rng.duration(OUTAGE);
         while Instant::now() < until {
             let p = pods.get(pod).await?;
