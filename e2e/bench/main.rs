@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use kube::Client;
+use vitess_operator_e2e::requests;
 use vitess_operator_e2e::{
     METRICS_ADDRESS, Operator, TestNamespace, client, http_address, install_crds, kubectl,
     logs_dir, workspace_dir,
@@ -289,7 +290,7 @@ async fn measure(
     let observer = Observer::start(client, ns.name(), expected.clone(), true);
     let agent = agent::start(client.clone(), ns.name(), fake.clone());
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = process::requests(&metrics).await?;
+    let before = requests::requests(&metrics).await?;
     let cpu_before = process::cpu_seconds(pid)?;
     observer.start_clock();
     let result = async {
@@ -314,10 +315,10 @@ async fn measure(
             .await?;
         out.milestones = observer.milestones();
         tokio::time::sleep(SETTLE).await;
-        let converged = process::requests(&metrics).await?;
+        let converged = requests::requests(&metrics).await?;
         let cpu_converged = process::cpu_seconds(pid)?;
-        let during = process::delta(&before, &converged);
-        out.requests_by_verb = process::by_verb(&during);
+        let during = requests::delta(&before, &converged);
+        out.requests_by_verb = requests::by_verb(&during);
         out.requests_by_resource = during
             .iter()
             .map(|((verb, resource), n)| (format!("{verb} {resource}"), *n))
@@ -329,11 +330,11 @@ async fn measure(
         eprintln!("   converged; steady for {}s", steady.as_secs());
         observer.reset_changes();
         tokio::time::sleep(steady).await;
-        let after = process::requests(&metrics).await?;
-        let quiet = process::delta(&converged, &after);
+        let after = requests::requests(&metrics).await?;
+        let quiet = requests::delta(&converged, &after);
         let minutes = steady.as_secs_f64() / 60.0;
-        out.steady_requests_by_verb = process::by_verb(&quiet);
-        out.steady_mutating_requests_per_minute = process::mutating(&quiet) as f64 / minutes;
+        out.steady_requests_by_verb = requests::by_verb(&quiet);
+        out.steady_mutating_requests_per_minute = requests::mutating(&quiet) as f64 / minutes;
         out.steady_object_changes_per_minute = observer.changes() as f64 / minutes;
         out.cpu_seconds_steady = process::cpu_seconds(pid)? - cpu_converged;
         anyhow::Ok(())

@@ -22,6 +22,7 @@ mod node;
 mod operator;
 mod ops;
 mod paths;
+pub mod requests;
 pub mod sql;
 pub mod stores;
 mod tools;

@@ -19,9 +19,10 @@ use kube::{Client, Resource, ResourceExt};
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use vitess_operator::k8s::apply::FIELD_MANAGER as OPERATOR;
+use vitess_operator_e2e::requests;
 use vitess_operator_e2e::{
-    Operator, SharedFake, apply_yaml, dynamic, http_address, http_get, is_ready,
-    one_shard_cluster_yaml, tablet_pods, wait_for, with_fake_vtctld,
+    Operator, SharedFake, apply_yaml, dynamic, http_address, is_ready, one_shard_cluster_yaml,
+    tablet_pods, wait_for, with_fake_vtctld,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -247,22 +248,7 @@ async fn converged(pods: &Api<Pod>, fake: &SharedFake, operator: &mut Operator) 
 /// The operator's write requests so far (create, update, patch, delete), from its metrics.
 async fn writes(operator: &mut Operator) -> Result<u64> {
     let address = http_address(operator).await?;
-    let (code, text) = http_get(&address, "/metrics").await?;
-    ensure!(code == 200, "GET /metrics answered {code}");
-    let mut total = 0u64;
-    for line in text.lines() {
-        let Some(rest) = line.strip_prefix("vitess_operator_kube_requests_total{") else {
-            continue;
-        };
-        let (labels, value) = rest.split_once("} ").context("a metrics line")?;
-        if ["create", "update", "patch", "delete"]
-            .iter()
-            .any(|verb| labels.contains(&format!("verb=\"{verb}\"")))
-        {
-            total += value.trim().parse::<f64>().context("a counter")? as u64;
-        }
-    }
-    Ok(total)
+    Ok(requests::mutating(&requests::requests(&address).await?))
 }
 
 /// Fails if the operator writes anything during [`QUIET`].
