@@ -91,6 +91,16 @@ pub fn condition(object: &DynamicObject, type_: &str) -> Option<String> {
         .and_then(|c| c["status"].as_str().map(str::to_string))
 }
 
+/// The status, reason and message of `object`'s condition `type_`.
+pub fn condition_detail(object: &DynamicObject, type_: &str) -> Option<(String, String, String)> {
+    let c = object.data["status"]["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == type_)?;
+    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+    Some((text("status"), text("reason"), text("message")))
+}
+
 /// The primary a VitessShard reports (`status.primaryAlias`, or the older `masterAlias`).
 pub fn primary_of(shard: &DynamicObject) -> Option<String> {
     shard.data["status"]["primaryAlias"]

@@ -57,8 +57,9 @@ use vitess_operator_e2e::sql::{
 use vitess_operator_e2e::stores::gcs::{self, FakeGoogleOAuth, gcs_endpoint};
 use vitess_operator_e2e::stores::{StoredObject, complete_backups, list_directory, s3};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, client, dynamic, install_crds, is_ready, kubectl, kubectl_with_stdin,
-    on_real_node, primary_of, real_node, real_node_name, wait_for, workspace_dir, write_figures,
+    Operator, TestNamespace, client, condition_detail, dynamic, install_crds, is_ready, kubectl,
+    kubectl_with_stdin, on_real_node, primary_of, real_node, real_node_name, wait_for,
+    workspace_dir, write_figures,
 };
 
 const CLUSTER: &str = "example";
@@ -1027,16 +1028,6 @@ fn cluster_with_backups_and(store: &Store, schedule: bool) -> Result<String> {
         Some(secret) => format!("{yaml}\n---\n{secret}"),
         None => yaml,
     })
-}
-
-/// The status, reason and message of condition `kind`.
-fn condition_detail(object: &DynamicObject, kind: &str) -> Option<(String, String, String)> {
-    let c = object.data["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)?;
-    let text = |k: &str| c[k].as_str().unwrap_or_default().to_string();
-    Some((text("status"), text("reason"), text("message")))
 }
 
 async fn tablet_pods(client: &Client, ns: &str) -> Result<Vec<Pod>> {

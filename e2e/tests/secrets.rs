@@ -18,7 +18,8 @@ use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use vitess_operator_e2e::{
-    apply_yaml, dynamic, e2e_dir, http_address, http_get, unique_suffix, wait_for, with_fake_vtctld,
+    apply_yaml, condition_detail, dynamic, e2e_dir, http_address, http_get, unique_suffix,
+    wait_for, with_fake_vtctld,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(180);
@@ -107,13 +108,9 @@ async fn no_secret_value_appears_outside_its_secret() -> Result<()> {
                             .map(String::as_str)
                             == Some("maxgcs")
                     })
-                    .filter_map(|s| {
-                        s.data["status"]["conditions"]
-                            .as_array()?
-                            .iter()
-                            .find(|c| c["type"] == "VtctldReachable" && c["status"] == "False")
-                            .and_then(|c| c["message"].as_str().map(str::to_string))
-                    })
+                    .filter_map(|s| condition_detail(s, "VtctldReachable"))
+                    .filter(|(status, _, _)| status == "False")
+                    .map(|(_, _, message)| message)
                     .collect();
                 *seen = format!(
                     "{} shards, {tablets} tablet pods, maxgcs shards unreachable: {tls:?}",

@@ -21,7 +21,7 @@
 //! again) to the drain done or the shard converged.
 
 use super::*;
-use vitess_operator_e2e::crash_component;
+use vitess_operator_e2e::{condition_detail, crash_component};
 
 /// How long an outage lasts at least once the operator has said why it waits; a little
 /// more is drawn at random.
@@ -172,7 +172,7 @@ impl Suite<'_> {
             async |seen: &mut String| {
                 operator.check_running()?;
                 let cluster = clusters.get(&name).await?;
-                let registered = condition_of(&cluster, "TopologyRegistered");
+                let registered = condition_detail(&cluster, "TopologyRegistered");
                 *seen = format!("TopologyRegistered {registered:?}");
                 Ok(registered
                     .filter(|(status, _, message)| status == "False" && !message.is_empty()))
@@ -214,7 +214,8 @@ impl Suite<'_> {
                     let guard = fake.lock().await;
                     guard.as_ref().and_then(|f| f.durability_policy(&keyspace))
                 };
-                let registered = condition_of(&clusters.get(&name).await?, "TopologyRegistered");
+                let registered =
+                    condition_detail(&clusters.get(&name).await?, "TopologyRegistered");
                 *seen = format!("durability policy {policy:?}, TopologyRegistered {registered:?}");
                 Ok((policy.as_deref() == Some(POLICY)
                     && registered.is_some_and(|(status, _, _)| status == "True"))
@@ -322,20 +323,7 @@ async fn shard_condition(
     let list = shards
         .list(&ListParams::default().labels(&format!("{CLUSTER_LABEL}={cluster}")))
         .await?;
-    Ok(list.items.first().and_then(|s| condition_of(s, type_)))
-}
-
-/// The condition `type_` of `object`: (status, reason, message); `None` if it has none
-/// with a status.
-fn condition_of(object: &DynamicObject, type_: &str) -> Option<(String, String, String)> {
-    let found = object.data["status"]["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == type_)?;
-    let text = |key: &str| found[key].as_str().unwrap_or_default().to_string();
-    found["status"]
-        .is_string()
-        .then(|| (text("status"), text("reason"), text("message")))
+    Ok(list.items.first().and_then(|s| condition_detail(s, type_)))
 }
 
 /// The durability policy of the clusters made while vtctld is out.
