@@ -29,6 +29,16 @@ pub async fn set_fake_mode(fake: &SharedFake, mode: vtctld_fake::Mode) {
     }
 }
 
+/// The shard's primary as the shared fake's topology has it (`None` while the fake is down or
+/// the shard has none).
+pub async fn fake_primary(fake: &SharedFake, keyspace: &str, shard: &str) -> Option<String> {
+    fake.lock()
+        .await
+        .as_ref()
+        .and_then(|f| f.primary(keyspace, shard))
+        .map(|a| a.to_string())
+}
+
 /// What a tablet pod's labels say about its tablet.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TabletLabels {

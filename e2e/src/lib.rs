@@ -29,8 +29,8 @@ mod tools;
 mod wait;
 
 pub use agent::{
-    FakeTopology, SharedFake, TabletLabels, set_fake_mode, start_tablet_agent, tablet_of,
-    with_fake_vtctld,
+    FakeTopology, SharedFake, TabletLabels, fake_primary, set_fake_mode, start_tablet_agent,
+    tablet_of, with_fake_vtctld,
 };
 pub use apply::{FIELD_MANAGER, apply_yaml};
 pub use drains::{annotate, has_annotation, one_shard_cluster_yaml, tablet_pods};

@@ -21,8 +21,8 @@ use serde_json::json;
 use vitess_operator::k8s::apply::FIELD_MANAGER as OPERATOR;
 use vitess_operator_e2e::requests;
 use vitess_operator_e2e::{
-    Operator, SharedFake, apply_yaml, dynamic, http_address, is_ready, one_shard_cluster_yaml,
-    tablet_pods, wait_for, with_fake_vtctld,
+    Operator, SharedFake, apply_yaml, dynamic, fake_primary, http_address, is_ready,
+    one_shard_cluster_yaml, tablet_pods, wait_for, with_fake_vtctld,
 };
 
 const TIMEOUT: Duration = Duration::from_secs(120);
@@ -231,13 +231,7 @@ async fn converged(pods: &Api<Pod>, fake: &SharedFake, operator: &mut Operator) 
             operator.check_running()?;
             let tablets = tablet_pods(pods, Some(CLUSTER)).await?;
             let ready = tablets.values().filter(|p| is_ready(p)).count();
-            let primary = {
-                let guard = fake.lock().await;
-                guard
-                    .as_ref()
-                    .and_then(|f| f.primary(KEYSPACE, "-"))
-                    .map(|a| a.to_string())
-            };
+            let primary = fake_primary(fake, KEYSPACE, "-").await;
             *seen = format!("{ready}/2 tablets Ready, primary {primary:?}");
             Ok(primary.filter(|p| ready == 2 && tablets.contains_key(p)))
         },

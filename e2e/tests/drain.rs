@@ -16,8 +16,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::json;
 use vitess_operator_e2e::{
-    Operator, SharedFake, annotate, apply_yaml, dynamic, has_annotation as has, is_ready,
-    one_shard_cluster_yaml, set_fake_mode, tablet_pods, wait_for, with_fake_vtctld,
+    Operator, SharedFake, annotate, apply_yaml, dynamic, fake_primary, has_annotation as has,
+    is_ready, one_shard_cluster_yaml, set_fake_mode, tablet_pods, wait_for, with_fake_vtctld,
 };
 use vtctld_fake::{FakeVtctld, Mode};
 
@@ -31,14 +31,6 @@ const PRS: &str = "PlannedReparentShard";
 
 /// The fake, shared with the tablet agent; `None` while it is down.
 type Shared = SharedFake;
-
-async fn fake_primary(fake: &Shared) -> Option<String> {
-    let guard = fake.lock().await;
-    guard
-        .as_ref()
-        .and_then(|f| f.primary(KEYSPACE, SHARD))
-        .map(|a| a.to_string())
-}
 
 async fn prs_count(fake: &Shared) -> usize {
     let guard = fake.lock().await;
@@ -88,7 +80,7 @@ async fn wait_first_primary(
             operator.check_running()?;
             let status = shard_field(shards, "masterAlias").await.unwrap_or(None);
             let twin = shard_field(shards, "primaryAlias").await.unwrap_or(None);
-            let vitess = fake_primary(fake).await;
+            let vitess = fake_primary(fake, KEYSPACE, SHARD).await;
             *seen =
                 format!("masterAlias {status:?}, primaryAlias {twin:?}, fake's primary {vitess:?}");
             Ok(match (status, vitess) {
@@ -171,7 +163,7 @@ async fn drain_scenarios(
     )
     .await?;
     ensure!(
-        fake_primary(fake).await.as_deref() == Some(replica.as_str()),
+        fake_primary(fake, KEYSPACE, SHARD).await.as_deref() == Some(replica.as_str()),
         "Vitess' primary did not move"
     );
     ensure!(
@@ -271,7 +263,7 @@ async fn drain_scenarios(
     *fake.lock().await = Some(FakeVtctld::start_with(address, topology).await?);
     wait_finished(operator, &pods, &primary_pod).await?;
     ensure!(
-        fake_primary(fake).await.as_deref() == Some(replica.as_str()),
+        fake_primary(fake, KEYSPACE, SHARD).await.as_deref() == Some(replica.as_str()),
         "the primary changed while vtctld was down or after"
     );
     Ok(())
@@ -354,7 +346,7 @@ async fn rollout(
             bail!("rollout incomplete after 240 s: replaced {replaced:?}");
         }
         let now = tablet_pods(&pods, None).await?;
-        let vitess_primary = fake_primary(fake).await;
+        let vitess_primary = fake_primary(fake, KEYSPACE, SHARD).await;
         most_finished = most_finished.max(now.values().filter(|p| has(p, FINISHED)).count());
         most_missing = most_missing.max(
             uids.keys()

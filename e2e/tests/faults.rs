@@ -47,9 +47,9 @@ use serde_json::json;
 use vitess_operator::vitess::{Alias, Vtctld};
 use vitess_operator_e2e::{
     FakeTopology, METRICS_ADDRESS, Operator, SharedFake, TestNamespace, annotate, apply_yaml,
-    dynamic, has_annotation as has, identity_of, is_ready, lease_holder, one_shard_cluster_yaml,
-    set_fake_mode, tablet_of, tablet_pods, wait_for, with_fake_vtctld, workspace_dir,
-    write_figures,
+    dynamic, fake_primary, has_annotation as has, identity_of, is_ready, lease_holder,
+    one_shard_cluster_yaml, set_fake_mode, tablet_of, tablet_pods, wait_for, with_fake_vtctld,
+    workspace_dir, write_figures,
 };
 use vtctld_fake::Mode;
 
@@ -304,7 +304,7 @@ impl<'a> Suite<'a> {
                 operator.check_running()?;
                 witness.observe().await?;
                 let status = shard_status(&shards, &name, "masterAlias").await?;
-                let vitess = fake_primary(fake, &keyspace).await;
+                let vitess = fake_primary(fake, &keyspace, SHARD).await;
                 let tablets = tablet_pods(&pods, Some(&name)).await?;
                 let ready = tablets.values().filter(|p| is_ready(p)).count();
                 *seen = format!(
@@ -395,7 +395,7 @@ impl<'a> Suite<'a> {
                     w.observe().await?;
                 }
                 let status = shard_status(&shards, cluster, "masterAlias").await?;
-                let vitess = fake_primary(fake, keyspace).await;
+                let vitess = fake_primary(fake, keyspace, SHARD).await;
                 let all = pods
                     .list(&ListParams::default().labels(&format!(
                         "planetscale.com/component=vttablet,{CLUSTER_LABEL}={cluster}"
@@ -530,7 +530,7 @@ impl<'a> Suite<'a> {
                 witness.observe().await?;
                 let p = pods.get(&pod).await?;
                 let status = shard_status(&shards, cluster, "masterAlias").await?;
-                let vitess = fake_primary(fake, keyspace).await;
+                let vitess = fake_primary(fake, keyspace, SHARD).await;
                 *seen = format!(
                     "masterAlias {status:?}, Vitess' primary {vitess:?}, {pod}'s annotations {:?}",
                     p.annotations()
@@ -1079,14 +1079,6 @@ async fn shard_status(
         return Ok(None);
     };
     Ok(shard.data["status"][field].as_str().map(str::to_string))
-}
-
-async fn fake_primary(fake: &SharedFake, keyspace: &str) -> Option<String> {
-    let guard = fake.lock().await;
-    guard
-        .as_ref()
-        .and_then(|f| f.primary(keyspace, SHARD))
-        .map(|a| a.to_string())
 }
 
 /// Vitess' changes of the shard's primary, oldest first.

@@ -17,7 +17,9 @@ use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
-use vitess_operator_e2e::{Operator, SharedFake, apply_yaml, dynamic, wait_for, with_fake_vtctld};
+use vitess_operator_e2e::{
+    Operator, SharedFake, apply_yaml, dynamic, fake_primary, wait_for, with_fake_vtctld,
+};
 
 const TIMEOUT: Duration = Duration::from_secs(120);
 const KEYSPACE: &str = "commerce";
@@ -123,14 +125,6 @@ async fn count(fake: &SharedFake, method: &str) -> usize {
         .as_ref()
         .map(|f| f.count(method))
         .unwrap_or_default()
-}
-
-async fn fake_primary(fake: &SharedFake, shard: &str) -> Option<String> {
-    fake.lock()
-        .await
-        .as_ref()
-        .and_then(|f| f.primary(KEYSPACE, shard))
-        .map(|a| a.to_string())
 }
 
 /// Waits until every shard's tablets are ready and known to Vitess as REPLICAs, and its first
@@ -239,13 +233,13 @@ async fn a_new_shard_elects_its_first_primary_only_after_its_vtbackup_init_pod()
         complete(&pods, &names[1]).await?;
         wait_for("a primary for -80", TIMEOUT, async |seen: &mut String| {
             operator.check_running()?;
-            let primary = fake_primary(fake, "-80").await;
+            let primary = fake_primary(fake, KEYSPACE, "-80").await;
             *seen = format!("-80 primary {primary:?}");
             Ok(primary.map(|_| ()))
         })
         .await?;
         ensure!(
-            fake_primary(fake, "80-").await.is_none(),
+            fake_primary(fake, KEYSPACE, "80-").await.is_none(),
             "80- got a primary while its vtbackup-init pod still runs"
         );
         ensure!(count(fake, "PlannedReparentShard").await == 1);
@@ -271,7 +265,7 @@ async fn a_new_shard_elects_its_first_primary_only_after_its_vtbackup_init_pod()
             },
         )
         .await?;
-        ensure!(fake_primary(fake, "80-").await.is_some());
+        ensure!(fake_primary(fake, KEYSPACE, "80-").await.is_some());
         ensure!(
             count(fake, "BackupShard").await == 0,
             "no BackupShard for new shards"
@@ -291,7 +285,7 @@ async fn backups_added_to_a_serving_shard_take_one_backup_of_a_replica() -> Resu
             let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
             let primary = wait_for("the first primary", TIMEOUT, async |seen: &mut String| {
                 operator.check_running()?;
-                let primary = fake_primary(fake, "-").await;
+                let primary = fake_primary(fake, KEYSPACE, "-").await;
                 *seen = format!("primary {primary:?}");
                 Ok(primary)
             })
