@@ -351,6 +351,42 @@ async fn hanging_reparents_wait_while_other_calls_are_served_and_a_dropped_one_d
 }
 
 #[tokio::test]
+async fn one_held_method_waits_and_a_dropped_call_of_it_does_nothing() {
+    let (fake, vtctld) = start().await;
+    three_tablets(&fake);
+    fake.set_mode(Mode::HangMethod("BackupShard"));
+    // The caller goes away (as a killed operator does): no backup is made.
+    let call = vtctld.backup_shard("commerce", "-", false);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), call)
+            .await
+            .is_err()
+    );
+    // Other calls are served meanwhile, reparents included.
+    vtctld
+        .planned_reparent("commerce", "-", &alias(101), None)
+        .await
+        .unwrap();
+    fake.set_mode(Mode::Serve);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(fake.backups("commerce", "-"), Vec::<String>::new());
+    // A held call still waiting when the mode changes back is served.
+    fake.set_mode(Mode::HangMethod("BackupShard"));
+    let waiting = tokio::spawn({
+        let vtctld = vtctld.clone();
+        async move { vtctld.backup_shard("commerce", "-", false).await }
+    });
+    while fake.count("BackupShard") < 2 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(!waiting.is_finished());
+    fake.set_mode(Mode::Serve);
+    let outcome = waiting.await.unwrap().unwrap();
+    assert_eq!(fake.backups("commerce", "-").len(), 1);
+    assert!(outcome.tablet.is_some());
+}
+
+#[tokio::test]
 async fn a_restarted_vtctld_is_reached_again_with_its_state() {
     let (fake, vtctld) = start().await;
     let addr = fake.local_addr();
@@ -612,4 +648,22 @@ async fn backup_shard_backs_up_a_replica_and_refuses_a_shard_with_only_a_primary
     );
     assert_eq!(backups[0].status, BackupStatus::Complete);
     assert_eq!(fake.count("BackupShard"), 2);
+}
+
+#[tokio::test]
+async fn a_primary_that_starts_again_comes_back_as_primary() {
+    let (fake, vtctld) = start().await;
+    three_tablets(&fake);
+    vtctld
+        .planned_reparent("commerce", "-", &alias(102), None)
+        .await
+        .unwrap();
+    // Its pod is replaced; the new vttablet asks for its pool's type.
+    fake.register_tablet(alias(102), "commerce", "-", TabletType::Replica);
+    assert_eq!(fake.tablet_type(&alias(102)), Some(TabletType::Primary));
+    assert_eq!(fake.primary("commerce", "-"), Some(alias(102)));
+    // Another tablet starting is what it asks to be.
+    fake.register_tablet(alias(101), "commerce", "-", TabletType::Replica);
+    assert_eq!(fake.tablet_type(&alias(101)), Some(TabletType::Replica));
+    assert_eq!(fake.reparents("commerce", "-"), vec![(None, alias(102))]);
 }

@@ -74,6 +74,9 @@ pub enum Mode {
     /// kill its caller meanwhile (a caller that goes away cancels it, as it would a real
     /// vtctld's).
     HangReparents,
+    /// Calls of this one method (`BackupShard`, `DeleteKeyspace`, ...) wait like
+    /// [`Mode::HangReparents`]' reparents; everything else is served.
+    HangMethod(&'static str),
 }
 
 /// One RPC received: its method and a short text of its request.
@@ -345,8 +348,10 @@ impl FakeVtctld {
     }
 
     /// What a vttablet does when it starts: creates its keyspace (durability `none`) and shard if
-    /// missing, and registers the tablet. A PRIMARY also becomes the shard's serving primary.
-    /// Idempotent.
+    /// missing, and registers the tablet. A PRIMARY also becomes the shard's serving primary;
+    /// a tablet the shard record already names its primary (a primary's pod started again)
+    /// comes back as PRIMARY whatever type it asked for, as vttablet does when it finds
+    /// itself in the shard record. Idempotent.
     pub fn register_tablet(
         &self,
         alias: Alias,
@@ -367,6 +372,11 @@ impl FakeVtctld {
                 is_primary_serving: false,
                 reparents: Vec::new(),
             });
+        let tablet_type = if record.primary.as_ref() == Some(&alias) {
+            TabletType::Primary
+        } else {
+            tablet_type
+        };
         if tablet_type == TabletType::Primary {
             record.primary = Some(alias.clone());
             record.is_primary_serving = true;
@@ -535,8 +545,9 @@ impl Service {
             match current {
                 Mode::Serve => return Ok(()),
                 Mode::HangReparents if !method.ends_with("ReparentShard") => return Ok(()),
+                Mode::HangMethod(held) if method != held => return Ok(()),
                 Mode::Fail => return Err(Status::unavailable("fake vtctld set to fail")),
-                Mode::Hang | Mode::HangReparents => {
+                Mode::Hang | Mode::HangReparents | Mode::HangMethod(_) => {
                     if mode.changed().await.is_err() {
                         return Err(Status::unavailable("fake vtctld is gone"));
                     }
