@@ -21,7 +21,7 @@ use super::condition::{self, Readiness};
 use super::{Context, Error, POLL};
 use crate::api::backup::VitessBackupStatus;
 use crate::api::{VitessBackup, VitessCluster};
-use crate::vitess::BackupOutcome;
+use crate::vitess::{BackupInfo, BackupOutcome, BackupStatus};
 use crate::{domain::labels, k8s::apply};
 
 /// The condition of a request: False while it runs or after it failed, True once complete.
@@ -128,7 +128,7 @@ async fn reconcile(request: Arc<VitessBackup>, ctx: Arc<Context>) -> Result<Acti
     tracing::debug!(?state, started, "backup request");
     match state {
         // Sent by an earlier operator process, whose answer is lost: never send it again.
-        None if started => report.interrupted().await,
+        None if started => after_restart(&ctx, &request, &report, keyspace, shard).await,
         None => send(&ctx, &request, &report, key, keyspace, shard).await,
         Some(RequestState::Running) => Ok(Action::requeue(POLL)),
         // The entry stays after either outcome until a reconcile reads the finished status
@@ -206,12 +206,52 @@ impl<'a> Report<'a> {
         .await
     }
 
-    async fn interrupted(&self) -> Result<Action, Error> {
+    /// Sent by an earlier process that did not live to read the answer, and storage holds no
+    /// backup known to be complete since: `found` is the newest backup of the shard since
+    /// the request started, if any.
+    async fn interrupted(&self, found: Option<&BackupInfo>) -> Result<Action, Error> {
+        let seen = match found {
+            Some(b) => format!(
+                "backup {} was taken since, and vtctld says its status is {}",
+                b.name,
+                b.status.name()
+            ),
+            None => "vtctld lists no backup of the shard taken since".to_string(),
+        };
         self.write(VitessBackupStatus {
             conditions: self.condition(Readiness::new(
                 false,
                 "Interrupted",
-                "the operator restarted while the backup ran; its result is unknown (see the VitessBackup inventory); create a new VitessBackup to back up again",
+                format!(
+                    "the operator restarted while the backup ran; {seen}; create a new \
+                     VitessBackup to back up again"
+                ),
+            )),
+            ..self.previous.clone()
+        })
+        .await?;
+        Ok(Action::await_change())
+    }
+
+    /// Sent by an earlier process that did not live to read the answer; storage holds `found`,
+    /// complete, taken since the request started.
+    async fn found_complete(&self, found: &BackupInfo) -> Result<Action, Error> {
+        let tablet = found
+            .tablet
+            .as_ref()
+            .map_or_else(|| "a tablet".to_string(), ToString::to_string);
+        self.write(VitessBackupStatus {
+            finished_time: Some(now()),
+            complete: true,
+            storage_name: Some(found.name.clone()),
+            conditions: self.condition(Readiness::new(
+                true,
+                "BackupComplete",
+                format!(
+                    "backup {} taken by {tablet} (found in storage: the operator restarted \
+                     while it ran)",
+                    found.name
+                ),
             )),
             ..self.previous.clone()
         })
@@ -285,6 +325,65 @@ async fn send(
     Ok(Action::requeue(POLL))
 }
 
+/// A request sent by an earlier operator process, whose answer was lost with it: the shard's
+/// backups since the request started say what became of it. Nothing is sent again. While
+/// vtctld cannot say, the request stays started and is looked at again.
+async fn after_restart(
+    ctx: &Context,
+    request: &VitessBackup,
+    report: &Report<'_>,
+    keyspace: &str,
+    shard: &str,
+) -> Result<Action, Error> {
+    let backups = match backups_since(ctx, request, keyspace, shard, &report.previous).await {
+        Ok(backups) => backups,
+        Err(why) => {
+            tracing::info!(%why, "cannot tell yet what became of a backup sent before a restart");
+            return Ok(Action::requeue(POLL));
+        }
+    };
+    let newest = backups.last();
+    match newest {
+        Some(b) if matches!(b.status, BackupStatus::Complete | BackupStatus::Valid) => {
+            report.found_complete(b).await
+        }
+        other => report.interrupted(other).await,
+    }
+}
+
+/// The shard's backups, oldest first, started no earlier than the request (to the second);
+/// `Err` says why vtctld could not be asked.
+async fn backups_since(
+    ctx: &Context,
+    request: &VitessBackup,
+    keyspace: &str,
+    shard: &str,
+    previous: &VitessBackupStatus,
+) -> Result<Vec<BackupInfo>, String> {
+    let cluster = cluster_of(ctx, request)
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    let namespace = request.meta().namespace.clone().unwrap_or_default();
+    let vtctld = ctx
+        .vtctld_of(&namespace, &cluster)
+        .await
+        .map_err(|e| e.to_string())?;
+    let since = previous
+        .start_time
+        .as_ref()
+        .map(|t| SystemTime::from(t.0))
+        .unwrap_or(SystemTime::UNIX_EPOCH);
+    let backups = vtctld
+        .backups(keyspace, shard, 10)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(backups
+        .into_iter()
+        .filter(|b| b.time.is_some_and(|t| t >= since))
+        .collect())
+}
+
 /// The name in storage of the backup a request produced: the newest backup of the shard by
 /// the tablet that took it, started no earlier than the request (to the second).
 async fn produced_backup(
@@ -296,19 +395,13 @@ async fn produced_backup(
     previous: &VitessBackupStatus,
 ) -> Option<String> {
     let tablet = outcome.tablet.as_ref()?;
-    let cluster = cluster_of(ctx, request).await.ok()?.ok()?;
-    let namespace = request.meta().namespace.clone().unwrap_or_default();
-    let vtctld = ctx.vtctld_of(&namespace, &cluster).await.ok()?;
-    let since = previous
-        .start_time
-        .as_ref()
-        .map(|t| SystemTime::from(t.0))
-        .unwrap_or(SystemTime::UNIX_EPOCH);
-    let backups = vtctld.backups(keyspace, shard, 10).await.ok()?;
+    let backups = backups_since(ctx, request, keyspace, shard, previous)
+        .await
+        .ok()?;
     backups
         .into_iter()
         .rev()
-        .find(|b| b.tablet.as_ref() == Some(tablet) && b.time.is_some_and(|t| t >= since))
+        .find(|b| b.tablet.as_ref() == Some(tablet))
         .map(|b| b.name)
 }
 
@@ -466,5 +559,113 @@ mod reconcile_tests {
             "waiting for VitessCluster example to be reconciled"
         );
         assert_eq!(vtctld.count("BackupShard"), 0);
+    }
+
+    /// A request whose status says "started" but that this process never sent: an operator
+    /// that was killed while its BackupShard ran.
+    fn sent_before_a_restart(
+        request: &VitessBackup,
+        name: &str,
+        since: SystemTime,
+    ) -> VitessBackup {
+        let mut request = request.clone();
+        request.metadata.name = Some(name.to_string());
+        request.metadata.uid = None;
+        let second = since
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or_default();
+        request.status = Some(VitessBackupStatus {
+            start_time: Some(Time(
+                Timestamp::from_second(i64::try_from(second).expect("seconds")).expect("time"),
+            )),
+            conditions: condition::with_condition(
+                &Vec::new(),
+                COMPLETE,
+                Some(&Readiness::new(false, STARTED, "sent")),
+                None,
+            ),
+            ..VitessBackupStatus::default()
+        });
+        request
+    }
+
+    #[tokio::test]
+    async fn a_request_sent_before_a_restart_is_not_sent_again_and_ends_by_what_storage_holds() {
+        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = testing::example_cluster();
+        server.insert_object(&cluster);
+        let children = desired::cluster::children(&cluster).expect("children");
+        let shard = desired::keyspace::shards(&children.keyspaces[0])
+            .expect("shards")
+            .remove(0);
+        let template = desired::vtbackup::initial_backup_request(&shard).expect("request");
+        let replica: Alias = "zone1-0000000101".parse().expect("alias");
+        vtctld.register_tablet(replica.clone(), "commerce", "-", TabletType::Replica);
+        let start = SystemTime::now() - Duration::from_secs(60);
+        // Older than the request: not its backup.
+        let older = vtctld_fake::backup_name(start - Duration::from_secs(3600), &replica);
+        vtctld.add_backup("commerce", "-", &older, BackupStatus::Complete);
+        let outcome = |request: &VitessBackup| {
+            let status = server
+                .object_like(request)
+                .and_then(|r| r.status)
+                .expect("status");
+            let condition = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == COMPLETE)
+                .cloned()
+                .expect("Complete condition");
+            (status, condition)
+        };
+
+        // Nothing in storage since it started: interrupted, and says so.
+        let lost = server.insert_object(&sent_before_a_restart(&template, "lost", start));
+        let action = reconcile(Arc::new(lost.clone()), ctx.clone())
+            .await
+            .expect("reconcile");
+        assert_eq!(action, Action::await_change());
+        let (status, condition) = outcome(&lost);
+        assert_eq!(condition.reason, "Interrupted");
+        assert!(
+            condition.message.contains("lists no backup"),
+            "{}",
+            condition.message
+        );
+        assert!(!status.complete);
+
+        // A backup taken since, whose status vtctld does not know: still not called complete.
+        let unknown = vtctld_fake::backup_name(start + Duration::from_secs(5), &replica);
+        vtctld.add_backup("commerce", "-", &unknown, BackupStatus::Unknown);
+        let unsure = server.insert_object(&sent_before_a_restart(&template, "unsure", start));
+        reconcile(Arc::new(unsure.clone()), ctx.clone())
+            .await
+            .expect("reconcile");
+        let (status, condition) = outcome(&unsure);
+        assert_eq!(condition.reason, "Interrupted");
+        assert!(
+            condition.message.contains(&unknown),
+            "{}",
+            condition.message
+        );
+        assert!(!status.complete);
+
+        // A complete backup taken since: the request is complete and names it.
+        let taken = vtctld_fake::backup_name(start + Duration::from_secs(10), &replica);
+        vtctld.add_backup("commerce", "-", &taken, BackupStatus::Complete);
+        let found = server.insert_object(&sent_before_a_restart(&template, "found", start));
+        reconcile(Arc::new(found.clone()), ctx.clone())
+            .await
+            .expect("reconcile");
+        let (status, condition) = outcome(&found);
+        assert_eq!(condition.reason, "BackupComplete");
+        assert!(status.complete);
+        assert_eq!(status.storage_name.as_deref(), Some(taken.as_str()));
+        assert_eq!(vtctld.count("BackupShard"), 0, "sent again after a restart");
     }
 }
