@@ -140,6 +140,18 @@ fn readiness(tablets: &[Observed], primary: Option<&str>) -> Readiness {
             .filter(|t| !pod_ready(&t.pod))
             .map(|t| t.alias.as_str())
             .collect();
+        if let Some(primary) = primary.filter(|p| waiting.contains(p)) {
+            return Readiness::new(
+                false,
+                "PrimaryNotReady",
+                format!(
+                    "the primary {primary} is not ready ({ready}/{desired} tablets ready): \
+                     writes to the shard fail until it serves again; the operator keeps its \
+                     pod on its claim and never elects another primary by itself (vtorc, \
+                     or `vtctldclient EmergencyReparentShard`, does)"
+                ),
+            );
+        }
         return Readiness::new(
             false,
             "TabletsNotReady",

@@ -193,6 +193,42 @@ fn ready_needs_a_primary_among_the_desired_tablets() {
     assert_eq!(find(&unknown, "Ready"), Some(("False", "NoPrimary")));
 }
 
+/// A primary whose pod is not ready (its node lost, its pod re-created and Pending) is named,
+/// apart from replicas that are not ready yet: writes fail, and the user is told who acts.
+#[test]
+fn a_primary_that_is_not_ready_is_named() {
+    let plan = drain::Plan::default();
+    let outcome = Outcome::default();
+    let view = Ok(VitessView {
+        primary: Some("zone1-2".into()),
+        ..VitessView::default()
+    });
+    let with = |tablets: &[Observed]| {
+        status(
+            &shard(),
+            tablets,
+            BTreeMap::new(),
+            &view,
+            &plan,
+            &outcome,
+            &Backups::None,
+        )
+    };
+    let lost = with(&[tablet("zone1-1", true), tablet("zone1-2", false)]);
+    assert_eq!(find(&lost, "Ready"), Some(("False", "PrimaryNotReady")));
+    let message = &lost
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready")
+        .message;
+    assert!(message.contains("zone1-2") && message.contains("EmergencyReparentShard"));
+    // The primary is still the one Vitess names: nothing was elected in its place.
+    assert_eq!(find(&lost, PRIMARY_ELECTED), Some(("True", "Elected")));
+    let replica = with(&[tablet("zone1-1", false), tablet("zone1-2", true)]);
+    assert_eq!(find(&replica, "Ready"), Some(("False", "TabletsNotReady")));
+}
+
 /// An election vtctld refused is told from one that could not be asked.
 #[test]
 fn a_failed_election_says_whether_vtctld_refused_it_or_was_not_reached() {
