@@ -27,9 +27,10 @@ compat: build cluster-up
 
 ## faults: the long runs of the fault suite (issue 18); `make test` runs their fast subset.
 ## FAULT_RUNS runs of each operator-crash scenario (e2e/tests/faults.rs: SIGKILL during a first
-## election, a drain of the primary, a scale-down, a rolling update, and of the leader of two
-## replicas mid-drain) and FAULT_OUTAGE_RUNS of each outage (vtctld down or hanging during a
-## drain and during registration, kube-apiserver or its etcd SIGKILLed during a drain); table
+## election, a drain of the primary, a scale-down, a backup request, a rolling update, a
+## turndown, and of the leader of two replicas mid-drain) and FAULT_OUTAGE_RUNS of each outage
+## (vtctld down or hanging during a drain and during registration, kube-apiserver or its etcd
+## SIGKILLed during a drain, the primary's node and pod lost); table
 ## in target/e2e-figures/faults.md; then FAULT_CASES generated hostile VitessClusters
 ## (tests/mutations.rs). Seeds are printed: FAULT_SEED=<seed> and PROPTEST_RNG_SEED=<seed>
 ## replay them.

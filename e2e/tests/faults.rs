@@ -14,6 +14,12 @@
 //! - a rolling update (`updateStrategy: Immediate`, a new vttablet image): right after the
 //!   apply, once the first pod was replaced, while the primary's reparent is in flight, once
 //!   the old primary's pod is finished;
+//! - a backup request (a VitessBackup for one shard; `backup.rs`): right after it is
+//!   created, once `BackupStarted` is persisted, while its BackupShard is in flight, once
+//!   Vitess took the backup but before the operator read the answer, once it is complete;
+//! - a turndown (`turndown.rs`): a keyspace with `turndownPolicy: Immediate` removed from
+//!   the spec, right after the apply, while its DeleteKeyspace is in flight, once Vitess
+//!   forgot it, once its VitessKeyspace is gone, once its tablet pods are being deleted;
 //! - a drain of the primary with two operator replicas under leader election, the leader
 //!   killed right after `started` or while the reparent is in flight, and left down: the
 //!   other replica takes the Lease over and finishes the drain.
@@ -26,7 +32,8 @@
 //! of primary); there is no data to lose here.
 //!
 //! Outages (`outages.rs`): vtctld down or hanging during a drain and during topology
-//! registration, the API server or its etcd SIGKILLed during a drain.
+//! registration, the API server or its etcd SIGKILLed during a drain. A primary lost outright
+//! with its node (`lost_primary.rs`, item 6): what the operator does and does not do.
 //!
 //! `FAULT_RUNS` runs of each crash scenario (default 5, which takes every kill point once;
 //! `make faults` 20) and `FAULT_OUTAGE_RUNS` of each outage (default 3, every point once;
@@ -53,8 +60,14 @@ use vitess_operator_e2e::{
 };
 use vtctld_fake::Mode;
 
+#[path = "faults/backup.rs"]
+mod backup;
+#[path = "faults/lost_primary.rs"]
+mod lost_primary;
 #[path = "faults/outages.rs"]
 mod outages;
+#[path = "faults/turndown.rs"]
+mod turndown;
 
 const TIMEOUT: Duration = Duration::from_secs(180);
 const STARTED: &str = "drain.planetscale.com/started";
@@ -100,9 +113,19 @@ async fn the_operator_killed_at_random_points_loses_nothing() -> Result<()> {
             row.record(i, suite.scale_down(i).await);
         }
         rows.push(row);
+        let mut row = Row::new("backup request (VitessBackup)");
+        for i in 0..runs {
+            row.record(i, suite.backup_request(i).await);
+        }
+        rows.push(row);
         let mut row = Row::new("rolling update (Immediate)");
         for i in 0..runs {
             row.record(i, suite.rolling_update(i).await);
+        }
+        rows.push(row);
+        let mut row = Row::new("turndown of a keyspace");
+        for i in 0..runs {
+            row.record(i, suite.turndown(i).await);
         }
         rows.push(row);
 
@@ -127,6 +150,11 @@ async fn the_operator_killed_at_random_points_loses_nothing() -> Result<()> {
             }
             rows.push(row);
         }
+        let mut row = Row::outage("the primary's node and pod lost", "at rest (no vtorc)");
+        for i in 0..outage_runs {
+            row.record(i, suite.lost_primary(i).await);
+        }
+        rows.push(row);
         let rng = Rng::new(suite.rng.next());
         rows.push(leader_failover(client, runs, rng).await?);
         report(seed, &settings, &rows)
