@@ -8,10 +8,21 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
+use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams};
+use serde_json::json;
+use std::collections::BTreeSet;
 use vitess_operator::k8s::rbac;
+use vitess_operator_e2e::requests::{Requests, requests};
 use vitess_operator_e2e::{
-    FakeTopology, METRICS_ADDRESS, Operator, TestNamespace, apply_yaml, client, condition, dynamic,
-    install_crds, kubectl, kubectl_with_stdin, service_account_kubeconfig, wait_for, workspace_dir,
+    FakeTopology, METRICS_ADDRESS, Operator, SharedFake, TestNamespace, apply_yaml, client,
+    condition, dynamic, http_address, install_crds, kubectl, kubectl_with_stdin,
+    service_account_kubeconfig, tablet_pods, wait_for, workspace_dir,
 };
 
 /// Resources every authenticated user may use (system:basic-user), not the operator's grant.
@@ -54,6 +65,326 @@ async fn server_grants(ns: &str) -> Result<rbac::Grants> {
 }
 
 const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Grants of the Role that the run below does not use, each with where it is needed (and
+/// exercised, without the Role's limits). The test fails when one of them is used here (the
+/// list is stale) or when a grant not listed goes unused (exercise it, or say why here).
+const NOT_EXERCISED: &[(&str, &str, &str)] = &[];
+
+/// Grants whose use depends on timing, allowed either way: the Event recorder patches an
+/// Event's series only when the same Event recurs within its window.
+const SOMETIMES: &[(&str, &str)] = &[("events", "patch")];
+
+/// Works the operator as users do, under the Role, one change at a time: backups to a GCS
+/// location (its credentials Secret checked) on a schedule, and a vtgate autoscaler (the first
+/// backup of the serving shard, its inventory entry, the CronJob, the HPA); one tablet fewer (a
+/// replica drained and its pod deleted); the backup leaves storage (its inventory entry goes);
+/// backups and autoscaler removed; a second partitioning beside the first, then the first
+/// removed (its shard pruned); a second cell with its vtgate and vtctld, then removed, and the
+/// etcd disruption budget and client Service switched off; the keyspace removed (a
+/// turndown); vtctld's client TLS configured (its CA read from a Secret).
+async fn exercise(
+    client: &kube::Client,
+    ns: &str,
+    operator: &mut Operator,
+    fake: &SharedFake,
+) -> Result<()> {
+    let text = std::fs::read_to_string(workspace_dir().join("examples/initial-cluster.yaml"))?;
+    let mut spec = serde_saphyr::from_multiple::<serde_json::Value>(&text)?
+        .into_iter()
+        .find(|d| d["kind"] == "VitessCluster")
+        .context("no VitessCluster in the example")?;
+    let all = ListParams::default();
+    let backups = dynamic(client, ns, "VitessBackup");
+    let storages = dynamic(client, ns, "VitessBackupStorage");
+    let shards = dynamic(client, ns, "VitessShard");
+    let keyspaces = dynamic(client, ns, "VitessKeyspace");
+    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
+    let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+
+    let secret = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "rbac-gcs"},
+        "stringData": {"gcs_key.json": "{}"},
+    });
+    spec["spec"]["backup"] = json!({
+        "engine": "builtin",
+        "locations": [{"gcs": {
+            "bucket": "rbac-bucket",
+            "authSecret": {"name": "rbac-gcs", "key": "gcs_key.json"},
+        }}],
+        "schedules": [{
+            "name": "nightly",
+            "schedule": "30 2 * * *",
+            "strategies": [{"name": "BackupShard", "keyspace": "commerce", "shard": "-"}],
+        }],
+    });
+    spec["spec"]["cells"][0]["gateway"]["autoscaler"] = json!({"maxReplicas": 2});
+    let apply = async |spec: &serde_json::Value| {
+        apply_yaml(client, ns, &serde_json::to_string(spec)?).await
+    };
+    apply(&secret).await?;
+    apply(&spec).await?;
+    let entry = wait_for(
+        "the first backup in the inventory, the CronJob and the HPA",
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let listed = backups.list(&all).await?.items;
+            let entries: Vec<String> = listed
+                .iter()
+                .filter(|b| b.data["spec"]["keyspace"].is_null())
+                .map(|b| b.name_any())
+                .collect();
+            let jobs = cronjobs.list(&all).await?.items.len();
+            let scalers = hpas.list(&all).await?.items.len();
+            *seen = format!("inventory {entries:?}, {jobs} CronJobs, {scalers} HPAs");
+            Ok(match entries.first() {
+                Some(entry) if jobs == 1 && scalers == 1 => Some(entry.clone()),
+                _ => None,
+            })
+        },
+    )
+    .await?;
+
+    let pool = "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0/replicas";
+    *spec.pointer_mut(pool).context("the example's pool")? = json!(1);
+    apply(&spec).await?;
+    wait_for("one tablet", TIMEOUT, async |seen: &mut String| {
+        operator.check_running()?;
+        let tablets = tablet_pods(&pods, Some("example")).await?.len();
+        *seen = format!("{tablets} tablets");
+        Ok((tablets == 1).then_some(()))
+    })
+    .await?;
+
+    {
+        let guard = fake.lock().await;
+        let fake = guard.as_ref().context("the fake is down")?;
+        let names = fake.backups("commerce", "-");
+        anyhow::ensure!(!names.is_empty(), "no backup in the fake's storage");
+        for name in &names {
+            fake.remove_backup("commerce", "-", name);
+        }
+    }
+    wait_for(
+        &format!("inventory entry {entry} to go with its backup"),
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let left = backups.get_opt(&entry).await?.is_some();
+            *seen = format!("present: {left}");
+            Ok((!left).then_some(()))
+        },
+    )
+    .await?;
+
+    if let Some(fields) = spec["spec"].as_object_mut() {
+        fields.remove("backup");
+    }
+    if let Some(gateway) = spec["spec"]["cells"][0]["gateway"].as_object_mut() {
+        gateway.remove("autoscaler");
+    }
+    apply(&spec).await?;
+    wait_for(
+        "the backup storage, the CronJob and the HPA to go",
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let left = [
+                storages.list(&all).await?.items.len(),
+                cronjobs.list(&all).await?.items.len(),
+                hpas.list(&all).await?.items.len(),
+            ];
+            *seen = format!("storages, CronJobs, HPAs: {left:?}");
+            Ok((left == [0; 3]).then_some(()))
+        },
+    )
+    .await?;
+
+    let first = spec["spec"]["keyspaces"][0]["partitionings"][0].clone();
+    let mut second = first.clone();
+    second["equal"]["parts"] = json!(2);
+    for (partitionings, want) in [(json!([first, second.clone()]), 3), (json!([second]), 2)] {
+        spec["spec"]["keyspaces"][0]["partitionings"] = partitionings;
+        if want == 2 {
+            // No traffic was switched: Vitess still serves the old shard and refuses to forget
+            // it, which keeps its object; with pruneShards off the object goes and Vitess'
+            // record stays.
+            spec["spec"]["topologyReconciliation"] = json!({"pruneShards": false});
+        }
+        apply(&spec).await?;
+        wait_for(
+            &format!("{want} VitessShards"),
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let names: Vec<String> = shards
+                    .list(&all)
+                    .await?
+                    .items
+                    .iter()
+                    .map(ResourceExt::name_any)
+                    .collect();
+                *seen = format!("{names:?}");
+                Ok((names.len() == want).then_some(()))
+            },
+        )
+        .await?;
+    }
+
+    // A second cell with its vtgate and vtctld, then gone; and the etcd disruption budget and
+    // client Service switched off.
+    let cells = spec["spec"]["cells"].clone();
+    let mut zone2 = cells[0].clone();
+    zone2["name"] = json!("zone2");
+    zone2["zone"] = json!("zone2");
+    let mut two = cells.as_array().cloned().unwrap_or_default();
+    two.push(zone2);
+    spec["spec"]["cells"] = json!(two);
+    spec["spec"]["vitessDashboard"]["cells"] = json!(["zone1", "zone2"]);
+    apply(&spec).await?;
+    let vitess_cells = dynamic(client, ns, "VitessCell");
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let budgets: Api<PodDisruptionBudget> = Api::namespaced(client.clone(), ns);
+    let vtctlds = ListParams::default().labels("planetscale.com/component=vtctld");
+    let mut count = async |want: [usize; 3]| {
+        let operator = &mut *operator;
+        wait_for(
+            &format!("VitessCells, vtctld Deployments, PodDisruptionBudgets: {want:?}"),
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let now = [
+                    vitess_cells.list(&all).await?.items.len(),
+                    deployments.list(&vtctlds).await?.items.len(),
+                    budgets.list(&all).await?.items.len(),
+                ];
+                *seen = format!("{now:?}");
+                Ok((now == want).then_some(()))
+            },
+        )
+        .await
+    };
+    count([2, 2, 1]).await?;
+    spec["spec"]["cells"] = cells;
+    spec["spec"]["vitessDashboard"]["cells"] = json!(["zone1"]);
+    spec["spec"]["globalLockserver"] =
+        json!({"etcd": {"createPDB": false, "createClientService": false}});
+    apply(&spec).await?;
+    count([1, 1, 0]).await?;
+
+    spec["spec"]["keyspaces"] = json!([]);
+    apply(&spec).await?;
+    wait_for("the keyspace to go", TIMEOUT, async |seen: &mut String| {
+        operator.check_running()?;
+        let left = keyspaces.list(&all).await?.items.len();
+        *seen = format!("{left} VitessKeyspaces");
+        Ok((left == 0).then_some(()))
+    })
+    .await?;
+
+    // vtctld over TLS: the operator reads the CA from its Secret (this one holds no
+    // certificate, so the cluster then says it cannot reach vtctld).
+    apply(&json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": {"name": "rbac-vtctld-ca"},
+        "stringData": {"ca.crt": "not a certificate"},
+    }))
+    .await?;
+    spec["spec"]["vitessDashboard"]["clientTLS"] =
+        json!({"caSecret": {"name": "rbac-vtctld-ca", "key": "ca.crt"}});
+    apply(&spec).await?;
+    let address = http_address(operator).await?;
+    wait_for("the operator to read the CA Secret", TIMEOUT, async |seen: &mut String| {
+        operator.check_running()?;
+        let used = requests(&address).await?;
+        let gets = used
+            .get(&("get".to_string(), "secrets".to_string()))
+            .copied()
+            .unwrap_or(0);
+        *seen = format!("{gets} GETs of Secrets");
+        Ok((gets > 0).then_some(()))
+    })
+    .await
+}
+
+/// Holds what the operator did (its request counter) against the Role: every (verb,
+/// resource) used is granted, and every grant is used or listed in [`NOT_EXERCISED`].
+/// A server-side apply is a PATCH that the API server authorizes as `create` when the object
+/// is new, so a resource patched counts as created too where the Role grants both (the
+/// children it applied did not exist before the run). Prints the table.
+fn check_used_against_the_role(used: &Requests) -> Result<()> {
+    let table = rbac::table();
+    let granted: BTreeSet<(String, String)> = table
+        .iter()
+        .map(|(_, resource, verb)| (resource.clone(), verb.clone()))
+        .collect();
+    let mut exercised: BTreeSet<(String, String)> = BTreeSet::new();
+    let mut beyond = Vec::new();
+    for ((verb, resource), count) in used {
+        if *count == 0 || resource == "nonresource" {
+            continue;
+        }
+        let key = (resource.clone(), verb.clone());
+        if !granted.contains(&key) {
+            beyond.push(format!("{verb} {resource} ({count})"));
+        }
+        exercised.insert(key);
+        if verb == "patch" && granted.contains(&(resource.clone(), "create".into())) {
+            exercised.insert((resource.clone(), "create".into()));
+        }
+    }
+    let mut lines = vec!["resource | verb | requests in this run".to_string()];
+    for (resource, verb) in &granted {
+        let count = used
+            .get(&(verb.clone(), resource.clone()))
+            .copied()
+            .unwrap_or(0);
+        let note = match NOT_EXERCISED
+            .iter()
+            .find(|(r, v, _)| r == resource && v == verb)
+        {
+            Some((_, _, why)) => format!("not here: {why}"),
+            None if count == 0 && exercised.contains(&(resource.clone(), verb.clone())) => {
+                "by server-side apply (patch)".to_string()
+            }
+            None => count.to_string(),
+        };
+        lines.push(format!("{resource} | {verb} | {note}"));
+    }
+    eprintln!(
+        "rbac: the Role against what the operator did\n{}",
+        lines.join("\n")
+    );
+    let listed: BTreeSet<(String, String)> = NOT_EXERCISED
+        .iter()
+        .map(|(r, v, _)| (r.to_string(), v.to_string()))
+        .collect();
+    let sometimes: BTreeSet<(String, String)> = SOMETIMES
+        .iter()
+        .map(|(r, v)| (r.to_string(), v.to_string()))
+        .collect();
+    let unused: Vec<&(String, String)> = granted
+        .iter()
+        .filter(|g| !exercised.contains(*g) && !listed.contains(*g) && !sometimes.contains(*g))
+        .collect();
+    let stale: Vec<&(String, String)> = listed.intersection(&exercised).collect();
+    let unknown: Vec<&(String, String)> = listed.difference(&granted).collect();
+    if !beyond.is_empty() || !unused.is_empty() || !stale.is_empty() || !unknown.is_empty() {
+        bail!(
+            "the operator's requests do not match the Role (src/k8s/rbac.rs):\n\
+             used but not granted: {beyond:?}\n\
+             granted, not used here and not in NOT_EXERCISED: {unused:?}\n\
+             in NOT_EXERCISED but used here: {stale:?}\n\
+             in NOT_EXERCISED but not granted: {unknown:?}"
+        );
+    }
+    Ok(())
+}
 
 /// `config/rbac/*.yaml` with every namespace set to `ns`.
 fn rbac_objects(ns: &str) -> Result<String> {
@@ -124,6 +455,8 @@ async fn operator_runs_under_the_config_role_without_forbidden() -> Result<()> {
             METRICS_ADDRESS,
             "--leader-elect",
             "--log-format=json",
+            // The inventory follows the fake's storage within the test's patience.
+            "--backup-list-period-seconds=2",
         ],
     )?;
     let result = async {
@@ -142,8 +475,12 @@ async fn operator_runs_under_the_config_role_without_forbidden() -> Result<()> {
             },
         )
         .await?;
+        exercise(&client, ns.name(), &mut operator, vtctld.shared()).await?;
         // One more resync's worth of work (status writes, events) before reading the log.
         tokio::time::sleep(Duration::from_secs(3)).await;
+        let address = http_address(&mut operator).await?;
+        let used = requests(&address).await?;
+        check_used_against_the_role(&used)?;
         let log = operator.log_contents()?;
         let denied = forbidden(&log);
         if !denied.is_empty() {

@@ -156,7 +156,8 @@ pub const RULES: &[Rule] = &[
         "",
         "secrets",
         &["get"],
-        "controller::topology reads the Secrets of spec.vitessDashboard.clientTLS",
+        "controller::topology reads the Secrets of spec.vitessDashboard.clientTLS; \
+         controller::backupinit checks that a backup location's credentials Secret has its key",
     ),
     rule(
         "apps",
