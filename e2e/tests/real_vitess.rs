@@ -5,7 +5,10 @@
 //! the primary and on a replica. Then, on the same cluster (a converge costs minutes), a drain
 //! under load: a writer inserts through vtgate without pause, the primary pod is annotated
 //! `drain.planetscale.com/started`, the operator moves the primary with the real vtctld, and
-//! every acknowledged row is counted on every tablet's own mysqld: none may be lost. Then a
+//! every acknowledged row is counted on every tablet's own mysqld: none may be lost. Then
+//! three more drains under load with the operator SIGKILLed and started again in each (right
+//! after `started`, once `acknowledged`, once the primary moved), each drain ended before
+//! the next: the primary moves, the pod is finished, no row is lost. Then a
 //! rolling update under load, as GitOps would make one: the example re-applied with one more
 //! vttablet flag (its `updateStrategy` is `Immediate`); every tablet pod is replaced, the
 //! replica first, the primary last after a reparent away from it; again no row may be lost.
@@ -55,6 +58,10 @@ const TABLET_DB: &str = "vt_commerce";
 const WRITES_AROUND_DRAIN: usize = 50;
 /// How long a replica may take to catch up with every acknowledged row.
 const CATCH_UP: Duration = Duration::from_secs(120);
+/// The drain annotations of a tablet pod (DESIGN §6).
+const STARTED: &str = "drain.planetscale.com/started";
+const ACKNOWLEDGED: &str = "drain.planetscale.com/acknowledged";
+const FINISHED: &str = "drain.planetscale.com/finished";
 
 /// The status of an object's `Ready` condition.
 fn ready(object: &DynamicObject) -> Option<&str> {
@@ -226,12 +233,15 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
     );
 
     let drain = drain_under_load(&client, &name, &vtgate, &mut conn, &primary).await?;
+    let killed =
+        drains_with_the_operator_killed(&client, &name, &vtgate, &mut conn, &mut operator).await?;
     let rollout = rolling_update_under_load(&client, &name, &vtgate, &mut conn, &example).await?;
     let deleted = primary_pod_deleted_under_load(&client, &name, &vtgate, &mut conn).await?;
     let mut figures = serde_json::json!({
         "apply_to_first_primary_s": to_primary.as_secs_f64(),
         "apply_to_cluster_ready_s": to_ready.as_secs_f64(),
         "drain": drain,
+        "drains_operator_killed": killed,
         "rolling_update": rollout,
         "primary_pod_deleted": deleted,
     });
@@ -294,41 +304,13 @@ async fn drain_under_load(
         &old_pod,
         &PatchParams::default(),
         &Patch::Merge(serde_json::json!({
-            "metadata": {"annotations": {"drain.planetscale.com/started": "e2e drain under load"}}
+            "metadata": {"annotations": {STARTED: "e2e drain under load"}}
         })),
     )
     .await?;
-    let shards = dynamic(client, ns, "VitessShard");
-    let new_primary = wait_for(
-        &format!("the primary to move off {primary} and pod {old_pod} to be finished"),
-        Duration::from_secs(300),
-        async |seen: &mut String| {
-            let shard = shards.get(SHARD).await?;
-            let now = primary_of(&shard);
-            let pod = api.get(&old_pod).await?;
-            let finished = pod
-                .annotations()
-                .contains_key("drain.planetscale.com/finished");
-            *seen = format!(
-                "primary {now:?}, finished {finished}, {} acknowledged; conditions {}",
-                writer.acknowledged(),
-                shard.data["status"]["conditions"]
-            );
-            Ok(now.filter(|p| p != primary && finished))
-        },
-    )
-    .await?;
-    let drain_time = started.elapsed();
-    wait_for(
-        "inserts to be acknowledged by the new primary",
-        Duration::from_secs(120),
-        async |seen: &mut String| {
-            let after = writer.acknowledged();
-            *seen = format!("{after} acknowledged, {before} before the drain");
-            Ok((after >= before + 2 * WRITES_AROUND_DRAIN).then_some(()))
-        },
-    )
-    .await?;
+    let (new_primary, moved) =
+        drain_done(client, ns, &writer, primary, &old_pod, before, None).await?;
+    let drain_time = moved.duration_since(started);
     let report = writer.stop().await?;
     let lost = none_lost(client, ns, "drained", &report.acknowledged).await?;
     eprintln!(
@@ -349,6 +331,196 @@ async fn drain_under_load(
         "lost_by_tablet": lost,
         "last_error": report.last_error,
     }))
+}
+
+/// Where the operator is killed in [`drains_with_the_operator_killed`], one run each.
+const KILL_POINTS: [&str; 3] = [
+    "right after started",
+    "once acknowledged",
+    "once the primary moved, before or as the pod is finished",
+];
+
+/// Three more drains of the primary under load (issue 18: the operator killed mid-drain on
+/// the real node), the operator SIGKILLed and started again in each, at each of
+/// [`KILL_POINTS`]. Before each, the drain before it is ended (its `started` removed, so the
+/// old primary serves as a replica again). Each must move the primary once, finish the pod
+/// and lose no acknowledged row on any tablet. Returns figures per run.
+async fn drains_with_the_operator_killed(
+    client: &Client,
+    ns: &str,
+    vtgate: &str,
+    conn: &mut mysql_async::Conn,
+    operator: &mut Operator,
+) -> Result<serde_json::Value> {
+    let shards = dynamic(client, ns, "VitessShard");
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let mut runs = Vec::new();
+    for (run, point) in KILL_POINTS.iter().enumerate() {
+        // The previous drain ends: the old primary serves again, as a replica.
+        end_drains(client, ns, operator).await?;
+        let primary = primary_of(&shards.get(SHARD).await?).context("no primary")?;
+        let pods = tablet_pods(client, ns).await?;
+        let pod = pods
+            .iter()
+            .find(|(alias, _)| *alias == primary)
+            .map(|(_, p)| p.name_any())
+            .with_context(|| format!("no tablet pod has the primary's alias {primary}"))?;
+        let table = format!("killed{run}");
+        let writer = writing(conn, vtgate, &table).await?;
+        let before = writer.acknowledged();
+        let started = Instant::now();
+        api.patch(
+            &pod,
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({
+                "metadata": {"annotations": {STARTED: format!("e2e drain, operator killed {point}")}}
+            })),
+        )
+        .await?;
+        match run {
+            0 => {}
+            1 => {
+                wait_for(
+                    &format!("{pod} to be acknowledged"),
+                    Duration::from_secs(120),
+                    async |_: &mut String| {
+                        let p = api.get(&pod).await?;
+                        Ok(p.annotations().contains_key(ACKNOWLEDGED).then_some(()))
+                    },
+                )
+                .await?;
+            }
+            _ => {
+                wait_for(
+                    &format!("the primary to move off {primary}"),
+                    Duration::from_secs(300),
+                    async |_: &mut String| {
+                        let now = primary_of(&shards.get(SHARD).await?);
+                        Ok(now.filter(|p| *p != primary).map(drop))
+                    },
+                )
+                .await?;
+            }
+        }
+        operator.kill()?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        operator.restart()?;
+        let (new_primary, moved) =
+            drain_done(client, ns, &writer, &primary, &pod, before, Some(&mut *operator)).await?;
+        let drain_time = moved.duration_since(started);
+        let report = writer.stop().await?;
+        let lost = none_lost(client, ns, &table, &report.acknowledged).await?;
+        eprintln!(
+            "drain, operator killed {point}: primary {primary} -> {new_primary} in {:.1} s; {} \
+             rows acknowledged, {} failed inserts, longest outage {:.2} s, none lost",
+            drain_time.as_secs_f64(),
+            report.acknowledged.len(),
+            report.failures,
+            report.longest_outage().as_secs_f64()
+        );
+        runs.push(serde_json::json!({
+            "killed": point,
+            "from": primary,
+            "to": new_primary,
+            "annotate_to_moved_s": drain_time.as_secs_f64(),
+            "rows_acknowledged": report.acknowledged.len(),
+            "failed_inserts": report.failures,
+            "longest_outage_s": report.longest_outage().as_secs_f64(),
+            "lost_by_tablet": lost,
+        }));
+    }
+    // The last drain ends too: the rolling update that follows starts from a serving shard.
+    end_drains(client, ns, operator).await?;
+    Ok(serde_json::Value::Array(runs))
+}
+
+/// Waits until the primary moved off `primary` and `pod` (its pod, whose drain started when
+/// the writer had `before` rows acknowledged) is finished, and then until the writer had
+/// [`WRITES_AROUND_DRAIN`] more inserts acknowledged by the new primary than before and after
+/// the drain; returns the new primary and when it was seen moved. `operator`, if given, must
+/// keep running.
+async fn drain_done(
+    client: &Client,
+    ns: &str,
+    writer: &Writer,
+    primary: &str,
+    pod: &str,
+    before: usize,
+    mut operator: Option<&mut Operator>,
+) -> Result<(String, Instant)> {
+    let shards = dynamic(client, ns, "VitessShard");
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let new_primary = wait_for(
+        &format!("the primary to move off {primary} and pod {pod} to be finished"),
+        Duration::from_secs(300),
+        async |seen: &mut String| {
+            if let Some(operator) = operator.as_deref_mut() {
+                operator.check_running()?;
+            }
+            let shard = shards.get(SHARD).await?;
+            let now = primary_of(&shard);
+            let finished = api.get(pod).await?.annotations().contains_key(FINISHED);
+            *seen = format!(
+                "primary {now:?}, finished {finished}, {} acknowledged; conditions {}",
+                writer.acknowledged(),
+                shard.data["status"]["conditions"]
+            );
+            Ok(now.filter(|p| p != primary && finished))
+        },
+    )
+    .await?;
+    let moved = Instant::now();
+    wait_for(
+        "inserts to be acknowledged by the new primary",
+        Duration::from_secs(120),
+        async |seen: &mut String| {
+            let after = writer.acknowledged();
+            *seen = format!("{after} acknowledged, {before} before the drain");
+            Ok((after >= before + 2 * WRITES_AROUND_DRAIN).then_some(()))
+        },
+    )
+    .await?;
+    Ok((new_primary, moved))
+}
+
+/// Ends every drain of the namespace's tablet pods (removes `started`; the operator then
+/// removes its own marks) and waits until no pod is marked and every one is Ready.
+async fn end_drains(client: &Client, ns: &str, operator: &mut Operator) -> Result<()> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    for (_, pod) in tablet_pods(client, ns).await? {
+        if pod.annotations().contains_key(STARTED) {
+            api.patch(
+                &pod.name_any(),
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"metadata": {"annotations": {STARTED: null}}})),
+            )
+            .await?;
+        }
+    }
+    wait_for(
+        "every drain mark to go and every tablet pod to be Ready",
+        Duration::from_secs(300),
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let pods = tablet_pods(client, ns).await?;
+            let marked: Vec<&String> = pods
+                .iter()
+                .filter(|(_, p)| {
+                    [STARTED, ACKNOWLEDGED, FINISHED]
+                        .iter()
+                        .any(|k| p.annotations().contains_key(*k))
+                })
+                .map(|(alias, _)| alias)
+                .collect();
+            let ready = pods
+                .iter()
+                .filter(|(_, p)| vitess_operator_e2e::is_ready(p))
+                .count();
+            *seen = format!("marked {marked:?}, {ready}/{} Ready", pods.len());
+            Ok((marked.is_empty() && ready == pods.len()).then_some(()))
+        },
+    )
+    .await
 }
 
 /// Creates `table` through vtgate and starts a [`Writer`] on it; returns once it has
