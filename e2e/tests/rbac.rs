@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
@@ -299,16 +299,20 @@ async fn exercise(
         json!({"caSecret": {"name": "rbac-vtctld-ca", "key": "ca.crt"}});
     apply(&spec).await?;
     let address = http_address(operator).await?;
-    wait_for("the operator to read the CA Secret", TIMEOUT, async |seen: &mut String| {
-        operator.check_running()?;
-        let used = requests(&address).await?;
-        let gets = used
-            .get(&("get".to_string(), "secrets".to_string()))
-            .copied()
-            .unwrap_or(0);
-        *seen = format!("{gets} GETs of Secrets");
-        Ok((gets > 0).then_some(()))
-    })
+    wait_for(
+        "the operator to read the CA Secret",
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let used = requests(&address).await?;
+            let gets = used
+                .get(&("get".to_string(), "secrets".to_string()))
+                .copied()
+                .unwrap_or(0);
+            *seen = format!("{gets} GETs of Secrets");
+            Ok((gets > 0).then_some(()))
+        },
+    )
     .await
 }
 

@@ -405,8 +405,16 @@ async fn drains_with_the_operator_killed(
         operator.kill()?;
         tokio::time::sleep(Duration::from_secs(1)).await;
         operator.restart()?;
-        let (new_primary, moved) =
-            drain_done(client, ns, &writer, &primary, &pod, before, Some(&mut *operator)).await?;
+        let (new_primary, moved) = drain_done(
+            client,
+            ns,
+            &writer,
+            &primary,
+            &pod,
+            before,
+            Some(&mut *operator),
+        )
+        .await?;
         let drain_time = moved.duration_since(started);
         let report = writer.stop().await?;
         let lost = none_lost(client, ns, &table, &report.acknowledged).await?;
