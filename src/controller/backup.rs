@@ -342,13 +342,37 @@ async fn after_restart(
             return Ok(Action::requeue(POLL));
         }
     };
-    let newest = backups.last();
+    // Times are to the second: a backup another request produced in the second this one
+    // started is not this one's.
+    let claimed = claimed_by_others(ctx, request).await?;
+    let newest = backups.iter().rev().find(|b| !claimed.contains(&b.name));
     match newest {
         Some(b) if matches!(b.status, BackupStatus::Complete | BackupStatus::Valid) => {
             report.found_complete(b).await
         }
         other => report.interrupted(other).await,
     }
+}
+
+/// The backups other requests of the namespace name as the ones they produced.
+async fn claimed_by_others(
+    ctx: &Context,
+    request: &VitessBackup,
+) -> Result<std::collections::BTreeSet<String>, Error> {
+    let api: Api<VitessBackup> = ctx.api_in(request);
+    let all = api
+        .list(&ListParams::default())
+        .await
+        .map_err(|source| Error::List {
+            what: "VitessBackups".into(),
+            source: Box::new(source),
+        })?;
+    Ok(all
+        .items
+        .into_iter()
+        .filter(|other| other.spec.keyspace.is_some() && other.uid() != request.uid())
+        .filter_map(|other| other.status.and_then(|s| s.storage_name))
+        .collect())
 }
 
 /// The shard's backups, oldest first, started no earlier than the request (to the second);
@@ -647,6 +671,27 @@ mod reconcile_tests {
             .await
             .expect("reconcile");
         let (status, condition) = outcome(&unsure);
+        assert_eq!(condition.reason, "Interrupted");
+        assert!(
+            condition.message.contains(&unknown),
+            "{}",
+            condition.message
+        );
+        assert!(!status.complete);
+
+        // A complete backup that another request produced (in the same second): not this one's.
+        let theirs = vtctld_fake::backup_name(start + Duration::from_secs(7), &replica);
+        vtctld.add_backup("commerce", "-", &theirs, BackupStatus::Complete);
+        let mut other = sent_before_a_restart(&template, "other", start);
+        if let Some(status) = other.status.as_mut() {
+            status.storage_name = Some(theirs.clone());
+        }
+        server.insert_object(&other);
+        let claimed = server.insert_object(&sent_before_a_restart(&template, "claimed", start));
+        reconcile(Arc::new(claimed.clone()), ctx.clone())
+            .await
+            .expect("reconcile");
+        let (status, condition) = outcome(&claimed);
         assert_eq!(condition.reason, "Interrupted");
         assert!(
             condition.message.contains(&unknown),
