@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::apps::v1::DeploymentStrategy;
 use k8s_openapi::api::autoscaling::v2::{HorizontalPodAutoscalerBehavior, MetricSpec};
 use k8s_openapi::api::core::v1::Lifecycle;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -88,15 +88,16 @@ pub struct VitessCellGatewaySpec {
 }
 
 /// A HorizontalPodAutoscaler for vtgate.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.minReplicas) || self.minReplicas <= self.maxReplicas").message("minReplicas may not be above maxReplicas").field_path(".minReplicas"))]
 pub struct AutoscalerSpec {
     /// Fewest vtgate pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub min_replicas: Option<i32>,
     /// Most vtgate pods.
-    #[schemars(range(min = 0))]
+    #[schemars(range(min = 1))]
     pub max_replicas: i32,
     /// What to scale on (autoscaling/v2 MetricSpec).
     #[serde(default, skip_serializing_if = "Option::is_none")]

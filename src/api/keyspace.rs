@@ -86,15 +86,17 @@ pub struct VitessKeyspacePartitioning {
 }
 
 /// Equal key ranges sharing one shard template.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.hexWidth) || self.parts <= 2 || self.hexWidth <= 31").message("with more than 2 parts hexWidth may be at most 31: a middle shard's name <start>-<end> is a label value of at most 63 characters").field_path(".hexWidth"))]
 pub struct VitessKeyspaceEqualPartitioning {
     /// Number of shards (1 = unsharded); changing it later means resharding.
     #[schemars(range(min = 1, max = 65536))]
     pub parts: i32,
-    /// Hex digits of each bound (0: as few as tell the parts apart). Must be even.
+    /// Hex digits of each bound (0: as few as tell the parts apart). Must be even; at most 61
+    /// (31 with more than 2 parts), as shard names are label values.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 65536))]
+    #[schemars(range(min = 0, max = 61))]
     pub hex_width: Option<i32>,
     /// Settings of every shard.
     pub shard_template: VitessShardTemplate,

@@ -9,6 +9,7 @@ pub mod etcd;
 pub mod keyspace;
 pub mod shard;
 pub mod shared;
+mod tighten;
 
 pub use backup::VitessBackup;
 pub use backupstorage::VitessBackupStorage;
@@ -30,7 +31,7 @@ pub const API_VERSION: &str = "planetscale.com/v2";
 
 /// Every CRD the operator serves, in a stable order.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    let mut crds = vec![
         VitessCluster::crd(),
         VitessCell::crd(),
         VitessKeyspace::crd(),
@@ -38,5 +39,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         EtcdLockserver::crd(),
         VitessBackupStorage::crd(),
         VitessBackup::crd(),
-    ]
+    ];
+    crds.iter_mut().for_each(tighten::tighten);
+    crds
 }

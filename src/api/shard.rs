@@ -22,6 +22,7 @@ use super::shared::{
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.start) || !has(self.end) || self.start == '' || self.end == '' || self.start < self.end").message("start must be below end"))]
+#[x_kube(validation = Rule::new("(!has(self.start) || self.start == '' ? 1 : size(self.start)) + (!has(self.end) || self.end == '' ? 1 : size(self.end)) <= 62").message("start and end together may have at most 62 hex digits: the shard's name <start>-<end> (x for an empty bound) is a label value of at most 63 characters"))]
 pub struct VitessKeyRange {
     /// Inclusive lower bound, lower-case hex with an even number of digits; empty: the start.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -140,7 +140,9 @@ pub fn equal_ranges(parts: i32, hex_width: Option<i32>) -> Vec<KeyRange> {
     for range in &mut ranges {
         for bound in [&mut range.start, &mut range.end] {
             if !bound.is_empty() && bound.len() < width {
-                *bound = format!("{bound:0<width$}");
+                // Not a format width: those stop at 65535.
+                let pad = width - bound.len();
+                bound.extend(std::iter::repeat_n('0', pad));
             }
         }
     }
