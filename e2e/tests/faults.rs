@@ -959,6 +959,15 @@ where
     bail!("timed out after {TIMEOUT:?} waiting for {what}{last}")
 }
 
+/// Documents as one multi-document text for [`apply_yaml`] (JSON is YAML).
+fn json_documents(docs: &[serde_json::Value]) -> Result<String> {
+    let texts: Vec<String> = docs
+        .iter()
+        .map(serde_json::to_string)
+        .collect::<Result<_, _>>()?;
+    Ok(texts.join("\n---\n"))
+}
+
 fn cluster_yaml(name: &str, keyspace: &str, replicas: u32) -> String {
     one_shard_cluster_yaml(name, keyspace, replicas, "External", IMAGES[0])
 }

@@ -68,7 +68,7 @@ impl Suite<'_> {
         apply_yaml(
             self.client,
             self.ns,
-            &lost_primary_yaml(name, &keyspace, &nodes.group),
+            &lost_primary_yaml(name, &keyspace, &nodes.group)?,
         )
         .await?;
         let (primary, before) = self
@@ -261,60 +261,30 @@ impl Nodes {
 }
 
 /// A cluster of one shard with 2 tablets that run only on the nodes labelled with `group`,
-/// never two on one node.
-fn lost_primary_yaml(name: &str, keyspace: &str, group: &str) -> String {
-    format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {name}-config
-stringData:
-  init_db.sql: "SELECT 1;"
----
-apiVersion: planetscale.com/v2
-kind: VitessCluster
-metadata:
-  name: {name}
-spec:
-  images:
-    vttablet: {image}
-  cells:
-  - name: zone1
-    gateway: {{replicas: 1}}
-  keyspaces:
-  - name: {keyspace}
-    durabilityPolicy: none
-    turndownPolicy: Immediate
-    partitionings:
-    - equal:
-        parts: 1
-        shardTemplate:
-          databaseInitScriptSecret: {{name: {name}-config, key: init_db.sql}}
-          tabletPools:
-          - cell: zone1
-            type: replica
-            replicas: 2
-            vttablet: {{}}
-            mysqld: {{}}
-            dataVolumeClaimTemplate:
-              accessModes: ["ReadWriteOnce"]
-              resources:
-                requests: {{storage: 1Gi}}
-            affinity:
-              nodeAffinity:
-                requiredDuringSchedulingIgnoredDuringExecution:
-                  nodeSelectorTerms:
-                  - matchExpressions:
-                    - {{key: {GROUP}, operator: In, values: ["{group}"]}}
-              podAntiAffinity:
-                requiredDuringSchedulingIgnoredDuringExecution:
-                - topologyKey: kubernetes.io/hostname
-                  labelSelector:
-                    matchLabels:
-                      {CLUSTER_LABEL}: {name}
-                      planetscale.com/component: vttablet
-"#,
-        image = IMAGES[0]
-    )
+/// never two on one node, as JSON documents.
+fn lost_primary_yaml(name: &str, keyspace: &str, group: &str) -> Result<String> {
+    let yaml = one_shard_cluster_yaml(name, keyspace, 2, "External", IMAGES[0]);
+    let mut docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml)?;
+    let pool = docs
+        .iter_mut()
+        .find(|d| d["kind"] == "VitessCluster")
+        .and_then(|d| {
+            d.pointer_mut("/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0")
+        })
+        .context("no tablet pool")?;
+    pool["affinity"] = json!({
+        "nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [
+                {"key": GROUP, "operator": "In", "values": [group]},
+            ]}],
+        }},
+        "podAntiAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": [{
+            "topologyKey": "kubernetes.io/hostname",
+            "labelSelector": {"matchLabels": {
+                CLUSTER_LABEL: name,
+                "planetscale.com/component": "vttablet",
+            }},
+        }]},
+    });
+    json_documents(&docs)
 }

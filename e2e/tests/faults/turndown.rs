@@ -23,7 +23,7 @@ impl Suite<'_> {
         self.ready_for_a_run().await?;
         let gone = format!("gone{run}");
         let mut witness = Witness::new(self.client, self.ns, TURNDOWN);
-        apply_yaml(self.client, self.ns, &turndown_yaml(Some(&gone))).await?;
+        apply_yaml(self.client, self.ns, &turndown_yaml(Some(&gone))?).await?;
         let kept_before = self.keyspace_serving(KEPT, 2, &mut witness).await?;
         self.keyspace_serving(&gone, 1, &mut witness).await?;
         let changes_before = reparents(self.fake, KEPT).await.len();
@@ -31,7 +31,7 @@ impl Suite<'_> {
         if point == 1 || point == 2 {
             set_fake_mode(self.fake, Mode::HangMethod("DeleteKeyspace")).await;
         }
-        apply_yaml(self.client, self.ns, &turndown_yaml(None)).await?;
+        apply_yaml(self.client, self.ns, &turndown_yaml(None)?).await?;
         let fake = self.fake;
         let mine = format!("{CLUSTER_LABEL}={TURNDOWN},planetscale.com/keyspace={gone}");
         let at = match point {
@@ -210,57 +210,24 @@ async fn leftovers(client: &Client, ns: &str, selector: &str) -> Result<Vec<Stri
     Ok(left)
 }
 
-/// The `tdown` cluster: keyspace `keptks` of 2 tablets, and `gone` of one if given
-/// (`turndownPolicy: Immediate`).
-fn turndown_yaml(gone: Option<&str>) -> String {
-    let keyspace = |name: &str, replicas: u32| {
-        format!(
-            r#"
-  - name: {name}
-    durabilityPolicy: none
-    turndownPolicy: Immediate
-    partitionings:
-    - equal:
-        parts: 1
-        shardTemplate:
-          databaseInitScriptSecret: {{name: {TURNDOWN}-config, key: init_db.sql}}
-          tabletPools:
-          - cell: zone1
-            type: replica
-            replicas: {replicas}
-            vttablet: {{}}
-            mysqld: {{}}
-            dataVolumeClaimTemplate:
-              accessModes: ["ReadWriteOnce"]
-              resources:
-                requests: {{storage: 1Gi}}"#
-        )
-    };
-    let mut keyspaces = keyspace(KEPT, 2);
+/// The `tdown` cluster: keyspace `keptks` of 2 tablets, and `gone` of one if given (both
+/// `turndownPolicy: Immediate`), as JSON documents.
+fn turndown_yaml(gone: Option<&str>) -> Result<String> {
+    let yaml = one_shard_cluster_yaml(TURNDOWN, KEPT, 2, "External", IMAGES[0]);
+    let mut docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&yaml)?;
     if let Some(gone) = gone {
-        keyspaces.push_str(&keyspace(gone, 1));
+        let cluster = docs
+            .iter_mut()
+            .find(|d| d["kind"] == "VitessCluster")
+            .context("no VitessCluster")?;
+        let mut keyspace = cluster["spec"]["keyspaces"][0].clone();
+        keyspace["name"] = gone.into();
+        *keyspace
+            .pointer_mut("/partitionings/0/equal/shardTemplate/tabletPools/0/replicas")
+            .context("no tablet pool")? = 1.into();
+        if let Some(keyspaces) = cluster["spec"]["keyspaces"].as_array_mut() {
+            keyspaces.push(keyspace);
+        }
     }
-    format!(
-        r#"
-apiVersion: v1
-kind: Secret
-metadata:
-  name: {TURNDOWN}-config
-stringData:
-  init_db.sql: "SELECT 1;"
----
-apiVersion: planetscale.com/v2
-kind: VitessCluster
-metadata:
-  name: {TURNDOWN}
-spec:
-  images:
-    vttablet: {image}
-  cells:
-  - name: zone1
-    gateway: {{replicas: 1}}
-  keyspaces:{keyspaces}
-"#,
-        image = IMAGES[0]
-    )
+    json_documents(&docs)
 }
