@@ -206,18 +206,9 @@ impl<'a> Report<'a> {
         .await
     }
 
-    /// Sent by an earlier process that did not live to read the answer, and storage holds no
-    /// backup known to be complete since: `found` is the newest backup of the shard since
-    /// the request started, if any.
-    async fn interrupted(&self, found: Option<&BackupInfo>) -> Result<Action, Error> {
-        let seen = match found {
-            Some(b) => format!(
-                "backup {} was taken since, and vtctld says its status is {}",
-                b.name,
-                b.status.name()
-            ),
-            None => "vtctld lists no backup of the shard taken since".to_string(),
-        };
+    /// Sent by an earlier process that did not live to read the answer, and no backup known
+    /// to be complete was found for it: `seen` says what was.
+    async fn interrupted(&self, seen: &str) -> Result<Action, Error> {
         self.write(VitessBackupStatus {
             conditions: self.condition(Readiness::new(
                 false,
@@ -335,6 +326,11 @@ async fn after_restart(
     keyspace: &str,
     shard: &str,
 ) -> Result<Action, Error> {
+    if let Err(why) = cluster_of(ctx, request).await? {
+        return report
+            .interrupted(&format!("its cluster cannot be told now ({why})"))
+            .await;
+    }
     let backups = match backups_since(ctx, request, keyspace, shard, &report.previous).await {
         Ok(backups) => backups,
         Err(why) => {
@@ -350,7 +346,19 @@ async fn after_restart(
         Some(b) if matches!(b.status, BackupStatus::Complete | BackupStatus::Valid) => {
             report.found_complete(b).await
         }
-        other => report.interrupted(other).await,
+        Some(b) => {
+            let seen = format!(
+                "backup {} was taken since, and vtctld says its status is {}",
+                b.name,
+                b.status.name()
+            );
+            report.interrupted(&seen).await
+        }
+        None => {
+            report
+                .interrupted("vtctld lists no backup of the shard taken since")
+                .await
+        }
     }
 }
 
