@@ -23,6 +23,7 @@ mod operator;
 mod ops;
 mod paths;
 pub mod requests;
+mod rng;
 pub mod sql;
 pub mod stores;
 mod tools;
@@ -54,6 +55,7 @@ pub use paths::{
     DEFAULT_VTCTLD_ADDR, e2e_dir, kubeconfig_path, logs_dir, state_dir, tool_path, vtctld_addr,
     workspace_dir, write_figures,
 };
+pub use rng::Rng;
 pub use tools::{crash_component, kubectl, kubectl_with_stdin, vtctldclient};
 pub use wait::wait_for;
 

@@ -78,8 +78,8 @@ use serde_json::{Map, Value, json};
 use vitess_operator::cli::validate::{Checker, Problem, check_text};
 use vitess_operator::cli::yaml;
 use vitess_operator_e2e::{
-    FIELD_MANAGER, Operator, apply_yaml, condition_detail, dynamic, kubectl_with_stdin, wait_for,
-    with_fake_vtctld, workspace_dir, write_figures,
+    FIELD_MANAGER, Operator, Rng, apply_yaml, condition_detail, dynamic, kubectl_with_stdin,
+    wait_for, with_fake_vtctld, workspace_dir, write_figures,
 };
 
 const DEFAULT_SEED: u64 = 20_261_207;
@@ -1215,43 +1215,6 @@ fn fields_named(message: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// Small and deterministic (xorshift64, seeded through splitmix64 so that near seeds differ).
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        let mut z = seed.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        Self((z ^ (z >> 31)).max(1))
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        self.0 = x;
-        x
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> Option<&'a T> {
-        if items.is_empty() {
-            None
-        } else {
-            items.get(self.below(items.len()))
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
