@@ -642,9 +642,16 @@ mod reconcile_tests {
         // Older than the request: not its backup.
         let older = vtctld_fake::backup_name(start - Duration::from_secs(3600), &replica);
         vtctld.add_backup("commerce", "-", &older, BackupStatus::Complete);
-        let outcome = |request: &VitessBackup| {
+        // A request named `name` sent before a restart, reconciled once: its status and its
+        // Complete condition.
+        let restarted = async |name: &str| {
+            let request = server.insert_object(&sent_before_a_restart(&template, name, start));
+            let action = reconcile(Arc::new(request.clone()), ctx.clone())
+                .await
+                .expect("reconcile");
+            assert_eq!(action, Action::await_change());
             let status = server
-                .object_like(request)
+                .object_like(&request)
                 .and_then(|r| r.status)
                 .expect("status");
             let condition = status
@@ -653,39 +660,25 @@ mod reconcile_tests {
                 .find(|c| c.type_ == COMPLETE)
                 .cloned()
                 .expect("Complete condition");
-            (status, condition)
+            (
+                status.complete,
+                condition.reason,
+                condition.message,
+                status.storage_name,
+            )
         };
 
         // Nothing in storage since it started: interrupted, and says so.
-        let lost = server.insert_object(&sent_before_a_restart(&template, "lost", start));
-        let action = reconcile(Arc::new(lost.clone()), ctx.clone())
-            .await
-            .expect("reconcile");
-        assert_eq!(action, Action::await_change());
-        let (status, condition) = outcome(&lost);
-        assert_eq!(condition.reason, "Interrupted");
-        assert!(
-            condition.message.contains("lists no backup"),
-            "{}",
-            condition.message
-        );
-        assert!(!status.complete);
+        let (complete, reason, message, _) = restarted("lost").await;
+        assert!(!complete && reason == "Interrupted", "{reason}");
+        assert!(message.contains("lists no backup"), "{message}");
 
         // A backup taken since, whose status vtctld does not know: still not called complete.
         let unknown = vtctld_fake::backup_name(start + Duration::from_secs(5), &replica);
         vtctld.add_backup("commerce", "-", &unknown, BackupStatus::Unknown);
-        let unsure = server.insert_object(&sent_before_a_restart(&template, "unsure", start));
-        reconcile(Arc::new(unsure.clone()), ctx.clone())
-            .await
-            .expect("reconcile");
-        let (status, condition) = outcome(&unsure);
-        assert_eq!(condition.reason, "Interrupted");
-        assert!(
-            condition.message.contains(&unknown),
-            "{}",
-            condition.message
-        );
-        assert!(!status.complete);
+        let (complete, reason, message, _) = restarted("unsure").await;
+        assert!(!complete && reason == "Interrupted", "{reason}");
+        assert!(message.contains(&unknown), "{message}");
 
         // A complete backup that another request produced (in the same second): not this one's.
         let theirs = vtctld_fake::backup_name(start + Duration::from_secs(7), &replica);
@@ -695,30 +688,16 @@ mod reconcile_tests {
             status.storage_name = Some(theirs.clone());
         }
         server.insert_object(&other);
-        let claimed = server.insert_object(&sent_before_a_restart(&template, "claimed", start));
-        reconcile(Arc::new(claimed.clone()), ctx.clone())
-            .await
-            .expect("reconcile");
-        let (status, condition) = outcome(&claimed);
-        assert_eq!(condition.reason, "Interrupted");
-        assert!(
-            condition.message.contains(&unknown),
-            "{}",
-            condition.message
-        );
-        assert!(!status.complete);
+        let (complete, reason, message, _) = restarted("claimed").await;
+        assert!(!complete && reason == "Interrupted", "{reason}");
+        assert!(message.contains(&unknown), "{message}");
 
         // A complete backup taken since: the request is complete and names it.
         let taken = vtctld_fake::backup_name(start + Duration::from_secs(10), &replica);
         vtctld.add_backup("commerce", "-", &taken, BackupStatus::Complete);
-        let found = server.insert_object(&sent_before_a_restart(&template, "found", start));
-        reconcile(Arc::new(found.clone()), ctx.clone())
-            .await
-            .expect("reconcile");
-        let (status, condition) = outcome(&found);
-        assert_eq!(condition.reason, "BackupComplete");
-        assert!(status.complete);
-        assert_eq!(status.storage_name.as_deref(), Some(taken.as_str()));
+        let (complete, reason, _, storage_name) = restarted("found").await;
+        assert!(complete && reason == "BackupComplete", "{reason}");
+        assert_eq!(storage_name.as_deref(), Some(taken.as_str()));
         assert_eq!(vtctld.count("BackupShard"), 0, "sent again after a restart");
     }
 }
