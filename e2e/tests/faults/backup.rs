@@ -41,10 +41,11 @@ impl Suite<'_> {
         let at = match point {
             0 => "right after the request was created",
             1 => {
+                // Its start time is written with `BackupStarted`; the fake answers at once, so
+                // the request may be complete before a poll sees `BackupStarted` itself.
                 until("BackupStarted", async || {
                     let request = requests.get(&name).await?;
-                    Ok(condition_detail(&request, "Complete")
-                        .is_some_and(|(_, reason, _)| reason == "BackupStarted"))
+                    Ok(!request.data["status"]["startTime"].is_null())
                 })
                 .await?;
                 "once BackupStarted was persisted"
