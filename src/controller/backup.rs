@@ -489,8 +489,16 @@ mod reconcile_tests {
         panic!("BackupShard did not answer");
     }
 
-    #[tokio::test]
-    async fn a_request_is_sent_once_then_reported_complete_then_steady() {
+    /// The fake vtctld with one REPLICA of `commerce/-`, a context and stand-in API server
+    /// holding the example cluster, the first-backup request of its shard (not inserted), and
+    /// the replica's alias.
+    async fn with_a_replica() -> (
+        FakeVtctld,
+        Arc<Context>,
+        crate::k8s::mock::ApiServer,
+        VitessBackup,
+        Alias,
+    ) {
         let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
             .await
             .expect("fake vtctld");
@@ -503,9 +511,15 @@ mod reconcile_tests {
             .expect("shards")
             .remove(0);
         let request = desired::vtbackup::initial_backup_request(&shard).expect("request");
-        let request = server.insert_object(&request);
         let replica: Alias = "zone1-0000000101".parse().expect("alias");
         vtctld.register_tablet(replica.clone(), "commerce", "-", TabletType::Replica);
+        (vtctld, ctx, server, request, replica)
+    }
+
+    #[tokio::test]
+    async fn a_request_is_sent_once_then_reported_complete_then_steady() {
+        let (vtctld, ctx, server, request, _) = with_a_replica().await;
+        let request = server.insert_object(&request);
         let status = format!("status vitessbackups/{}", request.name_any());
         // vtctld is asked after reading the cluster, for its TLS settings.
         let cluster_read = "get vitessclusters/example";
@@ -624,20 +638,7 @@ mod reconcile_tests {
 
     #[tokio::test]
     async fn a_request_sent_before_a_restart_is_not_sent_again_and_ends_by_what_storage_holds() {
-        let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
-            .await
-            .expect("fake vtctld");
-        let address = vtctld.local_addr().to_string();
-        let (ctx, server) = testing::context(Some(&address));
-        let cluster = testing::example_cluster();
-        server.insert_object(&cluster);
-        let children = desired::cluster::children(&cluster).expect("children");
-        let shard = desired::keyspace::shards(&children.keyspaces[0])
-            .expect("shards")
-            .remove(0);
-        let template = desired::vtbackup::initial_backup_request(&shard).expect("request");
-        let replica: Alias = "zone1-0000000101".parse().expect("alias");
-        vtctld.register_tablet(replica.clone(), "commerce", "-", TabletType::Replica);
+        let (vtctld, ctx, server, template, replica) = with_a_replica().await;
         let start = SystemTime::now() - Duration::from_secs(60);
         // Older than the request: not its backup.
         let older = vtctld_fake::backup_name(start - Duration::from_secs(3600), &replica);
