@@ -1132,14 +1132,18 @@ async fn reparents(fake: &SharedFake, keyspace: &str) -> Vec<(Option<String>, St
 
 /// The PlannedReparentShard requests received for the keyspace's shard.
 async fn prs_calls(fake: &SharedFake, keyspace: &str) -> Vec<String> {
-    let prefix = format!("{keyspace}/{SHARD} ");
+    calls(fake, PRS, &format!("{keyspace}/{SHARD} ")).await
+}
+
+/// The requests of `method` the fake received whose text starts with `prefix`, oldest first.
+async fn calls(fake: &SharedFake, method: &str, prefix: &str) -> Vec<String> {
     let guard = fake.lock().await;
     guard
         .as_ref()
         .map(|f| f.calls())
         .unwrap_or_default()
         .into_iter()
-        .filter(|c| c.method == PRS && c.request.starts_with(&prefix))
+        .filter(|c| c.method == method && c.request.starts_with(prefix))
         .map(|c| c.request)
         .collect()
 }

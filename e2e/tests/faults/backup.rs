@@ -155,14 +155,9 @@ async fn backups(fake: &SharedFake) -> Vec<String> {
 
 /// How many BackupShard calls of the shared cluster's shard the fake received.
 async fn backup_calls(fake: &SharedFake) -> usize {
-    let prefix = format!("{SHARED_KEYSPACE}/{SHARD} ");
-    let guard = fake.lock().await;
-    guard.as_ref().map_or(0, |f| {
-        f.calls()
-            .iter()
-            .filter(|c| c.method == "BackupShard" && c.request.starts_with(&prefix))
-            .count()
-    })
+    calls(fake, "BackupShard", &format!("{SHARED_KEYSPACE}/{SHARD} "))
+        .await
+        .len()
 }
 
 /// A request for one backup of the shared cluster's shard.

@@ -175,14 +175,9 @@ impl Suite<'_> {
 
 /// How many DeleteKeyspace calls of `keyspace` the fake received.
 async fn deletes(fake: &SharedFake, keyspace: &str) -> usize {
-    let prefix = format!("{keyspace} ");
-    let guard = fake.lock().await;
-    guard.as_ref().map_or(0, |f| {
-        f.calls()
-            .iter()
-            .filter(|c| c.method == "DeleteKeyspace" && c.request.starts_with(&prefix))
-            .count()
-    })
+    calls(fake, "DeleteKeyspace", &format!("{keyspace} "))
+        .await
+        .len()
 }
 
 /// Whether the fake's topology still has the keyspace.
