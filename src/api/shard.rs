@@ -204,7 +204,9 @@ pub struct MysqldSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
-    /// A my.cnf fragment appended to Vitess' defaults.
+    /// A my.cnf fragment mysqld reads after Vitess' own (also vtbackup's, for the first
+    /// pool). Carried in the pod annotation `planetscale.com/mysqld-config-overrides`: a
+    /// change replaces the pool's tablets under the update strategy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_overrides: Option<String>,
 }

@@ -10,6 +10,7 @@ pub mod etcd;
 pub mod flags;
 pub mod keyspace;
 pub mod lockserver;
+pub mod mycnf;
 pub mod podspec;
 pub mod schedule;
 pub mod vtbackup;

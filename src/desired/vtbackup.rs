@@ -12,6 +12,7 @@ use k8s_openapi::api::core::v1::{
 
 use super::backup;
 use super::flags::FlagSet;
+use super::mycnf::{self, Overrides};
 use super::vttablet::{self, MysqldFlavour};
 use super::{Error, ShardIdentity, defaults, meta, podspec};
 use crate::api::VitessBackup;
@@ -209,15 +210,8 @@ impl Parts<'_> {
     /// vtbackup's environment: a tablet's, its own home, the storage's; the pool's
     /// `extraEnv` goes on top (see [`Self::pod`]).
     fn env(&self) -> Vec<EnvVar> {
-        let mut env = vttablet::tablet_env(&self.flavour);
-        for var in &mut env {
-            if var.name == "EXTRA_MY_CNF" {
-                var.value = Some(format!(
-                    "{}:/vt/config/mycnf/vtbackup.cnf",
-                    vttablet::EXTRA_MY_CNF
-                ));
-            }
-        }
+        let overrides = Overrides::of(self.first_pool).is_some();
+        let mut env = vttablet::tablet_env(&self.flavour, mycnf::extra_my_cnf(overrides, true));
         env.push(EnvVar {
             name: "HOME".into(),
             value: Some(vttablet::VT_DATA_ROOT.into()),
@@ -248,6 +242,10 @@ impl Parts<'_> {
         }
         volumes.extend(self.init_script.volume.clone());
         volumes.extend(self.storage.volumes.iter().cloned());
+        let overrides = Overrides::of(pool);
+        if overrides.is_some() {
+            volumes.push(Overrides::volume());
+        }
         let mut mounts = vec![
             vttablet::vt_root_mount("/vt/bin", "bin", true),
             vttablet::vt_root_mount("/vt/config", "config", true),
@@ -261,6 +259,9 @@ impl Parts<'_> {
             self.init_script.mount.clone(),
         ];
         mounts.extend(self.storage.mounts.iter().cloned());
+        if overrides.is_some() {
+            mounts.push(Overrides::mount());
+        }
         let init = vttablet::init_container(
             spec,
             pool,
@@ -288,7 +289,18 @@ impl Parts<'_> {
             termination_message_policy: Some("FallbackToLogsOnError".into()),
             ..Container::default()
         };
-        let mut metadata = meta(name.to_string(), &self.shard.metadata.namespace, own, None);
+        // The pool's my.cnf overrides reach vtbackup's mysqld as they reach the tablets'.
+        let annotations = overrides.map(|overrides| {
+            let mut annotations = BTreeMap::new();
+            overrides.annotate(&mut annotations);
+            annotations
+        });
+        let mut metadata = meta(
+            name.to_string(),
+            &self.shard.metadata.namespace,
+            own,
+            annotations,
+        );
         let mut pod_spec = PodSpec {
             init_containers: Some(vec![init]),
             containers: vec![container],
@@ -566,6 +578,52 @@ mod tests {
             "{name}"
         );
         assert_eq!(request.metadata.labels.unwrap()[labels::SHARD], "x-x");
+    }
+
+    /// The first pool's my.cnf overrides are in the first backup's mysqld too (a setting such
+    /// as `lower_case_table_names` must match the data), before vtbackup's own fragment.
+    #[test]
+    fn the_first_pools_config_overrides_reach_vtbackup() {
+        let mut shard = shard(true);
+        let text = "[mysqld]\nlower_case_table_names = 1\n";
+        shard.spec.template.tablet_pools[0].mysqld = Some(MysqldSpec {
+            config_overrides: Some(text.into()),
+            ..MysqldSpec::default()
+        });
+        let pod = init(&shard).unwrap().unwrap().pod;
+        assert_eq!(
+            pod.metadata.annotations.as_ref().unwrap()[mycnf::OVERRIDES_ANNOTATION],
+            text
+        );
+        let spec = pod.spec.unwrap();
+        assert!(
+            spec.volumes
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|v| v.name == "pod-config")
+        );
+        let vtbackup = &spec.containers[0];
+        assert!(
+            vtbackup
+                .volume_mounts
+                .as_ref()
+                .unwrap()
+                .iter()
+                .any(|m| m.mount_path == "/pod-config")
+        );
+        let extra = vtbackup
+            .env
+            .as_ref()
+            .unwrap()
+            .iter()
+            .find(|e| e.name == "EXTRA_MY_CNF")
+            .and_then(|e| e.value.clone())
+            .unwrap();
+        assert!(
+            extra.ends_with("/pod-config/mysqld-config-overrides:/vt/config/mycnf/vtbackup.cnf"),
+            "{extra}"
+        );
     }
 
     #[test]

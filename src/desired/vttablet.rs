@@ -19,6 +19,7 @@ use md5::{Digest, Md5};
 
 use super::backup::{self, BackupStorage};
 use super::flags::FlagSet;
+use super::mycnf::{self, Overrides};
 use super::podspec::{self, GRPC_PORT_NAME, HOSTNAME_LABEL, MYSQL_PORT_NAME, WEB_PORT_NAME};
 use super::{Error, ShardIdentity, cluster_name, defaults, meta};
 use crate::api::cluster::{BackupEngine, VitessCluster};
@@ -80,9 +81,6 @@ done
 "#;
 /// The exporter's login file written above: user vt_dba (no password) over the socket.
 const EXPORTER_MY_CNF: &str = "/vt/config/mycnf/client.cnf";
-/// The fragments above, in the order mysqlctl reads them.
-pub(super) const EXTRA_MY_CNF: &str =
-    "/vt/config/mycnf/rbr.cnf:/vt/config/mycnf/log-error.cnf:/vt/config/mycnf/socket.cnf";
 
 /// The hex MD5 of a pod's JSON as the builder makes it (labels, annotations, spec). JSON of
 /// these types is deterministic (maps are ordered), so equal pods have equal hashes.
@@ -214,6 +212,7 @@ pub fn build(shard: &VitessShard) -> Result<Vec<Tablet>, Error> {
                 init_script: &init_script,
                 backup: backup.as_ref(),
                 external: external.as_ref(),
+                overrides: Overrides::of(pool),
                 flavour: &flavour,
             };
             tablets.push(ctx.tablet());
@@ -236,6 +235,8 @@ struct TabletContext<'a> {
     init_script: &'a podspec::SecretFile,
     backup: Option<&'a TabletBackup>,
     external: Option<&'a ExternalFiles>,
+    /// The pool's `mysqld.configOverrides`.
+    overrides: Option<Overrides<'a>>,
     /// The shard's MySQL image and flavour.
     flavour: &'a MysqldFlavour,
 }
@@ -296,10 +297,13 @@ impl TabletContext<'_> {
             }
         }
 
-        let annotations = BTreeMap::from([(
+        let mut annotations = BTreeMap::from([(
             labels::drain::SUPPORTED.to_string(),
             DRAIN_SUPPORTED.to_string(),
         )]);
+        if let Some(overrides) = self.overrides {
+            overrides.annotate(&mut annotations);
+        }
         let mut pod_meta = meta(name.clone(), namespace, own.clone(), Some(annotations));
         let mut init_containers = vec![self.init_vt_root()];
         if has_pvc {
@@ -388,6 +392,9 @@ impl TabletContext<'_> {
         if let Some(backup) = self.backup {
             volumes.extend(backup.storage.volumes.iter().cloned());
         }
+        if self.overrides.is_some() {
+            volumes.push(Overrides::volume());
+        }
         volumes
     }
 
@@ -444,7 +451,7 @@ impl TabletContext<'_> {
 
     /// Mounts every container of the tablet shares: config and socket from the shared
     /// volume, the data directory from the PVC (or the shared volume when there is none), the
-    /// database init script and an external datastore's secrets.
+    /// database init script, an external datastore's secrets and the pool's my.cnf overrides.
     fn shared_mounts(&self, has_pvc: bool) -> Vec<VolumeMount> {
         let mut mounts = vec![
             vt_root_mount("/vt/config", "config", true),
@@ -454,6 +461,9 @@ impl TabletContext<'_> {
         ];
         for file in self.external.into_iter().flat_map(ExternalFiles::all) {
             mounts.push(file.mount.clone());
+        }
+        if self.overrides.is_some() {
+            mounts.push(Overrides::mount());
         }
         mounts
     }
@@ -468,7 +478,10 @@ impl TabletContext<'_> {
 
     /// The environment vttablet and mysqld share.
     fn base_env(&self) -> Vec<EnvVar> {
-        tablet_env(self.flavour)
+        tablet_env(
+            self.flavour,
+            mycnf::extra_my_cnf(self.overrides.is_some(), false),
+        )
     }
 
     /// vttablet's flags before backups and the user's: the Go operator's set, and how to
@@ -745,8 +758,9 @@ pub(super) fn vt_root_mount(path: &str, sub: &str, read_only: bool) -> VolumeMou
 }
 
 /// The environment of every process of a tablet pod that runs Vitess or mysqld code (and of
-/// vtbackup): Vitess' directories, the MySQL flavour, the my.cnf fragments and the pod's IP.
-pub(super) fn tablet_env(flavour: &MysqldFlavour) -> Vec<EnvVar> {
+/// vtbackup): Vitess' directories, the MySQL flavour, the my.cnf fragments (`extra_my_cnf`,
+/// see [`mycnf::extra_my_cnf`]) and the pod's IP.
+pub(super) fn tablet_env(flavour: &MysqldFlavour, extra_my_cnf: String) -> Vec<EnvVar> {
     let var = |name: &str, value: &str| EnvVar {
         name: name.into(),
         value: Some(value.into()),
@@ -756,7 +770,7 @@ pub(super) fn tablet_env(flavour: &MysqldFlavour) -> Vec<EnvVar> {
         var("VTROOT", "/vt"),
         var("VTDATAROOT", VT_DATA_ROOT),
         var("VT_MYSQL_ROOT", "/usr"),
-        var("EXTRA_MY_CNF", EXTRA_MY_CNF),
+        var("EXTRA_MY_CNF", &extra_my_cnf),
         EnvVar {
             name: "POD_IP".into(),
             value_from: Some(EnvVarSource {

@@ -802,3 +802,85 @@ fn cluster_wide_tablet_service_is_headless() {
         ])
     );
 }
+
+fn env_value(pod: &Pod, container_name: &str, var: &str) -> Option<String> {
+    container(pod, container_name)?
+        .env
+        .as_ref()?
+        .iter()
+        .find(|e| e.name == var)?
+        .value
+        .clone()
+}
+
+#[test]
+fn config_overrides_reach_every_mysqld_reader_and_a_change_rolls_the_pod() {
+    let with = |text: Option<&str>| {
+        let mut p = pool("zone1", TabletPoolType::Replica, 1);
+        p.mysqld = Some(MysqldSpec {
+            config_overrides: text.map(str::to_string),
+            ..MysqldSpec::default()
+        });
+        build(&shard(vec![p], ("", ""))).expect("tablets")[0]
+            .pod
+            .clone()
+    };
+    let text = "[mysqld]\nmax_connections = 321\n";
+    let pod = with(Some(text));
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    assert_eq!(
+        annotations.get("planetscale.com/mysqld-config-overrides"),
+        Some(&text.to_string())
+    );
+    let volumes = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.clone())
+        .unwrap_or_default();
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.name == "pod-config" && v.downward_api.is_some()),
+        "{volumes:?}"
+    );
+    for name in ["vttablet", "mysqld", "mysqld-exporter"] {
+        let mounts = container(&pod, name)
+            .and_then(|c| c.volume_mounts.clone())
+            .unwrap_or_default();
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m.mount_path == "/pod-config" && m.name == "pod-config"),
+            "{name}: {mounts:?}"
+        );
+    }
+    for name in ["vttablet", "mysqld"] {
+        let extra = env_value(&pod, name, "EXTRA_MY_CNF").unwrap_or_default();
+        assert!(
+            extra.ends_with(":/pod-config/mysqld-config-overrides:/vt/config/mycnf/vtbackup.cnf"),
+            "{name}: {extra}"
+        );
+    }
+
+    // Without overrides (absent or empty): the pod it always was.
+    let plain = with(None);
+    assert_eq!(plain, with(Some("")));
+    assert!(
+        !serde_json::to_string(&plain)
+            .unwrap()
+            .contains("pod-config")
+    );
+    assert_eq!(
+        env_value(&plain, "mysqld", "EXTRA_MY_CNF").as_deref(),
+        Some("/vt/config/mycnf/rbr.cnf:/vt/config/mycnf/log-error.cnf:/vt/config/mycnf/socket.cnf")
+    );
+
+    // A changed text is a changed pod: the rollout replaces it (mysqlctld writes my.cnf anew
+    // at start).
+    let hash = |pod: &Pod| {
+        pod.metadata.annotations.as_ref().unwrap()["planetscale.com/desired-state-hash"].clone()
+    };
+    let other = with(Some("[mysqld]\nmax_connections = 322\n"));
+    assert_ne!(hash(&pod), hash(&other));
+    assert_ne!(hash(&pod), hash(&plain));
+}
