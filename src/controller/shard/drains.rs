@@ -11,6 +11,26 @@ pub(super) fn hash_of(pod: &Pod) -> &str {
         .unwrap_or_default()
 }
 
+/// Why the operator elects no first primary for `shard`: its `replication.initializeMaster`
+/// is false (as in the Go operator, someone else elects it; everything else still runs).
+pub(super) fn election_disabled(shard: &VitessShard) -> Option<String> {
+    let disabled = shard
+        .spec
+        .template
+        .replication
+        .as_ref()
+        .and_then(|r| r.initialize_master)
+        == Some(false);
+    disabled.then(|| {
+        let (keyspace, name) = vitess_names(shard);
+        format!(
+            "spec.replication.initializeMaster is false: the operator elects no first primary; \
+             elect one with `vtctldclient PlannedReparentShard {keyspace}/{name} --new-primary \
+             <tablet>`"
+        )
+    })
+}
+
 /// The drain planner's view of the shard.
 pub(super) fn drain_view(
     shard: &VitessShard,
@@ -47,7 +67,7 @@ pub(super) fn drain_view(
         tablets,
         primary: vitess.and_then(|v| v.primary.clone()),
         rollout: rollout(shard),
-        hold_election: None,
+        hold_election: election_disabled(shard),
     }
 }
 

@@ -270,7 +270,9 @@ fn plan(
     backups: &Backups,
 ) -> drain::Plan {
     let mut view = drain_view(shard, observed, unwanted, vitess.as_ref().ok());
-    if let Backups::Known { decision, .. } = backups {
+    if let Backups::Known { decision, .. } = backups
+        && view.hold_election.is_none()
+    {
         view.hold_election.clone_from(&decision.hold);
     }
     let mut plan = drain::plan(&view);

@@ -483,3 +483,75 @@ async fn a_missing_backup_secret_is_reported_while_vtctld_cannot_be_reached() {
         condition.message
     );
 }
+
+/// `replication.initializeMaster: false` (the Go operator's field): the tablets are made and
+/// registered, and the shard says it elects nobody and how to; set back, it elects.
+#[tokio::test]
+async fn initialize_master_false_elects_nobody_and_says_so_until_set_back() {
+    use crate::api::shard::VitessReplicationSpec;
+    use crate::vitess::{Alias, TabletType};
+    let (vtctld, ctx, server, mut shard) = testing::example_shard().await;
+    let with = |shard: &mut VitessShard, initialize: Option<bool>| {
+        shard.spec.template.replication = Some(VitessReplicationSpec {
+            initialize_master: initialize,
+            ..VitessReplicationSpec::default()
+        });
+    };
+    with(&mut shard, Some(false));
+    let shard = server.insert_object(&shard);
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    for (pod, alias) in [
+        (
+            "example-vttablet-zone1-2469782763-bfadd780",
+            "zone1-2469782763",
+        ),
+        (
+            "example-vttablet-zone1-2548885007-46a852d0",
+            "zone1-2548885007",
+        ),
+    ] {
+        testing::change_pod(&server, pod, |p| testing::ready_since(p, 60));
+        let alias: Alias = alias.parse().expect("alias");
+        vtctld.register_tablet(alias, "commerce", "-", TabletType::Replica);
+    }
+    for _ in 0..2 {
+        let now = server.object_like(&shard).expect("still there");
+        reconcile(Arc::new(now), ctx.clone())
+            .await
+            .expect("reconcile with every tablet ready");
+    }
+    assert_eq!(vtctld.count("PlannedReparentShard"), 0);
+    assert_eq!(vtctld.primary("commerce", "-"), None);
+    let now = server.object_like(&shard).expect("still there");
+    let elected = now
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == PRIMARY_ELECTED))
+        .cloned()
+        .expect("PrimaryElected");
+    assert_eq!(
+        (elected.status.as_str(), elected.reason.as_str()),
+        ("False", "ElectionDisabled")
+    );
+    assert!(
+        elected
+            .message
+            .contains("spec.replication.initializeMaster is false")
+            && elected
+                .message
+                .contains("vtctldclient PlannedReparentShard commerce/-"),
+        "{}",
+        elected.message
+    );
+
+    // Unset (the default, true): the first primary is elected.
+    let mut now = now;
+    with(&mut now, None);
+    let now = server.insert_object(&now);
+    reconcile(Arc::new(now), ctx.clone())
+        .await
+        .expect("reconcile with elections allowed");
+    assert!(vtctld.primary("commerce", "-").is_some());
+}

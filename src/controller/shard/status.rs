@@ -62,7 +62,10 @@ pub(super) fn status(
         generation,
     );
     let primary = status.primary_alias.as_ref();
-    conditions = vitess_conditions(conditions, vitess, primary, plan, outcome, generation);
+    let disabled = election_disabled(shard).is_some();
+    conditions = vitess_conditions(
+        conditions, vitess, primary, plan, outcome, generation, disabled,
+    );
     status.conditions = backup_conditions(&mut status, conditions, backups, generation);
     status
 }
@@ -188,7 +191,8 @@ fn readiness(tablets: &[Observed], primary: Option<&str>) -> Readiness {
     )
 }
 
-/// `VtctldReachable`, `PrimaryElected` (only when vtctld answered) and `Draining`.
+/// `VtctldReachable`, `PrimaryElected` (only when vtctld answered; `ElectionDisabled` when
+/// `election_disabled`, see [`election_disabled`]) and `Draining`.
 fn vitess_conditions(
     mut conditions: Conditions,
     vitess: &Result<VitessView, VtctldError>,
@@ -196,6 +200,7 @@ fn vitess_conditions(
     plan: &drain::Plan,
     outcome: &Outcome,
     generation: Option<i64>,
+    election_disabled: bool,
 ) -> Conditions {
     let reachable = match vitess {
         Ok(_) => Readiness::new(true, "Answered", "vtctld answered GetShard and GetTablets"),
@@ -214,6 +219,9 @@ fn vitess_conditions(
                     "ElectionUnreachable"
                 };
                 Readiness::new(false, reason, failed.to_string())
+            }
+            (None, None, Some(why)) if election_disabled => {
+                Readiness::new(false, "ElectionDisabled", why.clone())
             }
             (None, None, Some(why)) => Readiness::new(false, "Waiting", why.clone()),
             (None, None, None) => Readiness::new(false, "Electing", "asking vtctld to elect one"),
