@@ -340,6 +340,19 @@ const MISTAKES: &[Mistake] = &[
         server: "spec.keyspaces[1].partitionings[0].custom.shards",
         offline: "spec.keyspaces[1].partitionings[0].custom.shards",
     },
+    Mistake {
+        what: "an HPA metric target that is not a number",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/cells/0/gateway/autoscaler",
+        value: || {
+            json!({"maxReplicas": 3, "metrics": [{"type": "Resource", "resource": {
+                "name": "cpu", "target": {"type": "Utilization", "averageUtilization": "eighty"}
+            }}]})
+        },
+        // Server-side apply names the cell by its key: `.spec.cells[name="zone1"]`.
+        server: ".gateway.autoscaler.metrics[0].resource.target.averageUtilization",
+        offline: "spec.cells[0].gateway.autoscaler.metrics[0].resource.target.averageUtilization",
+    },
     // The admission policy's.
     Mistake {
         what: "a tablet pool in a cell the cluster lacks",

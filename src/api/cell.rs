@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::shared::{
     ConditionStatus, Conditions, Flags, ImagePullSecrets, LockserverSpec, LockserverStatus,
     MysqldImage, PodOverrides, Resources, SecretSource, ServiceOverrides, TopoReconcileConfig,
-    VitessImagePullPolicies, VitessLockserverParams, core, preserve_list, preserve_object,
+    VitessImagePullPolicies, VitessLockserverParams, core, preserve_object,
 };
 
 /// A cell as written in the cluster spec.
@@ -99,13 +99,14 @@ pub struct AutoscalerSpec {
     /// Most vtgate pods.
     #[schemars(range(min = 1))]
     pub max_replicas: i32,
-    /// What to scale on (autoscaling/v2 MetricSpec).
+    /// What to scale on (autoscaling/v2 MetricSpec), checked at apply time as the HPA would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_list")]
+    #[schemars(schema_with = "core::<Option<Vec<MetricSpec>>>")]
     pub metrics: Option<Vec<MetricSpec>>,
-    /// Scaling behaviour (autoscaling/v2 HorizontalPodAutoscalerBehavior).
+    /// Scaling behaviour (autoscaling/v2 HorizontalPodAutoscalerBehavior), checked at apply
+    /// time as the HPA would.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(schema_with = "preserve_object")]
+    #[schemars(schema_with = "core::<Option<HorizontalPodAutoscalerBehavior>>")]
     pub behavior: Option<HorizontalPodAutoscalerBehavior>,
 }
 
