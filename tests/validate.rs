@@ -745,3 +745,35 @@ fn a_null_with_a_default_is_the_default() {
     set(&mut doc, "/spec/backup/locations/0/name", Value::Null);
     assert_eq!(problems(&checker, &doc), Vec::<String>::new());
 }
+
+/// `replication.recoverRestartedMaster: false` is accepted (YAML written for the Go operator
+/// applies) and warned about: neither operator reads it; vtorc repairs replication.
+#[test]
+fn recover_restarted_master_false_is_warned_about_not_refused() {
+    let checker = Checker::new();
+    let mut doc = example("initial-cluster.yaml");
+    let template = "/spec/keyspaces/0/partitionings/0/equal/shardTemplate";
+    set(
+        &mut doc,
+        &format!("{template}/replication"),
+        json!({"recoverRestartedMaster": false}),
+    );
+    let text = yaml::to_documents(&[&doc]).unwrap();
+    let found = check_text(&checker, "test.yaml", &text);
+    assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(!found[0].is_error());
+    assert_eq!(
+        found[0].path,
+        "spec.keyspaces[0].partitionings[0].equal.shardTemplate.replication.recoverRestartedMaster"
+    );
+    assert!(found[0].to_string().contains("vtorc repairs replication"));
+
+    // true (the default) says nothing.
+    set(
+        &mut doc,
+        &format!("{template}/replication"),
+        json!({"recoverRestartedMaster": true}),
+    );
+    let text = yaml::to_documents(&[&doc]).unwrap();
+    assert_eq!(check_text(&checker, "test.yaml", &text).len(), 0);
+}

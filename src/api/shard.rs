@@ -97,7 +97,9 @@ pub struct VitessReplicationSpec {
     /// restore (default true; needs spec.backup).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initialize_backup: Option<bool>,
-    /// Repair replication of a primary that restarted (default true).
+    /// The Go operator's switch for repairing replication after a primary restarts; read by
+    /// neither operator: the shard's vtorc does that repair. `false` has no effect (`validate`
+    /// warns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recover_restarted_master: Option<bool>,
     /// Deprecated and ignored: set `durabilityPolicy` on the keyspace. Accepted so that YAML

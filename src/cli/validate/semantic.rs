@@ -141,6 +141,17 @@ fn check_location_volumes(spec: &VitessClusterSpec, push: &mut impl FnMut(String
 /// What a VitessCluster spec asks for that runs otherwise than in the Go operator; paths start
 /// at `spec`.
 pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
+    for (path, template) in shard_templates(spec) {
+        let replication = template.replication.as_ref();
+        if replication.and_then(|r| r.recover_restarted_master) == Some(false) {
+            out.push(Issue {
+                path: format!("{path}.replication.recoverRestartedMaster"),
+                message: "false has no effect: the shard's vtorc repairs replication after a \
+                          primary restarts (the Go operator reads this field nowhere either)"
+                    .into(),
+            });
+        }
+    }
     let schedules = spec.backup.iter().flat_map(|b| b.schedules.iter());
     for (s, schedule) in schedules.enumerate() {
         if schedule.backup_method == Some(BackupMethod::Vtbackup) {
@@ -153,6 +164,28 @@ pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
             });
         }
     }
+}
+
+/// Every shard template of the cluster, with its path: each equal partitioning's, each custom
+/// shard's.
+fn shard_templates(spec: &VitessClusterSpec) -> Vec<(String, &VitessShardTemplate)> {
+    let mut out = Vec::new();
+    for (k, keyspace) in spec.keyspaces.iter().enumerate() {
+        for (p, partitioning) in keyspace.partitionings.iter().enumerate() {
+            let path = format!("spec.keyspaces[{k}].partitionings[{p}]");
+            if let Some(equal) = &partitioning.equal {
+                out.push((format!("{path}.equal.shardTemplate"), &equal.shard_template));
+            }
+            for (s, shard) in partitioning
+                .custom
+                .iter()
+                .flat_map(|c| c.shards.iter().enumerate())
+            {
+                out.push((format!("{path}.custom.shards[{s}]"), &shard.template));
+            }
+        }
+    }
+    out
 }
 
 fn check_keyspace(
