@@ -85,6 +85,11 @@ fn is_cluster(doc: &Value) -> bool {
 /// Every child of one cluster, as YAML documents: the cluster's bundle (the same the cluster
 /// controller applies), taken apart field by field, then what the children's controllers make.
 pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
+    yaml::to_documents(&cluster_objects(cluster)?).map_err(Error::Output)
+}
+
+/// What `render_cluster` prints, as JSON objects in the same order.
+pub fn cluster_objects(cluster: &VitessCluster) -> Result<Vec<Value>, Error> {
     let desired::bundle::ClusterBundle {
         children:
             desired::cluster::ClusterChildren {
@@ -148,7 +153,7 @@ pub fn render_cluster(cluster: &VitessCluster) -> Result<String, Error> {
         push_all(&mut objects, autoscaler.iter())?;
     }
     push_tablets(&mut objects, &keyspaces)?;
-    yaml::to_documents(&objects).map_err(Error::Output)
+    Ok(objects)
 }
 
 /// Each shard's tablets (PVC, then pod), its vtorc Deployments and, for a shard with backups,

@@ -3,8 +3,10 @@
 //! pods that take or restore backups. Secrets are only ever mounted as files: no flag or
 //! environment value carries a secret's content.
 
+use std::collections::BTreeMap;
+
 use k8s_openapi::api::core::v1::{EnvVar, Volume, VolumeMount};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::flags::FlagSet;
@@ -34,6 +36,22 @@ pub struct BackupStorage {
     pub volumes: Vec<Volume>,
     pub mounts: Vec<VolumeMount>,
     pub env: Vec<EnvVar>,
+    /// The location's `annotations`, for every pod that uses it (a cloud's workload identity
+    /// annotation, say); they win over the pool's own on the same key, as in the Go operator.
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl BackupStorage {
+    /// Adds the location's annotations to a pod's.
+    pub fn annotate(&self, metadata: &mut ObjectMeta) {
+        if self.annotations.is_empty() {
+            return;
+        }
+        let annotations = metadata.annotations.get_or_insert_with(BTreeMap::new);
+        for (key, value) in &self.annotations {
+            annotations.insert(key.clone(), value.clone());
+        }
+    }
 }
 
 impl BackupStorage {
@@ -128,7 +146,10 @@ pub fn storage(
     cluster: &str,
     object: &str,
 ) -> Result<BackupStorage, Error> {
-    let mut out = BackupStorage::default();
+    let mut out = BackupStorage {
+        annotations: location.annotations.clone().unwrap_or_default(),
+        ..BackupStorage::default()
+    };
     let field =
         |backend: &str| format!("backup location {:?}: {backend}.authSecret", location.name);
     if let Some(gcs) = &location.gcs {

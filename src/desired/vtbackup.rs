@@ -318,6 +318,7 @@ impl Parts<'_> {
             ..PodSpec::default()
         };
         podspec::apply_overrides(&mut metadata, &mut pod_spec, &[CONTAINER], &pool.pod);
+        self.storage.annotate(&mut metadata);
         let mut pod = Pod {
             metadata,
             spec: Some(pod_spec),
@@ -582,6 +583,20 @@ mod tests {
 
     /// The first pool's my.cnf overrides are in the first backup's mysqld too (a setting such
     /// as `lower_case_table_names` must match the data), before vtbackup's own fragment.
+    #[test]
+    fn the_locations_annotations_reach_vtbackup() {
+        let mut shard = shard(true);
+        shard.spec.backup_locations.as_mut().unwrap()[0].annotations = Some(BTreeMap::from([(
+            "iam.example.com/role".to_string(),
+            "backups".to_string(),
+        )]));
+        let pod = init(&shard).unwrap().unwrap().pod;
+        assert_eq!(
+            pod.metadata.annotations.as_ref().unwrap()["iam.example.com/role"],
+            "backups"
+        );
+    }
+
     #[test]
     fn the_first_pools_config_overrides_reach_vtbackup() {
         let mut shard = shard(true);

@@ -334,6 +334,9 @@ impl TabletContext<'_> {
             &["vttablet", "mysqld"],
             &pool.pod,
         );
+        if let Some(backup) = self.backup {
+            backup.storage.annotate(&mut pod_meta);
+        }
         // The user's environment reaches the exporter too (its mounts do not).
         if let Some(extra) = &pool.pod.extra_env {
             for exporter in pod_spec

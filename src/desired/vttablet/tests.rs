@@ -703,6 +703,33 @@ fn pool_backup_location_name_picks_the_location() {
 }
 
 #[test]
+fn a_locations_annotations_reach_the_pods_that_use_it_and_win_over_the_pools() {
+    let mut with_own = pool("zone1", TabletPoolType::Replica, 1);
+    with_own.backup_location_name = Some("second".into());
+    with_own.pod.annotations = Some(BTreeMap::from([
+        ("team".to_string(), "pool".to_string()),
+        ("shared".to_string(), "pool".to_string()),
+    ]));
+    let mut s = shard(
+        vec![pool("zone1", TabletPoolType::Rdonly, 1), with_own],
+        ("", ""),
+    );
+    let mut second = gcs("second", "second-bucket");
+    second.annotations = Some(BTreeMap::from([
+        ("iam.example.com/role".to_string(), "backups".to_string()),
+        ("shared".to_string(), "location".to_string()),
+    ]));
+    s.spec.backup_locations = Some(vec![gcs("", "first-bucket"), second]);
+    let tablets = build(&s).unwrap();
+    let annotations = |i: usize| tablets[i].pod.metadata.annotations.clone().unwrap();
+    assert!(!annotations(0).contains_key("iam.example.com/role"));
+    let second = annotations(1);
+    assert_eq!(second["iam.example.com/role"], "backups");
+    assert_eq!(second["shared"], "location");
+    assert_eq!(second["team"], "pool");
+}
+
+#[test]
 fn external_datastore_has_no_mysqld_and_no_pvc() {
     let p = external(pool("zone1", TabletPoolType::Externalmaster, 1), "");
     let tablets = build(&shard(vec![p], ("", ""))).unwrap();
