@@ -262,7 +262,7 @@ impl Parts<'_> {
         if overrides.is_some() {
             mounts.push(Overrides::mount());
         }
-        let init = vttablet::init_container(
+        let mut init = vttablet::init_container(
             spec,
             pool,
             "init-vt-root",
@@ -273,6 +273,16 @@ impl Parts<'_> {
                 ..VolumeMount::default()
             },
         );
+        // vtbackup is copied from the vtbackup image, with its pull policy (the Go operator's
+        // choice); a cluster that names none gets the same Vitess image as the tablets.
+        init.image = Some(
+            spec.images
+                .vtbackup
+                .clone()
+                .unwrap_or_else(|| vttablet::vitess_image(spec)),
+        );
+        init.image_pull_policy =
+            podspec::pull_policy(spec.image_pull_policies.as_ref().and_then(|p| p.vtbackup));
         let container = Container {
             name: CONTAINER.into(),
             image: Some(self.flavour.image.clone()),
@@ -376,7 +386,9 @@ mod tests {
         VitessShardTemplate,
     };
     use crate::api::shared::SecretSource;
+    use crate::api::shared::{PullPolicy, VitessImagePullPolicies};
     use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
+    use k8s_openapi::api::core::v1::PodSpec;
 
     fn shard(backups: bool) -> VitessShard {
         let mut shard = VitessShard::new(
@@ -583,6 +595,28 @@ mod tests {
 
     /// The first pool's my.cnf overrides are in the first backup's mysqld too (a setting such
     /// as `lower_case_table_names` must match the data), before vtbackup's own fragment.
+    #[test]
+    fn vtbackup_is_copied_from_the_vtbackup_image_with_its_pull_policy() {
+        let mut shard = shard(true);
+        let pod = |shard: &VitessShard| init(shard).unwrap().unwrap().pod.spec.unwrap();
+        let copier = |spec: &PodSpec| spec.init_containers.as_ref().unwrap()[0].clone();
+        let tablets_image = vttablet::vitess_image(&shard.spec);
+        assert_eq!(copier(&pod(&shard)).image.unwrap(), tablets_image);
+        shard.spec.images.vtbackup = Some("registry.example/vitess/lite:backup".into());
+        shard.spec.image_pull_policies = Some(VitessImagePullPolicies {
+            vtbackup: Some(PullPolicy::Always),
+            vttablet: Some(PullPolicy::Never),
+            ..VitessImagePullPolicies::default()
+        });
+        let spec = pod(&shard);
+        let copier = copier(&spec);
+        assert_eq!(
+            copier.image.as_deref(),
+            Some("registry.example/vitess/lite:backup")
+        );
+        assert_eq!(copier.image_pull_policy.as_deref(), Some("Always"));
+    }
+
     #[test]
     fn the_locations_annotations_reach_vtbackup() {
         let mut shard = shard(true);
