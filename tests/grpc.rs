@@ -63,11 +63,14 @@ async fn cells_aliases_and_keyspaces_round_trip() {
     assert_eq!(aliases.get("region"), Some(&vec!["zone1".to_string()]));
 
     vtctld
-        .create_keyspace("commerce", "semi_sync")
+        .create_keyspace("commerce", "semi_sync", "")
         .await
         .unwrap();
     // Creating again is done, and leaves the policy alone.
-    vtctld.create_keyspace("commerce", "none").await.unwrap();
+    vtctld
+        .create_keyspace("commerce", "none", "")
+        .await
+        .unwrap();
     let ks = vtctld.keyspace("commerce").await.unwrap().unwrap();
     assert_eq!(ks.durability_policy, "semi_sync");
     vtctld
@@ -475,7 +478,7 @@ async fn mutual_tls_round_trip_and_a_client_without_a_certificate_is_refused() {
     };
     let vtctld = Vtctld::connect_lazy(&address, Some(&tls)).unwrap();
     vtctld
-        .create_keyspace("commerce", "semi_sync")
+        .create_keyspace("commerce", "semi_sync", "")
         .await
         .unwrap();
     assert_eq!(

@@ -86,8 +86,8 @@ async fn cells_and_keyspaces(
     vtctld.delete_cells_alias(alias).await?;
 
     // Keyspaces.
-    vtctld.create_keyspace(keyspace, "semi_sync").await?;
-    vtctld.create_keyspace(keyspace, "semi_sync").await?;
+    vtctld.create_keyspace(keyspace, "semi_sync", "").await?;
+    vtctld.create_keyspace(keyspace, "semi_sync", "").await?;
     let all = vtctld.keyspaces().await?;
     let ours = all
         .iter()

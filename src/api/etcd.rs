@@ -1,7 +1,7 @@
 //! EtcdLockserver (`etcdls`): a 3-member etcd cluster used as a Vitess topology store.
 
 use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
-use kube::CustomResource;
+use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -11,8 +11,9 @@ use super::shared::{
 };
 
 /// Settings of an etcd cluster the operator deploys.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.peerService) || !has(self.peerService.clusterIP) || self.peerService.clusterIP == 'None'").message("not supported: the peer Service is headless (clusterIP None); members find each other by its DNS names").field_path(".peerService.clusterIP"))]
 pub struct EtcdLockserverTemplate {
     /// etcd image (default: the operator's pinned etcd 3.5 image).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -65,7 +66,7 @@ pub struct EtcdLockserverTemplate {
     /// Changes to the client Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_service: Option<ServiceOverrides>,
-    /// Changes to the peer Service.
+    /// Changes to the peer Service (its clusterIP can only be `None`: it is headless).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peer_service: Option<ServiceOverrides>,
 }

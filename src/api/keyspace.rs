@@ -67,7 +67,9 @@ pub struct VitessKeyspaceTemplate {
     /// Images of this keyspace's tablets, overriding the cluster's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub images: Option<VitessKeyspaceImages>,
-    /// Name of the Vitess sidecar database, given to CreateKeyspace.
+    /// Name of the Vitess sidecar database (default `_vt`), given to CreateKeyspace when the
+    /// operator creates the keyspace; a keyspace that exists keeps its own (as in the Go
+    /// operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sidecar_db_name: Option<String>,
 }

@@ -309,7 +309,11 @@ async fn register_keyspaces(
         {
             None => {
                 vtctld
-                    .create_keyspace(&keyspace.name, want.unwrap_or_default())
+                    .create_keyspace(
+                        &keyspace.name,
+                        want.unwrap_or_default(),
+                        keyspace.sidecar_db_name.as_deref().unwrap_or_default(),
+                    )
                     .await
                     .map_err(vtctld_error)?;
                 changes.push(format!(

@@ -747,12 +747,18 @@ impl Vtctld {
         }
     }
 
-    /// Creates a keyspace with a durability policy; one that exists is left as it is (see
-    /// [`Vtctld::set_durability_policy`]).
-    pub async fn create_keyspace(&self, name: &str, durability_policy: &str) -> Result<(), Error> {
+    /// Creates a keyspace with a durability policy and sidecar database name (empty: Vitess'
+    /// default, `_vt`); one that exists is left as it is (see [`Vtctld::set_durability_policy`]).
+    pub async fn create_keyspace(
+        &self,
+        name: &str,
+        durability_policy: &str,
+        sidecar_db_name: &str,
+    ) -> Result<(), Error> {
         let req = vtctldata::CreateKeyspaceRequest {
             name: name.to_string(),
             durability_policy: durability_policy.to_string(),
+            sidecar_db_name: sidecar_db_name.to_string(),
             ..Default::default()
         };
         let result = self

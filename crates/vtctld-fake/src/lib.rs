@@ -857,7 +857,14 @@ impl VtctldService for Service {
         let req = req.into_inner();
         self.enter(
             "CreateKeyspace",
-            format!("{} durability={}", req.name, req.durability_policy),
+            if req.sidecar_db_name.is_empty() {
+                format!("{} durability={}", req.name, req.durability_policy)
+            } else {
+                format!(
+                    "{} durability={} sidecar={}",
+                    req.name, req.durability_policy, req.sidecar_db_name
+                )
+            },
         )
         .await?;
         self.check_policy(&req.durability_policy)?;

@@ -101,6 +101,27 @@ async fn a_new_cluster_is_applied_and_registered_then_a_steady_one_writes_nothin
 }
 
 #[tokio::test]
+async fn a_keyspace_is_created_with_its_sidecar_database_name() {
+    let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
+        .await
+        .expect("fake vtctld");
+    let address = vtctld.local_addr().to_string();
+    let (ctx, server) = testing::context(Some(&address));
+    let mut cluster = testing::example_cluster();
+    cluster.spec.keyspaces[0].sidecar_db_name = Some("_vt_commerce".into());
+    let cluster = server.insert_object(&cluster);
+    reconcile(Arc::new(cluster), ctx)
+        .await
+        .expect("first reconcile");
+    assert!(
+        methods(&vtctld.calls())
+            .contains(&"CreateKeyspace commerce durability=semi_sync sidecar=_vt_commerce".into()),
+        "{:?}",
+        methods(&vtctld.calls())
+    );
+}
+
+#[tokio::test]
 async fn the_alias_an_earlier_version_named_after_the_cluster_gives_way_to_the_go_operators() {
     let vtctld = FakeVtctld::start(([127, 0, 0, 1], 0).into())
         .await
