@@ -35,6 +35,8 @@ pub const HASH_RESTORED: &str = "HashRestored";
 pub const TOPOLOGY_REGISTERED: &str = "TopologyRegistered";
 pub const TOPOLOGY_PRUNED: &str = "TopologyPruned";
 pub const VTCTLD_UNREACHABLE: &str = "VtctldUnreachable";
+/// The spec sets fields the operator does not act on (once per list of them).
+pub const FIELDS_NOT_ACTED_ON: &str = "FieldsNotActedOn";
 pub const BACKUP_INIT_STARTED: &str = "BackupInitStarted";
 pub const INITIAL_BACKUP_REQUESTED: &str = "InitialBackupRequested";
 pub const BACKUP_INIT_FAILING: &str = "BackupInitFailing";

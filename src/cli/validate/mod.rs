@@ -20,7 +20,7 @@ use serde_json::Value;
 use crate::api::{self, VitessCluster, VitessKeyspace, VitessShard};
 
 pub use schema::Issue;
-pub use semantic::shard_names;
+pub use semantic::{cluster_warnings, shard_names};
 
 /// One problem, located in a file, an object and a field.
 #[derive(Debug, Clone, PartialEq, Eq)]

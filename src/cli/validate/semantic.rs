@@ -141,8 +141,106 @@ fn check_location_volumes(spec: &VitessClusterSpec, push: &mut impl FnMut(String
 /// What a VitessCluster spec asks for that runs otherwise than in the Go operator; paths start
 /// at `spec`.
 pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
+    let mut warn = |path: String, message: &str| {
+        out.push(Issue {
+            path,
+            message: message.into(),
+        })
+    };
+    const NO_VTADMIN: &str = "not acted on: this operator does not run vtadmin yet";
+    if spec.vtadmin.is_some() {
+        warn("spec.vtadmin".into(), NO_VTADMIN);
+    }
+    if spec.images.as_ref().is_some_and(|i| i.vtadmin.is_some()) {
+        warn("spec.images.vtadmin".into(), NO_VTADMIN);
+    }
+    if spec
+        .image_pull_policies
+        .as_ref()
+        .is_some_and(|p| p.vtadmin.is_some())
+    {
+        warn("spec.imagePullPolicies.vtadmin".into(), NO_VTADMIN);
+    }
+    for (c, cell) in spec.cells.iter().enumerate() {
+        if cell.lockserver.as_ref().is_some_and(|l| l.etcd.is_some()) {
+            warn(
+                format!("spec.cells[{c}].lockserver.etcd"),
+                "not acted on: this operator does not run a cell's own etcd yet; the cell's \
+                 topology lives in the global lockserver (set lockserver.external to give the \
+                 cell a lockserver of its own)",
+            );
+        }
+    }
+    for (k, keyspace) in spec.keyspaces.iter().enumerate() {
+        if keyspace
+            .vitess_orchestrator
+            .as_ref()
+            .is_some_and(|o| o.service.is_some())
+        {
+            warn(
+                format!("spec.keyspaces[{k}].vitessOrchestrator.service"),
+                "not acted on: vtorc has no Service (the Go operator makes none either)",
+            );
+        }
+    }
+    if let Some(topology) = &spec.topology_reconciliation {
+        for (field, value) in [
+            ("pruneShardCells", topology.prune_shard_cells),
+            ("pruneSrvKeyspaces", topology.prune_srv_keyspaces),
+        ] {
+            if value == Some(true) {
+                warn(
+                    format!("spec.topologyReconciliation.{field}"),
+                    "not acted on: this operator does not prune these topology records yet \
+                     (false, which keeps them, is what it does)",
+                );
+            }
+        }
+    }
+    if spec
+        .update_strategy
+        .as_ref()
+        .and_then(|u| u.external.as_ref())
+        .is_some_and(|e| e.allow_resource_changes.is_some())
+    {
+        warn(
+            "spec.updateStrategy.external.allowResourceChanges".into(),
+            "not acted on: under the External strategy every pod change, storage included, \
+             waits to be released",
+        );
+    }
+    if let Some(backup) = &spec.backup {
+        if backup
+            .subcontroller
+            .as_ref()
+            .is_some_and(|s| s.service_account_name.is_some())
+        {
+            warn(
+                "spec.backup.subcontroller.serviceAccountName".into(),
+                "not acted on: this operator lists backups through vtctld and runs no \
+                 subcontroller pod",
+            );
+        }
+        for (s, schedule) in backup.schedules.iter().enumerate() {
+            if schedule.allowed_missed_run.is_some() {
+                warn(
+                    format!("spec.backup.schedules[{s}].allowedMissedRun"),
+                    "not acted on: a CronJob has no such setting; startingDeadlineSeconds \
+                     bounds how far back missed runs are looked for",
+                );
+            }
+        }
+    }
     for (path, template) in shard_templates(spec) {
         let replication = template.replication.as_ref();
+        if replication.is_some_and(|r| r.enforce_semi_sync.is_some()) {
+            out.push(Issue {
+                path: format!("{path}.replication.enforceSemiSync"),
+                message: "not acted on: deprecated (older Go operator releases); set the \
+                          keyspace's durabilityPolicy instead"
+                    .into(),
+            });
+        }
         if replication.and_then(|r| r.recover_restarted_master) == Some(false) {
             out.push(Issue {
                 path: format!("{path}.replication.recoverRestartedMaster"),

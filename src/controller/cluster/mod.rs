@@ -34,6 +34,9 @@ use crate::k8s::applier::Applier;
 
 /// Whether vtctld knows what the spec says (cells, cells alias, keyspaces).
 pub const TOPOLOGY_REGISTERED: &str = "TopologyRegistered";
+/// Whether every field the spec sets is acted on (False lists those that are not, as
+/// `vitess-operator validate` warns about them).
+pub const FIELDS_ACTED_ON: &str = "FieldsActedOn";
 
 pub async fn run(ctx: Arc<Context>) {
     let controller = Controller::new(ctx.api::<VitessCluster>(), watcher::Config::default());

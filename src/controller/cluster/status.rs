@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::Deployment;
 
-use super::TOPOLOGY_REGISTERED;
+use super::{FIELDS_ACTED_ON, TOPOLOGY_REGISTERED};
 use crate::api::cluster::{
     ServiceStatus, VitessClusterCellStatus, VitessClusterKeyspaceStatus, VitessClusterStatus,
 };
@@ -200,7 +200,28 @@ pub(super) fn status(cluster: &VitessCluster, observed: &Observed) -> VitessClus
     };
     status.conditions =
         condition::with_ready(&status.conditions, &readiness, cluster.metadata.generation);
+    status.conditions = condition::with_condition(
+        &status.conditions,
+        FIELDS_ACTED_ON,
+        Some(&fields_acted_on(cluster)),
+        cluster.metadata.generation,
+    );
     status
+}
+
+/// Whether the operator acts on every field the spec sets; False names each one it does not
+/// (the warnings of `vitess-operator validate`), so a field is never silently ignored.
+fn fields_acted_on(cluster: &VitessCluster) -> Readiness {
+    let mut warnings = Vec::new();
+    crate::cli::validate::cluster_warnings(&cluster.spec, &mut warnings);
+    if warnings.is_empty() {
+        return Readiness::new(true, "AllActedOn", "every field set is acted on");
+    }
+    let lines: Vec<String> = warnings
+        .iter()
+        .map(|w| format!("{}: {}", w.path, w.message))
+        .collect();
+    Readiness::new(false, "NotActedOn", lines.join("; "))
 }
 
 /// The children no longer in the spec that are kept, with why, by Vitess name.
@@ -250,6 +271,24 @@ pub(super) async fn report(
                 EventType::Warning,
                 events::VTCTLD_UNREACHABLE,
                 &why.to_string(),
+            )
+            .await;
+    }
+    let condition = |status: Option<&VitessClusterStatus>| {
+        status
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == FIELDS_ACTED_ON))
+            .map(|c| (c.status.clone(), c.message.clone()))
+    };
+    if let Some((state, message)) = condition(Some(&status))
+        && state == "False"
+        && condition(cluster.status.as_ref()) != Some((state, message.clone()))
+    {
+        ctx.events
+            .publish(
+                cluster,
+                EventType::Warning,
+                events::FIELDS_NOT_ACTED_ON,
+                &message,
             )
             .await;
     }
@@ -365,5 +404,39 @@ mod tests {
         let mut external = observed(true, 1, true);
         external.etcd = None;
         assert_eq!(ready_condition(&external).0, "True");
+    }
+
+    /// A field set and not acted on is named in FieldsActedOn, never silently ignored.
+    #[test]
+    fn fields_not_acted_on_are_named_in_a_condition() {
+        let condition = |spec: serde_json::Value| {
+            let cluster: VitessCluster = serde_json::from_value(json!({
+                "apiVersion": "planetscale.com/v2", "kind": "VitessCluster",
+                "metadata": {"name": "example", "generation": 1}, "spec": spec,
+            }))
+            .expect("a valid cluster");
+            let status = status(&cluster, &observed(true, 1, true));
+            let found = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == FIELDS_ACTED_ON)
+                .expect("a FieldsActedOn condition")
+                .clone();
+            (found.status, found.reason, found.message)
+        };
+        assert_eq!(condition(json!({})).0, "True");
+        let (state, reason, message) = condition(json!({
+            "vtadmin": {"apiAddresses": ["http://localhost:14001"]},
+            "topologyReconciliation": {"pruneSrvKeyspaces": true},
+        }));
+        assert_eq!((state.as_str(), reason.as_str()), ("False", "NotActedOn"));
+        assert!(
+            message.starts_with("spec.vtadmin: not acted on: "),
+            "{message}"
+        );
+        assert!(
+            message.contains("; spec.topologyReconciliation.pruneSrvKeyspaces: not acted on: "),
+            "{message}"
+        );
     }
 }

@@ -63,10 +63,15 @@ async fn a_new_cluster_is_applied_and_registered_then_a_steady_one_writes_nothin
         .chain(["create events"]) // TopologyRegistered
         .chain(LISTS.iter().copied())
         .chain(["status vitessclusters/example"])
+        .chain(["create events"]) // FieldsNotActedOn: the example asks for vtadmin
         .collect();
     assert_eq!(requests(&first), expected);
     let mut expected_writes = applies();
-    expected_writes.extend(["create events", "status vitessclusters/example"]);
+    expected_writes.extend([
+        "create events",
+        "status vitessclusters/example",
+        "create events",
+    ]);
     assert_eq!(writes(&first), expected_writes);
     let registered = vtctld.calls();
     assert_eq!(
