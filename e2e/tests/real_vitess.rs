@@ -10,8 +10,10 @@
 //! after `started`, once `acknowledged`, once the primary moved), each drain ended before
 //! the next: the primary moves, the pod is finished, no row is lost. Then a
 //! rolling update under load, as GitOps would make one: the example re-applied with one more
-//! vttablet flag (its `updateStrategy` is `Immediate`); every tablet pod is replaced, the
-//! replica first, the primary last after a reparent away from it; again no row may be lost.
+//! vttablet flag and a mysqld `configOverrides` (its `updateStrategy` is `Immediate`); every
+//! tablet pod is replaced, the replica first, the primary last after a reparent away from it;
+//! every tablet's mysqld then runs with the overridden setting (it did not before); again no
+//! row may be lost.
 //! Last, the primary pod deleted as a careless `kubectl delete pod` (or a lost node) would:
 //! the operator makes the pod again (same name, same data volume), and the shard's vtorc
 //! repairs what Vitess alone leaves broken (the tablet comes back as a read-only PRIMARY and
@@ -38,7 +40,7 @@ use mysql_async::prelude::Queryable;
 mod argocd;
 use argocd::argocd_health;
 use vitess_operator_e2e::sql::{
-    Writer, connect, connect_when_serving, missing_on_tablet, vtgate_address,
+    Writer, connect, connect_when_serving, dba_query, missing_on_tablet, vtgate_address,
 };
 use vitess_operator_e2e::{
     Operator, TestNamespace, client, dynamic, install_crds, kubectl_with_stdin, on_real_node,
@@ -62,6 +64,8 @@ const CATCH_UP: Duration = Duration::from_secs(120);
 const STARTED: &str = "drain.planetscale.com/started";
 const ACKNOWLEDGED: &str = "drain.planetscale.com/acknowledged";
 const FINISHED: &str = "drain.planetscale.com/finished";
+/// The mysqld setting the rolling update's `configOverrides` change (MySQL's default is 151).
+const MAX_CONNECTIONS: u32 = 321;
 
 /// The status of an object's `Ready` condition.
 fn ready(object: &DynamicObject) -> Option<&str> {
@@ -602,7 +606,19 @@ async fn rolling_update_under_load(
         .into_iter()
         .map(|(alias, pod)| (alias, pod.uid().unwrap_or_default()))
         .collect();
-    let changed = with_vttablet_flag(applied, "queryserver-config-pool-size", "24")?;
+    for (alias, pod) in tablet_pods(client, ns).await? {
+        let running = max_connections(ns, &pod.name_any()).await?;
+        ensure!(
+            running != MAX_CONNECTIONS,
+            "tablet {alias}'s mysqld already has max_connections {running} before the \
+             configOverrides that set it were applied: the check below proves nothing"
+        );
+    }
+    let changed = with_pool_edit(applied, |pool| {
+        pool["vttablet"]["extraFlags"]["queryserver-config-pool-size"] = "24".into();
+        pool["mysqld"]["configOverrides"] =
+            format!("[mysqld]\nmax_connections = {MAX_CONNECTIONS}\n").into();
+    })?;
     let writer = writing(conn, vtgate, "rolled").await?;
     let started = Instant::now();
     kubectl_with_stdin(&["-n", ns, "apply", "-f", "-"], Some(&changed)).await?;
@@ -650,6 +666,14 @@ async fn rolling_update_under_load(
         "the primary {primary_before} was replaced without a reparent away from it"
     );
     let lost = none_lost(client, ns, "rolled", &report.acknowledged).await?;
+    for (alias, pod) in tablet_pods(client, ns).await? {
+        let running = max_connections(ns, &pod.name_any()).await?;
+        ensure!(
+            running == MAX_CONNECTIONS,
+            "tablet {alias}'s mysqld runs with max_connections {running} after the rollout, \
+             not the {MAX_CONNECTIONS} its pool's mysqld.configOverrides set"
+        );
+    }
     eprintln!(
         "rolling update: {} pods replaced in {:.0} s, primary {primary_before} -> \
          {primary_after}; {} rows acknowledged, {} failed inserts, longest outage {:.2} s, \
@@ -669,8 +693,18 @@ async fn rolling_update_under_load(
         "failed_inserts": report.failures,
         "longest_outage_s": report.longest_outage().as_secs_f64(),
         "lost_by_tablet": lost,
+        "max_connections_after": MAX_CONNECTIONS,
         "last_error": report.last_error,
     }))
+}
+
+/// The `max_connections` the mysqld of tablet pod `pod` runs with, as it answers it.
+async fn max_connections(ns: &str, pod: &str) -> Result<u32> {
+    let answer = dba_query(ns, pod, "SELECT @@global.max_connections").await?;
+    answer
+        .trim()
+        .parse()
+        .with_context(|| format!("pod {pod}'s mysqld answered {answer:?} for max_connections"))
 }
 
 /// Deletes the primary's pod while a writer inserts; waits for the pod to be made again and
@@ -737,9 +771,9 @@ async fn primary_pod_deleted_under_load(
     }))
 }
 
-/// The applied documents (JSON, one per `---`) with `flag: value` added to every tablet
-/// pool's vttablet extraFlags, as a user's edit of the cluster file would.
-fn with_vttablet_flag(applied: &str, flag: &str, value: &str) -> Result<String> {
+/// The applied documents (JSON, one per `---`) with `edit` made to every tablet pool of the
+/// VitessCluster, as a user's edit of the cluster file would.
+fn with_pool_edit(applied: &str, edit: impl Fn(&mut serde_json::Value)) -> Result<String> {
     let mut out = Vec::new();
     for doc in applied.split("\n---\n") {
         let mut doc: serde_json::Value = serde_json::from_str(doc)?;
@@ -758,7 +792,7 @@ fn with_vttablet_flag(applied: &str, flag: &str, value: &str) -> Result<String> 
                         .pointer_mut("/equal/shardTemplate/tabletPools")
                         .and_then(serde_json::Value::as_array_mut);
                     for pool in pools.into_iter().flatten() {
-                        pool["vttablet"]["extraFlags"][flag] = value.into();
+                        edit(pool);
                     }
                 }
             }
