@@ -28,6 +28,10 @@ const NOT_IN_WORKLOADS: &[(&str, &str)] = &[
         "controller::shard::drains: External marks changed tablets, Immediate rolls them",
     ),
     (
+        "spec.updateStrategy.external.allowResourceChanges",
+        "controller::shard::volumes: storage lets claims grow under External",
+    ),
+    (
         "spec.topologyReconciliation.registerCells",
         "controller::topology registers each cell's CellInfo",
     ),
@@ -128,10 +132,6 @@ const NOT_ACTED_ON: &[(&str, &str)] = &[
     (
         "spec.topologyReconciliation.pruneSrvKeyspaces",
         "SrvKeyspaces are never pruned (needs vtctld DeleteSrvVSchema per cell)",
-    ),
-    (
-        "spec.updateStrategy.external.allowResourceChanges",
-        "storage changes wait for release like every other change (issue 21 item 9)",
     ),
     (
         "spec.backup.subcontroller.serviceAccountName",

@@ -12,11 +12,13 @@ fn example(name: &str) -> Value {
     yaml::parse_documents(&text).unwrap().remove(0)
 }
 
-/// Problems of one object, as `path: message` lines.
+/// Problems of one object, as `path: message` lines (warnings left out: the tests of a
+/// warning read `check_text` itself).
 fn problems(checker: &Checker, doc: &Value) -> Vec<String> {
     let text = yaml::to_documents(&[doc]).unwrap();
     check_text(checker, "test.yaml", &text)
         .into_iter()
+        .filter(|p| p.is_error())
         .map(|p| {
             assert_eq!(p.file, "test.yaml");
             if p.path.is_empty() {
@@ -72,7 +74,13 @@ fn examples_are_valid() {
         let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
         let text = std::fs::read_to_string(&path).unwrap();
         let found = check_text(&checker, name, &text);
-        assert!(found.is_empty(), "{name}: {found:#?}");
+        // Only initial-cluster.yaml's vtadmin is warned about (tests/cli.rs has the lines).
+        assert!(
+            found
+                .iter()
+                .all(|p| !p.is_error() && p.path.contains("vtadmin")),
+            "{name}: {found:#?}"
+        );
     }
 }
 
@@ -751,7 +759,7 @@ fn a_null_with_a_default_is_the_default() {
 #[test]
 fn recover_restarted_master_false_is_warned_about_not_refused() {
     let checker = Checker::new();
-    let mut doc = example("initial-cluster.yaml");
+    let mut doc = example("two-keyspaces.yaml");
     let template = "/spec/keyspaces/0/partitionings/0/equal/shardTemplate";
     set(
         &mut doc,

@@ -2,7 +2,8 @@
 //! scales out in place and gains a second partitioning next to the first (the old shards are
 //! kept under `turndownPolicy: RequireIdle`), a cell's `zone` pins its pods to the zone's node,
 //! deleting a cluster collects every child but keeps the data volumes, `vitess-operator render`
-//! is what the API server ends up holding, and a steady cluster costs no write requests.
+//! is what the API server ends up holding, a steady cluster costs no write requests, and a
+//! larger data volume is asked of the existing claims in place (refused here, and said).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -569,6 +570,74 @@ async fn a_cell_in_zone2_runs_on_the_zone2_node() -> Result<()> {
             wrong.is_empty(),
             "pods not on their zone's node: {wrong:?} (all: {placed:?})"
         );
+        Ok(())
+    })
+    .await
+}
+
+/// A larger storage request is asked of each tablet's existing claim, no pod replaced; the
+/// local control plane's StorageClass does not allow expansion, so the API server refuses it,
+/// and the shard says so (`DataVolumeResizePending` `ResizeRefused`, naming every claim)
+/// instead of failing its whole reconcile.
+#[tokio::test]
+async fn a_larger_data_volume_is_asked_for_in_place_and_a_refusal_is_said() -> Result<()> {
+    with_operator("reconcile-volume", None, async |client, ns, operator| {
+        let yaml = sharded_yaml(ns, &[1], 2);
+        apply_yaml(client, ns, &yaml).await?;
+        let expected = expected_sharded(ns, &[1], 2).await?;
+        wait_shards_and_pods(client, ns, operator, &expected.shards, &expected.pods).await?;
+        let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+        let tablets = format!("{KEYSPACE_LABEL}=users,{COMPONENT}=vttablet");
+        let pods_before = uids(&pod_api, &tablets).await?;
+        let bigger = yaml.replace("{storage: 1Gi}", "{storage: 2Gi}").replace(
+            "spec:\n  images:",
+            "spec:\n  updateStrategy: {type: Immediate}\n  images:",
+        );
+        ensure!(
+            bigger != yaml && bigger.contains("2Gi"),
+            "the edit changed nothing"
+        );
+        apply_yaml(client, ns, &bigger).await?;
+        let shards = dynamic(client, ns, "VitessShard");
+        let shard = expected.shards.iter().next().context("no shard")?.clone();
+        let message = wait_for(
+            "the shard to say its data volumes could not grow",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let now = shards.get(&shard).await?;
+                let pending = now.data["status"]["conditions"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|c| c["type"] == "DataVolumeResizePending")
+                    .cloned();
+                *seen = format!("{pending:?}");
+                Ok(pending
+                    .filter(|c| c["status"] == "True" && c["reason"] == "ResizeRefused")
+                    .and_then(|c| c["message"].as_str().map(str::to_string)))
+            },
+        )
+        .await?;
+        for pod in &expected.pods {
+            ensure!(
+                message.contains(&format!("claim {pod}: 1Gi -> 2Gi refused: ")),
+                "claim {pod} is not named in {message:?}"
+            );
+            let claim = claims.get(pod).await?;
+            let asked = claim
+                .spec
+                .and_then(|s| s.resources?.requests)
+                .and_then(|r| r.get("storage").cloned());
+            ensure!(
+                asked.as_ref().is_some_and(|q| q.0 == "1Gi"),
+                "claim {pod} asks for {asked:?} after a refusal"
+            );
+        }
+        let replaced = unchanged(&pods_before, &uids(&pod_api, &tablets).await?);
+        ensure!(replaced.is_empty(), "tablet pods replaced: {replaced:?}");
+        eprintln!("refused as the shard says: {message}");
         Ok(())
     })
     .await

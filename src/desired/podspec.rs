@@ -274,6 +274,55 @@ pub fn whole_cpus(quantity: &Quantity) -> Option<u64> {
     (cores.is_finite() && cores >= 0.0).then(|| cores.ceil() as u64)
 }
 
+/// A storage quantity in bytes (`5Gi`, `500M`, `1.5Gi`, `1e9`, `1073741824`), rounded up to
+/// a whole byte as Kubernetes compares them; `None` when it is not a quantity.
+pub fn bytes(quantity: &Quantity) -> Option<u128> {
+    let text = quantity.0.trim();
+    let (number, factor): (&str, u128) = [
+        ("Ki", 1u128 << 10),
+        ("Mi", 1 << 20),
+        ("Gi", 1 << 30),
+        ("Ti", 1 << 40),
+        ("Pi", 1 << 50),
+        ("Ei", 1 << 60),
+        ("k", 1_000),
+        ("M", 1_000_000),
+        ("G", 1_000_000_000),
+        ("T", 1_000_000_000_000),
+        ("P", 1_000_000_000_000_000),
+        ("E", 1_000_000_000_000_000_000),
+    ]
+    .iter()
+    .find_map(|(suffix, factor)| text.strip_suffix(suffix).map(|n| (n, *factor)))
+    .unwrap_or((text, 1));
+    if let Some((whole, fraction)) = number.split_once('.') {
+        // Exactly, in units of 10^-digits: `1.5Gi` is 15 × 2^30 / 10.
+        let digits = u32::try_from(fraction.len()).ok()?;
+        let scale = 10u128.checked_pow(digits)?;
+        let whole: u128 = if whole.is_empty() {
+            0
+        } else {
+            whole.parse().ok()?
+        };
+        let fraction: u128 = if fraction.is_empty() {
+            0
+        } else {
+            fraction.parse().ok()?
+        };
+        let scaled = whole.checked_mul(scale)?.checked_add(fraction)?;
+        return Some(scaled.checked_mul(factor)?.div_ceil(scale));
+    }
+    if let Some((mantissa, exponent)) = number.split_once(['e', 'E']) {
+        let power = 10u128.checked_pow(exponent.parse().ok()?)?;
+        return mantissa
+            .parse::<u128>()
+            .ok()?
+            .checked_mul(power)?
+            .checked_mul(factor);
+    }
+    number.parse::<u128>().ok()?.checked_mul(factor)
+}
+
 /// Mode of secret files: read-only, for every user.
 const SECRET_FILE_MODE: i32 = 0o444;
 

@@ -197,18 +197,6 @@ pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
             }
         }
     }
-    if spec
-        .update_strategy
-        .as_ref()
-        .and_then(|u| u.external.as_ref())
-        .is_some_and(|e| e.allow_resource_changes.is_some())
-    {
-        warn(
-            "spec.updateStrategy.external.allowResourceChanges".into(),
-            "not acted on: under the External strategy every pod change, storage included, \
-             waits to be released",
-        );
-    }
     if let Some(backup) = &spec.backup {
         if backup
             .subcontroller

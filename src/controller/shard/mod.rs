@@ -14,6 +14,7 @@ mod status;
 #[cfg(test)]
 mod tests;
 mod vitess;
+mod volumes;
 mod vtorc;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -22,6 +23,7 @@ use std::time::{Duration, SystemTime};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::ResourceExt;
 use kube::runtime::Controller;
 use kube::runtime::controller::Action;
@@ -96,6 +98,8 @@ pub(super) struct Observed {
     pub(super) alias: String,
     pub(super) pod: Pod,
     pub(super) claim: Option<PersistentVolumeClaim>,
+    /// The storage its pool's claim template asks for (`None` without a claim).
+    pub(super) want_storage: Option<Quantity>,
     pub(super) wanted: Wanted,
 }
 
@@ -122,6 +126,10 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         unwanted,
         awaiting_claim,
     } = tablets(&ctx, &shard).await?;
+    // Larger data volumes are asked for before anything else can fail the reconcile; a
+    // refusal is reported, not returned.
+    let mut resizes = volumes::plan(&shard, &observed);
+    volumes::grow(&ctx.client, &namespace, &mut resizes).await;
     let orchestrator = vtorc(&ctx, &shard).await?;
     let vitess = vitess_view(&ctx, &shard).await;
     let (backups, init) = backups(&ctx, &shard, &observed, &unwanted, vitess.as_ref().ok()).await?;
@@ -142,6 +150,12 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         &shard, &observed, orphans, &vitess, &plan, &outcome, &backups,
     );
     status.vitess_orchestrator = Some(orchestrator);
+    status.conditions = condition::with_condition(
+        &status.conditions,
+        volumes::DATA_VOLUME_RESIZE_PENDING,
+        volumes::condition(&resizes).as_ref(),
+        shard.metadata.generation,
+    );
     apply::status(&ctx.client, shard.as_ref(), shard.status.as_ref(), &status).await?;
     publish_blocked(&ctx, &shard, &status).await;
     // A drain or reparent in progress is followed closely; vtctld not answering, less so
@@ -152,12 +166,16 @@ async fn reconcile(shard: Arc<VitessShard>, ctx: Arc<Context>) -> Result<Action,
         || plan.blocked.is_some()
         || !plan.draining.is_empty()
         || !awaiting_claim.is_empty();
+    // Claims are not watched: a volume being expanded is looked at again soon.
+    let expanding = resizes
+        .iter()
+        .any(|r| r.pending == Some(volumes::Pending::Expanding));
     // An election held for the vtbackup-init pod waits for that pod's events (it is watched),
     // not for a fast poll; the slow one keeps the tablets' registration in status current.
     let held = matches!(&backups, Backups::Known { decision, .. } if decision.hold.is_some());
     Ok(Action::requeue(if busy {
         POLL
-    } else if vitess.is_err() || (held && status.primary_alias.is_none()) {
+    } else if vitess.is_err() || expanding || (held && status.primary_alias.is_none()) {
         WAIT
     } else if status.primary_alias.is_none() {
         election_poll(&observed, SystemTime::now())
@@ -206,6 +224,11 @@ async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<Tablets, Error> {
     let mut awaiting_claim = Vec::new();
     for tablet in desired::vttablet::build(shard)? {
         let name = tablet.pod.name_any();
+        let want_storage = tablet
+            .pvc
+            .as_ref()
+            .and_then(|pvc| pvc.spec.as_ref()?.resources.as_ref()?.requests.as_ref())
+            .and_then(|requests| requests.get("storage").cloned());
         let (pod, claim) = match pods.remove(&name) {
             Some(pod) => (pod, claims.get(&name).cloned()),
             // A lost disk replaced by hand (its pod and claim deleted): the old claim stays
@@ -241,6 +264,7 @@ async fn tablets(ctx: &Context, shard: &VitessShard) -> Result<Tablets, Error> {
             alias: tablet.alias,
             pod,
             claim,
+            want_storage,
             wanted,
         });
     }

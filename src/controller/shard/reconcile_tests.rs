@@ -555,3 +555,108 @@ async fn initialize_master_false_elects_nobody_and_says_so_until_set_back() {
         .expect("reconcile with elections allowed");
     assert!(vtctld.primary("commerce", "-").is_some());
 }
+
+/// A larger storage request grows the existing claims in place, without replacing a pod, only
+/// where the update strategy lets it; otherwise the shard says why it waits.
+#[tokio::test]
+async fn a_larger_data_volume_grows_the_claims_in_place_where_the_strategy_allows() {
+    use crate::api::shared::{
+        ExternalUpdateStrategyOptions, UpdateStrategyType, VitessClusterUpdateStrategy,
+    };
+    use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+    use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+    let (_vtctld, ctx, server, shard) = testing::example_shard().await;
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    let names = [
+        "example-vttablet-zone1-2469782763-bfadd780",
+        "example-vttablet-zone1-2548885007-46a852d0",
+    ];
+    let claims = || -> Vec<(String, String)> {
+        names
+            .iter()
+            .map(|name| {
+                let stored = server
+                    .get("", "persistentvolumeclaims", testing::NAMESPACE, name)
+                    .expect("the claim was made");
+                let claim: PersistentVolumeClaim = serde_json::from_value(stored).expect("a claim");
+                let requests = claim.spec.and_then(|s| s.resources?.requests);
+                (
+                    name.to_string(),
+                    requests.expect("a request")["storage"].0.clone(),
+                )
+            })
+            .collect()
+    };
+    let before = claims();
+    assert_eq!(before.len(), 2);
+    let pods_before: Vec<String> = before
+        .iter()
+        .map(|(name, _)| testing::stored_pod(&server, name).metadata.uid.unwrap())
+        .collect();
+    let grow = |strategy: VitessClusterUpdateStrategy| {
+        let mut now = server.object_like(&shard).expect("still there");
+        now.spec.update_strategy = Some(strategy);
+        for pool in &mut now.spec.template.tablet_pools {
+            let template = pool
+                .data_volume_claim_template
+                .as_mut()
+                .expect("a template");
+            template
+                .resources
+                .get_or_insert_with(Default::default)
+                .requests
+                .get_or_insert_with(Default::default)
+                .insert("storage".into(), Quantity("64Gi".into()));
+        }
+        server.insert_object(&now)
+    };
+    let pending = |shard: &VitessShard| {
+        server
+            .object_like(shard)
+            .and_then(|s| s.status)
+            .and_then(|s| {
+                s.conditions
+                    .into_iter()
+                    .find(|c| c.type_ == volumes::DATA_VOLUME_RESIZE_PENDING)
+            })
+            .map(|c| (c.status, c.reason))
+    };
+
+    // External, storage not allowed: nothing grows, and the shard says why.
+    let external = grow(VitessClusterUpdateStrategy {
+        type_: Some(UpdateStrategyType::External),
+        external: None,
+    });
+    reconcile(Arc::new(external.clone()), ctx.clone())
+        .await
+        .expect("reconcile under External");
+    assert_eq!(claims(), before);
+    assert_eq!(
+        pending(&external),
+        Some(("True".into(), "WaitingForRelease".into()))
+    );
+
+    // External with storage allowed: every claim asks for the new size, no pod is replaced.
+    let allowed = grow(VitessClusterUpdateStrategy {
+        type_: Some(UpdateStrategyType::External),
+        external: Some(ExternalUpdateStrategyOptions {
+            allow_resource_changes: Some(vec!["storage".into()]),
+        }),
+    });
+    reconcile(Arc::new(allowed.clone()), ctx.clone())
+        .await
+        .expect("reconcile with storage allowed");
+    assert!(
+        claims().iter().all(|(_, storage)| storage == "64Gi"),
+        "{:?}",
+        claims()
+    );
+    let pods_after: Vec<String> = before
+        .iter()
+        .map(|(name, _)| testing::stored_pod(&server, name).metadata.uid.unwrap())
+        .collect();
+    assert_eq!(pods_after, pods_before, "a pod was replaced");
+    assert_eq!(pending(&allowed), Some(("True".into(), "Expanding".into())));
+}

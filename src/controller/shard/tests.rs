@@ -29,6 +29,7 @@ fn tablet(alias: &str, ready: bool) -> Observed {
             }),
         },
         claim: None,
+        want_storage: None,
         wanted: Wanted::Current,
     }
 }

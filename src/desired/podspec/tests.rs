@@ -329,3 +329,17 @@ fn cpu_quantities_round_up_to_whole_cores() {
     assert_eq!(cores("0"), Some(0));
     assert_eq!(cores("lots"), None);
 }
+
+#[test]
+fn storage_quantities_in_bytes() {
+    let bytes = |q: &str| bytes(&Quantity(q.into()));
+    assert_eq!(bytes("5Gi"), Some(5 << 30));
+    assert_eq!(bytes("1.5Gi"), Some(3 << 29));
+    assert_eq!(bytes("500M"), Some(500_000_000));
+    assert_eq!(bytes("1e9"), Some(1_000_000_000));
+    assert_eq!(bytes("1073741824"), Some(1 << 30));
+    assert_eq!(bytes("0.1"), Some(1), "rounded up to a whole byte");
+    assert!(bytes("6Gi") > bytes("5Gi") && bytes("6G") < bytes("6Gi"));
+    assert_eq!(bytes("lots"), None);
+    assert_eq!(bytes("5Xi"), None);
+}
