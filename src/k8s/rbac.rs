@@ -150,7 +150,8 @@ pub const RULES: &[Rule] = &[
         "persistentvolumeclaims",
         &["create", "list", "patch"],
         "apply::claim: server-side apply; controller::shard lists its tablets' claims for status \
-         (never deleted)",
+         and controller::shard::volumes patches their storage request to grow them (never \
+         deleted)",
     ),
     rule(
         "",
