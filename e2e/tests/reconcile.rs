@@ -1,6 +1,7 @@
 //! Reconciliation on a real API server, beyond the first convergence: a sharded keyspace
-//! scales out in place and gains a second partitioning next to the first (the old shards are
-//! kept under `turndownPolicy: RequireIdle`), a cell's `zone` pins its pods to the zone's node,
+//! scales out in place, gains a second partitioning next to the first, and loses the first
+//! (under `turndownPolicy: RequireIdle` its shards stay while Vitess' serving graph routes to
+//! them and go once traffic is switched away; their data volumes stay), a cell's `zone` pins its pods to the zone's node,
 //! deleting a cluster collects every child but keeps the data volumes, `vitess-operator render`
 //! is what the API server ends up holding, a steady cluster costs no write requests, and a
 //! larger data volume is asked of the existing claims in place (refused here, and said).
@@ -17,7 +18,7 @@ use kube::{Client, ResourceExt};
 use serde_json::Value;
 use vitess_operator_e2e::{
     Operator, apply_yaml, condition, dynamic, is_ready, state_dir, versions, wait_for,
-    with_operator, workspace_dir,
+    with_fake_vtctld, with_operator, workspace_dir,
 };
 
 /// Generous: a loaded CI machine is slow; a healthy run converges in seconds.
@@ -295,152 +296,175 @@ fn unchanged(before: &BTreeMap<String, String>, now: &BTreeMap<String, String>) 
 
 #[tokio::test]
 async fn sharded_keyspace_scales_out_and_adds_shards() -> Result<()> {
-    with_operator("reconcile-sharded", None, async |client, ns, operator| {
-        let shard_api = dynamic(client, ns, "VitessShard");
-        let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
-        let keyspaces = dynamic(client, ns, "VitessKeyspace");
-        let selector = format!("{KEYSPACE_LABEL}=users");
-        let tablets = format!("{selector},{COMPONENT}=vttablet");
+    with_fake_vtctld(
+        "reconcile-sharded",
+        async |client, ns, operator, fake, _| {
+            let shard_api = dynamic(client, ns, "VitessShard");
+            let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+            let keyspaces = dynamic(client, ns, "VitessKeyspace");
+            let selector = format!("{KEYSPACE_LABEL}=users");
+            let tablets = format!("{selector},{COMPONENT}=vttablet");
 
-        // parts 2, replicas 2: -80 and 80-, two tablets each.
-        let two = expected_sharded(ns, &[2], 2).await?;
-        ensure!(
-            two.shard_names == BTreeSet::from(["-80".to_string(), "80-".to_string()])
-                && two.pods.len() == 4,
-            "render of parts 2 x 2 replicas: shards {:?} ({:?}), pods {:?}",
-            two.shards,
-            two.shard_names,
-            two.pods
-        );
-        apply_yaml(client, ns, &sharded_yaml(ns, &[2], 2)).await?;
-        wait_shards_and_pods(client, ns, operator, &two.shards, &two.pods).await?;
-        let first_pods = uids(&pod_api, &tablets).await?;
-        let first_shards = uids(&shard_api, &selector).await?;
+            // parts 2, replicas 2: -80 and 80-, two tablets each.
+            let two = expected_sharded(ns, &[2], 2).await?;
+            ensure!(
+                two.shard_names == BTreeSet::from(["-80".to_string(), "80-".to_string()])
+                    && two.pods.len() == 4,
+                "render of parts 2 x 2 replicas: shards {:?} ({:?}), pods {:?}",
+                two.shards,
+                two.shard_names,
+                two.pods
+            );
+            apply_yaml(client, ns, &sharded_yaml(ns, &[2], 2)).await?;
+            wait_shards_and_pods(client, ns, operator, &two.shards, &two.pods).await?;
+            let first_pods = uids(&pod_api, &tablets).await?;
+            let first_shards = uids(&shard_api, &selector).await?;
 
-        // replicas 3: one more pod per shard, the first four untouched.
-        let three = expected_sharded(ns, &[2], 3).await?;
-        ensure!(
-            three.shards == two.shards
-                && three.pods.len() == 6
-                && three.pods.is_superset(&two.pods),
-            "render of parts 2 x 3 replicas: shards {:?}, pods {:?} (before {:?})",
-            three.shards,
-            three.pods,
-            two.pods
-        );
-        apply_yaml(client, ns, &sharded_yaml(ns, &[2], 3)).await?;
-        wait_shards_and_pods(client, ns, operator, &three.shards, &three.pods).await?;
-        let recreated = unchanged(&first_pods, &uids(&pod_api, &tablets).await?);
-        ensure!(
-            recreated.is_empty(),
-            "scaling out recreated pods: {recreated:?}"
-        );
-        let second_pods = uids(&pod_api, &tablets).await?;
+            // replicas 3: one more pod per shard, the first four untouched.
+            let three = expected_sharded(ns, &[2], 3).await?;
+            ensure!(
+                three.shards == two.shards
+                    && three.pods.len() == 6
+                    && three.pods.is_superset(&two.pods),
+                "render of parts 2 x 3 replicas: shards {:?}, pods {:?} (before {:?})",
+                three.shards,
+                three.pods,
+                two.pods
+            );
+            apply_yaml(client, ns, &sharded_yaml(ns, &[2], 3)).await?;
+            wait_shards_and_pods(client, ns, operator, &three.shards, &three.pods).await?;
+            let recreated = unchanged(&first_pods, &uids(&pod_api, &tablets).await?);
+            ensure!(
+                recreated.is_empty(),
+                "scaling out recreated pods: {recreated:?}"
+            );
+            let second_pods = uids(&pod_api, &tablets).await?;
 
-        // parts 4 instead of 2: four new shards; -80 and 80- are no longer desired but stay
-        // (RequireIdle), reported in orphanedShards, with their pods untouched.
-        let four = expected_sharded(ns, &[4], 3).await?;
-        ensure!(
-            four.shard_names
-                == ["-40", "40-80", "80-c0", "c0-"]
-                    .map(str::to_string)
-                    .into_iter()
-                    .collect::<BTreeSet<_>>()
-                && four.pods.len() == 12
-                && four.shards.is_disjoint(&three.shards)
-                && four.pods.is_disjoint(&three.pods),
-            "render of parts 4: shards {:?} ({:?}), pods {:?}",
-            four.shards,
-            four.shard_names,
-            four.pods
-        );
-        apply_yaml(client, ns, &sharded_yaml(ns, &[4], 3)).await?;
-        let all_shards: BTreeSet<String> = four.shards.union(&three.shards).cloned().collect();
-        let all_pods: BTreeSet<String> = four.pods.union(&three.pods).cloned().collect();
-        wait_shards_and_pods(client, ns, operator, &all_shards, &all_pods).await?;
-        let keyspace_name = rendered_names(
-            &render(&sharded_yaml(ns, &[4], 3), "sharded").await?,
-            "VitessKeyspace",
-            |_| true,
-        )
-        .into_iter()
-        .next()
-        .context("render has no VitessKeyspace")?;
-        wait_for(
-            "orphanedShards -80 and 80- with reason TurndownRequiresIdle",
-            TIMEOUT,
-            async |seen: &mut String| {
-                operator.check_running()?;
-                let keyspace = keyspaces.get(&keyspace_name).await?;
-                let orphans = keyspace.data["status"]["orphanedShards"].clone();
-                *seen = format!("orphanedShards {orphans}");
-                let keys: BTreeSet<String> = orphans
-                    .as_object()
-                    .map(|o| o.keys().cloned().collect())
-                    .unwrap_or_default();
-                Ok((keys == two.shard_names
-                    && orphans
-                        .as_object()
+            // The documented way to reshard: the new partitioning next to the old. Four new
+            // shards; all six desired, nothing orphaned, nothing recreated.
+            let four = expected_sharded(ns, &[4], 3).await?;
+            ensure!(
+                four.shard_names
+                    == ["-40", "40-80", "80-c0", "c0-"]
+                        .map(str::to_string)
                         .into_iter()
-                        .flatten()
-                        .all(|(_, o)| o["reason"] == "TurndownRequiresIdle"))
-                .then_some(()))
-            },
-        )
-        .await?;
-        // The keyspace has seen the orphans; give a (wrong) deletion a moment to show.
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let now_shards = uids(&shard_api, &selector).await?;
-        let now_pods = uids(&pod_api, &tablets).await?;
-        let touched_shards = unchanged(&first_shards, &now_shards);
-        let touched_pods = unchanged(&second_pods, &now_pods);
-        ensure!(
-            touched_shards.is_empty() && touched_pods.is_empty(),
-            "the old partitioning was touched: shards {touched_shards:?}, pods {touched_pods:?}"
-        );
-        ensure!(
-            now_shards.len() == 6 && now_pods.len() == 18,
-            "expected 6 shards and 18 tablet pods, got {:?} and {:?}",
-            now_shards.keys(),
-            now_pods.keys()
-        );
-
-        // The documented way: both partitionings at once. All six shards are desired again,
-        // nothing orphaned, nothing recreated.
-        let both = expected_sharded(ns, &[2, 4], 3).await?;
-        ensure!(
-            both.shards == all_shards && both.pods == all_pods,
-            "render of [parts 2, parts 4]: shards {:?}, pods {:?}; expected {all_shards:?}, \
+                        .collect::<BTreeSet<_>>()
+                    && four.pods.len() == 12
+                    && four.shards.is_disjoint(&three.shards)
+                    && four.pods.is_disjoint(&three.pods),
+                "render of parts 4: shards {:?} ({:?}), pods {:?}",
+                four.shards,
+                four.shard_names,
+                four.pods
+            );
+            let all_shards: BTreeSet<String> = four.shards.union(&three.shards).cloned().collect();
+            let all_pods: BTreeSet<String> = four.pods.union(&three.pods).cloned().collect();
+            let both = expected_sharded(ns, &[2, 4], 3).await?;
+            ensure!(
+                both.shards == all_shards && both.pods == all_pods,
+                "render of [parts 2, parts 4]: shards {:?}, pods {:?}; expected {all_shards:?}, \
              {all_pods:?}",
-            both.shards,
-            both.pods
-        );
-        apply_yaml(client, ns, &sharded_yaml(ns, &[2, 4], 3)).await?;
-        wait_shards_and_pods(client, ns, operator, &both.shards, &both.pods).await?;
-        wait_for(
-            "orphanedShards to be empty with both partitionings",
-            TIMEOUT,
-            async |seen: &mut String| {
-                operator.check_running()?;
-                let keyspace = keyspaces.get(&keyspace_name).await?;
-                let orphans = keyspace.data["status"]["orphanedShards"].clone();
-                *seen = format!("orphanedShards {orphans}");
-                Ok(
-                    (orphans.is_null() || orphans.as_object().is_some_and(|o| o.is_empty()))
-                        .then_some(()),
-                )
-            },
-        )
-        .await?;
-        let touched = unchanged(&now_pods, &uids(&pod_api, &tablets).await?);
-        ensure!(
-            touched.is_empty(),
-            "adding the partitioning back recreated pods: {touched:?}"
-        );
-        let touched = unchanged(&now_shards, &uids(&shard_api, &selector).await?);
-        ensure!(touched.is_empty(), "shards recreated: {touched:?}");
-        Ok(())
-    })
+                both.shards,
+                both.pods
+            );
+            apply_yaml(client, ns, &sharded_yaml(ns, &[2, 4], 3)).await?;
+            wait_shards_and_pods(client, ns, operator, &both.shards, &both.pods).await?;
+            let now_pods = uids(&pod_api, &tablets).await?;
+            let touched = unchanged(&second_pods, &now_pods);
+            ensure!(
+                touched.is_empty(),
+                "adding a partitioning recreated pods: {touched:?}"
+            );
+            let touched = unchanged(&first_shards, &uids(&shard_api, &selector).await?);
+            ensure!(touched.is_empty(), "shards recreated: {touched:?}");
+
+            // The old partitioning removed (RequireIdle): -80 and 80- are kept while Vitess'
+            // serving graph routes to them (their primaries serve: the fake vtctld's rule), with
+            // why in orphanedShards; once a resharding's SwitchTraffic has moved traffic away
+            // (done here in the fake, as Vitess does it: their primaries stop serving) they are
+            // idle and turned down: their VitessShards and tablet pods go, their data volumes
+            // stay, and the new shards' pods are untouched.
+            apply_yaml(client, ns, &sharded_yaml(ns, &[4], 3)).await?;
+            let keyspace_name = rendered_names(
+                &render(&sharded_yaml(ns, &[4], 3), "sharded").await?,
+                "VitessKeyspace",
+                |_| true,
+            )
+            .into_iter()
+            .next()
+            .context("render has no VitessKeyspace")?;
+            let orphans = async |keyspaces: &Api<DynamicObject>| -> Result<Value> {
+                Ok(keyspaces.get(&keyspace_name).await?.data["status"]["orphanedShards"].clone())
+            };
+            wait_for(
+                "orphanedShards -80 and 80-, kept because they serve",
+                TIMEOUT,
+                async |seen: &mut String| {
+                    operator.check_running()?;
+                    let orphans = orphans(&keyspaces).await?;
+                    *seen = format!("orphanedShards {orphans}");
+                    let keys: BTreeSet<String> = orphans
+                        .as_object()
+                        .map(|o| o.keys().cloned().collect())
+                        .unwrap_or_default();
+                    Ok((keys == two.shard_names
+                        && orphans.as_object().into_iter().flatten().all(|(_, o)| {
+                            o["reason"] == "TurndownRequiresIdle"
+                                && o["message"]
+                                    .as_str()
+                                    .is_some_and(|m| m.contains("serving graph routes to it"))
+                        }))
+                    .then_some(()))
+                },
+            )
+            .await?;
+            let touched = unchanged(&second_pods, &uids(&pod_api, &tablets).await?);
+            ensure!(
+                touched.is_empty(),
+                "serving shards were touched by their removal from the spec: {touched:?}"
+            );
+            {
+                let fake = fake.lock().await;
+                let fake = fake.as_ref().context("the fake vtctld is stopped")?;
+                for shard in &two.shard_names {
+                    fake.switch_traffic_away("users", shard);
+                }
+            }
+            wait_shards_and_pods(client, ns, operator, &four.shards, &four.pods).await?;
+            wait_for(
+                "orphanedShards to be empty once the idle shards went",
+                TIMEOUT,
+                async |seen: &mut String| {
+                    operator.check_running()?;
+                    let orphans = orphans(&keyspaces).await?;
+                    *seen = format!("orphanedShards {orphans}");
+                    Ok(
+                        (orphans.is_null() || orphans.as_object().is_some_and(|o| o.is_empty()))
+                            .then_some(()),
+                    )
+                },
+            )
+            .await?;
+            let kept_pods: BTreeMap<String, String> = now_pods
+                .iter()
+                .filter(|(name, _)| four.pods.contains(*name))
+                .map(|(name, uid)| (name.clone(), uid.clone()))
+                .collect();
+            let touched = unchanged(&kept_pods, &uids(&pod_api, &tablets).await?);
+            ensure!(
+                touched.is_empty(),
+                "turning the old shards down recreated new pods: {touched:?}"
+            );
+            let claims: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+            for pod in &three.pods {
+                ensure!(
+                    claims.get_opt(pod).await?.is_some(),
+                    "the data volume of {pod} (a turned-down shard's tablet) was deleted"
+                );
+            }
+            Ok(())
+        },
+    )
     .await
 }
 

@@ -11,7 +11,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::condition::{self, Readiness};
-use super::{Context, Error, REQUEUE};
+use super::{Context, Error, REQUEUE, WAIT};
 use crate::api::keyspace::{
     TurndownPolicy, VitessKeyspacePartitioningStatus, VitessKeyspaceShardStatus,
     VitessKeyspaceStatus,
@@ -87,13 +87,19 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
             )],
         )
         .await;
-    Ok(Action::requeue(REQUEUE))
+    // Vitess' serving graph is not watched: a shard waiting to go idle is looked at again soon.
+    Ok(Action::requeue(if status.orphaned_shards.is_empty() {
+        REQUEUE
+    } else {
+        WAIT
+    }))
 }
 
 /// Deletes the VitessShards this keyspace no longer wants when its turndown policy is
-/// `Immediate`, and returns the others by Vitess shard name: a shard may still serve, and
-/// knowing that needs Vitess (which comes with the gRPC support), so until then only the
-/// user's explicit `Immediate` turns a shard down (DESIGN §7). Tablet PVCs are kept either way.
+/// `Immediate`, or, under `RequireIdle`, once Vitess' serving graph (each cell's SrvKeyspace)
+/// no longer references the shard (a resharding switched its traffic away: the Go operator's
+/// `idle`); returns the others by Vitess shard name, with why they are kept. Tablet PVCs are
+/// kept either way.
 async fn prune_shards(
     ctx: &Context,
     applier: &Applier<'_, VitessKeyspace>,
@@ -102,6 +108,12 @@ async fn prune_shards(
     let keyspace = applier.owner();
     let immediate = keyspace.spec.template.turndown_policy == Some(TurndownPolicy::Immediate);
     let mut orphans = BTreeMap::new();
+    // Asked once, and only when a shard waits for it.
+    let serving = if immediate || unwanted.is_empty() {
+        None
+    } else {
+        Some(serving_shards(ctx, keyspace).await)
+    };
     for shard in unwanted {
         let name = shard.name_any();
         let shard_name = shard
@@ -109,30 +121,65 @@ async fn prune_shards(
             .get(labels::SHARD)
             .map(|safe| vitess_shard_name(safe))
             .unwrap_or_else(|| name.clone());
-        if immediate {
-            if let Err(orphan) = forget_shard(ctx, keyspace, &shard_name).await {
-                orphans.insert(shard_name, orphan);
-            } else {
-                // Past its guard: deleted through the Applier (forgotten, a `Pruned` Event).
-                let listed = vec![shard.metadata.clone()];
-                applier
-                    .prune_listed::<VitessShard>(listed, &BTreeSet::new())
-                    .await?;
-            }
+        let kept = match &serving {
+            None => None,
+            Some(Ok(serving)) => idle_or_serving(serving, &shard_name),
+            Some(Err(why)) => Some(OrphanStatus {
+                reason: "TurndownRequiresIdle".into(),
+                message: format!(
+                    "the shard is no longer in the spec and is kept until Vitess shows it \
+                     serves nothing (turndownPolicy RequireIdle), which cannot be told now: \
+                     {why}"
+                ),
+            }),
+        };
+        if let Some(orphan) = kept {
+            orphans.insert(shard_name, orphan);
+        } else if let Err(orphan) = forget_shard(ctx, keyspace, &shard_name).await {
+            orphans.insert(shard_name, orphan);
         } else {
-            orphans.insert(
-                shard_name,
-                OrphanStatus {
-                    reason: "TurndownRequiresIdle".into(),
-                    message: "the shard is no longer in the spec but is kept because it may \
-                              still serve; set turndownPolicy: Immediate on the keyspace to \
-                              delete it now (its PVCs are kept)"
-                        .into(),
-                },
-            );
+            // Past its guard: deleted through the Applier (forgotten, a `Pruned` Event).
+            let listed = vec![shard.metadata.clone()];
+            applier
+                .prune_listed::<VitessShard>(listed, &BTreeSet::new())
+                .await?;
         }
     }
     Ok(orphans)
+}
+
+/// The keyspace's serving shards by cell, as vtctld reads Vitess' serving graph.
+async fn serving_shards(
+    ctx: &Context,
+    keyspace: &VitessKeyspace,
+) -> Result<BTreeMap<String, BTreeSet<String>>, String> {
+    let vtctld = ctx.vtctld(keyspace).await.map_err(|why| why.to_string())?;
+    vtctld
+        .serving_shards(&keyspace.spec.template.name)
+        .await
+        .map_err(|why| why.to_string())
+}
+
+/// `None` when `shard` serves in no cell (idle: it may go), else why it is kept.
+fn idle_or_serving(
+    serving: &BTreeMap<String, BTreeSet<String>>,
+    shard: &str,
+) -> Option<OrphanStatus> {
+    let cells: Vec<&str> = serving
+        .iter()
+        .filter(|(_, shards)| shards.contains(shard))
+        .map(|(cell, _)| cell.as_str())
+        .collect();
+    (!cells.is_empty()).then(|| OrphanStatus {
+        reason: "TurndownRequiresIdle".into(),
+        message: format!(
+            "the shard is no longer in the spec and is kept while it serves: Vitess' serving \
+             graph routes to it in cells {} (turndownPolicy RequireIdle); it goes once traffic \
+             is switched away from it, or now with turndownPolicy: Immediate on the keyspace \
+             (its PVCs are kept)",
+            cells.join(", ")
+        ),
+    })
 }
 
 /// The label selector of the keyspace's VitessShards (its cluster and keyspace labels, and a
@@ -257,6 +304,9 @@ fn status(keyspace: &VitessKeyspace, shards: &[Observed]) -> VitessKeyspaceStatu
             p
         })
         .collect();
+    // The Go operator's rule: a keyspace without tablets serves nothing, so it may be turned
+    // down under RequireIdle (its pools are removed first, then the keyspace).
+    status.idle = condition::status_of(shards.iter().all(|s| s.desired_tablets == 0));
     let desired = shards.len();
     let ready = ready_names.len();
     status.summary = Some(format!("{ready}/{desired}"));
@@ -381,5 +431,86 @@ mod reconcile_tests {
             .await
             .expect("third reconcile");
         assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
+    }
+
+    /// Under RequireIdle an unwanted shard stays while Vitess' serving graph routes to it, and
+    /// goes (from Vitess, then its object) once traffic is switched away from it.
+    #[tokio::test]
+    async fn an_unwanted_shard_under_require_idle_goes_once_it_serves_nothing() {
+        use crate::vitess::{Alias, CellInfo, TabletType};
+        let vtctld = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = testing::example_cluster();
+        server.insert_object(&cluster);
+        let children = desired::cluster::children(&cluster).expect("children");
+        let mut keyspace = children.keyspaces[0].clone();
+        keyspace.spec.template.turndown_policy = Some(TurndownPolicy::RequireIdle);
+        let keyspace = server.insert_object(&keyspace);
+        reconcile(Arc::new(keyspace.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+
+        // A shard an earlier partitioning had, which Vitess still serves in zone1.
+        let wanted = crate::domain::names::cluster::shard("example", "commerce", "x-x");
+        let mut probe = VitessShard::new(&wanted, Default::default());
+        probe.metadata.namespace = Some(testing::NAMESPACE.into());
+        let mut old = server.object_like(&probe).expect("applied");
+        let old_name = crate::domain::names::cluster::shard("example", "commerce", "x-80");
+        old.metadata.name = Some(old_name.clone());
+        old.metadata.uid = None;
+        old.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::SHARD.into(), "x-80".into());
+        server.insert_object(&old);
+        crate::vitess::Vtctld::connect_lazy(&address, None)
+            .expect("client")
+            .add_cell_info(
+                "zone1",
+                &CellInfo {
+                    server_address: "etcd:2379".into(),
+                    root: "/vitess/example/local/zone1".into(),
+                },
+            )
+            .await
+            .expect("a cell");
+        let alias: Alias = "zone1-101".parse().expect("alias");
+        vtctld.register_tablet(alias, "commerce", "-80", TabletType::Primary);
+
+        let kept = |server: &crate::k8s::mock::ApiServer| {
+            let now = server.object_like(&keyspace).expect("still there");
+            now.status
+                .and_then(|s| s.orphaned_shards.get("-80").cloned())
+        };
+        for _ in 0..2 {
+            let now = server.object_like(&keyspace).expect("still there");
+            reconcile(Arc::new(now), ctx.clone())
+                .await
+                .expect("reconcile while it serves");
+        }
+        let orphan = kept(&server).expect("kept while it serves");
+        assert_eq!(orphan.reason, "TurndownRequiresIdle");
+        assert!(
+            orphan.message.contains("in cells zone1"),
+            "{}",
+            orphan.message
+        );
+        assert!(server.object_like(&old).is_some());
+        assert_eq!(vtctld.count("DeleteShards"), 0);
+
+        vtctld.switch_traffic_away("commerce", "-80");
+        let now = server.object_like(&keyspace).expect("still there");
+        reconcile(Arc::new(now), ctx.clone())
+            .await
+            .expect("reconcile once idle");
+        assert!(
+            server.object_like(&old).is_none(),
+            "the idle shard was kept"
+        );
+        assert_eq!(vtctld.count("DeleteShards"), 1);
+        assert_eq!(kept(&server), None);
     }
 }

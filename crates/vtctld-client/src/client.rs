@@ -9,7 +9,7 @@
 //! Why one file: every RPC wraps the same call path (deadline, retries, error naming), one
 //! short method each; splitting them would scatter that path.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
@@ -853,6 +853,44 @@ impl Vtctld {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The shards of `keyspace` that serve some tablet type, by cell: Vitess' serving graph
+    /// (each cell's SrvKeyspace). A cell without a SrvKeyspace for the keyspace serves none of
+    /// its shards; a cell whose topology cannot be read fails the whole call.
+    pub async fn serving_shards(
+        &self,
+        keyspace: &str,
+    ) -> Result<BTreeMap<String, BTreeSet<String>>, Error> {
+        let req = vtctldata::GetSrvKeyspacesRequest {
+            keyspace: keyspace.to_string(),
+            cells: Vec::new(),
+        };
+        let resp = self
+            .call(
+                "GetSrvKeyspaces",
+                keyspace,
+                Retry::Yes,
+                self.timeout,
+                |mut c, t| {
+                    let req = req.clone();
+                    async move { c.get_srv_keyspaces(request(req, t)).await }
+                },
+            )
+            .await?;
+        Ok(resp
+            .srv_keyspaces
+            .into_iter()
+            .map(|(cell, srv)| {
+                let shards = srv
+                    .partitions
+                    .into_iter()
+                    .flat_map(|p| p.shard_references)
+                    .map(|r| r.name)
+                    .collect();
+                (cell, shards)
+            })
+            .collect())
     }
 
     /// The tablets of a shard, in every cell; empty if there is no such shard.

@@ -391,6 +391,19 @@ impl FakeVtctld {
         );
     }
 
+    /// What a resharding's SwitchTraffic does to a source shard: its primary stops serving,
+    /// so the serving graph no longer references it.
+    pub fn switch_traffic_away(&self, keyspace: &str, shard: &str) {
+        let mut state = self.shared.lock();
+        if let Some(record) = state
+            .topology
+            .shards
+            .get_mut(&(keyspace.to_string(), shard.to_string()))
+        {
+            record.is_primary_serving = false;
+        }
+    }
+
     /// The shard's primary as the topology has it.
     pub fn primary(&self, keyspace: &str, shard: &str) -> Option<Alias> {
         self.shared
@@ -986,6 +999,59 @@ impl VtctldService for Service {
                     }),
                 }),
             })
+        })
+    }
+
+    /// Each cell's serving graph, by the fake's rule: in a cell where the keyspace has a
+    /// tablet, every shard whose primary serves (`is_primary_serving`) serves each tablet
+    /// type; a cell where it has none has no SrvKeyspace (an empty one is answered, as a real
+    /// vtctld answers a nil one). [`FakeVtctld::switch_traffic_away`] takes a shard out.
+    async fn get_srv_keyspaces(
+        &self,
+        req: Request<GetSrvKeyspacesRequest>,
+    ) -> Reply<GetSrvKeyspacesResponse> {
+        let req = req.into_inner();
+        self.enter("GetSrvKeyspaces", req.keyspace.clone()).await?;
+        self.with(|topo| {
+            let cells: Vec<String> = if req.cells.is_empty() {
+                topo.cells.keys().cloned().collect()
+            } else {
+                req.cells.clone()
+            };
+            let serving: Vec<String> = topo
+                .shards
+                .iter()
+                .filter(|((ks, _), record)| *ks == req.keyspace && record.is_primary_serving)
+                .map(|((_, shard), _)| shard.clone())
+                .collect();
+            let srv_keyspaces = cells
+                .into_iter()
+                .map(|cell| {
+                    let here = topo
+                        .tablets
+                        .iter()
+                        .any(|(alias, t)| alias.cell == cell && t.keyspace == req.keyspace);
+                    let partitions = if here {
+                        [TabletType::Primary, TabletType::Replica, TabletType::Rdonly]
+                            .into_iter()
+                            .map(|served| topodata::srv_keyspace::KeyspacePartition {
+                                served_type: served.to_proto(),
+                                shard_references: serving
+                                    .iter()
+                                    .map(|name| topodata::ShardReference {
+                                        name: name.clone(),
+                                        key_range: None,
+                                    })
+                                    .collect(),
+                            })
+                            .collect()
+                    } else {
+                        Vec::new()
+                    };
+                    (cell, topodata::SrvKeyspace { partitions })
+                })
+                .collect();
+            Ok(GetSrvKeyspacesResponse { srv_keyspaces })
         })
     }
 

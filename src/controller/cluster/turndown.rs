@@ -118,9 +118,10 @@ pub(super) async fn prune_keyspaces(
                     reason: "TurndownRequiresIdle".into(),
                     message: format!(
                         "keyspace {} was removed from the spec but is kept because it may still \
-                         serve (turndownPolicy RequireIdle); set turndownPolicy: Immediate on \
-                         VitessKeyspace {} (or re-add the keyspace with it and remove it again) \
-                         to delete it now, or wait until it is idle; its PVCs are kept either way",
+                         serve (turndownPolicy RequireIdle): re-add it without tablet pools (a \
+                         keyspace without tablets is idle) and remove it again, or set \
+                         turndownPolicy: Immediate on VitessKeyspace {} to delete it now; its \
+                         PVCs are kept either way",
                         template.name,
                         keyspace.name_any()
                     ),
