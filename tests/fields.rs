@@ -389,44 +389,24 @@ fn bases() -> Vec<(String, Value)> {
     let pool = doc
         .pointer_mut("/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0")
         .expect("the example's pool");
-    pool.as_object_mut().expect("a pool").remove("mysqld");
-    pool["externalDatastore"] = json!({
-        "user": "walk", "host": "mysql.example", "port": 3306, "database": "walk",
-        "credentialsSecret": {"name": "walk-mysql", "key": "password"},
-        "serverCACertSecret": {"name": "walk-mysql", "key": "ca.crt"},
-    });
+    external_datastore(pool);
     out.push((
         "initial-cluster.yaml with an external datastore".into(),
         doc,
     ));
     let mut doc = example("two-keyspaces.yaml");
     doc["spec"]["backup"] = example("backup-gcs.yaml")["spec"]["backup"].clone();
-    let mut named = doc["spec"]["backup"]["locations"][0].clone();
-    named["name"] = json!("walk");
-    doc["spec"]["backup"]["locations"]
-        .as_array_mut()
-        .expect("locations")
-        .push(named);
+    second_location(&mut doc);
     let pool = doc
         .pointer_mut("/spec/keyspaces/1/partitionings/0/custom/shards/0/tabletPools/0")
         .expect("the example's first custom shard's pool");
-    pool.as_object_mut().expect("a pool").remove("mysqld");
-    pool["externalDatastore"] = json!({
-        "user": "walk", "host": "mysql.example", "port": 3306, "database": "walk",
-        "credentialsSecret": {"name": "walk-mysql", "key": "password"},
-        "serverCACertSecret": {"name": "walk-mysql", "key": "ca.crt"},
-    });
+    external_datastore(pool);
     out.push((
         "two-keyspaces.yaml with backups and an external datastore".into(),
         doc,
     ));
     let mut doc = example("backup-gcs.yaml");
-    let mut named = doc["spec"]["backup"]["locations"][0].clone();
-    named["name"] = json!("walk");
-    doc["spec"]["backup"]["locations"]
-        .as_array_mut()
-        .expect("locations")
-        .push(named);
+    second_location(&mut doc);
     doc["spec"]["keyspaces"][0]["partitionings"][0]["equal"]["parts"] = json!(2);
     out.push((
         "backup-gcs.yaml with a second, named location and two shards".into(),
@@ -448,6 +428,26 @@ fn bases() -> Vec<(String, Value)> {
         .truncate(1);
     out.push(("scheduled-backups.yaml by frequency".into(), doc));
     out
+}
+
+/// `pool` on a MySQL outside the cluster instead of its own mysqld.
+fn external_datastore(pool: &mut Value) {
+    pool.as_object_mut().expect("a pool").remove("mysqld");
+    pool["externalDatastore"] = json!({
+        "user": "walk", "host": "mysql.example", "port": 3306, "database": "walk",
+        "credentialsSecret": {"name": "walk-mysql", "key": "password"},
+        "serverCACertSecret": {"name": "walk-mysql", "key": "ca.crt"},
+    });
+}
+
+/// A second backup location like the first, named `walk`.
+fn second_location(doc: &mut Value) {
+    let mut named = doc["spec"]["backup"]["locations"][0].clone();
+    named["name"] = json!("walk");
+    doc["spec"]["backup"]["locations"]
+        .as_array_mut()
+        .expect("locations")
+        .push(named);
 }
 
 /// The concrete JSON pointer of `path` in `doc`: of each list, the item in which most of the

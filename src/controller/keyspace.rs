@@ -355,6 +355,23 @@ mod reconcile_tests {
     use super::*;
     use crate::controller::testing::{self, requests, writes};
 
+    /// Stores shard `-80` of keyspace commerce as an earlier spec would have made it, owned
+    /// and labelled like the shard `-` applied; returns it and its name.
+    fn stale_shard(server: &crate::k8s::mock::ApiServer) -> (VitessShard, String) {
+        let wanted = crate::domain::names::cluster::shard("example", "commerce", "x-x");
+        let mut probe = VitessShard::new(&wanted, Default::default());
+        probe.metadata.namespace = Some(testing::NAMESPACE.into());
+        let mut old = server.object_like(&probe).expect("applied");
+        let name = crate::domain::names::cluster::shard("example", "commerce", "x-80");
+        old.metadata.name = Some(name.clone());
+        old.metadata.uid = None;
+        old.metadata
+            .labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::SHARD.into(), "x-80".into());
+        (server.insert_object(&old), name)
+    }
+
     #[tokio::test]
     async fn a_keyspace_applies_its_shards_once_then_a_steady_one_only_lists() {
         let (ctx, server) = testing::context(None);
@@ -400,18 +417,7 @@ mod reconcile_tests {
         server.take_calls();
 
         // A shard an earlier spec wanted, owned and labelled like the one applied.
-        let wanted = crate::domain::names::cluster::shard("example", "commerce", "x-x");
-        let mut probe = VitessShard::new(&wanted, Default::default());
-        probe.metadata.namespace = Some(testing::NAMESPACE.into());
-        let mut gone = server.object_like(&probe).expect("applied");
-        let gone_name = crate::domain::names::cluster::shard("example", "commerce", "x-80");
-        gone.metadata.name = Some(gone_name.clone());
-        gone.metadata.uid = None;
-        gone.metadata
-            .labels
-            .get_or_insert_with(BTreeMap::new)
-            .insert(labels::SHARD.into(), "x-80".into());
-        server.insert_object(&gone);
+        let (_, gone_name) = stale_shard(&server);
 
         let keyspace = server.object_like(&keyspace).expect("still there");
         reconcile(Arc::new(keyspace.clone()), ctx.clone())
@@ -454,18 +460,7 @@ mod reconcile_tests {
             .expect("first reconcile");
 
         // A shard an earlier partitioning had, which Vitess still serves in zone1.
-        let wanted = crate::domain::names::cluster::shard("example", "commerce", "x-x");
-        let mut probe = VitessShard::new(&wanted, Default::default());
-        probe.metadata.namespace = Some(testing::NAMESPACE.into());
-        let mut old = server.object_like(&probe).expect("applied");
-        let old_name = crate::domain::names::cluster::shard("example", "commerce", "x-80");
-        old.metadata.name = Some(old_name.clone());
-        old.metadata.uid = None;
-        old.metadata
-            .labels
-            .get_or_insert_with(BTreeMap::new)
-            .insert(labels::SHARD.into(), "x-80".into());
-        server.insert_object(&old);
+        let (old, _) = stale_shard(&server);
         crate::vitess::Vtctld::connect_lazy(&address, None)
             .expect("client")
             .add_cell_info(
