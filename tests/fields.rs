@@ -61,7 +61,7 @@ const NOT_IN_WORKLOADS: &[(&str, &str)] = &[
     ),
     (
         "spec.cells[].lockserver.cellInfoAddress",
-        "controller::topology writes it into the cell's CellInfo",
+        "controller::topology writes it into the CellInfo of a cell with its own etcd",
     ),
     (
         "spec.keyspaces[].durabilityPolicy",
@@ -116,11 +116,6 @@ const NOT_ACTED_ON: &[(&str, &str)] = &[
     ("spec.vtadmin", "vtadmin is not built yet (issue 21 item 2)"),
     ("spec.images.vtadmin", "vtadmin is not built yet"),
     ("spec.imagePullPolicies.vtadmin", "vtadmin is not built yet"),
-    (
-        "spec.cells[].lockserver.etcd",
-        "a cell's own etcd is not built yet (issue 21 item 3); its topology lives in the \
-         global lockserver",
-    ),
     (
         "spec.keyspaces[].vitessOrchestrator.service",
         "vtorc has no Service; the Go operator makes none either",

@@ -4,7 +4,8 @@
 //! them and go once traffic is switched away; their data volumes stay), a cell's `zone` pins its pods to the zone's node,
 //! deleting a cluster collects every child but keeps the data volumes, `vitess-operator render`
 //! is what the API server ends up holding, a steady cluster costs no write requests, and a
-//! larger data volume is asked of the existing claims in place (refused here, and said).
+//! larger data volume is asked of the existing claims in place (refused here, and said), and
+//! a cell with its own etcd runs it and is registered there.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -662,6 +663,76 @@ async fn a_larger_data_volume_is_asked_for_in_place_and_a_refusal_is_said() -> R
         let replaced = unchanged(&pods_before, &uids(&pod_api, &tablets).await?);
         ensure!(replaced.is_empty(), "tablet pods replaced: {replaced:?}");
         eprintln!("refused as the shard says: {message}");
+        Ok(())
+    })
+    .await
+}
+
+/// A cell with `lockserver.etcd` gets an etcd of its own (the Go operator's EtcdLockserver name,
+/// three members), reported in the cell's status, and is registered in Vitess there: its
+/// CellInfo names that etcd's client Service, under the Go operator's root.
+#[tokio::test]
+async fn a_cell_with_its_own_etcd_runs_it_and_is_registered_there() -> Result<()> {
+    with_fake_vtctld("reconcile-cell-etcd", async |client, ns, operator, _, vtctld| {
+        let yaml = sharded_yaml(ns, &[1], 1).replace(
+            "  - name: zone1\n    gateway:",
+            "  - name: zone1\n    lockserver: {etcd: {}}\n    gateway:",
+        );
+        ensure!(yaml.contains("lockserver: {etcd: {}}"), "the edit changed nothing");
+        apply_yaml(client, ns, &yaml).await?;
+        let etcd_name = vitess_operator::domain::names::cluster::local_etcd(SHARDED, "zone1");
+        let etcds = dynamic(client, ns, "EtcdLockserver");
+        let cells = dynamic(client, ns, "VitessCell");
+        let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
+        let members = format!("etcd.planetscale.com/lockserver={etcd_name}");
+        wait_for(
+            &format!("EtcdLockserver {etcd_name} available with three Ready members, and the cell saying so"),
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let etcd = etcds.get_opt(&etcd_name).await?;
+                let available = etcd
+                    .as_ref()
+                    .map(|e| e.data["status"]["available"].clone());
+                let ready = ready_pods(&pods, &members).await?;
+                let cell = cells
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .into_iter()
+                    .find(|c| c.data["spec"]["name"] == "zone1");
+                let reported = cell
+                    .as_ref()
+                    .map(|c| c.data["status"]["lockserver"]["etcd"]["available"].clone());
+                *seen = format!(
+                    "etcd available {available:?}, Ready members {ready:?}, cell reports \
+                     {reported:?}"
+                );
+                Ok((available == Some("True".into())
+                    && ready.len() == 3
+                    && reported == Some("True".into()))
+                .then_some(()))
+            },
+        )
+        .await?;
+        let vtctld = vitess_operator::vitess::Vtctld::connect_lazy(&vtctld.to_string(), None)?;
+        let want = format!("{etcd_name}-client.{ns}.svc:2379");
+        let info = wait_for(
+            "the cell registered at its own etcd",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let info = vtctld.cell_info("zone1").await?;
+                *seen = format!("{info:?}");
+                Ok(info.filter(|i| i.server_address == want))
+            },
+        )
+        .await?;
+        ensure!(
+            info.root == format!("/vitess/{SHARDED}/local/zone1"),
+            "the cell's root is {:?}",
+            info.root
+        );
         Ok(())
     })
     .await

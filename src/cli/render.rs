@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::api::{VitessCluster, VitessKeyspace};
+use crate::api::{EtcdLockserver, VitessCluster, VitessKeyspace};
 use crate::cli::validate::{self, Checker};
 use crate::cli::yaml;
 use crate::desired;
@@ -122,20 +122,7 @@ pub fn cluster_objects(cluster: &VitessCluster) -> Result<Vec<Value>, Error> {
     // a shard with backups, its vtbackup-init pod. Services come before what they front and PVCs
     // before their pods, as the controllers apply them.
     if let Some(etcd) = &etcd {
-        let desired::etcd::EtcdObjects {
-            pods,
-            pvcs,
-            client_service,
-            peer_service,
-            pdb,
-        } = desired::etcd::build(etcd)?;
-        push_all(&mut objects, peer_service.iter())?;
-        push_all(&mut objects, client_service.iter())?;
-        push_all(&mut objects, pdb.iter())?;
-        for (pvc, pod) in pvcs.iter().zip(&pods) {
-            objects.push(serde_json::to_value(pvc)?);
-            objects.push(serde_json::to_value(pod)?);
-        }
+        push_members(&mut objects, etcd)?;
     }
     objects.push(serde_json::to_value(&vtctld_service)?);
     push_all(&mut objects, vtctld_deployments.iter())?;
@@ -143,6 +130,10 @@ pub fn cluster_objects(cluster: &VitessCluster) -> Result<Vec<Value>, Error> {
     objects.push(serde_json::to_value(&tablet_service)?);
     push_all(&mut objects, schedules.iter())?;
     for cell in &cells {
+        // A cell's own etcd (`lockserver.etcd`), made by the cell's controller.
+        if let Some(etcd) = desired::lockserver::local_etcd(cell)? {
+            push_etcd(&mut objects, &etcd)?;
+        }
         let desired::vtgate::VtgateObjects {
             deployment,
             service,
@@ -154,6 +145,32 @@ pub fn cluster_objects(cluster: &VitessCluster) -> Result<Vec<Value>, Error> {
     }
     push_tablets(&mut objects, &keyspaces)?;
     Ok(objects)
+}
+
+/// What the etcd controller makes of an EtcdLockserver: its Services, PDB, and each member's
+/// PVC, then pod.
+fn push_members(objects: &mut Vec<Value>, etcd: &EtcdLockserver) -> Result<(), Error> {
+    let desired::etcd::EtcdObjects {
+        pods,
+        pvcs,
+        client_service,
+        peer_service,
+        pdb,
+    } = desired::etcd::build(etcd)?;
+    push_all(objects, peer_service.iter())?;
+    push_all(objects, client_service.iter())?;
+    push_all(objects, pdb.iter())?;
+    for (pvc, pod) in pvcs.iter().zip(&pods) {
+        objects.push(serde_json::to_value(pvc)?);
+        objects.push(serde_json::to_value(pod)?);
+    }
+    Ok(())
+}
+
+/// A cell's own EtcdLockserver and what its controller makes of it.
+fn push_etcd(objects: &mut Vec<Value>, etcd: &EtcdLockserver) -> Result<(), Error> {
+    objects.push(serde_json::to_value(etcd)?);
+    push_members(objects, etcd)
 }
 
 /// Each shard's tablets (PVC, then pod), its vtorc Deployments and, for a shard with backups,

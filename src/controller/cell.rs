@@ -1,5 +1,5 @@
-//! Reconciles a VitessCell: its vtgate Deployment, Service and (when autoscaled) HPA, and
-//! reports whether the gateway is available.
+//! Reconciles a VitessCell: its vtgate Deployment, Service and (when autoscaled) HPA, its own
+//! etcd when `lockserver.etcd` asks for one, and reports whether the gateway is available.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -15,8 +15,9 @@ use kube::runtime::watcher;
 
 use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE};
-use crate::api::VitessCell;
 use crate::api::cell::{VitessCellGatewayStatus, VitessCellStatus};
+use crate::api::shared::LockserverStatus;
+use crate::api::{EtcdLockserver, VitessCell};
 use crate::k8s::applier::Applier;
 use crate::{desired, domain::labels, k8s::apply};
 use kube::core::PartialObjectMeta;
@@ -32,6 +33,9 @@ pub async fn run(ctx: Arc<Context>) {
             ctx.api::<PartialObjectMeta<HorizontalPodAutoscaler>>(),
             super::children(),
         )
+        // Its own etcd's status is the cell's `status.lockserver`: watched whole (three per
+        // cell at most, and only cells with their own etcd have one).
+        .owns(ctx.api::<EtcdLockserver>(), super::children())
         .with_config(super::config())
         .trigger_backoff(super::backoff::WatchBackoff::default())
         .shutdown_on_signal()
@@ -71,13 +75,25 @@ async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, E
         .await?
         .remove(0);
     applier.all(autoscaler).await?;
+    // A cell's own etcd: applied, never deleted by the operator (as the global one; its data
+    // is the cell's topology), so removing `lockserver.etcd` leaves it to a person.
+    let etcd = match desired::lockserver::local_etcd(owner)? {
+        Some(etcd) => Some(applier.owned(etcd).await?),
+        None => None,
+    };
     applier
         .prune::<HorizontalPodAutoscaler>(&selector, &desired_hpas)
         .await?;
     applier
         .prune::<Service>(&selector, &desired_services)
         .await?;
-    let status = status(&cell, &deployment, &service.name_any());
+    let mut status = status(&cell, &deployment, &service.name_any());
+    if let Some(etcd) = etcd {
+        // Until its controller reports (availability Unknown), as the Go operator starts it.
+        status.lockserver = Some(LockserverStatus {
+            etcd: Some(etcd.status.unwrap_or_default()),
+        });
+    }
     apply::status(&ctx.client, owner, cell.status.as_ref(), &status).await?;
     tracing::debug!(requests = applier.requests(), "applied");
     Ok(Action::requeue(REQUEUE))
@@ -224,5 +240,52 @@ mod reconcile_tests {
         let second = server.take_calls();
         assert_eq!(requests(&second), reqs[..reqs.len() - 1]);
         assert_eq!(writes(&second), Vec::<&str>::new());
+    }
+
+    /// `lockserver.etcd` gives the cell an EtcdLockserver of its own, in its zone, whose status
+    /// the cell reports; a steady cell applies it again without a write.
+    #[tokio::test]
+    async fn a_cell_with_its_own_etcd_gets_an_etcd_lockserver_in_its_zone() {
+        use crate::api::shared::LockserverSpec;
+        let (ctx, server) = testing::context(None);
+        let mut cluster = testing::example_cluster();
+        cluster.spec.cells[0].zone = Some("zone-a".into());
+        cluster.spec.cells[0].lockserver = Some(LockserverSpec {
+            etcd: Some(Default::default()),
+            ..LockserverSpec::default()
+        });
+        let children = desired::cluster::children(&cluster).expect("children");
+        let cell = server.insert_object(&children.cells[0]);
+        let etcd = crate::domain::names::cluster::local_etcd("example", "zone1");
+
+        reconcile(Arc::new(cell.clone()), ctx.clone())
+            .await
+            .expect("first reconcile");
+        let applied = format!("apply etcdlockservers/{etcd}");
+        assert!(
+            writes(&server.take_calls()).contains(&applied.as_str()),
+            "no {applied}"
+        );
+        let mut probe = EtcdLockserver::new(&etcd, Default::default());
+        probe.metadata.namespace = Some(testing::NAMESPACE.into());
+        let stored = server.object_like(&probe).expect("the cell's etcd");
+        assert_eq!(stored.spec.zone.as_deref(), Some("zone-a"));
+        assert_eq!(stored.labels()[labels::CELL], "zone1");
+        let owner = &stored.metadata.owner_references.as_ref().expect("an owner")[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("VitessCell", cell.name_any().as_str())
+        );
+        let status = server
+            .object_like(&cell)
+            .and_then(|c| c.status)
+            .expect("a status");
+        assert!(status.lockserver.is_some_and(|l| l.etcd.is_some()));
+
+        let cell = server.object_like(&cell).expect("still there");
+        reconcile(Arc::new(cell), ctx.clone())
+            .await
+            .expect("second reconcile");
+        assert_eq!(writes(&server.take_calls()), Vec::<&str>::new());
     }
 }

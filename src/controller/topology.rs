@@ -137,7 +137,8 @@ pub async fn tls(ctx: &Context, cluster: &VitessCluster) -> Result<Option<Tls>, 
     }))
 }
 
-/// Where cell `cell`'s topology lives: its own lockserver when the spec gives one, else a
+/// Where cell `cell`'s topology lives: its own lockserver when the spec gives one (an external
+/// one as given; its own etcd at `cellInfoAddress` or the etcd's client Service), else a
 /// directory of the global one beside the global root: `/vitess/<cluster>/local/<cell>`, as the
 /// Go operator computes it (the `local/` keeps a cell named `global` off the global root,
 /// `/vitess/<cluster>/global`).
@@ -151,16 +152,27 @@ pub fn cell_info(
         .cells
         .iter()
         .find(|c| c.name == cell)
-        .and_then(|c| c.lockserver.as_ref())
-        .and_then(|l| l.external.as_ref());
+        .and_then(|c| c.lockserver.as_ref());
+    let name = desired::cluster_name(cluster)?;
     Ok(match local {
-        Some(external) => CellInfo {
-            server_address: external.address.clone(),
-            root: external.root_path.clone(),
-        },
-        None => CellInfo {
+        Some(lockserver) if lockserver.external.is_some() || lockserver.etcd.is_some() => {
+            let params = match &lockserver.external {
+                Some(external) => external.clone(),
+                None => desired::lockserver::local_etcd_params(
+                    name,
+                    cluster.metadata.namespace.as_deref().unwrap_or("default"),
+                    cell,
+                    lockserver.cell_info_address.as_deref(),
+                ),
+            };
+            CellInfo {
+                server_address: params.address,
+                root: params.root_path,
+            }
+        }
+        _ => CellInfo {
             server_address: global.address.clone(),
-            root: format!("/vitess/{}/local/{cell}", desired::cluster_name(cluster)?),
+            root: format!("/vitess/{name}/local/{cell}"),
         },
     })
 }
@@ -363,6 +375,30 @@ mod tests {
         assert_eq!(
             info(&cluster, "global").root,
             "/vitess/example/local/global"
+        );
+    }
+
+    #[test]
+    fn a_cell_with_its_own_etcd_is_registered_at_its_client_service_or_cell_info_address() {
+        use crate::api::shared::LockserverSpec;
+        let mut cluster = testing::example_cluster();
+        cluster.spec.cells[0].lockserver = Some(LockserverSpec {
+            etcd: Some(Default::default()),
+            ..LockserverSpec::default()
+        });
+        let zone1 = info(&cluster, "zone1");
+        let etcd = crate::domain::names::cluster::local_etcd("example", "zone1");
+        assert_eq!(
+            zone1.server_address,
+            format!("{etcd}-client.default.svc:2379")
+        );
+        assert_eq!(zone1.root, "/vitess/example/local/zone1");
+        if let Some(lockserver) = cluster.spec.cells[0].lockserver.as_mut() {
+            lockserver.cell_info_address = Some("zone1-etcd.example:2379".into());
+        }
+        assert_eq!(
+            info(&cluster, "zone1").server_address,
+            "zone1-etcd.example:2379"
         );
     }
 

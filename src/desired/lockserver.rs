@@ -4,10 +4,12 @@
 
 use super::defaults;
 use super::etcd;
-use super::{Error, cluster_name};
+use super::{Error, cluster_name, meta};
+use crate::api::cell::VitessCell;
 use crate::api::cluster::VitessCluster;
+use crate::api::etcd::{EtcdLockserver, EtcdLockserverSpec};
 use crate::api::shared::VitessLockserverParams;
-use crate::domain::names;
+use crate::domain::{labels, names};
 
 /// The global lockserver parameters of `cluster`.
 pub fn global(cluster: &VitessCluster) -> Result<VitessLockserverParams, Error> {
@@ -26,6 +28,67 @@ pub fn global(cluster: &VitessCluster) -> Result<VitessLockserverParams, Error> 
         address,
         root_path: format!("/vitess/{name}/global"),
     })
+}
+
+/// The EtcdLockserver a cell runs as its own lockserver (`lockserver.etcd`), placed in the
+/// cell's zone; `None` when the cell uses the global lockserver or an external one.
+pub fn local_etcd(cell: &VitessCell) -> Result<Option<EtcdLockserver>, Error> {
+    let template = &cell.spec.template;
+    let Some(lockserver) = template.lockserver.as_ref() else {
+        return Ok(None);
+    };
+    let Some(etcd) = lockserver
+        .etcd
+        .clone()
+        .filter(|_| lockserver.external.is_none())
+    else {
+        return Ok(None);
+    };
+    let cluster = cell
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::CLUSTER))
+        .ok_or(Error::MissingLabel {
+            kind: "VitessCell",
+            label: labels::CLUSTER,
+        })?;
+    Ok(Some(EtcdLockserver {
+        metadata: meta(
+            names::cluster::local_etcd(cluster, &template.name),
+            &cell.metadata.namespace,
+            labels::set(&[
+                (labels::CLUSTER, cluster),
+                (labels::CELL, template.name.as_str()),
+                (labels::COMPONENT, labels::component::ETCD),
+            ]),
+            None,
+        ),
+        spec: EtcdLockserverSpec {
+            template: etcd,
+            zone: template.zone.clone(),
+        },
+        status: None,
+    }))
+}
+
+/// Where a cell's own etcd (`lockserver.etcd`) is reached: `cellInfoAddress`, else its client
+/// Service; the root is the Go operator's `/vitess/<cluster>/local/<cell>`.
+pub fn local_etcd_params(
+    cluster: &str,
+    namespace: &str,
+    cell: &str,
+    cell_info_address: Option<&str>,
+) -> VitessLockserverParams {
+    let client = etcd::client_service_name(&names::cluster::local_etcd(cluster, cell));
+    VitessLockserverParams {
+        implementation: defaults::TOPO_IMPLEMENTATION.into(),
+        address: cell_info_address.map_or_else(
+            || format!("{client}.{namespace}.svc:{}", defaults::ETCD_CLIENT_PORT),
+            str::to_string,
+        ),
+        root_path: format!("/vitess/{cluster}/local/{cell}"),
+    }
 }
 
 #[cfg(test)]

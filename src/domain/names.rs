@@ -137,6 +137,10 @@ pub mod cluster {
     pub fn global_etcd(cluster: &str) -> String {
         join(&[cluster, "etcd"])
     }
+    /// The EtcdLockserver of a cell's own lockserver (the Go operator's name).
+    pub fn local_etcd(cluster: &str, cell: &str) -> String {
+        join(&[cluster, cell, "etcd"])
+    }
     /// The VitessBackup of one backup in storage, as the Go operator names it: the location
     /// (left out when unnamed), keyspace, shard safe name, the backup's start time as
     /// `YYYYMMDD-HHMMSS` (UTC) and the hex UID of the tablet that took it.

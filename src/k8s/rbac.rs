@@ -98,7 +98,8 @@ pub const RULES: &[Rule] = &[
         PS,
         "etcdlockservers",
         APPLIED,
-        "cluster applies the lockserver (never deletes it); controller::etcd watches them",
+        "cluster applies the global lockserver, cell its own (neither deletes one); \
+         controller::etcd, cluster and cell watch them",
     ),
     rule(
         PS,

@@ -161,16 +161,6 @@ pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
     {
         warn("spec.imagePullPolicies.vtadmin".into(), NO_VTADMIN);
     }
-    for (c, cell) in spec.cells.iter().enumerate() {
-        if cell.lockserver.as_ref().is_some_and(|l| l.etcd.is_some()) {
-            warn(
-                format!("spec.cells[{c}].lockserver.etcd"),
-                "not acted on: this operator does not run a cell's own etcd yet; the cell's \
-                 topology lives in the global lockserver (set lockserver.external to give the \
-                 cell a lockserver of its own)",
-            );
-        }
-    }
     for (k, keyspace) in spec.keyspaces.iter().enumerate() {
         if keyspace
             .vitess_orchestrator
