@@ -884,6 +884,7 @@ fn every_field_changes_what_is_built_or_is_listed_with_its_reason() {
         *m.entry(format!("{:?}", f.effect)).or_insert(0) += 1;
         m
     });
+    eprintln!("{} fields, {counts:?}", found.len());
     assert!(
         report.is_empty(),
         "{} fields, {counts:?}:\n{}",
