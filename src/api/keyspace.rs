@@ -144,7 +144,7 @@ pub struct VitessOrchestratorSpec {
     /// topologySpreadConstraints.
     #[serde(flatten)]
     pub pod: PodOverrides,
-    /// Changes to the vtorc Service.
+    /// Accepted and not acted on: vtorc has no Service (the Go operator makes none either).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service: Option<ServiceOverrides>,
 }

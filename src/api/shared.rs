@@ -398,13 +398,15 @@ pub struct TopoReconcileConfig {
     /// Remove keyspaces from the topology that the spec no longer has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_keyspaces: Option<bool>,
-    /// Remove serving keyspace records of cells the spec no longer has.
+    /// Remove serving keyspace records of cells the spec no longer has. Not acted on yet
+    /// (they are never removed); an explicit `true` is warned about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_srv_keyspaces: Option<bool>,
     /// Remove shards from the topology that the spec no longer has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_shards: Option<bool>,
-    /// Remove cells from shard records when the shard no longer has tablets there.
+    /// Remove cells from shard records when the shard no longer has tablets there. Not acted
+    /// on yet (they are never removed); an explicit `true` is warned about.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_shard_cells: Option<bool>,
     /// Remove tablet records whose pods the spec no longer has.
@@ -439,7 +441,8 @@ pub struct VitessClusterUpdateStrategy {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ExternalUpdateStrategyOptions {
-    /// Resource changes applied without waiting for release; only `storage` is supported.
+    /// Resource changes applied without waiting for release; only `storage` is supported: a
+    /// larger data volume request grows the tablets' claims in place.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_resource_changes: Option<Vec<String>>,
 }
