@@ -353,6 +353,14 @@ const MISTAKES: &[Mistake] = &[
         server: ".gateway.autoscaler.metrics[0].resource.target.averageUtilization",
         offline: "spec.cells[0].gateway.autoscaler.metrics[0].resource.target.averageUtilization",
     },
+    Mistake {
+        what: "an etcd peer Service that is not headless",
+        example: "initial-cluster.yaml",
+        pointer: "/spec/globalLockserver",
+        value: || json!({"etcd": {"peerService": {"clusterIP": "10.96.0.77"}}}),
+        server: "spec.globalLockserver.etcd.peerService.clusterIP",
+        offline: "spec.globalLockserver.etcd.peerService.clusterIP",
+    },
     // The admission policy's.
     Mistake {
         what: "a tablet pool in a cell the cluster lacks",
