@@ -44,7 +44,7 @@ pub use namespace::{TestNamespace, unique_suffix};
 pub use node::{
     DEFAULT_REAL_NODE, REAL_NODE_EXPORTER_IMAGE, REAL_NODE_LABEL, REAL_NODE_MYSQL_IMAGE,
     REAL_NODE_POD_PREFIX, REAL_NODE_TAINT, cluster_resolv_conf, in_ci, node_ready, on_real_node,
-    placement_yaml, real_node, real_node_name, write_operator_overlay,
+    placement_yaml, real_node, real_node_name, start_on_real_node, write_operator_overlay,
 };
 pub use operator::Operator;
 pub use ops::{

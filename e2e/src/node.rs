@@ -144,6 +144,32 @@ pub const REAL_NODE_MYSQL_IMAGE: &str = "mysql:9.7";
 /// The mysqld exporter image of the real node (the newest release the Go proxy serves).
 pub const REAL_NODE_EXPORTER_IMAGE: &str = "prom/mysqld-exporter:v0.16.0";
 
+/// Where a test on the real node starts: a client, a fresh namespace named after `prefix`, the
+/// CRDs installed, and an operator on that namespace that resolves in-cluster names (as in a
+/// pod). `None` when there is no real node outside CI (under `CI=true`: an error).
+pub async fn start_on_real_node(
+    test: &str,
+    prefix: &str,
+) -> Result<Option<(Client, crate::TestNamespace, crate::Operator)>> {
+    let client = crate::client().await?;
+    if real_node(&client, test).await?.is_none() {
+        return Ok(None);
+    }
+    crate::install_crds().await?;
+    let ns = crate::TestNamespace::create(&client, prefix).await?;
+    let operator = crate::Operator::start_with_cluster_dns(
+        prefix,
+        &[
+            "run",
+            "--namespace",
+            ns.name(),
+            "--metrics-address",
+            "127.0.0.1:0",
+        ],
+    )?;
+    Ok(Some((client, ns, operator)))
+}
+
 /// `yaml` (a user's cluster file) as a user would change it to run on the real node: every
 /// VitessCluster's pods tolerate the node's taint and require its label (the pod settings of
 /// the lockserver, vtctld, vtgates, vtadmin, vtorc and every tablet pool), and the mysqld

@@ -20,8 +20,8 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 use kube::api::{Api, ListParams};
 use vitess_operator_e2e::{
-    Operator, TestNamespace, client, dynamic, install_crds, is_ready, kubectl, kubectl_with_stdin,
-    on_real_node, real_node, wait_for, workspace_dir, write_figures,
+    dynamic, is_ready, kubectl, kubectl_with_stdin, on_real_node, start_on_real_node, wait_for,
+    workspace_dir, write_figures,
 };
 
 const LOCKSERVER: &str = "example-etcd-faf13de3";
@@ -102,23 +102,10 @@ async fn a_changed_etcd_spec_rolls_released_members_one_at_a_time_keeping_the_qu
 {
     const TEST: &str =
         "a_changed_etcd_spec_rolls_released_members_one_at_a_time_keeping_the_quorum";
-    let client = client().await?;
-    if real_node(&client, TEST).await?.is_none() {
+    let Some((client, ns, mut operator)) = start_on_real_node(TEST, "etcd-rollout").await? else {
         return Ok(());
-    }
-    install_crds().await?;
-    let ns = TestNamespace::create(&client, "etcd-rollout").await?;
+    };
     let name = ns.name().to_string();
-    let mut operator = Operator::start_with_cluster_dns(
-        "etcd-rollout",
-        &[
-            "run",
-            "--namespace",
-            &name,
-            "--metrics-address",
-            "127.0.0.1:0",
-        ],
-    )?;
     kubectl_with_stdin(
         &["-n", &name, "apply", "-f", "-"],
         Some(&cluster_yaml(false)?),

@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use vitess_operator::domain::names;
 use vitess_operator_e2e::{
-    Operator, TestNamespace, client, dynamic, install_crds, kubectl, kubectl_with_stdin,
-    on_real_node, primary_of, real_node, wait_for, workspace_dir, write_figures,
+    dynamic, kubectl, kubectl_with_stdin, on_real_node, primary_of, start_on_real_node, wait_for,
+    workspace_dir, write_figures,
 };
 
 /// From apply to a primary: two etcd clusters, vtctld, vtgate and two MySQL tablets.
@@ -79,23 +79,10 @@ async fn keys(ns: &str, lockserver: &str, prefix: &str) -> Result<Vec<String>> {
 async fn a_cells_own_etcd_holds_its_tablets_and_the_first_primary_is_elected_from_it() -> Result<()>
 {
     let test = "a_cells_own_etcd_holds_its_tablets_and_the_first_primary_is_elected_from_it";
-    let client = client().await?;
-    if real_node(&client, test).await?.is_none() {
+    let Some((client, ns, mut operator)) = start_on_real_node(test, "real-cell-etcd").await? else {
         return Ok(());
-    }
-    install_crds().await?;
-    let ns = TestNamespace::create(&client, "real-cell-etcd").await?;
+    };
     let name = ns.name().to_string();
-    let mut operator = Operator::start_with_cluster_dns(
-        "real-cell-etcd",
-        &[
-            "run",
-            "--namespace",
-            &name,
-            "--metrics-address",
-            "127.0.0.1:0",
-        ],
-    )?;
     let applied = Instant::now();
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&cluster_yaml()?)).await?;
     let shards = dynamic(&client, &name, "VitessShard");

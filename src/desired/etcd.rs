@@ -113,20 +113,12 @@ impl<'a> Parts<'a> {
             .name
             .as_deref()
             .ok_or(Error::MissingName("EtcdLockserver"))?;
-        let cluster = lockserver
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(labels::CLUSTER))
-            .ok_or(Error::MissingLabel {
-                kind: "EtcdLockserver",
-                label: labels::CLUSTER,
-            })?;
+        let cluster = super::label(&lockserver.metadata, "EtcdLockserver", labels::CLUSTER)?;
         let namespace = &lockserver.metadata.namespace;
         let spec = &lockserver.spec.template;
         let selector = selector_labels(name);
         let mut common = selector.clone();
-        common.insert(labels::CLUSTER.into(), cluster.clone());
+        common.insert(labels::CLUSTER.into(), cluster.to_string());
         let ns = namespace.as_deref().unwrap_or("default");
         let peer_urls: Vec<String> = (1..=defaults::ETCD_MEMBERS)
             .map(|index| {

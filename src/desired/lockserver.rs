@@ -44,15 +44,7 @@ pub fn local_etcd(cell: &VitessCell) -> Result<Option<EtcdLockserver>, Error> {
     else {
         return Ok(None);
     };
-    let cluster = cell
-        .metadata
-        .labels
-        .as_ref()
-        .and_then(|l| l.get(labels::CLUSTER))
-        .ok_or(Error::MissingLabel {
-            kind: "VitessCell",
-            label: labels::CLUSTER,
-        })?;
+    let cluster = super::label(&cell.metadata, "VitessCell", labels::CLUSTER)?;
     Ok(Some(EtcdLockserver {
         metadata: meta(
             names::cluster::local_etcd(cluster, &template.name),

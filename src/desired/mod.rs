@@ -92,6 +92,20 @@ pub fn cluster_name(cluster: &crate::api::VitessCluster) -> Result<&str, Error> 
         .ok_or(Error::MissingName("VitessCluster"))
 }
 
+/// Label `key` of a child object of kind `kind` (one the operator made carries its cluster's,
+/// keyspace's, ... labels); an error naming both when it is missing.
+pub fn label<'a>(
+    meta: &'a ObjectMeta,
+    kind: &'static str,
+    key: &'static str,
+) -> Result<&'a str, Error> {
+    meta.labels
+        .as_ref()
+        .and_then(|l| l.get(key))
+        .map(String::as_str)
+        .ok_or(Error::MissingLabel { kind, label: key })
+}
+
 /// What identifies a VitessShard to the builders of its pods: its cluster and keyspace (from
 /// the labels the keyspace controller puts on it), its key range, and `VitessShard/<name>`
 /// for error messages.
@@ -109,18 +123,7 @@ impl<'a> ShardIdentity<'a> {
             .name
             .as_deref()
             .ok_or(Error::MissingName("VitessShard"))?;
-        let label = |key: &'static str| {
-            shard
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(key))
-                .map(String::as_str)
-                .ok_or(Error::MissingLabel {
-                    kind: "VitessShard",
-                    label: key,
-                })
-        };
+        let label = |key: &'static str| label(&shard.metadata, "VitessShard", key);
         Ok(Self {
             object: format!("VitessShard/{name}"),
             cluster: label(crate::domain::labels::CLUSTER)?,

@@ -79,15 +79,7 @@ impl<'a> Parts<'a> {
             .name
             .as_deref()
             .ok_or(Error::MissingName("VitessCell"))?;
-        let cluster = cell
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(labels::CLUSTER))
-            .ok_or(Error::MissingLabel {
-                kind: "VitessCell",
-                label: labels::CLUSTER,
-            })?;
+        let cluster = super::label(&cell.metadata, "VitessCell", labels::CLUSTER)?;
         let spec = &cell.spec;
         let cell_name = &spec.template.name;
         let own = labels::set(&[
