@@ -1,6 +1,8 @@
-//! Where a cluster's global topology lives: the external lockserver the user named, or the
-//! client Service of the etcd the operator deploys. One function, so the children that are
-//! told the address (cells, keyspaces) and the pods that use it (vtctld) always agree.
+//! Where a cluster's topology lives: the global one at the external lockserver the user named,
+//! or at the client Service of the etcd the operator deploys (one function, so the children
+//! that are told the address and the pods that use it always agree); and a cell's own etcd
+//! (`cells[].lockserver.etcd`), the EtcdLockserver its VitessCell makes and where Vitess is
+//! told to find it.
 
 use super::defaults;
 use super::etcd;
