@@ -187,57 +187,51 @@ pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
             }
         }
     }
-    if let Some(backup) = &spec.backup {
-        if backup
-            .subcontroller
-            .as_ref()
-            .is_some_and(|s| s.service_account_name.is_some())
-        {
-            warn(
-                "spec.backup.subcontroller.serviceAccountName".into(),
-                "not acted on: this operator lists backups through vtctld and runs no \
-                 subcontroller pod",
-            );
-        }
-        for (s, schedule) in backup.schedules.iter().enumerate() {
-            if schedule.allowed_missed_run.is_some() {
-                warn(
-                    format!("spec.backup.schedules[{s}].allowedMissedRun"),
-                    "not acted on: a CronJob has no such setting; startingDeadlineSeconds \
-                     bounds how far back missed runs are looked for",
-                );
-            }
-        }
+    if spec
+        .backup
+        .as_ref()
+        .and_then(|b| b.subcontroller.as_ref())
+        .is_some_and(|s| s.service_account_name.is_some())
+    {
+        warn(
+            "spec.backup.subcontroller.serviceAccountName".into(),
+            "not acted on: this operator lists backups through vtctld and runs no subcontroller \
+             pod",
+        );
     }
     for (path, template) in shard_templates(spec) {
         let replication = template.replication.as_ref();
         if replication.is_some_and(|r| r.enforce_semi_sync.is_some()) {
-            out.push(Issue {
-                path: format!("{path}.replication.enforceSemiSync"),
-                message: "not acted on: deprecated (older Go operator releases); set the \
-                          keyspace's durabilityPolicy instead"
-                    .into(),
-            });
+            warn(
+                format!("{path}.replication.enforceSemiSync"),
+                "not acted on: deprecated (older Go operator releases); set the keyspace's \
+                 durabilityPolicy instead",
+            );
         }
         if replication.and_then(|r| r.recover_restarted_master) == Some(false) {
-            out.push(Issue {
-                path: format!("{path}.replication.recoverRestartedMaster"),
-                message: "false has no effect: the shard's vtorc repairs replication after a \
-                          primary restarts (the Go operator reads this field nowhere either)"
-                    .into(),
-            });
+            warn(
+                format!("{path}.replication.recoverRestartedMaster"),
+                "false has no effect: the shard's vtorc repairs replication after a primary \
+                 restarts (the Go operator reads this field nowhere either)",
+            );
         }
     }
     let schedules = spec.backup.iter().flat_map(|b| b.schedules.iter());
     for (s, schedule) in schedules.enumerate() {
+        if schedule.allowed_missed_run.is_some() {
+            warn(
+                format!("spec.backup.schedules[{s}].allowedMissedRun"),
+                "not acted on: a CronJob has no such setting; startingDeadlineSeconds bounds \
+                 how far back missed runs are looked for",
+            );
+        }
         if schedule.backup_method == Some(BackupMethod::Vtbackup) {
-            out.push(Issue {
-                path: format!("spec.backup.schedules[{s}].backupMethod"),
-                message: "vtbackup is not implemented by this operator: the schedule runs as \
-                          vtctldclient BackupShard, which has a serving replica take the backup \
-                          (with the builtin engine it stops serving while it copies)"
-                    .into(),
-            });
+            warn(
+                format!("spec.backup.schedules[{s}].backupMethod"),
+                "vtbackup is not implemented by this operator: the schedule runs as \
+                 vtctldclient BackupShard, which has a serving replica take the backup (with \
+                 the builtin engine it stops serving while it copies)",
+            );
         }
     }
 }

@@ -257,11 +257,7 @@ pub(super) async fn report(
         cluster.metadata.generation,
     );
     apply::status(&ctx.client, cluster, cluster.status.as_ref(), &status).await?;
-    let was_registered = cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.iter().find(|c| c.type_ == TOPOLOGY_REGISTERED))
-        .map(|c| (c.status.clone(), c.message.clone()));
+    let was_registered = state_of(cluster.status.as_ref(), TOPOLOGY_REGISTERED);
     if let Err(why) = registered
         && was_registered != Some(("False".into(), why.to_string()))
     {
@@ -274,14 +270,9 @@ pub(super) async fn report(
             )
             .await;
     }
-    let condition = |status: Option<&VitessClusterStatus>| {
-        status
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == FIELDS_ACTED_ON))
-            .map(|c| (c.status.clone(), c.message.clone()))
-    };
-    if let Some((state, message)) = condition(Some(&status))
+    if let Some((state, message)) = state_of(Some(&status), FIELDS_ACTED_ON)
         && state == "False"
-        && condition(cluster.status.as_ref()) != Some((state, message.clone()))
+        && state_of(cluster.status.as_ref(), FIELDS_ACTED_ON) != Some((state, message.clone()))
     {
         ctx.events
             .publish(
@@ -312,6 +303,13 @@ pub(super) async fn report(
         )
         .await;
     Ok(())
+}
+
+/// Condition `type_` of `status` as (status, message), to tell a new situation from a known one.
+fn state_of(status: Option<&VitessClusterStatus>, type_: &str) -> Option<(String, String)> {
+    status
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == type_))
+        .map(|c| (c.status.clone(), c.message.clone()))
 }
 
 #[cfg(test)]
