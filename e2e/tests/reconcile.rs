@@ -4,8 +4,9 @@
 //! them and go once traffic is switched away; their data volumes stay), a cell's `zone` pins its pods to the zone's node,
 //! deleting a cluster collects every child but keeps the data volumes, `vitess-operator render`
 //! is what the API server ends up holding, a steady cluster costs no write requests, and a
-//! larger data volume is asked of the existing claims in place (refused here, and said), and
-//! a cell with its own etcd runs it and is registered there.
+//! larger data volume is asked of the existing claims in place (refused here, and said),
+//! a cell with its own etcd runs it and is registered there, and changed vtctld, vtgate and
+//! vtorc templates wait for their release under `External`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -733,6 +734,189 @@ async fn a_cell_with_its_own_etcd_runs_it_and_is_registered_there() -> Result<()
             "the cell's root is {:?}",
             info.root
         );
+        Ok(())
+    })
+    .await
+}
+
+/// The three Deployments of a sharded cluster, by what they run: vtctld, the zone1 vtgate, the
+/// shard's vtorc.
+async fn stateless(client: &Client, ns: &str) -> Result<BTreeMap<&'static str, Deployment>> {
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+    let mut out = BTreeMap::new();
+    for component in ["vtctld", "vtgate", "vtorc"] {
+        let selector = format!("{CLUSTER_LABEL}={SHARDED},{COMPONENT}={component}");
+        let mut found = deployments
+            .list(&ListParams::default().labels(&selector))
+            .await?
+            .items;
+        ensure!(found.len() == 1, "{} {component} Deployments", found.len());
+        out.insert(component, found.remove(0));
+    }
+    Ok(out)
+}
+
+fn container_args(deployment: &Deployment) -> Vec<String> {
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .map(|p| p.containers[0].args.clone().unwrap_or_default())
+        .unwrap_or_default()
+}
+
+/// Under `updateStrategy: External` (the default) a changed pod template of vtctld, vtgate and
+/// vtorc waits for a release, as in the Go operator, while a replica count applies at once: each
+/// Deployment keeps its template and says what waits (`rollout.planetscale.com/scheduled`,
+/// and for vtgate its VitessCell and the cluster's `status.cells.zone1.pendingChanges`); once
+/// released (the vtctld and vtorc Deployments, and the VitessCell for vtgate, where Go users
+/// release it) each runs the new template and the annotations are gone.
+#[tokio::test]
+async fn changed_deployments_wait_for_their_release_under_external() -> Result<()> {
+    const FLAG: &str = "--grpc-max-message-size=12345678";
+    with_operator("reconcile-hold", None, async |client, ns, operator| {
+        let yaml = sharded_yaml(ns, &[1], 1);
+        apply_yaml(client, ns, &yaml).await?;
+        let before = wait_for(
+            "vtctld, vtgate and vtorc Deployments",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let found = stateless(client, ns).await;
+                *seen = format!("{found:?}");
+                Ok(found.ok())
+            },
+        )
+        .await?;
+        let flags = "extraFlags: {grpc-max-message-size: \"12345678\"}";
+        let changed = yaml
+            .replace(
+                "    gateway: {replicas: 1}",
+                &format!("    gateway: {{replicas: 2, {flags}}}"),
+            )
+            .replace(
+                "    cells: [zone1]\n    replicas: 1",
+                &format!("    cells: [zone1]\n    replicas: 1\n    {flags}"),
+            )
+            .replace(
+                "    durabilityPolicy: none",
+                &format!("    durabilityPolicy: none\n    vitessOrchestrator: {{{flags}}}"),
+            );
+        ensure!(
+            changed.matches("12345678").count() == 3,
+            "the edit missed a component"
+        );
+        apply_yaml(client, ns, &changed).await?;
+        let cells = dynamic(client, ns, "VitessCell");
+        let clusters = dynamic(client, ns, "VitessCluster");
+        let scheduled = "rollout.planetscale.com/scheduled";
+        let held = wait_for(
+            "each Deployment scheduled, its template kept, vtgate scaled to 2",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let now = stateless(client, ns).await?;
+                let notes: BTreeMap<_, _> = now
+                    .iter()
+                    .map(|(c, d)| (*c, d.annotations().get(scheduled).cloned()))
+                    .collect();
+                let replicas = now["vtgate"].spec.as_ref().and_then(|s| s.replicas);
+                *seen = format!("scheduled {notes:?}, vtgate replicas {replicas:?}");
+                Ok((notes.values().all(Option::is_some) && replicas == Some(2)).then_some(now))
+            },
+        )
+        .await?;
+        for (component, deployment) in &held {
+            let note = &deployment.annotations()[scheduled];
+            ensure!(
+                note.contains("grpc-max-message-size"),
+                "{component}: {note}"
+            );
+            ensure!(
+                container_args(deployment) == container_args(&before[component]),
+                "{component}'s template changed before its release"
+            );
+        }
+        let cell = cells
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .find(|c| c.data["spec"]["name"] == "zone1")
+            .context("no zone1 VitessCell")?;
+        wait_for(
+            "the cluster's status.cells.zone1.pendingChanges",
+            TIMEOUT,
+            async |seen: &mut String| {
+                let cluster = clusters.get(SHARDED).await?;
+                let pending = cluster.data["status"]["cells"]["zone1"]["pendingChanges"].clone();
+                *seen = format!("{pending:?}");
+                Ok(pending
+                    .as_str()
+                    .is_some_and(|p| p.contains("grpc-max-message-size"))
+                    .then_some(()))
+            },
+        )
+        .await?;
+        ensure!(
+            cell.annotations().contains_key(scheduled),
+            "VitessCell {} does not say what its vtgate waits for",
+            cell.name_any()
+        );
+        // Nothing rolls while nobody releases.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        for (component, deployment) in stateless(client, ns).await? {
+            ensure!(
+                container_args(&deployment) == container_args(&before[component]),
+                "{component}'s template changed without a release"
+            );
+        }
+        let released = serde_json::json!({
+            "metadata": {"annotations": {"rollout.planetscale.com/released": ""}}
+        });
+        let patch = kube::api::Patch::Merge(&released);
+        let params = kube::api::PatchParams::default();
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        for component in ["vtctld", "vtorc"] {
+            deployments
+                .patch(&held[component].name_any(), &params, &patch)
+                .await?;
+        }
+        cells.patch(&cell.name_any(), &params, &patch).await?;
+        wait_for(
+            "every template rolled and the annotations gone",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let now = stateless(client, ns).await?;
+                let cell = cells.get(&cell.name_any()).await?;
+                let state: Vec<String> = now
+                    .iter()
+                    .map(|(c, d)| {
+                        format!(
+                            "{c}: flag {}, annotations {:?}",
+                            container_args(d).iter().any(|a| a == FLAG),
+                            d.annotations()
+                                .keys()
+                                .filter(|k| k.starts_with("rollout."))
+                                .collect::<Vec<_>>()
+                        )
+                    })
+                    .collect();
+                let cell_left: Vec<&String> = cell
+                    .annotations()
+                    .keys()
+                    .filter(|k| k.starts_with("rollout."))
+                    .collect();
+                *seen = format!("{state:?}, VitessCell {cell_left:?}");
+                let done = now.values().all(|d| {
+                    container_args(d).iter().any(|a| a == FLAG)
+                        && !d.annotations().keys().any(|k| k.starts_with("rollout."))
+                }) && cell_left.is_empty();
+                Ok(done.then_some(()))
+            },
+        )
+        .await?;
         Ok(())
     })
     .await

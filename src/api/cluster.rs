@@ -73,8 +73,8 @@ pub struct VitessClusterSpec {
     /// vtctld (Vitess' control daemon and web dashboard).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vitess_dashboard: Option<VitessDashboardSpec>,
-    /// vtadmin (API and web UI). Accepted and not run yet by this operator: `validate` warns
-    /// and the cluster's `FieldsActedOn` condition says so.
+    /// vtadmin (API and web UI), per cell, from `images.vtadmin` (without that image nothing
+    /// is run, and `validate` warns).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub vtadmin: Option<VtAdminSpec>,
     /// Cells (failure domains, usually zones). Tablet pools and vtctld refer to them by name.

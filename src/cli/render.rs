@@ -106,6 +106,7 @@ pub fn cluster_objects(cluster: &VitessCluster) -> Result<Vec<Value>, Error> {
         gateway_service,
         tablet_service,
         schedules,
+        vtadmin,
     } = desired::bundle::cluster(cluster)?;
     let mut objects: Vec<Value> = Vec::new();
     push_all(&mut objects, etcd.iter())?;
@@ -118,7 +119,7 @@ pub fn cluster_objects(cluster: &VitessCluster) -> Result<Vec<Value>, Error> {
     }
     push_all(&mut objects, backup_storages.iter())?;
     // What the controllers make of the children: etcd, vtctld, the cluster-wide Services, the
-    // backup schedules' CronJobs, each cell's vtgates, each shard's tablets and vtorc and, for
+    // backup schedules' CronJobs, vtadmin, each cell's vtgates, each shard's tablets and vtorc and, for
     // a shard with backups, its vtbackup-init pod. Services come before what they front and PVCs
     // before their pods, as the controllers apply them.
     if let Some(etcd) = &etcd {
@@ -129,6 +130,11 @@ pub fn cluster_objects(cluster: &VitessCluster) -> Result<Vec<Value>, Error> {
     objects.push(serde_json::to_value(&gateway_service)?);
     objects.push(serde_json::to_value(&tablet_service)?);
     push_all(&mut objects, schedules.iter())?;
+    push_all(&mut objects, vtadmin.service.iter())?;
+    for (deployment, secrets) in &vtadmin.cells {
+        objects.push(serde_json::to_value(deployment)?);
+        push_all(&mut objects, secrets.iter())?;
+    }
     for cell in &cells {
         // A cell's own etcd (`lockserver.etcd`), made by the cell's controller.
         if let Some(etcd) = desired::lockserver::local_etcd(cell)? {

@@ -17,6 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::events::EventType;
 use kube::{Resource, ResourceExt};
 
+use super::drain::Rollout;
+use super::hold::{self, Hold};
 use super::{Context, Error};
 use crate::desired::equivalent;
 use crate::domain::labels;
@@ -40,12 +42,17 @@ pub fn awaiting_parent<K: Resource>(object: &K) -> bool {
 
 /// The parent's Deployments that `selector` matches, in one full list: each of `desired`
 /// applied (unless unchanged, given the applier's cache), with the listed template kept when
-/// [`deployment`] adopts it; those listed, controlled by the parent and no longer desired,
-/// pruned. Returns the applied Deployments in `desired`'s order.
+/// [`deployment`] adopts it or when a change waits for a release under `rollout`
+/// ([`hold`](super::hold); `parent_released`: the parent carries a release for them); those
+/// listed, controlled by the parent and no longer desired, pruned. A release on a Deployment
+/// is removed once ours is applied. Returns the applied Deployments in `desired`'s order
+/// (a held one annotated `rollout.planetscale.com/scheduled`).
 pub async fn deployments<P>(
     applier: &Applier<'_, P>,
     selector: &str,
     desired: Vec<Deployment>,
+    rollout: Rollout,
+    parent_released: bool,
 ) -> Result<Vec<Deployment>, Error>
 where
     P: Resource<DynamicType = ()>,
@@ -65,18 +72,64 @@ where
     for mut wanted in desired {
         let name = wanted.name_any();
         let now = listed.iter().find(|d| d.name_any() == name);
-        match deployment(&mut wanted, now) {
-            Template::Ours => {}
+        let ours = wanted
+            .spec
+            .as_ref()
+            .map(|s| crate::desired::content_hash(&s.template))
+            .unwrap_or_default();
+        hold::mark(&mut wanted, &ours);
+        let held = match deployment(&mut wanted, now) {
             Template::Kept => {
-                tracing::debug!(deployment = %name, "kept the pod template another writer made")
+                tracing::debug!(deployment = %name, "kept the pod template another writer made");
+                Hold::Apply
             }
-            Template::Differs(differences) => tracing::info!(
-                deployment = %name,
-                %differences,
-                "Deployment made by another writer differs from ours: its pods will be replaced"
-            ),
+            other => {
+                if let Template::Differs(differences) = other {
+                    tracing::info!(
+                        deployment = %name,
+                        %differences,
+                        "Deployment made by another writer differs from ours"
+                    );
+                }
+                hold::deployment(&mut wanted, now, &ours, rollout, parent_released)
+            }
+        };
+        let newly_held = match &held {
+            Hold::Held(note) => now
+                .is_some_and(|d| !d.annotations().contains_key(labels::rollout::SCHEDULED))
+                .then_some(note.as_str()),
+            Hold::Apply => None,
+        };
+        let result = applier.unless_unchanged(wanted, now.cloned()).await?;
+        if let Some(note) = newly_held {
+            tracing::info!(deployment = %name, %note, "pod template change waits for a release");
+            applier
+                .events()
+                .publish(
+                    owner,
+                    EventType::Normal,
+                    crate::k8s::events::UPDATE_SCHEDULED,
+                    &format!(
+                        "Deployment {name}: {note} (annotate it {})",
+                        labels::rollout::RELEASED
+                    ),
+                )
+                .await;
         }
-        applied.push(applier.unless_unchanged(wanted, now.cloned()).await?);
+        if held == Hold::Apply
+            && let Some(now) = now.filter(|d| hold::released(d))
+        {
+            tracing::info!(deployment = %name, "released: its pod template is ours now");
+            let used = [labels::rollout::RELEASED.to_string()];
+            apply::annotate::<Deployment>(
+                applier.client(),
+                &now.metadata,
+                &Default::default(),
+                &used,
+            )
+            .await?;
+        }
+        applied.push(result);
         names.insert(name);
     }
     applier
@@ -217,7 +270,7 @@ pub async fn publish_adopted<K: Resource<DynamicType = ()>>(ctx: &Context, owner
 }
 
 /// The pod template's labels and annotations ours sets must be there; its spec equivalent.
-fn template_differences(
+pub(super) fn template_differences(
     observed: &k8s_openapi::api::core::v1::PodTemplateSpec,
     desired: &k8s_openapi::api::core::v1::PodTemplateSpec,
 ) -> Vec<equivalent::Difference> {

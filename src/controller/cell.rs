@@ -14,6 +14,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::condition::{self, Readiness};
+use super::drain::Rollout;
 use super::{Context, Error, REQUEUE};
 use crate::api::cell::{VitessCellGatewayStatus, VitessCellStatus};
 use crate::api::shared::LockserverStatus;
@@ -70,10 +71,16 @@ async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, E
     );
     let service = applier.owned(service).await?;
     // One full list of the cell's Deployments: a vtgate another writer made keeps its pods
-    // when it already runs ours (`adopt`), and the list serves the prune.
-    let deployment = super::adopt::deployments(&applier, &selector, vec![deployment])
-        .await?
-        .remove(0);
+    // when it already runs ours (`adopt`), and the list serves the prune. Under the cluster's
+    // `External` strategy a changed template waits for a release, on the Deployment or on
+    // this VitessCell (where the Go operator holds vtgate's changes).
+    let rollout = cluster_rollout(&ctx, owner).await?;
+    let released = owner.annotations().contains_key(labels::rollout::RELEASED);
+    let deployment =
+        super::adopt::deployments(&applier, &selector, vec![deployment], rollout, released)
+            .await?
+            .remove(0);
+    pending_on_cell(&ctx, owner, &deployment).await?;
     applier.all(autoscaler).await?;
     // A cell's own etcd: applied, never deleted by the operator (as the global one; its data
     // is the cell's topology), so removing `lockserver.etcd` leaves it to a person.
@@ -97,6 +104,60 @@ async fn reconcile(cell: Arc<VitessCell>, ctx: Arc<Context>) -> Result<Action, E
     apply::status(&ctx.client, owner, cell.status.as_ref(), &status).await?;
     tracing::debug!(requests = applier.requests(), "applied");
     Ok(Action::requeue(REQUEUE))
+}
+
+/// The update strategy of the cell's cluster (`External`, the default, when the cluster
+/// cannot be found: nothing rolls on a guess).
+async fn cluster_rollout(ctx: &Context, cell: &VitessCell) -> Result<Rollout, Error> {
+    let namespace = cell.namespace().unwrap_or_default();
+    let Some(name) = cell.labels().get(labels::CLUSTER) else {
+        return Ok(Rollout::External);
+    };
+    let cluster = ctx
+        .cluster(&namespace, name)
+        .await
+        .map_err(|source| Error::Get {
+            what: format!("VitessCluster {namespace}/{name}"),
+            source: Box::new(source),
+        })?;
+    Ok(Rollout::of(
+        cluster
+            .as_ref()
+            .and_then(|c| c.spec.update_strategy.as_ref()),
+    ))
+}
+
+/// The cell says what its vtgate waits for as the Go operator's VitessCell did
+/// (`rollout.planetscale.com/scheduled`, which the cluster's `status.cells[].pendingChanges`
+/// shows), and a release on it is used up once the vtgate runs ours.
+async fn pending_on_cell(
+    ctx: &Context,
+    cell: &VitessCell,
+    deployment: &Deployment,
+) -> Result<(), Error> {
+    let pending = deployment.annotations().get(labels::rollout::SCHEDULED);
+    let said = cell.annotations().get(labels::rollout::SCHEDULED);
+    let mut set = std::collections::BTreeMap::new();
+    let mut remove = Vec::new();
+    match pending {
+        Some(note) if said != Some(note) => {
+            set.insert(labels::rollout::SCHEDULED.to_string(), note.clone());
+        }
+        Some(_) => {}
+        None => {
+            if said.is_some() {
+                remove.push(labels::rollout::SCHEDULED.to_string());
+            }
+            if cell.annotations().contains_key(labels::rollout::RELEASED) {
+                remove.push(labels::rollout::RELEASED.to_string());
+            }
+        }
+    }
+    if set.is_empty() && remove.is_empty() {
+        return Ok(());
+    }
+    apply::annotate::<VitessCell>(&ctx.client, &cell.metadata, &set, &remove).await?;
+    Ok(())
 }
 
 /// The cell's status from its applied vtgate Deployment.
@@ -219,11 +280,13 @@ mod reconcile_tests {
         let status = format!("status vitesscells/{}", cell.name_any());
         let reqs = requests(&first);
         assert!(reqs[0].starts_with("apply services/"), "{reqs:?}");
-        // The Deployments' one list serves the apply (a template another writer made may be
-        // kept) and the prune.
+        // The cluster's update strategy (a GET here, where no cluster controller shares its
+        // cache); the Deployments' one list serves the apply (a template another writer made
+        // may be kept) and the prune.
         assert_eq!(
             reqs[1..],
             [
+                "get vitessclusters/example",
                 "list deployments",
                 deployment.as_str(),
                 "list horizontalpodautoscalers",
@@ -231,7 +294,7 @@ mod reconcile_tests {
                 status.as_str()
             ]
         );
-        assert_eq!(writes(&first), [reqs[0], reqs[2], status.as_str()]);
+        assert_eq!(writes(&first), [reqs[0], reqs[3], status.as_str()]);
 
         let cell = server.object_like(&cell).expect("still there");
         reconcile(Arc::new(cell), ctx.clone())

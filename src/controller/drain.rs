@@ -39,6 +39,16 @@ pub enum Rollout {
     External,
 }
 
+impl Rollout {
+    /// The rollout `updateStrategy` asks for (`External` when it says nothing).
+    pub fn of(strategy: Option<&crate::api::shared::VitessClusterUpdateStrategy>) -> Self {
+        match strategy.and_then(|u| u.type_) {
+            Some(crate::api::shared::UpdateStrategyType::Immediate) => Rollout::Immediate,
+            Some(crate::api::shared::UpdateStrategyType::External) | None => Rollout::External,
+        }
+    }
+}
+
 /// One tablet pod of the shard as it now is.
 #[derive(Clone, Debug)]
 pub struct Tablet {

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod condition;
 pub mod drain;
 pub mod etcd;
+pub mod hold;
 pub mod keyspace;
 pub mod shard;
 #[cfg(test)]

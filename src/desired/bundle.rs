@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Service;
 
 use super::cluster::{self, ClusterChildren};
 use super::vtctld::{self, VtctldObjects};
-use super::{Error, lockserver, schedule, vtgate, vttablet};
+use super::{Error, lockserver, schedule, vtadmin, vtgate, vttablet};
 use crate::api::VitessCluster;
 
 /// What one VitessCluster wants to exist, directly owned by it.
@@ -24,6 +24,8 @@ pub struct ClusterBundle {
     pub tablet_service: Service,
     /// One CronJob per backup schedule.
     pub schedules: Vec<CronJob>,
+    /// vtadmin's Deployments, their Secrets and its Service (none without `spec.vtadmin`).
+    pub vtadmin: vtadmin::VtadminObjects,
 }
 
 /// Builds the bundle of `cluster`.
@@ -35,5 +37,6 @@ pub fn cluster(cluster: &VitessCluster) -> Result<ClusterBundle, Error> {
         gateway_service: vtgate::cluster_service(cluster)?,
         tablet_service: vttablet::cluster_service(cluster)?,
         schedules: schedule::build(cluster)?,
+        vtadmin: vtadmin::build(cluster)?,
     })
 }

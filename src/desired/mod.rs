@@ -13,6 +13,7 @@ pub mod lockserver;
 pub mod mycnf;
 pub mod podspec;
 pub mod schedule;
+pub mod vtadmin;
 pub mod vtbackup;
 pub mod vtctld;
 pub mod vtgate;

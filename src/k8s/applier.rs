@@ -186,6 +186,11 @@ impl<'a, P: Resource<DynamicType = ()>> Applier<'a, P> {
         self.client
     }
 
+    /// Where the parent's Events go.
+    pub fn events(&self) -> &'a Events {
+        self.events
+    }
+
     /// The parent whose children these are.
     pub fn owner(&self) -> &'a P {
         self.owner

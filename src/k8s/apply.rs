@@ -111,6 +111,31 @@ where
     server_side_apply(client, &child).await
 }
 
+/// Applies `child` with `owner` as an owner that is not its controller: garbage collection
+/// deletes it once every owner is gone, and a controller another writer set (the Go operator's,
+/// before a takeover) stays valid beside it. For files a workload's pods mount (vtadmin's
+/// Secrets, owned by their Deployment): they go with it, and no list of them is ever needed.
+pub async fn dependent<K, P>(client: &Client, owner: &P, mut child: K) -> Result<K, Error>
+where
+    K: Resource<DynamicType = (), Scope = NamespaceResourceScope>
+        + Clone
+        + Debug
+        + Serialize
+        + DeserializeOwned,
+    P: Resource<DynamicType = ()>,
+{
+    let mut owner_ref = owner
+        .controller_owner_ref(&())
+        .ok_or_else(|| Error::NoOwnerUid {
+            kind: P::kind(&()).into_owned(),
+            name: owner.name_any(),
+        })?;
+    owner_ref.controller = None;
+    owner_ref.block_owner_deletion = None;
+    child.meta_mut().owner_references = Some(vec![owner_ref]);
+    server_side_apply(client, &child).await
+}
+
 /// What this process last applied to each child, so that a child whose desired state did not
 /// change is not applied again. Server-side apply of an unchanged object writes nothing, but
 /// it is still a request: a keyspace of 256 shards re-applying every shard on each of its

@@ -42,6 +42,7 @@ pub const INITIAL_BACKUP_REQUESTED: &str = "InitialBackupRequested";
 pub const BACKUP_INIT_FAILING: &str = "BackupInitFailing";
 pub const BACKUP_INIT_REPLACED: &str = "BackupInitReplaced";
 pub const MEMBER_UPDATE_SCHEDULED: &str = "MemberUpdateScheduled";
+pub const UPDATE_SCHEDULED: &str = "UpdateScheduled";
 pub const MEMBER_RECREATED: &str = "MemberRecreated";
 
 /// Publishes Events for every controller; one per process, so kube's Recorder aggregates

@@ -157,15 +157,17 @@ pub const RULES: &[Rule] = &[
     rule(
         "",
         "secrets",
-        &["get"],
+        &["create", "get", "patch"],
         "controller::topology reads the Secrets of spec.vitessDashboard.clientTLS; \
-         controller::backupinit checks that a backup location's credentials Secret has its key",
+         controller::backupinit checks that a backup location's credentials Secret has its key; \
+         controller::cluster applies vtadmin's three files per cell (apply::dependent: owned by \
+         their Deployment, so never listed or deleted by the operator)",
     ),
     rule(
         "apps",
         "deployments",
         CHILD,
-        "vtctld and vtgate Deployments",
+        "vtctld, vtgate, vtorc and vtadmin Deployments",
     ),
     rule(
         "batch",

@@ -78,7 +78,7 @@ separately, in the release namespace where the Lease lives.
   verbs: [create, list, patch]
 - apiGroups: [""]
   resources: [secrets]
-  verbs: [get]
+  verbs: [create, get, patch]
 - apiGroups: [apps]
   resources: [deployments]
   verbs: [create, delete, list, patch, watch]

@@ -147,19 +147,14 @@ pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
             message: message.into(),
         })
     };
-    const NO_VTADMIN: &str = "not acted on: this operator does not run vtadmin yet";
-    if spec.vtadmin.is_some() {
-        warn("spec.vtadmin".into(), NO_VTADMIN);
-    }
-    if spec.images.as_ref().is_some_and(|i| i.vtadmin.is_some()) {
-        warn("spec.images.vtadmin".into(), NO_VTADMIN);
-    }
-    if spec
-        .image_pull_policies
-        .as_ref()
-        .is_some_and(|p| p.vtadmin.is_some())
-    {
-        warn("spec.imagePullPolicies.vtadmin".into(), NO_VTADMIN);
+    // Without an image nothing runs vtadmin (no default image holds vtadmin-web), as in the
+    // Go operator, which only logs it.
+    if spec.vtadmin.is_some() && spec.images.as_ref().is_none_or(|i| i.vtadmin.is_none()) {
+        warn(
+            "spec.vtadmin".into(),
+            "not acted on: spec.images.vtadmin is not set, and no default image holds \
+             vtadmin-web; vtadmin is not run",
+        );
     }
     for (k, keyspace) in spec.keyspaces.iter().enumerate() {
         if keyspace

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeSet;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
 use kube::{Resource, ResourceExt};
@@ -12,8 +13,10 @@ use kube::{Resource, ResourceExt};
 use super::status::Observed;
 use crate::api::{VitessBackupStorage, VitessCell, VitessCluster};
 use crate::controller::Error;
+use crate::controller::drain::Rollout;
 use crate::desired::bundle::ClusterBundle;
 use crate::desired::cluster::ClusterChildren;
+use crate::desired::vtadmin::VtadminObjects;
 use crate::desired::vtctld::VtctldObjects;
 use crate::desired::{defaults, vtgate};
 use crate::domain::labels;
@@ -52,12 +55,22 @@ impl Wanted {
             gateway_service,
             tablet_service,
             schedules,
+            // Its Deployments are pruned as they are applied, their Secrets with them.
+            vtadmin:
+                VtadminObjects {
+                    cells: _,
+                    service: vtadmin_service,
+                },
         } = bundle;
         Self {
             cells: names(cells),
             keyspaces: names(keyspaces),
             storages: names(backup_storages),
-            services: names([vtctld_service, gateway_service, tablet_service]),
+            services: names(
+                [vtctld_service, gateway_service, tablet_service]
+                    .into_iter()
+                    .chain(vtadmin_service),
+            ),
             schedules: names(schedules),
         }
     }
@@ -86,6 +99,7 @@ pub(super) async fn apply(
         gateway_service,
         tablet_service,
         schedules,
+        vtadmin,
     } = bundle;
     // An EtcdLockserver is never pruned, even when the spec switched to an external
     // lockserver: it holds the topology, which only a person may decide to drop (DESIGN §7).
@@ -96,12 +110,16 @@ pub(super) async fn apply(
     let vtctld_service = applier.owned(vtctld_service).await?.name_any();
     // One full list of the vtctld Deployments: one another writer made keeps its pods when it
     // already runs ours (`adopt`), and the list serves the prune.
+    // Under `External`, a changed template waits for a release on the Deployment (`hold`).
+    let rollout = Rollout::of(cluster.spec.update_strategy.as_ref());
+    let selector = vtctld_selector(cluster);
     let vtctlds =
-        crate::controller::adopt::deployments(applier, &vtctld_selector(cluster), deployments)
+        crate::controller::adopt::deployments(applier, &selector, deployments, rollout, false)
             .await?;
     let gateway_service = applier.owned(gateway_service).await?.name_any();
     applier.owned(tablet_service).await?;
     applier.all(schedules).await?;
+    let vtadmins = apply_vtadmin(applier, cluster, rollout, vtadmin).await?;
     Ok(Observed {
         etcd,
         cells,
@@ -109,7 +127,35 @@ pub(super) async fn apply(
         vtctlds,
         vtctld_service,
         gateway_service,
+        vtadmins,
     })
+}
+
+/// vtadmin: its Service, then each cell's Deployment (held under `External` as vtctld's)
+/// and, owned by it so that they go with it, the Secrets its pods mount (their volumes wait
+/// for them the moment between). Returns the Deployments.
+async fn apply_vtadmin(
+    applier: &Applier<'_, VitessCluster>,
+    cluster: &VitessCluster,
+    rollout: Rollout,
+    vtadmin: VtadminObjects,
+) -> Result<Vec<Deployment>, Error> {
+    let VtadminObjects { cells, service } = vtadmin;
+    if let Some(service) = service {
+        applier.owned(service).await?;
+    }
+    let (deployments, secrets): (Vec<_>, Vec<_>) = cells.into_iter().unzip();
+    let selector =
+        crate::controller::selector(cluster, labels::component::VTADMIN, &[labels::CLUSTER]);
+    let applied =
+        crate::controller::adopt::deployments(applier, &selector, deployments, rollout, false)
+            .await?;
+    for (deployment, secrets) in applied.iter().zip(secrets) {
+        for secret in secrets {
+            apply::dependent(applier.client(), deployment, secret).await?;
+        }
+    }
+    Ok(applied)
 }
 
 /// An autoscaled cell's VitessCell is applied without `gateway.replicas`, which its HPA keeps

@@ -14,6 +14,7 @@ use crate::api::{EtcdLockserver, VitessCell, VitessCluster, VitessKeyspace};
 use crate::controller::condition::{self, Readiness};
 use crate::controller::topology::TopologyError;
 use crate::controller::{Context, Error};
+use crate::domain::labels;
 use crate::k8s::apply;
 use crate::k8s::events;
 use kube::ResourceExt;
@@ -27,6 +28,8 @@ pub(super) struct Observed {
     pub(super) vtctlds: Vec<Deployment>,
     pub(super) vtctld_service: String,
     pub(super) gateway_service: String,
+    /// vtadmin's Deployments (none without `spec.vtadmin`).
+    pub(super) vtadmins: Vec<Deployment>,
 }
 
 fn deployment_available(deployment: &Deployment) -> bool {
@@ -80,11 +83,8 @@ fn keyspace_ready(keyspace: &VitessKeyspace) -> bool {
     )
 }
 
-/// Per cell: whether its vtgates are available (other fields as they were).
-fn cell_rollups(
-    status: &VitessClusterStatus,
-    observed: &Observed,
-) -> BTreeMap<String, VitessClusterCellStatus> {
+/// Per cell: whether its vtgates are available and what they wait for.
+fn cell_rollups(observed: &Observed) -> BTreeMap<String, VitessClusterCellStatus> {
     observed
         .cells
         .iter()
@@ -95,12 +95,9 @@ fn cell_rollups(
                 .map(|s| s.gateway.available)
                 .unwrap_or_default();
             let entry = VitessClusterCellStatus {
+                // What its vtgate waits for under `External` (the cell controller copies it).
+                pending_changes: cell.annotations().get(labels::rollout::SCHEDULED).cloned(),
                 gateway_available: gateway,
-                ..status
-                    .cells
-                    .get(&cell.spec.template.name)
-                    .cloned()
-                    .unwrap_or_default()
             };
             (cell.spec.template.name.clone(), entry)
         })
@@ -149,7 +146,13 @@ pub(super) fn status(cluster: &VitessCluster, observed: &Observed) -> VitessClus
         available: condition::status_of(vtctld_available(observed)),
         service_name: Some(observed.vtctld_service.clone()),
     });
-    status.cells = cell_rollups(&status, observed);
+    // vtadmin, when run: available when any of its Deployments is (somebody answers), as
+    // the Go operator reports it; not part of Ready (a cluster serves without it).
+    status.vtadmin = (!observed.vtadmins.is_empty()).then(|| ServiceStatus {
+        available: condition::status_of(observed.vtadmins.iter().any(deployment_available)),
+        service_name: Some(crate::desired::vtadmin::service_name(&cluster.name_any())),
+    });
+    status.cells = cell_rollups(observed);
     status.keyspaces = keyspace_rollups(observed);
 
     let desired = observed.keyspaces.len();
@@ -361,7 +364,38 @@ mod tests {
             vtctlds: vec![vtctld(vtctld_up)],
             vtctld_service: "example-vtctld-625ee430".into(),
             gateway_service: "example-vtgate-ae7df4b6".into(),
+            vtadmins: vec![],
         }
+    }
+
+    /// vtadmin is reported when run (available when any of its Deployments is), and is no
+    /// part of Ready.
+    #[test]
+    fn vtadmin_is_reported_when_run_and_does_not_hold_ready() {
+        let cluster: VitessCluster = serde_json::from_value(json!({
+            "apiVersion": "planetscale.com/v2", "kind": "VitessCluster",
+            "metadata": {"name": "example", "generation": 1}, "spec": {},
+        }))
+        .expect("a valid cluster");
+        let mut seen = observed(true, 1, true);
+        assert_eq!(status(&cluster, &seen).vtadmin, None);
+        seen.vtadmins = vec![vtctld(0), vtctld(1)];
+        let reported = status(&cluster, &seen).vtadmin.expect("vtadmin status");
+        assert_eq!(
+            reported.available,
+            crate::api::shared::ConditionStatus::True
+        );
+        assert_eq!(
+            reported.service_name.as_deref(),
+            Some(crate::desired::vtadmin::service_name("example").as_str())
+        );
+        seen.vtadmins = vec![vtctld(0)];
+        let reported = status(&cluster, &seen).vtadmin.expect("vtadmin status");
+        assert_eq!(
+            reported.available,
+            crate::api::shared::ConditionStatus::False
+        );
+        assert_eq!(ready_condition(&seen).0, "True");
     }
 
     fn ready_condition(observed: &Observed) -> (String, String) {

@@ -73,10 +73,7 @@ pub(super) fn drain_view(
 
 /// How out-of-date tablet pods are replaced: `updateStrategy.type` (default External).
 pub(super) fn rollout(shard: &VitessShard) -> Rollout {
-    match shard.spec.update_strategy.as_ref().and_then(|u| u.type_) {
-        Some(UpdateStrategyType::Immediate) => Rollout::Immediate,
-        Some(UpdateStrategyType::External) | None => Rollout::External,
-    }
+    Rollout::of(shard.spec.update_strategy.as_ref())
 }
 
 /// What carrying out a plan changed, for status.

@@ -36,7 +36,7 @@ use super::vtctld::VtctldError;
 use super::{Context, Error, POLL, REQUEUE, WAIT};
 use crate::api::shard::TabletPoolType;
 use crate::api::shard::{ShardBackupLocationStatus, VitessShardStatus, VitessTabletStatus};
-use crate::api::shared::{ConditionStatus, OrphanStatus, UpdateStrategyType};
+use crate::api::shared::{ConditionStatus, OrphanStatus};
 use crate::api::{VitessBackup, VitessShard};
 use crate::desired::vtbackup::VtbackupInit;
 use crate::k8s::applier::Applier;

@@ -21,7 +21,10 @@ pub(super) async fn vtorc(
     );
     let mut available = ConditionStatus::Unknown;
     let desired = desired::vtorc::build(shard)?;
-    for applied in crate::controller::adopt::deployments(&applier, &selector, desired).await? {
+    let rollout = drains::rollout(shard);
+    let applied =
+        crate::controller::adopt::deployments(&applier, &selector, desired, rollout, false).await?;
+    for applied in applied {
         let said = applied
             .status
             .and_then(|s| s.conditions)
