@@ -110,6 +110,9 @@ pub(super) struct VitessView {
     pub(super) serving: bool,
     /// Vitess tablet type by alias, of the tablets Vitess records for the shard.
     pub(super) types: BTreeMap<String, TabletType>,
+    /// The cells whose serving graph routes to the shard (Vitess' serving cells of a shard);
+    /// `None` when vtctld could not say.
+    pub(super) serving_cells: Option<BTreeSet<String>>,
 }
 
 #[tracing::instrument(skip_all, fields(shard = %shard.name_any()))]

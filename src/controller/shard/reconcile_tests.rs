@@ -35,7 +35,11 @@ async fn a_new_shard_gets_its_tablets_then_a_steady_one_writes_nothing() {
     let rpcs: Vec<String> = vtctld.calls().iter().map(ToString::to_string).collect();
     assert_eq!(
         rpcs,
-        ["GetShard commerce/-", "GetTablets commerce/- cells="]
+        [
+            "GetShard commerce/-",
+            "GetTablets commerce/- cells=",
+            "GetSrvKeyspaces commerce"
+        ]
     );
 
     // Steady: the pods, claims and vtorc Deployment this process applied, unchanged, are not
@@ -263,7 +267,11 @@ async fn the_shared_cluster_cache_saves_the_cluster_get() {
     let rpcs: Vec<String> = vtctld.calls().iter().map(ToString::to_string).collect();
     assert_eq!(
         rpcs,
-        ["GetShard commerce/-", "GetTablets commerce/- cells="]
+        [
+            "GetShard commerce/-",
+            "GetTablets commerce/- cells=",
+            "GetSrvKeyspaces commerce"
+        ]
     );
 }
 

@@ -45,6 +45,13 @@ pub(super) fn status(
         status.serving_writes = condition::status_of(view.serving || outcome.primary.is_some());
         status.master_alias.clone_from(&primary);
         status.primary_alias = primary;
+        // The Go operator's `idle`: in no cell's serving graph (a turndown may take it).
+        status.idle = view
+            .serving_cells
+            .as_ref()
+            .map_or(ConditionStatus::Unknown, |cells| {
+                condition::status_of(cells.is_empty())
+            });
         if let Some(to) = &outcome.primary
             && let Some(t) = status.tablets.get_mut(to)
         {

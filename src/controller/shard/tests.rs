@@ -94,6 +94,7 @@ fn counts_ready_tablets() {
             ("zone1-1".to_string(), TabletType::Primary),
             ("zone1-2".to_string(), TabletType::Replica),
         ]),
+        serving_cells: Some(BTreeSet::from(["zone1".to_string()])),
     });
     let status = super::status(
         &shard(),
@@ -114,6 +115,36 @@ fn counts_ready_tablets() {
     assert_eq!(status.has_master, ConditionStatus::True);
     assert_eq!(status.serving_writes, ConditionStatus::True);
     assert_eq!(status.tablets["zone1-2"].type_.as_deref(), Some("REPLICA"));
+    // Served in zone1: not idle.
+    assert_eq!(status.idle, ConditionStatus::False);
+}
+
+/// `idle` is the Go operator's: True once no cell's serving graph routes to the shard,
+/// Unknown while vtctld cannot say.
+#[test]
+fn idle_is_what_the_serving_graph_says() {
+    let idle = |serving_cells: Option<BTreeSet<String>>| {
+        let view = Ok(VitessView {
+            serving_cells,
+            ..VitessView::default()
+        });
+        super::status(
+            &shard(),
+            &[tablet("zone1-1", true)],
+            BTreeMap::new(),
+            &view,
+            &drain::Plan::default(),
+            &Outcome::default(),
+            &Backups::None,
+        )
+        .idle
+    };
+    assert_eq!(idle(Some(BTreeSet::new())), ConditionStatus::True);
+    assert_eq!(
+        idle(Some(BTreeSet::from(["zone2".to_string()]))),
+        ConditionStatus::False
+    );
+    assert_eq!(idle(None), ConditionStatus::Unknown);
 }
 
 #[test]

@@ -1,5 +1,5 @@
-//! The shard's Vitess side: what vtctld says of its primary and tablets, reparents, and
-//! removing a deleted tablet's record.
+//! The shard's Vitess side: what vtctld says of its primary, tablets and serving cells,
+//! reparents, and removing a deleted tablet's record.
 
 use super::*;
 
@@ -12,6 +12,21 @@ pub(super) async fn vitess_view(
     let (keyspace, name) = vitess_names(shard);
     let record = vtctld.shard(&keyspace, &name).await?;
     let tablets = vtctld.tablets(&keyspace, &name).await?;
+    // The serving graph only feeds `status.idle`: a cell whose topology cannot be read
+    // leaves it Unknown rather than the shard's whole view.
+    let serving_cells = match vtctld.serving_shards(&keyspace).await {
+        Ok(by_cell) => Some(
+            by_cell
+                .into_iter()
+                .filter(|(_, shards)| shards.contains(&name))
+                .map(|(cell, _)| cell)
+                .collect(),
+        ),
+        Err(error) => {
+            tracing::info!(%keyspace, shard = %name, "cannot read the serving graph: {error}");
+            None
+        }
+    };
     Ok(VitessView {
         primary: record
             .as_ref()
@@ -22,6 +37,7 @@ pub(super) async fn vitess_view(
             .into_iter()
             .map(|t| (t.alias.to_string(), t.tablet_type))
             .collect(),
+        serving_cells,
     })
 }
 
