@@ -172,9 +172,9 @@ pub async fn start_on_real_node(
 
 /// `yaml` (a user's cluster file) as a user would change it to run on the real node: every
 /// VitessCluster's pods tolerate the node's taint and require its label (the pod settings of
-/// the lockserver, vtctld, vtgates, vtadmin, vtorc and every tablet pool), and the mysqld
-/// image (and the exporter's, when there is one) are the node's. Other documents (Secrets)
-/// pass unchanged. Returns the documents as JSON, one per `---`.
+/// the lockserver, vtctld, vtgates, vtorc and every tablet pool), and the mysqld image (and
+/// the exporter's, when there is one) are the node's; vtadmin is left out (no image of it is
+/// built here). Other documents (Secrets) pass unchanged. Returns the documents as JSON, one per `---`.
 pub fn on_real_node(yaml: &str) -> Result<String> {
     use serde_json::{Value, json};
     let docs: Vec<Value> = serde_saphyr::from_multiple(yaml).context("parsing cluster YAML")?;
@@ -208,8 +208,14 @@ pub fn on_real_node(yaml: &str) -> Result<String> {
                 place(&mut spec["globalLockserver"]["etcd"]);
             }
             place(&mut spec["vitessDashboard"]);
-            if spec.get("vtadmin").is_some() {
-                place(&mut spec["vtadmin"]);
+            // No vtadmin image is built here: vtadmin-web's UI needs Node.js >= 22.13 to
+            // build, which no package registry here serves. Its pods could never start on the
+            // real node, so vtadmin is left out there (it runs on the KWOK nodes).
+            if let Some(spec) = spec.as_object_mut() {
+                spec.remove("vtadmin");
+            }
+            if let Some(images) = spec["images"].as_object_mut() {
+                images.remove("vtadmin");
             }
             for cell in spec["cells"].as_array_mut().into_iter().flatten() {
                 place(&mut cell["gateway"]);
@@ -270,7 +276,6 @@ mod tests {
         for path in [
             "/globalLockserver/etcd",
             "/vitessDashboard",
-            "/vtadmin",
             "/cells/0/gateway",
             "/keyspaces/0/vitessOrchestrator",
             "/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0",
@@ -279,6 +284,7 @@ mod tests {
             assert_eq!(part["tolerations"][0]["key"], REAL_NODE_TAINT, "{path}");
             assert!(part["affinity"]["nodeAffinity"].is_object(), "{path}");
         }
+        assert!(spec.get("vtadmin").is_none() && spec["images"].get("vtadmin").is_none());
         assert_eq!(docs[1]["kind"], "Secret");
     }
 }

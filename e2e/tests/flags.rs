@@ -22,12 +22,22 @@ use vitess_operator_e2e::{Operator, e2e_dir, in_ci, tool_path, workspace_dir};
 const PARSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Deprecated flags the operator passes on purpose, each with why. Any other deprecation fails.
-const ACCEPTED_DEPRECATIONS: [(&str, &str); 1] = [(
-    "--logtostderr",
-    "the Go operator passes it to every Vitess server, so dropping it would change every pod \
-     template a takeover adopts; Vitess v24 logs to stderr anyway. It has to go before the \
-     Vitess release that removes it, and this test then fails with \"unknown flag\"",
-)];
+const ACCEPTED_DEPRECATIONS: [(&str, &str); 2] = [
+    (
+        "--logtostderr",
+        "the Go operator passes it to every Vitess server, so dropping it would change every pod \
+         template a takeover adopts; Vitess v24 logs to stderr anyway. It has to go before the \
+         Vitess release that removes it, and this test then fails with \"unknown flag\"",
+    ),
+    (
+        "--alsologtostderr",
+        "the Go operator passes it to vtadmin-api, for the same reason as --logtostderr",
+    ),
+];
+
+/// vtadmin-web's command line: the vtadmin image's own entrypoint starting its nginx, as the
+/// Go operator runs it; nginx's arguments, not flags the operator chooses.
+const VTADMIN_WEB: [&str; 4] = ["/docker-entrypoint.sh", "nginx", "-g", "daemon off;"];
 
 /// One command line of a rendered container (or of its exec probe).
 #[derive(Debug, Clone)]
@@ -41,6 +51,64 @@ struct CommandLine {
     argv: Vec<String>,
     /// The container's literal environment.
     env: BTreeMap<String, String>,
+    /// Files the container mounts from Secrets the operator makes (path, content): a flag may
+    /// read its file while it parses (vtadmin's `--cluster-config`), so the check gives it
+    /// the file as rendered.
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// The Secrets one input renders: name -> key -> content.
+type Rendered = BTreeMap<String, BTreeMap<String, Vec<u8>>>;
+
+/// The files `container` of pod `spec` mounts from Secrets in `secrets`, at their paths.
+fn mounted_files(spec: &Value, container: &Value, secrets: &Rendered) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for mount in container
+        .get("volumeMounts")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let (Some(name), Some(dir)) = (
+            mount.get("name").and_then(Value::as_str),
+            mount.get("mountPath").and_then(Value::as_str),
+        ) else {
+            continue;
+        };
+        let volume = spec
+            .get("volumes")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|v| v.get("name").and_then(Value::as_str) == Some(name));
+        let Some(secret) = volume.and_then(|v| v.get("secret")) else {
+            continue;
+        };
+        let Some(data) = secret
+            .get("secretName")
+            .and_then(Value::as_str)
+            .and_then(|s| secrets.get(s))
+        else {
+            continue;
+        };
+        for item in secret
+            .get("items")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let (Some(key), Some(path)) = (
+                item.get("key").and_then(Value::as_str),
+                item.get("path").and_then(Value::as_str),
+            ) else {
+                continue;
+            };
+            if let Some(content) = data.get(key) {
+                out.push((format!("{dir}/{path}"), content.clone()));
+            }
+        }
+    }
+    out
 }
 
 /// How a program's flags are checked.
@@ -51,6 +119,8 @@ enum Check {
     Help(PathBuf),
     /// A shell script (`bash -c SCRIPT`): `bash -n` checks that it parses.
     Script,
+    /// A command line that must be exactly this (no binary of it is built here).
+    Exactly(&'static [&'static str]),
 }
 
 /// The host binary that stands for `program` in the images, or why there is none.
@@ -58,6 +128,7 @@ fn check_for(program: &str) -> Result<Check, String> {
     let image_bin = |name: &str| tool_path(&format!("image/{name}"));
     let check = match program {
         "bash" | "/bin/bash" | "sh" | "/bin/sh" => return Ok(Check::Script),
+        "/docker-entrypoint.sh" => return Ok(Check::Exactly(&VTADMIN_WEB)),
         "/usr/local/bin/etcd" | "etcd" => image_bin("etcd"),
         "/usr/local/bin/etcdctl" | "etcdctl" => image_bin("etcdctl"),
         "/bin/mysqld_exporter" | "mysqld_exporter" => image_bin("mysqld_exporter"),
@@ -214,7 +285,7 @@ fn strings(value: Option<&Value>) -> Vec<String> {
 
 /// Every command line of one pod spec: each container's and init container's command and
 /// arguments, and each exec probe.
-fn command_lines(origin: &str, spec: &Value) -> Vec<CommandLine> {
+fn command_lines(origin: &str, spec: &Value, secrets: &Rendered) -> Vec<CommandLine> {
     let mut lines = Vec::new();
     for list in ["initContainers", "containers"] {
         for container in spec
@@ -229,6 +300,7 @@ fn command_lines(origin: &str, spec: &Value) -> Vec<CommandLine> {
                 .unwrap_or("?")
                 .to_string();
             let env = environment(container);
+            let files = mounted_files(spec, container, secrets);
             let mut argv = strings(container.get("command"));
             argv.extend(strings(container.get("args")));
             if !argv.is_empty() {
@@ -237,6 +309,7 @@ fn command_lines(origin: &str, spec: &Value) -> Vec<CommandLine> {
                     container: name.clone(),
                     argv: argv.iter().map(|a| expand(a, &env)).collect(),
                     env: env.clone(),
+                    files: files.clone(),
                 });
             }
             for probe in ["startupProbe", "livenessProbe", "readinessProbe"] {
@@ -247,6 +320,7 @@ fn command_lines(origin: &str, spec: &Value) -> Vec<CommandLine> {
                         container: name.clone(),
                         argv,
                         env: env.clone(),
+                        files: files.clone(),
                     });
                 }
             }
@@ -261,7 +335,34 @@ async fn check(line: &CommandLine) -> Result<(), String> {
         return Err(format!("{}: empty command", line.origin));
     };
     let check = check_for(program).map_err(|e| format!("{}: {e}", line.origin))?;
+    if let Check::Exactly(expected) = check {
+        return if line.argv == expected[..] {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: {:?} is not the command line {expected:?}",
+                line.origin, line.argv
+            ))
+        };
+    }
+    let scratch =
+        std::env::temp_dir().join(format!("flags-{}", vitess_operator_e2e::unique_suffix()));
+    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
+    // The mounted files the operator renders, at their paths under the scratch directory.
+    let mut argv = line.argv.clone();
+    for (path, content) in &line.files {
+        let local = scratch.join(path.trim_start_matches('/'));
+        let written = local
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&local, content));
+        written.map_err(|e| format!("{}: {e}", local.display()))?;
+        for arg in argv.iter_mut() {
+            *arg = arg.replace(path.as_str(), &local.display().to_string());
+        }
+    }
     let mut command = match &check {
+        Check::Exactly(_) => unreachable!("answered before the scratch directory"),
         Check::Script => {
             let script = match line.argv.get(1..) {
                 Some([flag, script, ..]) if flag == "-c" => script.clone(),
@@ -278,13 +379,10 @@ async fn check(line: &CommandLine) -> Result<(), String> {
         }
         Check::Help(binary) => {
             let mut c = tokio::process::Command::new(binary);
-            c.args(&line.argv[1..]).arg("--help");
+            c.args(&argv[1..]).arg("--help");
             c
         }
     };
-    let scratch =
-        std::env::temp_dir().join(format!("flags-{}", vitess_operator_e2e::unique_suffix()));
-    std::fs::create_dir_all(&scratch).map_err(|e| format!("{}: {e}", scratch.display()))?;
     command
         .env_clear()
         .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
@@ -372,9 +470,26 @@ async fn all_command_lines() -> Result<Vec<CommandLine>> {
             .unwrap_or(&file)
             .display()
             .to_string();
-        for doc in render(&file).await? {
-            if let Some(spec) = pod_spec(&doc) {
-                lines.extend(command_lines(&format!("{shown}: {}", describe(&doc)), spec));
+        let docs = render(&file).await?;
+        let mut secrets = Rendered::new();
+        for doc in docs.iter().filter(|d| d["kind"] == "Secret") {
+            let data: BTreeMap<String, k8s_openapi::ByteString> =
+                serde_json::from_value(doc["data"].clone()).unwrap_or_default();
+            secrets.insert(
+                doc.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                data.into_iter().map(|(k, v)| (k, v.0)).collect(),
+            );
+        }
+        for doc in &docs {
+            if let Some(spec) = pod_spec(doc) {
+                lines.extend(command_lines(
+                    &format!("{shown}: {}", describe(doc)),
+                    spec,
+                    &secrets,
+                ));
             }
         }
     }
@@ -472,7 +587,7 @@ async fn an_unknown_flag_is_reported_with_its_object_container_and_flag() -> Res
             "args": ["--health-check-interval=5x"],
         }]
     });
-    let lines = command_lines("test.yaml: Pod/bad", &pod);
+    let lines = command_lines("test.yaml: Pod/bad", &pod, &Rendered::new());
     assert_eq!(lines[0].argv[2], "--tablet-hostname=10.244.9.10");
     let unknown = check(&lines[0]).await.expect_err("an unknown flag passed");
     assert!(
