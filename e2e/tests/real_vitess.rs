@@ -14,6 +14,9 @@
 //! tablet pod is replaced, the replica first, the primary last after a reparent away from it;
 //! every tablet's mysqld then runs with the overridden setting (it did not before); again no
 //! row may be lost.
+//! Then a replica's replication stopped by hand (`STOP REPLICA` on its mysqld) under load: the
+//! shard's vtorc must start it again (vtorc's log says `Analysis: ReplicationStopped, will fix
+//! replica` naming it), the primary stays, no row is lost.
 //! Last, the primary pod deleted as a careless `kubectl delete pod` (or a lost node) would:
 //! the operator makes the pod again (same name, same data volume), and the shard's vtorc
 //! repairs what Vitess alone leaves broken (the tablet comes back as a read-only PRIMARY and
@@ -240,6 +243,7 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
     let killed =
         drains_with_the_operator_killed(&client, &name, &vtgate, &mut conn, &mut operator).await?;
     let rollout = rolling_update_under_load(&client, &name, &vtgate, &mut conn, &example).await?;
+    let repaired = replica_stopped_by_hand(&client, &name, &vtgate, &mut conn).await?;
     let deleted = primary_pod_deleted_under_load(&client, &name, &vtgate, &mut conn).await?;
     let mut figures = serde_json::json!({
         "apply_to_first_primary_s": to_primary.as_secs_f64(),
@@ -247,6 +251,7 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
         "drain": drain,
         "drains_operator_killed": killed,
         "rolling_update": rollout,
+        "replica_stopped_by_hand": repaired,
         "primary_pod_deleted": deleted,
     });
     drop(conn);
@@ -283,6 +288,29 @@ async fn tablet_pods(client: &Client, ns: &str) -> Result<Vec<(String, Pod)>> {
             Some((format!("{cell}-{uid:010}"), pod))
         })
         .collect())
+}
+
+/// The shard's primary as it reports it, and the tablet pod of the primary (`primary: true`)
+/// or of another tablet.
+async fn primary_and_pod(
+    client: &Client,
+    ns: &str,
+    primary: bool,
+) -> Result<(String, String, Pod)> {
+    let shards = dynamic(client, ns, "VitessShard");
+    let alias = primary_of(&shards.get(SHARD).await?).context("no primary")?;
+    let (found, pod) = tablet_pods(client, ns)
+        .await?
+        .into_iter()
+        .find(|(a, _)| (*a == alias) == primary)
+        .with_context(|| {
+            if primary {
+                format!("no tablet pod has the primary's alias {alias}")
+            } else {
+                format!("no tablet pod other than the primary {alias}")
+            }
+        })?;
+    Ok((alias, found, pod))
 }
 
 /// Drains the primary's pod while a writer inserts through vtgate; asserts the primary moved,
@@ -707,6 +735,120 @@ async fn max_connections(ns: &str, pod: &str) -> Result<u32> {
         .with_context(|| format!("pod {pod}'s mysqld answered {answer:?} for max_connections"))
 }
 
+/// Whether replication runs on tablet pod `pod`'s mysqld: its receiver (IO) and applier (SQL)
+/// threads, as performance_schema says.
+async fn replication_running(ns: &str, pod: &str) -> Result<(String, String)> {
+    let answer = dba_query(
+        ns,
+        pod,
+        "SELECT c.SERVICE_STATE, a.SERVICE_STATE FROM performance_schema.replication_connection_status c \
+         JOIN performance_schema.replication_applier_status a USING (CHANNEL_NAME)",
+    )
+    .await?;
+    let mut states = answer.split_whitespace().map(str::to_string);
+    match (states.next(), states.next()) {
+        (Some(io), Some(sql)) => Ok((io, sql)),
+        _ => Ok((answer.trim().to_string(), String::new())),
+    }
+}
+
+/// A replica's replication stopped by hand (`STOP REPLICA` on its mysqld) while a writer
+/// inserts through vtgate: the shard's vtorc must see it (`ReplicationStopped`) and start it
+/// again (its `fixReplica`), with no one else asked; then every acknowledged row is on every
+/// tablet, the repaired replica's too. Returns figures, with vtorc's own words.
+async fn replica_stopped_by_hand(
+    client: &Client,
+    ns: &str,
+    vtgate: &str,
+    conn: &mut mysql_async::Conn,
+) -> Result<serde_json::Value> {
+    let shards = dynamic(client, ns, "VitessShard");
+    let (primary, alias, pod) = primary_and_pod(client, ns, false).await?;
+    let pod = pod.name_any();
+    let running = replication_running(ns, &pod).await?;
+    ensure!(
+        running == ("ON".into(), "ON".into()),
+        "replica {alias} does not replicate before the test: {running:?}"
+    );
+    let writer = writing(conn, vtgate, "repaired").await?;
+    let stopped_at = Instant::now();
+    dba_query(ns, &pod, "STOP REPLICA").await?;
+    let after_stop = replication_running(ns, &pod).await?;
+    ensure!(
+        after_stop.0 == "OFF" && after_stop.1 == "OFF",
+        "STOP REPLICA left replication {after_stop:?} on {pod}"
+    );
+    let vtorc_logs = || async {
+        vitess_operator_e2e::kubectl(&[
+            "-n",
+            ns,
+            "logs",
+            "-l",
+            "planetscale.com/component=vtorc",
+            "--tail=-1",
+        ])
+        .await
+    };
+    // vtorc names the tablet by its alias message (`cell:"zone1" uid:…`).
+    let fixing = "Analysis: ReplicationStopped, will fix replica";
+    let uid: u32 = alias
+        .rsplit('-')
+        .next()
+        .and_then(|u| u.parse().ok())
+        .with_context(|| format!("alias {alias}"))?;
+    let uid = format!("uid:{uid}");
+    let said = wait_for(
+        &format!("vtorc to start replication on {alias} again"),
+        Duration::from_secs(180),
+        async |seen: &mut String| {
+            let now = replication_running(ns, &pod).await?;
+            let logs = vtorc_logs().await?;
+            let line = logs
+                .lines()
+                .find(|l| l.contains(fixing) && l.contains(&uid))
+                .map(str::to_string);
+            *seen = format!("replication {now:?}; vtorc said {line:?}");
+            Ok((now == ("ON".into(), "ON".into()))
+                .then_some(line)
+                .flatten())
+        },
+    )
+    .await?;
+    let repaired_in = stopped_at.elapsed();
+    // Writes go on through the repair; then each acknowledged row must reach every tablet.
+    let more = writer.acknowledged() + WRITES_AROUND_DRAIN;
+    wait_for(
+        "more inserts after the repair",
+        Duration::from_secs(120),
+        async |seen: &mut String| {
+            *seen = format!("{} acknowledged", writer.acknowledged());
+            Ok((writer.acknowledged() >= more).then_some(()))
+        },
+    )
+    .await?;
+    let report = writer.stop().await?;
+    let lost = none_lost(client, ns, "repaired", &report.acknowledged).await?;
+    let primary_after = primary_of(&shards.get(SHARD).await?).context("no primary after")?;
+    ensure!(
+        primary_after == primary,
+        "the primary moved from {primary} to {primary_after} for a stopped replica"
+    );
+    eprintln!(
+        "replica {alias}: STOP REPLICA by hand, replication running again after {:.1} s; vtorc \
+         said: {said}; {} rows acknowledged, none lost",
+        repaired_in.as_secs_f64(),
+        report.acknowledged.len()
+    );
+    Ok(serde_json::json!({
+        "replica": alias,
+        "stop_to_running_s": repaired_in.as_secs_f64(),
+        "vtorc_said": said,
+        "rows_acknowledged": report.acknowledged.len(),
+        "failed_inserts": report.failures,
+        "lost_by_tablet": lost,
+    }))
+}
+
 /// Deletes the primary's pod while a writer inserts; waits for the pod to be made again and
 /// Ready and for writes to be acknowledged again; counts every acknowledged row on every
 /// tablet. Returns figures, with the primary before and after (vtorc decides which).
@@ -717,12 +859,7 @@ async fn primary_pod_deleted_under_load(
     conn: &mut mysql_async::Conn,
 ) -> Result<serde_json::Value> {
     let shards = dynamic(client, ns, "VitessShard");
-    let primary = primary_of(&shards.get(SHARD).await?).context("no primary")?;
-    let pods = tablet_pods(client, ns).await?;
-    let (_, pod) = pods
-        .iter()
-        .find(|(alias, _)| *alias == primary)
-        .with_context(|| format!("no tablet pod has the primary's alias {primary}"))?;
+    let (primary, _, pod) = primary_and_pod(client, ns, true).await?;
     let (pod_name, old_uid) = (pod.name_any(), pod.uid());
     let writer = writing(conn, vtgate, "survived").await?;
     let api: Api<Pod> = Api::namespaced(client.clone(), ns);
