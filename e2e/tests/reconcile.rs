@@ -5,8 +5,9 @@
 //! deleting a cluster collects every child but keeps the data volumes, `vitess-operator render`
 //! is what the API server ends up holding, a steady cluster costs no write requests, and a
 //! larger data volume is asked of the existing claims in place (refused here, and said),
-//! a cell with its own etcd runs it and is registered there, and changed vtctld, vtgate and
-//! vtorc templates wait for their release under `External`.
+//! a cell with its own etcd runs it and is registered there, changed vtctld, vtgate and
+//! vtorc templates wait for their release under `External`, and vtadmin runs per cell and
+//! goes, with its Secrets, when removed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -914,6 +915,111 @@ async fn changed_deployments_wait_for_their_release_under_external() -> Result<(
                         && !d.annotations().keys().any(|k| k.starts_with("rollout."))
                 }) && cell_left.is_empty();
                 Ok(done.then_some(()))
+            },
+        )
+        .await?;
+        Ok(())
+    })
+    .await
+}
+
+/// `examples/initial-cluster.yaml`'s vtadmin runs as the Go operator runs it: one Deployment in
+/// zone1 with vtadmin-api and vtadmin-web, its three Secrets owned by that Deployment (the
+/// web config holding the example's API address), the cluster Service, and
+/// `status.vtadmin` available. Removing `spec.vtadmin` removes the Deployment and Service,
+/// and garbage collection takes the Secrets with the Deployment: the operator never lists or
+/// deletes a Secret.
+#[tokio::test]
+async fn vtadmin_runs_per_cell_and_its_files_go_with_it() -> Result<()> {
+    with_operator("reconcile-vtadmin", None, async |client, ns, operator| {
+        let yaml = with_namespace(&example("initial-cluster.yaml")?, ns)?;
+        apply_yaml(client, ns, &yaml).await?;
+        let clusters = dynamic(client, ns, "VitessCluster");
+        let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), ns);
+        let name = vitess_operator::desired::vtadmin::deployment_name("example", "zone1");
+        let service = vitess_operator::desired::vtadmin::service_name("example");
+        wait_for(
+            "status.vtadmin available",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let status = clusters.get("example").await?.data["status"]["vtadmin"].clone();
+                *seen = format!("{status}");
+                Ok(
+                    (status["available"] == "True" && status["serviceName"] == service.as_str())
+                        .then_some(()),
+                )
+            },
+        )
+        .await?;
+        let deployment = deployments.get(&name).await?;
+        let pod = deployment
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.spec.as_ref())
+            .context("no pod template")?;
+        let containers: Vec<&str> = pod.containers.iter().map(|c| c.name.as_str()).collect();
+        ensure!(
+            containers == ["vtadmin-api", "vtadmin-web"],
+            "containers {containers:?}"
+        );
+        let selector = "planetscale.com/component=vtadmin";
+        let files = secrets
+            .list(&ListParams::default().labels(selector))
+            .await?
+            .items;
+        ensure!(files.len() == 3, "{} vtadmin Secrets", files.len());
+        for secret in &files {
+            let owners = secret.metadata.owner_references.clone().unwrap_or_default();
+            ensure!(
+                owners.len() == 1
+                    && owners[0].uid == deployment.uid().unwrap_or_default()
+                    && owners[0].controller != Some(true),
+                "Secret {} is owned by {owners:?}",
+                secret.name_any()
+            );
+        }
+        let web = files
+            .iter()
+            .find(|s| s.name_any().contains("webconfig"))
+            .and_then(|s| s.data.as_ref()?.get("config.js").cloned())
+            .context("no web config")?;
+        let web = String::from_utf8(web.0)?;
+        ensure!(web.contains("http://localhost:14001"), "web config: {web}");
+
+        // Removed from the spec: the Deployment and Service go, the Secrets with them.
+        let mut docs: Vec<Value> = serde_saphyr::from_multiple(&yaml)?;
+        for doc in docs.iter_mut().filter(|d| d["kind"] == "VitessCluster") {
+            if let Some(spec) = doc["spec"].as_object_mut() {
+                spec.remove("vtadmin");
+            }
+        }
+        let without: Vec<String> = docs
+            .iter()
+            .filter(|d| !d.is_null())
+            .map(serde_json::to_string)
+            .collect::<Result<_, _>>()?;
+        apply_yaml(client, ns, &without.join("\n---\n")).await?;
+        let services: Api<k8s_openapi::api::core::v1::Service> =
+            Api::namespaced(client.clone(), ns);
+        wait_for(
+            "vtadmin's Deployment, Service and Secrets gone",
+            TIMEOUT,
+            async |seen: &mut String| {
+                operator.check_running()?;
+                let left = (
+                    deployments.get_opt(&name).await?.is_some(),
+                    services.get_opt(&service).await?.is_some(),
+                    secrets
+                        .list(&ListParams::default().labels(selector))
+                        .await?
+                        .items
+                        .len(),
+                    clusters.get("example").await?.data["status"]["vtadmin"].clone(),
+                );
+                *seen = format!("deployment, service, secrets, status: {left:?}");
+                Ok((!left.0 && !left.1 && left.2 == 0 && left.3.is_null()).then_some(()))
             },
         )
         .await?;

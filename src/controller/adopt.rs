@@ -303,16 +303,7 @@ mod tests {
     use super::*;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 
-    fn vtgate() -> Deployment {
-        let cell =
-            crate::desired::cluster::children(&crate::controller::testing::example_cluster())
-                .expect("children")
-                .cells
-                .remove(0);
-        crate::desired::vtgate::build(&cell)
-            .expect("vtgate")
-            .deployment
-    }
+    use crate::controller::testing::example_vtgate as vtgate;
 
     /// `ours` as the Go operator writes it: flags with underscores, no securityContext, no
     /// server-side apply of ours.

@@ -93,16 +93,7 @@ pub fn deployment(
 mod tests {
     use super::*;
 
-    fn vtgate() -> Deployment {
-        let cell =
-            crate::desired::cluster::children(&crate::controller::testing::example_cluster())
-                .expect("children")
-                .cells
-                .remove(0);
-        crate::desired::vtgate::build(&cell)
-            .expect("vtgate")
-            .deployment
-    }
+    use crate::controller::testing::example_vtgate as vtgate;
 
     fn hash(d: &Deployment) -> String {
         crate::desired::content_hash(&d.spec.as_ref().expect("spec").template)

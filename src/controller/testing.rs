@@ -14,6 +14,17 @@ use crate::k8s::mock::{ApiServer, Call};
 use crate::vitess::{Clients, Endpoints};
 use vtctld_fake::FakeVtctld;
 
+/// The example cluster's zone1 vtgate Deployment, as built.
+pub fn example_vtgate() -> k8s_openapi::api::apps::v1::Deployment {
+    let cell = crate::desired::cluster::children(&example_cluster())
+        .expect("children")
+        .cells
+        .remove(0);
+    crate::desired::vtgate::build(&cell)
+        .expect("vtgate")
+        .deployment
+}
+
 /// The namespace every test object lives in.
 pub const NAMESPACE: &str = "default";
 

@@ -10,6 +10,7 @@ use std::sync::Mutex;
 
 use k8s_openapi::NamespaceResourceScope;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::ObjectMeta;
 use kube::api::{
     Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions, PropagationPolicy,
@@ -101,14 +102,18 @@ where
         + DeserializeOwned,
     P: Resource<DynamicType = ()>,
 {
-    let owner_ref = owner
+    child.meta_mut().owner_references = Some(vec![controller_ref(owner)?]);
+    server_side_apply(client, &child).await
+}
+
+/// A controller owner reference to `owner`, which must have a uid (it was read or applied).
+fn controller_ref<P: Resource<DynamicType = ()>>(owner: &P) -> Result<OwnerReference, Error> {
+    owner
         .controller_owner_ref(&())
         .ok_or_else(|| Error::NoOwnerUid {
             kind: P::kind(&()).into_owned(),
             name: owner.name_any(),
-        })?;
-    child.meta_mut().owner_references = Some(vec![owner_ref]);
-    server_side_apply(client, &child).await
+        })
 }
 
 /// Applies `child` with `owner` as an owner that is not its controller: garbage collection
@@ -124,12 +129,7 @@ where
         + DeserializeOwned,
     P: Resource<DynamicType = ()>,
 {
-    let mut owner_ref = owner
-        .controller_owner_ref(&())
-        .ok_or_else(|| Error::NoOwnerUid {
-            kind: P::kind(&()).into_owned(),
-            name: owner.name_any(),
-        })?;
+    let mut owner_ref = controller_ref(owner)?;
     owner_ref.controller = None;
     owner_ref.block_owner_deletion = None;
     child.meta_mut().owner_references = Some(vec![owner_ref]);
