@@ -202,6 +202,29 @@ async fn the_vitess_docs_first_steps_then_a_drain_and_a_rolling_update_lose_no_r
         to_ready.as_secs_f64()
     );
 
+    // The real vtctld answers for the keyspace's workflows: no resharding, said as such
+    // (not Unknown, which is what an unanswered GetWorkflows gives).
+    let keyspaces = dynamic(&client, &name, "VitessKeyspace");
+    let keyspace = vitess_operator::domain::names::cluster::keyspace(CLUSTER, "commerce");
+    wait_for(
+        "VitessKeyspace commerce to say ReshardingActive False (NoActiveReshardingWorkflow)",
+        CONVERGE,
+        async |seen: &mut String| {
+            let now = keyspaces.get(&keyspace).await?;
+            let found = now.data["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|c| c["type"] == "ReshardingActive")
+                .cloned();
+            *seen = format!("{found:?}");
+            Ok(found
+                .filter(|c| c["status"] == "False" && c["reason"] == "NoActiveReshardingWorkflow")
+                .map(drop))
+        },
+    )
+    .await?;
+
     // An application: through vtgate, with the example's user.
     let vtgate = vtgate_address(&client, &name, CLUSTER).await?;
     let mut conn = connect_when_serving(&vtgate, APP_USER, "commerce", CONVERGE).await?;

@@ -304,14 +304,14 @@ pub struct VitessKeyspaceStatus {
     /// Standard conditions (`Ready`, ...).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conditions: Conditions,
-    /// The active resharding workflow, as the Go operator reports it. This operator does not
-    /// watch workflows and never writes it; it is in the schema so that a status the Go
-    /// operator wrote is kept, not pruned, when this operator takes the keyspace over.
+    /// The active resharding workflow (a VReplication workflow between this keyspace's own
+    /// shards), as the Go operator reports it; see the conditions `ReshardingActive` and
+    /// `ReshardingInSync`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resharding: Option<ReshardingStatus>,
 }
 
-/// A resharding workflow of a keyspace (written by the Go operator).
+/// A resharding workflow of a keyspace.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReshardingStatus {
@@ -325,7 +325,8 @@ pub struct ReshardingStatus {
     /// Shards copied to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub target_shards: Vec<String>,
-    /// Percent copied (0-100), -1 when unknown.
+    /// Percent copied: 100 once the copy is over, -1 while copying (this operator does not
+    /// estimate it; the Go operator does from table sizes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy_progress: Option<i64>,
 }

@@ -116,18 +116,8 @@ where
                 )
                 .await;
         }
-        if held == Hold::Apply
-            && let Some(now) = now.filter(|d| hold::released(d))
-        {
-            tracing::info!(deployment = %name, "released: its pod template is ours now");
-            let used = [labels::rollout::RELEASED.to_string()];
-            apply::annotate::<Deployment>(
-                applier.client(),
-                &now.metadata,
-                &Default::default(),
-                &used,
-            )
-            .await?;
+        if held == Hold::Apply {
+            unschedule(applier, &result).await?;
         }
         applied.push(result);
         names.insert(name);
@@ -136,6 +126,32 @@ where
         .prune_listed::<Deployment>(listed.into_iter().map(|d| d.metadata).collect(), &names)
         .await?;
     Ok(applied)
+}
+
+/// Removes what is left of a rollout from a Deployment that now runs ours: a release (used
+/// up, as the Go operator removes it) and a `scheduled` note another writer set (ours goes
+/// with the apply that stops carrying it). No request when there is neither.
+async fn unschedule<P>(applier: &Applier<'_, P>, applied: &Deployment) -> Result<(), Error>
+where
+    P: Resource<DynamicType = ()>,
+{
+    let left: Vec<String> = [labels::rollout::RELEASED, labels::rollout::SCHEDULED]
+        .into_iter()
+        .filter(|key| applied.annotations().contains_key(*key))
+        .map(str::to_string)
+        .collect();
+    if left.is_empty() {
+        return Ok(());
+    }
+    tracing::info!(deployment = %applied.name_any(), ?left, "runs our pod template: rollout annotations removed");
+    apply::annotate::<Deployment>(
+        applier.client(),
+        &applied.metadata,
+        &Default::default(),
+        &left,
+    )
+    .await?;
+    Ok(())
 }
 
 /// What [`deployment`] did with the listed Deployment's template.

@@ -11,6 +11,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::condition::{self, Readiness};
+use super::resharding;
 use super::{Context, Error, REQUEUE, WAIT};
 use crate::api::keyspace::{
     TurndownPolicy, VitessKeyspacePartitioningStatus, VitessKeyspaceShardStatus,
@@ -75,6 +76,7 @@ async fn reconcile(keyspace: Arc<VitessKeyspace>, ctx: Arc<Context>) -> Result<A
     let orphans = prune_shards(&ctx, &applier, unwanted).await?;
     let mut status = status(&keyspace, &observed);
     status.orphaned_shards = orphans;
+    reshardings(&ctx, &keyspace, &mut status).await;
     apply::status(client, keyspace.as_ref(), keyspace.status.as_ref(), &status).await?;
     ctx.events
         .blocked(
@@ -158,6 +160,38 @@ async fn serving_shards(
         .serving_shards(&keyspace.spec.template.name)
         .await
         .map_err(|why| why.to_string())
+}
+
+/// The keyspace's resharding in `status` (`status.resharding` and the conditions
+/// `ReshardingActive`, `ReshardingInSync`), from vtctld's active workflows; while vtctld cannot
+/// say, both conditions are Unknown and the last known workflow stays.
+async fn reshardings(ctx: &Context, keyspace: &VitessKeyspace, status: &mut VitessKeyspaceStatus) {
+    let asked = async {
+        let vtctld = ctx.vtctld(keyspace).await?;
+        Ok::<_, crate::controller::vtctld::VtctldError>(
+            vtctld.workflows(&keyspace.spec.template.name).await?,
+        )
+    }
+    .await;
+    let (active, in_sync) = match asked {
+        Ok(workflows) => {
+            let report = resharding::report(&workflows, status.resharding.as_ref());
+            status.resharding = report.status;
+            (report.active, report.in_sync)
+        }
+        Err(why) => {
+            let unknown = Readiness::unknown(why.reason(), format!("vtctld cannot say: {why}"));
+            (unknown.clone(), unknown)
+        }
+    };
+    let generation = keyspace.metadata.generation;
+    for (type_, state) in [
+        (resharding::RESHARDING_ACTIVE, active),
+        (resharding::RESHARDING_IN_SYNC, in_sync),
+    ] {
+        status.conditions =
+            condition::with_condition(&status.conditions, type_, Some(&state), generation);
+    }
 }
 
 /// `None` when `shard` serves in no cell (idle: it may go), else why it is kept.
@@ -372,6 +406,9 @@ mod reconcile_tests {
         (server.insert_object(&old), name)
     }
 
+    /// The read of the cluster for its vtctld, without a shared cache.
+    const CLUSTER_READ: &str = "get vitessclusters/example";
+
     #[tokio::test]
     async fn a_keyspace_applies_its_shards_once_then_a_steady_one_only_lists() {
         let (ctx, server) = testing::context(None);
@@ -385,9 +422,16 @@ mod reconcile_tests {
         let first = server.take_calls();
         let applied = format!("apply vitessshards/{shard}");
         let status = format!("status vitesskeyspaces/{}", keyspace.name_any());
+        // The cluster is read for its vtctld (the resharding workflows): a GET here, where no
+        // cluster controller shares its cache; it is not there, so resharding is Unknown.
         assert_eq!(
             requests(&first),
-            ["list vitessshards", applied.as_str(), status.as_str()]
+            [
+                "list vitessshards",
+                applied.as_str(),
+                CLUSTER_READ,
+                status.as_str()
+            ]
         );
         assert_eq!(writes(&first), [applied.as_str(), status.as_str()]);
 
@@ -396,7 +440,10 @@ mod reconcile_tests {
         reconcile(Arc::new(keyspace), ctx.clone())
             .await
             .expect("second reconcile");
-        assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
+        assert_eq!(
+            requests(&server.take_calls()),
+            ["list vitessshards", CLUSTER_READ]
+        );
     }
 
     #[tokio::test]
@@ -427,7 +474,7 @@ mod reconcile_tests {
         let calls = server.take_calls();
         assert_eq!(
             requests(&calls),
-            ["list vitessshards", &delete, "create events"]
+            ["list vitessshards", &delete, "create events", CLUSTER_READ]
         );
         assert_eq!(writes(&calls), [delete.as_str(), "create events"]);
 
@@ -436,7 +483,102 @@ mod reconcile_tests {
         reconcile(Arc::new(keyspace), ctx.clone())
             .await
             .expect("third reconcile");
-        assert_eq!(requests(&server.take_calls()), ["list vitessshards"]);
+        assert_eq!(
+            requests(&server.take_calls()),
+            ["list vitessshards", CLUSTER_READ]
+        );
+    }
+
+    /// A resharding someone started in Vitess shows in the keyspace's status as in the Go
+    /// operator: copying (not in sync), then caught up (in sync: traffic could be switched),
+    /// then gone once completed; vtctld unreachable makes both conditions Unknown.
+    #[tokio::test]
+    async fn a_resharding_is_reported_through_its_phases() {
+        use crate::vitess::{Alias, TabletType};
+        let vtctld = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let address = vtctld.local_addr().to_string();
+        let (ctx, server) = testing::context(Some(&address));
+        let cluster = testing::example_cluster();
+        server.insert_object(&cluster);
+        let children = desired::cluster::children(&cluster).expect("children");
+        let keyspace = server.insert_object(&children.keyspaces[0]);
+        for (alias, shard) in [("zone1-101", "-80"), ("zone1-102", "80-")] {
+            let alias: Alias = alias.parse().expect("alias");
+            vtctld.register_tablet(alias, "commerce", shard, TabletType::Primary);
+        }
+        let seen = |server: &crate::k8s::mock::ApiServer| {
+            let status = server
+                .object_like(&keyspace)
+                .and_then(|k| k.status)
+                .expect("a status");
+            let state = |type_: &str| {
+                status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == type_)
+                    .map(|c| (c.status.clone(), c.reason.clone()))
+                    .expect("the condition")
+            };
+            (
+                status
+                    .resharding
+                    .map(|r| (r.workflow, r.state, r.target_shards)),
+                state(resharding::RESHARDING_ACTIVE),
+                state(resharding::RESHARDING_IN_SYNC),
+            )
+        };
+        let again = |ctx: Arc<Context>, server: &crate::k8s::mock::ApiServer| {
+            let now = server.object_like(&keyspace).expect("still there");
+            async move { reconcile(Arc::new(now), ctx).await.expect("reconcile") }
+        };
+        again(ctx.clone(), &server).await;
+        let (status, active, _) = seen(&server);
+        assert_eq!(status, None);
+        assert_eq!(
+            active,
+            ("False".into(), "NoActiveReshardingWorkflow".into())
+        );
+
+        vtctld.start_reshard("commerce", "split", &["-"], &["-80", "80-"]);
+        again(ctx.clone(), &server).await;
+        let targets = vec!["-80".to_string(), "80-".to_string()];
+        assert_eq!(
+            seen(&server),
+            (
+                Some(("split".into(), "Copying".into(), targets.clone())),
+                ("True".into(), "ActiveReshardingWorkflow".into()),
+                ("False".into(), "Copying".into()),
+            )
+        );
+        vtctld.copy_done("commerce", "split");
+        again(ctx.clone(), &server).await;
+        let (status, _, in_sync) = seen(&server);
+        assert_eq!(status.map(|s| s.1), Some("Running".into()));
+        assert_eq!(in_sync, ("True".into(), "CaughtUp".into()));
+
+        vtctld.complete_workflow("commerce", "split");
+        again(ctx.clone(), &server).await;
+        let (status, active, in_sync) = seen(&server);
+        assert_eq!(status, None);
+        assert_eq!(active.0, "False");
+        assert_eq!(in_sync.0, "False");
+
+        vtctld.start_reshard("commerce", "split", &["-"], &["-80", "80-"]);
+        again(ctx.clone(), &server).await;
+        drop(vtctld);
+        again(ctx.clone(), &server).await;
+        let (status, active, in_sync) = seen(&server);
+        assert_eq!(
+            status.map(|s| s.0),
+            Some("split".into()),
+            "the last one known stays"
+        );
+        assert_eq!(
+            (active.0.as_str(), in_sync.0.as_str()),
+            ("Unknown", "Unknown")
+        );
     }
 
     /// Under RequireIdle an unwanted shard stays while Vitess' serving graph routes to it, and

@@ -14,6 +14,7 @@ pub mod drain;
 pub mod etcd;
 pub mod hold;
 pub mod keyspace;
+pub mod resharding;
 pub mod shard;
 #[cfg(test)]
 pub(crate) mod testing;

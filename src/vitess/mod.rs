@@ -9,5 +9,5 @@ pub mod endpoints;
 pub use endpoints::{Clients, Endpoints};
 pub use vtctld_client::{
     Alias, BackupInfo, BackupOutcome, BackupStatus, CellInfo, Code, Error, Keyspace, Shard, Tablet,
-    TabletType, Tls, Vtctld, client, proto,
+    TabletType, Tls, Vtctld, Workflow, client, proto,
 };

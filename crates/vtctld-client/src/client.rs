@@ -415,6 +415,30 @@ pub struct Keyspace {
     pub durability_policy: String,
 }
 
+/// A VReplication workflow of a keyspace, as far as a resharding is concerned.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Workflow {
+    pub name: String,
+    /// `Reshard`, `MoveTables`, ... (empty from a vtctld that does not say).
+    pub workflow_type: String,
+    pub source_keyspace: String,
+    pub source_shards: Vec<String>,
+    pub target_keyspace: String,
+    pub target_shards: Vec<String>,
+    /// Seconds the furthest-behind stream is behind its source.
+    pub max_lag_seconds: i64,
+    /// Every stream of every target shard: (target shard, state, message).
+    pub streams: Vec<(String, String, String)>,
+}
+
+impl Workflow {
+    /// Whether it moves a keyspace's data between its own shards (the Go operator's rule: the
+    /// same keyspace on both sides, other shards).
+    pub fn is_resharding(&self) -> bool {
+        self.source_keyspace == self.target_keyspace && self.source_shards != self.target_shards
+    }
+}
+
 /// Where a cell's local topology lives.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CellInfo {
@@ -889,6 +913,53 @@ impl Vtctld {
                     .map(|r| r.name)
                     .collect();
                 (cell, shards)
+            })
+            .collect())
+    }
+
+    /// The active VReplication workflows of `keyspace` (those it is the target of).
+    pub async fn workflows(&self, keyspace: &str) -> Result<Vec<Workflow>, Error> {
+        let req = vtctldata::GetWorkflowsRequest {
+            keyspace: keyspace.to_string(),
+            active_only: true,
+        };
+        let resp = self
+            .call(
+                "GetWorkflows",
+                keyspace,
+                Retry::Yes,
+                self.timeout,
+                |mut c, t| {
+                    let req = req.clone();
+                    async move { c.get_workflows(request(req, t)).await }
+                },
+            )
+            .await?;
+        Ok(resp
+            .workflows
+            .into_iter()
+            .map(|w| {
+                let (source, target) = (w.source.unwrap_or_default(), w.target.unwrap_or_default());
+                let streams = w
+                    .shard_streams
+                    .into_iter()
+                    .flat_map(|(shard, streams)| {
+                        streams
+                            .streams
+                            .into_iter()
+                            .map(move |s| (shard.clone(), s.state, s.message))
+                    })
+                    .collect();
+                Workflow {
+                    name: w.name,
+                    workflow_type: w.workflow_type,
+                    source_keyspace: source.keyspace,
+                    source_shards: source.shards,
+                    target_keyspace: target.keyspace,
+                    target_shards: target.shards,
+                    max_lag_seconds: w.max_v_replication_lag,
+                    streams,
+                }
             })
             .collect())
     }

@@ -11,7 +11,7 @@ pub mod proto;
 
 pub use client::{
     Alias, BackupInfo, BackupOutcome, BackupStatus, CellInfo, Error, Keyspace, Shard, Tablet,
-    TabletType, Tls, Vtctld,
+    TabletType, Tls, Vtctld, Workflow,
 };
 /// gRPC status codes, as in [`Error::code`].
 pub use tonic::Code;

@@ -127,6 +127,20 @@ pub struct Topology {
     tablets: BTreeMap<Alias, TabletRecord>,
     /// (keyspace, shard) -> backup name -> record; names sort by time, as Vitess lists them.
     backups: BTreeMap<(String, String), BTreeMap<String, BackupRecord>>,
+    /// (keyspace, workflow) -> a resharding a test started ([`FakeVtctld::start_reshard`]).
+    workflows: BTreeMap<(String, String), Reshard>,
+}
+
+/// A resharding workflow of the fake: its streams run on the target shards that have a
+/// primary (where VReplication runs them), all in the workflow's phase.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Reshard {
+    sources: Vec<String>,
+    targets: Vec<String>,
+    /// `Copying` until [`FakeVtctld::copy_done`], then `Running`; `Error` with a message after
+    /// [`FakeVtctld::fail_workflow`].
+    state: String,
+    message: String,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -401,6 +415,45 @@ impl FakeVtctld {
             .get_mut(&(keyspace.to_string(), shard.to_string()))
         {
             record.is_primary_serving = false;
+        }
+    }
+
+    /// Starts a resharding of `keyspace` from `sources` to `targets` (what `vtctldclient
+    /// Reshard create` does): its streams copy until [`FakeVtctld::copy_done`].
+    pub fn start_reshard(&self, keyspace: &str, name: &str, sources: &[&str], targets: &[&str]) {
+        let owned = |list: &[&str]| list.iter().map(|s| s.to_string()).collect();
+        self.shared.lock().topology.workflows.insert(
+            (keyspace.to_string(), name.to_string()),
+            Reshard {
+                sources: owned(sources),
+                targets: owned(targets),
+                state: "Copying".into(),
+                message: String::new(),
+            },
+        );
+    }
+
+    /// The copy phase of a resharding is over: its streams replicate (`Running`).
+    pub fn copy_done(&self, keyspace: &str, name: &str) {
+        self.set_workflow(keyspace, name, "Running", "");
+    }
+
+    /// A resharding's streams stop with an error, saying `message`.
+    pub fn fail_workflow(&self, keyspace: &str, name: &str, message: &str) {
+        self.set_workflow(keyspace, name, "Error", message);
+    }
+
+    /// A resharding is completed (`Reshard complete`): it is no longer listed.
+    pub fn complete_workflow(&self, keyspace: &str, name: &str) {
+        let key = (keyspace.to_string(), name.to_string());
+        self.shared.lock().topology.workflows.remove(&key);
+    }
+
+    fn set_workflow(&self, keyspace: &str, name: &str, state: &str, message: &str) {
+        let key = (keyspace.to_string(), name.to_string());
+        if let Some(w) = self.shared.lock().topology.workflows.get_mut(&key) {
+            w.state = state.into();
+            w.message = message.into();
         }
     }
 
@@ -1204,6 +1257,63 @@ impl VtctldService for Service {
                 topo.tablets.remove(alias);
             }
             Ok(DeleteTabletsResponse {})
+        })
+    }
+
+    /// The keyspace's reshardings, by the fake's rule: a stream on each target shard with a
+    /// primary, in the workflow's phase.
+    async fn get_workflows(
+        &self,
+        req: Request<GetWorkflowsRequest>,
+    ) -> Reply<GetWorkflowsResponse> {
+        let req = req.into_inner();
+        self.enter("GetWorkflows", req.keyspace.clone()).await?;
+        self.with(|topo| {
+            let workflows = topo
+                .workflows
+                .iter()
+                .filter(|((keyspace, _), _)| *keyspace == req.keyspace)
+                .map(|((keyspace, name), w)| {
+                    let location = |shards: &Vec<String>| workflow::ReplicationLocation {
+                        keyspace: keyspace.clone(),
+                        shards: shards.clone(),
+                    };
+                    let shard_streams = w
+                        .targets
+                        .iter()
+                        .filter(|t| {
+                            topo.shards
+                                .get(&(keyspace.clone(), (*t).clone()))
+                                .is_some_and(|r| r.primary.is_some())
+                        })
+                        .enumerate()
+                        .map(|(i, target)| {
+                            let stream = workflow::Stream {
+                                id: i64::try_from(i).unwrap_or_default() + 1,
+                                shard: target.clone(),
+                                state: w.state.clone(),
+                                message: w.message.clone(),
+                                rows_copied: 0,
+                            };
+                            (
+                                target.clone(),
+                                workflow::ShardStream {
+                                    streams: vec![stream],
+                                },
+                            )
+                        })
+                        .collect();
+                    Workflow {
+                        name: name.clone(),
+                        source: Some(location(&w.sources)),
+                        target: Some(location(&w.targets)),
+                        max_v_replication_lag: 0,
+                        shard_streams,
+                        workflow_type: "Reshard".into(),
+                    }
+                })
+                .collect();
+            Ok(GetWorkflowsResponse { workflows })
         })
     }
 
