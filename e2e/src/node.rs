@@ -208,9 +208,9 @@ pub fn on_real_node(yaml: &str) -> Result<String> {
                 place(&mut spec["globalLockserver"]["etcd"]);
             }
             place(&mut spec["vitessDashboard"]);
-            // No vtadmin image is built here: vtadmin-web's UI needs Node.js >= 22.13 to
-            // build, which no package registry here serves. Its pods could never start on the
-            // real node, so vtadmin is left out there (it runs on the KWOK nodes).
+            // `e2e/cluster up` builds no vtadmin image yet (its UI needs Node.js >= 22.13 to
+            // build; Debian 12 has 18). Its pods could not start on the real node, so vtadmin
+            // is left out there (it runs on the KWOK nodes).
             if let Some(spec) = spec.as_object_mut() {
                 spec.remove("vtadmin");
             }
