@@ -406,6 +406,25 @@ mod reconcile_tests {
         (server.insert_object(&old), name)
     }
 
+    /// A fake vtctld, a context whose clusters use it, the example cluster stored, and its
+    /// keyspace as built (not stored).
+    async fn with_fake_vtctld() -> (
+        vtctld_fake::FakeVtctld,
+        Arc<Context>,
+        crate::k8s::mock::ApiServer,
+        VitessKeyspace,
+    ) {
+        let vtctld = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
+            .await
+            .expect("fake vtctld");
+        let (ctx, server) = testing::context(Some(&vtctld.local_addr().to_string()));
+        let cluster = testing::example_cluster();
+        server.insert_object(&cluster);
+        let children = desired::cluster::children(&cluster).expect("children");
+        let keyspace = children.keyspaces[0].clone();
+        (vtctld, ctx, server, keyspace)
+    }
+
     /// The read of the cluster for its vtctld, without a shared cache.
     const CLUSTER_READ: &str = "get vitessclusters/example";
 
@@ -495,15 +514,8 @@ mod reconcile_tests {
     #[tokio::test]
     async fn a_resharding_is_reported_through_its_phases() {
         use crate::vitess::{Alias, TabletType};
-        let vtctld = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
-            .await
-            .expect("fake vtctld");
-        let address = vtctld.local_addr().to_string();
-        let (ctx, server) = testing::context(Some(&address));
-        let cluster = testing::example_cluster();
-        server.insert_object(&cluster);
-        let children = desired::cluster::children(&cluster).expect("children");
-        let keyspace = server.insert_object(&children.keyspaces[0]);
+        let (vtctld, ctx, server, keyspace) = with_fake_vtctld().await;
+        let keyspace = server.insert_object(&keyspace);
         for (alias, shard) in [("zone1-101", "-80"), ("zone1-102", "80-")] {
             let alias: Alias = alias.parse().expect("alias");
             vtctld.register_tablet(alias, "commerce", shard, TabletType::Primary);
@@ -586,15 +598,8 @@ mod reconcile_tests {
     #[tokio::test]
     async fn an_unwanted_shard_under_require_idle_goes_once_it_serves_nothing() {
         use crate::vitess::{Alias, CellInfo, TabletType};
-        let vtctld = vtctld_fake::FakeVtctld::start(([127, 0, 0, 1], 0).into())
-            .await
-            .expect("fake vtctld");
+        let (vtctld, ctx, server, mut keyspace) = with_fake_vtctld().await;
         let address = vtctld.local_addr().to_string();
-        let (ctx, server) = testing::context(Some(&address));
-        let cluster = testing::example_cluster();
-        server.insert_object(&cluster);
-        let children = desired::cluster::children(&cluster).expect("children");
-        let mut keyspace = children.keyspaces[0].clone();
         keyspace.spec.template.turndown_policy = Some(TurndownPolicy::RequireIdle);
         let keyspace = server.insert_object(&keyspace);
         reconcile(Arc::new(keyspace.clone()), ctx.clone())
