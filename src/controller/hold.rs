@@ -1,5 +1,5 @@
-//! A changed pod template of a stateless Deployment (vtctld, vtgate, vtorc) under the update
-//! strategy, as the Go operator rolls them out: with `Immediate` it is applied at once; with
+//! A changed pod template of a stateless Deployment (vtctld, vtgate, vtorc, vtadmin) under the
+//! update strategy, as the Go operator rolls them out: with `Immediate` it is applied at once; with
 //! `External` (the default) the Deployment takes everything else (labels, replicas) while its
 //! running template is kept and the Deployment is annotated `rollout.planetscale.com/scheduled`
 //! saying what would change, until someone adds `rollout.planetscale.com/released` (on the
