@@ -1,10 +1,11 @@
-//! A changed pod template of a stateless Deployment (vtctld, vtgate, vtorc, vtadmin) under the
-//! update strategy, as the Go operator rolls them out: with `Immediate` it is applied at once; with
-//! `External` (the default) the Deployment takes everything else (labels, replicas) while its
-//! running template is kept and the Deployment is annotated `rollout.planetscale.com/scheduled`
-//! saying what would change, until someone adds `rollout.planetscale.com/released` (on the
-//! Deployment, or for vtgate on its VitessCell, which is where the Go operator holds vtgate's
-//! changes). A release is used up: it is removed once ours is applied.
+//! A changed pod template of a stateless Deployment (vtctld, vtgate, vtorc, vtadmin) under
+//! the update strategy, as the Go operator rolls them out: with `Immediate` it is applied at
+//! once; with `External` (the default) the Deployment takes everything else (labels,
+//! replicas) while its running template is kept and the Deployment is annotated
+//! `rollout.planetscale.com/scheduled` saying what would change, until someone adds
+//! `rollout.planetscale.com/released` (on the Deployment, or for vtgate on its VitessCell,
+//! which is where the Go operator holds vtgate's changes). A release is used up: it is
+//! removed once ours is applied.
 //!
 //! Pure: [`deployment`] rewrites the Deployment about to be applied, given the one listed.
 //! Which of our templates a Deployment runs is its mark, [`labels::rollout::DESIRED_STATE_HASH`]
