@@ -595,16 +595,22 @@ async fn writing(conn: &mut mysql_async::Conn, vtgate: &str, table: &str) -> Res
     .await
     .with_context(|| format!("CREATE TABLE {table} through vtgate"))?;
     let writer = Writer::start(vtgate, APP_USER, "commerce", table, 0);
-    wait_for(
+    acknowledged_at_least(
+        &writer,
+        WRITES_AROUND_DRAIN,
         "the writer's first inserts through vtgate",
-        Duration::from_secs(120),
-        async |seen: &mut String| {
-            *seen = format!("{} acknowledged", writer.acknowledged());
-            Ok((writer.acknowledged() >= WRITES_AROUND_DRAIN).then_some(()))
-        },
     )
     .await?;
     Ok(writer)
+}
+
+/// Waits (2 min at most) until `writer` has `count` inserts acknowledged.
+async fn acknowledged_at_least(writer: &Writer, count: usize, what: &str) -> Result<()> {
+    wait_for(what, Duration::from_secs(120), async |seen: &mut String| {
+        *seen = format!("{} acknowledged", writer.acknowledged());
+        Ok((writer.acknowledged() >= count).then_some(()))
+    })
+    .await
 }
 
 /// Counts `acknowledged` in `table` on every tablet's own mysqld (a replica gets
@@ -840,15 +846,7 @@ async fn replica_stopped_by_hand(
     let repaired_in = stopped_at.elapsed();
     // Writes go on through the repair; then each acknowledged row must reach every tablet.
     let more = writer.acknowledged() + WRITES_AROUND_DRAIN;
-    wait_for(
-        "more inserts after the repair",
-        Duration::from_secs(120),
-        async |seen: &mut String| {
-            *seen = format!("{} acknowledged", writer.acknowledged());
-            Ok((writer.acknowledged() >= more).then_some(()))
-        },
-    )
-    .await?;
+    acknowledged_at_least(&writer, more, "more inserts after the repair").await?;
     let report = writer.stop().await?;
     let lost = none_lost(client, ns, "repaired", &report.acknowledged).await?;
     let primary_after = primary_of(&shards.get(SHARD).await?).context("no primary after")?;
