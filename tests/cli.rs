@@ -179,10 +179,11 @@ fn crd_prints_every_committed_crd() {
         "EtcdLockserver",
         "VitessBackupStorage",
         "VitessBackup",
+        "VitessBackupSchedule",
     ] {
         assert!(text.contains(&format!("kind: {kind}\n")), "{kind} missing");
     }
-    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 7);
+    assert_eq!(text.matches("kind: CustomResourceDefinition").count(), 8);
 }
 
 #[test]

@@ -24,6 +24,78 @@ use vitess_operator::cli::yaml;
 /// path and every field under it.
 const NOT_IN_WORKLOADS: &[(&str, &str)] = &[
     (
+        "spec.backup.schedules[].name",
+        "copied into the VitessBackupSchedule; names the VitessBackupSchedule (and through it its Jobs)",
+    ),
+    (
+        "spec.backup.schedules[].schedule",
+        "copied into the VitessBackupSchedule; controller::backupschedule::plan: the due times",
+    ),
+    (
+        "spec.backup.schedules[].frequency",
+        "copied into the VitessBackupSchedule; controller::backupschedule::plan: a per-shard staggered cron (status.generatedSchedules)",
+    ),
+    (
+        "spec.backup.schedules[].strategies[].name",
+        "copied into the VitessBackupSchedule; controller::backupschedule keys its status by it (per shard for scopes Keyspace and Cluster)",
+    ),
+    (
+        "spec.backup.schedules[].strategies[].scope",
+        "copied into the VitessBackupSchedule; desired::schedule::targets: the shards it covers",
+    ),
+    (
+        "spec.backup.schedules[].strategies[].shard",
+        "copied into the VitessBackupSchedule; desired::schedule::targets: the shard of scope Shard",
+    ),
+    (
+        "spec.backup.schedules[].strategies[].extraFlags",
+        "copied into the VitessBackupSchedule; desired::schedule::job: BackupShard's flags",
+    ),
+    (
+        "spec.backup.schedules[].resources",
+        "copied into the VitessBackupSchedule; desired::schedule::job: the Job's container",
+    ),
+    (
+        "spec.backup.schedules[].successfulJobsHistoryLimit",
+        "copied into the VitessBackupSchedule; controller::backupschedule::plan deletes older successful Jobs",
+    ),
+    (
+        "spec.backup.schedules[].failedJobsHistoryLimit",
+        "copied into the VitessBackupSchedule; controller::backupschedule::plan deletes older failed Jobs",
+    ),
+    (
+        "spec.backup.schedules[].suspend",
+        "copied into the VitessBackupSchedule; controller::backupschedule starts nothing",
+    ),
+    (
+        "spec.backup.schedules[].startingDeadlineSeconds",
+        "copied into the VitessBackupSchedule; controller::backupschedule::plan: a run later than this is not started",
+    ),
+    (
+        "spec.backup.schedules[].concurrencyPolicy",
+        "copied into the VitessBackupSchedule; controller::backupschedule::plan: Forbid waits for the running Job",
+    ),
+    (
+        "spec.backup.schedules[].allowedMissedRun",
+        "copied into the VitessBackupSchedule; controller::backupschedule::plan: more missed runs start nothing (TooManyMissedRuns)",
+    ),
+    (
+        "spec.backup.schedules[].jobTimeoutMinute",
+        "copied into the VitessBackupSchedule; desired::schedule::job: activeDeadlineSeconds; plan deletes older Jobs without one",
+    ),
+    (
+        "spec.backup.schedules[].annotations",
+        "copied into the VitessBackupSchedule; desired::schedule::job: the Job's and its pod's annotations",
+    ),
+    (
+        "spec.backup.schedules[].affinity",
+        "copied into the VitessBackupSchedule; desired::schedule::job: the Job's pod",
+    ),
+    (
+        "spec.backup.schedules[].tolerations",
+        "copied into the VitessBackupSchedule; desired::schedule::job: the Job's pod",
+    ),
+    (
         "spec.updateStrategy.type",
         "controller::shard::drains: External marks changed tablets, Immediate rolls them",
     ),
@@ -130,12 +202,9 @@ const NOT_ACTED_ON: &[(&str, &str)] = &[
         "no subcontroller pod: backups are listed through vtctld",
     ),
     (
-        "spec.backup.schedules[].allowedMissedRun",
-        "a CronJob has no such setting; startingDeadlineSeconds is the nearest",
-    ),
-    (
         "spec.backup.schedules[].backupMethod",
-        "vtbackup is run as vtctldclient BackupShard (issue 21 item 6)",
+        "vtbackup (a Job with a mysqld of its own) is not implemented: every schedule runs \
+         vtctldclient BackupShard, and its Jobs' planetscale.com/backup-method says so",
     ),
     (
         "spec.keyspaces[].partitionings[].equal.shardTemplate.replication.recoverRestartedMaster",
@@ -180,11 +249,6 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
         "another keyspace needs another shard too; desired::schedule's tests",
     ),
     (
-        "spec.backup.schedules[].strategies[].scope",
-        "another scope needs keyspace and shard changed with it (CEL rules); \
-         desired::schedule::tests::scopes_expand_to_shards_each_backed_up_once",
-    ),
-    (
         "spec.vtadmin.cells",
         "the one base with vtadmin has one cell, which it already lists; \
          desired::vtadmin's tests run it in two cells",
@@ -192,11 +256,7 @@ const NOT_EXERCISED: &[(&str, &str)] = &[
 ];
 
 /// Fields that name something for people and nothing else, as in the Go operator.
-const FOR_PEOPLE: &[(&str, &str)] = &[(
-    "spec.backup.schedules[].strategies[].name",
-    "required, as in the Go operator, which keys its per-strategy schedule status by it; ours \
-     has no such status yet (issue 21 item 6)",
-)];
+const FOR_PEOPLE: &[(&str, &str)] = &[];
 
 /// Kinds the cluster controller applies as children; a field that changes only these is read
 /// by the children's controllers at run time, not by a builder.
@@ -206,6 +266,7 @@ const CHILD_KINDS: &[&str] = &[
     "VitessShard",
     "VitessBackupStorage",
     "EtcdLockserver",
+    "VitessBackupSchedule",
 ];
 
 /// What setting a field did to what the operator builds.

@@ -737,6 +737,19 @@ fn schedule_names_fit_a_label_value() {
         "{:?}",
         problems(&checker, &doc)
     );
+    // Within 63 alone, but not with the cluster's name around it in the schedule's name,
+    // which its Jobs carry as a label.
+    set(
+        &mut doc,
+        "/spec/backup/schedules/0/name",
+        json!("a".repeat(50)),
+    );
+    let found = problems(&checker, &doc);
+    assert!(
+        found.iter().any(|p| p.starts_with("spec.backup.schedules[0].name: its VitessBackupSchedule example-vbsc-aaaa")
+            && p.ends_with("is 72 characters long, and its Jobs carry that name as a label value, which holds 63 at most: shorten the schedule's or the cluster's name by 9")),
+        "{found:?}"
+    );
 }
 
 /// A null where the schema has a default is what the API server replaces with the default:

@@ -9,9 +9,9 @@
 //! CRDs and our operator runs for a while. The report (`target/e2e-figures/takeover.json`) says,
 //! object by object, what was recreated, whose pod spec or template changed (field by field),
 //! what we made that the Go operator did not, and what of its objects nothing manages now.
-//! It fails when a Pod, PVC, Service or Deployment is recreated or deleted, a Go-made tablet is
-//! put on a rolling update, anything changes but our marks ([`ALLOWED_CHANGES`]), we make
-//! anything but the schedule's CronJob, a cell's topology moves, or the cluster's topology is
+//! It fails when a Pod, PVC, Service, Deployment or VitessBackupSchedule is recreated or
+//! deleted, a Go-made tablet is put on a rolling update, anything changes but our marks
+//! ([`ALLOWED_CHANGES`]), we make anything at all, a cell's topology moves, or the cluster's topology is
 //! not registered. KWOK pods never run, so tablets register no tablet record and no shard has a
 //! primary: the cluster must be not Ready for its keyspaces alone (lockserver, vtctld and cells
 //! taken over and available).
@@ -33,7 +33,13 @@ const CONVERGE: Duration = Duration::from_secs(180);
 const REVERSE_RUN: Duration = Duration::from_secs(60);
 
 /// What the report lists; a Pod, PVC, Service or Deployment recreated fails the test.
-const MUST_KEEP: &[&str] = &["Pod", "PersistentVolumeClaim", "Service", "Deployment"];
+const MUST_KEEP: &[&str] = &[
+    "Pod",
+    "PersistentVolumeClaim",
+    "Service",
+    "Deployment",
+    "VitessBackupSchedule",
+];
 
 /// The only changes a takeover may make to the Go operator's objects: our adoption marks (a
 /// Deployment's kept template, a tablet pod's desired-state hash in our computation), and the
@@ -49,7 +55,7 @@ const ALLOWED_CHANGES: &[&str] = &[
 /// Kinds read for the snapshot (`kubectl get` resource names).
 const RESOURCES: &str = "pods,persistentvolumeclaims,services,deployments,\
     horizontalpodautoscalers,cronjobs,poddisruptionbudgets,vitesscells,vitesskeyspaces,\
-    vitessshards,vitessbackupstorages,etcdlockservers";
+    vitessshards,vitessbackupstorages,etcdlockservers,vitessbackupschedules";
 
 fn cluster_yaml(cell_a: &str, cell_b: &str, keyspace: &str) -> String {
     let pool = |cell: &str, kind: &str, replicas: u32, name: &str| {
@@ -330,9 +336,6 @@ async fn takeover_from_the_go_operator() -> Result<()> {
     let (go_binary, go_source) = (&paths[0], &paths[1]);
     let started = Instant::now();
     let client = client().await?;
-    let had_schedule_crd = kubectl(&["get", "crd", "vitessbackupschedules.planetscale.com"])
-        .await
-        .is_ok();
     let ns = TestNamespace::create(&client, "takeover").await?;
     let suffix = unique_suffix().replace('-', "");
     let (cell_a, cell_b, keyspace) = (
@@ -347,15 +350,6 @@ async fn takeover_from_the_go_operator() -> Result<()> {
     let restored = async {
         install(&crds.to_string_lossy()).await?;
         install(&priority.to_string_lossy()).await?;
-        if !had_schedule_crd {
-            kubectl(&[
-                "delete",
-                "crd",
-                "vitessbackupschedules.planetscale.com",
-                "--ignore-not-found",
-            ])
-            .await?;
-        }
         anyhow::Ok(())
     }
     .await;
@@ -445,7 +439,7 @@ async fn run(
     // 4. Our CRDs over its CRDs (the user's upgrade), then our operator.
     install(&workspace_dir().join("crds").to_string_lossy()).await?;
     install(&workspace_dir().join("config/priority").to_string_lossy()).await?;
-    for kind in ["vitessclusters", "vitessshards"] {
+    for kind in ["vitessclusters", "vitessshards", "vitessbackupschedules"] {
         wait_established(kind).await?;
     }
     let address = format!("*={}", vtctld_addr());
@@ -579,7 +573,8 @@ async fn run(
     );
     ensure!(
         broken.is_empty(),
-        "takeover recreated or deleted {} Pod/PVC/Service/Deployment objects: {broken:#?}\n\
+        "takeover recreated or deleted {} Pod/PVC/Service/Deployment/VitessBackupSchedule \
+         objects: {broken:#?}\n\
          full report: {text}",
         broken.len()
     );
@@ -612,7 +607,6 @@ async fn run(
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .filter(|k| !k.starts_with("CronJob/"))
         .collect();
     ensure!(
         made.is_empty(),

@@ -1322,6 +1322,12 @@ const CHILDREN: &[(&str, &str, &str, &str)] = &[
         "VitessBackupStorage",
         "vitessbackupstorages",
     ),
+    (
+        "planetscale.com",
+        "v2",
+        "VitessBackupSchedule",
+        "vitessbackupschedules",
+    ),
 ];
 
 /// `Kind/name` -> what must not change of it (uid, generation, labels, annotations, spec).

@@ -49,6 +49,7 @@ async fn install_crds_once() -> Result<()> {
         "etcdlockservers.planetscale.com",
         "vitessbackupstorages.planetscale.com",
         "vitessbackups.planetscale.com",
+        "vitessbackupschedules.planetscale.com",
     ] {
         wait_for(
             &format!("CRD {name} to be established"),

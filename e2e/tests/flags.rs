@@ -191,6 +191,32 @@ async fn render(file: &Path) -> Result<Vec<Value>> {
     Ok(docs.into_iter().filter(|d| !d.is_null()).collect())
 }
 
+/// The Jobs the operator starts for each VitessBackupSchedule `docs` holds (made at due times,
+/// so `render` cannot print them): built by `desired::schedule` for one due time, from the
+/// VitessCluster of `file`.
+fn scheduled_jobs(file: &Path, docs: &[Value]) -> Result<Vec<Value>> {
+    use vitess_operator::api::{VitessBackupSchedule, VitessCluster};
+    use vitess_operator::desired::schedule;
+    let text = std::fs::read_to_string(file)?;
+    let clusters: Vec<Value> = serde_saphyr::from_multiple(&text)?;
+    let Some(cluster) = clusters.into_iter().find(|d| d["kind"] == "VitessCluster") else {
+        return Ok(Vec::new());
+    };
+    let cluster: VitessCluster = serde_json::from_value(cluster)?;
+    let due = "2026-12-07T02:30:00Z".parse()?;
+    let mut jobs = Vec::new();
+    for doc in docs.iter().filter(|d| d["kind"] == "VitessBackupSchedule") {
+        let schedule: VitessBackupSchedule = serde_json::from_value(doc.clone())?;
+        for target in schedule::targets(&cluster, &schedule.spec.template, &BTreeSet::new())? {
+            let job = schedule::job(&cluster, &schedule, &target, due)?;
+            let mut value = serde_json::to_value(job)?;
+            value["kind"] = "Job".into();
+            jobs.push(value);
+        }
+    }
+    Ok(jobs)
+}
+
 /// The pod spec of a rendered object, wherever its kind keeps it.
 fn pod_spec(doc: &Value) -> Option<&Value> {
     match doc.get("kind")?.as_str()? {
@@ -198,7 +224,6 @@ fn pod_spec(doc: &Value) -> Option<&Value> {
         "Deployment" | "StatefulSet" | "DaemonSet" | "Job" | "ReplicaSet" => {
             doc.pointer("/spec/template/spec")
         }
-        "CronJob" => doc.pointer("/spec/jobTemplate/spec/template/spec"),
         _ => None,
     }
 }
@@ -470,7 +495,8 @@ async fn all_command_lines() -> Result<Vec<CommandLine>> {
             .unwrap_or(&file)
             .display()
             .to_string();
-        let docs = render(&file).await?;
+        let mut docs = render(&file).await?;
+        docs.extend(scheduled_jobs(&file, &docs)?);
         let mut secrets = Rendered::new();
         for doc in docs.iter().filter(|d| d["kind"] == "Secret") {
             let data: BTreeMap<String, k8s_openapi::ByteString> =
@@ -557,8 +583,8 @@ async fn every_generated_command_line_is_accepted_by_the_binary_it_names() -> Re
         "no rendered container named {missing:?}; containers seen: {seen:?}"
     );
     ensure!(
-        lines.iter().any(|l| l.origin.contains("CronJob/")),
-        "no scheduled backup (CronJob) was rendered"
+        lines.iter().any(|l| l.origin.contains("Job/")),
+        "no scheduled backup Job was built"
     );
     eprintln!(
         "{} command lines of {} containers accepted",

@@ -10,7 +10,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::autoscaling::v2::HorizontalPodAutoscaler;
-use k8s_openapi::api::batch::v1::CronJob;
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::ResourceExt;
@@ -77,7 +77,8 @@ const SOMETIMES: &[(&str, &str)] = &[("events", "patch")];
 
 /// Works the operator as users do, under the Role, one change at a time: backups to a GCS
 /// location (its credentials Secret checked) on a schedule, and a vtgate autoscaler (the first
-/// backup of the serving shard, its inventory entry, the CronJob, the HPA); one tablet fewer (a
+/// backup of the serving shard, its inventory entry, the schedule and its first Job, the HPA,
+/// a CronJob an older operator left removed; the Job deleted once it failed at its timeout); one tablet fewer (a
 /// replica drained and its pod deleted); the backup leaves storage (its inventory entry goes);
 /// backups and autoscaler removed; a second partitioning beside the first, then the first
 /// removed (its shard pruned); a second cell with its vtgate and vtctld, then removed, and the
@@ -99,7 +100,9 @@ async fn exercise(
     let storages = dynamic(client, ns, "VitessBackupStorage");
     let shards = dynamic(client, ns, "VitessShard");
     let keyspaces = dynamic(client, ns, "VitessKeyspace");
-    let cronjobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
+    let schedules = dynamic(client, ns, "VitessBackupSchedule");
+    let jobs: Api<Job> = Api::namespaced(client.clone(), ns);
+    let cron_jobs: Api<CronJob> = Api::namespaced(client.clone(), ns);
     let hpas: Api<HorizontalPodAutoscaler> = Api::namespaced(client.clone(), ns);
     let pods: Api<Pod> = Api::namespaced(client.clone(), ns);
 
@@ -116,8 +119,10 @@ async fn exercise(
             "authSecret": {"name": "rbac-gcs", "key": "gcs_key.json"},
         }}],
         "schedules": [{
-            "name": "nightly",
-            "schedule": "30 2 * * *",
+            "name": "often",
+            "schedule": "* * * * *",
+            "jobTimeoutMinute": 1,
+            "failedJobsHistoryLimit": 0,
             "strategies": [{"name": "BackupShard", "keyspace": "commerce", "shard": "-"}],
         }],
     });
@@ -127,8 +132,36 @@ async fn exercise(
     };
     apply(&secret).await?;
     apply(&spec).await?;
+    // What an operator that ran schedules as CronJobs left: the upgraded one removes it.
+    let cluster = dynamic(client, ns, "VitessCluster").get("example").await?;
+    let legacy = json!({
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {
+            "name": "example-vbsc-often-legacy",
+            "labels": {
+                "planetscale.com/component": "vtbackup-schedule",
+                "planetscale.com/cluster": "example",
+            },
+            "ownerReferences": [{
+                "apiVersion": "planetscale.com/v2",
+                "kind": "VitessCluster",
+                "name": "example",
+                "uid": cluster.uid().context("the cluster has no uid")?,
+                "controller": true,
+            }],
+        },
+        "spec": {
+            "schedule": "30 2 * * *",
+            "jobTemplate": {"spec": {"template": {"spec": {
+                "restartPolicy": "OnFailure",
+                "containers": [{"name": "c", "image": "vitess/lite:v24.0.3"}],
+            }}}},
+        },
+    });
+    apply(&legacy).await?;
     let entry = wait_for(
-        "the first backup in the inventory, the CronJob and the HPA",
+        "the first backup in the inventory, the schedule, its first Job and the HPA",
         TIMEOUT,
         async |seen: &mut String| {
             operator.check_running()?;
@@ -138,13 +171,46 @@ async fn exercise(
                 .filter(|b| b.data["spec"]["keyspace"].is_null())
                 .map(|b| b.name_any())
                 .collect();
-            let jobs = cronjobs.list(&all).await?.items.len();
+            let scheduled = schedules.list(&all).await?.items.len();
+            let started = jobs
+                .list(&ListParams::default().labels("planetscale.com/backup-schedule"))
+                .await?
+                .items
+                .len();
             let scalers = hpas.list(&all).await?.items.len();
-            *seen = format!("inventory {entries:?}, {jobs} CronJobs, {scalers} HPAs");
+            let legacy = cron_jobs.list(&all).await?.items.len();
+            *seen = format!(
+                "inventory {entries:?}, {scheduled} schedules, {started} Jobs, {scalers} HPAs, \
+                 {legacy} CronJobs"
+            );
             Ok(match entries.first() {
-                Some(entry) if jobs == 1 && scalers == 1 => Some(entry.clone()),
+                Some(entry) if scheduled == 1 && started >= 1 && scalers == 1 && legacy == 0 => {
+                    Some(entry.clone())
+                }
                 _ => None,
             })
+        },
+    )
+    .await?;
+
+    // The first Job fails at its timeout (KWOK never ends its pod), and with no failed Job
+    // to keep it goes.
+    let first_job = jobs
+        .list(&ListParams::default().labels("planetscale.com/backup-schedule"))
+        .await?
+        .items
+        .into_iter()
+        .map(|j| j.name_any())
+        .min()
+        .context("no Job")?;
+    wait_for(
+        &format!("Job {first_job} to fail at its timeout and go"),
+        TIMEOUT,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let left = jobs.get_opt(&first_job).await?;
+            *seen = format!("{:?}", left.and_then(|j| j.status));
+            Ok(seen.starts_with("None").then_some(()))
         },
     )
     .await?;
@@ -189,16 +255,16 @@ async fn exercise(
     }
     apply(&spec).await?;
     wait_for(
-        "the backup storage, the CronJob and the HPA to go",
+        "the backup storage, the schedule and the HPA to go",
         TIMEOUT,
         async |seen: &mut String| {
             operator.check_running()?;
             let left = [
                 storages.list(&all).await?.items.len(),
-                cronjobs.list(&all).await?.items.len(),
+                schedules.list(&all).await?.items.len(),
                 hpas.list(&all).await?.items.len(),
             ];
-            *seen = format!("storages, CronJobs, HPAs: {left:?}");
+            *seen = format!("storages, schedules, HPAs: {left:?}");
             Ok((left == [0; 3]).then_some(()))
         },
     )

@@ -72,6 +72,12 @@ const KINDS: &[(&str, &str, &str, &str)] = &[
         "vitessbackupstorages",
     ),
     ("planetscale.com", "v2", "VitessBackup", "vitessbackups"),
+    (
+        "planetscale.com",
+        "v2",
+        "VitessBackupSchedule",
+        "vitessbackupschedules",
+    ),
 ];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Affinity, Toleration};
 use kube::{CustomResource, KubeSchema};
-use md5::{Digest, Md5};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use super::backupstorage::{VitessBackupLocation, VitessBackupSubcontrollerSpec};
 use super::cell::VitessCellTemplate;
@@ -255,20 +255,26 @@ pub struct VitessBackupScheduleTemplate {
 }
 
 impl VitessBackupScheduleTemplate {
-    /// The CronJob's cron expression: `schedule` as written, or one made from `frequency`
-    /// with an offset within the period that follows from `cluster` and the schedule's name.
-    /// `Err` says what is wrong with `frequency` (or that neither is set).
-    pub fn cron(&self, cluster: &str) -> Result<String, String> {
+    /// The cron expression one shard of this schedule runs on: `schedule` as written, or,
+    /// with `frequency`, one that runs once per period at an offset within it derived from
+    /// the shard's identity (the Go operator's: SHA-256 of `cluster|keyspace|shard|strategy`,
+    /// its first 8 bytes big-endian modulo the period in minutes), so that the shards of one
+    /// schedule do not all start at once, and a schedule the Go operator ran keeps its times.
+    /// `strategy` is the per-shard strategy name. `Err` says what is wrong with `frequency`
+    /// (or that neither or both are set).
+    pub fn cron_for(
+        &self,
+        cluster: &str,
+        keyspace: &str,
+        shard: &str,
+        strategy: &str,
+    ) -> Result<String, String> {
         match (self.schedule.is_empty(), self.frequency.is_empty()) {
             (false, true) => Ok(self.schedule.clone()),
             (true, false) => {
                 let period = frequency_minutes(&self.frequency)?;
-                let mut md5 = Md5::new();
-                for part in [cluster, &self.name] {
-                    md5.update(part.as_bytes());
-                    md5.update([0u8]);
-                }
-                let digest = md5.finalize();
+                let digest =
+                    Sha256::digest(format!("{cluster}|{keyspace}|{shard}|{strategy}").as_bytes());
                 let mut head = [0u8; 8];
                 head.copy_from_slice(&digest[..8]);
                 let offset = u64::from_be_bytes(head) % u64::from(period);
@@ -310,7 +316,7 @@ pub fn frequency_minutes(text: &str) -> Result<u32, String> {
 }
 
 /// A Go `time.ParseDuration` text in nanoseconds (no sign; `None` when it is not one).
-fn go_duration_nanos(text: &str) -> Option<u128> {
+pub(crate) fn go_duration_nanos(text: &str) -> Option<u128> {
     let mut rest = text.trim();
     if rest.is_empty() {
         return None;
@@ -678,14 +684,30 @@ mod tests {
             schedule: "0 2 * * *".into(),
             ..Default::default()
         };
-        assert_eq!(schedule.cron("example").as_deref(), Ok("0 2 * * *"));
-        schedule.frequency = "1h".into();
-        assert!(schedule.cron("example").is_err(), "both set");
+        let cron =
+            |s: &VitessBackupScheduleTemplate| s.cron_for("example", "commerce", "-", "nightly");
+        assert_eq!(cron(&schedule).as_deref(), Ok("0 2 * * *"));
+        schedule.frequency = "24h".into();
+        assert!(cron(&schedule).is_err(), "both set");
         schedule.schedule.clear();
-        let hourly = schedule.cron("example").unwrap();
-        assert!(hourly.ends_with(" * * * *"), "{hourly}");
+        // The Go operator's offsets for these identities (computed with its algorithm in Go).
+        assert_eq!(cron(&schedule).as_deref(), Ok("14 0 * * *"));
+        schedule.frequency = "1h".into();
+        assert_eq!(
+            schedule
+                .cron_for("example", "commerce", "-80", "hourly-commerce-x-80")
+                .as_deref(),
+            Ok("46 * * * *")
+        );
+        schedule.frequency = "15m".into();
+        assert_eq!(
+            schedule
+                .cron_for("example", "customer", "80-", "q")
+                .as_deref(),
+            Ok("7/15 * * * *")
+        );
         schedule.frequency.clear();
-        assert!(schedule.cron("example").is_err(), "neither set");
+        assert!(cron(&schedule).is_err(), "neither set");
     }
 
     /// The Go operator's `keyspaces:` with nothing after it (its 102_keyspace_teardown.yaml).

@@ -2,6 +2,7 @@
 //! written for the Go operator applies unchanged.
 
 pub mod backup;
+pub mod backupschedule;
 pub mod backupstorage;
 pub mod cell;
 pub mod cluster;
@@ -12,6 +13,7 @@ pub mod shared;
 mod tighten;
 
 pub use backup::VitessBackup;
+pub use backupschedule::VitessBackupSchedule;
 pub use backupstorage::VitessBackupStorage;
 pub use cell::VitessCell;
 pub use cluster::VitessCluster;
@@ -39,6 +41,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         EtcdLockserver::crd(),
         VitessBackupStorage::crd(),
         VitessBackup::crd(),
+        VitessBackupSchedule::crd(),
     ];
     crds.iter_mut().for_each(tighten::tighten);
     crds

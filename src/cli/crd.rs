@@ -90,6 +90,7 @@ mod tests {
             ("EtcdLockserver", "etcdls"),
             ("VitessBackupStorage", "vtbs"),
             ("VitessBackup", "vtb"),
+            ("VitessBackupSchedule", "vbsc"),
         ];
         let crds = crate::api::crds();
         assert_eq!(crds.len(), expected.len());

@@ -6,6 +6,7 @@ pub mod adopt;
 pub mod backoff;
 pub mod backup;
 pub mod backupinit;
+pub mod backupschedule;
 pub mod backupstorage;
 pub mod cell;
 pub mod cluster;
@@ -71,6 +72,11 @@ pub enum Error {
         what: String,
         source: Box<kube::Error>,
     },
+    #[error("cannot create {object}: {source}")]
+    Create {
+        object: String,
+        source: Box<kube::Error>,
+    },
     #[error("{object}: cannot encode it for validation: {source}")]
     Encode {
         object: String,
@@ -87,6 +93,7 @@ impl Error {
             Error::Apply(_) => "apply",
             Error::List { .. } => "list",
             Error::Get { .. } => "get",
+            Error::Create { .. } => "create",
             Error::Encode { .. } => "encode",
         }
     }
@@ -255,6 +262,7 @@ pub async fn run(
     tokio::join!(
         backupstorage::run(ctx.clone()),
         backup::run(ctx.clone()),
+        backupschedule::run(ctx.clone()),
         cluster::run(ctx.clone()),
         cell::run(ctx.clone()),
         keyspace::run(ctx.clone()),

@@ -1,15 +1,14 @@
 //! Everything a VitessCluster's own reconcile applies, as one typed bundle: the child custom
-//! resources, vtctld, the cluster-wide Services and the backup schedules' CronJobs. The cluster
+//! resources, vtctld, the cluster-wide Services and the VitessBackupSchedules. The cluster
 //! controller and `render` both take it apart field by field (no `..`), so a field added here
 //! that one of them does not use fails to compile rather than going silently unapplied.
 
-use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
 
 use super::cluster::{self, ClusterChildren};
 use super::vtctld::{self, VtctldObjects};
 use super::{Error, lockserver, schedule, vtadmin, vtgate, vttablet};
-use crate::api::VitessCluster;
+use crate::api::{VitessBackupSchedule, VitessCluster};
 
 /// What one VitessCluster wants to exist, directly owned by it.
 #[derive(Debug, Clone)]
@@ -22,8 +21,8 @@ pub struct ClusterBundle {
     pub gateway_service: Service,
     /// The cluster-wide vttablet Service.
     pub tablet_service: Service,
-    /// One CronJob per backup schedule.
-    pub schedules: Vec<CronJob>,
+    /// One VitessBackupSchedule per backup schedule.
+    pub schedules: Vec<VitessBackupSchedule>,
     /// vtadmin's Deployments, their Secrets and its Service (none without `spec.vtadmin`).
     pub vtadmin: vtadmin::VtadminObjects,
 }

@@ -1,24 +1,23 @@
-//! From a VitessCluster to its scheduled backups (`spec.backup.schedules[]`): one batch/v1
-//! CronJob per schedule, whose Jobs ask the cluster's vtctld for `BackupShard` of every shard
-//! the schedule's strategies cover, with `vtctldclient` from the cluster's vtctld image.
-//!
-//! The Go operator runs schedules from a kind of its own (VitessBackupSchedule) and a
-//! controller that creates the Jobs itself; here Kubernetes' own CronJob controller does the
-//! timing, so history limits, `suspend`, `concurrencyPolicy` and `startingDeadlineSeconds`
-//! mean exactly what they mean on a CronJob. `allowedMissedRun` has no CronJob equivalent and
-//! is ignored (the field's doc says why).
+//! From a VitessCluster to its backup schedules (`spec.backup.schedules[]`): one
+//! VitessBackupSchedule per schedule, with the Go operator's name, and what its controller
+//! starts at each due time: one batch/v1 Job per shard, whose pod asks the cluster's vtctld
+//! for `BackupShard` with `vtctldclient` from the schedule's image (the cluster's vtctld
+//! image). The timing is `controller::backupschedule`'s; this module only builds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::batch::v1::{CronJob, CronJobSpec, JobSpec, JobTemplateSpec};
+use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Volume, VolumeMount};
+use k8s_openapi::jiff::Timestamp;
+use kube::Resource;
 use kube::api::ObjectMeta;
 
 use super::cluster::{children, resolved_images};
 use super::flags::FlagSet;
 use super::{Error, cluster_name, defaults, keyspace, meta, podspec};
+use crate::api::backupschedule::{VitessBackupSchedule, VitessBackupScheduleSpec};
 use crate::api::cluster::{
-    BackupScope, ConcurrencyPolicy, VitessBackupScheduleTemplate, VitessCluster, VtctldClientTls,
+    BackupScope, VitessBackupScheduleTemplate, VitessCluster, VtctldClientTls,
 };
 use crate::api::shared::{Flags, SecretSource};
 use crate::domain::keyrange::KeyRange;
@@ -26,13 +25,17 @@ use crate::{domain::labels, domain::names};
 
 /// Minutes a backup Job may run when the schedule does not say (`jobTimeoutMinute`).
 pub const DEFAULT_JOB_TIMEOUT_MINUTES: i32 = 10;
-/// Retries of a failed backup step within one Job. The pod restarts only the step that failed
-/// (`restartPolicy: OnFailure`), so shards already backed up in this run are not backed up
-/// again; each retry of a step that failed after vtctld started it may leave one more backup
-/// behind, which is cheaper than a shard without one. `activeDeadlineSeconds` bounds it all.
+/// Retries of a failed backup within one Job (each a new pod: `restartPolicy: Never`, as the
+/// Go operator's). A retry of a backup that failed after vtctld started it may leave one
+/// more backup behind, which is cheaper than a shard without one; `activeDeadlineSeconds`
+/// (the job timeout) bounds them all.
 pub const BACKOFF_LIMIT: i32 = 3;
 /// Where vtctldclient is in the vitess/lite image.
 const VTCTLDCLIENT: &str = "/vt/bin/vtctldclient";
+/// The annotation on each Job with the time it was due (RFC 3339), the Go operator's.
+pub const SCHEDULED_AT: &str = "planetscale.com/backup-scheduled-at";
+/// The label with a Job's backup method, the Go operator's.
+pub const BACKUP_METHOD: &str = "planetscale.com/backup-method";
 
 /// One shard a schedule backs up, with the BackupShard flags of the strategy that named it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,17 +43,34 @@ pub struct Target {
     pub keyspace: String,
     /// Vitess form (`-`, `-80`).
     pub shard: String,
+    /// The per-shard strategy name, the key of the schedule's status maps: the strategy's
+    /// own for scope `Shard`, `<strategy>-<keyspace>-<safe shard>` for the others (as the
+    /// Go operator names them).
+    pub strategy: String,
     pub extra_flags: Option<Flags>,
+}
+
+impl Target {
+    /// The shard in the form of names and labels (`x-80`); a shard not named by key range
+    /// (`0`) is taken as written.
+    pub fn safe_shard(&self) -> String {
+        KeyRange::parse(&self.shard)
+            .map(|r| r.safe_name())
+            .unwrap_or_else(|_| self.shard.clone())
+    }
 }
 
 /// The shards `schedule` backs up, in the order of its strategies: scope `Shard` names one,
 /// `Keyspace` stands for every shard the keyspace's partitionings make, `Cluster` for every
 /// shard of every keyspace of the spec (in spec order, each keyspace's shards in key-range
-/// order) but those with a schedule of their own ([`own_schedules`]). A shard named twice is backed up once, with the flags of the first strategy that
-/// names it. Shards come from the spec (as the VitessShards are built), not from Vitess.
+/// order) but those of `excluded` (keyspaces another schedule in force backs up with scope
+/// `Keyspace`, as the Go operator leaves them out; see [`keyspace_scoped`]). A shard named
+/// twice is backed up once, with the flags of the first strategy that names it. Shards come
+/// from the spec (as the VitessShards are built), not from Vitess.
 pub fn targets(
     cluster: &VitessCluster,
     schedule: &VitessBackupScheduleTemplate,
+    excluded: &BTreeSet<String>,
 ) -> Result<Vec<Target>, Error> {
     let mut shards: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
@@ -64,10 +84,10 @@ pub fn targets(
         shards.insert(name, names);
     }
     let of_keyspace = |ks: &str| shards.get(ks).cloned().unwrap_or_default();
-    let excluded = own_schedules(cluster);
     let mut out: Vec<Target> = Vec::new();
     for strategy in &schedule.strategies {
-        let pairs: Vec<(String, String)> = match strategy.scope.unwrap_or_default() {
+        let scope = strategy.scope.unwrap_or_default();
+        let pairs: Vec<(String, String)> = match scope {
             BackupScope::Shard => vec![(strategy.keyspace.clone(), strategy.shard.clone())],
             BackupScope::Keyspace => of_keyspace(&strategy.keyspace)
                 .into_iter()
@@ -80,121 +100,148 @@ pub fn targets(
                 .collect(),
         };
         for (keyspace, shard) in pairs {
-            if !out
+            if out
                 .iter()
                 .any(|t| t.keyspace == keyspace && t.shard == shard)
             {
-                out.push(Target {
-                    keyspace,
-                    shard,
-                    extra_flags: strategy.extra_flags.clone(),
-                });
+                continue;
             }
+            let mut target = Target {
+                keyspace,
+                shard,
+                strategy: strategy.name.clone(),
+                extra_flags: strategy.extra_flags.clone(),
+            };
+            if scope != BackupScope::Shard {
+                target.strategy = format!(
+                    "{}-{}-{}",
+                    strategy.name,
+                    target.keyspace,
+                    target.safe_shard()
+                );
+            }
+            out.push(target);
         }
     }
     Ok(out)
 }
 
-/// One CronJob per schedule of `cluster`, in spec order (none without `spec.backup`).
-/// The keyspaces that a schedule in force (not suspended) backs up with scope `Keyspace`: as
-/// in the Go operator, scope `Cluster` leaves them out, so a keyspace with a schedule of its
-/// own is not backed up twice.
-fn own_schedules(cluster: &VitessCluster) -> BTreeSet<&str> {
-    cluster
-        .spec
-        .backup
+/// The keyspaces `schedule`, when in force (not suspended), backs up with scope `Keyspace`:
+/// scope `Cluster` of every schedule of the same cluster leaves them out, so a keyspace with
+/// a schedule of its own is not backed up twice.
+pub fn keyspace_scoped(schedule: &VitessBackupScheduleTemplate) -> BTreeSet<String> {
+    if schedule.suspend == Some(true) {
+        return BTreeSet::new();
+    }
+    schedule
+        .strategies
         .iter()
-        .flat_map(|b| b.schedules.iter())
-        .filter(|s| s.suspend != Some(true))
-        .flat_map(|s| s.strategies.iter())
         .filter(|t| t.scope == Some(BackupScope::Keyspace) && !t.keyspace.is_empty())
-        .map(|t| t.keyspace.as_str())
+        .map(|t| t.keyspace.clone())
         .collect()
 }
 
-pub fn build(cluster: &VitessCluster) -> Result<Vec<CronJob>, Error> {
+/// One VitessBackupSchedule per schedule of `cluster`, in spec order (none without
+/// `spec.backup`): the Go operator's name (`<cluster>-vbsc-<schedule>-<hash>`), the schedule
+/// as written, the cluster's vtctld image for its Jobs.
+pub fn build(cluster: &VitessCluster) -> Result<Vec<VitessBackupSchedule>, Error> {
+    let name = cluster_name(cluster)?;
     let schedules = cluster
         .spec
         .backup
         .as_ref()
         .map(|b| b.schedules.as_slice())
         .unwrap_or_default();
-    schedules
-        .iter()
-        .enumerate()
-        .map(|(index, s)| cron_job(cluster, index, s))
-        .collect()
-}
-
-/// The CronJob of one schedule.
-///
-/// Its pod runs one container per shard, each `vtctldclient --server=<vtctld Service>:15999
-/// BackupShard [extraFlags] <keyspace>/<shard>`. All but the last are init containers: Kubernetes
-/// runs those one at a time, in order, each only after the previous succeeded, so the shards
-/// are backed up one after the other (as the Go operator's one shell command does) without a
-/// shell (no quoting of user flags) and with the pod's resources counted once, not per shard.
-fn cron_job(
-    cluster: &VitessCluster,
-    index: usize,
-    schedule: &VitessBackupScheduleTemplate,
-) -> Result<CronJob, Error> {
-    let name = cluster_name(cluster)?;
-    let cron = schedule.cron(name).map_err(|message| Error::Schedule {
-        cluster: name.into(),
-        index,
-        name: schedule.name.clone(),
-        message,
-    })?;
+    let images = resolved_images(cluster.spec.images.as_ref());
+    let pull_policy = cluster
+        .spec
+        .image_pull_policies
+        .as_ref()
+        .and_then(|p| p.vtctld);
     let own = labels::set(&[
         (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
         (labels::CLUSTER, name),
-        (labels::BACKUP_SCHEDULE, &schedule.name),
     ]);
+    Ok(schedules
+        .iter()
+        .map(|schedule| VitessBackupSchedule {
+            metadata: meta(
+                names::cluster::backup_schedule(name, &schedule.name),
+                &cluster.metadata.namespace,
+                own.clone(),
+                None,
+            ),
+            spec: VitessBackupScheduleSpec {
+                template: schedule.clone(),
+                cluster: name.to_string(),
+                image: images.vtctld.clone(),
+                image_pull_policy: pull_policy,
+            },
+            status: None,
+        })
+        .collect())
+}
+
+/// The Job of `schedule` that backs up `target`, due at `due`: named by schedule, shard and
+/// due time (the Go operator's name), so that a due time makes at most one Job; labelled with
+/// the schedule's labels and the shard's; its pod runs `vtctldclient --server=<vtctld
+/// Service>:15999 BackupShard [extraFlags] <keyspace>/<shard>` once (`restartPolicy: Never`),
+/// within `jobTimeoutMinute` (`activeDeadlineSeconds`: Kubernetes stops it, and the Job shows
+/// `DeadlineExceeded`, even while the operator is down).
+pub fn job(
+    cluster: &VitessCluster,
+    schedule: &VitessBackupSchedule,
+    target: &Target,
+    due: Timestamp,
+) -> Result<Job, Error> {
+    let cluster_name = cluster_name(cluster)?;
+    let schedule_name = schedule.metadata.name.clone().unwrap_or_default();
+    let template = &schedule.spec.template;
+    let safe = target.safe_shard();
+    // What runs, whatever `backupMethod` asks: vtbackup Jobs are not implemented (validate
+    // warns about them), so the label does not claim one.
+    let method = "vtctldclient";
+    let mut own = schedule.metadata.labels.clone().unwrap_or_default();
+    own.extend(labels::set(&[
+        (labels::BACKUP_SCHEDULE, &schedule_name),
+        (labels::CLUSTER, cluster_name),
+        (labels::KEYSPACE, &target.keyspace),
+        (labels::SHARD, &safe),
+        (BACKUP_METHOD, method),
+    ]));
+    let mut annotations = template.annotations.clone().unwrap_or_default();
+    annotations.insert(
+        SCHEDULED_AT.into(),
+        due.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    );
+    let name = names::cluster::backup_job(&schedule_name, &target.keyspace, &safe, due.as_second());
+    let mut metadata = meta(
+        name,
+        &schedule.metadata.namespace,
+        own.clone(),
+        Some(annotations.clone()),
+    );
+    metadata.owner_references = schedule.controller_owner_ref(&()).map(|r| vec![r]);
     let tls = Tls::of(
         cluster
             .spec
             .vitess_dashboard
             .as_ref()
             .and_then(|d| d.client_tls.as_ref()),
-        name,
+        cluster_name,
     )?;
-    let steps = steps(cluster, schedule, &tls)?;
-    let pod = pod(cluster, schedule, &own, steps, tls);
-    let timeout = match schedule.job_timeout_minute {
+    let timeout = match template.job_timeout_minute {
         Some(minutes) if minutes > 0 => minutes,
         _ => DEFAULT_JOB_TIMEOUT_MINUTES,
     };
-    let concurrency = match schedule.concurrency_policy.unwrap_or_default() {
-        ConcurrencyPolicy::Allow => "Allow",
-        ConcurrencyPolicy::Forbid => "Forbid",
-    };
-    Ok(CronJob {
-        metadata: meta(
-            names::cluster::backup_schedule(name, &schedule.name),
-            &cluster.metadata.namespace,
-            own.clone(),
-            None,
-        ),
-        spec: Some(CronJobSpec {
-            schedule: cron,
-            suspend: Some(schedule.suspend.unwrap_or(false)),
-            concurrency_policy: Some(concurrency.into()),
-            starting_deadline_seconds: schedule.starting_deadline_seconds,
-            successful_jobs_history_limit: schedule.successful_jobs_history_limit,
-            failed_jobs_history_limit: schedule.failed_jobs_history_limit,
-            job_template: JobTemplateSpec {
-                metadata: Some(ObjectMeta {
-                    labels: Some(own),
-                    ..ObjectMeta::default()
-                }),
-                spec: Some(JobSpec {
-                    active_deadline_seconds: Some(i64::from(timeout) * 60),
-                    backoff_limit: Some(BACKOFF_LIMIT),
-                    template: pod,
-                    ..JobSpec::default()
-                }),
-            },
-            ..CronJobSpec::default()
+    let container = step(cluster, schedule, target, &tls);
+    Ok(Job {
+        metadata,
+        spec: Some(JobSpec {
+            active_deadline_seconds: Some(i64::from(timeout) * 60),
+            backoff_limit: Some(BACKOFF_LIMIT),
+            template: pod(cluster, template, own, annotations, container, tls),
+            ..JobSpec::default()
         }),
         status: None,
     })
@@ -216,57 +263,58 @@ fn global_flags(cluster: &VitessCluster, name: &str, tls: &Tls) -> FlagSet {
     global
 }
 
-/// One `vtctldclient BackupShard` container per shard the schedule covers, in order.
-fn steps(
+/// The `vtctldclient BackupShard` container of one shard.
+fn step(
     cluster: &VitessCluster,
-    schedule: &VitessBackupScheduleTemplate,
+    schedule: &VitessBackupSchedule,
+    target: &Target,
     tls: &Tls,
-) -> Result<Vec<Container>, Error> {
-    let name = cluster_name(cluster)?;
+) -> Container {
+    let name = cluster.metadata.name.as_deref().unwrap_or_default();
     let spec = &cluster.spec;
-    let images = resolved_images(spec.images.as_ref());
-    let pull_policy = spec.image_pull_policies.as_ref().and_then(|p| p.vtctld);
-    let global = global_flags(cluster, name, tls);
-    Ok(targets(cluster, schedule)?
-        .iter()
-        .map(|target| {
-            let mut args = global.args();
-            args.push("BackupShard".into());
-            args.extend(FlagSet::vitess().extend(target.extra_flags.as_ref()).args());
-            args.push(format!("{}/{}", target.keyspace, target.shard));
-            Container {
-                name: container_name(&target.keyspace, &target.shard),
-                image: images.vtctld.clone(),
-                image_pull_policy: podspec::pull_policy(pull_policy),
-                command: Some(vec![VTCTLDCLIENT.into()]),
-                args: Some(args),
-                resources: schedule.resources.clone(),
-                volume_mounts: (!tls.mounts.is_empty()).then(|| tls.mounts.clone()),
-                ..Container::default()
-            }
-        })
-        .collect())
+    let image = schedule
+        .spec
+        .image
+        .clone()
+        .or_else(|| resolved_images(spec.images.as_ref()).vtctld);
+    let pull_policy = schedule
+        .spec
+        .image_pull_policy
+        .or_else(|| spec.image_pull_policies.as_ref().and_then(|p| p.vtctld));
+    let mut args = global_flags(cluster, name, tls).args();
+    args.push("BackupShard".into());
+    args.extend(FlagSet::vitess().extend(target.extra_flags.as_ref()).args());
+    args.push(format!("{}/{}", target.keyspace, target.shard));
+    Container {
+        name: "vtctldclient".into(),
+        image,
+        image_pull_policy: podspec::pull_policy(pull_policy),
+        command: Some(vec![VTCTLDCLIENT.into()]),
+        args: Some(args),
+        resources: schedule.spec.template.resources.clone(),
+        volume_mounts: (!tls.mounts.is_empty()).then(|| tls.mounts.clone()),
+        ..Container::default()
+    }
 }
 
-/// The Job's pod: every step but the last an init container, run one after the other.
+/// The Job's pod.
 fn pod(
     cluster: &VitessCluster,
     schedule: &VitessBackupScheduleTemplate,
-    own: &BTreeMap<String, String>,
-    mut steps: Vec<Container>,
+    own: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    container: Container,
     tls: Tls,
 ) -> PodTemplateSpec {
-    let last = steps.pop().into_iter().collect();
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(own.clone()),
-            annotations: schedule.annotations.clone(),
+            labels: Some(own),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         }),
         spec: Some(PodSpec {
-            init_containers: (!steps.is_empty()).then_some(steps),
-            containers: last,
-            restart_policy: Some("OnFailure".into()),
+            containers: vec![container],
+            restart_policy: Some("Never".into()),
             volumes: (!tls.volumes.is_empty()).then_some(tls.volumes),
             affinity: schedule.affinity.clone(),
             // Unset: vtctld's tolerations, as the Go operator gives its vtctldclient jobs; an
@@ -284,17 +332,6 @@ fn pod(
             ..PodSpec::default()
         }),
     }
-}
-
-/// A container name (a DNS label) for the step that backs up `keyspace`/`shard`, readable
-/// in `kubectl logs -c`, e.g. `backup-commerce-x-x-<hash>`.
-fn container_name(keyspace: &str, shard: &str) -> String {
-    // Shards named by key range (`-80`) use the safe form of names and labels (`x-80`); a
-    // shard named otherwise (`0`) is taken as written.
-    let safe = KeyRange::parse(shard)
-        .map(|r| r.safe_name())
-        .unwrap_or_else(|_| shard.to_string());
-    names::join_service(&["backup", keyspace, &safe])
 }
 
 /// vtctldclient's TLS settings from `spec.vitessDashboard.clientTLS`: each Secret key mounted

@@ -33,13 +33,6 @@ pub const SERVICE: Constraints = Constraints {
     letter_first: true,
 };
 
-/// CronJobs: the CronJob controller names each Job `<cronjob>-<minutes since the epoch>` (11
-/// more characters) and a Job's name must fit a 63-character label, so CronJob names stop at 52.
-pub const CRONJOB: Constraints = Constraints {
-    max_len: 52,
-    letter_first: false,
-};
-
 /// The 8-hex-digit hash of the parts, as used in every generated name.
 pub fn hash(parts: &[&str]) -> String {
     let mut md5 = Md5::new();
@@ -183,10 +176,14 @@ pub mod cluster {
     pub fn vttablet_pod(cluster: &str, alias: &str) -> String {
         join(&[cluster, "vttablet", alias])
     }
-    /// The CronJob of backup schedule `schedule`: the name the Go operator gives its
-    /// VitessBackupSchedule (`<cluster>-vbsc-<schedule>-<hash>`), cut to fit a CronJob.
+    /// The VitessBackupSchedule of backup schedule `schedule` (the Go operator's name).
     pub fn backup_schedule(cluster: &str, schedule: &str) -> String {
-        super::join_with(super::CRONJOB, &[cluster, "vbsc", schedule])
+        join(&[cluster, "vbsc", schedule])
+    }
+    /// The Job of VitessBackupSchedule `schedule` that backs up one shard (safe form) due at
+    /// `unix` seconds (the Go operator's name: a DNS label, as a Job's name must fit one).
+    pub fn backup_job(schedule: &str, keyspace: &str, shard_safe: &str, unix: i64) -> String {
+        join_service(&[schedule, keyspace, shard_safe, &unix.to_string()])
     }
     /// The pod that takes a new shard's first backup.
     pub fn vtbackup_init_pod(cluster: &str, keyspace: &str, shard_safe: &str) -> String {
@@ -239,12 +236,13 @@ mod tests {
     }
 
     #[test]
-    fn cronjob_names_leave_room_for_the_job_suffix() {
-        let name = cluster::backup_schedule(&"c".repeat(40), "nightly");
-        assert_eq!(name.len(), 52);
+    fn backup_job_names_fit_a_label() {
+        let schedule = cluster::backup_schedule(&"c".repeat(40), "nightly");
+        let name = cluster::backup_job(&schedule, "commerce", "x-80", 1_796_688_000);
+        assert_eq!(name.len(), 63);
         assert!(name.ends_with(&format!(
             "---{}",
-            hash(&[&"c".repeat(40), "vbsc", "nightly"])
+            hash(&[&schedule, "commerce", "x-80", "1796688000"])
         )));
     }
 

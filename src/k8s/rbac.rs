@@ -134,6 +134,19 @@ pub const RULES: &[Rule] = &[
         "controller::backupstorage and controller::backup write status",
     ),
     rule(
+        PS,
+        "vitessbackupschedules",
+        CHILD,
+        "cluster applies, watches and prunes one per spec.backup.schedules entry; \
+         controller::backupschedule watches them and lists a schedule's peers (scope Cluster)",
+    ),
+    rule(
+        PS,
+        "vitessbackupschedules/status",
+        STATUS,
+        "controller::backupschedule writes what ran and what is next",
+    ),
+    rule(
         "",
         "pods",
         CHILD_READ,
@@ -172,9 +185,16 @@ pub const RULES: &[Rule] = &[
     rule(
         "batch",
         "cronjobs",
-        CHILD,
-        "controller::cluster applies, watches and prunes the CronJobs of spec.backup.schedules \
-         (their Jobs and pods are the CronJob controller's, never touched by the operator)",
+        &["delete", "list"],
+        "controller::cluster removes the CronJobs that schedules were before they were \
+         VitessBackupSchedules (an upgraded operator's cleanup)",
+    ),
+    rule(
+        "batch",
+        "jobs",
+        &["create", "delete", "list", "watch"],
+        "controller::backupschedule creates a schedule's Jobs, watches (metadata) and lists \
+         them, deletes those beyond the history limits or past the timeout",
     ),
     rule("policy", "poddisruptionbudgets", CHILD, "the etcd PDB"),
     rule(

@@ -1,5 +1,6 @@
 -- Argo CD health check for the planetscale.com/v2 kinds (VitessCluster, VitessCell,
--- VitessKeyspace, VitessShard, EtcdLockserver, VitessBackupStorage, VitessBackup).
+-- VitessKeyspace, VitessShard, EtcdLockserver, VitessBackupStorage, VitessBackup,
+-- VitessBackupSchedule).
 -- Every kind's status has observedGeneration and a standard Ready condition.
 hs = {}
 if obj.status == nil then

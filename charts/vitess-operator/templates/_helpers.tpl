@@ -45,7 +45,7 @@ separately, in the release namespace where the Lease lives.
   resources: [vitessclusters]
   verbs: [list, watch]
 - apiGroups: [planetscale.com]
-  resources: [vitesscells, vitessshards, vitessbackupstorages]
+  resources: [vitesscells, vitessshards, vitessbackupstorages, vitessbackupschedules]
   verbs: [create, delete, list, patch, watch]
 - apiGroups: [planetscale.com]
   resources: [vitesskeyspaces]
@@ -71,7 +71,10 @@ separately, in the release namespace where the Lease lives.
   resources: [vitessbackups]
   verbs: [create, delete, get, list, patch, watch]
 - apiGroups: [planetscale.com]
-  resources: [vitessbackupstorages/status, vitessbackups/status]
+  resources:
+    - vitessbackupstorages/status
+    - vitessbackups/status
+    - vitessbackupschedules/status
   verbs: [patch]
 - apiGroups: [""]
   resources: [persistentvolumeclaims]
@@ -84,7 +87,10 @@ separately, in the release namespace where the Lease lives.
   verbs: [create, delete, list, patch, watch]
 - apiGroups: [batch]
   resources: [cronjobs]
-  verbs: [create, delete, list, patch, watch]
+  verbs: [delete, list]
+- apiGroups: [batch]
+  resources: [jobs]
+  verbs: [create, delete, list, watch]
 - apiGroups: [policy]
   resources: [poddisruptionbudgets]
   verbs: [create, delete, list, patch, watch]

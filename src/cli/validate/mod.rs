@@ -250,6 +250,9 @@ fn typed<T: DeserializeOwned>(doc: &Value) -> Result<T, Issue> {
 fn cluster_rules(doc: &Value, issues: &mut Vec<Issue>) -> Result<(), Issue> {
     let cluster = typed::<VitessCluster>(doc)?;
     semantic::check_cluster(&cluster.spec, issues);
+    if let Some(name) = &cluster.metadata.name {
+        semantic::check_schedule_names(name, &cluster.spec, issues);
+    }
     Ok(())
 }
 
@@ -368,7 +371,7 @@ mod tests {
     #[test]
     fn every_kind_has_a_schema_and_compiled_rules() {
         let checker = Checker::new();
-        assert_eq!(checker.kinds.len(), 7);
+        assert_eq!(checker.kinds.len(), crate::api::crds().len());
         for (kind, rules) in &checker.kinds {
             assert!(
                 rules.schema.get("properties").is_some(),

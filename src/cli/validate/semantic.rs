@@ -123,6 +123,28 @@ fn check_schedules(spec: &VitessClusterSpec, push: &mut impl FnMut(String, Strin
     }
 }
 
+/// Each backup schedule's VitessBackupSchedule name (`<cluster>-vbsc-<schedule>-<hash>`) is
+/// the `planetscale.com/backup-schedule` label of its Jobs (as in the Go operator), so it must
+/// fit a label value: otherwise every Job would be refused, long after the cluster was.
+pub fn check_schedule_names(cluster: &str, spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
+    let schedules = spec.backup.iter().flat_map(|b| b.schedules.iter());
+    for (s, schedule) in schedules.enumerate() {
+        let name = crate::domain::names::cluster::backup_schedule(cluster, &schedule.name);
+        if name.len() > 63 {
+            out.push(Issue {
+                path: format!("spec.backup.schedules[{s}].name"),
+                message: format!(
+                    "its VitessBackupSchedule {name} is {} characters long, and its Jobs carry \
+                     that name as a label value, which holds 63 at most: shorten the schedule's \
+                     or the cluster's name by {}",
+                    name.len(),
+                    name.len() - 63
+                ),
+            });
+        }
+    }
+}
+
 /// Each backup location's `volume` is a core/v1 VolumeSource (the schema keeps it as given).
 fn check_location_volumes(spec: &VitessClusterSpec, push: &mut impl FnMut(String, String)) {
     let locations = spec.backup.iter().flat_map(|b| b.locations.iter());
@@ -213,13 +235,6 @@ pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
     }
     let schedules = spec.backup.iter().flat_map(|b| b.schedules.iter());
     for (s, schedule) in schedules.enumerate() {
-        if schedule.allowed_missed_run.is_some() {
-            warn(
-                format!("spec.backup.schedules[{s}].allowedMissedRun"),
-                "not acted on: a CronJob has no such setting; startingDeadlineSeconds bounds \
-                 how far back missed runs are looked for",
-            );
-        }
         if schedule.backup_method == Some(BackupMethod::Vtbackup) {
             warn(
                 format!("spec.backup.schedules[{s}].backupMethod"),

@@ -1,5 +1,5 @@
 //! The cluster's apply step: its bundle applied in order (the lockserver, cells, keyspaces and
-//! backup storages, then vtctld, the cluster-wide Services and the schedules' CronJobs), and
+//! backup storages, then vtctld, the cluster-wide Services and the VitessBackupSchedules), and
 //! the plain children it no longer names pruned. Keyspaces and cells are pruned behind their
 //! guards ([`super::turndown`]); an EtcdLockserver never is.
 
@@ -11,7 +11,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::{Resource, ResourceExt};
 
 use super::status::Observed;
-use crate::api::{VitessBackupStorage, VitessCell, VitessCluster};
+use crate::api::{VitessBackupSchedule, VitessBackupStorage, VitessCell, VitessCluster};
 use crate::controller::Error;
 use crate::controller::drain::Rollout;
 use crate::desired::bundle::ClusterBundle;
@@ -197,8 +197,9 @@ fn vtctld_selector(cluster: &VitessCluster) -> String {
 }
 
 /// Prunes (the vtctld Deployments are pruned as they are applied, from their one list) the
-/// cluster-wide Services, backup storages and schedule
-/// CronJobs the bundle no longer names (with Pruned Events).
+/// cluster-wide Services, backup storages and VitessBackupSchedules the bundle no longer
+/// names (with Pruned Events), and the CronJobs of schedules an operator before
+/// VitessBackupSchedule made.
 pub(super) async fn prune(
     applier: &Applier<'_, VitessCluster>,
     cluster: &VitessCluster,
@@ -215,9 +216,14 @@ pub(super) async fn prune(
     applier
         .prune::<VitessBackupStorage>(&apply::selector(&ours, &[]), &wanted.storages)
         .await?;
-    // The CronJob of a removed schedule goes, with its Jobs and pods (background propagation);
-    // backups already taken stay in storage.
-    let schedules = apply::selector(
+    // The VitessBackupSchedule of a removed schedule goes, with its Jobs and their pods
+    // (background propagation); backups already taken stay in storage.
+    applier
+        .prune::<VitessBackupSchedule>(&apply::selector(&ours, &[]), &wanted.schedules)
+        .await?;
+    // Schedules were CronJobs of the cluster before they were VitessBackupSchedules: an
+    // upgraded operator removes those (their Jobs with them), as the schedules now run here.
+    let cron_jobs = apply::selector(
         &[
             (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
             (labels::CLUSTER, name.as_str()),
@@ -225,7 +231,7 @@ pub(super) async fn prune(
         &[],
     );
     applier
-        .prune::<CronJob>(&schedules, &wanted.schedules)
+        .prune::<CronJob>(&cron_jobs, &BTreeSet::new())
         .await?;
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! Reconciles a VitessCluster: its child custom resources (lockserver, cells, keyspaces,
-//! backup storages), vtctld, the cluster-wide Services and the backup schedules' CronJobs;
+//! backup storages), vtctld, the cluster-wide Services and the VitessBackupSchedules;
 //! registers its topology in Vitess; rolls up the children's readiness.
 //!
 //! The pipeline of DESIGN §4, one step per module: `invalid` (a spec only we can reject),
@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
 use kube::ResourceExt;
 use kube::core::PartialObjectMeta;
@@ -28,7 +27,10 @@ use kube::runtime::controller::Action;
 use kube::runtime::watcher;
 
 use super::{Context, Error, REQUEUE, TOPOLOGY_RETRY};
-use crate::api::{EtcdLockserver, VitessBackupStorage, VitessCell, VitessCluster, VitessKeyspace};
+use crate::api::{
+    EtcdLockserver, VitessBackupSchedule, VitessBackupStorage, VitessCell, VitessCluster,
+    VitessKeyspace,
+};
 use crate::desired;
 use crate::k8s::applier::Applier;
 
@@ -52,10 +54,13 @@ pub async fn run(ctx: Arc<Context>) {
             super::children(),
         )
         .owns(ctx.api::<PartialObjectMeta<Service>>(), super::children())
-        // A CronJob's status changes on every run, which wakes the cluster for nothing; the
-        // watch is still worth it: a CronJob deleted or edited by hand is put back at once
+        // A schedule's status changes on every run, which wakes the cluster for nothing; the
+        // watch is still worth it: a schedule deleted or edited by hand is put back at once
         // rather than at the next periodic requeue, and a steady reconcile writes nothing.
-        .owns(ctx.api::<PartialObjectMeta<CronJob>>(), super::children())
+        .owns(
+            ctx.api::<PartialObjectMeta<VitessBackupSchedule>>(),
+            watcher::Config::default(),
+        )
         .with_config(super::config())
         .trigger_backoff(super::backoff::WatchBackoff::default())
         .shutdown_on_signal()

@@ -12,8 +12,8 @@ use crate::k8s::events;
 use vtctld_fake::FakeVtctld;
 
 /// The cluster's children (the vtctld Deployments after their one list, which also serves
-/// their prune), then the other prunes' lists (no VitessBackupStorage or CronJob is desired,
-/// so nothing is deleted), in the order of every reconcile.
+/// their prune), then the other prunes' lists (no VitessBackupStorage, VitessBackupSchedule or
+/// CronJob is desired, so nothing is deleted), in the order of every reconcile.
 const APPLYING: &[&str] = &[
     "apply etcdlockservers/example-etcd-faf13de3",
     "apply vitesscells/example-zone1-5abb61ae",
@@ -42,6 +42,8 @@ fn applies() -> Vec<&'static str> {
 const LISTS: &[&str] = &[
     "list services",
     "list vitessbackupstorages",
+    "list vitessbackupschedules",
+    // Left by an operator that ran schedules as CronJobs.
     "list cronjobs",
     "list vitesskeyspaces",
     "list vitesscells",

@@ -17,24 +17,47 @@ fn example() -> VitessCluster {
     cluster
 }
 
-fn pod_of(job: &CronJob) -> PodSpec {
-    let spec = job.spec.clone().unwrap();
-    spec.job_template.spec.unwrap().template.spec.unwrap()
+/// The schedules of `cluster`, as the API server would hand them to their controller.
+fn schedules(cluster: &VitessCluster) -> Vec<VitessBackupSchedule> {
+    let mut out = build(cluster).unwrap();
+    for (i, s) in out.iter_mut().enumerate() {
+        s.metadata.uid = Some(format!("uid-{i}"));
+    }
+    out
 }
 
-/// Every step of the pod, in the order it runs: (container name, command + args).
-fn steps(job: &CronJob) -> Vec<(String, Vec<String>)> {
-    let pod = pod_of(job);
-    pod.init_containers
-        .unwrap_or_default()
-        .into_iter()
-        .chain(pod.containers)
-        .map(|c| {
-            let mut line = c.command.unwrap();
-            line.extend(c.args.unwrap());
-            (c.name, line)
-        })
+fn due() -> Timestamp {
+    "2026-12-07T02:30:00Z".parse().unwrap()
+}
+
+/// Every Job of `schedule`'s shards due at [`due`].
+fn jobs(cluster: &VitessCluster, schedule: &VitessBackupSchedule) -> Vec<Job> {
+    let excluded = cluster
+        .spec
+        .backup
+        .iter()
+        .flat_map(|b| b.schedules.iter())
+        .flat_map(keyspace_scoped)
+        .collect();
+    targets(cluster, &schedule.spec.template, &excluded)
+        .unwrap()
+        .iter()
+        .map(|t| job(cluster, schedule, t, due()).unwrap())
         .collect()
+}
+
+fn pod_of(job: &Job) -> PodSpec {
+    job.spec.clone().unwrap().template.spec.unwrap()
+}
+
+/// The command line of the Job's one container.
+fn line(job: &Job) -> Vec<String> {
+    let pod = pod_of(job);
+    assert!(pod.init_containers.is_none());
+    assert_eq!(pod.containers.len(), 1);
+    let mut line = pod.containers[0].command.clone().unwrap();
+    line.extend(pod.containers[0].args.clone().unwrap());
+    line
 }
 
 fn strings(items: &[&str]) -> Vec<String> {
@@ -44,50 +67,88 @@ fn strings(items: &[&str]) -> Vec<String> {
 const SERVER: &str = "--server=example-vtctld-625ee430.prod.svc:15999";
 
 #[test]
-fn one_cron_job_per_schedule_that_runs_backup_shard() {
-    let jobs = build(&example()).unwrap();
-    assert_eq!(jobs.len(), 2);
-
-    let nightly = &jobs[0];
+fn one_schedule_object_per_schedule_with_the_go_operators_name() {
+    let cluster = example();
+    let built = build(&cluster).unwrap();
+    assert_eq!(built.len(), 2);
+    let nightly = &built[0];
+    assert_eq!(
+        nightly.metadata.name.as_deref(),
+        Some("example-vbsc-nightly-commerce-31bc65b7")
+    );
     assert_eq!(
         nightly.metadata.name.as_deref(),
         Some(names::cluster::backup_schedule("example", "nightly-commerce").as_str())
     );
-    assert!(nightly.metadata.name.as_ref().unwrap().len() <= 52);
     assert_eq!(nightly.metadata.namespace.as_deref(), Some("prod"));
     let want = labels::set(&[
         ("planetscale.com/component", "vtbackup-schedule"),
         ("planetscale.com/cluster", "example"),
-        ("planetscale.com/backup-schedule", "nightly-commerce"),
     ]);
     assert_eq!(nightly.metadata.labels.as_ref(), Some(&want));
-    let spec = nightly.spec.as_ref().unwrap();
-    assert_eq!(spec.schedule, "30 2 * * *");
-    assert_eq!(spec.suspend, Some(false));
-    assert_eq!(spec.concurrency_policy.as_deref(), Some("Forbid"));
-    assert_eq!(spec.successful_jobs_history_limit, Some(3));
-    assert_eq!(spec.failed_jobs_history_limit, Some(5));
-    assert_eq!(spec.starting_deadline_seconds, None);
-    let job = spec.job_template.spec.as_ref().unwrap();
-    assert_eq!(job.active_deadline_seconds, Some(30 * 60));
-    assert_eq!(job.backoff_limit, Some(BACKOFF_LIMIT));
-    let template = spec.job_template.metadata.as_ref().unwrap();
-    assert_eq!(template.labels.as_ref(), Some(&want));
-    let pod_meta = job.template.metadata.as_ref().unwrap();
-    assert_eq!(pod_meta.labels.as_ref(), Some(&want));
-
-    assert_eq!(
-        steps(nightly),
-        [(
-            names::join_service(&["backup", "commerce", "x-x"]),
-            strings(&["/vt/bin/vtctldclient", SERVER, "BackupShard", "commerce/-"])
-        )]
-    );
-    let pod = pod_of(nightly);
-    assert!(pod.init_containers.is_none());
-    assert_eq!(pod.restart_policy.as_deref(), Some("OnFailure"));
-    let container = &pod.containers[0];
+    assert_eq!(nightly.spec.cluster, "example");
     // The image vtctld runs (the operator's default here), which has vtctldclient.
+    assert_eq!(nightly.spec.image.as_deref(), Some(defaults::VITESS_IMAGE));
+    assert_eq!(
+        nightly.spec.template,
+        cluster.spec.backup.as_ref().unwrap().schedules[0]
+    );
+}
+
+#[test]
+fn a_job_per_shard_and_due_time_runs_backup_shard_once() {
+    let cluster = example();
+    let schedules = schedules(&cluster);
+    let nightly = jobs(&cluster, &schedules[0]);
+    assert_eq!(nightly.len(), 1);
+    let job = &nightly[0];
+    let schedule_name = schedules[0].metadata.name.clone().unwrap();
+    assert_eq!(
+        job.metadata.name.as_deref(),
+        Some(
+            names::cluster::backup_job(&schedule_name, "commerce", "x-x", due().as_second())
+                .as_str()
+        )
+    );
+    let want = labels::set(&[
+        ("planetscale.com/component", "vtbackup-schedule"),
+        ("planetscale.com/cluster", "example"),
+        ("planetscale.com/backup-schedule", &schedule_name),
+        ("planetscale.com/keyspace", "commerce"),
+        ("planetscale.com/shard", "x-x"),
+        ("planetscale.com/backup-method", "vtctldclient"),
+    ]);
+    assert_eq!(job.metadata.labels.as_ref(), Some(&want));
+    let annotations = job.metadata.annotations.clone().unwrap();
+    assert_eq!(annotations[SCHEDULED_AT], "2026-12-07T02:30:00Z");
+    let owner = &job.metadata.owner_references.as_ref().unwrap()[0];
+    assert_eq!(
+        (
+            owner.kind.as_str(),
+            owner.name.as_str(),
+            owner.uid.as_str(),
+            owner.controller
+        ),
+        (
+            "VitessBackupSchedule",
+            schedule_name.as_str(),
+            "uid-0",
+            Some(true)
+        )
+    );
+    let spec = job.spec.as_ref().unwrap();
+    assert_eq!(spec.active_deadline_seconds, Some(30 * 60));
+    assert_eq!(spec.backoff_limit, Some(BACKOFF_LIMIT));
+    let template = spec.template.metadata.as_ref().unwrap();
+    assert_eq!(template.labels.as_ref(), Some(&want));
+    assert_eq!(
+        line(job),
+        strings(&["/vt/bin/vtctldclient", SERVER, "BackupShard", "commerce/-"])
+    );
+    let pod = pod_of(job);
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let container = &pod.containers[0];
+    assert_eq!(container.name, "vtctldclient");
     assert_eq!(container.image.as_deref(), Some(defaults::VITESS_IMAGE));
     let resources = container.resources.as_ref().unwrap();
     assert_eq!(
@@ -96,19 +157,10 @@ fn one_cron_job_per_schedule_that_runs_backup_shard() {
     );
     assert!(pod.volumes.is_none() && container.volume_mounts.is_none());
 
-    // Two shards: the first as an init container, so they run one after the other.
-    let customer = &jobs[1];
-    let spec = customer.spec.as_ref().unwrap();
-    assert_eq!(spec.schedule, "0 */6 * * *");
-    assert_eq!(spec.successful_jobs_history_limit, None);
-    let job = spec.job_template.spec.as_ref().unwrap();
-    assert_eq!(job.active_deadline_seconds, Some(600), "default 10 minutes");
-    let steps = steps(customer);
+    // Two shards: a Job each, with the default timeout of 10 minutes.
+    let customer = jobs(&cluster, &schedules[1]);
     assert_eq!(
-        steps
-            .iter()
-            .map(|(_, line)| line.clone())
-            .collect::<Vec<_>>(),
+        customer.iter().map(line).collect::<Vec<_>>(),
         [
             strings(&[
                 "/vt/bin/vtctldclient",
@@ -124,8 +176,21 @@ fn one_cron_job_per_schedule_that_runs_backup_shard() {
             ]),
         ]
     );
-    assert_eq!(pod_of(customer).init_containers.unwrap().len(), 1);
-    assert_ne!(steps[0].0, steps[1].0);
+    assert_eq!(
+        customer[0].spec.as_ref().unwrap().active_deadline_seconds,
+        Some(600)
+    );
+    assert_ne!(customer[0].metadata.name, customer[1].metadata.name);
+
+    // A schedule's own image wins over the cluster's.
+    let mut own = schedules[0].clone();
+    own.spec.image = Some("registry.example/vitess:v24".into());
+    let target = &targets(&cluster, &own.spec.template, &BTreeSet::new()).unwrap()[0];
+    let own_job = super::job(&cluster, &own, target, due()).unwrap();
+    assert_eq!(
+        pod_of(&own_job).containers[0].image.as_deref(),
+        Some("registry.example/vitess:v24")
+    );
 }
 
 const SCOPES: &str = r#"
@@ -208,74 +273,73 @@ spec:
 #[test]
 fn frequency_tolerations_and_keyspaces_with_their_own_schedule() {
     let cluster = cluster(GO_FREQUENCY);
-    let jobs = build(&cluster).unwrap();
-    let crons: Vec<String> = jobs
-        .iter()
-        .map(|j| j.spec.as_ref().unwrap().schedule.clone())
-        .collect();
-    // Fixed offsets within the period, from the cluster's and the schedule's names.
-    let schedules = &cluster.spec.backup.as_ref().unwrap().schedules;
-    assert_eq!(crons[0], schedules[0].cron("example").unwrap());
-    assert_eq!(crons[1], schedules[1].cron("example").unwrap());
-    let daily: Vec<&str> = crons[0].split(' ').collect();
-    assert_eq!(daily[2..], ["*", "*", "*"], "{}", crons[0]);
-    assert!(daily[0].parse::<u32>().unwrap() < 60 && daily[1].parse::<u32>().unwrap() < 24);
-    assert!(crons[1].contains("/2 * * *"), "{}", crons[1]);
-    // Another cluster or schedule name gives another offset, the same names the same one.
-    assert_eq!(schedules[0].cron("example"), schedules[0].cron("example"));
-
-    // customer has a schedule of its own, so the cluster-wide one leaves it out.
-    let got: Vec<String> = targets(&cluster, &schedules[0])
+    let schedules = schedules(&cluster);
+    // customer has a schedule of its own, so the cluster-wide one leaves it out; shards of
+    // scopes Keyspace and Cluster are named `<strategy>-<keyspace>-<shard>` (the Go
+    // operator's status keys).
+    let excluded = keyspace_scoped(&schedules[1].spec.template);
+    let got: Vec<(String, String)> = targets(&cluster, &schedules[0].spec.template, &excluded)
         .unwrap()
-        .iter()
-        .map(|t| format!("{}/{}", t.keyspace, t.shard))
+        .into_iter()
+        .map(|t| (format!("{}/{}", t.keyspace, t.shard), t.strategy))
         .collect();
-    assert_eq!(got, ["commerce/-"]);
+    assert_eq!(
+        got,
+        [("commerce/-".to_string(), "all-commerce-x-x".to_string())]
+    );
+    let suspended = VitessBackupScheduleTemplate {
+        suspend: Some(true),
+        ..schedules[1].spec.template.clone()
+    };
+    assert!(
+        keyspace_scoped(&suspended).is_empty(),
+        "a suspended schedule excludes nothing"
+    );
 
     // Unset tolerations: vtctld's; an empty list clears them.
-    let tolerations = pod_of(&jobs[0]).tolerations.unwrap();
+    let daily = jobs(&cluster, &schedules[0]);
+    let tolerations = pod_of(&daily[0]).tolerations.unwrap();
     assert_eq!(tolerations[0].key.as_deref(), Some("dedicated"));
-    assert_eq!(pod_of(&jobs[1]).tolerations, Some(vec![]));
-
-    // A frequency cron cannot express is the operator's error, naming the field.
-    let mut bad = cluster.clone();
-    bad.spec.backup.as_mut().unwrap().schedules[1].frequency = "7m".into();
-    let err = build(&bad).unwrap_err().to_string();
-    assert!(
-        err.contains("spec.backup.schedules[1] (customer-every-two-hours)")
-            && err.contains("\"7m\" cannot be run exactly by cron"),
-        "{err}"
-    );
+    let two_hourly = jobs(&cluster, &schedules[1]);
+    assert_eq!(two_hourly.len(), 2);
+    assert_eq!(pod_of(&two_hourly[0]).tolerations, Some(vec![]));
 }
 
 #[test]
 fn scopes_expand_to_shards_each_backed_up_once() {
     let cluster = cluster(SCOPES);
     let schedule = &cluster.spec.backup.as_ref().unwrap().schedules[0];
-    let got: Vec<String> = targets(&cluster, schedule)
+    let got: Vec<(String, String)> = targets(&cluster, schedule, &BTreeSet::new())
         .unwrap()
-        .iter()
-        .map(|t| format!("{}/{}", t.keyspace, t.shard))
+        .into_iter()
+        .map(|t| (format!("{}/{}", t.keyspace, t.shard), t.strategy))
         .collect();
-    assert_eq!(got, ["customer/-80", "customer/80-", "commerce/-"]);
+    let want = [
+        ("customer/-80", "customer-first-customer-x-80"),
+        ("customer/80-", "customer-first-customer-80-x"),
+        ("commerce/-", "the-rest-commerce-x-x"),
+    ];
+    assert_eq!(got, want.map(|(a, b)| (a.to_string(), b.to_string())));
 }
 
 #[test]
 fn tls_flags_name_mounted_files_and_schedule_settings_pass_through() {
-    let jobs = build(&cluster(SCOPES)).unwrap();
-    let job = &jobs[0];
-    let spec = job.spec.as_ref().unwrap();
-    assert_eq!(spec.suspend, Some(true));
-    assert_eq!(spec.concurrency_policy.as_deref(), Some("Allow"));
-    assert_eq!(spec.starting_deadline_seconds, Some(30));
-    let job_spec = spec.job_template.spec.as_ref().unwrap();
-    assert_eq!(job_spec.active_deadline_seconds, Some(600));
-    let pod_meta = job_spec.template.metadata.as_ref().unwrap();
+    let cluster = cluster(SCOPES);
+    let schedules = schedules(&cluster);
+    let jobs: Vec<Job> = targets(&cluster, &schedules[0].spec.template, &BTreeSet::new())
+        .unwrap()
+        .iter()
+        .map(|t| job(&cluster, &schedules[0], t, due()).unwrap())
+        .collect();
+    let spec = jobs[0].spec.as_ref().unwrap();
+    // jobTimeoutMinute 0: the default.
+    assert_eq!(spec.active_deadline_seconds, Some(600));
+    let pod_meta = spec.template.metadata.as_ref().unwrap();
     assert_eq!(
         pod_meta.annotations.as_ref().unwrap().get("team"),
         Some(&"dba".to_string())
     );
-    let pod = pod_of(job);
+    let pod = pod_of(&jobs[0]);
     let affinity: &Affinity = pod.affinity.as_ref().unwrap();
     assert!(affinity.node_affinity.is_some());
 
@@ -296,10 +360,7 @@ fn tls_flags_name_mounted_files_and_schedule_settings_pass_through() {
     };
     let flags = ["--allow-primary=true", "--upgrade-safe=true"];
     assert_eq!(
-        steps(job)
-            .into_iter()
-            .map(|(_, line)| line)
-            .collect::<Vec<_>>(),
+        jobs.iter().map(line).collect::<Vec<_>>(),
         [
             with(&flags, "customer/-80"),
             with(&flags, "customer/80-"),
@@ -307,7 +368,7 @@ fn tls_flags_name_mounted_files_and_schedule_settings_pass_through() {
         ]
     );
 
-    // Each file is its Secret's one key, mounted read-only into every step.
+    // Each file is its Secret's one key, mounted read-only.
     let volumes = pod.volumes.clone().unwrap();
     let secrets: Vec<(String, String, String)> = volumes
         .iter()
@@ -341,56 +402,32 @@ fn tls_flags_name_mounted_files_and_schedule_settings_pass_through() {
             ),
         ]
     );
-    let all = pod
-        .init_containers
-        .clone()
-        .unwrap()
-        .into_iter()
-        .chain(pod.containers.clone());
-    for container in all {
-        let mounts = container.volume_mounts.unwrap();
-        assert_eq!(mounts.len(), 3);
-        assert!(mounts.iter().all(|m| m.read_only == Some(true)));
-    }
+    let mounts = pod.containers[0].volume_mounts.clone().unwrap();
+    assert_eq!(mounts.len(), 3);
+    assert!(mounts.iter().all(|m| m.read_only == Some(true)));
     // No secret content anywhere in the pod spec, only paths.
     let text = serde_json::to_string(&pod).unwrap();
     assert!(!text.contains("BEGIN"));
 }
 
 #[test]
-fn removing_a_schedule_leaves_the_other_cron_job_as_it_was() {
-    // The controller prunes the owned, labelled CronJobs whose names are not built any
+fn removing_a_schedule_leaves_the_other_as_it_was() {
+    // The controller prunes the owned, labelled schedules whose names are not built any
     // more: the removed schedule's, and only it.
     let before = build(&example()).unwrap();
     let mut cluster = example();
     cluster.spec.backup.as_mut().unwrap().schedules.remove(0);
     let after = build(&cluster).unwrap();
     assert_eq!(after.len(), 1);
-    assert_eq!(after[0], before[1]);
-    assert!(
-        after
-            .iter()
-            .all(|c| c.metadata.name != before[0].metadata.name)
-    );
+    assert_eq!(after[0].metadata, before[1].metadata);
+    assert_eq!(after[0].spec, before[1].spec);
 }
 
 #[test]
-fn no_backup_or_no_schedules_make_no_cron_jobs() {
+fn no_backup_or_no_schedules_make_no_schedule_objects() {
     let mut cluster = example();
     cluster.spec.backup.as_mut().unwrap().schedules.clear();
     assert!(build(&cluster).unwrap().is_empty());
     cluster.spec.backup = None;
     assert!(build(&cluster).unwrap().is_empty());
-}
-
-#[test]
-fn cron_job_names_fit_with_long_cluster_and_schedule_names() {
-    let mut cluster = example();
-    cluster.metadata.name = Some("a-very-long-cluster-name-for-production".into());
-    cluster.spec.backup.as_mut().unwrap().schedules[0].name =
-        "nightly-commerce-and-then-some-more-words".into();
-    for job in build(&cluster).unwrap() {
-        let name = job.metadata.name.unwrap();
-        assert!(name.len() <= 52, "{name}");
-    }
 }
