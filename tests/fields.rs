@@ -76,6 +76,10 @@ const NOT_IN_WORKLOADS: &[(&str, &str)] = &[
         "copied into the VitessBackupSchedule; controller::backupschedule::plan: Forbid waits for the running Job",
     ),
     (
+        "spec.backup.schedules[].backupMethod",
+        "copied into the VitessBackupSchedule; desired::schedule::job: vtctldclient BackupShard, or vtbackup in a pod of its own",
+    ),
+    (
         "spec.backup.schedules[].allowedMissedRun",
         "copied into the VitessBackupSchedule; controller::backupschedule::plan: more missed runs start nothing (TooManyMissedRuns)",
     ),
@@ -200,11 +204,6 @@ const NOT_ACTED_ON: &[(&str, &str)] = &[
     (
         "spec.backup.subcontroller.serviceAccountName",
         "no subcontroller pod: backups are listed through vtctld",
-    ),
-    (
-        "spec.backup.schedules[].backupMethod",
-        "vtbackup (a Job with a mysqld of its own) is not implemented: every schedule runs \
-         vtctldclient BackupShard, and its Jobs' planetscale.com/backup-method says so",
     ),
     (
         "spec.keyspaces[].partitionings[].equal.shardTemplate.replication.recoverRestartedMaster",

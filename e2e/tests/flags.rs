@@ -195,7 +195,7 @@ async fn render(file: &Path) -> Result<Vec<Value>> {
 /// so `render` cannot print them): built by `desired::schedule` for one due time, from the
 /// VitessCluster of `file`.
 fn scheduled_jobs(file: &Path, docs: &[Value]) -> Result<Vec<Value>> {
-    use vitess_operator::api::{VitessBackupSchedule, VitessCluster};
+    use vitess_operator::api::{VitessBackupSchedule, VitessCluster, VitessShard};
     use vitess_operator::desired::schedule;
     let text = std::fs::read_to_string(file)?;
     let clusters: Vec<Value> = serde_saphyr::from_multiple(&text)?;
@@ -208,10 +208,26 @@ fn scheduled_jobs(file: &Path, docs: &[Value]) -> Result<Vec<Value>> {
     for doc in docs.iter().filter(|d| d["kind"] == "VitessBackupSchedule") {
         let schedule: VitessBackupSchedule = serde_json::from_value(doc.clone())?;
         for target in schedule::targets(&cluster, &schedule.spec.template, &BTreeSet::new())? {
-            let job = schedule::job(&cluster, &schedule, &target, due)?;
-            let mut value = serde_json::to_value(job)?;
-            value["kind"] = "Job".into();
-            jobs.push(value);
+            // Both methods, whichever the schedule names: vtbackup from the shard's
+            // VitessShard, as render prints it.
+            let shard = docs
+                .iter()
+                .filter(|d| d["kind"] == "VitessShard")
+                .filter(|d| {
+                    d["metadata"]["labels"]["planetscale.com/keyspace"] == target.keyspace.as_str()
+                })
+                .filter_map(|d| serde_json::from_value::<VitessShard>(d.clone()).ok())
+                .find(|s| s.spec.name == target.shard);
+            let mut methods = vec![schedule::Method::Vtctldclient];
+            methods.extend(shard.as_ref().map(schedule::Method::Vtbackup));
+            for method in methods {
+                let Some(job) = schedule::job(&cluster, &schedule, &target, due, method)? else {
+                    continue;
+                };
+                let mut value = serde_json::to_value(job)?;
+                value["kind"] = "Job".into();
+                jobs.push(value);
+            }
         }
     }
     Ok(jobs)

@@ -27,11 +27,13 @@ use kube::{Resource, ResourceExt};
 use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE, WAIT};
 use crate::api::backupschedule::VitessBackupScheduleStatus;
-use crate::api::cluster::{ConcurrencyPolicy, VitessBackupScheduleTemplate};
-use crate::api::{VitessBackupSchedule, VitessCluster};
-use crate::desired::schedule::{self, SCHEDULED_AT, Target};
+use crate::api::cluster::{BackupMethod, ConcurrencyPolicy, VitessBackupScheduleTemplate};
+use crate::api::shared::ConditionStatus;
+use crate::api::{VitessBackupSchedule, VitessCluster, VitessShard};
+use crate::desired::schedule::{self, Method, SCHEDULED_AT, Target};
 use crate::domain::cron::Schedule;
 use crate::domain::labels;
+use crate::domain::names;
 use crate::k8s::apply;
 
 /// Runs missed besides the latest one that may still be caught up, when the schedule does not
@@ -454,11 +456,26 @@ async fn reconcile(
                 .await;
         }
     }
+    let mut waiting = Vec::new();
     for (target, due) in &decided.start {
-        if let Some(started) = start(&ctx, &cluster, owner, target, *due).await? {
-            decided.status.active.push(started);
+        match start(&ctx, &cluster, owner, target, *due).await? {
+            Started::Created(job) => decided.status.active.push(job),
+            Started::Existed => {}
+            Started::Waiting(why) => {
+                // Not started: the status keeps saying when the last run was.
+                match previous.last_scheduled_times.get(&target.strategy) {
+                    Some(time) => decided
+                        .status
+                        .last_scheduled_times
+                        .insert(target.strategy.clone(), time.clone()),
+                    None => decided.status.last_scheduled_times.remove(&target.strategy),
+                };
+                waiting.push(why);
+            }
         }
     }
+    decided.status.last_scheduled_time =
+        decided.status.last_scheduled_times.values().max().cloned();
     decided.status.active.sort_by(|a, b| a.name.cmp(&b.name));
     for note in &decided.skipped {
         tracing::warn!("{note}");
@@ -466,11 +483,13 @@ async fn reconcile(
             .publish(owner, EventType::Warning, "TooManyMissedRuns", note)
             .await;
     }
-    let readiness = if decided.problems.is_empty() {
+    let readiness = if !decided.problems.is_empty() {
+        Readiness::new(false, "InvalidSchedule", decided.problems.join("; "))
+    } else if !waiting.is_empty() {
+        Readiness::new(false, "Waiting", waiting.join("; "))
+    } else {
         let count = targets.len();
         Readiness::new(true, "Scheduled", format!("{count} shard(s) scheduled"))
-    } else {
-        Readiness::new(false, "InvalidSchedule", decided.problems.join("; "))
     };
     decided.status.observed_generation = generation;
     decided.status.conditions = condition::with_ready(&previous.conditions, &readiness, generation);
@@ -538,16 +557,62 @@ async fn excluded_keyspaces(
     Ok(excluded)
 }
 
-/// Creates the Job of `target` due at `due` (one already there under its name is that run);
-/// returns a reference to the Job this call created.
+/// What starting one run came to.
+enum Started {
+    /// This call created the Job.
+    Created(ObjectReference),
+    /// A Job of that run exists already.
+    Existed,
+    /// Not started: what it waits for (a vtbackup run needs the shard's first backup).
+    Waiting(String),
+}
+
+/// Creates the Job of `target` due at `due` (one already there under its name is that run).
 async fn start(
     ctx: &Context,
     cluster: &VitessCluster,
     schedule: &VitessBackupSchedule,
     target: &Target,
     due: Timestamp,
-) -> Result<Option<ObjectReference>, Error> {
-    let job = schedule::job(cluster, schedule, target, due)?;
+) -> Result<Started, Error> {
+    let namespace = schedule.namespace().unwrap_or_default();
+    let shard;
+    let method = if schedule.spec.template.backup_method == Some(BackupMethod::Vtbackup) {
+        let name = names::cluster::shard(
+            &schedule.spec.cluster,
+            &target.keyspace,
+            &target.safe_shard(),
+        );
+        let api: Api<VitessShard> = ctx.api_in(schedule);
+        shard = api.get_opt(&name).await.map_err(|source| Error::Get {
+            what: format!("VitessShard {namespace}/{name}"),
+            source: Box::new(source),
+        })?;
+        match &shard {
+            Some(found)
+                if found.status.as_ref().map(|s| s.has_initial_backup)
+                    == Some(ConditionStatus::True) =>
+            {
+                Method::Vtbackup(found)
+            }
+            _ => {
+                return Ok(Started::Waiting(format!(
+                    "{}/{}: vtbackup restores the latest backup, and VitessShard {name} has no \
+                     first backup yet",
+                    target.keyspace, target.shard
+                )));
+            }
+        }
+    } else {
+        Method::Vtctldclient
+    };
+    let Some(job) = schedule::job(cluster, schedule, target, due, method)? else {
+        return Ok(Started::Waiting(format!(
+            "{}/{}: the shard has no backup location (or replication.initializeBackup is \
+             false), so vtbackup cannot run",
+            target.keyspace, target.shard
+        )));
+    };
     let name = job.name_any();
     let api: Api<Job> = ctx.api_in(schedule);
     match api.create(&PostParams::default(), &job).await {
@@ -564,14 +629,14 @@ async fn start(
                     ),
                 )
                 .await;
-            Ok(Some(job_reference(
+            Ok(Started::Created(job_reference(
                 &name,
                 &created.uid().unwrap_or_default(),
             )))
         }
-        Err(kube::Error::Api(status)) if status.code == 409 => Ok(None),
+        Err(kube::Error::Api(status)) if status.code == 409 => Ok(Started::Existed),
         Err(source) => Err(Error::Create {
-            object: format!("Job {}/{name}", schedule.namespace().unwrap_or_default()),
+            object: format!("Job {namespace}/{name}"),
             source: Box::new(source),
         }),
     }

@@ -2,7 +2,8 @@
 //! VitessBackupSchedule per schedule, with the Go operator's name, and what its controller
 //! starts at each due time: one batch/v1 Job per shard, whose pod asks the cluster's vtctld
 //! for `BackupShard` with `vtctldclient` from the schedule's image (the cluster's vtctld
-//! image). The timing is `controller::backupschedule`'s; this module only builds.
+//! image), or, with `backupMethod: vtbackup`, runs vtbackup in a pod of its own. The timing is
+//! `controller::backupschedule`'s; this module only builds.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -15,6 +16,7 @@ use kube::api::ObjectMeta;
 use super::cluster::{children, resolved_images};
 use super::flags::FlagSet;
 use super::{Error, cluster_name, defaults, keyspace, meta, podspec};
+use crate::api::VitessShard;
 use crate::api::backupschedule::{VitessBackupSchedule, VitessBackupScheduleSpec};
 use crate::api::cluster::{
     BackupScope, VitessBackupScheduleTemplate, VitessCluster, VtctldClientTls,
@@ -182,32 +184,50 @@ pub fn build(cluster: &VitessCluster) -> Result<Vec<VitessBackupSchedule>, Error
         .collect())
 }
 
+/// How a Job takes its backup (`backupMethod`), with what that needs.
+pub enum Method<'a> {
+    /// `vtctldclient BackupShard`: a serving replica takes it (the default here).
+    Vtctldclient,
+    /// vtbackup in a pod of its own, built from the shard's VitessShard.
+    Vtbackup(&'a VitessShard),
+}
+
+impl Method<'_> {
+    fn label(&self) -> &'static str {
+        match self {
+            Method::Vtctldclient => "vtctldclient",
+            Method::Vtbackup(_) => "vtbackup",
+        }
+    }
+}
+
 /// The Job of `schedule` that backs up `target`, due at `due`: named by schedule, shard and
 /// due time (the Go operator's name), so that a due time makes at most one Job; labelled with
-/// the schedule's labels and the shard's; its pod runs `vtctldclient --server=<vtctld
-/// Service>:15999 BackupShard [extraFlags] <keyspace>/<shard>` once (`restartPolicy: Never`),
-/// within `jobTimeoutMinute` (`activeDeadlineSeconds`: Kubernetes stops it, and the Job shows
-/// `DeadlineExceeded`, even while the operator is down).
+/// the schedule's labels and the shard's; run once per pod (`restartPolicy: Never`), within
+/// `jobTimeoutMinute` (`activeDeadlineSeconds`: Kubernetes stops it, and the Job shows
+/// `DeadlineExceeded`, even while the operator is down). With [`Method::Vtctldclient`] its pod
+/// runs `vtctldclient --server=<vtctld Service>:15999 BackupShard [extraFlags]
+/// <keyspace>/<shard>`; with [`Method::Vtbackup`], the shard's vtbackup
+/// ([`super::vtbackup::scheduled`]; `Ok(None)` when the shard has no backup location). The
+/// schedule's `affinity` and `tolerations` replace the pod's when set.
 pub fn job(
     cluster: &VitessCluster,
     schedule: &VitessBackupSchedule,
     target: &Target,
     due: Timestamp,
-) -> Result<Job, Error> {
+    method: Method<'_>,
+) -> Result<Option<Job>, Error> {
     let cluster_name = cluster_name(cluster)?;
     let schedule_name = schedule.metadata.name.clone().unwrap_or_default();
     let template = &schedule.spec.template;
     let safe = target.safe_shard();
-    // What runs, whatever `backupMethod` asks: vtbackup Jobs are not implemented (validate
-    // warns about them), so the label does not claim one.
-    let method = "vtctldclient";
     let mut own = schedule.metadata.labels.clone().unwrap_or_default();
     own.extend(labels::set(&[
         (labels::BACKUP_SCHEDULE, &schedule_name),
         (labels::CLUSTER, cluster_name),
         (labels::KEYSPACE, &target.keyspace),
         (labels::SHARD, &safe),
-        (BACKUP_METHOD, method),
+        (BACKUP_METHOD, method.label()),
     ]));
     let mut annotations = template.annotations.clone().unwrap_or_default();
     annotations.insert(
@@ -222,29 +242,56 @@ pub fn job(
         Some(annotations.clone()),
     );
     metadata.owner_references = schedule.controller_owner_ref(&()).map(|r| vec![r]);
-    let tls = Tls::of(
-        cluster
-            .spec
-            .vitess_dashboard
-            .as_ref()
-            .and_then(|d| d.client_tls.as_ref()),
-        cluster_name,
-    )?;
     let timeout = match template.job_timeout_minute {
         Some(minutes) if minutes > 0 => minutes,
         _ => DEFAULT_JOB_TIMEOUT_MINUTES,
     };
-    let container = step(cluster, schedule, target, &tls);
-    Ok(Job {
+    let pod = match method {
+        Method::Vtctldclient => {
+            let tls = Tls::of(
+                cluster
+                    .spec
+                    .vitess_dashboard
+                    .as_ref()
+                    .and_then(|d| d.client_tls.as_ref()),
+                cluster_name,
+            )?;
+            let container = step(cluster, schedule, target, &tls);
+            pod(cluster, template, own, annotations, container, tls)
+        }
+        Method::Vtbackup(shard) => {
+            let Some(vtbackup) = super::vtbackup::scheduled(shard)? else {
+                return Ok(None);
+            };
+            let mut spec = vtbackup.spec;
+            if template.affinity.is_some() {
+                spec.affinity = template.affinity.clone();
+            }
+            if template.tolerations.is_some() {
+                spec.tolerations = template.tolerations.clone();
+            }
+            let mut pod_annotations = vtbackup.annotations;
+            pod_annotations.extend(annotations);
+            PodTemplateSpec {
+                metadata: Some(ObjectMeta {
+                    labels: Some(own),
+                    annotations: Some(pod_annotations),
+                    ..ObjectMeta::default()
+                }),
+                spec: Some(spec),
+            }
+        }
+    };
+    Ok(Some(Job {
         metadata,
         spec: Some(JobSpec {
             active_deadline_seconds: Some(i64::from(timeout) * 60),
             backoff_limit: Some(BACKOFF_LIMIT),
-            template: pod(cluster, template, own, annotations, container, tls),
+            template: pod,
             ..JobSpec::default()
         }),
         status: None,
-    })
+    }))
 }
 
 /// vtctldclient's global flags (the connection), which come before the command.

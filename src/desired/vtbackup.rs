@@ -2,12 +2,17 @@
 //! uploads it as the shard's first backup, so that the tablets can restore from it. Built only
 //! for a shard with backups and `replication.initializeBackup` not false; whether the shard
 //! needs one (no complete backup, no primary) is the shard controller's call.
+//!
+//! Also the pod of a scheduled backup with `backupMethod: vtbackup` ([`scheduled`]): the same
+//! vtbackup, which restores the latest backup into a volume of its own, catches up with the
+//! primary and uploads a new backup, so that no serving tablet does the copying (the Go
+//! operator's `update` backup).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimVolumeSource, Pod, PodSpec,
-    Volume, VolumeMount,
+    Container, EnvVar, EphemeralVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimTemplate,
+    PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume, VolumeMount,
 };
 
 use super::backup;
@@ -55,6 +60,29 @@ pub struct VtbackupInit {
 
 /// The `vtbackup-init` pod of `shard`, or `None` when the shard has no backups or opted out.
 pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
+    Ok(parts(shard, true)?.map(|parts| parts.build()))
+}
+
+/// The pod a scheduled backup of `shard` runs with `backupMethod: vtbackup` (its Job's
+/// template: `restartPolicy: Never`), or `None` when the shard has no backups or opted out of
+/// them (`replication.initializeBackup: false`, as in the Go operator). Its data lives on an
+/// ephemeral volume from the claim template of the shard's `vtbackup` or first pool (an
+/// emptyDir without one): the claim is made for the pod and goes with it, so nothing is left
+/// behind when the Job goes.
+pub fn scheduled(shard: &VitessShard) -> Result<Option<ScheduledVtbackup>, Error> {
+    Ok(parts(shard, false)?.map(|parts| parts.scheduled()))
+}
+
+/// The pod template of a scheduled vtbackup.
+#[derive(Clone, Debug)]
+pub struct ScheduledVtbackup {
+    pub spec: PodSpec,
+    /// The pod's annotations (the pool's my.cnf overrides, the location's annotations).
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What both vtbackup pods are built from, or `None` (see [`init`]); `initial`: the init pod.
+fn parts(shard: &VitessShard, initial: bool) -> Result<Option<Parts<'_>>, Error> {
     let spec = &shard.spec;
     let locations = spec.backup_locations.as_deref().unwrap_or_default();
     let wanted = spec
@@ -87,16 +115,16 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
         object,
         "spec.databaseInitScriptSecret",
     )?;
-    let parts = Parts {
+    Ok(Some(Parts {
         shard,
         first_pool,
-        identity: &identity,
-        location: &location.name,
+        identity,
+        location: location.name.clone(),
         storage,
         init_script,
         flavour: MysqldFlavour::of(spec.images.mysqld.as_ref()),
-    };
-    Ok(Some(parts.build()))
+        initial,
+    }))
 }
 
 /// What the init pod and its claim are built from: the shard's first pool, as if it were one
@@ -105,22 +133,59 @@ pub fn init(shard: &VitessShard) -> Result<Option<VtbackupInit>, Error> {
 struct Parts<'a> {
     shard: &'a VitessShard,
     first_pool: &'a VitessShardTabletPool,
-    identity: &'a ShardIdentity<'a>,
+    identity: ShardIdentity<'a>,
     /// The backup location's name (empty: the unnamed one).
-    location: &'a str,
+    location: String,
     storage: backup::BackupStorage,
     init_script: podspec::SecretFile,
     flavour: MysqldFlavour,
+    /// The init pod (an empty database, uploaded); else a scheduled backup (the latest
+    /// restored, caught up, uploaded).
+    initial: bool,
+}
+
+/// Where vtbackup's data goes.
+enum Data {
+    /// The claim of this name.
+    Claim(String),
+    /// A claim made for the pod from this template, gone with the pod.
+    Ephemeral(Box<k8s_openapi::api::core::v1::PersistentVolumeClaimSpec>),
+    /// The pod's shared emptyDir.
+    Shared,
 }
 
 impl Parts<'_> {
+    /// The data volume claim template: the shard's `vtbackup` one, else its first pool's.
+    fn claim_template(&self) -> Option<k8s_openapi::api::core::v1::PersistentVolumeClaimSpec> {
+        self.shard
+            .spec
+            .template
+            .vtbackup
+            .as_ref()
+            .and_then(|v| v.data_volume_claim_template.clone())
+            .or_else(|| self.first_pool.data_volume_claim_template.clone())
+    }
+
+    fn scheduled(&self) -> ScheduledVtbackup {
+        let data = match self.claim_template() {
+            Some(claim) => Data::Ephemeral(Box::new(claim)),
+            None => Data::Shared,
+        };
+        let pod = self.pod("", BTreeMap::new(), data);
+        let mut spec = pod.spec.unwrap_or_default();
+        spec.restart_policy = Some("Never".into());
+        let mut annotations = pod.metadata.annotations.unwrap_or_default();
+        annotations.remove(labels::rollout::DESIRED_STATE_HASH);
+        ScheduledVtbackup { spec, annotations }
+    }
+
     fn build(&self) -> VtbackupInit {
         let ShardIdentity {
             cluster,
             keyspace,
             range,
             ..
-        } = self.identity;
+        } = &self.identity;
         let (cluster, keyspace) = (*cluster, *keyspace);
         let safe = range.safe_name();
         let name = names::cluster::vtbackup_init_pod(cluster, keyspace, &safe);
@@ -129,7 +194,7 @@ impl Parts<'_> {
             (labels::CLUSTER, cluster),
             (labels::KEYSPACE, keyspace),
             (labels::SHARD, &safe),
-            (labels::BACKUP_LOCATION, self.location),
+            (labels::BACKUP_LOCATION, &self.location),
             (labels::BACKUP_TYPE, TYPE_INIT),
         ]);
         let vtbackup = self
@@ -140,11 +205,14 @@ impl Parts<'_> {
             .clone()
             .unwrap_or_default();
         let empty_dir = vtbackup.use_empty_dir_for_initial_backup == Some(true);
-        let claim = vtbackup
-            .data_volume_claim_template
-            .or_else(|| self.first_pool.data_volume_claim_template.clone());
+        let claim = self.claim_template();
         let namespace = &self.shard.metadata.namespace;
-        let pod = self.pod(&name, own.clone(), claim.is_some() && !empty_dir);
+        let data = if claim.is_some() && !empty_dir {
+            Data::Claim(name.clone())
+        } else {
+            Data::Shared
+        };
+        let pod = self.pod(&name, own.clone(), data);
         let pvc = match (claim, empty_dir) {
             (Some(claim), false) => Some(PersistentVolumeClaim {
                 metadata: meta(name, namespace, own, None),
@@ -156,12 +224,13 @@ impl Parts<'_> {
         VtbackupInit { pod, pvc }
     }
 
-    /// vtbackup's flags: initialise an empty database and upload it.
+    /// vtbackup's flags: initialise an empty database and upload it (the init pod), or
+    /// restore the latest backup, catch up and upload a new one (a scheduled backup).
     fn flags(&self) -> FlagSet {
         let spec = &self.shard.spec;
         let ShardIdentity {
             keyspace, range, ..
-        } = self.identity;
+        } = &self.identity;
         let mut flags = FlagSet::vitess();
         flags
             .global_topo(&spec.global_lockserver)
@@ -175,8 +244,10 @@ impl Parts<'_> {
                     .clone()
                     .unwrap_or_else(|| format!("vt_{keyspace}")),
             )
-            // An empty database, uploaded only if the shard has no backup yet.
-            .set("initial-backup", true)
+            // The init pod: an empty database, uploaded only if the shard has no backup yet.
+            // Scheduled: the latest backup restored and brought up to date; no old backup
+            // pruned (no minimum retention time), as the Go operator runs it.
+            .set("initial-backup", self.initial)
             .set("init-db-sql-file", &self.init_script.path)
             .set("db-dba-user", vttablet::DBA_USER)
             .set("db-charset", self.flavour.charset)
@@ -222,23 +293,35 @@ impl Parts<'_> {
     }
 
     /// The pod `name`: vtbackup in the mysqld image with what the init container copied; its
-    /// data on the claim of the same name when `on_claim`, else in the shared volume.
-    fn pod(&self, name: &str, own: BTreeMap<String, String>, on_claim: bool) -> Pod {
+    /// data where `data` says.
+    fn pod(&self, name: &str, own: BTreeMap<String, String>, data: Data) -> Pod {
         let (spec, pool) = (&self.shard.spec, self.first_pool);
         let mut volumes = vec![Volume {
             name: vttablet::VT_ROOT_VOLUME.into(),
             empty_dir: Some(Default::default()),
             ..Volume::default()
         }];
-        if on_claim {
-            volumes.push(Volume {
+        let on_volume = !matches!(data, Data::Shared);
+        match data {
+            Data::Claim(claim_name) => volumes.push(Volume {
                 name: DATA_VOLUME.into(),
                 persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
-                    claim_name: name.to_string(),
+                    claim_name,
                     ..PersistentVolumeClaimVolumeSource::default()
                 }),
                 ..Volume::default()
-            });
+            }),
+            Data::Ephemeral(spec) => volumes.push(Volume {
+                name: DATA_VOLUME.into(),
+                ephemeral: Some(EphemeralVolumeSource {
+                    volume_claim_template: Some(PersistentVolumeClaimTemplate {
+                        metadata: None,
+                        spec: *spec,
+                    }),
+                }),
+                ..Volume::default()
+            }),
+            Data::Shared => {}
         }
         volumes.extend(self.init_script.volume.clone());
         volumes.extend(self.storage.volumes.iter().cloned());
@@ -251,7 +334,7 @@ impl Parts<'_> {
             vttablet::vt_root_mount("/vt/config", "config", true),
             vttablet::vt_root_mount(vttablet::SOCKET_DIR, "socket", false),
             vttablet::vt_root_mount(CA_DIR, "certs", true),
-            vttablet::data_mount(if on_claim {
+            vttablet::data_mount(if on_volume {
                 DATA_VOLUME
             } else {
                 vttablet::VT_ROOT_VOLUME

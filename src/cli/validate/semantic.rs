@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::api::cluster::{
-    BackupMethod, BackupScope, VitessBackupScheduleStrategy, VitessClusterSpec, frequency_minutes,
+    BackupScope, VitessBackupScheduleStrategy, VitessClusterSpec, frequency_minutes,
 };
 use crate::api::keyspace::{VitessKeyspacePartitioning, VitessKeyspaceTemplate};
 use crate::api::shard::{VitessKeyRange, VitessShardTabletPool, VitessShardTemplate};
@@ -230,17 +230,6 @@ pub fn cluster_warnings(spec: &VitessClusterSpec, out: &mut Vec<Issue>) {
                 format!("{path}.replication.recoverRestartedMaster"),
                 "false has no effect: the shard's vtorc repairs replication after a primary \
                  restarts (the Go operator reads this field nowhere either)",
-            );
-        }
-    }
-    let schedules = spec.backup.iter().flat_map(|b| b.schedules.iter());
-    for (s, schedule) in schedules.enumerate() {
-        if schedule.backup_method == Some(BackupMethod::Vtbackup) {
-            warn(
-                format!("spec.backup.schedules[{s}].backupMethod"),
-                "vtbackup is not implemented by this operator: the schedule runs as \
-                 vtctldclient BackupShard, which has a serving replica take the backup (with \
-                 the builtin engine it stops serving while it copies)",
             );
         }
     }

@@ -1,6 +1,7 @@
 //! The tests of [`super`].
 
 use super::*;
+use crate::api::cluster::BackupMethod;
 use k8s_openapi::api::core::v1::Affinity;
 
 fn cluster(yaml: &str) -> VitessCluster {
@@ -42,7 +43,11 @@ fn jobs(cluster: &VitessCluster, schedule: &VitessBackupSchedule) -> Vec<Job> {
     targets(cluster, &schedule.spec.template, &excluded)
         .unwrap()
         .iter()
-        .map(|t| job(cluster, schedule, t, due()).unwrap())
+        .map(|t| {
+            job(cluster, schedule, t, due(), Method::Vtctldclient)
+                .unwrap()
+                .unwrap()
+        })
         .collect()
 }
 
@@ -186,7 +191,9 @@ fn a_job_per_shard_and_due_time_runs_backup_shard_once() {
     let mut own = schedules[0].clone();
     own.spec.image = Some("registry.example/vitess:v24".into());
     let target = &targets(&cluster, &own.spec.template, &BTreeSet::new()).unwrap()[0];
-    let own_job = super::job(&cluster, &own, target, due()).unwrap();
+    let own_job = super::job(&cluster, &own, target, due(), Method::Vtctldclient)
+        .unwrap()
+        .unwrap();
     assert_eq!(
         pod_of(&own_job).containers[0].image.as_deref(),
         Some("registry.example/vitess:v24")
@@ -329,7 +336,11 @@ fn tls_flags_name_mounted_files_and_schedule_settings_pass_through() {
     let jobs: Vec<Job> = targets(&cluster, &schedules[0].spec.template, &BTreeSet::new())
         .unwrap()
         .iter()
-        .map(|t| job(&cluster, &schedules[0], t, due()).unwrap())
+        .map(|t| {
+            job(&cluster, &schedules[0], t, due(), Method::Vtctldclient)
+                .unwrap()
+                .unwrap()
+        })
         .collect();
     let spec = jobs[0].spec.as_ref().unwrap();
     // jobTimeoutMinute 0: the default.
@@ -430,4 +441,91 @@ fn no_backup_or_no_schedules_make_no_schedule_objects() {
     assert!(build(&cluster).unwrap().is_empty());
     cluster.spec.backup = None;
     assert!(build(&cluster).unwrap().is_empty());
+}
+
+#[test]
+fn a_vtbackup_job_runs_the_shards_vtbackup_on_a_volume_of_its_own() {
+    let mut cluster = example();
+    cluster.spec.backup.as_mut().unwrap().schedules[0].backup_method = Some(BackupMethod::Vtbackup);
+    let schedules = schedules(&cluster);
+    let children = super::children(&cluster).unwrap();
+    let shard = keyspace::shards(&children.keyspaces[0]).unwrap().remove(0);
+    let target = &targets(&cluster, &schedules[0].spec.template, &BTreeSet::new()).unwrap()[0];
+    let job = job(
+        &cluster,
+        &schedules[0],
+        target,
+        due(),
+        Method::Vtbackup(&shard),
+    )
+    .unwrap()
+    .expect("the shard has a backup location");
+    assert_eq!(
+        job.metadata.labels.as_ref().unwrap()["planetscale.com/backup-method"],
+        "vtbackup"
+    );
+    let pod = pod_of(&job);
+    assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+    let vtbackup = pod
+        .containers
+        .iter()
+        .find(|c| c.name == "vtbackup")
+        .expect("a vtbackup container");
+    let args = vtbackup.args.clone().unwrap();
+    // The latest backup restored, caught up, uploaded: not an empty first backup.
+    assert!(
+        args.contains(&"--initial-backup=false".to_string()),
+        "{args:?}"
+    );
+    assert!(args.contains(&"--init-shard=-".to_string()), "{args:?}");
+    // Its data on a claim made for the pod from the pool's template, gone with it.
+    let data = pod
+        .volumes
+        .as_ref()
+        .unwrap()
+        .iter()
+        .find(|v| v.name == "vtdataroot")
+        .expect("a data volume");
+    let claim = data
+        .ephemeral
+        .as_ref()
+        .and_then(|e| e.volume_claim_template.as_ref())
+        .expect("an ephemeral claim");
+    assert_eq!(
+        claim
+            .spec
+            .resources
+            .as_ref()
+            .unwrap()
+            .requests
+            .as_ref()
+            .unwrap()["storage"]
+            .0,
+        "10Gi"
+    );
+    // The schedule's annotations and due time on the pod too; no hash of an init pod.
+    let annotations = job
+        .spec
+        .unwrap()
+        .template
+        .metadata
+        .unwrap()
+        .annotations
+        .unwrap();
+    assert_eq!(annotations[SCHEDULED_AT], "2026-12-07T02:30:00Z");
+    assert!(!annotations.contains_key(labels::rollout::DESIRED_STATE_HASH));
+    // A shard without backups has no vtbackup to run.
+    let mut bare = shard.clone();
+    bare.spec.backup_locations = None;
+    assert!(
+        super::job(
+            &cluster,
+            &schedules[0],
+            target,
+            due(),
+            Method::Vtbackup(&bare)
+        )
+        .unwrap()
+        .is_none()
+    );
 }
