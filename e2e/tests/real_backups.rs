@@ -15,8 +15,9 @@
 //!    are written through vtgate.
 //! 3. A VitessBackup request makes one real `BackupShard`: a second backup with a MANIFEST
 //!    appears in the store, and in the inventory as a VitessBackup. (GCS) A schedule added to
-//!    the cluster: its CronJob's Job runs `vtctldclient BackupShard` on the real node and a
-//!    third backup appears; the schedule is removed again.
+//!    the cluster with `backupMethod: vtbackup`: its VitessBackupSchedule's Job runs vtbackup
+//!    on the real node (the latest backup restored on a volume of its own, caught up with the
+//!    primary, uploaded) and a third backup appears; the schedule is removed again.
 //! 4. A lost disk: a replica's pod and PVC are deleted; the operator makes them again, the new
 //!    tablet restores from the latest backup (its log names that one), catches up, and has every
 //!    row the primary has.
@@ -358,8 +359,8 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
          inventory entry {}",
         inventory.name_any()
     );
-    // 3b. (GCS) A schedule, added as GitOps would add it: its CronJob's Job runs vtctldclient
-    // BackupShard on the real node, and one more backup is in the store. Then it is removed
+    // 3b. (GCS) A schedule, added as GitOps would add it: its Job runs vtbackup on the real
+    // node, and one more backup is in the store. Then it is removed
     // again, so nothing backs up behind the next steps' counts.
     let (mut latest_backup, mut stored) = (latest_backup, stored);
     let mut scheduled = serde_json::Value::Null;
@@ -368,7 +369,7 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
         let with_schedule = cluster_with_backups_and(&store, true)?;
         kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&with_schedule)).await?;
         let jobs: Api<Job> = Api::namespaced(client.clone(), &name);
-        let job = wait_for(
+        let succeeded = wait_for(
             "a Job of the backup schedule to succeed",
             Duration::from_secs(300),
             async |seen: &mut String| {
@@ -387,7 +388,32 @@ async fn backups_and_a_lost_replica(kind: &str) -> Result<()> {
                     .find(|j| j.status.as_ref().and_then(|s| s.succeeded).unwrap_or(0) > 0))
             },
         )
-        .await?;
+        .await;
+        let job = match succeeded {
+            Ok(job) => job,
+            Err(err) => {
+                // What vtbackup said, pod by pod.
+                let mut logs = String::new();
+                let selector = "planetscale.com/backup-schedule";
+                for pod in pods
+                    .list(&ListParams::default().labels(selector))
+                    .await?
+                    .items
+                {
+                    let params = LogParams {
+                        container: Some("vtbackup".into()),
+                        tail_lines: Some(40),
+                        ..LogParams::default()
+                    };
+                    let log = pods
+                        .logs(&pod.name_any(), &params)
+                        .await
+                        .unwrap_or_default();
+                    logs.push_str(&format!("--- {} ---\n{log}\n", pod.name_any()));
+                }
+                return Err(err.context(logs));
+            }
+        };
         let job_pods = pods
             .list(&ListParams::default().labels(&format!("job-name={}", job.name_any())))
             .await?;
@@ -1011,6 +1037,7 @@ fn cluster_with_backups_and(store: &Store, schedule: bool) -> Result<String> {
                 "name": "every-minute",
                 "schedule": "* * * * *",
                 "jobTimeoutMinute": 5,
+                "backupMethod": "vtbackup",
                 "strategies": [{"name": "BackupShard", "keyspace": "commerce", "shard": "-"}],
                 "affinity": spec["vitessDashboard"]["affinity"].clone(),
             }]);

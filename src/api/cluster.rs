@@ -152,8 +152,8 @@ pub struct ClusterBackupSpec {
     /// Accepted for compatibility with the Go operator; nothing runs from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subcontroller: Option<VitessBackupSubcontrollerSpec>,
-    /// Scheduled backups, each a CronJob whose Jobs ask vtctld for BackupShard; names are
-    /// unique.
+    /// Scheduled backups, each a VitessBackupSchedule whose Jobs back up its shards; names
+    /// are unique.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 50))]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["name"]))]
@@ -175,8 +175,9 @@ pub enum ConcurrencyPolicy {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("(has(self.schedule) && self.schedule != '') != (has(self.frequency) && self.frequency != '')").message("set exactly one of schedule (a cron expression) and frequency (e.g. 1h)"))]
 pub struct VitessBackupScheduleTemplate {
-    /// Schedule name, unique in the cluster; at most 63 characters (it is a label value of the
-    /// schedule's CronJob and Jobs).
+    /// Schedule name, unique in the cluster. Its VitessBackupSchedule is named
+    /// `<cluster>-vbsc-<name>-<hash>`, which its Jobs carry as a label value: that must fit
+    /// 63 characters (`validate` and the operator refuse a longer one).
     #[schemars(
         length(min = 1, max = 63),
         regex(pattern = r"^[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?$")
@@ -187,35 +188,32 @@ pub struct VitessBackupScheduleTemplate {
     pub schedule: String,
     /// How often to back up, as a Go duration that cron can express exactly: `1m`, `5m`,
     /// `15m`, `30m`, `1h`, `2h`, `4h`, `6h`, `12h` or `24h` (a minute count dividing an hour,
-    /// an hour count dividing a day, or one day). Set this or `schedule`, not both. The
-    /// CronJob runs at a fixed offset within the period derived from the cluster's and the
-    /// schedule's names, so that schedules of one period do not all start at once (the Go
-    /// operator staggers each shard of a schedule; here one Job backs up a schedule's shards
-    /// one after the other).
+    /// an hour count dividing a day, or one day). Set this or `schedule`, not both. Each shard
+    /// runs once per period at an offset within it derived from its identity (the Go
+    /// operator's rule), so the shards do not all start at once
+    /// (`status.generatedSchedules` of the VitessBackupSchedule shows each).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub frequency: String,
-    /// How backups are taken. Every schedule here runs as the Go operator's `vtctldclient`
-    /// method: a Job asks vtctld for `BackupShard`, which has a serving replica (not the
-    /// primary, unless `allow-primary`) take the backup. `vtbackup` (the Go operator's default:
-    /// a Job with a mysqld and a volume of its own that restores the latest backup, catches up
-    /// and uploads) is not implemented: it is accepted, run as `vtctldclient`, and `validate`
-    /// warns about it, because with the builtin engine that replica stops serving while it
-    /// copies.
+    /// How backups are taken: `vtctldclient` (the default here) has a Job ask vtctld for
+    /// `BackupShard`, which has a serving replica (not the primary, unless `allow-primary`)
+    /// take the backup; `vtbackup` (the Go operator's default) runs vtbackup in a Job of its
+    /// own, which restores the latest backup on a volume of its own, catches up with the
+    /// primary and uploads a new backup, so no serving tablet copies.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_method: Option<BackupMethod>,
-    /// What to back up: shards, keyspaces or the whole cluster, one after the other in one
-    /// Job.
+    /// What to back up: shards, keyspaces or the whole cluster; each shard gets a Job of its
+    /// own at each due time.
     #[schemars(length(min = 1, max = 100))]
     pub strategies: Vec<VitessBackupScheduleStrategy>,
-    /// Compute resources of each backup job's pod.
+    /// Compute resources of each vtctldclient Job's pod (a vtbackup pod has its pool's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "core::<Option<Resources>>")]
     pub resources: Option<Resources>,
-    /// Successful jobs to keep.
+    /// Successful Jobs to keep per shard (unset: all); older ones are deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub successful_jobs_history_limit: Option<i32>,
-    /// Failed jobs to keep.
+    /// Failed Jobs to keep per shard (unset: all); older ones are deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub failed_jobs_history_limit: Option<i32>,
@@ -229,14 +227,14 @@ pub struct VitessBackupScheduleTemplate {
     /// `Allow` or `Forbid` (default) overlapping runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency_policy: Option<ConcurrencyPolicy>,
-    /// Accepted for compatibility with the Go operator and ignored: Kubernetes' CronJob
-    /// controller has no such setting (after more than 100 missed runs it warns with Event
-    /// `TooManyMissedTimes` and starts the latest); `startingDeadlineSeconds` bounds how far
-    /// back it looks.
+    /// Runs that may have been missed (the operator down, a clock jump) besides the latest,
+    /// for that one still to start (default 100). More: none starts, a Warning Event
+    /// `TooManyMissedRuns` says so, and the schedule goes on from its next due time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub allowed_missed_run: Option<i32>,
-    /// Minutes a backup job may run before it is stopped (default 10; 0 means the default).
+    /// Minutes a backup Job may run before Kubernetes stops it (its `activeDeadlineSeconds`;
+    /// default 10; 0 means the default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0))]
     pub job_timeout_minute: Option<i32>,

@@ -119,7 +119,7 @@ pub fn cluster_objects(cluster: &VitessCluster) -> Result<Vec<Value>, Error> {
     }
     push_all(&mut objects, backup_storages.iter())?;
     // What the controllers make of the children: etcd, vtctld, the cluster-wide Services, the
-    // backup schedules' CronJobs, vtadmin, each cell's vtgates, each shard's tablets and vtorc and, for
+    // VitessBackupSchedules, vtadmin, each cell's vtgates, each shard's tablets and vtorc and, for
     // a shard with backups, its vtbackup-init pod. Services come before what they front and PVCs
     // before their pods, as the controllers apply them.
     if let Some(etcd) = &etcd {

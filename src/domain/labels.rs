@@ -16,7 +16,7 @@ pub const POOL_NAME: &str = "planetscale.com/pool-name";
 pub const BACKUP_LOCATION: &str = "backup.planetscale.com/location";
 /// What a vtbackup pod is for (`init`: a new shard's first backup).
 pub const BACKUP_TYPE: &str = "backup.planetscale.com/type";
-/// The backup schedule (`spec.backup.schedules[].name`) a CronJob, its Jobs and pods run.
+/// The VitessBackupSchedule (its object name, as in the Go operator) a Job and its pod run.
 pub const BACKUP_SCHEDULE: &str = "planetscale.com/backup-schedule";
 pub const ETCD_LOCKSERVER: &str = "etcd.planetscale.com/lockserver";
 pub const ETCD_INDEX: &str = "etcd.planetscale.com/index";
@@ -27,8 +27,8 @@ pub mod component {
     pub const VTGATE: &str = "vtgate";
     pub const VTTABLET: &str = "vttablet";
     pub const VTBACKUP: &str = "vtbackup";
-    /// The CronJobs of `spec.backup.schedules`, their Jobs and pods (ours: the Go operator
-    /// runs them from its own VitessBackupSchedule kind).
+    /// The VitessBackupSchedules the cluster makes from `spec.backup.schedules` (ours; and the
+    /// CronJobs that schedules were in older versions of this operator, pruned).
     pub const VTBACKUP_SCHEDULE: &str = "vtbackup-schedule";
     pub const ETCD: &str = "etcd";
     pub const VTORC: &str = "vtorc";
