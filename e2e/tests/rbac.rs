@@ -121,6 +121,7 @@ async fn exercise(
         "schedules": [{
             "name": "often",
             "schedule": "* * * * *",
+            "backupMethod": "vtctldclient",
             "jobTimeoutMinute": 1,
             "successfulJobsHistoryLimit": 0,
             "failedJobsHistoryLimit": 0,

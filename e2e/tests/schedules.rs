@@ -35,6 +35,7 @@ fn cluster_yaml(with_schedule: bool) -> String {
     schedules:
     - name: {SCHEDULE}
       schedule: "* * * * *"
+      backupMethod: vtctldclient
       successfulJobsHistoryLimit: 2
       jobTimeoutMinute: 5
       strategies:

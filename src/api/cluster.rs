@@ -194,11 +194,11 @@ pub struct VitessBackupScheduleTemplate {
     /// (`status.generatedSchedules` of the VitessBackupSchedule shows each).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub frequency: String,
-    /// How backups are taken: `vtctldclient` (the default here) has a Job ask vtctld for
-    /// `BackupShard`, which has a serving replica (not the primary, unless `allow-primary`)
-    /// take the backup; `vtbackup` (the Go operator's default) runs vtbackup in a Job of its
-    /// own, which restores the latest backup on a volume of its own, catches up with the
-    /// primary and uploads a new backup, so no serving tablet copies.
+    /// How backups are taken: `vtbackup` (the default, as in the Go operator) runs vtbackup in
+    /// a Job of its own, which restores the latest backup on a volume of its own, catches up
+    /// with the primary and uploads a new backup, so no serving tablet copies (it waits for
+    /// the shard's first backup); `vtctldclient` has a Job ask vtctld for `BackupShard`, which
+    /// has a serving replica (not the primary, unless `allow-primary`) take the backup.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_method: Option<BackupMethod>,
     /// What to back up: shards, keyspaces or the whole cluster; each shard gets a Job of its
@@ -380,7 +380,7 @@ fn staggered_cron(period: u32, offset: u32) -> String {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum BackupMethod {
-    /// A Job with a mysqld of its own (the Go operator's default); run as `Vtctldclient` here.
+    /// vtbackup in a Job of its own (the default, as in the Go operator).
     Vtbackup,
     /// A Job asks vtctld for BackupShard.
     Vtctldclient,

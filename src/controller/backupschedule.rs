@@ -577,17 +577,25 @@ async fn start(
 ) -> Result<Started, Error> {
     let namespace = schedule.namespace().unwrap_or_default();
     let shard;
-    let method = if schedule.spec.template.backup_method == Some(BackupMethod::Vtbackup) {
+    // vtbackup unless vtctldclient is asked for: the Go operator's default.
+    let method = if schedule.spec.template.backup_method != Some(BackupMethod::Vtctldclient) {
         let name = names::cluster::shard(
             &schedule.spec.cluster,
             &target.keyspace,
             &target.safe_shard(),
         );
+        // Listed by name (the Role grants VitessShards list and watch, not get).
         let api: Api<VitessShard> = ctx.api_in(schedule);
-        shard = api.get_opt(&name).await.map_err(|source| Error::Get {
-            what: format!("VitessShard {namespace}/{name}"),
-            source: Box::new(source),
-        })?;
+        let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
+        shard = api
+            .list(&by_name)
+            .await
+            .map_err(|source| Error::List {
+                what: format!("VitessShard {namespace}/{name}"),
+                source: Box::new(source),
+            })?
+            .items
+            .pop();
         match &shard {
             Some(found)
                 if found.status.as_ref().map(|s| s.has_initial_backup)

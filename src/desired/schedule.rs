@@ -186,9 +186,9 @@ pub fn build(cluster: &VitessCluster) -> Result<Vec<VitessBackupSchedule>, Error
 
 /// How a Job takes its backup (`backupMethod`), with what that needs.
 pub enum Method<'a> {
-    /// `vtctldclient BackupShard`: a serving replica takes it (the default here).
+    /// `vtctldclient BackupShard`: a serving replica takes it.
     Vtctldclient,
-    /// vtbackup in a pod of its own, built from the shard's VitessShard.
+    /// vtbackup in a pod of its own, built from the shard's VitessShard (the default).
     Vtbackup(&'a VitessShard),
 }
 

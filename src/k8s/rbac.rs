@@ -86,7 +86,8 @@ pub const RULES: &[Rule] = &[
         PS,
         "vitessshards",
         CHILD,
-        "keyspace applies and prunes shards; controller::shard watches them",
+        "keyspace applies and prunes shards; controller::shard watches them; \
+         controller::backupschedule lists one by name for a vtbackup run",
     ),
     rule(
         PS,
