@@ -598,10 +598,14 @@ async fn every_generated_command_line_is_accepted_by_the_binary_it_names() -> Re
         missing.is_empty(),
         "no rendered container named {missing:?}; containers seen: {seen:?}"
     );
-    ensure!(
-        lines.iter().any(|l| l.origin.contains("Job/")),
-        "no scheduled backup Job was built"
-    );
+    for (container, method) in [("vtctldclient", "vtctldclient"), ("vtbackup", "vtbackup")] {
+        ensure!(
+            lines
+                .iter()
+                .any(|l| l.origin.contains(": Job/") && l.container == container),
+            "no scheduled backup Job of method {method} was built"
+        );
+    }
     eprintln!(
         "{} command lines of {} containers accepted",
         lines.len(),
