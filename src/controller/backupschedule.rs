@@ -146,8 +146,9 @@ pub struct Plan {
 ///
 /// For each shard: finished Jobs beyond the history limits go, oldest first (no limit set:
 /// all kept, as in the Go operator); an active Job past the timeout that Kubernetes does not
-/// stop by itself goes; then the due times since the last one dealt with (its latest Job's,
-/// a skip's, or the schedule's creation; no further back than `startingDeadlineSeconds`)
+/// stop by itself goes; then the due times since the last one dealt with (its latest Job's or
+/// the status' record of it, a skip's, or the schedule's creation; no further back than
+/// `startingDeadlineSeconds`)
 /// are counted. None: nothing to do. Up to `allowedMissedRun` missed besides the latest: a
 /// Job for the latest, unless `Forbid` and one still runs (then it starts once that one ends,
 /// within the deadline). More: none, reported, and the schedule resumes from the latest (a
@@ -193,20 +194,12 @@ pub fn plan(
             let extra = done
                 .len()
                 .saturating_sub(usize::try_from(limit).unwrap_or(0));
+            let word = match state {
+                JobState::Failed => "failed",
+                _ => "successful",
+            };
             for job in &done[..extra] {
-                let why = format!(
-                    "more {} Jobs than the {}JobsHistoryLimit of {limit}",
-                    if state == JobState::Failed {
-                        "failed"
-                    } else {
-                        "successful"
-                    },
-                    if state == JobState::Failed {
-                        "failed"
-                    } else {
-                        "successful"
-                    },
-                );
+                let why = format!("more {word} Jobs than the {word}JobsHistoryLimit of {limit}");
                 plan.delete.push((job.name.clone(), why));
             }
         }
@@ -249,12 +242,18 @@ pub fn plan(
                 continue;
             }
         };
+        // The last run started: its Job's due time, or the status' record of it (the Job may
+        // be gone already, deleted by a history limit of 0).
         let last_job = mine.iter().filter_map(|j| j.due).max();
+        let last_recorded = previous
+            .last_scheduled_times
+            .get(&target.strategy)
+            .map(|t| t.0);
         let skipped = previous
             .last_skipped_times
             .get(&target.strategy)
             .map(|t| t.0);
-        let mut floor = [Some(created), last_job, skipped]
+        let mut floor = [Some(created), last_job, last_recorded, skipped]
             .into_iter()
             .flatten()
             .max()

@@ -158,6 +158,48 @@ fn more_missed_runs_than_allowed_start_nothing_and_the_schedule_goes_on() {
 }
 
 #[test]
+fn a_run_whose_job_was_deleted_by_the_history_limit_is_not_run_again() {
+    let mut schedule = every_minute();
+    schedule.successful_jobs_history_limit = Some(0);
+    let first = run(&schedule, &[], "2026-12-07T10:01:05Z");
+    assert_eq!(starts(&first), ["commerce/- 2026-12-07T10:01:00Z"]);
+    // It succeeded and, with no success to keep, is deleted.
+    let done = [job("j1", "2026-12-07T10:01:00Z", JobState::Succeeded)];
+    let cleaned = plan(
+        "example",
+        &schedule,
+        t(CREATED),
+        &first.status,
+        &[target()],
+        &done,
+        t("2026-12-07T10:01:30Z"),
+    );
+    assert_eq!(cleaned.delete.len(), 1);
+    assert!(cleaned.start.is_empty());
+    // Gone: the status still says 10:01 ran, so only 10:02 starts, once due.
+    let gone = plan(
+        "example",
+        &schedule,
+        t(CREATED),
+        &cleaned.status,
+        &[target()],
+        &[],
+        t("2026-12-07T10:01:40Z"),
+    );
+    assert!(gone.start.is_empty(), "{:?}", starts(&gone));
+    let next = plan(
+        "example",
+        &schedule,
+        t(CREATED),
+        &cleaned.status,
+        &[target()],
+        &[],
+        t("2026-12-07T10:02:01Z"),
+    );
+    assert_eq!(starts(&next), ["commerce/- 2026-12-07T10:02:00Z"]);
+}
+
+#[test]
 fn starting_deadline_bounds_how_late_a_run_may_start() {
     let mut schedule = every_minute();
     schedule.starting_deadline_seconds = Some(30);
