@@ -216,6 +216,12 @@ async fn exercise(
         },
     )
     .await?;
+    // Its run is not started again (the schedule's status remembers it).
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    anyhow::ensure!(
+        jobs.get_opt(&first_job).await?.is_none(),
+        "Job {first_job} was made again after the history limit deleted it"
+    );
 
     let pool = "/spec/keyspaces/0/partitionings/0/equal/shardTemplate/tabletPools/0/replicas";
     *spec.pointer_mut(pool).context("the example's pool")? = json!(1);
