@@ -183,13 +183,30 @@ pub fn plan(
             .copied()
             .filter(|j| j.keyspace == target.keyspace && j.shard == safe)
             .collect();
+        // The last run started, as the status read says and as the Jobs say. The latest Job
+        // is deleted only once the status records its run, so that the run is not counted as
+        // missed and started again when its Job is gone (the status read may be older than
+        // the Jobs listed: a reconcile can run before the watch brings its own last write);
+        // older Jobs may go, the latest one keeping the count.
+        let recorded = previous
+            .last_scheduled_times
+            .get(&target.strategy)
+            .map(|t| t.0);
+        let last_job = mine.iter().filter_map(|j| j.due).max();
+        let deletable = |job: &JobView| {
+            job.due
+                .is_none_or(|due| Some(due) < last_job || recorded.is_some_and(|r| due <= r))
+        };
         for (state, limit) in [
             (JobState::Failed, schedule.failed_jobs_history_limit),
             (JobState::Succeeded, schedule.successful_jobs_history_limit),
         ] {
             let Some(limit) = limit else { continue };
-            let mut done: Vec<&JobView> =
-                mine.iter().copied().filter(|j| j.state == state).collect();
+            let mut done: Vec<&JobView> = mine
+                .iter()
+                .copied()
+                .filter(|j| j.state == state && deletable(j))
+                .collect();
             done.sort_by_key(|j| (j.started.or(j.due), j.name.clone()));
             let extra = done
                 .len()
@@ -208,7 +225,7 @@ pub fn plan(
             let late = job
                 .due
                 .is_some_and(|due| due.as_second() + timeout < now.as_second());
-            if late && !job.has_deadline {
+            if late && !job.has_deadline && deletable(job) {
                 plan.delete.push((
                     job.name.clone(),
                     format!(
@@ -242,18 +259,11 @@ pub fn plan(
                 continue;
             }
         };
-        // The last run started: its Job's due time, or the status' record of it (the Job may
-        // be gone already, deleted by a history limit of 0).
-        let last_job = mine.iter().filter_map(|j| j.due).max();
-        let last_recorded = previous
-            .last_scheduled_times
-            .get(&target.strategy)
-            .map(|t| t.0);
         let skipped = previous
             .last_skipped_times
             .get(&target.strategy)
             .map(|t| t.0);
-        let mut floor = [Some(created), last_job, last_recorded, skipped]
+        let mut floor = [Some(created), last_job, recorded, skipped]
             .into_iter()
             .flatten()
             .max()
@@ -262,10 +272,11 @@ pub fn plan(
             let earliest = Timestamp::from_second(now.as_second() - deadline).unwrap_or(now);
             floor = floor.max(earliest);
         }
-        if let Some(time) = previous.last_scheduled_times.get(&target.strategy) {
+        // Recorded: the later of the status' record and the Jobs' (never lost to an older read).
+        if let Some(time) = recorded.max(last_job) {
             status
                 .last_scheduled_times
-                .insert(target.strategy.clone(), time.clone());
+                .insert(target.strategy.clone(), Time(time));
         }
         if let Some(time) = skipped {
             status

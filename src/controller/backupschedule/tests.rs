@@ -163,8 +163,16 @@ fn a_run_whose_job_was_deleted_by_the_history_limit_is_not_run_again() {
     schedule.successful_jobs_history_limit = Some(0);
     let first = run(&schedule, &[], "2026-12-07T10:01:05Z");
     assert_eq!(starts(&first), ["commerce/- 2026-12-07T10:01:00Z"]);
-    // It succeeded and, with no success to keep, is deleted.
     let done = [job("j1", "2026-12-07T10:01:00Z", JobState::Succeeded)];
+    // Read with a status older than the Job (the watch has not brought the last write yet):
+    // the Job stays, and the status written records its run from it.
+    let stale = run(&schedule, &done, "2026-12-07T10:01:20Z");
+    assert!(stale.delete.is_empty() && stale.start.is_empty());
+    assert_eq!(
+        stale.status.last_scheduled_times["BackupShard"].0,
+        t("2026-12-07T10:01:00Z")
+    );
+    // It succeeded and, with no success to keep and its run recorded, is deleted.
     let cleaned = plan(
         "example",
         &schedule,
