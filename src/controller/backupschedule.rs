@@ -164,10 +164,7 @@ pub fn plan(
 ) -> Plan {
     let mut plan = Plan::default();
     let status = &mut plan.status;
-    let timeout = i64::from(match schedule.job_timeout_minute {
-        Some(m) if m > 0 => m,
-        _ => schedule::DEFAULT_JOB_TIMEOUT_MINUTES,
-    }) * 60;
+    let timeout = i64::from(schedule::job_timeout_minutes(schedule)) * 60;
     let allowed = i64::from(
         schedule
             .allowed_missed_run
@@ -335,18 +332,24 @@ pub fn plan(
             .insert(target.strategy.clone(), Time(latest));
     }
     let deleted: BTreeSet<&str> = plan.delete.iter().map(|(n, _)| n.as_str()).collect();
-    let mut active: Vec<&JobView> = live
-        .iter()
-        .copied()
-        .filter(|j| j.state == JobState::Active && !deleted.contains(j.name.as_str()))
-        .collect();
-    active.sort_by(|a, b| a.name.cmp(&b.name));
-    status.active = active
-        .into_iter()
-        .map(|j| job_reference(&j.name, &j.uid))
-        .collect();
+    status.active = active(jobs, &deleted);
     status.last_scheduled_time = status.last_scheduled_times.values().max().cloned();
     plan
+}
+
+/// `status.active`: the running Jobs, by name, but those being deleted or in `deleted`.
+fn active(jobs: &[JobView], deleted: &BTreeSet<&str>) -> Vec<ObjectReference> {
+    let mut running: Vec<&JobView> = jobs
+        .iter()
+        .filter(|j| {
+            j.state == JobState::Active && !j.deleting && !deleted.contains(j.name.as_str())
+        })
+        .collect();
+    running.sort_by(|a, b| a.name.cmp(&b.name));
+    running
+        .into_iter()
+        .map(|j| job_reference(&j.name, &j.uid))
+        .collect()
 }
 
 /// A reference to Job `name`, as `status.active` lists it.
@@ -398,21 +401,16 @@ async fn reconcile(
     let views: Vec<JobView> = jobs.iter().map(JobView::of).collect();
 
     if owner.spec.template.suspend == Some(true) {
-        // Suspended: nothing starts; the status still follows the Jobs.
-        let mut status = plan(
-            &owner.spec.cluster,
-            &owner.spec.template,
-            created(owner),
-            &previous,
-            &[],
-            &views,
-            Timestamp::now(),
-        )
-        .status;
-        status.last_scheduled_times = previous.last_scheduled_times.clone();
-        status.last_scheduled_time = previous.last_scheduled_time.clone();
-        status.generated_schedules = previous.generated_schedules.clone();
-        status.observed_generation = generation;
+        // Suspended: nothing starts and nothing is next; what ran stays, `active` follows
+        // the Jobs.
+        let mut status = VitessBackupScheduleStatus {
+            observed_generation: generation,
+            active: active(&views, &BTreeSet::new()),
+            last_scheduled_time: previous.last_scheduled_time.clone(),
+            last_scheduled_times: previous.last_scheduled_times.clone(),
+            generated_schedules: previous.generated_schedules.clone(),
+            ..VitessBackupScheduleStatus::default()
+        };
         let readiness = Readiness::new(true, "Suspended", "spec.suspend is true: no Job starts");
         status.conditions = condition::with_ready(&previous.conditions, &readiness, generation);
         apply::status(&ctx.client, owner, owner.status.as_ref(), &status).await?;

@@ -27,6 +27,15 @@ use crate::{domain::labels, domain::names};
 
 /// Minutes a backup Job may run when the schedule does not say (`jobTimeoutMinute`).
 pub const DEFAULT_JOB_TIMEOUT_MINUTES: i32 = 10;
+
+/// Minutes a Job of `schedule` may run: `jobTimeoutMinute`, or the default when it is unset
+/// or 0.
+pub fn job_timeout_minutes(schedule: &VitessBackupScheduleTemplate) -> i32 {
+    match schedule.job_timeout_minute {
+        Some(minutes) if minutes > 0 => minutes,
+        _ => DEFAULT_JOB_TIMEOUT_MINUTES,
+    }
+}
 /// Retries of a failed backup within one Job (each a new pod: `restartPolicy: Never`, as the
 /// Go operator's). A retry of a backup that failed after vtctld started it may leave one
 /// more backup behind, which is cheaper than a shard without one; `activeDeadlineSeconds`
@@ -242,10 +251,7 @@ pub fn job(
         Some(annotations.clone()),
     );
     metadata.owner_references = schedule.controller_owner_ref(&()).map(|r| vec![r]);
-    let timeout = match template.job_timeout_minute {
-        Some(minutes) if minutes > 0 => minutes,
-        _ => DEFAULT_JOB_TIMEOUT_MINUTES,
-    };
+    let timeout = job_timeout_minutes(template);
     let pod = match method {
         Method::Vtctldclient => {
             let tls = Tls::of(
