@@ -11,8 +11,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    Container, EnvVar, EphemeralVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimTemplate,
-    PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume, VolumeMount,
+    Container, EnvVar, EphemeralVolumeSource, PersistentVolumeClaim, PersistentVolumeClaimSpec,
+    PersistentVolumeClaimTemplate, PersistentVolumeClaimVolumeSource, Pod, PodSpec, Volume,
+    VolumeMount,
 };
 
 use super::backup;
@@ -149,14 +150,14 @@ enum Data {
     /// The claim of this name.
     Claim(String),
     /// A claim made for the pod from this template, gone with the pod.
-    Ephemeral(Box<k8s_openapi::api::core::v1::PersistentVolumeClaimSpec>),
+    Ephemeral(Box<PersistentVolumeClaimSpec>),
     /// The pod's shared emptyDir.
     Shared,
 }
 
 impl Parts<'_> {
     /// The data volume claim template: the shard's `vtbackup` one, else its first pool's.
-    fn claim_template(&self) -> Option<k8s_openapi::api::core::v1::PersistentVolumeClaimSpec> {
+    fn claim_template(&self) -> Option<PersistentVolumeClaimSpec> {
         self.shard
             .spec
             .template
@@ -173,9 +174,9 @@ impl Parts<'_> {
         };
         let pod = self.pod("", BTreeMap::new(), data);
         let mut spec = pod.spec.unwrap_or_default();
+        // Once: a failed run is the Job's to retry, in a new pod on a new volume.
         spec.restart_policy = Some("Never".into());
-        let mut annotations = pod.metadata.annotations.unwrap_or_default();
-        annotations.remove(labels::rollout::DESIRED_STATE_HASH);
+        let annotations = pod.metadata.annotations.unwrap_or_default();
         ScheduledVtbackup { spec, annotations }
     }
 
@@ -212,7 +213,17 @@ impl Parts<'_> {
         } else {
             Data::Shared
         };
-        let pod = self.pod(&name, own.clone(), data);
+        let mut pod = self.pod(&name, own.clone(), data);
+        if let Some(spec) = pod.spec.as_mut() {
+            // Retried in place until the first backup is uploaded; then it stays Succeeded.
+            spec.restart_policy = Some("OnFailure".into());
+        }
+        // A failing init pod whose spec changed is replaced (see `controller::backupinit`).
+        let hash = super::content_hash(&pod);
+        pod.metadata
+            .annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(labels::rollout::DESIRED_STATE_HASH.into(), hash);
         let pvc = match (claim, empty_dir) {
             (Some(claim), false) => Some(PersistentVolumeClaim {
                 metadata: meta(name, namespace, own, None),
@@ -403,8 +414,6 @@ impl Parts<'_> {
                 spec.zone_map.get(&pool.cell).map(String::as_str),
                 None,
             ),
-            // Retried in place until the first backup is uploaded; then it stays Succeeded.
-            restart_policy: Some("OnFailure".into()),
             image_pull_secrets: spec.image_pull_secrets.clone(),
             security_context: Some(podspec::vitess_pod_security()),
             priority_class_name: defaults::vitess_priority_class(),
@@ -412,18 +421,11 @@ impl Parts<'_> {
         };
         podspec::apply_overrides(&mut metadata, &mut pod_spec, &[CONTAINER], &pool.pod);
         self.storage.annotate(&mut metadata);
-        let mut pod = Pod {
+        Pod {
             metadata,
             spec: Some(pod_spec),
             status: None,
-        };
-        // A failing init pod whose spec changed is replaced (see `controller::backupinit`).
-        let hash = super::content_hash(&pod);
-        pod.metadata
-            .annotations
-            .get_or_insert_with(BTreeMap::new)
-            .insert(labels::rollout::DESIRED_STATE_HASH.into(), hash);
-        pod
+        }
     }
 }
 
@@ -470,7 +472,7 @@ mod tests {
     };
     use crate::api::shared::SecretSource;
     use crate::api::shared::{PullPolicy, VitessImagePullPolicies};
-    use k8s_openapi::api::core::v1::PersistentVolumeClaimSpec;
+    use PersistentVolumeClaimSpec;
     use k8s_openapi::api::core::v1::PodSpec;
 
     fn shard(backups: bool) -> VitessShard {
