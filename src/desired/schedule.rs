@@ -1,8 +1,8 @@
 //! From a VitessCluster to its backup schedules (`spec.backup.schedules[]`): one
 //! VitessBackupSchedule per schedule, with the Go operator's name, and what its controller
-//! starts at each due time: one batch/v1 Job per shard, whose pod asks the cluster's vtctld
-//! for `BackupShard` with `vtctldclient` from the schedule's image (the cluster's vtctld
-//! image), or, with `backupMethod: vtbackup`, runs vtbackup in a pod of its own. The timing is
+//! starts at each due time: one batch/v1 Job per shard, whose pod runs the shard's vtbackup
+//! (`backupMethod: vtbackup`, the default) or asks the cluster's vtctld for `BackupShard` with
+//! `vtctldclient` from the schedule's image (the cluster's vtctld image). The timing is
 //! `controller::backupschedule`'s; this module only builds.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,7 +26,7 @@ use crate::domain::keyrange::KeyRange;
 use crate::{domain::labels, domain::names};
 
 /// Minutes a backup Job may run when the schedule does not say (`jobTimeoutMinute`).
-pub const DEFAULT_JOB_TIMEOUT_MINUTES: i32 = 10;
+const DEFAULT_JOB_TIMEOUT_MINUTES: i32 = 10;
 
 /// Minutes a Job of `schedule` may run: `jobTimeoutMinute`, or the default when it is unset
 /// or 0.
@@ -36,6 +36,7 @@ pub fn job_timeout_minutes(schedule: &VitessBackupScheduleTemplate) -> i32 {
         _ => DEFAULT_JOB_TIMEOUT_MINUTES,
     }
 }
+
 /// Retries of a failed backup within one Job (each a new pod: `restartPolicy: Never`, as the
 /// Go operator's). A retry of a backup that failed after vtctld started it may leave one
 /// more backup behind, which is cheaper than a shard without one; `activeDeadlineSeconds`
