@@ -27,7 +27,9 @@ use kube::{Resource, ResourceExt};
 use super::condition::{self, Readiness};
 use super::{Context, Error, REQUEUE, WAIT};
 use crate::api::backupschedule::VitessBackupScheduleStatus;
-use crate::api::cluster::{BackupMethod, ConcurrencyPolicy, VitessBackupScheduleTemplate};
+use crate::api::cluster::{
+    BackupMethod, BackupScope, ConcurrencyPolicy, VitessBackupScheduleTemplate,
+};
 use crate::api::shared::ConditionStatus;
 use crate::api::{VitessBackupSchedule, VitessCluster, VitessShard};
 use crate::desired::schedule::{self, Method, SCHEDULED_AT, Target};
@@ -542,7 +544,7 @@ async fn excluded_keyspaces(
         .template
         .strategies
         .iter()
-        .any(|s| s.scope == Some(crate::api::cluster::BackupScope::Cluster));
+        .any(|s| s.scope == Some(BackupScope::Cluster));
     if !uses_cluster_scope {
         return Ok(excluded);
     }
@@ -575,6 +577,43 @@ enum Started {
     Waiting(String),
 }
 
+/// The VitessShard of `target` once it has its first backup (which a vtbackup run restores),
+/// else `Err` with what the run waits for. Listed by name: the Role grants VitessShards list
+/// and watch, not get.
+async fn backed_up_shard(
+    ctx: &Context,
+    schedule: &VitessBackupSchedule,
+    target: &Target,
+) -> Result<Result<VitessShard, String>, Error> {
+    let namespace = schedule.namespace().unwrap_or_default();
+    let name = names::cluster::shard(
+        &schedule.spec.cluster,
+        &target.keyspace,
+        &target.safe_shard(),
+    );
+    let api: Api<VitessShard> = ctx.api_in(schedule);
+    let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
+    let shard = api
+        .list(&by_name)
+        .await
+        .map_err(|source| Error::List {
+            what: format!("VitessShard {namespace}/{name}"),
+            source: Box::new(source),
+        })?
+        .items
+        .pop();
+    let backed_up = |s: &VitessShard| {
+        s.status.as_ref().map(|s| s.has_initial_backup) == Some(ConditionStatus::True)
+    };
+    Ok(shard.filter(backed_up).ok_or_else(|| {
+        format!(
+            "{}/{}: vtbackup restores the latest backup, and VitessShard {name} has no first \
+             backup yet",
+            target.keyspace, target.shard
+        )
+    }))
+}
+
 /// Creates the Job of `target` due at `due` (one already there under its name is that run).
 async fn start(
     ctx: &Context,
@@ -584,44 +623,18 @@ async fn start(
     due: Timestamp,
 ) -> Result<Started, Error> {
     let namespace = schedule.namespace().unwrap_or_default();
-    let shard;
     // vtbackup unless vtctldclient is asked for: the Go operator's default.
-    let method = if schedule.spec.template.backup_method != Some(BackupMethod::Vtctldclient) {
-        let name = names::cluster::shard(
-            &schedule.spec.cluster,
-            &target.keyspace,
-            &target.safe_shard(),
-        );
-        // Listed by name (the Role grants VitessShards list and watch, not get).
-        let api: Api<VitessShard> = ctx.api_in(schedule);
-        let by_name = ListParams::default().fields(&format!("metadata.name={name}"));
-        shard = api
-            .list(&by_name)
-            .await
-            .map_err(|source| Error::List {
-                what: format!("VitessShard {namespace}/{name}"),
-                source: Box::new(source),
-            })?
-            .items
-            .pop();
-        match &shard {
-            Some(found)
-                if found.status.as_ref().map(|s| s.has_initial_backup)
-                    == Some(ConditionStatus::True) =>
-            {
-                Method::Vtbackup(found)
-            }
-            _ => {
-                return Ok(Started::Waiting(format!(
-                    "{}/{}: vtbackup restores the latest backup, and VitessShard {name} has no \
-                     first backup yet",
-                    target.keyspace, target.shard
-                )));
-            }
-        }
+    let shard = if schedule.spec.template.backup_method == Some(BackupMethod::Vtctldclient) {
+        None
     } else {
-        Method::Vtctldclient
+        match backed_up_shard(ctx, schedule, target).await? {
+            Ok(shard) => Some(shard),
+            Err(why) => return Ok(Started::Waiting(why)),
+        }
     };
+    let method = shard
+        .as_ref()
+        .map_or(Method::Vtctldclient, Method::Vtbackup);
     let Some(job) = schedule::job(cluster, schedule, target, due, method)? else {
         return Ok(Started::Waiting(format!(
             "{}/{}: the shard has no backup location (or replication.initializeBackup is \
