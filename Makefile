@@ -5,17 +5,29 @@ CLUSTER := e2e/cluster
 KUBECONFIG_E2E := $(CURDIR)/e2e/.state/kubeconfig
 BIN := target/debug/vitess-operator
 
-.PHONY: demo demo-stop test compat faults check lint fmt crds build cluster-up cluster-down unit tools bench
+.PHONY: demo demo-bins demo-stop test test-build compat faults check lint fmt crds build cluster-up cluster-down unit tools bench
 
 ## demo: local control plane, CRDs, the operator, the example cluster, its status; on the real
 ## node also its primary and a query through vtgate (on-real-node places the example there).
-demo: build cluster-up
-	cargo build --locked -p vitess-operator-e2e --bin on-real-node --bin operator-overlay
+## The Rust build runs beside `e2e/cluster up` (e2e/beside: on a cold machine each uses the
+## time the other leaves a core idle; up's log is target/cluster-up.log).
+demo:
+	e2e/beside --log target/cluster-up.log $(CLUSTER) up -- $(MAKE) --no-print-directory build demo-bins
 	e2e/demo
 
+demo-bins:
+	cargo build --locked -p vitess-operator-e2e --bin on-real-node --bin operator-overlay
+
 ## test: formatting, lints, then every test (unit, CLI, and end-to-end on the local control plane).
-test: check cluster-up tools
-	cargo test --workspace --locked
+## Formatting, lints, `tools` and the test build run beside `e2e/cluster up`, as for the demo;
+## the tests beside the image's static build (e2e/image-binary, at idle priority), which
+## e2e/tests/dockerfile.rs then finds done.
+test:
+	e2e/beside --log target/cluster-up.log $(CLUSTER) up -- $(MAKE) --no-print-directory check tools test-build
+	e2e/beside --nice --optional --log target/image-binary.log e2e/image-binary -- cargo test --workspace --locked
+
+test-build:
+	cargo test --workspace --locked --no-run
 
 ## compat: parity with the Go operator, from its source in ../shared/anchors/ (VITESS_OPERATOR_ANCHORS
 ## overrides; outside CI the tests skip without it, under CI=true they fail): every field path of
