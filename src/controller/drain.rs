@@ -61,10 +61,10 @@ pub struct Tablet {
     /// The pod's phase is Running. A real vttablet is not Ready before its shard has a
     /// primary (it serves no queries yet), so the first election waits for this, not Ready.
     pub running: bool,
-    /// Its pool may hold a primary (pool type `replica`).
-    pub replica_pool: bool,
-    /// Vitess records the tablet as a REPLICA (the only type PlannedReparentShard promotes).
-    pub vitess_replica: bool,
+    /// Vitess may make it the primary: a REPLICA of a `replica` pool (the only tablets
+    /// PlannedReparentShard promotes), or, on an external datastore, a SPARE (or PRIMARY)
+    /// tablet of an `externalmaster` pool (TabletExternallyReparented; see [`Shard::external`]).
+    pub can_be_primary: bool,
     /// Vitess has a record of the tablet at all.
     pub registered: bool,
     pub wanted: Wanted,
@@ -88,6 +88,10 @@ pub struct Shard {
     /// Why the first primary must not be elected yet (the shard's first backup is not
     /// uploaded); `None`: elect once the tablets are ready.
     pub hold_election: Option<String>,
+    /// Its tablets run against a MySQL the operator does not run (`externalDatastore`): the
+    /// primary is moved by telling Vitess (TabletExternallyReparented), not by a reparent
+    /// Vitess carries out. Only the wording of what blocks depends on it here.
+    pub external: bool,
 }
 
 /// One thing to do.
@@ -273,7 +277,7 @@ fn election(shard: &Shard, after: &[Tablet], steps: &mut Vec<Step>) -> Option<St
     if shard.primary.is_some() {
         return None;
     }
-    match elect(after) {
+    match elect(after, shard.external) {
         Ok(to) => {
             if !steps.iter().any(|s| matches!(s, Step::Delete { .. })) {
                 steps.push(Step::ElectPrimary { to });
@@ -341,13 +345,7 @@ fn finish(shard: &Shard, after: &[Tablet]) -> Option<Finish> {
     let primary_cell = &after[pick].cell;
     let candidate = after
         .iter()
-        .filter(|t| {
-            &t.alias != primary
-                && t.ready
-                && t.replica_pool
-                && t.vitess_replica
-                && !t.has(drain::STARTED)
-        })
+        .filter(|t| &t.alias != primary && t.ready && t.can_be_primary && !t.has(drain::STARTED))
         // Up-to-date pods first (a rollout should not promote one it will replace next), then
         // the primary's own cell, then by alias. Vitess waits for the candidate to catch up.
         .min_by_key(|t| {
@@ -364,15 +362,25 @@ fn finish(shard: &Shard, after: &[Tablet]) -> Option<Finish> {
         }),
         None => Finish::Blocked(format!(
             "primary {primary} is draining but no other tablet can take over: a candidate \
-             must be a ready REPLICA of a replica pool whose pod is not draining"
+             must be a ready {} whose pod is not draining",
+            candidate_kind(shard.external)
         )),
     })
+}
+
+/// What a tablet must be to become the primary.
+fn candidate_kind(external: bool) -> &'static str {
+    if external {
+        "SPARE tablet of an externalmaster pool"
+    } else {
+        "REPLICA of a replica pool"
+    }
 }
 
 /// The tablet to elect as the first primary, once every tablet the spec wants is running and
 /// registered in Vitess (Ready comes only after the election: a tablet without a primary
 /// does not serve).
-fn elect(after: &[Tablet]) -> Result<String, String> {
+fn elect(after: &[Tablet], external: bool) -> Result<String, String> {
     let wanted: Vec<&Tablet> = after
         .iter()
         .filter(|t| t.wanted != Wanted::Unwanted)
@@ -404,10 +412,15 @@ fn elect(after: &[Tablet]) -> Result<String, String> {
     }
     wanted
         .iter()
-        .filter(|t| t.replica_pool && t.vitess_replica)
+        .filter(|t| t.can_be_primary)
         .map(|t| t.alias.clone())
         .min()
-        .ok_or_else(|| "no tablet can be primary: none is a REPLICA of a replica pool".into())
+        .ok_or_else(|| {
+            format!(
+                "no tablet can be primary: none is a {}",
+                candidate_kind(external)
+            )
+        })
 }
 
 #[cfg(test)]

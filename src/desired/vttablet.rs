@@ -920,11 +920,13 @@ fn external_datastore_flags(
     }
 }
 
+/// The type a tablet of the pool starts as. An `externalmaster` tablet starts SPARE (as in the
+/// Go operator): its MySQL is a primary the operator does not run, so it must never serve
+/// REPLICA reads; it becomes the primary when Vitess is told (TabletExternallyReparented).
 fn init_tablet_type(pool_type: TabletPoolType) -> &'static str {
     match pool_type {
-        TabletPoolType::Replica
-        | TabletPoolType::Externalmaster
-        | TabletPoolType::Externalreplica => "replica",
+        TabletPoolType::Externalmaster => "spare",
+        TabletPoolType::Replica | TabletPoolType::Externalreplica => "replica",
         TabletPoolType::Rdonly | TabletPoolType::Externalrdonly => "rdonly",
     }
 }

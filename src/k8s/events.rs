@@ -30,6 +30,8 @@ pub const DRAIN_FINISHED: &str = "DrainFinished";
 pub const REPARENTED: &str = "PlannedReparent";
 pub const REPARENT_FAILED: &str = "PlannedReparentFailed";
 pub const PRIMARY_ELECTED: &str = "PrimaryElected";
+/// The tablet that was an external datastore's primary could not be set aside as SPARE.
+pub const SET_SPARE_FAILED: &str = "ChangeTabletTypeFailed";
 pub const TABLET_REPLACED: &str = "TabletReplaced";
 pub const HASH_RESTORED: &str = "HashRestored";
 pub const TOPOLOGY_REGISTERED: &str = "TopologyRegistered";

@@ -1040,6 +1040,57 @@ impl Vtctld {
         })
     }
 
+    /// Tells Vitess that `tablet`'s MySQL is its shard's primary (a MySQL Vitess does not
+    /// manage: nothing is done to MySQL or to replication), and returns the primary the shard
+    /// had before, if any. A tablet that already is the primary is a no-op, so a lost answer
+    /// may be asked again.
+    pub async fn tablet_externally_reparented(
+        &self,
+        tablet: &Alias,
+    ) -> Result<Option<Alias>, Error> {
+        let req = vtctldata::TabletExternallyReparentedRequest {
+            tablet: Some(tablet.to_proto()),
+        };
+        let resp = self
+            .call(
+                "TabletExternallyReparented",
+                &tablet.to_string(),
+                Retry::Yes,
+                self.timeout,
+                |mut c, t| {
+                    let req = req.clone();
+                    async move { c.tablet_externally_reparented(request(req, t)).await }
+                },
+            )
+            .await?;
+        Ok(Alias::from_proto(resp.old_primary.as_ref()))
+    }
+
+    /// Sets a tablet's type (`SPARE`, say); setting the type it has is a no-op.
+    pub async fn change_tablet_type(
+        &self,
+        tablet: &Alias,
+        tablet_type: TabletType,
+    ) -> Result<(), Error> {
+        let req = vtctldata::ChangeTabletTypeRequest {
+            tablet_alias: Some(tablet.to_proto()),
+            db_type: tablet_type.to_proto(),
+            dry_run: false,
+        };
+        self.call(
+            "ChangeTabletType",
+            &tablet.to_string(),
+            Retry::Yes,
+            self.timeout,
+            |mut c, t| {
+                let req = req.clone();
+                async move { c.change_tablet_type(request(req, t)).await }
+            },
+        )
+        .await
+        .map(drop)
+    }
+
     /// Deletes shards of a keyspace (with their tablets if `recursive`); shards that are gone
     /// are fine. A serving shard is refused.
     pub async fn delete_shards(

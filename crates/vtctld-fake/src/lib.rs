@@ -1462,6 +1462,106 @@ impl VtctldService for Service {
             Ok(reparent_response(&key, Some(elect)))
         })
     }
+
+    /// As vtctld: a tablet already PRIMARY is a no-op; otherwise the tablet becomes PRIMARY
+    /// and the shard's primary (at once here; a real tablet writes the shard record itself a
+    /// moment later), and the old primary a REPLICA (what a real one does on seeing a newer
+    /// primary). Nothing else is checked: MySQL is someone else's.
+    async fn tablet_externally_reparented(
+        &self,
+        req: Request<TabletExternallyReparentedRequest>,
+    ) -> Reply<TabletExternallyReparentedResponse> {
+        let req = req.into_inner();
+        let Some(alias) = Alias::from_proto(req.tablet.as_ref()) else {
+            return Err(Status::invalid_argument(
+                "TabletExternallyReparentedRequest.Tablet must not be nil",
+            ));
+        };
+        self.enter("TabletExternallyReparented", alias.to_string())
+            .await?;
+        self.with(|topo| {
+            let Some(tablet) = topo.tablets.get(&alias) else {
+                return Err(Status::unknown(format!(
+                    "{NO_NODE}/vitess/{}/tablets/{alias}/Tablet",
+                    alias.cell
+                )));
+            };
+            let key = (tablet.keyspace.clone(), tablet.shard.clone());
+            let is_primary = tablet.tablet_type == TabletType::Primary;
+            let Some(shard) = topo.shards.get_mut(&key) else {
+                return Err(no_node(&format!("keyspaces/{}/shards/{}/", key.0, key.1)));
+            };
+            let old = shard.primary.clone();
+            let response = TabletExternallyReparentedResponse {
+                keyspace: key.0.clone(),
+                shard: key.1.clone(),
+                new_primary: Some(alias.to_proto()),
+                old_primary: old.as_ref().map(Alias::to_proto),
+            };
+            if is_primary {
+                return Ok(response);
+            }
+            shard.reparents.push((old.clone(), alias.clone()));
+            shard.primary = Some(alias.clone());
+            shard.is_primary_serving = true;
+            if let Some(t) = old.as_ref().and_then(|o| topo.tablets.get_mut(o)) {
+                t.tablet_type = TabletType::Replica;
+            }
+            if let Some(t) = topo.tablets.get_mut(&alias) {
+                t.tablet_type = TabletType::Primary;
+            }
+            Ok(response)
+        })
+    }
+
+    /// As vtctld: only a change among the non-primary types (REPLICA, RDONLY, SPARE,
+    /// BACKUP, EXPERIMENTAL, DRAINED) is allowed; to the type the tablet has, a no-op.
+    async fn change_tablet_type(
+        &self,
+        req: Request<ChangeTabletTypeRequest>,
+    ) -> Reply<ChangeTabletTypeResponse> {
+        let req = req.into_inner();
+        let Some(alias) = Alias::from_proto(req.tablet_alias.as_ref()) else {
+            return Err(Status::invalid_argument("tablet_alias must not be nil"));
+        };
+        let to = TabletType::from(req.db_type);
+        self.enter("ChangeTabletType", format!("{alias} {to}"))
+            .await?;
+        self.with(|topo| {
+            let Some(tablet) = topo.tablets.get_mut(&alias) else {
+                return Err(Status::unknown(format!(
+                    "{NO_NODE}/vitess/{}/tablets/{alias}/Tablet",
+                    alias.cell
+                )));
+            };
+            let from = tablet.tablet_type;
+            let plain = |t: TabletType| {
+                matches!(
+                    t,
+                    TabletType::Replica
+                        | TabletType::Rdonly
+                        | TabletType::Spare
+                        | TabletType::Backup
+                        | TabletType::Experimental
+                        | TabletType::Drained
+                )
+            };
+            if from != to && !(plain(from) && plain(to)) {
+                return Err(Status::failed_precondition(format!(
+                    "tablet {alias} type change {from} -> {to} is not an allowed transition \
+                     for ChangeTabletType"
+                )));
+            }
+            if !req.dry_run {
+                tablet.tablet_type = to;
+            }
+            Ok(ChangeTabletTypeResponse {
+                before_tablet: None,
+                after_tablet: None,
+                was_dry_run: req.dry_run,
+            })
+        })
+    }
 }
 
 fn reparent_response(

@@ -9,8 +9,7 @@ fn tablet(alias: &str) -> Tablet {
         cell: alias.split('-').next().unwrap_or_default().into(),
         ready: true,
         running: true,
-        replica_pool: true,
-        vitess_replica: true,
+        can_be_primary: true,
         registered: true,
         wanted: Wanted::Current,
         annotations: BTreeMap::new(),
@@ -29,7 +28,7 @@ fn shard(tablets: Vec<Tablet>, primary: Option<&str>) -> Shard {
         .into_iter()
         .map(|mut t| {
             if Some(t.alias.as_str()) == primary {
-                t.vitess_replica = false;
+                t.can_be_primary = false;
             }
             t
         })
@@ -39,6 +38,7 @@ fn shard(tablets: Vec<Tablet>, primary: Option<&str>) -> Shard {
         primary: primary.map(Into::into),
         rollout: Rollout::Immediate,
         hold_election: None,
+        external: false,
     }
 }
 
@@ -106,7 +106,7 @@ fn the_candidate_prefers_an_up_to_date_replica_in_the_primarys_cell() {
     let mut outdated = tablet("a-2");
     outdated.wanted = Wanted::Outdated;
     let mut rdonly = tablet("a-0");
-    rdonly.replica_pool = false;
+    rdonly.can_be_primary = false;
     let mut s = shard(
         vec![
             with(tablet("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED]),
@@ -162,7 +162,7 @@ fn no_candidate_blocks_and_says_why() {
         ],
         Some("a-1"),
     );
-    s.tablets[1].replica_pool = false;
+    s.tablets[1].can_be_primary = false;
     let plan = super::plan(&s);
     assert_eq!(plan.steps, vec![]);
     assert!(
@@ -333,7 +333,7 @@ fn the_first_primary_waits_for_every_tablet() {
     assert_eq!(plan.steps, vec![]);
     assert!(plan.election.unwrap().contains("a-2"));
     let mut rdonly = tablet("a-0");
-    rdonly.replica_pool = false;
+    rdonly.can_be_primary = false;
     let plan = super::plan(&shard(vec![rdonly, tablet("a-2"), tablet("a-1")], None));
     assert_eq!(plan.steps, vec![Step::ElectPrimary { to: "a-1".into() }]);
 }
@@ -443,4 +443,37 @@ fn a_shard_that_never_had_a_primary_rolls_without_waiting_for_readiness() {
     // Once every tablet is current and none drains, the first primary is elected.
     let plan = super::plan(&shard(vec![tablet("a-1"), tablet("a-2")], None));
     assert_eq!(plan.steps, vec![Step::ElectPrimary { to: "a-1".into() }]);
+}
+
+#[test]
+fn on_an_external_datastore_the_wording_names_externalmaster_spares() {
+    // Which tablets may be primary is decided by the caller (`can_be_primary`); the planner
+    // only words what is missing for the shard's kind.
+    let mut spare = tablet("a-1");
+    spare.can_be_primary = false;
+    let mut s = shard(vec![spare], None);
+    s.external = true;
+    let why = plan(&s).election.unwrap_or_default();
+    assert!(
+        why.contains("SPARE tablet of an externalmaster pool"),
+        "{why}"
+    );
+
+    let mut s = shard(
+        vec![
+            with(tablet("a-1"), &[drain::STARTED, drain::ACKNOWLEDGED]),
+            tablet("a-2"),
+        ],
+        Some("a-1"),
+    );
+    s.tablets[1].can_be_primary = false;
+    s.external = true;
+    let plan = plan(&s);
+    assert!(
+        plan.blocked
+            .iter()
+            .any(|b| b.contains("SPARE tablet of an externalmaster pool")),
+        "{:?}",
+        plan.blocked
+    );
 }

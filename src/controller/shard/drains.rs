@@ -38,17 +38,17 @@ pub(super) fn drain_view(
     unwanted: &[Pod],
     vitess: Option<&VitessView>,
 ) -> drain::Shard {
+    let external = uses_external_datastore(shard);
     let tablet = |alias: String, pod: &Pod, wanted: Wanted| {
         let vitess_type = vitess.and_then(|v| v.types.get(&alias)).copied();
         let pod_labels = pod.labels();
+        let pool = pod_labels.get(labels::TABLET_TYPE).map(String::as_str);
         drain::Tablet {
             pod: pod.name_any(),
             cell: pod_labels.get(labels::CELL).cloned().unwrap_or_default(),
             ready: pod_ready(pod),
             running: pod_running(pod),
-            replica_pool: pod_labels.get(labels::TABLET_TYPE).map(String::as_str)
-                == Some(TabletPoolType::Replica.as_str()),
-            vitess_replica: vitess_type == Some(TabletType::Replica),
+            can_be_primary: can_be_primary(external, pool, vitess_type),
             registered: vitess_type.is_some(),
             wanted,
             annotations: pod.annotations().clone(),
@@ -68,6 +68,32 @@ pub(super) fn drain_view(
         primary: vitess.and_then(|v| v.primary.clone()),
         rollout: rollout(shard),
         hold_election: election_disabled(shard),
+        external,
+    }
+}
+
+/// Whether the shard's tablets run against a MySQL the operator does not run: any pool with
+/// `externalDatastore` (as the Go operator decides it for the whole shard).
+pub(super) fn uses_external_datastore(shard: &VitessShard) -> bool {
+    shard
+        .spec
+        .template
+        .tablet_pools
+        .iter()
+        .any(|p| p.external_datastore.is_some())
+}
+
+/// Whether Vitess may make a tablet of pool type `pool` and Vitess type `vitess_type` the
+/// primary. Local MySQL: a REPLICA of a `replica` pool (PlannedReparentShard sets up
+/// replication to it). External: a SPARE of an `externalmaster` pool (the type such tablets
+/// start as; the MySQL behind them is the primary, Vitess is only told so), or one that
+/// already thinks it is PRIMARY — as the Go operator chooses.
+fn can_be_primary(external: bool, pool: Option<&str>, vitess_type: Option<TabletType>) -> bool {
+    if external {
+        pool == Some(TabletPoolType::Externalmaster.as_str())
+            && matches!(vitess_type, Some(TabletType::Spare | TabletType::Primary))
+    } else {
+        pool == Some(TabletPoolType::Replica.as_str()) && vitess_type == Some(TabletType::Replica)
     }
 }
 
@@ -155,20 +181,27 @@ async fn move_primary(
     from: Option<&String>,
 ) -> Result<String, VtctldError> {
     let (keyspace, name) = vitess_names(shard);
-    match reparent(ctx, shard, &keyspace, &name, to, from).await {
+    let (moved, method) = if uses_external_datastore(shard) {
+        let moved = externally_reparent(ctx, shard, &keyspace, &name, to, from).await;
+        (moved, "TabletExternallyReparented")
+    } else {
+        let moved = reparent(ctx, shard, &keyspace, &name, to, from).await;
+        (moved, "PlannedReparentShard")
+    };
+    match moved {
         Ok(primary) => {
             let (reason, note) = match from {
                 Some(from) => (
                     events::REPARENTED,
                     format!(
-                        "PlannedReparentShard {keyspace}/{name}: primary moved \
+                        "{method} {keyspace}/{name}: primary moved \
                          from {from} to {primary} so that {from} can drain"
                     ),
                 ),
                 None => (
                     events::PRIMARY_ELECTED,
                     format!(
-                        "PlannedReparentShard {keyspace}/{name}: {primary} is the \
+                        "{method} {keyspace}/{name}: {primary} is the \
                          shard's first primary"
                     ),
                 ),

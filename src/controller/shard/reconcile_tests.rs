@@ -668,3 +668,92 @@ async fn a_larger_data_volume_grows_the_claims_in_place_where_the_strategy_allow
     assert_eq!(pods_after, pods_before, "a pod was replaced");
     assert_eq!(pending(&allowed), Some(("True".into(), "Expanding".into())));
 }
+
+/// An external datastore (the Go operator's `externalDatastore`): the operator runs no MySQL
+/// and sets up no replication, so the first primary and a drained primary's successor are
+/// told to Vitess (TabletExternallyReparented), never reparented by it; the tablet that was
+/// the primary is set aside as SPARE.
+#[tokio::test]
+async fn an_external_datastore_is_told_its_primary_never_reparented() {
+    use crate::api::shard::ExternalDatastore;
+    use crate::api::shared::SecretSource;
+    use crate::vitess::{Alias, TabletType};
+    let (vtctld, ctx, server, mut shard) = testing::example_shard().await;
+    let pool = &mut shard.spec.template.tablet_pools[0];
+    pool.type_ = TabletPoolType::Externalmaster;
+    pool.mysqld = None;
+    pool.mysqld_exporter = None;
+    pool.data_volume_claim_template = None;
+    pool.external_datastore = Some(ExternalDatastore {
+        user: "app".into(),
+        host: "db.example.com".into(),
+        port: 3306,
+        database: "commerce".into(),
+        credentials_secret: SecretSource {
+            name: Some("db-creds".into()),
+            key: "creds.json".into(),
+            ..SecretSource::default()
+        },
+        server_ca_cert_secret: None,
+    });
+    let shard = server.insert_object(&shard);
+    reconcile(Arc::new(shard.clone()), ctx.clone())
+        .await
+        .expect("first reconcile");
+    let pods: Vec<String> = writes(&server.take_calls())
+        .iter()
+        .filter_map(|w| w.strip_prefix("apply pods/"))
+        .map(str::to_string)
+        .collect();
+    assert_eq!(pods.len(), 2, "{pods:?}");
+    // example-vttablet-<cell>-<uid>-<hash>; each registers as its init type, SPARE.
+    let alias_of = |pod: &str| -> Alias {
+        let parts: Vec<&str> = pod.split('-').collect();
+        format!("{}-{}", parts[2], parts[3]).parse().expect("alias")
+    };
+    for pod in &pods {
+        testing::change_pod(&server, pod, |p| testing::ready_since(p, 60));
+        vtctld.register_tablet(alias_of(pod), "commerce", "-", TabletType::Spare);
+    }
+    for _ in 0..2 {
+        let now = server.object_like(&shard).expect("still there");
+        reconcile(Arc::new(now), ctx.clone())
+            .await
+            .expect("reconcile with every tablet running");
+    }
+    assert_eq!(vtctld.count("PlannedReparentShard"), 0);
+    assert_eq!(vtctld.count("TabletExternallyReparented"), 1);
+    let first = vtctld.primary("commerce", "-").expect("a primary");
+    assert_eq!(vtctld.tablet_type(&first), Some(TabletType::Primary));
+
+    // `kubectl annotate` of the primary's pod: the other SPARE is told to Vitess as the
+    // primary, the old one set to SPARE, and its drain finishes.
+    let primary_pod = pods
+        .iter()
+        .find(|p| alias_of(p) == first)
+        .expect("the primary's pod")
+        .clone();
+    testing::change_pod(&server, &primary_pod, |p| {
+        p.metadata
+            .annotations
+            .get_or_insert_with(Default::default)
+            .insert(labels::drain::STARTED.into(), "maintenance".into());
+    });
+    for _ in 0..4 {
+        let now = server.object_like(&shard).expect("still there");
+        reconcile(Arc::new(now), ctx.clone())
+            .await
+            .expect("reconcile during the drain");
+    }
+    assert_eq!(vtctld.count("PlannedReparentShard"), 0);
+    assert_eq!(vtctld.count("TabletExternallyReparented"), 2);
+    let second = vtctld.primary("commerce", "-").expect("a primary");
+    assert_ne!(second, first);
+    assert_eq!(vtctld.tablet_type(&first), Some(TabletType::Spare));
+    let drained = testing::stored_pod(&server, &primary_pod);
+    assert!(
+        drained.annotations().contains_key(labels::drain::FINISHED),
+        "{:?}",
+        drained.annotations()
+    );
+}

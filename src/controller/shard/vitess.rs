@@ -72,6 +72,60 @@ pub(super) async fn reparent(
     Ok(primary.to_string())
 }
 
+/// How long the tablet that was an external datastore's primary gets to see that it no
+/// longer is (a vttablet learns it from the shard record, a moment after the change) before
+/// it is set aside as SPARE.
+const SPARE_ATTEMPTS: u32 = 10;
+const SPARE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Tells vtctld that `to`'s MySQL is the shard's primary (TabletExternallyReparented: that
+/// MySQL is someone else's, nothing is done to it or to replication), then sets the tablet
+/// that was the primary (`from`) aside as SPARE, as the Go operator does, so that it serves
+/// no REPLICA reads. Returns the new primary. A tablet that could not be set aside is
+/// announced (Warning Event with the command to run), not returned: the primary did move.
+pub(super) async fn externally_reparent(
+    ctx: &Context,
+    shard: &VitessShard,
+    keyspace: &str,
+    name: &str,
+    to: &str,
+    from: Option<&String>,
+) -> Result<String, VtctldError> {
+    let vtctld = ctx.vtctld(shard).await?;
+    let to_alias = to.parse::<Alias>()?;
+    let from_alias = from.map(|f| f.parse::<Alias>()).transpose()?;
+    tracing::info!(%keyspace, shard = %name, to, from = ?from, "TabletExternallyReparented");
+    vtctld.tablet_externally_reparented(&to_alias).await?;
+    if let Some(old) = from_alias {
+        let mut attempt = 1;
+        let outcome = loop {
+            match vtctld.change_tablet_type(&old, TabletType::Spare).await {
+                Err(e) if attempt < SPARE_ATTEMPTS && !e.is_unavailable() => {
+                    attempt += 1;
+                    tokio::time::sleep(SPARE_INTERVAL).await;
+                }
+                other => break other,
+            }
+        };
+        if let Err(error) = outcome {
+            tracing::warn!(%keyspace, shard = %name, tablet = %old, "cannot set SPARE: {error}");
+            ctx.events
+                .publish(
+                    shard,
+                    EventType::Warning,
+                    events::SET_SPARE_FAILED,
+                    &format!(
+                        "{to} is the primary of {keyspace}/{name}, but {old}, the primary \
+                         before, could not be set to SPARE ({error}); run `vtctldclient \
+                         ChangeTabletType {old} SPARE`"
+                    ),
+                )
+                .await;
+        }
+    }
+    Ok(to_alias.to_string())
+}
+
 /// Whether tablet records of removed tablets are deleted from Vitess.
 pub(super) fn prune_tablets(shard: &VitessShard) -> bool {
     shard

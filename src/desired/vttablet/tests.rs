@@ -746,6 +746,9 @@ fn external_datastore_has_no_mysqld_and_no_pvc() {
         "--restore-from-backup=false",
         "--enable-replication-reporter=false",
         "--enforce-strict-trans-tables=false",
+        // An externalmaster tablet starts SPARE, as in the Go operator: it never serves
+        // REPLICA reads of the primary MySQL it points at.
+        "--init-tablet-type=spare",
         "--db-app-user=app",
         "--db-dba-user=app",
         "--db-repl-user=app",
