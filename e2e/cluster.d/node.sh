@@ -11,7 +11,7 @@
 
 NODE_DIR="$STATE_DIR/node"
 CONTAINERD_SOCK="$NODE_DIR/containerd/containerd.sock"
-NODE_COMPONENTS=(volume-permissions containerd kubelet coredns kube-proxy gcs s3)
+NODE_COMPONENTS=(volume-permissions containerd kubelet coredns kube-proxy gcs s3 external-mysql)
 # Where kube-controller-manager's in-tree hostPath provisioner makes every PV (its own path).
 HOSTPATH_PV_DIR=/tmp/hostpath_pv
 # The FORWARD and OUTPUT rules of the real node (see ensure_node_network).
@@ -294,6 +294,64 @@ start_s3() {
   start_process s3 -host "$NODE_IP:$S3_PORT" -backend bolt -bolt.db "$STATE_DIR/s3/objects.db" -quiet
 }
 
+# A MySQL outside the cluster, for tablet pools with `externalDatastore` (as a user's RDS or
+# Cloud SQL primary would be): the mysql image's own mysqld, run as a process of this machine
+# at the node's address. Its root file system is the image's one layer, unpacked once per
+# archive; mysqld runs through that root's dynamic loader (the image is newer Debian than
+# this machine), its data under the state directory. An init file makes the admin account
+# the tests use at every start.
+EXTERNAL_MYSQL_DIR="$STATE_DIR/external-mysql"
+EXTERNAL_MYSQL_ROOT="$EXTERNAL_MYSQL_DIR/root"
+EXTERNAL_MYSQL_LOADER="$EXTERNAL_MYSQL_ROOT/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
+
+ensure_external_mysql_root() {
+  local archive layer record="$EXTERNAL_MYSQL_DIR/root.from"
+  archive="$(image_archive mysql "$MYSQL_IMAGE")"
+  [[ "$(cat "$record" 2>/dev/null)" == "$archive" && -x "$EXTERNAL_MYSQL_LOADER" ]] && return 0
+  log "unpacking $MYSQL_IMAGE for the external MySQL"
+  layer="$(tar -xOf "$archive" manifest.json | sed -n 's/.*"Layers":\["\([^"]*\)".*/\1/p')"
+  [[ -n "$layer" ]] || die "no layer in $archive's manifest.json"
+  rm -rf "$EXTERNAL_MYSQL_ROOT" "$EXTERNAL_MYSQL_DIR/data"
+  mkdir -p "$EXTERNAL_MYSQL_ROOT"
+  tar -xOf "$archive" "$layer" | tar -x -C "$EXTERNAL_MYSQL_ROOT" || die "unpacking $archive failed"
+  printf '%s\n' "$archive" >"$record"
+}
+
+# mysqld's arguments through the loader: the files it reads come from the image's root.
+external_mysqld() { # external_mysqld <mysqld option>...
+  local root="$EXTERNAL_MYSQL_ROOT"
+  printf '%s\0' --library-path "$root/usr/lib/x86_64-linux-gnu:$root/lib/x86_64-linux-gnu" \
+    "$root/usr/sbin/mysqld" --no-defaults --user=root --basedir="$root/usr" \
+    --lc-messages-dir="$root/usr/share/mysql" --character-sets-dir="$root/usr/share/mysql/charsets" \
+    --plugin-dir="$root/usr/lib/mysql/plugin" --datadir="$EXTERNAL_MYSQL_DIR/data" "$@"
+}
+
+start_external_mysql() {
+  local args
+  if ((!SPEC_ONLY)); then
+    ensure_external_mysql_root
+    mkdir -p "$EXTERNAL_MYSQL_DIR/tmp"
+    if [[ ! -d "$EXTERNAL_MYSQL_DIR/data/mysql" ]]; then
+      log "initializing the external MySQL's data"
+      rm -rf "$EXTERNAL_MYSQL_DIR/data"
+      mapfile -d '' args < <(external_mysqld --initialize-insecure)
+      "$EXTERNAL_MYSQL_LOADER" "${args[@]}" >>"$(log_file external-mysql)" 2>&1 ||
+        die "initializing the external MySQL failed; see $(log_file external-mysql)"
+    fi
+    cat >"$EXTERNAL_MYSQL_DIR/init.sql" <<SQL
+CREATE USER IF NOT EXISTS '$EXTERNAL_MYSQL_ADMIN'@'%' IDENTIFIED BY '$EXTERNAL_MYSQL_ADMIN_PASSWORD';
+GRANT ALL PRIVILEGES ON *.* TO '$EXTERNAL_MYSQL_ADMIN'@'%' WITH GRANT OPTION;
+SQL
+  fi
+  mapfile -d '' args < <(external_mysqld --bind-address="$NODE_IP" --port="$EXTERNAL_MYSQL_PORT" \
+    --socket="$EXTERNAL_MYSQL_DIR/mysqld.sock" --pid-file="$EXTERNAL_MYSQL_DIR/mysqld.pid" \
+    --tmpdir="$EXTERNAL_MYSQL_DIR/tmp" --secure-file-priv="$EXTERNAL_MYSQL_DIR/tmp" \
+    --mysqlx=OFF --skip-name-resolve \
+    --gtid-mode=ON --enforce-gtid-consistency=ON --innodb-buffer-pool-size=64M \
+    --init-file="$EXTERNAL_MYSQL_DIR/init.sql")
+  start_process external-mysql "${args[@]}"
+}
+
 # The cluster DNS Service: CoreDNS runs on this machine at the node's address, so the Service
 # has no selector and one EndpointSlice of ours.
 dns_objects() {
@@ -393,6 +451,7 @@ ensure_real_node() {
   ensure_component kube-proxy 60
   ensure_component gcs 30
   ensure_component s3 30
+  ensure_component external-mysql 60
   log "real node $REAL_NODE is Ready ($((SECONDS - t0))s)"
 }
 

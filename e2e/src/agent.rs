@@ -54,8 +54,10 @@ pub fn tablet_of(pod: &Pod) -> Option<TabletLabels> {
     let labels = pod.labels();
     let cell = labels.get("planetscale.com/cell")?;
     let uid = labels.get("planetscale.com/tablet-uid")?.parse().ok()?;
+    // The type the pool's tablets start as (`--init-tablet-type`, see desired::vttablet).
     let tablet_type = match labels.get("planetscale.com/tablet-type")?.as_str() {
-        "rdonly" => TabletType::Rdonly,
+        "rdonly" | "externalrdonly" => TabletType::Rdonly,
+        "externalmaster" => TabletType::Spare,
         _ => TabletType::Replica,
     };
     let (start, end) = labels.get("planetscale.com/shard")?.split_once('-')?;

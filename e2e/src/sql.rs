@@ -42,6 +42,39 @@ pub async fn vtgate_address(client: &Client, namespace: &str, cluster: &str) -> 
 /// A connection to `address` (`host:port`) as `user` with an empty password, using `database`
 /// (a keyspace, or `keyspace@replica` for a replica).
 pub async fn connect(address: &str, user: &str, database: &str) -> Result<mysql_async::Conn> {
+    connect_with_password(address, user, "", Some(database)).await
+}
+
+/// Where `e2e/cluster up` runs the MySQL outside the cluster (`E2E_EXTERNAL_MYSQL` overrides),
+/// and its admin account (`E2E_EXTERNAL_MYSQL_ADMIN`, `user:password`).
+pub const DEFAULT_EXTERNAL_MYSQL: &str = "10.244.9.1:26306";
+const DEFAULT_EXTERNAL_MYSQL_ADMIN: &str = "e2e-admin:e2e-admin-password";
+
+/// The external MySQL's `host:port` and its admin's user and password.
+pub fn external_mysql() -> (String, String, String) {
+    let var = |name: &str, default: &str| {
+        std::env::var(name)
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| default.to_string())
+    };
+    let admin = var("E2E_EXTERNAL_MYSQL_ADMIN", DEFAULT_EXTERNAL_MYSQL_ADMIN);
+    let (user, password) = admin.split_once(':').unwrap_or((admin.as_str(), ""));
+    (
+        var("E2E_EXTERNAL_MYSQL", DEFAULT_EXTERNAL_MYSQL),
+        user.to_string(),
+        password.to_string(),
+    )
+}
+
+/// A connection to `address` (`host:port`) as `user` with `password`, using `database` if any.
+pub async fn connect_with_password(
+    address: &str,
+    user: &str,
+    password: &str,
+    database: Option<&str>,
+) -> Result<mysql_async::Conn> {
+    let database = database.unwrap_or_default();
     let (host, port) = address
         .rsplit_once(':')
         .with_context(|| format!("{address} is not host:port"))?;
@@ -49,8 +82,8 @@ pub async fn connect(address: &str, user: &str, database: &str) -> Result<mysql_
         .ip_or_hostname(host)
         .tcp_port(port.parse().with_context(|| format!("port of {address}"))?)
         .user(Some(user))
-        .pass(Some(""))
-        .db_name(Some(database))
+        .pass(Some(password))
+        .db_name((!database.is_empty()).then_some(database))
         .prefer_socket(false);
     tokio::time::timeout(STATEMENT_TIMEOUT, mysql_async::Conn::new(opts))
         .await
