@@ -5,7 +5,7 @@ CLUSTER := e2e/cluster
 KUBECONFIG_E2E := $(CURDIR)/e2e/.state/kubeconfig
 BIN := target/debug/vitess-operator
 
-.PHONY: demo demo-bins demo-stop test test-build compat faults check lint fmt crds build cluster-up cluster-down unit tools bench
+.PHONY: demo demo-bins demo-stop test test-steps test-build compat faults check lint fmt crds build cluster-up cluster-down unit tools bench
 
 ## demo: local control plane, CRDs, the operator, the example cluster, its status; on the real
 ## node also its primary and a query through vtgate (on-real-node places the example there).
@@ -20,11 +20,14 @@ demo-bins:
 
 ## test: formatting, lints, then every test (unit, CLI, and end-to-end on the local control plane).
 ## Formatting, lints, `tools` and the test build run beside `e2e/cluster up`, as for the demo;
-## the tests beside the image's static build (e2e/image-binary, at idle priority), which
-## e2e/tests/dockerfile.rs then finds done.
+## all of it beside the image's static build (e2e/image-binary, at idle priority, so it takes
+## only what the rest leaves), which e2e/tests/dockerfile.rs then finds done.
 test:
+	e2e/beside --nice --optional --log target/image-binary.log e2e/image-binary -- $(MAKE) --no-print-directory test-steps
+
+test-steps:
 	e2e/beside --log target/cluster-up.log $(CLUSTER) up -- $(MAKE) --no-print-directory check tools test-build
-	e2e/beside --nice --optional --log target/image-binary.log e2e/image-binary -- cargo test --workspace --locked
+	cargo test --workspace --locked
 
 test-build:
 	cargo test --workspace --locked --no-run

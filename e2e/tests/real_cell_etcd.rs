@@ -133,6 +133,6 @@ async fn a_cells_own_etcd_holds_its_tablets_and_the_first_primary_is_elected_fro
         }),
     )?;
     operator.stop().await?;
-    ns.delete(Duration::from_secs(600)).await?;
+    ns.delete_now(Duration::from_secs(600)).await?;
     Ok(())
 }
