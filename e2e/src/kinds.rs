@@ -110,6 +110,31 @@ pub fn primary_of(shard: &DynamicObject) -> Option<String> {
         .map(str::to_string)
 }
 
+/// Waits (up to `timeout`) until VitessShard `shard` of `shards` reports a primary, and
+/// returns it; fails at once if `operator` exited.
+pub async fn wait_for_primary(
+    shards: &Api<DynamicObject>,
+    shard: &str,
+    operator: &mut crate::Operator,
+    timeout: std::time::Duration,
+) -> Result<String> {
+    let log = operator.log_path().display().to_string();
+    crate::wait_for(
+        &format!("VitessShard {shard} to report a primary (operator log: {log})"),
+        timeout,
+        async |seen: &mut String| {
+            operator.check_running()?;
+            let Some(object) = shards.get_opt(shard).await? else {
+                *seen = "no VitessShard yet".into();
+                return Ok(None);
+            };
+            *seen = format!("{}", object.data["status"]);
+            Ok(primary_of(&object))
+        },
+    )
+    .await
+}
+
 pub fn is_ready(pod: &Pod) -> bool {
     let status = pod.status.as_ref();
     status.and_then(|s| s.phase.as_deref()) == Some("Running")

@@ -38,7 +38,7 @@ pub use drains::{annotate, has_annotation, one_shard_cluster_yaml, tablet_pods};
 pub use go_operator::{anchors_dir, go_operator};
 pub use kinds::{
     METRICS_ADDRESS, condition, condition_detail, dynamic, install_crds, is_ready, primary_of,
-    versions, with_operator, with_operator_at,
+    versions, wait_for_primary, with_operator, with_operator_at,
 };
 pub use namespace::{TestNamespace, unique_suffix};
 pub use node::{

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, ensure};
 use vitess_operator::domain::names;
 use vitess_operator_e2e::{
-    dynamic, kubectl, kubectl_with_stdin, on_real_node, primary_of, start_on_real_node, wait_for,
+    dynamic, kubectl, kubectl_with_stdin, on_real_node, start_on_real_node, wait_for_primary,
     workspace_dir, write_figures,
 };
 
@@ -86,23 +86,7 @@ async fn a_cells_own_etcd_holds_its_tablets_and_the_first_primary_is_elected_fro
     let applied = Instant::now();
     kubectl_with_stdin(&["-n", &name, "apply", "-f", "-"], Some(&cluster_yaml()?)).await?;
     let shards = dynamic(&client, &name, "VitessShard");
-    let primary = wait_for(
-        &format!(
-            "VitessShard {SHARD} to report a primary (operator log: {})",
-            operator.log_path().display()
-        ),
-        CONVERGE,
-        async |seen: &mut String| {
-            operator.check_running()?;
-            let Some(shard) = shards.get_opt(SHARD).await? else {
-                *seen = "no VitessShard yet".into();
-                return Ok(None);
-            };
-            *seen = format!("{}", shard.data["status"]);
-            Ok(primary_of(&shard))
-        },
-    )
-    .await?;
+    let primary = wait_for_primary(&shards, SHARD, &mut operator, CONVERGE).await?;
     let to_primary = applied.elapsed();
 
     let cell_etcd = names::cluster::local_etcd(CLUSTER, "zone1");

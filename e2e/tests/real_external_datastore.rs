@@ -26,7 +26,7 @@ use vitess_operator_e2e::sql::{
 };
 use vitess_operator_e2e::{
     annotate, dynamic, kubectl, kubectl_with_stdin, on_real_node, primary_of, start_on_real_node,
-    unique_suffix, wait_for, workspace_dir, write_figures,
+    unique_suffix, wait_for, wait_for_primary, workspace_dir, write_figures,
 };
 
 const CONVERGE: Duration = Duration::from_secs(600);
@@ -143,23 +143,7 @@ async fn an_external_mysql_is_fronted_told_its_primary_and_drained_without_a_rep
     .await?;
 
     let shards = dynamic(&client, &name, "VitessShard");
-    let first = wait_for(
-        &format!(
-            "VitessShard {SHARD} to report a primary (operator log: {})",
-            operator.log_path().display()
-        ),
-        CONVERGE,
-        async |seen: &mut String| {
-            operator.check_running()?;
-            let Some(shard) = shards.get_opt(SHARD).await? else {
-                *seen = "no VitessShard yet".into();
-                return Ok(None);
-            };
-            *seen = format!("{}", shard.data["status"]);
-            Ok(primary_of(&shard))
-        },
-    )
-    .await?;
+    let first = wait_for_primary(&shards, SHARD, &mut operator, CONVERGE).await?;
     let to_primary = applied.elapsed();
 
     // No MySQL and no disk of ours: the tablets only front the external one.
