@@ -140,12 +140,19 @@ fn dockerfile_binary() -> Result<(PathBuf, bool)> {
         .context("neither VITESS_OPERATOR_CACHE nor HOME is set")?
         .join("dockerfile-target");
     let started = Instant::now();
-    let status = Command::new("cargo")
-        .args(&args)
-        .current_dir(workspace_dir())
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .status()
-        .context("running cargo")?;
+    let mut cargo = Command::new("cargo");
+    cargo.args(&args).current_dir(workspace_dir());
+    // What `cargo test` sets for this test process (CARGO_PKG_NAME, CARGO_MANIFEST_DIR, ...)
+    // is not the build stage's environment, and build scripts that watch those variables
+    // (ring's) would build again what `e2e/image-binary` built from a shell.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if (key_text.starts_with("CARGO_") && key_text != "CARGO_HOME") || key_text == "OUT_DIR" {
+            cargo.env_remove(&key);
+        }
+    }
+    cargo.env("CARGO_TARGET_DIR", &target_dir);
+    let status = cargo.status().context("running cargo")?;
     eprintln!(
         "dockerfile: `cargo {}` took {:.0} s",
         args.join(" "),

@@ -201,6 +201,7 @@ fn vtctld_selector(cluster: &VitessCluster) -> String {
 /// names (with Pruned Events), and the CronJobs of schedules an operator before
 /// VitessBackupSchedule made.
 pub(super) async fn prune(
+    ctx: &crate::controller::Context,
     applier: &Applier<'_, VitessCluster>,
     cluster: &VitessCluster,
     wanted: &Wanted,
@@ -223,6 +224,7 @@ pub(super) async fn prune(
         .await?;
     // Schedules were CronJobs of the cluster before they were VitessBackupSchedules: an
     // upgraded operator removes those (their Jobs with them), as the schedules now run here.
+    // Nothing makes them any more, so once per cluster and process is enough.
     let cron_jobs = apply::selector(
         &[
             (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
@@ -230,8 +232,8 @@ pub(super) async fn prune(
         ],
         &[],
     );
-    applier
-        .prune::<CronJob>(&cron_jobs, &BTreeSet::new())
+    let key = format!("cronjobs/{}", cluster.uid().unwrap_or(name));
+    ctx.once(key, applier.prune::<CronJob>(&cron_jobs, &BTreeSet::new()))
         .await?;
     Ok(())
 }
