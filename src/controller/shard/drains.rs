@@ -23,10 +23,16 @@ pub(super) fn election_disabled(shard: &VitessShard) -> Option<String> {
         == Some(false);
     disabled.then(|| {
         let (keyspace, name) = vitess_names(shard);
+        let how = if uses_external_datastore(shard) {
+            "tell Vitess which tablet fronts the primary with `vtctldclient \
+             TabletExternallyReparented <tablet>`"
+                .to_string()
+        } else {
+            format!("elect one with `vtctldclient PlannedReparentShard {keyspace}/{name} --new-primary <tablet>`")
+        };
         format!(
             "spec.replication.initializeMaster is false: the operator elects no first primary; \
-             elect one with `vtctldclient PlannedReparentShard {keyspace}/{name} --new-primary \
-             <tablet>`"
+             {how}"
         )
     })
 }
