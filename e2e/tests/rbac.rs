@@ -162,10 +162,6 @@ async fn exercise(
         },
     });
     apply(&legacy).await?;
-    // An upgrade starts the new operator beside what the old one left: it looks for such
-    // CronJobs once per cluster and process.
-    operator.kill()?;
-    operator.restart()?;
     let entry = wait_for(
         "the first backup in the inventory, the schedule, its first Job and the HPA",
         TIMEOUT,

@@ -22,7 +22,7 @@ pub(crate) mod testing;
 pub mod topology;
 pub mod vtctld;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -126,15 +126,12 @@ pub struct Context {
     /// controller's store, given once when it starts ([`Context::share_clusters`]). Before
     /// that, before its first list, and in tests without it, a miss falls back to a GET.
     clusters: std::sync::OnceLock<reflector::Store<VitessCluster>>,
-    /// One-time clean-ups this process has done, by key (see [`Context::once`]).
-    done_once: Mutex<HashSet<String>>,
 }
 
 impl Context {
     pub fn new(client: Client, namespace: Option<String>, vitess: vitess::Clients) -> Self {
         Self {
             clusters: std::sync::OnceLock::new(),
-            done_once: Mutex::new(HashSet::new()),
             namespace,
             checker: Mutex::new(crate::cli::validate::Checker::new()),
             failures: Mutex::new(HashMap::new()),
@@ -180,23 +177,6 @@ impl Context {
             .backup_requests
             .lock()
             .unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Runs the one-time clean-up `key` (its kind and the object's uid) unless this process
-    /// already did it: a clean-up of what an older operator left (a restart, as an upgrade
-    /// is, does it again). A failure is returned and leaves it to do.
-    async fn once<T, E>(
-        &self,
-        key: String,
-        clean_up: impl std::future::Future<Output = Result<T, E>>,
-    ) -> Result<(), E> {
-        let done = || self.done_once.lock().unwrap_or_else(|e| e.into_inner());
-        if done().contains(&key) {
-            return Ok(());
-        }
-        clean_up.await?;
-        done().insert(key);
-        Ok(())
     }
 
     /// The vtctld client of the cluster `object` belongs to (its `planetscale.com/cluster`

@@ -201,7 +201,6 @@ fn vtctld_selector(cluster: &VitessCluster) -> String {
 /// names (with Pruned Events), and the CronJobs of schedules an operator before
 /// VitessBackupSchedule made.
 pub(super) async fn prune(
-    ctx: &crate::controller::Context,
     applier: &Applier<'_, VitessCluster>,
     cluster: &VitessCluster,
     wanted: &Wanted,
@@ -224,7 +223,6 @@ pub(super) async fn prune(
         .await?;
     // Schedules were CronJobs of the cluster before they were VitessBackupSchedules: an
     // upgraded operator removes those (their Jobs with them), as the schedules now run here.
-    // Nothing makes them any more, so once per cluster and process is enough.
     let cron_jobs = apply::selector(
         &[
             (labels::COMPONENT, labels::component::VTBACKUP_SCHEDULE),
@@ -232,8 +230,8 @@ pub(super) async fn prune(
         ],
         &[],
     );
-    let key = format!("cronjobs/{}", cluster.uid().unwrap_or(name));
-    ctx.once(key, applier.prune::<CronJob>(&cron_jobs, &BTreeSet::new()))
+    applier
+        .prune::<CronJob>(&cron_jobs, &BTreeSet::new())
         .await?;
     Ok(())
 }

@@ -83,7 +83,7 @@ async fn reconcile(cluster: Arc<VitessCluster>, ctx: Arc<Context>) -> Result<Act
     let applier = Applier::new(&ctx.client, &ctx.events, owner);
     let observed = children::apply(&applier, owner, bundle).await?;
     let (registered, vtctld) = register::register(&ctx, owner).await;
-    children::prune(&ctx, &applier, owner, &wanted).await?;
+    children::prune(&applier, owner, &wanted).await?;
     let kept = turndown::prune_keyspaces(&ctx, owner, &wanted.keyspaces, vtctld.as_ref()).await?;
     let in_use = turndown::cells_in_use(owner, &kept.kept);
     let orphaned_cells =

@@ -43,7 +43,7 @@ const LISTS: &[&str] = &[
     "list services",
     "list vitessbackupstorages",
     "list vitessbackupschedules",
-    // Left by an operator that ran schedules as CronJobs (the first reconcile only).
+    // Left by an operator that ran schedules as CronJobs.
     "list cronjobs",
     "list vitesskeyspaces",
     "list vitesscells",
@@ -95,13 +95,7 @@ async fn a_new_cluster_is_applied_and_registered_then_a_steady_one_writes_nothin
         .await
         .expect("second reconcile");
     let second = server.take_calls();
-    // The CronJobs of older operators are looked for once per process.
-    let expected: Vec<&str> = APPLYING
-        .iter()
-        .chain(LISTS)
-        .copied()
-        .filter(|r| *r != "list cronjobs")
-        .collect();
+    let expected: Vec<&str> = APPLYING.iter().chain(LISTS).copied().collect();
     assert_eq!(requests(&second), expected);
     assert_eq!(writes(&second), Vec::<&str>::new());
     // vtctld is only read.
