@@ -76,6 +76,18 @@ fn cluster_yaml(host: &str, port: u16, database: &str, user: &str) -> Result<Str
     Ok(out.join("\n---\n"))
 }
 
+/// Inserts batch `batch` (1-based) of [`ROWS`] rows through `conn` (vtgate).
+async fn insert_batch(conn: &mut mysql_async::Conn, batch: u64, tag: &str) -> Result<()> {
+    for id in (batch - 1) * ROWS + 1..=batch * ROWS {
+        conn.exec_drop(
+            "INSERT INTO customer (id, email) VALUES (?, ?)",
+            (id, format!("{tag}-{id}@example.com")),
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 /// Rows of `customer` as the external MySQL itself has them.
 async fn rows_in_mysql(address: &str, admin: (&str, &str), database: &str) -> Result<u64> {
     let mut conn = connect_with_password(address, admin.0, admin.1, Some(database)).await?;
@@ -184,13 +196,7 @@ async fn an_external_mysql_is_fronted_told_its_primary_and_drained_without_a_rep
         through == Some(ROWS),
         "vtgate counts {through:?} rows of the {ROWS} in the external MySQL"
     );
-    for id in ROWS + 1..=2 * ROWS {
-        app.exec_drop(
-            "INSERT INTO customer (id, email) VALUES (?, ?)",
-            (id, format!("vtgate-{id}@example.com")),
-        )
-        .await?;
-    }
+    insert_batch(&mut app, 2, "vtgate").await?;
     drop(app);
     let after_writes = rows_in_mysql(&address, admin, &database).await?;
     ensure!(
@@ -265,13 +271,7 @@ async fn an_external_mysql_is_fronted_told_its_primary_and_drained_without_a_rep
     .await?;
 
     let mut app = connect_when_serving(&vtgate, APP_USER, "commerce", CONVERGE).await?;
-    for id in 2 * ROWS + 1..=3 * ROWS {
-        app.exec_drop(
-            "INSERT INTO customer (id, email) VALUES (?, ?)",
-            (id, format!("after-drain-{id}@example.com")),
-        )
-        .await?;
-    }
+    insert_batch(&mut app, 3, "after-drain").await?;
     drop(app);
     let after_drain = rows_in_mysql(&address, admin, &database).await?;
     ensure!(
