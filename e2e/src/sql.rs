@@ -74,7 +74,6 @@ pub async fn connect_with_password(
     password: &str,
     database: Option<&str>,
 ) -> Result<mysql_async::Conn> {
-    let database = database.unwrap_or_default();
     let (host, port) = address
         .rsplit_once(':')
         .with_context(|| format!("{address} is not host:port"))?;
@@ -83,12 +82,15 @@ pub async fn connect_with_password(
         .tcp_port(port.parse().with_context(|| format!("port of {address}"))?)
         .user(Some(user))
         .pass(Some(password))
-        .db_name((!database.is_empty()).then_some(database))
+        .db_name(database)
         .prefer_socket(false);
     tokio::time::timeout(STATEMENT_TIMEOUT, mysql_async::Conn::new(opts))
         .await
         .with_context(|| format!("connecting to {address} took over {STATEMENT_TIMEOUT:?}"))?
-        .with_context(|| format!("connecting to {address} as {user} (database {database})"))
+        .with_context(|| {
+            let database = database.unwrap_or("none");
+            format!("connecting to {address} as {user} (database {database})")
+        })
 }
 
 /// A connection through vtgate at `address` once it answers `SELECT 1` (it does once the

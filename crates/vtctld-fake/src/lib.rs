@@ -587,6 +587,14 @@ fn no_node(path: &str) -> Status {
     Status::unknown(format!("{NO_NODE}/vitess/global/{path}"))
 }
 
+/// vtctld's answer for a tablet record that is not there (in its cell's topology).
+fn no_tablet(alias: &Alias) -> Status {
+    Status::unknown(format!(
+        "{NO_NODE}/vitess/{}/tablets/{alias}/Tablet",
+        alias.cell
+    ))
+}
+
 fn node_exists(path: &str) -> Status {
     Status::unknown(format!("{NODE_EXISTS}/vitess/global/{path}"))
 }
@@ -1231,10 +1239,7 @@ impl VtctldService for Service {
         self.with(|topo| {
             for alias in &aliases {
                 let Some(tablet) = topo.tablets.get(alias) else {
-                    return Err(Status::unknown(format!(
-                        "{NO_NODE}/vitess/{}/tablets/{alias}/Tablet",
-                        alias.cell
-                    )));
+                    return Err(no_tablet(alias));
                 };
                 let key = (tablet.keyspace.clone(), tablet.shard.clone());
                 let is_primary = tablet.tablet_type == TabletType::Primary
@@ -1481,10 +1486,7 @@ impl VtctldService for Service {
             .await?;
         self.with(|topo| {
             let Some(tablet) = topo.tablets.get(&alias) else {
-                return Err(Status::unknown(format!(
-                    "{NO_NODE}/vitess/{}/tablets/{alias}/Tablet",
-                    alias.cell
-                )));
+                return Err(no_tablet(&alias));
             };
             let key = (tablet.keyspace.clone(), tablet.shard.clone());
             let is_primary = tablet.tablet_type == TabletType::Primary;
@@ -1529,10 +1531,7 @@ impl VtctldService for Service {
             .await?;
         self.with(|topo| {
             let Some(tablet) = topo.tablets.get_mut(&alias) else {
-                return Err(Status::unknown(format!(
-                    "{NO_NODE}/vitess/{}/tablets/{alias}/Tablet",
-                    alias.cell
-                )));
+                return Err(no_tablet(&alias));
             };
             let from = tablet.tablet_type;
             let plain = |t: TabletType| {
